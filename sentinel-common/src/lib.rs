@@ -1,0 +1,302 @@
+//! Wire types shared by the kernel programs and the agent: the event record layout, the stable
+//! event kinds, the syscall capture specs and the load-time configuration.
+//!
+//! Every type here is `#[repr(C)]`, `Copy`, and laid out without implicit padding; the const
+//! assertions at the bottom fail the build if a layout drifts.
+#![cfg_attr(target_arch = "bpf", no_std)]
+
+/// Names of the maps and globals, so the loader never spells them twice.
+pub mod names {
+    pub const EVENTS: &str = "EVENTS";
+    pub const LOST: &str = "LOST";
+    pub const SYSCALL_SPECS: &str = "SYSCALL_SPECS";
+    pub const KIND_ENABLED: &str = "KIND_ENABLED";
+    pub const IGNORE_PREFIXES: &str = "IGNORE_PREFIXES";
+    pub const SETTINGS: &str = "SETTINGS";
+}
+
+/// Stable numeric event kinds. Grouped by area with gaps for growth; a retired number is never
+/// reused because recorded events and stored baselines refer to it.
+#[repr(u32)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Exec = 1,
+    Fork = 2,
+    Exit = 3,
+    Connect = 20,
+    Open = 40,
+    Unlink = 41,
+    Rename = 42,
+    Chmod = 43,
+    Chown = 44,
+    MemfdCreate = 45,
+    SetUid = 60,
+    SetGid = 61,
+    Capset = 62,
+    Ptrace = 63,
+    Bpf = 64,
+    Mount = 65,
+    Umount = 66,
+    Unshare = 67,
+    Setns = 68,
+    Kill = 69,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 20] = [
+        Kind::Exec,
+        Kind::Fork,
+        Kind::Exit,
+        Kind::Connect,
+        Kind::Open,
+        Kind::Unlink,
+        Kind::Rename,
+        Kind::Chmod,
+        Kind::Chown,
+        Kind::MemfdCreate,
+        Kind::SetUid,
+        Kind::SetGid,
+        Kind::Capset,
+        Kind::Ptrace,
+        Kind::Bpf,
+        Kind::Mount,
+        Kind::Umount,
+        Kind::Unshare,
+        Kind::Setns,
+        Kind::Kill,
+    ];
+
+    pub fn from_u32(v: u32) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| *k as u32 == v)
+    }
+
+    /// The short name used on the command line, in JSON and in docs/events.md.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Exec => "exec",
+            Kind::Fork => "fork",
+            Kind::Exit => "exit",
+            Kind::Connect => "connect",
+            Kind::Open => "open",
+            Kind::Unlink => "unlink",
+            Kind::Rename => "rename",
+            Kind::Chmod => "chmod",
+            Kind::Chown => "chown",
+            Kind::MemfdCreate => "memfd_create",
+            Kind::SetUid => "setuid",
+            Kind::SetGid => "setgid",
+            Kind::Capset => "capset",
+            Kind::Ptrace => "ptrace",
+            Kind::Bpf => "bpf",
+            Kind::Mount => "mount",
+            Kind::Umount => "umount",
+            Kind::Unshare => "unshare",
+            Kind::Setns => "setns",
+            Kind::Kill => "kill",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| k.name() == s)
+    }
+}
+
+/// Size of the per-kind arrays (enable flags, lost counters): every `Kind` value is below it.
+pub const MAX_KINDS: u32 = 128;
+
+/// Header flag bits.
+pub mod flags {
+    /// A string in the tail was cut at its capture limit.
+    pub const TRUNCATED: u32 = 1 << 0;
+    /// argv had more entries than the capture limit.
+    pub const ARGV_TRUNCATED: u32 = 1 << 1;
+    /// A user-memory read failed (bad pointer, page not present); the field is empty.
+    pub const READ_FAILED: u32 = 1 << 2;
+    /// The child of a fork is a thread of the same process.
+    pub const THREAD: u32 = 1 << 3;
+}
+
+/// Capture limits. Strings are read only up to their NUL, so large limits cost nothing for
+/// short paths; they bound the worst case.
+pub const MAX_PATH: usize = 4096;
+pub const MAX_ARGV_BYTES: usize = 8192;
+pub const MAX_ARGS: usize = 64;
+pub const MAX_BLOB: usize = 128;
+/// Largest record the kernel emits; user space rejects anything larger as corrupt.
+pub const MAX_RECORD: usize = 16384;
+/// Number of path prefixes the kernel can be told to ignore for open events.
+pub const MAX_IGNORE_PREFIXES: u32 = 16;
+pub const PREFIX_LEN: usize = 64;
+
+/// Common header of every record, at offset 0.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns).
+    pub ts_ns: u64,
+    pub cgroup_id: u64,
+    pub kind: u32,
+    /// Total record length in bytes, header included.
+    pub size: u32,
+    pub tgid: u32,
+    pub tid: u32,
+    /// Thread-group id of the real parent.
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    /// Login uid (u32::MAX when unset).
+    pub auid: u32,
+    /// Audit session id (u32::MAX when unset).
+    pub session: u32,
+    pub flags: u32,
+    pub _pad: u32,
+    pub comm: [u8; 16],
+}
+
+/// Body of every record after the header. One shape for all kinds keeps the kernel side
+/// generic; the meaning of `args` per kind is decoded (and documented) in user space.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventBody {
+    /// Syscall return value (negative errno on failure); 0 for fork/exit.
+    pub ret: i64,
+    /// The raw syscall arguments; for fork [child tgid, child tid], for exit [exit code],
+    /// for exec [argc].
+    pub args: [u64; 6],
+    /// Syscall number (u32::MAX for non-syscall events).
+    pub nr: u32,
+    /// Lengths of the strings that follow the body, in order; then the blobs.
+    pub str_lens: [u16; 3],
+    pub blob_lens: [u16; 2],
+    pub _pad: [u16; 5],
+}
+
+pub const HEADER_SIZE: usize = core::mem::size_of::<EventHeader>();
+pub const BODY_SIZE: usize = core::mem::size_of::<EventBody>();
+pub const FIXED_SIZE: usize = HEADER_SIZE + BODY_SIZE;
+
+/// How the kernel captures one syscall: which event kind it feeds, which arguments are
+/// user-space strings and which point to structures to copy. Filled by user space per syscall
+/// number, so adding a syscall needs no kernel change.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyscallSpec {
+    pub kind: u32,
+    /// Argument index + 1 of up to three NUL-terminated user strings (0: none).
+    pub str_args: [u8; 3],
+    /// Argument index + 1 of up to two user structures to copy (0: none).
+    pub blob_args: [u8; 2],
+    /// Argument index + 1 holding a blob's length (0: use `blob_max`).
+    pub blob_len_args: [u8; 2],
+    /// 1 if the first string is checked against the ignore prefixes.
+    pub prefix_filter: u8,
+    pub blob_max: [u16; 2],
+}
+
+/// Settings the kernel reads at run time (one-element array map), so user space can change
+/// them without reloading.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Number of valid entries in the ignore-prefix map.
+    pub ignore_prefix_count: u32,
+    /// Ask for a wake-up once this many bytes wait in the ring buffer (0: never force).
+    pub wakeup_bytes: u32,
+}
+
+/// One path prefix to ignore (NUL padded).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Prefix {
+    pub len: u32,
+    pub bytes: [u8; PREFIX_LEN],
+}
+
+impl Default for Prefix {
+    fn default() -> Self {
+        Prefix {
+            len: 0,
+            bytes: [0; PREFIX_LEN],
+        }
+    }
+}
+
+/// Kernel structure offsets resolved from BTF in user space and passed as a load-time global
+/// (Rust BPF gets no CO-RE relocations). A zero offset means "unknown": the field is reported
+/// as unset rather than read from a guessed place.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Offsets {
+    pub task_real_parent: u32,
+    pub task_tgid: u32,
+    pub task_pid: u32,
+    pub task_loginuid: u32,
+    pub task_sessionid: u32,
+    pub task_cred: u32,
+    pub task_exit_code: u32,
+    pub cred_euid: u32,
+}
+
+/// Load-time constants.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadConfig {
+    /// The agent's own thread-group id: its syscalls are never reported.
+    pub agent_tgid: u32,
+    pub _pad: u32,
+    pub offsets: Offsets,
+}
+
+/// What the generic enter hook keeps until the matching exit.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stash {
+    pub args: [u64; 6],
+    pub nr: u32,
+    pub _pad: u32,
+}
+
+const _: () = {
+    assert!(HEADER_SIZE == 80);
+    assert!(BODY_SIZE == 80);
+    assert!(core::mem::size_of::<SyscallSpec>() == 16);
+    assert!(core::mem::size_of::<Settings>() == 8);
+    assert!(core::mem::size_of::<Prefix>() == 68);
+    assert!(core::mem::size_of::<Offsets>() == 32);
+    assert!(core::mem::size_of::<LoadConfig>() == 40);
+    assert!(core::mem::size_of::<Stash>() == 56);
+    assert!(FIXED_SIZE + 3 * MAX_PATH + 2 * MAX_BLOB <= MAX_RECORD);
+    assert!(FIXED_SIZE + MAX_PATH + MAX_ARGV_BYTES <= MAX_RECORD);
+};
+
+#[cfg(feature = "user")]
+mod user {
+    use super::*;
+    // SAFETY: all of these are repr(C), Copy, contain only integers and arrays of integers,
+    // and have no implicit padding (see the const assertions above).
+    unsafe impl aya::Pod for EventHeader {}
+    unsafe impl aya::Pod for EventBody {}
+    unsafe impl aya::Pod for SyscallSpec {}
+    unsafe impl aya::Pod for Settings {}
+    unsafe impl aya::Pod for Prefix {}
+    unsafe impl aya::Pod for Offsets {}
+    unsafe impl aya::Pod for LoadConfig {}
+    unsafe impl aya::Pod for Stash {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_by_number_and_name() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_u32(k as u32), Some(k));
+            assert_eq!(Kind::from_name(k.name()), Some(k));
+            assert!((k as u32) < MAX_KINDS);
+        }
+        assert_eq!(Kind::from_u32(0), None);
+        assert_eq!(Kind::from_name("nope"), None);
+    }
+}

@@ -1,0 +1,92 @@
+//! Every map and load-time global the kernel programs share with user space.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use sentinel_common::{
+    LoadConfig, MAX_IGNORE_PREFIXES, MAX_KINDS, MAX_RECORD, Prefix, Settings, Stash, SyscallSpec,
+};
+
+/// Default ring buffer size; user space may override it at load time.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+
+/// Records that could not be sent (ring buffer full), per kind; slot `UNPAIRED` counts syscall
+/// exits whose entry was not seen (evicted or before attach).
+#[map]
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_KINDS, 0);
+pub const UNPAIRED: u32 = MAX_KINDS - 1;
+
+#[map]
+pub static SYSCALL_SPECS: HashMap<u32, SyscallSpec> = HashMap::with_max_entries(512, 0);
+
+#[map]
+pub static KIND_ENABLED: Array<u32> = Array::with_max_entries(MAX_KINDS, 0);
+
+#[map]
+pub static IGNORE_PREFIXES: Array<Prefix> = Array::with_max_entries(MAX_IGNORE_PREFIXES, 0);
+
+#[map]
+pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+/// Syscall arguments between enter and exit, per thread (pid_tgid). LRU so that threads that
+/// die inside a syscall cannot fill it.
+#[map]
+pub static STASH: LruHashMap<u64, Stash> = LruHashMap::with_max_entries(16384, 0);
+
+/// Exec records are built at entry (argv is gone after a successful exec) and sent at exit.
+#[map]
+pub static EXEC_INFLIGHT: LruHashMap<u32, ExecBuf> = LruHashMap::with_max_entries(256, 0);
+
+/// Per-CPU record under construction. Twice the largest record, so that masked offsets plus a
+/// bounded read length always stay inside it (the verifier needs to see that).
+#[map]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+pub const SCRATCH_SIZE: usize = 2 * MAX_RECORD;
+/// Mask that keeps a write offset below `MAX_RECORD`.
+pub const OFF_MASK: usize = MAX_RECORD - 1;
+
+#[repr(C, align(8))]
+pub struct Scratch {
+    pub data: [u8; SCRATCH_SIZE],
+}
+
+#[repr(C, align(8))]
+pub struct ExecBuf {
+    pub data: [u8; MAX_RECORD],
+}
+
+#[unsafe(no_mangle)]
+pub static LOAD_CONFIG: LoadConfig = LoadConfig {
+    agent_tgid: 0,
+    _pad: 0,
+    offsets: sentinel_common::Offsets {
+        task_real_parent: 0,
+        task_tgid: 0,
+        task_pid: 0,
+        task_loginuid: 0,
+        task_sessionid: 0,
+        task_cred: 0,
+        task_exit_code: 0,
+        cred_euid: 0,
+    },
+};
+
+pub fn load_config() -> LoadConfig {
+    // SAFETY: a plain read of a global the loader patched before load; volatile so the
+    // compiler does not fold the zero initialiser.
+    unsafe { core::ptr::read_volatile(&LOAD_CONFIG) }
+}
+
+pub fn kind_enabled(kind: u32) -> bool {
+    matches!(KIND_ENABLED.get(kind), Some(v) if *v != 0)
+}
+
+pub fn count_lost(slot: u32) {
+    if let Some(p) = LOST.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *p += 1 };
+    }
+}

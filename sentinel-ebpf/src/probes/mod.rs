@@ -1,0 +1,5 @@
+//! Entry points, one file per hook family.
+
+mod exec;
+mod sched;
+mod syscall;

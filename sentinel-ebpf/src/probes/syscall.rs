@@ -1,0 +1,163 @@
+//! The generic syscall hooks: one enter program and one exit program, attached by user space
+//! to the `syscalls/sys_enter_*` and `syscalls/sys_exit_*` tracepoints of every syscall it has
+//! a `SyscallSpec` for. Strings are read at exit, when the syscall has finished with them.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
+};
+use sentinel_common::{MAX_BLOB, MAX_IGNORE_PREFIXES, MAX_PATH, PREFIX_LEN, Stash, SyscallSpec};
+
+use crate::{
+    emit,
+    maps::{
+        IGNORE_PREFIXES, SETTINGS, STASH, SYSCALL_SPECS, UNPAIRED, count_lost, kind_enabled,
+        load_config,
+    },
+};
+
+/// Offsets in the syscall tracepoint records (see .../syscalls/sys_enter_openat/format).
+const NR_OFF: usize = 8;
+const ARGS_OFF: usize = 16;
+const RET_OFF: usize = 16;
+
+#[inline(always)]
+fn spec_for(nr: u32) -> Option<SyscallSpec> {
+    // SAFETY: the value is copied out immediately.
+    unsafe { SYSCALL_SPECS.get(&nr).copied() }
+}
+
+/// sys_enter_* (any captured syscall): keep the arguments until the exit.
+#[tracepoint]
+pub fn syscall_enter_stash(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == load_config().agent_tgid {
+        return 0;
+    }
+    // SAFETY: offsets within the tracepoint record; reads go through probe_read.
+    let Ok(nr) = (unsafe { ctx.read_at::<i32>(NR_OFF) }) else {
+        return 0;
+    };
+    let Some(spec) = spec_for(nr as u32) else {
+        return 0;
+    };
+    if !kind_enabled(spec.kind) {
+        return 0;
+    }
+    let mut stash = Stash {
+        args: [0; 6],
+        nr: nr as u32,
+        _pad: 0,
+    };
+    let mut i = 0;
+    while i < 6 {
+        stash.args[i] = unsafe { ctx.read_at::<u64>(ARGS_OFF + i * 8) }.unwrap_or(0);
+        i += 1;
+    }
+    let _ = STASH.insert(&pid_tgid, &stash, 0);
+    0
+}
+
+/// sys_exit_* (any captured syscall): build and send the record.
+#[tracepoint]
+pub fn syscall_exit_emit(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: copied out before the remove.
+    let Some(stash) = (unsafe { STASH.get(&pid_tgid).copied() }) else {
+        // The agent's own syscalls never stash; anything else here was not paired.
+        if (pid_tgid >> 32) as u32 != load_config().agent_tgid {
+            count_lost(UNPAIRED);
+        }
+        return 0;
+    };
+    let _ = STASH.remove(&pid_tgid);
+    let Some(spec) = spec_for(stash.nr) else {
+        return 0;
+    };
+    let ret = unsafe { ctx.read_at::<i64>(RET_OFF) }.unwrap_or(0);
+    emit_syscall(&stash, &spec, ret);
+    0
+}
+
+#[inline(always)]
+fn emit_syscall(stash: &Stash, spec: &SyscallSpec, ret: i64) {
+    let Some(buf) = emit::scratch() else { return };
+    let mut off = emit::begin(buf, spec.kind, stash.nr);
+    {
+        let b = emit::body(buf);
+        b.ret = ret;
+        b.args = stash.args;
+    }
+    let mut i = 0;
+    while i < 3 {
+        let a = spec.str_args[i] as usize;
+        if a != 0 && a <= 6 {
+            let n = emit::user_str(buf, off, stash.args[a - 1], MAX_PATH as u32);
+            if i == 0 && spec.prefix_filter != 0 && ignored(buf, off, n) {
+                return;
+            }
+            emit::body(buf).str_lens[i] = n as u16;
+            off += n;
+        }
+        i += 1;
+    }
+    let mut j = 0;
+    while j < 2 {
+        let a = spec.blob_args[j] as usize;
+        if a != 0 && a <= 6 {
+            let mut len = spec.blob_max[j] as u64;
+            let la = spec.blob_len_args[j] as usize;
+            if la != 0 && la <= 6 && stash.args[la - 1] < len {
+                len = stash.args[la - 1];
+            }
+            if len > MAX_BLOB as u64 {
+                len = MAX_BLOB as u64;
+            }
+            let n = emit::user_blob(buf, off, stash.args[a - 1], len as u32);
+            emit::body(buf).blob_lens[j] = n as u16;
+            off += n;
+        }
+        j += 1;
+    }
+    emit::send(buf, off, spec.kind);
+}
+
+/// True when the path at `buf + off` (length `n`) starts with a configured ignore prefix.
+#[inline(always)]
+fn ignored(buf: *mut u8, off: usize, n: usize) -> bool {
+    let Some(settings) = SETTINGS.get(0) else {
+        return false;
+    };
+    let count = settings.ignore_prefix_count;
+    let mut i = 0u32;
+    while i < MAX_IGNORE_PREFIXES {
+        if i >= count {
+            return false;
+        }
+        if let Some(p) = IGNORE_PREFIXES.get(i) {
+            let len = p.len as usize;
+            if len != 0 && len <= PREFIX_LEN && len <= n && starts_with(buf, off, &p.bytes, len) {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+#[inline(always)]
+fn starts_with(buf: *mut u8, off: usize, prefix: &[u8; PREFIX_LEN], len: usize) -> bool {
+    let base = off & crate::maps::OFF_MASK;
+    let mut k = 0;
+    while k < PREFIX_LEN {
+        if k >= len {
+            return true;
+        }
+        // SAFETY: base < MAX_RECORD and k < PREFIX_LEN, inside the 2 * MAX_RECORD scratch.
+        let c = unsafe { *buf.add(base + k) };
+        if c != prefix[k] {
+            return false;
+        }
+        k += 1;
+    }
+    true
+}

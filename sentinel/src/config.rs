@@ -1,0 +1,95 @@
+//! The one configuration type (TOML at /etc/sentinel/sentinel.toml), its defaults and
+//! validation. Each room owns its section type; this file only assembles them. CLI flags
+//! override values at the edge (cli.rs).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_PATH: &str = "/etc/sentinel/sentinel.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Host name reported in anomalies (default: the system's host name).
+    pub host: Option<String>,
+    pub collect: crate::collect::CollectConfig,
+}
+
+impl Config {
+    /// Loads `path`; a missing file at the default path means "all defaults".
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_PATH), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config::default());
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            source: Box::new(e),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.collect.validate().map_err(ConfigError::Invalid)?;
+        Ok(())
+    }
+
+    pub fn host_name(&self) -> String {
+        self.host.clone().unwrap_or_else(system_host_name)
+    }
+}
+
+pub fn system_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_default_file_is_all_defaults_but_missing_explicit_file_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("nope.toml");
+        assert!(matches!(
+            Config::load(Some(&p)),
+            Err(ConfigError::Read { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_the_path() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.toml");
+        std::fs::write(&p, "bogus = 1\n").unwrap();
+        let e = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("s.toml") && e.contains("bogus"), "{e}");
+    }
+}

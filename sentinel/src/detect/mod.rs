@@ -1,0 +1,3 @@
+//! Detections, factors, scoring and levels.
+
+pub mod model;

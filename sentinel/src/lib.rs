@@ -1,0 +1,9 @@
+//! Sentinel's agent, CLI and server as a library, so that end-to-end tests and benchmarks
+//! drive the same code the binary runs. The flow, left to right:
+//! collect -> (proc) enrich -> profile -> detect -> feed / explain / server.
+
+pub mod collect;
+pub mod config;
+pub mod detect;
+pub mod event;
+pub mod syscalls;
