@@ -2,8 +2,12 @@
 //! drive the same code the binary runs. The flow, left to right:
 //! collect -> (proc) enrich -> profile -> detect -> feed / explain / server.
 
+pub mod agent;
+pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod detect;
 pub mod event;
+pub mod logging;
+pub mod store;
 pub mod syscalls;
