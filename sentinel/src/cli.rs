@@ -35,6 +35,10 @@ pub struct Cli {
 pub enum Command {
     /// Load the kernel probes and stream events and anomalies until stopped.
     Run(crate::agent::RunArgs),
+    /// Learn what is normal: an explicit learning period (live, or from a recording).
+    Learn(crate::detect::cli::LearnArgs),
+    /// Inspect and manage learned baselines.
+    Baseline(crate::detect::cli::BaselineArgs),
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -42,6 +46,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Some(Command::Run(args)) => crate::agent::run(config, args).await,
+        Some(Command::Learn(args)) => crate::detect::cli::learn(config, args).await,
+        Some(Command::Baseline(args)) => crate::detect::cli::baseline(config, args).await,
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

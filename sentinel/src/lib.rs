@@ -9,5 +9,7 @@ pub mod config;
 pub mod detect;
 pub mod event;
 pub mod logging;
+pub mod proc;
+pub mod profile;
 pub mod store;
 pub mod syscalls;

@@ -1,3 +1,16 @@
-//! Detections, factors, scoring and levels.
+//! Detections, factors, scoring and levels: the engine that turns events (with the process
+//! table and learned baselines) into explainable anomalies, and the `learn` and `baseline`
+//! commands that manage what was learned.
 
+pub mod cli;
+pub mod config;
+pub mod engine;
 pub mod model;
+mod rules;
+
+pub use config::{DetectConfig, Weights};
+pub use engine::{DetectError, Engine, EngineOptions, Stats};
+pub use rules::summary;
+
+#[cfg(test)]
+mod tests;
