@@ -114,7 +114,10 @@ impl Store {
     }
 
     /// Writes several baselines atomically: all of them or, on error, none.
-    pub fn put_baselines(&self, items: &[(&str, String, serde_json::Value)]) -> Result<(), StoreError> {
+    pub fn put_baselines(
+        &self,
+        items: &[(&str, String, serde_json::Value)],
+    ) -> Result<(), StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         let now = now_ns();
         for (kind, key, value) in items {

@@ -122,7 +122,9 @@ pub async fn learn(config: Config, args: LearnArgs) -> anyhow::Result<i32> {
     let store = Store::open(&args.db)?;
     let users = args.passwd.as_deref().map(UserDb::load);
     let Some(file) = &args.from_file else {
-        let _ = args.duration.context("give --duration (live) or --from-file")?;
+        let _ = args
+            .duration
+            .context("give --duration (live) or --from-file")?;
         bail!(
             "live learning needs the kernel collector, which this build does not have yet; \
              use --from-file with a recorded event stream"

@@ -57,7 +57,8 @@ pub(super) struct MassRead {
 
 pub struct Engine {
     pub(super) cfg: DetectConfig,
-    pub(super) cats: Categories,
+    /// Shared so detections can hold the lists while mutating engine state.
+    pub(super) cats: std::sync::Arc<Categories>,
     pub(super) users: UserDb,
     pub(super) procs: ProcessTable,
     pub(super) baselines: Baselines,
@@ -129,7 +130,7 @@ impl Engine {
             tracing::debug!("process table seeded with {n} processes");
         }
         Ok(Engine {
-            cats,
+            cats: std::sync::Arc::new(cats),
             users: opts.users.unwrap_or_else(UserDb::system),
             procs,
             baselines: Baselines::load(store)?,

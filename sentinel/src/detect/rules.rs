@@ -24,7 +24,10 @@ impl OwnedFact {
     pub fn as_fact(&self) -> Fact<'_> {
         match self {
             OwnedFact::Binary(b) => Fact::Binary(b),
-            OwnedFact::Category { write, name } => Fact::Category { write: *write, name },
+            OwnedFact::Category { write, name } => Fact::Category {
+                write: *write,
+                name,
+            },
             OwnedFact::Destination(d) => Fact::Destination(d),
             OwnedFact::Transition(t) => Fact::Transition(t),
             OwnedFact::WritableExec(e) => Fact::WritableExec(e),
@@ -122,7 +125,10 @@ pub fn summary(ev: &Event) -> String {
     let res = if ev.ok() {
         String::new()
     } else {
-        format!(" = {}", ev.errno.clone().unwrap_or_else(|| ev.ret.to_string()))
+        format!(
+            " = {}",
+            ev.errno.clone().unwrap_or_else(|| ev.ret.to_string())
+        )
     };
     format!("{who} {}{res}", what.trim_end())
 }
@@ -197,7 +203,11 @@ impl Engine {
                 if let Some(b) = before
                     && b.euid != *e
                 {
-                    out.push(OwnedFact::Transition(format!("{}->{e} {}", b.euid, p.name())));
+                    out.push(OwnedFact::Transition(format!(
+                        "{}->{e} {}",
+                        b.euid,
+                        p.name()
+                    )));
                 }
             }
             _ => {}
@@ -216,16 +226,29 @@ impl Engine {
             return hits;
         };
         match &ev.payload {
-            Payload::Exec { filename, argv, .. } if ev.ok() => {
-                self.on_exec(ev, principal, &p, &filename.lossy(), argv, before, &mut hits)
-            }
+            Payload::Exec { filename, argv, .. } if ev.ok() => self.on_exec(
+                ev,
+                principal,
+                &p,
+                &filename.lossy(),
+                argv,
+                before,
+                &mut hits,
+            ),
             Payload::Open { path, flags, .. } if ev.ok() => {
                 let path = self.path_of(ev.pid, &path.lossy());
                 self.on_open(ev, principal, &p, &path, *flags, &mut hits)
             }
             Payload::Unlink { path, .. } if ev.ok() => {
                 let path = self.path_of(ev.pid, &path.lossy());
-                self.on_log_change(ev, principal, &p, &path, format!("deleted {path}"), &mut hits)
+                self.on_log_change(
+                    ev,
+                    principal,
+                    &p,
+                    &path,
+                    format!("deleted {path}"),
+                    &mut hits,
+                )
             }
             Payload::Rename {
                 old_path, new_path, ..
@@ -259,11 +282,11 @@ impl Engine {
                 target_pid,
                 ..
             } if ev.ok() => self.on_ptrace(ev, principal, &p, request_name, *target_pid, &mut hits),
-            Payload::Bpf { cmd_name, .. } if ev.ok() && cmd_name == "BPF_PROG_LOAD" => {
-                if ev.pid != self.own_pid
+            Payload::Bpf { cmd_name, .. } if ev.ok() && cmd_name == "BPF_PROG_LOAD"
+                && ev.pid != self.own_pid
                     && !in_list(&self.cats.lists.system_bpf, p.name())
                     && self.first_time(principal, "bpf_load", &ev.pid.to_string())
-                {
+                => {
                     hits.push(hit(
                         "bpf_load",
                         format!(
@@ -274,7 +297,6 @@ impl Engine {
                         ev,
                     ));
                 }
-            }
             _ => {}
         }
         self.off_hours(ev, principal, &mut hits);
@@ -293,7 +315,8 @@ impl Engine {
         hits: &mut Vec<Hit>,
     ) {
         let w = self.cfg.weights.clone();
-        let lists = self.cats.lists.clone();
+        let cats = std::sync::Arc::clone(&self.cats);
+        let lists = &cats.lists;
         let name = p.name().to_string();
         if let Some(m) = memfd_exec(filename, &p.exe, before) {
             hits.push(hit(
@@ -302,7 +325,11 @@ impl Engine {
                 w.exec_from_memfd,
                 ev,
             ));
-        } else if let Some(dir) = lists.writable_exec_dirs.iter().find(|d| p.exe.starts_with(d.as_str())) {
+        } else if let Some(dir) = lists
+            .writable_exec_dirs
+            .iter()
+            .find(|d| p.exe.starts_with(d.as_str()))
+        {
             hits.push(hit(
                 "exec_from_writable",
                 format!("executed {} from {dir}, a world-writable place", p.exe),
@@ -316,7 +343,9 @@ impl Engine {
                     "service_shell",
                     format!(
                         "shell {} spawned by network-facing service {} (pid {})",
-                        p.exe, svc.exe_or_comm(), svc.pid
+                        p.exe,
+                        svc.exe_or_comm(),
+                        svc.pid
                     ),
                     w.service_shell,
                     ev,
@@ -354,7 +383,10 @@ impl Engine {
         if p.euid == 0 && was != 0 && !in_list(&lists.setuid_helpers, &name) {
             hits.push(hit(
                 "privilege_escalation",
-                format!("{} gained root (euid {was} -> 0) at exec: not a known set-uid helper", p.exe),
+                format!(
+                    "{} gained root (euid {was} -> 0) at exec: not a known set-uid helper",
+                    p.exe
+                ),
                 w.privilege_escalation,
                 ev,
             ));
@@ -365,10 +397,17 @@ impl Engine {
             && !prof.binaries.contains_key(&p.exe)
         {
             let weight = Engine::novelty_weight(w.unusual_switch_user, prof);
-            let r = format!("ran {name}: never used by this user in {} of baseline", prof.span_words());
+            let r = format!(
+                "ran {name}: never used by this user in {} of baseline",
+                prof.span_words()
+            );
             hits.push(hit("unusual_switch_user", r, weight, ev));
         }
-        let args: Vec<String> = argv.iter().skip(1).map(|a| a.lossy().into_owned()).collect();
+        let args: Vec<String> = argv
+            .iter()
+            .skip(1)
+            .map(|a| a.lossy().into_owned())
+            .collect();
         if in_list(&lists.account_tools, &name) && !self.under_package_manager(ev.pid) {
             hits.push(hit(
                 "account_change",
@@ -383,7 +422,10 @@ impl Engine {
         {
             hits.push(hit(
                 "kernel_module",
-                format!("ran {name} {} from a login session: kernel module activity", args.join(" ")),
+                format!(
+                    "ran {name} {} from a login session: kernel module activity",
+                    args.join(" ")
+                ),
                 w.kernel_module,
                 ev,
             ));
@@ -458,7 +500,10 @@ impl Engine {
                 .is_some_and(|x| x.categories.contains_key(&key));
             let reason = match self.usable_profile(principal) {
                 Some(prof) if !prof.categories.contains_key(&key) => Some((
-                    format!("read {path}: never seen for this user in {} of baseline", prof.span_words()),
+                    format!(
+                        "read {path}: never seen for this user in {} of baseline",
+                        prof.span_words()
+                    ),
                     Engine::novelty_weight(w.credential_access, prof).max(w.credential_access / 2),
                 )),
                 Some(prof) if !exe_knows => Some((
@@ -480,7 +525,11 @@ impl Engine {
                 )),
             };
             if let Some((r, weight)) = reason
-                && self.first_time(principal, "credential_access", &format!("{}:{path}", ev.pid))
+                && self.first_time(
+                    principal,
+                    "credential_access",
+                    &format!("{}:{path}", ev.pid),
+                )
             {
                 hits.push(hit("credential_access", r, weight, ev));
             }
@@ -512,18 +561,20 @@ impl Engine {
                     ));
                 }
             }
-            "accounts" | "credentials" => {
+            "accounts" | "credentials"
                 if !in_list(&self.cats.lists.account_tools, &name)
                     && self.first_time(principal, "account_change", &format!("{}:{path}", ev.pid))
-                {
+                => {
                     hits.push(hit(
                         "account_change",
-                        format!("wrote {path} with {}: the account database changed", p.exe_or_comm()),
+                        format!(
+                            "wrote {path} with {}: the account database changed",
+                            p.exe_or_comm()
+                        ),
                         w.account_change,
                         ev,
                     ));
                 }
-            }
             "logs" if flags & O_TRUNC != 0 && !in_list(&self.cats.lists.log_maintainers, &name) => {
                 hits.push(hit(
                     "log_tampering",
@@ -614,7 +665,10 @@ impl Engine {
         {
             hits.push(hit(
                 "reverse_shell",
-                format!("shell {} connected to {dest} itself (reverse shell)", p.exe_or_comm()),
+                format!(
+                    "shell {} connected to {dest} itself (reverse shell)",
+                    p.exe_or_comm()
+                ),
                 self.cfg.weights.reverse_shell,
                 ev,
             ));
@@ -670,7 +724,8 @@ impl Engine {
             && self
                 .usable_profile(principal)
                 .is_some_and(|prof| prof.binaries.contains_key(&p.exe));
-        if known_debugger || !self.first_time(principal, "ptrace", &format!("{}:{target}", ev.pid)) {
+        if known_debugger || !self.first_time(principal, "ptrace", &format!("{}:{target}", ev.pid))
+        {
             return;
         }
         let t = self.procs.get(target as u32);

@@ -90,7 +90,10 @@ fn assert_reason(anoms: &[Anomaly], detection: &str, parts: &[&str]) -> Anomaly 
         });
     assert!(!f.evidence.is_empty());
     for id in &f.evidence {
-        assert!(a.evidence.iter().any(|e| &e.id == id), "evidence {id} missing");
+        assert!(
+            a.evidence.iter().any(|e| &e.id == id),
+            "evidence {id} missing"
+        );
     }
     let (score, level) = Anomaly::score_of(&a.factors);
     assert_eq!((a.score, a.level), (score, level));
@@ -116,7 +119,14 @@ fn credential_file_access_by_an_unusual_process() {
     let chain: Vec<&str> = x.chain.iter().map(|l| l.exe.as_str()).collect();
     assert_eq!(
         chain,
-        ["[sshd]", "/usr/sbin/sshd", "/bin/bash", "/usr/bin/sudo", "/bin/bash", "/usr/bin/python3"]
+        [
+            "[sshd]",
+            "/usr/sbin/sshd",
+            "/bin/bash",
+            "/usr/bin/sudo",
+            "/bin/bash",
+            "/usr/bin/python3"
+        ]
     );
     assert!(x.level >= Level::Medium);
 }
@@ -129,11 +139,19 @@ fn execution_from_tmp_scores_with_its_context() {
         "exec_from_writable",
         &["executed /tmp/.x/kworker from /tmp/, a world-writable place"],
     );
-    assert_reason(&a, "new_binary", &["/tmp/.x/kworker was never run by this user"]);
+    assert_reason(
+        &a,
+        "new_binary",
+        &["/tmp/.x/kworker was never run by this user"],
+    );
     // Scoring arithmetic: 40 (exec_from_writable) + 10 (new_binary) = 50, high.
     assert_eq!(x.score, 50);
     assert_eq!(x.level, Level::High);
-    assert_reason(&a, "new_destination", &["203.0.113.9:80", "never seen for this user"]);
+    assert_reason(
+        &a,
+        "new_destination",
+        &["203.0.113.9:80", "never seen for this user"],
+    );
 }
 
 #[test]
@@ -159,10 +177,17 @@ fn reverse_shells() {
     assert_reason(
         &a,
         "reverse_shell",
-        &["shell /bin/sh started by /usr/bin/python3", "network connection"],
+        &[
+            "shell /bin/sh started by /usr/bin/python3",
+            "network connection",
+        ],
     );
     let a = play("bash_tcp");
-    let x = assert_reason(&a, "reverse_shell", &["shell /bin/bash connected to 198.51.100.7:4444"]);
+    let x = assert_reason(
+        &a,
+        "reverse_shell",
+        &["shell /bin/bash connected to 198.51.100.7:4444"],
+    );
     assert!(x.level >= Level::High);
 }
 
@@ -172,9 +197,15 @@ fn first_ever_destination_but_not_the_usual_one() {
     assert_reason(
         &a,
         "new_destination",
-        &["connected to 203.0.113.50:8443 with /usr/bin/curl", "2 days of baseline"],
+        &[
+            "connected to 203.0.113.50:8443 with /usr/bin/curl",
+            "2 days of baseline",
+        ],
     );
-    assert!(!a.iter().any(|x| x.factors.iter().any(|f| f.reason.contains("140.82.112.3"))));
+    assert!(
+        !a.iter()
+            .any(|x| x.factors.iter().any(|f| f.reason.contains("140.82.112.3")))
+    );
 }
 
 #[test]
@@ -196,14 +227,26 @@ fn privilege_escalation_by_setuid_and_by_a_set_uid_binary() {
 #[test]
 fn sudo_never_used_before() {
     let a = play("unusual_sudo");
-    assert_reason(&a, "unusual_switch_user", &["ran sudo: never used by this user in 2 days"]);
-    assert!(!a.iter().any(|x| x.factors.iter().any(|f| f.detection == "privilege_escalation")));
+    assert_reason(
+        &a,
+        "unusual_switch_user",
+        &["ran sudo: never used by this user in 2 days"],
+    );
+    assert!(!a.iter().any(|x| {
+        x.factors
+            .iter()
+            .any(|f| f.detection == "privilege_escalation")
+    }));
 }
 
 #[test]
 fn ptrace_of_another_process() {
     let a = play("ptrace");
-    assert_reason(&a, "ptrace", &["/usr/bin/python3 used PTRACE_ATTACH on", "pid 500"]);
+    assert_reason(
+        &a,
+        "ptrace",
+        &["/usr/bin/python3 used PTRACE_ATTACH on", "pid 500"],
+    );
 }
 
 #[test]
@@ -256,27 +299,43 @@ fn log_tampering() {
 #[test]
 fn account_changes() {
     let a = play("account_change");
-    assert_reason(&a, "account_change", &["ran useradd -o -u 0 backdoor: changes user accounts"]);
+    assert_reason(
+        &a,
+        "account_change",
+        &["ran useradd -o -u 0 backdoor: changes user accounts"],
+    );
     assert_reason(&a, "account_change", &["wrote /etc/passwd with /bin/bash"]);
 }
 
 #[test]
 fn a_burst_of_discovery_commands() {
     let a = play("discovery");
-    assert_reason(&a, "discovery_burst", &["ran 4 discovery commands within 120 s: id, whoami, uname, hostname"]);
+    assert_reason(
+        &a,
+        "discovery_burst",
+        &["ran 4 discovery commands within 120 s: id, whoami, uname, hostname"],
+    );
 }
 
 #[test]
 fn bpf_and_kernel_modules() {
     let a = play("bpf_module");
     assert_reason(&a, "bpf_load", &["/home/alice/loader loaded a BPF program"]);
-    assert_reason(&a, "kernel_module", &["ran insmod /home/alice/rk.ko from a login session"]);
+    assert_reason(
+        &a,
+        "kernel_module",
+        &["ran insmod /home/alice/rk.ko from a login session"],
+    );
 }
 
 #[test]
 fn activity_far_outside_learned_hours() {
     let a = play("off_hours");
-    assert_reason(&a, "off_hours", &["this user was never active between", "2 days of baseline"]);
+    assert_reason(
+        &a,
+        "off_hours",
+        &["this user was never active between", "2 days of baseline"],
+    );
     // Once per principal, hour and window, not per event (root's sshd is off-hours too).
     let mut per_principal: Vec<u32> = a
         .iter()
@@ -301,7 +360,10 @@ fn a_high_scoring_window_is_never_learned() {
     replay(&mut e, &events("benign"));
     let p = e.baselines().principal(1000).unwrap();
     assert!(p.windows > before);
-    assert!(p.binaries.contains_key("/home/alice/proj/target/debug/deps/proj-3f2a1b"));
+    assert!(
+        p.binaries
+            .contains_key("/home/alice/proj/target/debug/deps/proj-3f2a1b")
+    );
 }
 
 #[test]
@@ -311,7 +373,10 @@ fn windows_roll_over_on_event_time_and_on_tick() {
     let mut e = engine_with(&cfg, Store::memory().unwrap(), false);
     let evs = events("benign");
     let t0 = evs[0].time_ns;
-    let first_minute: Vec<&Event> = evs.iter().filter(|x| x.time_ns < t0 + 60_000_000_000).collect();
+    let first_minute: Vec<&Event> = evs
+        .iter()
+        .filter(|x| x.time_ns < t0 + 60_000_000_000)
+        .collect();
     for ev in &first_minute {
         e.observe(ev);
     }
@@ -341,14 +406,20 @@ fn novelty_waits_for_calibration_and_counts_half_while_calibrating() {
         e.observe(&ev);
     }
     e.finish();
-    assert_eq!(e.baselines().principal(1000).unwrap().state, Calibration::Calibrating);
+    assert_eq!(
+        e.baselines().principal(1000).unwrap().state,
+        Calibration::Calibrating
+    );
     let a = replay(&mut e, &events("new_destination"));
     let (_, f) = factor(&a, "new_destination");
     assert_eq!(f.weight, cfg.detect.weights.new_destination / 2);
 
     let mut fresh = engine_with(&cfg, Store::memory().unwrap(), false);
     let a = replay(&mut fresh, &events("new_destination"));
-    assert!(a.iter().all(|x| x.factors.iter().all(|f| f.detection != "new_destination")));
+    assert!(
+        a.iter()
+            .all(|x| x.factors.iter().all(|f| f.detection != "new_destination"))
+    );
 }
 
 #[test]
@@ -361,7 +432,10 @@ fn baselines_persist_across_a_restart() {
         e.vouch().unwrap();
     }
     let mut e = engine_with(&config(), Store::open(&db).unwrap(), false);
-    assert_eq!(e.baselines().principal(1000).unwrap().state, Calibration::Calibrated);
+    assert_eq!(
+        e.baselines().principal(1000).unwrap().state,
+        Calibration::Calibrated
+    );
     let a = replay(&mut e, &events("new_destination"));
     factor(&a, "new_destination");
 }

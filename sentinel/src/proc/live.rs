@@ -175,7 +175,10 @@ mod tests {
             container_id(&format!("12:pids:/docker/{id}\n")).as_deref(),
             Some("0123456789ab")
         );
-        assert_eq!(container_id("0::/user.slice/user-1000.slice/session-3.scope\n"), None);
+        assert_eq!(
+            container_id("0::/user.slice/user-1000.slice/session-3.scope\n"),
+            None
+        );
     }
 
     #[test]

@@ -238,8 +238,8 @@ impl ProcessTable {
                     if live_cwd.is_some() {
                         p.cwd = live_cwd;
                     }
-                    p.exe = live_exe
-                        .unwrap_or_else(|| absolute(&filename.lossy(), p.cwd.as_deref()));
+                    p.exe =
+                        live_exe.unwrap_or_else(|| absolute(&filename.lossy(), p.cwd.as_deref()));
                     p.argv = argv.iter().map(|a| a.lossy().into_owned()).collect();
                     p.comm = ev.comm.lossy().into_owned();
                     p.euid_before_exec = p.euid;

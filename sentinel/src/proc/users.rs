@@ -24,7 +24,10 @@ impl UserDb {
         match std::fs::read_to_string(path) {
             Ok(text) => UserDb::parse(&text),
             Err(e) => {
-                tracing::warn!("user database {}: {e}; uids shown as numbers", path.display());
+                tracing::warn!(
+                    "user database {}: {e}; uids shown as numbers",
+                    path.display()
+                );
                 UserDb::default()
             }
         }

@@ -115,7 +115,10 @@ impl Categories {
         let mut categories = Vec::new();
         for c in f.category {
             if c.name.is_empty() || c.name == OTHER_HOME {
-                return Err(invalid(format!("category name {:?} is reserved or empty", c.name)));
+                return Err(invalid(format!(
+                    "category name {:?} is reserved or empty",
+                    c.name
+                )));
             }
             if let Some(p) = c
                 .paths
@@ -177,7 +180,8 @@ impl Categories {
 
 /// Is `name` (a base name) in `list` (entries may contain "*")?
 pub fn in_list(list: &[String], name: &str) -> bool {
-    list.iter().any(|p| glob(p.as_bytes(), name.as_bytes(), false))
+    list.iter()
+        .any(|p| glob(p.as_bytes(), name.as_bytes(), false))
 }
 
 /// Does `argv` (program base name plus arguments) match a discovery entry like "find -perm*"?
@@ -189,10 +193,7 @@ pub fn discovery_match<'a>(list: &'a [String], name: &str, args: &[String]) -> O
                 return false;
             };
             glob(prog.as_bytes(), name.as_bytes(), false)
-                && words.all(|w| {
-                    args.iter()
-                        .any(|a| glob(w.as_bytes(), a.as_bytes(), false))
-                })
+                && words.all(|w| args.iter().any(|a| glob(w.as_bytes(), a.as_bytes(), false)))
         })
         .map(String::as_str)
 }
@@ -263,7 +264,10 @@ mod tests {
         assert_eq!(cat("/tmp/x"), Some("world_writable"));
         assert_eq!(cat("/home/bob/notes.txt"), Some(OTHER_HOME));
         assert_eq!(cat("/home/alice/notes.txt"), None);
-        assert_eq!(cat("/home/alice/.config/gcloud/a/b.json"), Some("cloud_credentials"));
+        assert_eq!(
+            cat("/home/alice/.config/gcloud/a/b.json"),
+            Some("cloud_credentials")
+        );
         assert_eq!(cat("/usr/bin/ls"), None);
         assert!(c.is_credential("ssh_keys") && !c.is_credential("logs"));
         assert!(in_list(&c.lists.network_services, "php-fpm8.2"));
@@ -281,7 +285,10 @@ mod tests {
             Some("find -perm*")
         );
         assert_eq!(discovery_match(d, "find", &a(&[".", "-name", "x"])), None);
-        assert_eq!(discovery_match(d, "cat", &a(&["/etc/passwd"])), Some("cat /etc/passwd"));
+        assert_eq!(
+            discovery_match(d, "cat", &a(&["/etc/passwd"])),
+            Some("cat /etc/passwd")
+        );
         assert_eq!(discovery_match(d, "cat", &a(&["README"])), None);
     }
 
@@ -289,7 +296,8 @@ mod tests {
     fn bad_files_are_clear_errors() {
         let e = Categories::parse("[[category]]\nname='x'\npaths=['etc']\n", "f.toml").unwrap_err();
         assert!(e.to_string().contains("must start with"), "{e}");
-        let e = Categories::parse("[[category]]\nname='x'\npaths=[]\nbogus=1\n", "f.toml").unwrap_err();
+        let e =
+            Categories::parse("[[category]]\nname='x'\npaths=[]\nbogus=1\n", "f.toml").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
     }
 }

@@ -85,7 +85,10 @@ impl PrincipalWindow {
         if let Some(f) = self.lineages.get_mut(lineage) {
             f.add(fact);
         } else if n < MAX_SUBJECTS {
-            self.lineages.entry(lineage.to_string()).or_default().add(fact);
+            self.lineages
+                .entry(lineage.to_string())
+                .or_default()
+                .add(fact);
         }
         if exe.is_empty() {
             return;
@@ -149,7 +152,14 @@ mod tests {
         let mut p = PrincipalWindow::default();
         p.add("sshd>bash", "/bin/bash", Fact::Event { hour: 25 });
         p.add("sshd>bash", "/bin/bash", Fact::Binary("/bin/bash"));
-        p.add("sshd>bash>cat", "/bin/cat", Fact::Category { write: false, name: "logs" });
+        p.add(
+            "sshd>bash>cat",
+            "/bin/cat",
+            Fact::Category {
+                write: false,
+                name: "logs",
+            },
+        );
         assert_eq!(p.all.events, 1);
         assert_eq!(p.all.hours.get(&1), Some(&1));
         assert_eq!(p.all.categories.get("read:logs"), Some(&1));
