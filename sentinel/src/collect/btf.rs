@@ -58,10 +58,10 @@ fn member_offset(btf: &Btf, st: &'static str, field: &str) -> Result<Option<u32>
         .resolve_types_by_name(st)
         .map_err(|_| BtfError::NoStruct(st))?;
     for t in types {
-        if let Type::Struct(s) = t {
-            if let Some(bits) = find(btf, &s, field, 0) {
-                return Ok(Some(bits / 8));
-            }
+        if let Type::Struct(s) = t
+            && let Some(bits) = find(btf, &s, field, 0)
+        {
+            return Ok(Some(bits / 8));
         }
     }
     Ok(None)
@@ -74,14 +74,12 @@ fn find(btf: &Btf, s: &btf_rs::Struct, field: &str, base_bits: u32) -> Option<u3
         if name == field {
             return Some(bits);
         }
-        if name.is_empty() {
-            if let Ok(Type::Struct(inner) | Type::Union(inner)) =
+        if name.is_empty()
+            && let Ok(Type::Struct(inner) | Type::Union(inner)) =
                 btf.resolve_chained_type(m as &dyn BtfType)
-            {
-                if let Some(found) = find(btf, &inner, field, bits) {
-                    return Some(found);
-                }
-            }
+            && let Some(found) = find(btf, &inner, field, bits)
+        {
+            return Some(found);
         }
     }
     None
