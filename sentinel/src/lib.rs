@@ -8,6 +8,7 @@ pub mod collect;
 pub mod config;
 pub mod detect;
 pub mod event;
+pub mod feed;
 pub mod logging;
 pub mod proc;
 pub mod profile;
