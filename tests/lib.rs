@@ -179,3 +179,11 @@ pub fn own_loginuid() -> Option<u32> {
     let v: u32 = s.trim().parse().ok()?;
     (v != u32::MAX).then_some(v)
 }
+
+/// Collected events with an id above `after`, in order (ids grow with arrival; a consumer
+/// that remembers the last id it saw gets each event once).
+pub fn events_after(after: u64) -> Vec<Event> {
+    let v = live().lock().expect("lock");
+    let start = v.partition_point(|e| e.id <= after);
+    v[start..].to_vec()
+}

@@ -19,7 +19,7 @@ use crate::store::{self, Store};
 #[derive(Debug, clap::Args)]
 pub struct LearnArgs {
     /// Length of the learning period, e.g. 30m, 1h, 2d (live collection).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = crate::agent::parse_duration)]
     pub duration: Option<std::time::Duration>,
     /// Learn from a recorded JSON-lines event stream instead of the kernel.
     #[arg(long, value_name = "EVENTS.JSONL")]
@@ -72,25 +72,6 @@ pub enum BaselineAction {
     },
 }
 
-/// Parses "90s", "30m", "1h", "2d" (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 's')) => (&s[..i], 1),
-        Some((i, 'm')) => (&s[..i], 60),
-        Some((i, 'h')) => (&s[..i], 3600),
-        Some((i, 'd')) => (&s[..i], 86_400),
-        _ => (s, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a duration like 90s, 30m, 1h or 2d"))?;
-    if n == 0 {
-        return Err("duration must be > 0".into());
-    }
-    Ok(std::time::Duration::from_secs(n.saturating_mul(mult)))
-}
-
 /// Reads a JSON-lines event recording. Blank lines are skipped; a bad line is an error
 /// naming its line number.
 pub fn read_events(path: &Path) -> anyhow::Result<Vec<Event>> {
@@ -122,13 +103,10 @@ pub async fn learn(config: Config, args: LearnArgs) -> anyhow::Result<i32> {
     let store = Store::open(&args.db)?;
     let users = args.passwd.as_deref().map(UserDb::load);
     let Some(file) = &args.from_file else {
-        let _ = args
+        let duration = args
             .duration
-            .context("give --duration (live) or --from-file")?;
-        bail!(
-            "live learning needs the kernel collector, which this build does not have yet; \
-             use --from-file with a recorded event stream"
-        );
+            .context("give --duration (live learning) or --from-file")?;
+        return learn_live(&config, store, users, duration).await;
     };
     let events = read_events(file)?;
     let mut engine = Engine::with_options(
@@ -141,9 +119,77 @@ pub async fn learn(config: Config, args: LearnArgs) -> anyhow::Result<i32> {
         },
     )?;
     let anomalies = replay(&mut engine, &events);
+    report_learned(&mut engine, &anomalies)
+}
+
+/// Learns from the kernel for `duration` (or until Ctrl-C), then vouches for what it saw.
+async fn learn_live(
+    config: &Config,
+    store: Store,
+    users: Option<UserDb>,
+    duration: std::time::Duration,
+) -> anyhow::Result<i32> {
+    use crate::collect::{Collector, LoadOptions, parse_kinds};
+    config.validate()?;
+    let mut engine = Engine::with_options(
+        config,
+        store,
+        EngineOptions {
+            live: true,
+            users,
+            learn_all: true,
+        },
+    )?;
+    let opts = LoadOptions {
+        kinds: parse_kinds(&config.collect.kinds).map_err(anyhow::Error::msg)?,
+        ignore_prefixes: config.collect.ignore_prefixes.clone(),
+        ring_buffer_bytes: config.collect.ring_buffer_bytes,
+        wakeup_bytes: config.collect.ring_buffer_bytes / 4,
+        agent_tgid: std::process::id(),
+    };
+    let (collector, mut events) = Collector::start(
+        &opts,
+        std::time::Duration::from_millis(config.collect.drain_interval_ms),
+        config.collect.channel_capacity,
+    )
+    .context("starting the kernel probes")?;
+    eprintln!(
+        "sentinel: learning for {}s; Ctrl-C to end early",
+        duration.as_secs()
+    );
+    let deadline = tokio::time::sleep(duration);
+    tokio::pin!(deadline);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    let mut anomalies = Vec::new();
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ev) => anomalies.extend(engine.observe(&ev)),
+                None => break,
+            },
+            _ = tick.tick() => anomalies.extend(engine.tick(store::now_ns())),
+            _ = &mut deadline => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    let summary = collector.stop().await;
+    while let Some(ev) = events.recv().await {
+        anomalies.extend(engine.observe(&ev));
+    }
+    anomalies.extend(engine.finish());
+    if summary.total_lost() > 0 {
+        tracing::warn!(
+            "{} events lost during learning: the baseline may miss some activity",
+            summary.total_lost()
+        );
+    }
+    report_learned(&mut engine, &anomalies)
+}
+
+fn report_learned(engine: &mut Engine, anomalies: &[Anomaly]) -> anyhow::Result<i32> {
     let vouched = engine.vouch()?;
     let s = engine.stats();
-    for a in &anomalies {
+    for a in anomalies {
         tracing::warn!(
             "learned despite anomaly (explicit learning period): {} {} {}",
             a.level,
@@ -328,20 +374,4 @@ pub async fn baseline(_config: Config, args: BaselineArgs) -> anyhow::Result<i32
         }
     }
     Ok(crate::cli::exit::OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
-        assert_eq!(parse_duration("1h").unwrap().as_secs(), 3600);
-        assert_eq!(parse_duration("2d").unwrap().as_secs(), 172_800);
-        assert_eq!(parse_duration("15").unwrap().as_secs(), 15);
-        assert!(parse_duration("0m").is_err());
-        assert!(parse_duration("abc").is_err());
-        assert!(parse_duration("").is_err());
-    }
 }

@@ -148,6 +148,11 @@ impl Engine {
         })
     }
 
+    /// Switches between an explicit learning period (every window learned) and detection.
+    pub fn set_learn_all(&mut self, on: bool) {
+        self.learn_all = on;
+    }
+
     pub fn stats(&self) -> Stats {
         self.stats
     }

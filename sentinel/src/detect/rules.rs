@@ -282,21 +282,23 @@ impl Engine {
                 target_pid,
                 ..
             } if ev.ok() => self.on_ptrace(ev, principal, &p, request_name, *target_pid, &mut hits),
-            Payload::Bpf { cmd_name, .. } if ev.ok() && cmd_name == "BPF_PROG_LOAD"
-                && ev.pid != self.own_pid
+            Payload::Bpf { cmd_name, .. }
+                if ev.ok()
+                    && cmd_name == "BPF_PROG_LOAD"
+                    && ev.pid != self.own_pid
                     && !in_list(&self.cats.lists.system_bpf, p.name())
-                    && self.first_time(principal, "bpf_load", &ev.pid.to_string())
-                => {
-                    hits.push(hit(
-                        "bpf_load",
-                        format!(
-                            "{} loaded a BPF program (BPF_PROG_LOAD): not a known system BPF user",
-                            p.exe_or_comm()
-                        ),
-                        self.cfg.weights.bpf_load,
-                        ev,
-                    ));
-                }
+                    && self.first_time(principal, "bpf_load", &ev.pid.to_string()) =>
+            {
+                hits.push(hit(
+                    "bpf_load",
+                    format!(
+                        "{} loaded a BPF program (BPF_PROG_LOAD): not a known system BPF user",
+                        p.exe_or_comm()
+                    ),
+                    self.cfg.weights.bpf_load,
+                    ev,
+                ));
+            }
             _ => {}
         }
         self.off_hours(ev, principal, &mut hits);
@@ -374,7 +376,7 @@ impl Engine {
                 }),
             };
             if let Some(r) = reason
-                && self.first_time(principal, "reverse_shell", &ev.pid.to_string())
+                && self.first_time(principal, "reverse_shell", &format!("exec:{}", ev.pid))
             {
                 hits.push(hit("reverse_shell", r, w.reverse_shell, ev));
             }
@@ -563,18 +565,22 @@ impl Engine {
             }
             "accounts" | "credentials"
                 if !in_list(&self.cats.lists.account_tools, &name)
-                    && self.first_time(principal, "account_change", &format!("{}:{path}", ev.pid))
-                => {
-                    hits.push(hit(
+                    && self.first_time(
+                        principal,
                         "account_change",
-                        format!(
-                            "wrote {path} with {}: the account database changed",
-                            p.exe_or_comm()
-                        ),
-                        w.account_change,
-                        ev,
-                    ));
-                }
+                        &format!("{}:{path}", ev.pid),
+                    ) =>
+            {
+                hits.push(hit(
+                    "account_change",
+                    format!(
+                        "wrote {path} with {}: the account database changed",
+                        p.exe_or_comm()
+                    ),
+                    w.account_change,
+                    ev,
+                ));
+            }
             "logs" if flags & O_TRUNC != 0 && !in_list(&self.cats.lists.log_maintainers, &name) => {
                 hits.push(hit(
                     "log_tampering",
@@ -661,7 +667,7 @@ impl Engine {
             return;
         };
         if in_list(&self.cats.lists.shells, p.name())
-            && self.first_time(principal, "reverse_shell", &ev.pid.to_string())
+            && self.first_time(principal, "reverse_shell", &format!("connect:{}", ev.pid))
         {
             hits.push(hit(
                 "reverse_shell",
