@@ -267,44 +267,10 @@ pub async fn baseline(_config: Config, args: BaselineArgs) -> anyhow::Result<i32
                 .into_iter()
                 .filter(|i| kind.is_none_or(|k| i.kind == k))
                 .collect();
-            let mut out = std::io::stdout().lock();
-            if json {
-                serde_json::to_writer_pretty(&mut out, &items)?;
-                writeln!(out)?;
-                return Ok(crate::cli::exit::OK);
-            }
-            writeln!(
-                out,
-                "{:<10} {:<40} {:<12} {:>7} {:>8} {:<11} {:>5} {:>5} {:>5}  hours",
-                "KIND", "KEY", "STATE", "WINDOWS", "REJECTED", "SPAN", "BINS", "DESTS", "CATS"
-            )?;
-            for i in &items {
-                let key = if i.kind == KIND_PRINCIPAL {
-                    i.key
-                        .parse::<u32>()
-                        .map(|u| format!("{} ({})", users.display(u), u))
-                        .unwrap_or_else(|_| i.key.clone())
-                } else {
-                    i.key.clone()
-                };
-                let p = &i.profile;
-                writeln!(
-                    out,
-                    "{:<10} {:<40} {:<12} {:>7} {:>8} {:<11} {:>5} {:>5} {:>5}  {}",
-                    i.kind.trim_start_matches("profile:"),
-                    key,
-                    p.state.as_str(),
-                    p.windows,
-                    p.rejected_windows,
-                    p.span_words(),
-                    p.binaries.len(),
-                    p.destinations.len(),
-                    p.categories.len(),
-                    active_hours(p)
-                )?;
-            }
-            if items.is_empty() {
-                writeln!(out, "(nothing learned yet: run `sentinel learn`)")?;
+            match show(&items, json, &users) {
+                // A closed pipe (`| head`) is the reader's choice, not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r?,
             }
         }
         BaselineAction::Export { out } => {
@@ -374,4 +340,46 @@ pub async fn baseline(_config: Config, args: BaselineArgs) -> anyhow::Result<i32
         }
     }
     Ok(crate::cli::exit::OK)
+}
+
+fn show(items: &[ExportItem], json: bool, users: &UserDb) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, items)?;
+        return writeln!(out);
+    }
+    writeln!(
+        out,
+        "{:<10} {:<40} {:<12} {:>7} {:>8} {:<11} {:>5} {:>5} {:>5}  hours",
+        "KIND", "KEY", "STATE", "WINDOWS", "REJECTED", "SPAN", "BINS", "DESTS", "CATS"
+    )?;
+    for i in items {
+        let key = if i.kind == KIND_PRINCIPAL {
+            i.key
+                .parse::<u32>()
+                .map(|u| format!("{} ({})", users.display(u), u))
+                .unwrap_or_else(|_| i.key.clone())
+        } else {
+            i.key.clone()
+        };
+        let p = &i.profile;
+        writeln!(
+            out,
+            "{:<10} {:<40} {:<12} {:>7} {:>8} {:<11} {:>5} {:>5} {:>5}  {}",
+            i.kind.trim_start_matches("profile:"),
+            key,
+            p.state.as_str(),
+            p.windows,
+            p.rejected_windows,
+            p.span_words(),
+            p.binaries.len(),
+            p.destinations.len(),
+            p.categories.len(),
+            active_hours(p)
+        )?;
+    }
+    if items.is_empty() {
+        writeln!(out, "(nothing learned yet: run `sentinel learn`)")?;
+    }
+    Ok(())
 }
