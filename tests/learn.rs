@@ -27,6 +27,17 @@ fn sentinel(args: &[&str]) -> Output {
     o
 }
 
+fn principals(db: &str) -> String {
+    stdout(&sentinel(&[
+        "baseline",
+        "show",
+        "--db",
+        db,
+        "--kind",
+        "principal",
+    ]))
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -50,14 +61,7 @@ fn learn_from_a_recording_then_manage_the_baseline() {
     assert!(out.contains("learned 3636 events"), "{out}");
     assert!(out.contains("0 anomalies seen during learning"), "{out}");
 
-    let show = stdout(&sentinel(&[
-        "baseline",
-        "show",
-        "--db",
-        db,
-        "--kind",
-        "principal",
-    ]));
+    let show = principals(db);
     let alice = show
         .lines()
         .find(|l| l.contains("(1000)"))
@@ -147,13 +151,6 @@ fn live_learning_from_the_kernel() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{out}"));
     assert!(learned > 0, "{out}");
-    let show = stdout(&sentinel(&[
-        "baseline",
-        "show",
-        "--db",
-        db,
-        "--kind",
-        "principal",
-    ]));
+    let show = principals(db);
     assert!(show.contains("calibrated"), "{show}");
 }

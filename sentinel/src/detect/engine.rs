@@ -407,7 +407,7 @@ impl Engine {
                 evidence.push(Evidence {
                     id: e.id.to_string(),
                     time_ns: e.time_ns,
-                    summary: super::rules::summary(e),
+                    summary: super::evidence::summary(e),
                     detail: serde_json::to_value(e).unwrap_or_default(),
                 });
             }

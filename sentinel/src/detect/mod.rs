@@ -5,12 +5,14 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+mod evidence;
+mod files;
 pub mod model;
 mod rules;
 
 pub use config::{DetectConfig, Weights};
 pub use engine::{DetectError, Engine, EngineOptions, Stats};
-pub use rules::summary;
+pub use evidence::summary;
 
 #[cfg(test)]
 mod tests;

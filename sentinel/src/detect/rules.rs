@@ -2,14 +2,12 @@
 //! the learned baselines) and returns factors with a plain reason. docs/anomalies.md lists
 //! them with their ids and default weights.
 
-use std::collections::HashSet;
-
-use super::engine::{Engine, Hit, MassRead};
+use super::engine::{Engine, Hit};
 use super::model::Factor;
 use crate::event::{Event, Family, Payload};
 use crate::proc::{Process, absolute};
 use crate::profile::Fact;
-use crate::profile::categories::{OTHER_HOME, discovery_match, in_list};
+use crate::profile::categories::{discovery_match, in_list};
 
 /// An owned `Fact` (facts are computed before the window borrows them).
 pub(super) enum OwnedFact {
@@ -37,14 +35,14 @@ impl OwnedFact {
 
 const O_ACCMODE: u64 = 3;
 const O_CREAT: u64 = 0o100;
-const O_TRUNC: u64 = 0o1000;
+pub(super) const O_TRUNC: u64 = 0o1000;
 
-fn is_write(flags: u64) -> bool {
+pub(super) fn is_write(flags: u64) -> bool {
     flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0
 }
 
 /// "addr:port" of an outbound inet connect, for any address.
-fn destination(ev: &Event) -> Option<(String, bool)> {
+pub(super) fn destination(ev: &Event) -> Option<(String, bool)> {
     match &ev.payload {
         Payload::Connect {
             family: Family::Inet | Family::Inet6,
@@ -80,59 +78,6 @@ fn memfd_exec(filename: &str, exe: &str, before: Option<&Process>) -> Option<Str
     None
 }
 
-/// One-line human summary of an event (evidence lists, terminal).
-pub fn summary(ev: &Event) -> String {
-    let who = format!("{}[{}] uid={}", ev.comm, ev.pid, ev.uid);
-    let what = match &ev.payload {
-        Payload::Exec { filename, argv, .. } => {
-            let args: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
-            format!("exec {filename} {}", args.join(" "))
-        }
-        Payload::Fork { child_pid, .. } => format!("fork child {child_pid}"),
-        Payload::Exit { code, signal } => format!("exit code={code:?} signal={signal:?}"),
-        Payload::Connect { .. } => match destination(ev) {
-            Some((d, _)) => format!("connect {d}"),
-            None => "connect".into(),
-        },
-        Payload::Open { path, flags, .. } => format!(
-            "open {path} {}",
-            if is_write(*flags) { "write" } else { "read" }
-        ),
-        Payload::Unlink { path, .. } => format!("unlink {path}"),
-        Payload::Rename {
-            old_path, new_path, ..
-        } => format!("rename {old_path} -> {new_path}"),
-        Payload::Chmod { path, mode } => format!("chmod {path} {mode:o}"),
-        Payload::Chown { path, owner, group } => format!("chown {path} {owner:?}:{group:?}"),
-        Payload::MemfdCreate { name, .. } => format!("memfd_create {name}"),
-        Payload::SetUid { ruid, euid, suid } => format!("setuid r={ruid:?} e={euid:?} s={suid:?}"),
-        Payload::SetGid { rgid, egid, sgid } => format!("setgid r={rgid:?} e={egid:?} s={sgid:?}"),
-        Payload::Capset { target_pid, .. } => format!("capset pid {target_pid}"),
-        Payload::Ptrace {
-            request_name,
-            target_pid,
-            ..
-        } => format!("ptrace {request_name} pid {target_pid}"),
-        Payload::Bpf { cmd_name, .. } => format!("bpf {cmd_name}"),
-        Payload::Mount { source, target, .. } => format!("mount {source} on {target}"),
-        Payload::Umount { target, .. } => format!("umount {target}"),
-        Payload::Unshare { namespaces, .. } => format!("unshare {}", namespaces.join(",")),
-        Payload::Setns { namespaces, .. } => format!("setns {}", namespaces.join(",")),
-        Payload::Kill {
-            target_pid, signal, ..
-        } => format!("kill pid {target_pid} signal {signal}"),
-    };
-    let res = if ev.ok() {
-        String::new()
-    } else {
-        format!(
-            " = {}",
-            ev.errno.clone().unwrap_or_else(|| ev.ret.to_string())
-        )
-    };
-    format!("{who} {}{res}", what.trim_end())
-}
-
 impl Engine {
     fn ancestors_in(&self, pid: u32, list: &[String]) -> Option<&Process> {
         let chain = self.procs.chain(pid);
@@ -146,12 +91,12 @@ impl Engine {
 
     /// The process or an ancestor is a package manager (installs legitimately touch
     /// accounts, units and logs).
-    fn under_package_manager(&self, pid: u32) -> bool {
+    pub(super) fn under_package_manager(&self, pid: u32) -> bool {
         let l = &self.cats.lists.package_managers;
         self.procs.chain(pid).iter().any(|p| in_list(l, p.name()))
     }
 
-    fn path_of(&self, pid: u32, path: &str) -> String {
+    pub(super) fn path_of(&self, pid: u32, path: &str) -> String {
         let cwd = self.procs.get(pid).and_then(|p| p.cwd.clone());
         absolute(path, cwd.as_deref())
     }
@@ -459,207 +404,15 @@ impl Engine {
         if !self.first_time(principal, "discovery_burst", "") {
             return;
         }
-        let mut h = hit(
+        hits.push(multi_hit(
             "discovery_burst",
             format!(
                 "ran {n} discovery commands within {} s: {list}",
                 self.cfg.discovery_window_secs
             ),
             self.cfg.weights.discovery_burst,
-            ev,
-        );
-        h.factor.evidence = extra.iter().map(|e| e.id.to_string()).collect();
-        h.extra = extra;
-        hits.push(h);
-    }
-
-    fn on_open(
-        &mut self,
-        ev: &Event,
-        principal: u32,
-        p: &Process,
-        path: &str,
-        flags: u64,
-        hits: &mut Vec<Hit>,
-    ) {
-        let Some(cat) = self
-            .cats
-            .categorize(path, principal, &self.users)
-            .map(str::to_string)
-        else {
-            return;
-        };
-        let write = is_write(flags);
-        let w = self.cfg.weights.clone();
-        let lists = &self.cats.lists;
-        let name = p.name().to_string();
-        let pkg = self.under_package_manager(ev.pid);
-        if self.cats.is_credential(&cat) && !write && !in_list(&lists.credential_readers, &name) {
-            let key = format!("read:{cat}");
-            let exe_knows = self
-                .baselines
-                .exe(&p.exe)
-                .is_some_and(|x| x.categories.contains_key(&key));
-            let reason = match self.usable_profile(principal) {
-                Some(prof) if !prof.categories.contains_key(&key) => Some((
-                    format!(
-                        "read {path}: never seen for this user in {} of baseline",
-                        prof.span_words()
-                    ),
-                    Engine::novelty_weight(w.credential_access, prof).max(w.credential_access / 2),
-                )),
-                Some(prof) if !exe_knows => Some((
-                    format!(
-                        "read {path} with {}: this program never read {cat} in {} of baseline",
-                        p.exe_or_comm(),
-                        prof.span_words()
-                    ),
-                    w.credential_access,
-                )),
-                Some(_) => None,
-                None if exe_knows => None,
-                None => Some((
-                    format!(
-                        "read {path} with {}, which is not a known credential reader (no baseline yet)",
-                        p.exe_or_comm()
-                    ),
-                    w.credential_access,
-                )),
-            };
-            if let Some((r, weight)) = reason
-                && self.first_time(
-                    principal,
-                    "credential_access",
-                    &format!("{}:{path}", ev.pid),
-                )
-            {
-                hits.push(hit("credential_access", r, weight, ev));
-            }
-        }
-        if cat == OTHER_HOME && !write {
-            self.on_other_home_read(ev, principal, p, path, hits);
-        }
-        if !write || pkg {
-            return;
-        }
-        match cat.as_str() {
-            "persistence" => {
-                let learned = self.usable_profile(principal).is_some()
-                    && self
-                        .baselines
-                        .exe(&p.exe)
-                        .is_some_and(|x| x.categories.contains_key("write:persistence"));
-                if !learned
-                    && self.first_time(principal, "persistence", &format!("{}:{path}", ev.pid))
-                {
-                    hits.push(hit(
-                        "persistence",
-                        format!(
-                            "wrote {path} with {}: a persistence place (code there runs again later)",
-                            p.exe_or_comm()
-                        ),
-                        w.persistence,
-                        ev,
-                    ));
-                }
-            }
-            "accounts" | "credentials"
-                if !in_list(&self.cats.lists.account_tools, &name)
-                    && self.first_time(
-                        principal,
-                        "account_change",
-                        &format!("{}:{path}", ev.pid),
-                    ) =>
-            {
-                hits.push(hit(
-                    "account_change",
-                    format!(
-                        "wrote {path} with {}: the account database changed",
-                        p.exe_or_comm()
-                    ),
-                    w.account_change,
-                    ev,
-                ));
-            }
-            "logs" if flags & O_TRUNC != 0 && !in_list(&self.cats.lists.log_maintainers, &name) => {
-                hits.push(hit(
-                    "log_tampering",
-                    format!("truncated {path} with {}", p.exe_or_comm()),
-                    w.log_tampering,
-                    ev,
-                ));
-            }
-            _ => {}
-        }
-    }
-
-    fn on_other_home_read(
-        &mut self,
-        ev: &Event,
-        principal: u32,
-        p: &Process,
-        path: &str,
-        hits: &mut Vec<Hit>,
-    ) {
-        let owner = self.users.home_owner(path).unwrap_or(u32::MAX);
-        let m = self.mass.entry(p.key()).or_insert_with(|| MassRead {
-            paths: HashSet::new(),
-            owners: HashSet::new(),
-            evidence: Vec::new(),
-        });
-        if !m.paths.insert(path.to_string()) || m.paths.len() > 10_000 {
-            return;
-        }
-        m.owners.insert(owner);
-        if m.evidence.len() < 10 {
-            m.evidence.push(ev.clone());
-        }
-        if m.paths.len() < self.cfg.mass_read_threshold as usize {
-            return;
-        }
-        let n = m.paths.len();
-        let mut owners: Vec<String> = m.owners.iter().map(|u| self.users.display(*u)).collect();
-        owners.sort();
-        let extra = m.evidence.clone();
-        if !self.first_time(principal, "mass_read", &ev.pid.to_string()) {
-            return;
-        }
-        let mut h = hit(
-            "mass_read",
-            format!(
-                "{} read {n} files in other users' home directories ({})",
-                p.exe_or_comm(),
-                owners.join(", ")
-            ),
-            self.cfg.weights.mass_read,
-            ev,
-        );
-        h.factor.evidence = extra.iter().map(|e| e.id.to_string()).collect();
-        h.extra = extra;
-        hits.push(h);
-    }
-
-    fn on_log_change(
-        &mut self,
-        ev: &Event,
-        principal: u32,
-        p: &Process,
-        path: &str,
-        what: String,
-        hits: &mut Vec<Hit>,
-    ) {
-        let in_logs = self.cats.categorize(path, principal, &self.users) == Some("logs");
-        if in_logs
-            && !in_list(&self.cats.lists.log_maintainers, p.name())
-            && !self.under_package_manager(ev.pid)
-        {
-            hits.push(hit(
-                "log_tampering",
-                format!("{what} with {}", p.exe_or_comm()),
-                self.cfg.weights.log_tampering,
-                ev,
-            ));
-        }
+            extra,
+        ));
     }
 
     fn on_connect(&mut self, ev: &Event, principal: u32, p: &Process, hits: &mut Vec<Hit>) {
@@ -775,7 +528,20 @@ fn in_dirs(dirs: &[String], path: &str) -> bool {
     dirs.iter().any(|d| path.starts_with(d.as_str()))
 }
 
-fn hit(detection: &str, reason: String, weight: u8, ev: &Event) -> Hit {
+/// A factor proven by several events (all of them are evidence).
+pub(super) fn multi_hit(detection: &str, reason: String, weight: u8, events: Vec<Event>) -> Hit {
+    Hit {
+        factor: Factor {
+            detection: detection.to_string(),
+            reason,
+            weight,
+            evidence: events.iter().map(|e| e.id.to_string()).collect(),
+        },
+        extra: events,
+    }
+}
+
+pub(super) fn hit(detection: &str, reason: String, weight: u8, ev: &Event) -> Hit {
     Hit {
         factor: Factor {
             detection: detection.to_string(),

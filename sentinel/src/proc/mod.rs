@@ -172,8 +172,9 @@ impl ProcessTable {
         if self.live.contains_key(&ev.pid) {
             return;
         }
+        // A /proc entry that started after the event is a later holder of a reused pid.
         let from_proc = if self.live_proc {
-            live::read_one(ev.pid)
+            live::read_one(ev.pid).filter(|p| p.start_ns <= ev.time_ns + 2_000_000_000)
         } else {
             None
         };

@@ -1,3 +1,5 @@
+//! Process table: fork/exec/exit bookkeeping, chains, pid reuse and the exited cap.
+
 use super::*;
 use crate::event::RawStr;
 

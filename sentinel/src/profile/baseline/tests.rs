@@ -1,3 +1,5 @@
+//! Baselines: calibration transitions, rates, and the store round trip.
+
 use super::*;
 use crate::profile::fingerprint::Fact;
 
