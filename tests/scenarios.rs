@@ -383,7 +383,23 @@ fn reverse_shell_with_stdio_on_a_socket() {
         ])
         .spawn()
         .expect("spawn");
-    let (mut conn, _) = l.accept().expect("accept");
+    // The shell must connect back; fail (not hang) when it does not.
+    l.set_nonblocking(true).expect("nonblocking");
+    let deadline = Instant::now() + EVENT_WAIT;
+    let mut conn = loop {
+        match l.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the reverse shell never connected"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    conn.set_nonblocking(false).expect("blocking");
     let a = expect(
         w.atk.uid,
         "reverse_shell",
@@ -435,7 +451,8 @@ fn set_uid_root_binary() {
 #[test]
 fn su_never_used_before() {
     let w = world();
-    w.atk.run(&["su", "-c", "true", "root"]);
+    // Without a controlling terminal su cannot prompt: it fails at once, after its exec.
+    w.atk.run(&["setsid", "su", "-c", "true", "root"]);
     expect(
         w.atk.uid,
         "unusual_switch_user",

@@ -143,3 +143,39 @@ impl Default for Weights {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn weights_and_thresholds_from_toml() {
+        let c =
+            parse("[detect]\nwindow_secs = 60\n[detect.weights]\nreverse_shell = 90\n").unwrap();
+        assert_eq!(c.detect.window_secs, 60);
+        assert_eq!(c.detect.weights.reverse_shell, 90);
+        assert_eq!(
+            c.detect.weights.ptrace, 40,
+            "unset weights keep their default"
+        );
+    }
+
+    #[test]
+    fn bad_detect_sections_are_rejected() {
+        let e = parse("[detect.weights]\nbogus = 1\n").unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+        let e = parse("[detect]\nwindow_secs = 1\n").unwrap_err();
+        assert!(e.contains("window_secs"), "{e}");
+        let e = parse("[detect]\ncalibrating_after_windows = 10\ncalibrated_after_windows = 5\n")
+            .unwrap_err();
+        assert!(e.contains("calibrating_after_windows"), "{e}");
+        let e = parse("[detect.weights]\nptrace = 300\n").unwrap_err();
+        assert!(e.contains("ptrace") || e.contains("300"), "{e}");
+    }
+}

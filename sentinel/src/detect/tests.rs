@@ -451,3 +451,45 @@ fn weights_come_from_configuration() {
     assert_eq!(x.score, 100);
     assert_eq!(x.level, Level::Critical);
 }
+
+#[test]
+fn categories_file_from_configuration_replaces_the_defaults() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("cats.toml");
+    let custom = crate::profile::categories::DEFAULT_TOML.replace(
+        "paths = [\"/etc/shadow\",",
+        "paths = [\"/srv/vault/*.key\", \"/etc/shadow\",",
+    );
+    std::fs::write(&f, custom).unwrap();
+    let mut cfg = config();
+    cfg.detect.categories_file = Some(f.clone());
+    let mut e = engine_with(&cfg, learned(), false);
+    let mut evs = events("credential_access");
+    for ev in &mut evs {
+        if let crate::event::Payload::Open { path, .. } = &mut ev.payload
+            && path.as_bytes() == b"/etc/shadow"
+        {
+            *path = crate::event::RawStr::from("/srv/vault/db.key");
+        }
+    }
+    let a = replay(&mut e, &evs);
+    assert_reason(&a, "credential_access", &["read /srv/vault/db.key"]);
+
+    std::fs::write(&f, "[[category]]\nname = \"x\"\npaths = [\"relative\"]\n").unwrap();
+    let err = Engine::with_options(
+        &cfg,
+        Store::memory().unwrap(),
+        EngineOptions {
+            live: false,
+            users: None,
+            learn_all: false,
+        },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("cats.toml") && err.contains("must start with"),
+        "{err}"
+    );
+}
