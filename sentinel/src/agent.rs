@@ -91,10 +91,14 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         attached: report.attached.clone(),
         failed: report.failed.clone(),
         missing_fields: report.missing_fields.clone(),
+        mounted_tracefs: report.mounted_tracefs,
     };
     if args.json {
         println!("{}", Record::Status(&status).to_json());
     } else {
+        if report.mounted_tracefs {
+            eprintln!("sentinel: tracefs was not mounted; mounted it at /sys/kernel/tracing");
+        }
         eprintln!(
             "sentinel: {} hooks attached{}; Ctrl-C to stop",
             status.attached.len(),

@@ -25,6 +25,8 @@ pub struct Status {
     pub attached: Vec<String>,
     pub failed: Vec<(String, String)>,
     pub missing_fields: Vec<&'static str>,
+    /// Sentinel mounted tracefs because it was missing.
+    pub mounted_tracefs: bool,
 }
 
 impl Record<'_> {
