@@ -10,5 +10,6 @@ pub mod detect;
 pub mod event;
 pub mod feed;
 pub mod logging;
+pub mod pipeline;
 pub mod store;
 pub mod syscalls;
