@@ -159,7 +159,7 @@ mod tests {
     impl Analyzer for EveryThird {
         fn observe(&mut self, ev: &Event) -> Vec<Anomaly> {
             self.0 += 1;
-            if ev.id % 3 == 0 {
+            if ev.id.is_multiple_of(3) {
                 vec![anomaly(ev.id)]
             } else {
                 vec![]
