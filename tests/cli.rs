@@ -237,3 +237,30 @@ fn not_root_and_bad_flags_are_clear_errors() {
         out
     );
 }
+
+#[test]
+fn mounts_tracefs_when_it_is_missing() {
+    require_root();
+    let _one_at_a_time = serial();
+    // In a private mount namespace, take tracefs (and debugfs's view of it) away, then run.
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; \
+         test ! -d /sys/kernel/tracing/events || exit 99; \
+         {} run --kinds exec --duration 1s --json",
+        sentinel_bin().display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = lines(&out.stdout);
+    assert_eq!(recs[0]["type"], "status");
+    assert_eq!(recs[0]["mounted_tracefs"], true, "{}", recs[0]);
+    assert!(!recs[0]["attached"].as_array().unwrap().is_empty());
+}

@@ -111,6 +111,19 @@ fn exec_with_huge_argv_is_truncated_and_flagged() {
 }
 
 #[test]
+fn exec_from_a_non_leader_thread_is_reported() {
+    start_live();
+    let r = run_workload(&["thread-exec"]);
+    assert!(r.status.success(), "the exec'd /bin/true exits 0");
+    let ev = wait_for("exec from a thread", |e| {
+        e.pid == r.pid
+            && matches!(&e.payload, Payload::Exec { argv, .. } if argv.get(1).is_some_and(|a| a.as_bytes() == b"thread-exec-marker"))
+    });
+    assert_eq!(ev.ret, 0);
+    assert_eq!(ev.tid, r.pid, "after the exec the thread is the leader");
+}
+
+#[test]
 fn failed_exec_is_reported_with_enoent() {
     start_live();
     let r = run_workload(&["exit", "0"]);

@@ -2,16 +2,18 @@
 //! Ctrl-C/SIGTERM and bounded runs, and prints the final counts.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::cli::exit;
 use crate::collect::{Collector, LoadOptions, Summary, parse_kinds};
 use crate::config::Config;
-use crate::event::Event;
-use crate::feed::{Record, Status, terminal};
+use crate::detect::model::Anomaly;
+use crate::feed::{Record, RunSummary, Status, terminal};
+use crate::pipeline::{self, FeedItem, Passthrough, PipelineSnapshot, PipelineStats};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -91,10 +93,14 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         attached: report.attached.clone(),
         failed: report.failed.clone(),
         missing_fields: report.missing_fields.clone(),
+        mounted_tracefs: report.mounted_tracefs,
     };
     if args.json {
         println!("{}", Record::Status(&status).to_json());
     } else {
+        if report.mounted_tracefs {
+            eprintln!("sentinel: tracefs was not mounted; mounted it at /sys/kernel/tracing");
+        }
         eprintln!(
             "sentinel: {} hooks attached{}; Ctrl-C to stop",
             status.attached.len(),
@@ -109,17 +115,26 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         }
     }
 
-    let sink = Sink {
-        json: args.json,
-        color,
-        show_events: true,
-    };
-    let consumer = tokio::spawn(consume(events, sink));
+    let stats = Arc::new(PipelineStats::default());
+    let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
+    let analysis = pipeline::spawn_analysis(Passthrough, events, feed_tx, true, stats.clone());
+    let edge = pipeline::edge(1024);
+    let sink = tokio::spawn(write_feed(
+        feed_rx,
+        Sink {
+            json: args.json,
+            color,
+        },
+        edge.clone(),
+    ));
+
     wait_for_stop(args.duration).await;
     let summary = collector.stop().await;
-    // The channel closed with the drain task; the consumer finishes what is queued.
-    let _ = consumer.await;
-    print_summary(&summary, args.json);
+    // The collector's channel is closed now: the analysis stage drains what is queued and
+    // ends, which closes the feed, which ends the sink.
+    let _ = tokio::task::spawn_blocking(move || analysis.join()).await;
+    let _ = sink.await;
+    print_summary(&summary, &stats.snapshot(), args.json);
     Ok(if summary.total_lost() > 0 {
         exit::WARNINGS
     } else {
@@ -127,26 +142,41 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// Room for this many items between the analysis stage and the sinks.
+const FEED_CAPACITY: usize = 8192;
+
 struct Sink {
     json: bool,
     color: bool,
-    show_events: bool,
 }
 
-async fn consume(mut rx: mpsc::Receiver<Event>, sink: Sink) {
+async fn write_feed(
+    mut rx: mpsc::Receiver<FeedItem>,
+    sink: Sink,
+    edge: broadcast::Sender<Arc<Anomaly>>,
+) {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-    while let Some(ev) = rx.recv().await {
-        if sink.show_events {
-            let line = if sink.json {
-                Record::Event(&ev).to_json()
-            } else {
-                terminal::event_line(&ev, sink.color)
-            };
-            if writeln!(out, "{line}").is_err() {
-                // stdout closed (e.g. piped into head): keep consuming so nothing blocks.
-                continue;
+    while let Some(item) = rx.recv().await {
+        let line = match &item {
+            FeedItem::Event(ev) => {
+                if sink.json {
+                    Record::Event(ev).to_json()
+                } else {
+                    terminal::event_line(ev, sink.color)
+                }
             }
-        }
+            FeedItem::Anomaly(a) => {
+                // No receiver yet is fine: the edge is for optional consumers.
+                let _ = edge.send(a.clone());
+                if sink.json {
+                    Record::Anomaly(a).to_json()
+                } else {
+                    terminal::anomaly_lines(a, sink.color)
+                }
+            }
+        };
+        // A closed stdout (e.g. piped into head) must not stop the pipeline: keep consuming.
+        let _ = writeln!(out, "{line}");
         if rx.is_empty() {
             let _ = out.flush();
         }
@@ -176,9 +206,16 @@ async fn wait_for_stop(duration: Option<Duration>) {
     }
 }
 
-fn print_summary(s: &Summary, json: bool) {
+fn print_summary(s: &Summary, p: &PipelineSnapshot, json: bool) {
     if json {
-        println!("{}", Record::Summary(s).to_json());
+        println!(
+            "{}",
+            Record::Summary(&RunSummary {
+                collect: s,
+                pipeline: p
+            })
+            .to_json()
+        );
         return;
     }
     let fmt = |v: &crate::collect::KindCounts| -> String {
@@ -206,6 +243,13 @@ fn print_summary(s: &Summary, json: bool) {
     if s.stats.decode_errors > 0 {
         eprintln!("sentinel: undecodable records: {}", s.stats.decode_errors);
     }
+    if p.feed_dropped_events > 0 {
+        eprintln!(
+            "sentinel: events not shown (output too slow): {}",
+            p.feed_dropped_events
+        );
+    }
+    eprintln!("sentinel: anomalies: {}", p.anomalies);
     if s.unpaired > 0 {
         eprintln!(
             "sentinel: syscall exits without a seen entry: {}",

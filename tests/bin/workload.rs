@@ -157,6 +157,17 @@ fn main() {
                 );
                 say("unlink", libc::unlinkat(libc::AT_FDCWD, c2.as_ptr(), 0));
             }
+            "thread-exec" => {
+                // Exec from a second thread: the kernel moves the thread to the leader's pid.
+                let t = std::thread::spawn(|| {
+                    let prog = cstr("/bin/true");
+                    let arg = cstr("thread-exec-marker");
+                    let argv = [prog.as_ptr(), arg.as_ptr(), std::ptr::null()];
+                    libc::execv(prog.as_ptr(), argv.as_ptr());
+                });
+                let _ = t.join();
+                libc::_exit(1);
+            }
             "exit" => {
                 libc::_exit(a(1).parse().unwrap_or(0));
             }

@@ -9,8 +9,8 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_probe_read_user,
         generated::{bpf_probe_read_kernel, bpf_probe_read_user_str},
     },
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
 };
 use sentinel_common::{Kind, MAX_ARGS, MAX_ARGV_BYTES, MAX_PATH, MAX_RECORD, flags};
 
@@ -59,6 +59,27 @@ pub fn proc_exit_exec(ctx: TracePointContext) -> u32 {
     emit::body(buf).ret = ret;
     emit::send(buf, size, Kind::Exec as u32);
     let _ = EXEC_INFLIGHT.remove(&tid);
+    0
+}
+
+/// sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm): an
+/// exec by a non-leader thread takes over the leader's pid; move the parked record to the new
+/// thread id so the exit hook finds it.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn proc_sched_exec(ctx: RawTracePointContext) -> u32 {
+    let old: u32 = ctx.arg::<u64>(1) as u32;
+    let tid = bpf_get_current_pid_tgid() as u32;
+    if old == tid {
+        return 0;
+    }
+    if let Some(p) = EXEC_INFLIGHT.get_ptr(&old) {
+        // SAFETY: p points at a live map value of the same type.
+        let rec = unsafe { &*p };
+        if EXEC_INFLIGHT.insert(&tid, rec, 0).is_err() {
+            count_lost(Kind::Exec as u32);
+        }
+        let _ = EXEC_INFLIGHT.remove(&old);
+    }
     0
 }
 

@@ -169,6 +169,7 @@ fn attach_all(
             &["sys_exit_execve", "sys_exit_execveat"],
             report,
         )?;
+        attach_raw(ebpf, "proc_sched_exec", "sched_process_exec", report)?;
     }
     if wants(Kind::Fork) {
         attach_raw(ebpf, "proc_sched_fork", "sched_process_fork", report)?;

@@ -17,7 +17,16 @@ pub enum Record<'a> {
     Anomaly(&'a Anomaly),
     /// Hooks attached and failed, at start.
     Status(&'a Status),
-    Summary(&'a Summary),
+    Summary(&'a RunSummary<'a>),
+}
+
+/// The last record of a run: collector counts (flattened, see docs/events.md) and the counts
+/// of the stages after it.
+#[derive(Serialize)]
+pub struct RunSummary<'a> {
+    #[serde(flatten)]
+    pub collect: &'a Summary,
+    pub pipeline: &'a crate::pipeline::PipelineSnapshot,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -25,6 +34,8 @@ pub struct Status {
     pub attached: Vec<String>,
     pub failed: Vec<(String, String)>,
     pub missing_fields: Vec<&'static str>,
+    /// Sentinel mounted tracefs because it was missing.
+    pub mounted_tracefs: bool,
 }
 
 impl Record<'_> {

@@ -1,5 +1,6 @@
 //! Readable, optionally coloured, one-line renderings of events for a terminal.
 
+use crate::detect::model::{Anomaly, Level};
 use crate::event::{Event, Payload, RawStr};
 use crate::feed::clock_time;
 
@@ -142,4 +143,46 @@ fn detail(p: &Payload) -> String {
             target_pid, signal, ..
         } => format!("target={target_pid} signal={signal}"),
     }
+}
+
+/// An anomaly as a block: a headline, one line per factor, the process chain.
+///
+/// `19:41:05.123 HIGH 62 alice (uid 1000)  bash -> curl -> sh`
+/// `    +40 exec_from_tmp: ran /tmp/x: never seen for this user`
+pub fn anomaly_lines(a: &Anomaly, color: bool) -> String {
+    let p = Paint(color);
+    let col = match a.level {
+        Level::Low => "2",
+        Level::Medium => "33",
+        Level::High => "31",
+        Level::Critical => "1;31",
+    };
+    let who = match &a.principal.user {
+        Some(u) => format!("{u} (uid {})", a.principal.uid),
+        None => format!("uid {}", a.principal.uid),
+    };
+    let chain: Vec<&str> = a
+        .chain
+        .iter()
+        .map(|l| l.exe.rsplit('/').next().unwrap_or(&l.exe))
+        .collect();
+    let mut out = format!(
+        "{} {} {:>3} {}  {}  [{}]",
+        p.c("2", &clock_time(a.time_ns)),
+        p.c(col, &format!("{:<8}", a.level.as_str().to_uppercase())),
+        a.score,
+        p.c("1", &who),
+        chain.join(" -> "),
+        a.id
+    );
+    for f in &a.factors {
+        out.push_str(&format!(
+            "\n    +{:<3} {}: {}",
+            f.weight, f.detection, f.reason
+        ));
+    }
+    if let Some(x) = &a.explanation {
+        out.push_str(&format!("\n    explanation ({}): {}", x.source, x.summary));
+    }
+    out
 }
