@@ -448,3 +448,18 @@ impl Engine {
         })
     }
 }
+
+/// The engine is the pipeline's analysis stage (`pipeline::spawn_analysis`).
+impl crate::pipeline::Analyzer for Engine {
+    fn observe(&mut self, ev: &Event) -> Vec<Anomaly> {
+        Engine::observe(self, ev)
+    }
+
+    fn tick(&mut self, now_ns: i64) -> Vec<Anomaly> {
+        Engine::tick(self, now_ns)
+    }
+
+    fn finish(&mut self) -> Vec<Anomaly> {
+        Engine::finish(self)
+    }
+}
