@@ -350,7 +350,7 @@ impl Engine {
     fn principal(&self, uid: u32, session: Option<u32>) -> Principal {
         Principal {
             uid,
-            user: self.users.name(uid).map(str::to_string),
+            user: self.users.name(uid),
             session,
         }
     }

@@ -43,7 +43,7 @@ impl Engine {
                         "read {path}: never seen for this user in {} of baseline",
                         prof.span_words()
                     ),
-                    Engine::novelty_weight(w.credential_access, prof).max(w.credential_access / 2),
+                    Engine::novelty_weight(w.credential_access, prof),
                 )),
                 Some(prof) if !exe_knows => Some((
                     format!(

@@ -15,6 +15,8 @@ pub struct User {
 #[derive(Clone, Debug, Default)]
 pub struct UserDb {
     by_uid: HashMap<u32, User>,
+    /// Ask NSS (getpwuid_r: LDAP, SSSD, systemd-userdb) for uids the file does not list.
+    nss: bool,
 }
 
 impl UserDb {
@@ -34,7 +36,10 @@ impl UserDb {
     }
 
     pub fn system() -> UserDb {
-        UserDb::load(Path::new("/etc/passwd"))
+        UserDb {
+            nss: true,
+            ..UserDb::load(Path::new("/etc/passwd"))
+        }
     }
 
     /// Parses passwd lines (`name:x:uid:gid:gecos:home:shell`); malformed lines are skipped.
@@ -55,18 +60,21 @@ impl UserDb {
                 home: f[5].trim_end_matches('/').to_string(),
             });
         }
-        UserDb { by_uid }
+        UserDb { by_uid, nss: false }
     }
 
-    pub fn name(&self, uid: u32) -> Option<&str> {
-        self.by_uid.get(&uid).map(|u| u.name.as_str())
+    /// The user name: from the file, else (system database only) from NSS.
+    pub fn name(&self, uid: u32) -> Option<String> {
+        match self.by_uid.get(&uid) {
+            Some(u) => Some(u.name.clone()),
+            None if self.nss => nss_name(uid),
+            None => None,
+        }
     }
 
     /// The user name, or the uid as a number for unknown uids.
     pub fn display(&self, uid: u32) -> String {
-        self.name(uid)
-            .map(str::to_string)
-            .unwrap_or_else(|| uid.to_string())
+        self.name(uid).unwrap_or_else(|| uid.to_string())
     }
 
     /// The owner of the home directory `path` lies in, for real homes only (not "/" or
@@ -91,6 +99,22 @@ impl UserDb {
     }
 }
 
+/// getpwuid_r for users outside /etc/passwd. None when NSS does not know the uid.
+fn nss_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: zeroed passwd is a valid out-parameter; buf outlives the call and its length
+    // is passed; the result pointer is only read when getpwuid_r reports success.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) };
+    if rc != 0 || out.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name points into buf, NUL-terminated by getpwuid_r.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,12 +128,20 @@ mod tests {
              bad:x:notanumber:1:::\n\
              www-data:x:33:33::/var/www:/usr/sbin/nologin\n",
         );
-        assert_eq!(db.name(1000), Some("alice"));
+        assert_eq!(db.name(1000).as_deref(), Some("alice"));
         assert_eq!(db.display(4242), "4242");
         assert_eq!(db.home_owner("/home/alice/.ssh/id_rsa"), Some(1000));
         assert_eq!(db.home_owner("/home/alicex/f"), None);
         assert_eq!(db.home_owner("/root/.bashrc"), Some(0));
         assert_eq!(db.home_owner("/var/www/index.html"), None);
         assert_eq!(db.uid_of("www-data"), Some(33));
+    }
+
+    #[test]
+    fn system_database_knows_root_and_not_an_unused_uid() {
+        let db = UserDb::system();
+        assert_eq!(db.name(0).as_deref(), Some("root"));
+        assert_eq!(nss_name(0).as_deref(), Some("root"));
+        assert_eq!(db.display(4_000_000_000), "4000000000");
     }
 }
