@@ -584,3 +584,69 @@ fn kernel_module_tool() {
         &["/nonexistent-sentinel.ko from a login session"],
     );
 }
+
+/// Learned hours cannot be played back in real time, so this baseline is written as if the
+/// user had always worked twelve hours away from now; the activity itself is real.
+#[test]
+fn activity_outside_learned_hours() {
+    use sentinel::profile::{Calibration, Profile};
+    let w = world();
+    let d = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&d.path().join("s.db")).expect("store");
+    let now = sentinel::store::now_ns();
+    let day = 86_400_000_000_000i64;
+    let hour = sentinel::detect::engine::local_hour(now) as usize;
+    let mut p = Profile::new(now - 14 * day);
+    p.windows = 1000;
+    p.last_ns = now - day;
+    p.vouched = true;
+    p.state = Calibration::Calibrated;
+    p.hours[(hour + 12) % 24] = 1000;
+    store
+        .put_baseline(
+            "profile:principal",
+            &w.atk.uid.to_string(),
+            &serde_json::to_value(&p).expect("json"),
+        )
+        .expect("put");
+    let mut engine = Engine::with_options(
+        &Config::default(),
+        store,
+        EngineOptions {
+            live: true,
+            users: None,
+            learn_all: false,
+        },
+    )
+    .expect("engine");
+    let tag = format!("sentinel-hours-{}", std::process::id());
+    Command::new("/bin/true").arg(&tag).status().expect("true");
+    let mark = wait_for("hours marker", |e| {
+        matches!(&e.payload, sentinel::event::Payload::Exec { argv, .. }
+            if argv.iter().any(|a| a.as_bytes() == tag.as_bytes()))
+    });
+    w.atk.run(&["ls", "/"]);
+    let deadline = Instant::now() + EVENT_WAIT;
+    let mut last = mark.id;
+    loop {
+        let evs = events_after(last);
+        for ev in &evs {
+            last = ev.id;
+            for a in engine.observe(ev) {
+                if a.principal.uid == w.atk.uid
+                    && let Some(f) = a.factors.iter().find(|f| f.detection == "off_hours")
+                {
+                    assert!(
+                        f.reason.contains("this user was never active between")
+                            && f.reason.contains("13 days of baseline"),
+                        "{}",
+                        f.reason
+                    );
+                    return;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no off_hours anomaly for {ATK}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
