@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use super::config::DetectConfig;
 use super::model::{Anomaly, ChainLink, Evidence, Factor, Principal};
 use crate::config::Config;
-use crate::event::Event;
+use crate::event::{Event, Payload};
 use crate::proc::users::UserDb;
 use crate::proc::{ProcKey, Process, ProcessTable};
 use crate::profile::baseline::{KIND_EXE, KIND_LINEAGE, KIND_PRINCIPAL};
@@ -181,7 +181,11 @@ impl Engine {
             self.window = Some(Window::containing(ev.time_ns, self.cfg.window_ns()));
         }
         self.procs.ensure(ev);
-        let before = self.procs.get(ev.pid).cloned();
+        // Only exec and setuid compare the process with its state before the event.
+        let before = match ev.payload {
+            Payload::Exec { .. } | Payload::SetUid { .. } => self.procs.get(ev.pid).cloned(),
+            _ => None,
+        };
         self.procs.apply(ev);
         let principal = ev.principal_uid();
         self.fingerprint(ev, principal, before.as_ref());

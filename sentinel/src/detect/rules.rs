@@ -167,6 +167,21 @@ impl Engine {
         before: Option<&Process>,
     ) -> Vec<Hit> {
         let mut hits = Vec::new();
+        let has_detections = matches!(
+            ev.payload,
+            Payload::Exec { .. }
+                | Payload::Open { .. }
+                | Payload::Unlink { .. }
+                | Payload::Rename { .. }
+                | Payload::Connect { .. }
+                | Payload::SetUid { .. }
+                | Payload::Ptrace { .. }
+                | Payload::Bpf { .. }
+        );
+        if !has_detections {
+            self.off_hours(ev, principal, &mut hits);
+            return hits;
+        }
         let Some(p) = self.procs.get(ev.pid).cloned() else {
             return hits;
         };

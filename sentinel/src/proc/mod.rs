@@ -91,6 +91,24 @@ pub fn absolute(path: &str, cwd: Option<&str>) -> String {
     }
 }
 
+/// The executable of an exec: the path as executed (made absolute), or the kernel's exe link
+/// when it names the same program (canonical directory) or the path was a descriptor (memfd).
+/// The link is read after the fact and may already show a later exec; then it is ignored.
+fn exec_path(filename: &str, cwd: Option<&str>, link: Option<String>) -> String {
+    let given = absolute(filename, cwd);
+    match link {
+        Some(l)
+            if basename(&l) == basename(&given)
+                || l.starts_with("/memfd:")
+                || filename.starts_with("/dev/fd/")
+                || filename.starts_with("/proc/") =>
+        {
+            l
+        }
+        _ => given,
+    }
+}
+
 pub struct ProcessTable {
     live: HashMap<u32, Process>,
     exited: HashMap<ProcKey, Process>,
@@ -178,6 +196,18 @@ impl ProcessTable {
         } else {
             None
         };
+        // /proc is read later than the event happened: it may already show a later uid or
+        // program. The event header is the truth about identity at the event's time.
+        let from_proc = from_proc.map(|p| Process {
+            uid: ev.uid,
+            euid: ev.euid,
+            euid_before_exec: ev.euid,
+            auid: ev.auid,
+            session: ev.session,
+            cgroup_id: ev.cgroup_id,
+            comm: ev.comm.lossy().into_owned(),
+            ..p
+        });
         let mut p = from_proc.unwrap_or_else(|| Process {
             pid: ev.pid,
             start_ns: ev.time_ns,
@@ -239,8 +269,7 @@ impl ProcessTable {
                     if live_cwd.is_some() {
                         p.cwd = live_cwd;
                     }
-                    p.exe =
-                        live_exe.unwrap_or_else(|| absolute(&filename.lossy(), p.cwd.as_deref()));
+                    p.exe = exec_path(&filename.lossy(), p.cwd.as_deref(), live_exe);
                     p.argv = argv.iter().map(|a| a.lossy().into_owned()).collect();
                     p.comm = ev.comm.lossy().into_owned();
                     p.euid_before_exec = p.euid;
@@ -253,10 +282,11 @@ impl ProcessTable {
                 }
             }
             Payload::Exit { .. } if ev.tid == ev.pid => self.retire(ev.pid, ev.time_ns),
-            Payload::SetUid { .. } if ev.ok() => {
+            Payload::SetUid { ruid, euid, .. } if ev.ok() => {
+                // The ids asked for, whether the header was taken before or after the change.
                 if let Some(p) = self.live.get_mut(&ev.pid) {
-                    p.uid = ev.uid;
-                    p.euid = ev.euid;
+                    p.uid = ruid.unwrap_or(ev.uid);
+                    p.euid = euid.unwrap_or(ev.euid);
                 }
             }
             Payload::MemfdCreate { name, .. } if ev.ok() => {

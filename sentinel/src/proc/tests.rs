@@ -148,3 +148,42 @@ fn seeding_from_proc_finds_this_process_and_its_parent() {
     assert!(chain.len() >= 2, "{chain:?}");
     assert_eq!(chain.last().unwrap().pid, std::process::id());
 }
+
+#[test]
+fn exec_paths_prefer_the_event_over_a_later_exe_link() {
+    assert_eq!(
+        exec_path("/bin/sh", None, Some("/usr/bin/dash".into())),
+        "/bin/sh"
+    );
+    assert_eq!(
+        exec_path("/bin/ls", None, Some("/usr/bin/ls".into())),
+        "/usr/bin/ls"
+    );
+    assert_eq!(
+        exec_path("/proc/self/fd/3", None, Some("/memfd:x (deleted)".into())),
+        "/memfd:x (deleted)"
+    );
+    assert_eq!(exec_path("./a", Some("/w"), None), "/w/a");
+}
+
+#[test]
+fn setuid_takes_the_ids_asked_for() {
+    let mut t = ProcessTable::new(3, false);
+    t.apply(&exec(1, 100, "/bin/bash"));
+    let mut e = ev(
+        2,
+        2,
+        100,
+        0,
+        1000,
+        Payload::SetUid {
+            ruid: Some(0),
+            euid: Some(0),
+            suid: None,
+        },
+    );
+    e.uid = 1000;
+    e.euid = 1000;
+    t.apply(&e);
+    assert_eq!((t.get(100).unwrap().uid, t.get(100).unwrap().euid), (0, 0));
+}

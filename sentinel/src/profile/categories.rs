@@ -72,8 +72,28 @@ pub struct Category {
     pub name: String,
     pub description: String,
     pub credential: bool,
+    /// Patterns with "~/" and trailing "/" expanded once at load (see `expand`).
     paths: Vec<String>,
     exclude: Vec<String>,
+}
+
+/// Expands a pattern into plain wildcard patterns: "~/" into /root/ and /home/*/, and a
+/// directory "x/" into "x" and "x/**", so matching allocates nothing.
+fn expand(pattern: &str) -> Vec<String> {
+    let homes: Vec<String> = match pattern.strip_prefix("~/") {
+        Some(rest) => vec![format!("/root/{rest}"), format!("/home/*/{rest}")],
+        None => vec![pattern.to_string()],
+    };
+    homes
+        .into_iter()
+        .flat_map(|p| {
+            if p.ends_with('/') {
+                vec![p.trim_end_matches('/').to_string(), format!("{p}**")]
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug)]
@@ -135,8 +155,8 @@ impl Categories {
                 name: c.name,
                 description: c.description,
                 credential: c.credential,
-                paths: c.paths,
-                exclude: c.exclude,
+                paths: c.paths.iter().flat_map(|p| expand(p)).collect(),
+                exclude: c.exclude.iter().flat_map(|p| expand(p)).collect(),
             });
         }
         Ok(Categories {
@@ -148,10 +168,12 @@ impl Categories {
     /// The category of `path` as seen by `principal`: the first listed category that
     /// matches, else "other_home" for another user's home directory, else None.
     pub fn categorize(&self, path: &str, principal: u32, users: &UserDb) -> Option<&str> {
-        if let Some(c) = self.categories.iter().find(|c| {
-            c.paths.iter().any(|p| path_matches(p, path))
-                && !c.exclude.iter().any(|p| path_matches(p, path))
-        }) {
+        let m = |p: &String| glob(p.as_bytes(), path.as_bytes(), true);
+        if let Some(c) = self
+            .categories
+            .iter()
+            .find(|c| c.paths.iter().any(m) && !c.exclude.iter().any(m))
+        {
             return Some(&c.name);
         }
         match users.home_owner(path) {
@@ -196,21 +218,6 @@ pub fn discovery_match<'a>(list: &'a [String], name: &str, args: &[String]) -> O
                 && words.all(|w| args.iter().any(|a| glob(w.as_bytes(), a.as_bytes(), false)))
         })
         .map(String::as_str)
-}
-
-/// Path pattern match (see the file header of categories.toml).
-pub fn path_matches(pattern: &str, path: &str) -> bool {
-    if let Some(rest) = pattern.strip_prefix("~/") {
-        return path_matches(&format!("/root/{rest}"), path)
-            || path_matches(&format!("/home/*/{rest}"), path);
-    }
-    if pattern.ends_with('/') {
-        // A directory: the directory itself or anything below it.
-        let dir = pattern.trim_end_matches('/');
-        return glob(dir.as_bytes(), path.as_bytes(), true)
-            || glob(format!("{pattern}**").as_bytes(), path.as_bytes(), true);
-    }
-    glob(pattern.as_bytes(), path.as_bytes(), true)
 }
 
 /// Wildcard match: "*" is any run of bytes (not crossing "/" when `slash` is true),
