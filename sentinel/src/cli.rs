@@ -29,12 +29,22 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// C-Sentinel's flags, used when no subcommand is given (`sentinel --quick --network`).
+    #[command(flatten)]
+    pub legacy: crate::snapshot::SnapshotArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the kernel probes and stream events and anomalies until stopped.
     Run(crate::agent::RunArgs),
+    /// Print a readable host summary (same as `sentinel --quick`).
+    Quick(crate::snapshot::SnapshotArgs),
+    /// Re-check the host every --interval seconds, printing only changes (`sentinel --watch`).
+    Watch(crate::snapshot::SnapshotArgs),
+    /// Take one host fingerprint (JSON by default; same flags as `sentinel --quick`).
+    Snapshot(crate::snapshot::SnapshotArgs),
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -42,6 +52,18 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Some(Command::Run(args)) => crate::agent::run(config, args).await,
+        Some(Command::Quick(args)) => {
+            crate::snapshot::run(config, args, crate::snapshot::cli::Mode::Quick).await
+        }
+        Some(Command::Watch(args)) => {
+            crate::snapshot::run(config, args, crate::snapshot::cli::Mode::Watch).await
+        }
+        Some(Command::Snapshot(args)) => {
+            crate::snapshot::run(config, args, crate::snapshot::cli::Mode::Flags).await
+        }
+        None if cli.legacy.any() => {
+            crate::snapshot::run(config, cli.legacy, crate::snapshot::cli::Mode::Flags).await
+        }
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

@@ -30,6 +30,8 @@ pub struct Config {
     /// Host name reported in anomalies (default: the system's host name).
     pub host: Option<String>,
     pub collect: crate::collect::CollectConfig,
+    pub snapshot: crate::snapshot::SnapshotConfig,
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl Config {
@@ -56,6 +58,8 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.collect.validate().map_err(ConfigError::Invalid)?;
+        self.snapshot.validate().map_err(ConfigError::Invalid)?;
+        self.audit.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

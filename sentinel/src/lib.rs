@@ -3,11 +3,13 @@
 //! collect -> (proc) enrich -> profile -> detect -> feed / explain / server.
 
 pub mod agent;
+pub mod audit;
 pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod detect;
 pub mod event;
 pub mod logging;
+pub mod snapshot;
 pub mod store;
 pub mod syscalls;
