@@ -11,6 +11,9 @@ pub mod reader;
 pub mod record;
 pub mod summary;
 
+#[cfg(test)]
+mod fixture_tests;
+
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};

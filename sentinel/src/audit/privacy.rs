@@ -123,6 +123,25 @@ impl UserHasher {
     }
 }
 
+impl UserHasher {
+    /// Replaces the user name in a home path: "/home/alice/x" -> "/home/user_<hash>/x".
+    pub fn redact_path(&self, path: &str) -> String {
+        let Some(rest) = path.strip_prefix("/home/") else {
+            return path.to_string();
+        };
+        let (user, tail) = rest
+            .split_once('/')
+            .map_or((rest, None), |(u, t)| (u, Some(t)));
+        if user.is_empty() {
+            return path.to_string();
+        }
+        match tail {
+            Some(t) => format!("/home/{}/{t}", self.hash(user)),
+            None => format!("/home/{}", self.hash(user)),
+        }
+    }
+}
+
 fn random_bytes(n: usize) -> Result<Vec<u8>, KeyError> {
     use std::io::Read;
     let mut buf = vec![0u8; n];
@@ -275,6 +294,15 @@ mod tests {
         );
         assert_ne!(h, a.hash("admin"));
         assert!(!h.contains("root"));
+        assert_eq!(
+            a.redact_path("/home/bob/.ssh/id"),
+            format!("/home/{}/.ssh/id", a.hash("bob"))
+        );
+        assert_eq!(
+            a.redact_path("/home/bob"),
+            format!("/home/{}", a.hash("bob"))
+        );
+        assert_eq!(a.redact_path("/etc/passwd"), "/etc/passwd");
     }
 
     #[test]

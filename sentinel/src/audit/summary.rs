@@ -214,7 +214,7 @@ fn push_unique(list: &mut Vec<String>, v: String) {
     }
 }
 
-fn chain_of(ev: &AuditEvent) -> Vec<ChainLink> {
+fn chain_of(ev: &AuditEvent, hasher: &UserHasher) -> Vec<ChainLink> {
     let pid = ev
         .num("pid")
         .and_then(|p| u32::try_from(p).ok())
@@ -236,6 +236,9 @@ fn chain_of(ev: &AuditEvent) -> Vec<ChainLink> {
         argv: Vec::new(),
         uid: ev.uid().unwrap_or(u32::MAX),
     });
+    for l in &mut c {
+        l.exe = hasher.redact_path(&l.exe);
+    }
     c
 }
 
@@ -300,6 +303,11 @@ pub fn summarize(
                 .map(|n| hasher.hash(&n))
                 .unwrap_or_default();
             let cmd = redact_command(ev.field("cmd").unwrap_or(""));
+            let cmd = cmd
+                .split(' ')
+                .map(|w| hasher.redact_path(w))
+                .collect::<Vec<_>>()
+                .join(" ");
             *sudo_cmds.entry((who, cmd)).or_default() += 1;
         }
         if ty == "USER_START" && exe_base == "su" && !ev.failed() {
@@ -365,9 +373,10 @@ pub fn summarize(
                 } else {
                     s.process_activity.tmp_executions += 1;
                 }
+                let path = hasher.redact_path(&path);
                 let e = execs.entry(path.clone()).or_insert_with(|| Execution {
                     path,
-                    process_chain: chain_of(ev),
+                    process_chain: chain_of(ev, hasher),
                     ..Default::default()
                 });
                 e.count += 1;
@@ -381,7 +390,7 @@ pub fn summarize(
             && let Some(key) = ev.key()
         {
             let w = watched.entry(key.to_string()).or_insert_with(|| {
-                let chain = chain_of(ev);
+                let chain = chain_of(ev, hasher);
                 WatchHit {
                     key: key.to_string(),
                     suspicious: chain::suspicious(&chain).map(str::to_string),
@@ -391,10 +400,10 @@ pub fn summarize(
             });
             w.count += 1;
             for p in ev.paths() {
-                push_unique(&mut w.paths, p);
+                push_unique(&mut w.paths, hasher.redact_path(&p));
             }
             if !exe.is_empty() {
-                push_unique(&mut w.processes, exe.to_string());
+                push_unique(&mut w.processes, hasher.redact_path(exe));
             }
             if let Some(n) = actor(ev, &names) {
                 push_unique(&mut w.users_hashed, hasher.hash(&n));
