@@ -108,7 +108,14 @@ pub fn changes(prev: &Fingerprint, cur: &Fingerprint) -> Vec<Change> {
     for f in cur.findings.iter().filter(|f| !old.contains(f.detection)) {
         out.push(Change {
             kind: "finding",
-            detail: format!("! {:?}: {}", f.severity, f.reason).to_lowercase(),
+            detail: format!(
+                "! {}: {}",
+                match f.severity {
+                    super::Severity::Critical => "critical",
+                    super::Severity::Warning => "warning",
+                },
+                f.reason
+            ),
         });
     }
     if prev.exit_code != cur.exit_code {

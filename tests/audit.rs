@@ -1,0 +1,507 @@
+//! End-to-end against the real auditd (as root): the test starts auditd if needed, adds watch
+//! and exec rules, causes real records (failed `su` authentications from a throw-away user on a
+//! pty, `sudo` with a secret on its command line, reads of a watched file, execution of a binary
+//! copied to /tmp, a user added) and asserts the summary the built `sentinel` prints, the live
+//! follower, and the "auditd not running" report. Rules, user and files are removed afterwards.
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use sentinel::audit::privacy::UserHasher;
+use sentinel_e2e::{require_root, sentinel};
+use serde_json::Value;
+
+const LOG: &str = "/var/log/audit/audit.log";
+
+fn sh(cmd: &str, args: &[&str]) -> std::process::Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+}
+
+fn must(cmd: &str, args: &[&str]) {
+    let o = sh(cmd, args);
+    assert!(
+        o.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn auditd_pid() -> Option<u32> {
+    let o = sh("auditctl", &["-s"]);
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("pid "))
+        .and_then(|p| p.trim().parse().ok())
+        .filter(|p| *p != 0 && Path::new(&format!("/proc/{p}")).exists())
+}
+
+fn wait_for(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..600 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("gave up waiting for {what}");
+}
+
+fn start_auditd() {
+    if auditd_pid().is_none() {
+        must("/usr/sbin/auditd", &[]);
+        wait_for("auditd to start", || auditd_pid().is_some());
+    }
+}
+
+fn stop_auditd() {
+    if let Some(pid) = auditd_pid() {
+        // SAFETY: signalling a pid we just read from the kernel's audit status.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        wait_for("auditd to stop", || auditd_pid().is_none());
+    }
+}
+
+/// Removes what the test added, even when an assertion fails.
+struct Cleanup {
+    rules: Vec<Vec<String>>,
+    user: Option<String>,
+    restart_auditd: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for r in &self.rules {
+            let args: Vec<&str> = r.iter().map(String::as_str).collect();
+            let _ = sh("auditctl", &args);
+        }
+        if let Some(u) = &self.user {
+            let _ = sh("userdel", &[u]);
+        }
+        if self.restart_auditd {
+            start_auditd();
+        } else {
+            stop_auditd();
+        }
+    }
+}
+
+/// Runs `su root -c true` as `uid` on a fresh pty and answers the password prompt wrongly.
+fn failed_su(uid: u32, gid: u32) {
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two descriptors; null name/termios/winsize are allowed.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: both descriptors were just returned by openpty and are owned here.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut cmd = Command::new("su");
+    cmd.args(["root", "-c", "true"])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave))
+        .uid(uid)
+        .gid(gid);
+    // SAFETY: setsid and ioctl are async-signal-safe; the pty becomes the controlling tty.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawning su");
+    drop(cmd);
+    let mut m = std::fs::File::from(master);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("assword") {
+        match m.read(&mut buf) {
+            Ok(0) | Err(_) => panic!(
+                "su ended before asking for a password: {:?}",
+                String::from_utf8_lossy(&seen)
+            ),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    m.write_all(b"certainly-not-the-root-password\n").unwrap();
+    // Drain until su exits (EIO once the slave side closes).
+    while let Ok(n) = m.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+    let st = child.wait().unwrap();
+    assert!(!st.success(), "su with a wrong password must fail");
+}
+
+fn id_of(user: &str, flag: &str) -> u32 {
+    String::from_utf8_lossy(&sh("id", &[flag, user]).stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn summary_has(since_ms: i64, pred: impl Fn(&[sentinel::audit::AuditEvent]) -> bool) -> bool {
+    sentinel::audit::reader::read_window(Path::new(LOG), since_ms, i64::MAX)
+        .map(|(ev, _)| pred(&ev))
+        .unwrap_or(false)
+}
+
+#[test]
+fn real_auditd_records_are_summarised() {
+    require_root();
+    let was_running = auditd_pid().is_some();
+    start_auditd();
+    let me = std::process::id();
+    let dir = tempfile::Builder::new()
+        .prefix("sentinel-e2e-audit")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let d = dir.path().display().to_string();
+    let watched = dir.path().join("watched.conf");
+    std::fs::write(&watched, "secret = 1\n").unwrap();
+    let (wkey, xkey) = (format!("se2e_watch_{me}"), format!("se2e_exec_{me}"));
+    let user = format!("se2e{}", me % 1_000_000);
+    let mut cleanup = Cleanup {
+        rules: vec![
+            vec![
+                "-W".into(),
+                watched.display().to_string(),
+                "-p".into(),
+                "rwa".into(),
+                "-k".into(),
+                wkey.clone(),
+            ],
+            [
+                "-d",
+                "always,exit",
+                "-F",
+                "arch=b64",
+                "-S",
+                "execve",
+                "-F",
+                &format!("dir={d}"),
+                "-k",
+                &xkey,
+            ]
+            .map(String::from)
+            .to_vec(),
+        ],
+        user: None,
+        restart_auditd: was_running,
+    };
+    let since_ms = sentinel::snapshot::time::now_ms() - 2000;
+    must(
+        "auditctl",
+        &[
+            "-w",
+            &watched.display().to_string(),
+            "-p",
+            "rwa",
+            "-k",
+            &wkey,
+        ],
+    );
+    must(
+        "auditctl",
+        &[
+            "-a",
+            "always,exit",
+            "-F",
+            "arch=b64",
+            "-S",
+            "execve",
+            "-F",
+            &format!("dir={d}"),
+            "-k",
+            &xkey,
+        ],
+    );
+
+    // A throw-away user (ADD_USER record) who then fails to su three times (a burst).
+    must("useradd", &["-M", "-s", "/bin/sh", &user]);
+    cleanup.user = Some(user.clone());
+    let (uid, gid) = (id_of(&user, "-u"), id_of(&user, "-g"));
+    for _ in 0..3 {
+        failed_su(uid, gid);
+    }
+    // sudo with a secret on its command line; a read of the watched file; an exec from /tmp.
+    must("sudo", &["-n", "env", "DB_PASSWORD=hunter2", "true"]);
+    must("cat", &[&watched.display().to_string()]);
+    let bin = dir.path().join("e2e-true");
+    std::fs::copy("/bin/true", &bin).unwrap();
+    must(&bin.display().to_string(), &[]);
+
+    wait_for("the records in the audit log", || {
+        summary_has(since_ms, |ev| {
+            let has_key = |k: &str| ev.iter().any(|e| e.key() == Some(k));
+            has_key(&wkey)
+                && has_key(&xkey)
+                && ev.iter().any(|e| e.primary_type() == "USER_CMD")
+                && ev
+                    .iter()
+                    .filter(|e| e.primary_type() == "USER_AUTH" && e.failed())
+                    .count()
+                    >= 3
+        })
+    });
+
+    let cfg_path = dir.path().join("sentinel.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[snapshot]\nconfig_files = []\nstore_path = {:?}\n[audit]\nbrute_force_threshold = 3\n\
+             brute_force_window_secs = 600\nhmac_key_path = {:?}\n",
+            dir.path().join("s.db").display().to_string(),
+            dir.path().join("hmac.key").display().to_string()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg_path.display().to_string();
+    let window = ((sentinel::snapshot::time::now_ms() - since_ms) / 1000 + 5).to_string();
+
+    let run = sentinel(&[
+        "--json",
+        "--network",
+        "--audit",
+        "--audit-window",
+        &window,
+        "--config",
+        &cfg,
+    ]);
+    let fp = run.json();
+    let a = &fp["audit_summary"];
+    assert_eq!(a["enabled"], true, "{a}");
+    assert_eq!(a["auditd_running"], true);
+    assert_eq!(a["log_source"], LOG);
+    let hasher = UserHasher::load_or_create(&dir.path().join("hmac.key")).unwrap();
+
+    // Authentication failures and the brute-force burst, with the account hashed.
+    let auth = &a["authentication"];
+    assert!(auth["failures"].as_u64().unwrap() >= 3, "{auth}");
+    assert_eq!(auth["brute_force_detected"], true, "{auth}");
+    let root_hash = Value::from(hasher.hash("root"));
+    assert!(
+        auth["failure_users_hashed"]
+            .as_array()
+            .unwrap()
+            .contains(&root_hash),
+        "{auth}"
+    );
+    assert!(
+        auth["bursts"][0]["users_hashed"]
+            .as_array()
+            .unwrap()
+            .contains(&root_hash)
+    );
+
+    // sudo, with the secret redacted.
+    let pe = &a["privilege_escalation"];
+    assert!(pe["sudo_count"].as_u64().unwrap() >= 1, "{pe}");
+    assert!(
+        pe["sudo_commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["command"] == "env DB_PASSWORD=[REDACTED] true"),
+        "{pe}"
+    );
+    assert!(!run.stdout.contains("hunter2"), "the secret leaked");
+    assert!(
+        !run.stdout.contains(&format!("\"{user}\"")),
+        "the user name leaked"
+    );
+
+    // The watched file, by key, with the chain through this test process.
+    let w = a["file_integrity"]["watched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["key"] == wkey.as_str())
+        .expect("watch key");
+    assert!(
+        w["paths"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(watched.display().to_string())),
+        "{w}"
+    );
+    assert!(
+        w["processes"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("/usr/bin/cat")),
+        "{w}"
+    );
+    let chain: Vec<u64> = w["process_chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["pid"].as_u64().unwrap())
+        .collect();
+    assert!(
+        chain.contains(&(me as u64)),
+        "chain {chain:?} runs through the test ({me})"
+    );
+    assert_eq!(
+        w["process_chain"].as_array().unwrap().last().unwrap()["exe"],
+        "/usr/bin/cat"
+    );
+
+    // Execution from /tmp.
+    let execs = a["process_activity"]["executions"].as_array().unwrap();
+    assert!(
+        execs.iter().any(|e| e["path"] == bin.display().to_string()),
+        "{execs:?}"
+    );
+    assert!(a["process_activity"]["tmp_executions"].as_u64().unwrap() >= 1);
+
+    // The account change, hashed.
+    let acc = a["account_changes"].as_array().unwrap();
+    let add = acc
+        .iter()
+        .find(|c| c["type"] == "ADD_USER")
+        .expect("ADD_USER counted");
+    assert!(
+        add["users_hashed"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(hasher.hash(&user))),
+        "{add}"
+    );
+
+    // One scoring model: factors with audit evidence, and the exit code follows the level.
+    let factors = a["risk_factors"].as_array().unwrap();
+    let ids: Vec<&str> = factors
+        .iter()
+        .map(|f| f["detection"].as_str().unwrap())
+        .collect();
+    for want in [
+        "auth_failure",
+        "brute_force",
+        "watched_file_access",
+        "exec_from_tmp",
+        "account_change",
+    ] {
+        assert!(ids.contains(&want), "{want} in {ids:?}");
+    }
+    assert!(factors.iter().all(|f| {
+        f["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.as_str().unwrap().starts_with("audit:"))
+    }));
+    assert_eq!(a["risk_level"], "critical", "{}", a["risk_score"]);
+    assert_eq!(run.code, 2);
+
+    // The habit command in readable form.
+    let q = sentinel(&[
+        "--quick",
+        "--network",
+        "--audit",
+        "--no-color",
+        "--audit-window",
+        &window,
+        "--config",
+        &cfg,
+    ]);
+    assert_eq!(q.code, 2);
+    assert!(
+        q.stdout.contains("BRUTE FORCE") && q.stdout.contains(&format!("watch '{wkey}'")),
+        "{}",
+        q.stdout
+    );
+
+    // sudo against the baseline: learn once, then the summary carries the baseline average.
+    let l = sentinel(&[
+        "--learn",
+        "--audit",
+        "--audit-window",
+        &window,
+        "--config",
+        &cfg,
+    ]);
+    assert_eq!(l.code, 0, "{}{}", l.stdout, l.stderr);
+    assert!(
+        l.stdout.contains("Audit baseline updated: 1 sample(s)"),
+        "{}",
+        l.stdout
+    );
+    let again = sentinel(&[
+        "--json",
+        "--audit",
+        "--audit-window",
+        &window,
+        "--config",
+        &cfg,
+    ])
+    .json();
+    assert_eq!(again["audit_summary"]["learning"]["sample_count"], 1);
+    assert!(
+        again["audit_summary"]["privilege_escalation"]["sudo_baseline_avg"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
+    // The live follower sees new records for the watch key.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut f = sentinel::audit::follow(PathBuf::from(LOG));
+        for _ in 0..30 {
+            must("cat", &[&watched.display().to_string()]);
+            let deadline = tokio::time::sleep(Duration::from_secs(3));
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    ev = f.events.recv() => {
+                        let ev = ev.expect("follower alive");
+                        if ev.key() == Some(wkey.as_str()) {
+                            assert!(ev.paths().contains(&watched.display().to_string()));
+                            return;
+                        }
+                    }
+                    _ = &mut deadline => break,
+                }
+            }
+        }
+        panic!("the follower never delivered the watched-file record");
+    });
+
+    // Without auditd: said plainly, and the run keeps going.
+    stop_auditd();
+    let down = sentinel(&["--json", "--audit", "--config", &cfg]);
+    let s = &down.json()["audit_summary"];
+    assert_eq!(s["auditd_running"], false);
+    assert!(
+        s["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("auditd is not running")),
+        "{s}"
+    );
+    assert_ne!(down.code, 3, "a stopped auditd is not a probe error");
+    start_auditd();
+    drop(cleanup);
+}
