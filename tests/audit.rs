@@ -178,61 +178,41 @@ fn real_auditd_records_are_summarised() {
     std::fs::write(&watched, "secret = 1\n").unwrap();
     let (wkey, xkey) = (format!("se2e_watch_{me}"), format!("se2e_exec_{me}"));
     let user = format!("se2e{}", me % 1_000_000);
-    let mut cleanup = Cleanup {
-        rules: vec![
-            vec![
-                "-W".into(),
-                watched.display().to_string(),
-                "-p".into(),
-                "rwa".into(),
-                "-k".into(),
-                wkey.clone(),
-            ],
-            [
-                "-d",
-                "always,exit",
-                "-F",
-                "arch=b64",
-                "-S",
-                "execve",
-                "-F",
-                &format!("dir={d}"),
-                "-k",
-                &xkey,
-            ]
+    let ws = watched.display().to_string();
+    let watch_rule = |op: &str| {
+        [op, &ws, "-p", "rwa", "-k", &wkey]
             .map(String::from)
-            .to_vec(),
-        ],
-        user: None,
-        restart_auditd: was_running,
+            .to_vec()
     };
-    let since_ms = sentinel::snapshot::time::now_ms() - 2000;
-    must(
-        "auditctl",
-        &[
-            "-w",
-            &watched.display().to_string(),
-            "-p",
-            "rwa",
-            "-k",
-            &wkey,
-        ],
-    );
-    must(
-        "auditctl",
-        &[
-            "-a",
+    let dir_field = format!("dir={d}");
+    let exec_rule = |op: &str| {
+        [
+            op,
             "always,exit",
             "-F",
             "arch=b64",
             "-S",
             "execve",
             "-F",
-            &format!("dir={d}"),
+            &dir_field,
             "-k",
             &xkey,
-        ],
-    );
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let mut cleanup = Cleanup {
+        rules: vec![watch_rule("-W"), exec_rule("-d")],
+        user: None,
+        restart_auditd: was_running,
+    };
+    let since_ms = sentinel::snapshot::time::now_ms() - 2000;
+    for rule in [watch_rule("-w"), exec_rule("-a")] {
+        must(
+            "auditctl",
+            &rule.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+    }
 
     // A throw-away user (ADD_USER record) who then fails to su three times (a burst).
     must("useradd", &["-M", "-s", "/bin/sh", &user]);

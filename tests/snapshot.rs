@@ -34,6 +34,7 @@ fn config(dir: &Path, files: &[&Path], extra: &str) -> String {
 }
 
 /// A child that has exited but is not reaped: a zombie whose parent is this test.
+#[allow(clippy::zombie_processes)] // the zombie is the point; the caller reaps it
 fn zombie() -> Child {
     let child = Command::new("true").spawn().unwrap();
     let stat = format!("/proc/{}/stat", child.id());
@@ -254,7 +255,14 @@ fn learn_then_baseline_reports_the_new_listener() {
     drop(listener);
 }
 
-fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+/// Starts `sentinel <args>` with its stdout as a channel of lines.
+fn spawn_watch(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(sentinel_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let (tx, rx) = mpsc::channel();
     let out = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -264,7 +272,7 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
             }
         }
     });
-    rx
+    (child, rx)
 }
 
 /// Reads lines until one satisfies `pred` (the bound only stops a hung test).
@@ -288,21 +296,15 @@ fn stop(child: &mut Child) -> i32 {
 fn watch_prints_only_changes_as_json_lines() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &[], "zombie_threshold = 1000000");
-    let mut child = Command::new(sentinel_bin())
-        .args([
-            "watch",
-            "--interval",
-            "1",
-            "--network",
-            "--json",
-            "--config",
-            &cfg,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = lines_of(&mut child);
+    let (mut child, rx) = spawn_watch(&[
+        "watch",
+        "--interval",
+        "1",
+        "--network",
+        "--json",
+        "--config",
+        &cfg,
+    ]);
     let first: Value =
         serde_json::from_str(&wait_line(&rx, "the first fingerprint", |_| true)).unwrap();
     assert_eq!(first["schema_version"], 1);
@@ -340,21 +342,15 @@ fn watch_prints_only_changes_as_json_lines() {
 fn legacy_watch_flags_print_a_status_line_then_changes() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &[], "zombie_threshold = 1000000");
-    let mut child = Command::new(sentinel_bin())
-        .args([
-            "--watch",
-            "--interval",
-            "1",
-            "--network",
-            "--no-color",
-            "--config",
-            &cfg,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = lines_of(&mut child);
+    let (mut child, rx) = spawn_watch(&[
+        "--watch",
+        "--interval",
+        "1",
+        "--network",
+        "--no-color",
+        "--config",
+        &cfg,
+    ]);
     let first = wait_line(&rx, "the status line", |_| true);
     assert!(
         first.starts_with('[') && first.contains("listeners"),

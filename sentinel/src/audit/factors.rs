@@ -105,21 +105,23 @@ pub fn factors(s: &AuditSummary) -> Vec<Factor> {
             &e.evidence,
         ));
     }
-    for c in &s.account_changes {
-        out.push(factor(
-            "account_change",
-            format!("account change: {} x{}", c.kind, c.count),
-            15,
-            &c.evidence,
-        ));
-    }
-    for c in &s.anomalous_records {
-        out.push(factor(
+    let counted = [
+        ("account_change", "account change", &s.account_changes),
+        (
             "audit_anomaly_record",
-            format!("kernel/auditd anomaly record {} x{}", c.kind, c.count),
-            15,
-            &c.evidence,
-        ));
+            "kernel/auditd anomaly record",
+            &s.anomalous_records,
+        ),
+    ];
+    for (detection, what, list) in counted {
+        for c in list {
+            out.push(factor(
+                detection,
+                format!("{what}: {} x{}", c.kind, c.count),
+                15,
+                &c.evidence,
+            ));
+        }
     }
     let denials = s.security_framework.selinux_avc_denials + s.security_framework.apparmor_denials;
     if denials > 0 {

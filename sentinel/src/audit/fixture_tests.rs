@@ -17,6 +17,13 @@ fn hasher() -> UserHasher {
     UserHasher::with_key(b"fixture-key-0123456789")
 }
 
+fn detections(s: &AuditSummary) -> Vec<&str> {
+    s.risk_factors
+        .iter()
+        .map(|f| f.detection.as_str())
+        .collect()
+}
+
 fn summary_of(name: &str) -> AuditSummary {
     let (events, stats) = read_window(&fixture(name), 0, i64::MAX).unwrap();
     let window = Window {
@@ -59,13 +66,8 @@ fn interleaved_records_group_by_serial() {
     );
     let paths: Vec<_> = pa.executions.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["/dev/shm/x", "/tmp/payload"]);
-    let ids: Vec<_> = s
-        .risk_factors
-        .iter()
-        .map(|f| f.detection.as_str())
-        .collect();
     assert_eq!(
-        ids,
+        detections(&s),
         ["watched_file_access", "exec_from_devshm", "exec_from_tmp"]
     );
     assert_eq!(s.risk_score, 60);
@@ -134,13 +136,8 @@ fn brute_force_su_sudo_accounts_and_anomaly_records() {
     assert_eq!(s.anomalous_records[0].kind, "ANOM_PROMISCUOUS");
     assert_eq!(s.security_framework.apparmor_denials, 1);
     assert_eq!(s.security_framework.selinux_avc_denials, 0);
-    let ids: Vec<_> = s
-        .risk_factors
-        .iter()
-        .map(|f| f.detection.as_str())
-        .collect();
     assert_eq!(
-        ids,
+        detections(&s),
         [
             "auth_failure",
             "brute_force",

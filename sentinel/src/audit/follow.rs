@@ -207,10 +207,8 @@ impl Tail {
             )
         });
         entry.0.records.push(rec);
-        if standalone {
-            if let Some((ev, _)) = self.pending.remove(&key) {
-                return self.send(ev);
-            }
+        if standalone && let Some((ev, _)) = self.pending.remove(&key) {
+            return self.send(ev);
         }
         true
     }

@@ -190,7 +190,7 @@ fn is_execve_arg(key: &str) -> bool {
 
 /// Decodes an auditd hex string; `None` when it is not even-length hex.
 pub fn decode_hex(v: &str) -> Option<String> {
-    if v.is_empty() || v.len() % 2 != 0 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if v.is_empty() || !v.len().is_multiple_of(2) || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     hex::decode(v)

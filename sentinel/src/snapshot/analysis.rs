@@ -169,7 +169,7 @@ pub fn findings(cfg: &SnapshotConfig, fp: &Fingerprint) -> Vec<Finding> {
             );
         }
     }
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
 
@@ -205,20 +205,7 @@ mod tests {
     use crate::snapshot::process::NotableProcess;
 
     fn empty() -> Fingerprint {
-        let cfg = SnapshotConfig {
-            config_files: vec![],
-            ..Default::default()
-        };
-        let mut fp = crate::snapshot::take(
-            &cfg,
-            &Default::default(),
-            &crate::snapshot::ProbeOptions {
-                network: false,
-                audit: None,
-                extra_files: &[],
-                store: None,
-            },
-        );
+        let mut fp = crate::snapshot::test_fingerprint();
         fp.process_summary = Default::default();
         fp.system.memory_used_percent = Some(10.0);
         fp.system.load_average = [0.0; 3];

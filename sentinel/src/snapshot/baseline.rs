@@ -220,20 +220,7 @@ mod tests {
     use crate::snapshot::network::Listener;
 
     fn fp() -> Fingerprint {
-        let cfg = crate::snapshot::SnapshotConfig {
-            config_files: vec![],
-            ..Default::default()
-        };
-        crate::snapshot::take(
-            &cfg,
-            &Default::default(),
-            &crate::snapshot::ProbeOptions {
-                network: false,
-                audit: None,
-                extra_files: &[],
-                store: None,
-            },
-        )
+        crate::snapshot::test_fingerprint()
     }
 
     #[test]

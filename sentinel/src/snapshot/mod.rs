@@ -216,3 +216,19 @@ pub fn take(
     fp.probe_duration_ms = system::round(started.elapsed().as_secs_f64() * 1000.0, 2);
     fp
 }
+
+/// A fingerprint of this host with no files, network or audit (tests edit it as they need).
+#[cfg(test)]
+pub fn test_fingerprint() -> Fingerprint {
+    let cfg = SnapshotConfig {
+        config_files: vec![],
+        ..Default::default()
+    };
+    let opts = ProbeOptions {
+        network: false,
+        audit: None,
+        extra_files: &[],
+        store: None,
+    };
+    take(&cfg, &crate::audit::AuditConfig::default(), &opts)
+}

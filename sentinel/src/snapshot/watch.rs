@@ -150,19 +150,7 @@ mod tests {
     use crate::snapshot::network::Listener;
 
     fn fp() -> Fingerprint {
-        crate::snapshot::take(
-            &crate::snapshot::SnapshotConfig {
-                config_files: vec![],
-                ..Default::default()
-            },
-            &Default::default(),
-            &crate::snapshot::ProbeOptions {
-                network: false,
-                audit: None,
-                extra_files: &[],
-                store: None,
-            },
-        )
+        crate::snapshot::test_fingerprint()
     }
 
     #[test]
