@@ -446,27 +446,33 @@ fn real_auditd_records_are_summarised() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let mut f = sentinel::audit::follow(PathBuf::from(LOG));
-        for _ in 0..30 {
-            must("cat", &[&watched.display().to_string()]);
-            let deadline = tokio::time::sleep(Duration::from_secs(3));
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    ev = f.events.recv() => {
-                        let ev = ev.expect("follower alive");
-                        if ev.key() == Some(wkey.as_str()) {
-                            assert!(ev.paths().contains(&watched.display().to_string()));
-                            return;
+    let log_follower = sentinel::audit::follow(PathBuf::from(LOG));
+    // The kernel's read-only multicast group delivers the same records next to auditd.
+    let multicast = rt
+        .block_on(async { sentinel::audit::follow_multicast(Default::default()) })
+        .expect("joining the audit multicast group (CAP_AUDIT_READ)");
+    for mut f in [log_follower, multicast] {
+        rt.block_on(async {
+            for _ in 0..30 {
+                must("cat", &[&watched.display().to_string()]);
+                let deadline = tokio::time::sleep(Duration::from_secs(3));
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        ev = f.events.recv() => {
+                            let ev = ev.expect("follower alive");
+                            if ev.key() == Some(wkey.as_str()) {
+                                assert!(ev.paths().contains(&watched.display().to_string()));
+                                return;
+                            }
                         }
+                        _ = &mut deadline => break,
                     }
-                    _ = &mut deadline => break,
                 }
             }
-        }
-        panic!("the follower never delivered the watched-file record");
-    });
+            panic!("the follower never delivered the watched-file record");
+        });
+    }
 
     // Without auditd: said plainly, and the run keeps going.
     stop_auditd();

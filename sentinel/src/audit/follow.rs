@@ -76,16 +76,9 @@ pub fn follow_with(path: PathBuf, opts: FollowOptions) -> Follower {
 
 struct Tail {
     path: PathBuf,
-    opts: OptsCopy,
-    tx: mpsc::Sender<AuditEvent>,
-    stats: Arc<FollowStats>,
-    pending: HashMap<(i64, u64), (AuditEvent, Instant)>,
-}
-
-struct OptsCopy {
     from_start: bool,
     poll: Duration,
-    flush_after: Duration,
+    asm: Assembler,
 }
 
 impl Tail {
@@ -97,38 +90,33 @@ impl Tail {
     ) -> Tail {
         Tail {
             path,
-            opts: OptsCopy {
-                from_start: o.from_start,
-                poll: o.poll,
-                flush_after: o.flush_after,
-            },
-            tx,
-            stats,
-            pending: HashMap::new(),
+            from_start: o.from_start,
+            poll: o.poll,
+            asm: Assembler::new(tx, stats, o.flush_after),
         }
     }
 
     fn run(mut self) {
         let mut first = true;
-        while !self.tx.is_closed() {
+        while !self.asm.closed() {
             let file = match std::fs::File::open(&self.path) {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::debug!("audit log {}: {e}; retrying", self.path.display());
-                    std::thread::sleep(self.opts.poll);
+                    std::thread::sleep(self.poll);
                     continue;
                 }
             };
             let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
             let mut r = BufReader::new(file);
-            if first && !self.opts.from_start {
+            if first && !self.from_start {
                 let _ = r.seek(SeekFrom::End(0));
             }
             first = false;
             if !self.read_until_replaced(&mut r, ino) {
                 return;
             }
-            self.stats.reopened.fetch_add(1, Ordering::Relaxed);
+            self.asm.stats.reopened.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -145,7 +133,7 @@ impl Tail {
                     if partial.ends_with(b"\n") {
                         let line = String::from_utf8_lossy(&partial).into_owned();
                         partial.clear();
-                        if !self.line(&line) {
+                        if !self.asm.line(&line) {
                             return false;
                         }
                     }
@@ -153,10 +141,7 @@ impl Tail {
                 }
                 Err(e) => tracing::warn!("audit log read: {e}"),
             }
-            if !self.flush_old(false) {
-                return false;
-            }
-            if self.tx.is_closed() {
+            if !self.asm.flush(false) || self.asm.closed() {
                 return false;
             }
             let pos = r.stream_position().unwrap_or(0);
@@ -164,16 +149,45 @@ impl Tail {
                 Ok(m) if m.ino() != ino || m.len() < pos => {
                     // The rest of the old file has been read; a cut-off last line is malformed.
                     if !partial.is_empty() {
-                        self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                        self.asm.stats.malformed.fetch_add(1, Ordering::Relaxed);
                     }
-                    return self.flush_old(true);
+                    return self.asm.flush(true);
                 }
-                _ => std::thread::sleep(self.opts.poll),
+                _ => std::thread::sleep(self.poll),
             }
         }
     }
+}
 
-    fn line(&mut self, line: &str) -> bool {
+/// Turns records from any source into whole events on the channel: multi-record events at
+/// their EOE (or after `flush_after`), user-space records at once.
+pub(crate) struct Assembler {
+    tx: mpsc::Sender<AuditEvent>,
+    pub(crate) stats: Arc<FollowStats>,
+    flush_after: Duration,
+    pending: HashMap<(i64, u64), (AuditEvent, Instant)>,
+}
+
+impl Assembler {
+    pub(crate) fn new(
+        tx: mpsc::Sender<AuditEvent>,
+        stats: Arc<FollowStats>,
+        flush_after: Duration,
+    ) -> Assembler {
+        Assembler {
+            tx,
+            stats,
+            flush_after,
+            pending: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// One log line; false when the receiver is gone.
+    pub(crate) fn line(&mut self, line: &str) -> bool {
         if line.trim().is_empty() {
             return true;
         }
@@ -214,11 +228,11 @@ impl Tail {
     }
 
     /// Sends events whose EOE never came (or all of them with `all`), oldest first.
-    fn flush_old(&mut self, all: bool) -> bool {
+    pub(crate) fn flush(&mut self, all: bool) -> bool {
         let mut due: Vec<(i64, u64)> = self
             .pending
             .iter()
-            .filter(|(_, (_, t))| all || t.elapsed() >= self.opts.flush_after)
+            .filter(|(_, (_, t))| all || t.elapsed() >= self.flush_after)
             .map(|(k, _)| *k)
             .collect();
         due.sort();

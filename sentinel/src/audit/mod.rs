@@ -6,6 +6,7 @@ pub mod baseline;
 pub mod chain;
 pub mod factors;
 pub mod follow;
+pub mod multicast;
 pub mod privacy;
 pub mod reader;
 pub mod record;
@@ -18,7 +19,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use follow::{FollowStats, Follower, follow};
+pub use follow::{FollowOptions, FollowStats, Follower, follow, follow_with};
+pub use multicast::follow_multicast;
 pub use record::AuditEvent;
 pub use summary::AuditSummary;
 
