@@ -165,7 +165,7 @@ pub async fn run(mut cfg: Config, mut args: SnapshotArgs, mode: Mode) -> anyhow:
     Ok(fp.exit_code)
 }
 
-/// Takes a fingerprint off the async threads (it walks /proc and hashes files).
+/// Takes one fingerprint with the audit window ending now.
 async fn probe(
     cfg: &Config,
     args: &SnapshotArgs,
@@ -183,10 +183,8 @@ async fn probe(
         extra_files: &args.files,
         store,
     };
-    // Store is not Send (rusqlite): the probe runs in place, inside block_in_place.
-    Ok(tokio::task::block_in_place(|| {
-        take(&cfg.snapshot, &cfg.audit, &opts)
-    }))
+    // Runs in place: the CLI has nothing else to do meanwhile, and the store is not Send.
+    Ok(take(&cfg.snapshot, &cfg.audit, &opts))
 }
 
 fn host_key(fp: &super::Fingerprint) -> String {

@@ -177,10 +177,12 @@ pub fn take(
         .and_then(|t| system::uptime_secs(&t))
         .unwrap_or(system.uptime_days * 86400.0);
     let process_summary = process::probe(cfg, uptime, &mut errors);
-    let mut paths: Vec<&PathBuf> = cfg.config_files.iter().chain(opts.extra_files).collect();
-    paths.dedup();
-    let config_files = paths
-        .into_iter()
+    let mut seen = std::collections::HashSet::new();
+    let config_files = cfg
+        .config_files
+        .iter()
+        .chain(opts.extra_files)
+        .filter(|p| seen.insert(*p))
         .map(|p| files::probe_file(p, cfg.max_hash_bytes))
         .collect();
     let network = if opts.network {
@@ -231,4 +233,41 @@ pub fn test_fingerprint() -> Fingerprint {
         store: None,
     };
     take(&cfg, &crate::audit::AuditConfig::default(), &opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn snapshot_and_audit_sections_load_and_validate() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.toml");
+        std::fs::write(
+            &p,
+            "[snapshot]\nknown_ports = [22, 8443]\nconfig_files = [\"/etc/hosts\"]\n\
+             interval_secs = 300\n[audit]\nlog_path = \"/x/audit.log\"\nbrute_force_threshold = 4\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.snapshot.known_ports, vec![22, 8443]);
+        assert_eq!(c.snapshot.interval_secs, 300);
+        assert_eq!(
+            c.snapshot.high_fd_threshold, 100,
+            "unset keys keep defaults"
+        );
+        assert_eq!(c.audit.brute_force_threshold, 4);
+        assert_eq!(c.audit.window_secs, 3600);
+        for bad in [
+            "[snapshot]\ninterval_secs = 0\n",
+            "[snapshot]\nknown_ports = [0]\n",
+            "[snapshot]\nmemory_warn_percent = 99.0\nmemory_crit_percent = 98.0\n",
+            "[snapshot]\nbogus = 1\n",
+            "[audit]\nbrute_force_threshold = 1\n",
+            "[audit]\nwindow_secs = 0\n",
+        ] {
+            std::fs::write(&p, bad).unwrap();
+            assert!(Config::load(Some(&p)).is_err(), "{bad}");
+        }
+    }
 }
