@@ -52,26 +52,46 @@ fn wait_for(what: &str, f: impl Fn() -> bool) {
     panic!("gave up waiting for {what}");
 }
 
-fn start_auditd() {
-    if auditd_pid().is_none() {
-        must("/usr/sbin/auditd", &[]);
-        wait_for("auditd to start", || auditd_pid().is_some());
+/// Starts auditd when none is registered with the kernel; returns its pid when we started it.
+fn start_auditd() -> Option<u32> {
+    if auditd_pid().is_some() {
+        return None;
+    }
+    must("/usr/sbin/auditd", &[]);
+    wait_for("auditd to start", || auditd_pid().is_some());
+    auditd_pid()
+}
+
+/// Stops the auditd we started (never someone else's).
+fn stop_our_auditd(pid: u32) {
+    if auditd_pid() == Some(pid) {
+        // SAFETY: signalling the auditd this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        wait_for("auditd to stop", || auditd_pid() != Some(pid));
     }
 }
 
-fn stop_auditd() {
-    if let Some(pid) = auditd_pid() {
-        // SAFETY: signalling a pid we just read from the kernel's audit status.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        wait_for("auditd to stop", || auditd_pid().is_none());
-    }
+/// The log the registered auditd writes: the default, or whatever its configuration names
+/// (another test on the machine may run auditd with a private configuration).
+fn active_log() -> PathBuf {
+    let Some(pid) = auditd_pid() else {
+        return PathBuf::from(LOG);
+    };
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .find(|t| t.extension().is_some_and(|x| x == "log"))
+        .unwrap_or_else(|| PathBuf::from(LOG))
 }
 
 /// Removes what the test added, even when an assertion fails.
 struct Cleanup {
     rules: Vec<Vec<String>>,
     user: Option<String>,
-    restart_auditd: bool,
+    /// The auditd this test started, stopped at the end.
+    ours: Option<u32>,
 }
 
 impl Drop for Cleanup {
@@ -83,10 +103,8 @@ impl Drop for Cleanup {
         if let Some(u) = &self.user {
             let _ = sh("userdel", &[u]);
         }
-        if self.restart_auditd {
-            start_auditd();
-        } else {
-            stop_auditd();
+        if let Some(pid) = self.ours {
+            stop_our_auditd(pid);
         }
     }
 }
@@ -157,8 +175,12 @@ fn id_of(user: &str, flag: &str) -> u32 {
         .unwrap()
 }
 
-fn summary_has(since_ms: i64, pred: impl Fn(&[sentinel::audit::AuditEvent]) -> bool) -> bool {
-    sentinel::audit::reader::read_window(Path::new(LOG), since_ms, i64::MAX)
+fn summary_has(
+    log: &Path,
+    since_ms: i64,
+    pred: impl Fn(&[sentinel::audit::AuditEvent]) -> bool,
+) -> bool {
+    sentinel::audit::reader::read_window(log, since_ms, i64::MAX)
         .map(|(ev, _)| pred(&ev))
         .unwrap_or(false)
 }
@@ -166,8 +188,9 @@ fn summary_has(since_ms: i64, pred: impl Fn(&[sentinel::audit::AuditEvent]) -> b
 #[test]
 fn real_auditd_records_are_summarised() {
     require_root();
-    let was_running = auditd_pid().is_some();
-    start_auditd();
+    let ours = start_auditd();
+    let log = active_log();
+    let log_s = log.display().to_string();
     let me = std::process::id();
     let dir = tempfile::Builder::new()
         .prefix("sentinel-e2e-audit")
@@ -204,7 +227,7 @@ fn real_auditd_records_are_summarised() {
     let mut cleanup = Cleanup {
         rules: vec![watch_rule("-W"), exec_rule("-d")],
         user: None,
-        restart_auditd: was_running,
+        ours,
     };
     let since_ms = sentinel::snapshot::time::now_ms() - 2000;
     for rule in [watch_rule("-w"), exec_rule("-a")] {
@@ -229,7 +252,7 @@ fn real_auditd_records_are_summarised() {
     must(&bin.display().to_string(), &[]);
 
     wait_for("the records in the audit log", || {
-        summary_has(since_ms, |ev| {
+        summary_has(&log, since_ms, |ev| {
             let has_key = |k: &str| ev.iter().any(|e| e.key() == Some(k));
             has_key(&wkey)
                 && has_key(&xkey)
@@ -247,9 +270,10 @@ fn real_auditd_records_are_summarised() {
         &cfg_path,
         format!(
             "[snapshot]\nconfig_files = []\nstore_path = {:?}\n[audit]\nbrute_force_threshold = 3\n\
-             brute_force_window_secs = 600\nhmac_key_path = {:?}\n",
+             brute_force_window_secs = 600\nhmac_key_path = {:?}\nlog_path = {:?}\n",
             dir.path().join("s.db").display().to_string(),
-            dir.path().join("hmac.key").display().to_string()
+            dir.path().join("hmac.key").display().to_string(),
+            log_s,
         ),
     )
     .unwrap();
@@ -269,7 +293,7 @@ fn real_auditd_records_are_summarised() {
     let a = &fp["audit_summary"];
     assert_eq!(a["enabled"], true, "{a}");
     assert_eq!(a["auditd_running"], true);
-    assert_eq!(a["log_source"], LOG);
+    assert_eq!(a["log_source"], log_s.as_str());
     let hasher = UserHasher::load_or_create(&dir.path().join("hmac.key")).unwrap();
 
     // Authentication failures and the brute-force burst, with the account hashed.
@@ -446,7 +470,7 @@ fn real_auditd_records_are_summarised() {
         .enable_all()
         .build()
         .unwrap();
-    let log_follower = sentinel::audit::follow(PathBuf::from(LOG));
+    let log_follower = sentinel::audit::follow(log.clone());
     // The kernel's read-only multicast group delivers the same records next to auditd.
     let multicast = rt
         .block_on(async { sentinel::audit::follow_multicast(Default::default()) })
@@ -475,19 +499,68 @@ fn real_auditd_records_are_summarised() {
     }
 
     // Without auditd: said plainly, and the run keeps going.
-    stop_auditd();
-    let down = sentinel(&["--json", "--audit", "--config", &cfg]);
-    let s = &down.json()["audit_summary"];
-    assert_eq!(s["auditd_running"], false);
+    match ours {
+        Some(pid) => {
+            stop_our_auditd(pid);
+            let down = sentinel(&["--json", "--audit", "--config", &cfg]);
+            let s = &down.json()["audit_summary"];
+            assert_eq!(s["auditd_running"], false);
+            let notes = s["notes"].as_array().unwrap();
+            assert!(
+                notes
+                    .iter()
+                    .any(|n| n.as_str().unwrap().contains("auditd is not running")),
+                "{s}"
+            );
+            assert_ne!(down.code, 3, "a stopped auditd is not a probe error");
+        }
+        // Another process's auditd is not ours to stop (only on a shared machine, not in CI).
+        None => eprintln!("auditd was already running: the 'not running' check was not made"),
+    }
+    drop(cleanup);
+}
+
+/// Without root the log is unreadable: the summary says so and the snapshot still runs.
+#[test]
+fn unprivileged_audit_run_says_why_and_keeps_going() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let cfg = dir.path().join("sentinel.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[snapshot]\nconfig_files = []\nstore_path = {:?}\n[audit]\nhmac_key_path = {:?}\n",
+            dir.path().join("s.db").display().to_string(),
+            dir.path().join("hmac.key").display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = Command::new(sentinel_e2e::sentinel_bin())
+        .args(["--json", "--audit", "--config", &cfg.display().to_string()])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let fp: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    let a = &fp["audit_summary"];
+    assert_eq!(a["enabled"], false, "{a}");
     assert!(
-        s["notes"]
+        a["notes"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|n| n.as_str().unwrap().contains("auditd is not running")),
-        "{s}"
+            .any(|n| n.as_str().unwrap().contains("cannot read the audit log")),
+        "{a}"
     );
-    assert_ne!(down.code, 3, "a stopped auditd is not a probe error");
-    start_auditd();
-    drop(cleanup);
+    assert_ne!(code, 3, "an unreadable audit log is reported, not an error");
+    assert!(!dir.path().join("hmac.key").exists());
 }

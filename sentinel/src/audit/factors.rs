@@ -2,6 +2,7 @@
 //! explainable model as the eBPF anomalies (`Anomaly::score_of`). Weights are documented in
 //! docs/audit.md; evidence ids are "audit:<serial>".
 
+use super::classify::weight;
 use super::summary::AuditSummary;
 use crate::detect::model::Factor;
 
@@ -33,7 +34,7 @@ pub fn factors(s: &AuditSummary) -> Vec<Factor> {
                 ),
                 plural(a.failure_users_hashed.len() as u64, "account", "accounts")
             ),
-            (3 * a.failures).min(15),
+            (weight::AUTH_FAILURE as u64 * a.failures).min(15),
             &a.evidence,
         ));
     }
@@ -44,7 +45,7 @@ pub fn factors(s: &AuditSummary) -> Vec<Factor> {
                 "brute force: {} failed authentications between {} and {}",
                 b.count, b.first, b.last
             ),
-            35,
+            weight::BRUTE_FORCE as u64,
             &b.evidence,
         ));
     }
@@ -76,23 +77,23 @@ pub fn factors(s: &AuditSummary) -> Vec<Factor> {
                 w.paths.join(", "),
                 w.processes.join(", ")
             ),
-            10,
+            weight::WATCHED_FILE as u64,
             &w.evidence,
         ));
         if let Some(label) = &w.suspicious {
             out.push(factor(
                 "suspicious_process_chain",
                 format!("{label}: {}", super::chain::render(&w.process_chain)),
-                25,
+                weight::SUSPICIOUS_CHAIN as u64,
                 &w.evidence,
             ));
         }
     }
     for e in &s.process_activity.executions {
         let (detection, weight) = if e.path.starts_with("/dev/shm/") {
-            ("exec_from_devshm", 30)
+            ("exec_from_devshm", weight::EXEC_SHM)
         } else {
-            ("exec_from_tmp", 20)
+            ("exec_from_tmp", weight::EXEC_TMP)
         };
         out.push(factor(
             detection,
@@ -101,24 +102,30 @@ pub fn factors(s: &AuditSummary) -> Vec<Factor> {
                 e.path,
                 plural(e.count, "time", "times")
             ),
-            weight,
+            weight as u64,
             &e.evidence,
         ));
     }
     let counted = [
-        ("account_change", "account change", &s.account_changes),
+        (
+            "account_change",
+            "account change",
+            weight::ACCOUNT_CHANGE,
+            &s.account_changes,
+        ),
         (
             "audit_anomaly_record",
             "kernel/auditd anomaly record",
+            weight::ANOMALY_RECORD,
             &s.anomalous_records,
         ),
     ];
-    for (detection, what, list) in counted {
+    for (detection, what, w, list) in counted {
         for c in list {
             out.push(factor(
                 detection,
                 format!("{what}: {} x{}", c.kind, c.count),
-                15,
+                w as u64,
                 &c.evidence,
             ));
         }
@@ -131,7 +138,7 @@ pub fn factors(s: &AuditSummary) -> Vec<Factor> {
                 "{} (SELinux/AppArmor)",
                 plural(denials, "access denial", "access denials")
             ),
-            (2 * denials).min(10),
+            (weight::MAC_DENIAL as u64 * denials).min(10),
             &[],
         ));
     }

@@ -135,7 +135,7 @@ fn brute_force_su_sudo_accounts_and_anomaly_records() {
     assert_eq!(s.account_changes[0].kind, "ADD_USER");
     assert_eq!(s.anomalous_records[0].kind, "ANOM_PROMISCUOUS");
     assert_eq!(s.security_framework.apparmor_denials, 1);
-    assert_eq!(s.security_framework.selinux_avc_denials, 0);
+    assert_eq!(s.security_framework.selinux_avc_denials, 1);
     assert_eq!(
         detections(&s),
         [
@@ -149,5 +149,5 @@ fn brute_force_su_sudo_accounts_and_anomaly_records() {
     let brute = &s.risk_factors[1];
     assert_eq!(brute.evidence.len(), 7);
     assert!(brute.evidence.iter().all(|e| e.starts_with("audit:8")));
-    assert_eq!(s.risk_score, 15 + 35 + 15 + 15 + 2);
+    assert_eq!(s.risk_score, 15 + 35 + 15 + 15 + 2 * 2);
 }

@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod chain;
+pub mod classify;
 pub mod factors;
 pub mod follow;
 pub mod multicast;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use classify::{LiveFact, classify};
 pub use follow::{FollowOptions, FollowStats, Follower, follow, follow_with};
 pub use multicast::follow_multicast;
 pub use record::AuditEvent;

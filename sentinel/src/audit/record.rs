@@ -127,16 +127,18 @@ fn parse_fields(
 ) -> Result<(), ParseError> {
     let mut s = body.trim_start();
     while !s.is_empty() {
-        let Some(eq) = s.find('=') else {
-            // A stray word without '=' (seen in some kernel messages): skip it.
-            s = s.split_once(' ').map(|(_, r)| r).unwrap_or("").trim_start();
-            continue;
-        };
-        let key = &s[..eq];
-        if key.contains(' ') {
-            s = s.split_once(' ').map(|(_, r)| r).unwrap_or("").trim_start();
+        let word = s.split(' ').next().unwrap_or("");
+        if !word.contains('=') {
+            // Bare words carry meaning in some records (SELinux AVC: "avc: denied { read }"):
+            // kept as keys with an empty value.
+            out.push((word.to_string(), String::new()));
+            s = s[word.len()..].trim_start();
             continue;
         }
+        let Some(eq) = s.find('=') else {
+            break;
+        };
+        let key = &s[..eq];
         let after = &s[eq + 1..];
         let (value, rest) = match after.chars().next() {
             Some(q @ ('"' | '\'')) => {

@@ -8,33 +8,14 @@ use serde::Serialize;
 
 use super::baseline::{AuditBaseline, Deviations};
 use super::chain;
-use super::privacy::{UserHasher, redact_command};
+use super::classify::{self, Denial};
+use super::privacy::UserHasher;
 use super::reader::ReadStats;
 use super::record::AuditEvent;
 use crate::detect::model::{ChainLink, Factor, Level};
 
 /// Evidence ids kept per item; the count says how many there were.
 const MAX_EVIDENCE: usize = 20;
-const TMP_PREFIXES: &[&str] = &["/tmp/", "/var/tmp/"];
-const SHM_PREFIX: &str = "/dev/shm/";
-const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "fish"];
-const ACCOUNT_TYPES: &[&str] = &[
-    "ADD_USER",
-    "DEL_USER",
-    "ADD_GROUP",
-    "DEL_GROUP",
-    "USER_MGMT",
-    "GRP_MGMT",
-    "USER_CHAUTHTOK",
-    "GRP_CHAUTHTOK",
-    "CHUSER_ID",
-    "CHGRP_ID",
-    "ACCT_LOCK",
-    "ACCT_UNLOCK",
-    "ROLE_ASSIGN",
-    "ROLE_REMOVE",
-    "ROLE_MODIFY",
-];
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AuditSummary {
@@ -279,7 +260,6 @@ pub fn summarize(
     for ev in events {
         let ty = ev.primary_type();
         let exe = ev.field("exe").unwrap_or("");
-        let exe_base = exe.rsplit('/').next().unwrap_or(exe);
         if ty == "USER_AUTH" {
             if ev.failed() {
                 s.authentication.failures += 1;
@@ -296,25 +276,20 @@ pub fn summarize(
                 s.authentication.successes += 1;
             }
         }
-        if ty == "USER_CMD" && exe_base == "sudo" {
+        if classify::is_sudo(ev) {
             s.privilege_escalation.sudo_count += 1;
             push_ev(&mut s.privilege_escalation.evidence, ev);
             let who = actor(ev, &names)
                 .map(|n| hasher.hash(&n))
                 .unwrap_or_default();
-            let cmd = redact_command(ev.field("cmd").unwrap_or(""));
-            let cmd = cmd
-                .split(' ')
-                .map(|w| hasher.redact_path(w))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let cmd = classify::redacted_command(ev, hasher).unwrap_or_default();
             *sudo_cmds.entry((who, cmd)).or_default() += 1;
         }
-        if ty == "USER_START" && exe_base == "su" && !ev.failed() {
+        if classify::is_su_session(ev) {
             s.privilege_escalation.su_count += 1;
             push_ev(&mut s.privilege_escalation.evidence, ev);
         }
-        if ACCOUNT_TYPES.contains(&ty) {
+        if classify::is_account_change(ty) {
             let c = accounts.entry(ty.to_string()).or_insert_with(|| Counted {
                 kind: ty.to_string(),
                 ..Default::default()
@@ -334,41 +309,25 @@ pub fn summarize(
                 push_unique(&mut c.users_hashed, hasher.hash(&t));
             }
         }
-        if ev.has("AVC") {
-            let avc = ev.record("AVC").and_then(|r| r.get("apparmor"));
-            if avc.is_some_and(|a| a.eq_ignore_ascii_case("DENIED")) {
-                s.security_framework.apparmor_denials += 1;
-            } else if ev.field("seresult") == Some("denied")
-                || ev
-                    .record("AVC")
-                    .is_some_and(|r| r.fields.iter().any(|(k, _)| k == "denied"))
-                || ev.field("avc").is_some()
-            {
-                s.security_framework.selinux_avc_denials += 1;
-            }
+        match classify::denial(ev) {
+            Some(Denial::AppArmor) => s.security_framework.apparmor_denials += 1,
+            Some(Denial::Selinux) => s.security_framework.selinux_avc_denials += 1,
+            None => {}
         }
-        if ev.has("APPARMOR_DENIED") {
-            s.security_framework.apparmor_denials += 1;
-        }
-        if let Some(a) = ev.records.iter().find(|r| r.rtype.starts_with("ANOM_")) {
-            let c = anomalous.entry(a.rtype.clone()).or_insert_with(|| Counted {
-                kind: a.rtype.clone(),
+        if let Some(a) = classify::anomaly_type(ev) {
+            let c = anomalous.entry(a.to_string()).or_insert_with(|| Counted {
+                kind: a.to_string(),
                 ..Default::default()
             });
             c.count += 1;
             push_ev(&mut c.evidence, ev);
         }
-        if ev.is_execve() {
-            if SHELLS.contains(&exe_base) {
-                s.process_activity.shell_spawns += 1;
-            }
-            let mut cands = vec![exe.to_string()];
-            cands.extend(ev.paths().into_iter().take(1));
-            let hit = cands.into_iter().find(|p| {
-                TMP_PREFIXES.iter().any(|t| p.starts_with(t)) || p.starts_with(SHM_PREFIX)
-            });
-            if let Some(path) = hit {
-                if path.starts_with(SHM_PREFIX) {
+        if classify::is_shell_exec(ev) {
+            s.process_activity.shell_spawns += 1;
+        }
+        if let Some((path, shm)) = classify::exec_location(ev) {
+            {
+                if shm {
                     s.process_activity.devshm_executions += 1;
                 } else {
                     s.process_activity.tmp_executions += 1;

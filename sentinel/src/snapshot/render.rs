@@ -19,10 +19,8 @@ impl Palette {
     /// `flag`: Some(true) for --color, Some(false) for --no-color.
     pub fn detect(flag: Option<bool>) -> Palette {
         use std::io::IsTerminal;
-        let on = flag.unwrap_or_else(|| {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stdout().is_terminal()
-        });
+        let on = flag
+            .unwrap_or_else(|| crate::feed::terminal::use_color(std::io::stdout().is_terminal()));
         Palette { on }
     }
 

@@ -1,6 +1,6 @@
-//! UTC time stamps for the fingerprint (ISO-8601 with a `Z`), without a calendar dependency.
+//! UTC time stamps for the fingerprint, on top of the feed's RFC 3339 formatter.
 
-/// Seconds since the epoch, now.
+/// Milliseconds since the epoch, now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -10,36 +10,16 @@ pub fn now_ms() -> i64 {
 
 /// "YYYY-MM-DDTHH:MM:SS.mmmZ" for epoch seconds plus milliseconds.
 pub fn iso8601(secs: i64, ms: u32) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        ms.min(999)
-    )
+    let ns = secs
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(ms.min(999)) * 1_000_000);
+    crate::feed::rfc3339(ns)
 }
 
 /// "YYYY-mm-dd HH:MM:SS" (UTC) for watch-mode line prefixes.
 pub fn stamp(ms: i64) -> String {
     let s = iso8601(ms.div_euclid(1000), 0);
     format!("{} {}", &s[..10], &s[11..19])
-}
-
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
