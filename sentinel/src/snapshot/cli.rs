@@ -117,11 +117,23 @@ fn out(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_store(cfg: &Config, args: &SnapshotArgs) -> anyhow::Result<(Store, PathBuf)> {
-    let path = args
-        .store
+fn store_path(cfg: &Config, args: &SnapshotArgs) -> PathBuf {
+    args.store
         .clone()
-        .unwrap_or_else(|| cfg.snapshot.store_path.clone());
+        .unwrap_or_else(|| cfg.snapshot.store_path.clone())
+}
+
+/// The store for reading the audit baseline: only when it already exists, so a read-only
+/// command does not create a database as a side effect.
+fn existing_store(cfg: &Config, args: &SnapshotArgs) -> Option<Store> {
+    if !args.audit || !store_path(cfg, args).exists() {
+        return None;
+    }
+    open_store(cfg, args).ok().map(|s| s.0)
+}
+
+fn open_store(cfg: &Config, args: &SnapshotArgs) -> anyhow::Result<(Store, PathBuf)> {
+    let path = store_path(cfg, args);
     let store =
         Store::open(&path).with_context(|| format!("opening the store {}", path.display()))?;
     Ok((store, path))
@@ -151,12 +163,8 @@ pub async fn run(mut cfg: Config, mut args: SnapshotArgs, mode: Mode) -> anyhow:
         return super_watch(&cfg, &args, palette).await;
     }
     // The audit baseline is optional for a one-shot run (non-root may not open the store).
-    let store = if args.audit {
-        open_store(&cfg, &args).ok()
-    } else {
-        None
-    };
-    let fp = probe(&cfg, &args, store.as_ref().map(|s| &s.0), None).await?;
+    let store = existing_store(&cfg, &args);
+    let fp = probe(&cfg, &args, store.as_ref(), None).await?;
     if args.quick && !args.json {
         out(&render::quick(&fp, palette, args.verbose))?;
     } else {
@@ -296,12 +304,8 @@ async fn compare(cfg: &Config, args: &SnapshotArgs, palette: Palette) -> anyhow:
 async fn super_watch(cfg: &Config, args: &SnapshotArgs, palette: Palette) -> anyhow::Result<i32> {
     let interval =
         std::time::Duration::from_secs(args.interval.unwrap_or(cfg.snapshot.interval_secs));
-    let store = if args.audit {
-        open_store(cfg, args).ok()
-    } else {
-        None
-    };
-    let store = store.as_ref().map(|s| &s.0);
+    let store = existing_store(cfg, args);
+    let store = store.as_ref();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     eprintln!(

@@ -85,15 +85,14 @@ pub fn quick(fp: &Fingerprint, p: Palette, verbose: bool) -> String {
         "  Load:        {:.2} {:.2} {:.2} ({} cpus)",
         s.load_average[0], s.load_average[1], s.load_average[2], s.cpu_count
     );
+    // Coloured by the memory finding, so the configured thresholds decide.
     let mem = match s.memory_used_percent {
         Some(m) => {
             let t = format!("{m:.1}%");
-            if m >= 90.0 {
-                p.red(&t)
-            } else if m >= 75.0 {
-                p.yellow(&t)
-            } else {
-                t
+            match fp.findings.iter().find(|f| f.detection == "memory") {
+                Some(f) if f.severity == Severity::Critical => p.red(&t),
+                Some(_) => p.yellow(&t),
+                None => t,
             }
         }
         None => "unknown".into(),
