@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use sentinel::audit::privacy::UserHasher;
-use sentinel_e2e::{require_root, sentinel};
+use sentinel_e2e::{require_root, sentinel, spawn_sentinel, stop_sentinel, wait_line};
 use serde_json::Value;
 
 const LOG: &str = "/var/log/audit/audit.log";
@@ -464,6 +464,37 @@ fn real_auditd_records_are_summarised() {
             .unwrap()
             > 0.0
     );
+
+    // The habit watch command reports each interval's new audit facts, once.
+    let (mut child, rx) = spawn_sentinel(&[
+        "--watch",
+        "--interval",
+        "1",
+        "--network",
+        "--audit",
+        "--json",
+        "--audit-window",
+        &window,
+        "--config",
+        &cfg,
+    ]);
+    wait_line(&rx, "the first fingerprint", |_| true);
+    must("cat", &[&ws]);
+    let line = wait_line(&rx, "the new watched-file read", |l| {
+        l.contains("\"kind\":\"audit\"") && l.contains(&wkey)
+    });
+    let v: Value = serde_json::from_str(&line).expect("watch lines are JSON");
+    let hit = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "audit" && c["detail"].as_str().unwrap().contains(&wkey))
+        .expect("an audit change for the key");
+    assert!(
+        hit["detail"].as_str().unwrap().contains("1 access"),
+        "{hit}"
+    );
+    stop_sentinel(&mut child);
 
     // The live follower sees new records for the watch key.
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -212,3 +212,50 @@ pub fn sentinel(args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Starts `sentinel <args>` with its stdout as a channel of lines.
+pub fn spawn_sentinel(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = std::process::Command::new(sentinel_bin())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawning sentinel");
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Reads lines until one satisfies `pred` (the bound only stops a hung test).
+pub fn wait_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(l) if pred(&l) => return l,
+            Ok(_) => {}
+            Err(e) => panic!("watch output never showed {what}: {e}"),
+        }
+    }
+}
+
+/// Stops a spawned `sentinel` with SIGTERM and returns its exit code.
+pub fn stop_sentinel(child: &mut std::process::Child) -> i32 {
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child
+        .wait()
+        .expect("waiting for sentinel")
+        .code()
+        .unwrap_or(-1)
+}

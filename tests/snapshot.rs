@@ -2,15 +2,13 @@
 //! zombie and a real world-writable watched file made by the test; baseline learn/compare and
 //! watch mode run against the real /proc.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use sentinel_e2e::{sentinel, sentinel_bin};
+use sentinel_e2e::{sentinel, sentinel_bin, spawn_sentinel, stop_sentinel, wait_line};
 use serde_json::Value;
 
 /// A config that isolates the store and silences host-dependent noise (load, memory, high fd
@@ -255,48 +253,11 @@ fn learn_then_baseline_reports_the_new_listener() {
     drop(listener);
 }
 
-/// Starts `sentinel <args>` with its stdout as a channel of lines.
-fn spawn_watch(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(sentinel_bin())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
-/// Reads lines until one satisfies `pred` (the bound only stops a hung test).
-fn wait_line(rx: &mpsc::Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    loop {
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(l) if pred(&l) => return l,
-            Ok(_) => {}
-            Err(e) => panic!("watch output never showed {what}: {e}"),
-        }
-    }
-}
-
-fn stop(child: &mut Child) -> i32 {
-    // SAFETY: kill on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    child.wait().unwrap().code().unwrap_or(-1)
-}
-
 #[test]
 fn watch_prints_only_changes_as_json_lines() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &[], "zombie_threshold = 1000000");
-    let (mut child, rx) = spawn_watch(&[
+    let (mut child, rx) = spawn_sentinel(&[
         "watch",
         "--interval",
         "1",
@@ -331,7 +292,7 @@ fn watch_prints_only_changes_as_json_lines() {
         l.contains(&tag) && l.contains("listener_removed")
     });
     serde_json::from_str::<Value>(&gone).unwrap();
-    let code = stop(&mut child);
+    let code = stop_sentinel(&mut child);
     assert!(
         code >= 1,
         "worst status seen includes the unusual listener: {code}"
@@ -342,7 +303,7 @@ fn watch_prints_only_changes_as_json_lines() {
 fn legacy_watch_flags_print_a_status_line_then_changes() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &[], "zombie_threshold = 1000000");
-    let (mut child, rx) = spawn_watch(&[
+    let (mut child, rx) = spawn_sentinel(&[
         "--watch",
         "--interval",
         "1",
@@ -363,5 +324,5 @@ fn legacy_watch_flags_print_a_status_line_then_changes() {
     });
     assert!(line.contains("unusual port"), "{line}");
     drop(listener);
-    stop(&mut child);
+    stop_sentinel(&mut child);
 }
