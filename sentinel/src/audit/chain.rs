@@ -117,11 +117,22 @@ pub fn suspicious(chain: &[ChainLink]) -> Option<&'static str> {
 
 /// A chain as "exe(pid) > exe(pid)" for text output.
 pub fn render(chain: &[ChainLink]) -> String {
-    chain
+    render_tail(chain, usize::MAX)
+}
+
+/// The last `n` links of a chain, with "... > " when some were left out.
+pub fn render_tail(chain: &[ChainLink], n: usize) -> String {
+    let skip = chain.len().saturating_sub(n);
+    let shown = chain[skip..]
         .iter()
         .map(|l| format!("{}({})", base(&l.exe), l.pid))
         .collect::<Vec<_>>()
-        .join(" > ")
+        .join(" > ");
+    if skip > 0 {
+        format!("... > {shown}")
+    } else {
+        shown
+    }
 }
 
 #[cfg(test)]

@@ -66,6 +66,9 @@ impl Palette {
     }
 }
 
+/// Chain links shown per process in text output (the JSON has them all).
+const CHAIN_LINKS: usize = 4;
+
 /// How many listeners `--quick` shows (all with --verbose).
 const QUICK_LISTENERS: usize = 10;
 
@@ -141,7 +144,7 @@ pub fn quick(fp: &Fingerprint, p: Palette, verbose: bool) -> String {
                 n.name,
                 n.state,
                 n.flags.join(","),
-                p.dim(&crate::audit::chain::render(&n.chain))
+                p.dim(&crate::audit::chain::render_tail(&n.chain, CHAIN_LINKS))
             );
         }
     }
@@ -273,7 +276,10 @@ pub fn audit_block(a: &AuditSummary, p: Palette) -> String {
             w.count,
             w.paths.join(", "),
             w.processes.join(", "),
-            p.dim(&crate::audit::chain::render(&w.process_chain))
+            p.dim(&crate::audit::chain::render_tail(
+                &w.process_chain,
+                CHAIN_LINKS
+            ))
         );
     }
     let _ = writeln!(
