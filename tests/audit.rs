@@ -7,84 +7,16 @@
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use sentinel::audit::privacy::UserHasher;
+use sentinel_e2e::auditd::{
+    active_log, auditd_pid, must, same_auditd, sh, start_auditd, stop_our_auditd, wait_until,
+};
 use sentinel_e2e::{require_root, sentinel, spawn_sentinel, stop_sentinel, wait_line};
 use serde_json::Value;
-
-const LOG: &str = "/var/log/audit/audit.log";
-
-fn sh(cmd: &str, args: &[&str]) -> std::process::Output {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
-}
-
-fn must(cmd: &str, args: &[&str]) {
-    let o = sh(cmd, args);
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn auditd_pid() -> Option<u32> {
-    let o = sh("auditctl", &["-s"]);
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("pid "))
-        .and_then(|p| p.trim().parse().ok())
-        .filter(|p| *p != 0 && Path::new(&format!("/proc/{p}")).exists())
-}
-
-fn wait_for(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..600 {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("gave up waiting for {what}");
-}
-
-/// Starts auditd when none is registered with the kernel; returns its pid when we started it.
-fn start_auditd() -> Option<u32> {
-    if auditd_pid().is_some() {
-        return None;
-    }
-    must("/usr/sbin/auditd", &[]);
-    wait_for("auditd to start", || auditd_pid().is_some());
-    auditd_pid()
-}
-
-/// Stops the auditd we started (never someone else's).
-fn stop_our_auditd(pid: u32) {
-    if auditd_pid() == Some(pid) {
-        // SAFETY: signalling the auditd this test started.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        wait_for("auditd to stop", || auditd_pid() != Some(pid));
-    }
-}
-
-/// The log the registered auditd writes: the default, or whatever its configuration names
-/// (another test on the machine may run auditd with a private configuration).
-fn active_log() -> PathBuf {
-    let Some(pid) = auditd_pid() else {
-        return PathBuf::from(LOG);
-    };
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .find(|t| t.extension().is_some_and(|x| x == "log"))
-        .unwrap_or_else(|| PathBuf::from(LOG))
-}
 
 /// Removes what the test added, even when an assertion fails.
 struct Cleanup {
@@ -189,6 +121,7 @@ fn summary_has(
 fn real_auditd_records_are_summarised() {
     require_root();
     let ours = start_auditd();
+    let daemon = auditd_pid().expect("auditd registered");
     let log = active_log();
     let log_s = log.display().to_string();
     let me = std::process::id();
@@ -251,7 +184,7 @@ fn real_auditd_records_are_summarised() {
     std::fs::copy("/bin/true", &bin).unwrap();
     must(&bin.display().to_string(), &[]);
 
-    wait_for("the records in the audit log", || {
+    wait_until("the records in the audit log", || {
         summary_has(&log, since_ms, |ev| {
             let has_key = |k: &str| ev.iter().any(|e| e.key() == Some(k));
             has_key(&wkey)
@@ -280,6 +213,7 @@ fn real_auditd_records_are_summarised() {
     let cfg = cfg_path.display().to_string();
     let window = ((sentinel::snapshot::time::now_ms() - since_ms) / 1000 + 5).to_string();
 
+    same_auditd(daemon);
     let run = sentinel(&[
         "--json",
         "--network",
@@ -416,6 +350,7 @@ fn real_auditd_records_are_summarised() {
     assert_eq!(run.code, 2);
 
     // The habit command in readable form.
+    same_auditd(daemon);
     let q = sentinel(&[
         "--quick",
         "--network",
@@ -434,6 +369,7 @@ fn real_auditd_records_are_summarised() {
     );
 
     // sudo against the baseline: learn once, then the summary carries the baseline average.
+    same_auditd(daemon);
     let l = sentinel(&[
         "--learn",
         "--audit",
@@ -448,6 +384,7 @@ fn real_auditd_records_are_summarised() {
         "{}",
         l.stdout
     );
+    same_auditd(daemon);
     let again = sentinel(&[
         "--json",
         "--audit",
@@ -466,6 +403,7 @@ fn real_auditd_records_are_summarised() {
     );
 
     // The habit watch command reports each interval's new audit facts, once.
+    same_auditd(daemon);
     let (mut child, rx) = spawn_sentinel(&[
         "--watch",
         "--interval",

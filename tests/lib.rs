@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: a live collector shared by all tests of a binary,
 //! waiting for events from a given process, and the paths of the binaries under test.
 
+pub mod auditd;
+
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
