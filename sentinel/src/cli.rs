@@ -35,6 +35,10 @@ pub struct Cli {
 pub enum Command {
     /// Load the kernel probes and stream events and anomalies until stopped.
     Run(crate::agent::RunArgs),
+    /// Serve the web dashboard and ingest API for agents.
+    Serve(crate::server::cli::ServeArgs),
+    /// Manage dashboard users (the first admin is created here).
+    User(crate::server::cli::UserArgs),
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -42,6 +46,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Some(Command::Run(args)) => crate::agent::run(config, args).await,
+        Some(Command::Serve(args)) => crate::server::cli::serve(config, args).await,
+        Some(Command::User(args)) => crate::server::cli::user(config, args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

@@ -8,6 +8,8 @@ pub mod collect;
 pub mod config;
 pub mod detect;
 pub mod event;
+pub mod feed;
 pub mod logging;
+pub mod server;
 pub mod store;
 pub mod syscalls;

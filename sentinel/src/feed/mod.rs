@@ -1,0 +1,3 @@
+//! Where anomalies go after detection: the push client to a Sentinel server (push.rs).
+
+pub mod push;

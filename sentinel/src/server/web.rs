@@ -1,0 +1,634 @@
+//! Server-rendered pages of the dashboard (feed, anomaly, hosts, host) and the shared
+//! layout. Everything goes through maud, which escapes every interpolated value, so agent
+//! data (host names, user names, command lines) can never become markup.
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use super::AppState;
+use super::access::{Actor, Client, Via};
+use super::store::{AnomalyFilter, Host, Role, StoredAnomaly};
+use crate::detect::model::Level;
+
+pub const APP_CSS: &str = include_str!("assets/app.css");
+pub const APP_JS: &str = include_str!("assets/app.js");
+
+pub async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        APP_CSS,
+    )
+        .into_response()
+}
+
+pub async fn js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        APP_JS,
+    )
+        .into_response()
+}
+
+/// Percent-encodes one path segment (host names and ids come from agents).
+pub fn seg(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// "2026-11-26 19:49:09" (UTC) from epoch nanoseconds.
+pub fn fmt_time(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+pub fn ago(ns: i64) -> String {
+    let s = (crate::store::now_ns() - ns) / 1_000_000_000;
+    match s {
+        i64::MIN..60 => "just now".into(),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86_400 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+pub fn level_badge(l: Option<Level>) -> Markup {
+    match l {
+        Some(l) => html! { span class={ "badge lvl-" (l.as_str()) } { (l.as_str()) } },
+        None => html! { span class="badge lvl-none" { "none" } },
+    }
+}
+
+pub fn csrf_field(a: &Actor) -> Markup {
+    html! { input type="hidden" name="csrf" value=(a.csrf()); }
+}
+
+pub fn page(st: &AppState, actor: Option<&Actor>, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Sentinel" }
+                link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
+                @if let Some(a) = actor { meta name="csrf-token" content=(a.csrf()); }
+            }
+            body {
+                header.top {
+                    a.brand href="/" { "◉ Sentinel" }
+                    @if let Some(a) = actor {
+                        nav {
+                            a href="/" { "Feed" }
+                            a href="/hosts" { "Hosts" }
+                            @if a.can(Role::Admin) {
+                                a href="/admin/users" { "Users" }
+                                a href="/admin/audit" { "Audit" }
+                                a href="/admin/sessions" { "Sessions" }
+                            }
+                            @if a.via == Via::Session {
+                                a href="/profile" { (a.username) " (" (a.role) ")" }
+                                form.inline method="post" action="/logout" {
+                                    (csrf_field(a))
+                                    button.link type="submit" { "Sign out" }
+                                }
+                            } @else {
+                                a href="/login" { "Sign in" }
+                            }
+                        }
+                    }
+                }
+                @if st.cfg.demo { div.demo { "Read-only demo: changes are disabled." } }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn error_page(status: StatusCode, msg: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (status.as_u16()) " · Sentinel" }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body { main.narrow {
+                h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
+                p.error { (msg) }
+                p { a href="/" { "Back to the feed" } }
+            } }
+        }
+    }
+}
+
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        error_page(StatusCode::NOT_FOUND, "No such page."),
+    )
+        .into_response()
+}
+
+pub fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!("request failed: {e}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error; see the server log.",
+        ),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct FeedQuery {
+    pub host: Option<String>,
+    pub user: Option<String>,
+    pub level: Option<String>,
+    pub detection: Option<String>,
+    pub unacked: Option<String>,
+}
+
+impl FeedQuery {
+    pub fn filter(&self, limit: usize) -> AnomalyFilter {
+        let nz = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+        AnomalyFilter {
+            host: nz(&self.host),
+            user: nz(&self.user),
+            level: self.level.as_deref().and_then(Level::parse),
+            detection: nz(&self.detection),
+            unacked: Some(self.unacked.as_deref() == Some("1")),
+            limit: Some(limit),
+        }
+    }
+}
+
+fn summary_of(a: &StoredAnomaly) -> String {
+    a.anomaly
+        .factors
+        .iter()
+        .max_by_key(|f| f.weight)
+        .map(|f| f.reason.clone())
+        .unwrap_or_default()
+}
+
+fn principal_of(a: &StoredAnomaly) -> String {
+    a.anomaly
+        .principal
+        .user
+        .clone()
+        .unwrap_or_else(|| format!("uid {}", a.anomaly.principal.uid))
+}
+
+fn anomaly_row(a: &StoredAnomaly) -> Markup {
+    let an = &a.anomaly;
+    html! {
+        tr data-id=(an.id) {
+            td.time { (fmt_time(an.time_ns)) }
+            td { (level_badge(Some(an.level))) }
+            td { a href={ "/hosts/" (seg(&an.host)) } { (an.host) } }
+            td { (principal_of(a)) }
+            td.num { (an.score) }
+            td.reason { a href={ "/anomalies/" (seg(&an.id)) } { (summary_of(a)) } }
+            td { @if let Some(by) = &a.acked_by { span.acked title={ "by " (by) } { "ack" } } }
+        }
+    }
+}
+
+fn anomaly_table(rows: &[StoredAnomaly], live: bool) -> Markup {
+    html! {
+        div.tablewrap {
+            table.anomalies id=[live.then_some("feed")] {
+                thead { tr { th { "Time (UTC)" } th { "Level" } th { "Host" } th { "User" } th { "Score" } th { "Why" } th {} } }
+                tbody { @for a in rows { (anomaly_row(a)) } }
+            }
+        }
+        @if rows.is_empty() { p.empty id=[live.then_some("feed-empty")] { "No anomalies match." } }
+    }
+}
+
+pub async fn feed(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Query(q): Query<FeedQuery>,
+) -> Response {
+    let rows = match st.store.list_anomalies(&q.filter(200)) {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let hosts = st
+        .store
+        .list_hosts(crate::store::now_ns())
+        .unwrap_or_default();
+    let dets = st.store.detections().unwrap_or_default();
+    let sel = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
+    let body = html! {
+        h1 { "Live anomalies " span.status id="live-status" { "connecting…" } }
+        form.filters method="get" action="/" {
+            label { "Host " select name="host" {
+                option value="" { "any" }
+                @for h in &hosts { option value=(h.name) selected[sel(&q.host, &h.name)] { (h.name) } }
+            } }
+            label { "User " input name="user" value=[q.user.as_deref()] placeholder="name or uid"; }
+            label { "Level ≥ " select name="level" {
+                option value="" { "any" }
+                @for l in ["low", "medium", "high", "critical"] { option value=(l) selected[sel(&q.level, l)] { (l) } }
+            } }
+            label { "Detection " select name="detection" {
+                option value="" { "any" }
+                @for d in &dets { option value=(d) selected[sel(&q.detection, d)] { (d) } }
+            } }
+            label.check { input type="checkbox" name="unacked" value="1" checked[sel(&q.unacked, "1")]; " unacknowledged" }
+            button type="submit" { "Filter" }
+        }
+        (anomaly_table(&rows, true))
+    };
+    page(&st, Some(&actor), "Feed", body).into_response()
+}
+
+pub async fn anomaly(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Response {
+    let a = match st.store.get_anomaly(&id) {
+        Ok(Some(a)) => a,
+        Ok(None) => return not_found().await,
+        Err(e) => return internal(e),
+    };
+    let an = &a.anomaly;
+    let body = html! {
+        h1 { (level_badge(Some(an.level))) " " (summary_of(&a)) }
+        dl.facts {
+            dt { "Host" } dd { a href={ "/hosts/" (seg(&an.host)) } { (an.host) } }
+            dt { "User" } dd { (principal_of(&a)) " (uid " (an.principal.uid) ")"
+                @if let Some(s) = an.principal.session { ", session " (s) } }
+            dt { "Time" } dd { (fmt_time(an.time_ns)) " UTC" }
+            dt { "Score" } dd { (an.score) " / 100" }
+            dt { "Id" } dd { code { (an.id) } }
+            dt { "Status" } dd {
+                @if let (Some(by), Some(t)) = (&a.acked_by, a.acked_ns) {
+                    "Acknowledged by " (by) " at " (fmt_time(t))
+                } @else {
+                    "Open"
+                    @if actor.can(Role::Operator) {
+                        form.inline method="post" action={ "/anomalies/" (seg(&an.id)) "/ack" } {
+                            (csrf_field(&actor))
+                            button id="ack" type="submit" { "Acknowledge" }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Factors" }
+        div.tablewrap { table {
+            thead { tr { th { "Detection" } th { "Reason" } th { "Weight" } th { "Evidence" } } }
+            tbody { @for f in &an.factors { tr {
+                td { code { (f.detection) } } td { (f.reason) } td.num { (f.weight) } td { (f.evidence.join(", ")) }
+            } } }
+        } }
+        h2 { "Process chain" }
+        @if an.chain.is_empty() { p.empty { "No chain recorded." } }
+        ol.chain { @for l in &an.chain { li {
+            code { (l.exe) } " pid " (l.pid) " uid " (l.uid)
+            @if !l.argv.is_empty() { br; span.argv { (l.argv.join(" ")) } }
+        } } }
+        h2 { "Evidence" }
+        @if an.evidence.is_empty() { p.empty { "No evidence events attached." } }
+        @for e in &an.evidence {
+            details.evidence {
+                summary { code { (e.id) } " " (fmt_time(e.time_ns)) " " (e.summary) }
+                pre { (serde_json::to_string_pretty(&e.detail).unwrap_or_default()) }
+            }
+        }
+        @if let Some(x) = &an.explanation {
+            h2 { "Explanation" }
+            div.explanation {
+                p { strong { (x.summary) } }
+                p { (x.likely_explanation) }
+                @if !x.benign_alternatives.is_empty() {
+                    p { "Benign alternatives:" } ul { @for b in &x.benign_alternatives { li { (b) } } }
+                }
+                @if !x.next_steps.is_empty() {
+                    p { "Next steps:" }
+                    ul { @for s in &x.next_steps { li { (s.description)
+                        @if let Some(c) = &s.command { br; code { (c) } @if let Some(p) = &s.policy { " [" (p) "]" } }
+                    } } }
+                }
+                p.muted { "Confidence " (format!("{:.0}%", x.confidence * 100.0)) " · " (x.source) }
+                @for w in &x.warnings { p.warn { (w) } }
+            }
+        }
+    };
+    page(&st, Some(&actor), "Anomaly", body).into_response()
+}
+
+pub async fn hosts(State(st): State<AppState>, Extension(actor): Extension<Actor>) -> Response {
+    let hosts = match st.store.list_hosts(crate::store::now_ns()) {
+        Ok(h) => h,
+        Err(e) => return internal(e),
+    };
+    let body = html! {
+        h1 { "Hosts" }
+        @if hosts.is_empty() { p.empty { "No agent has reported yet. See docs/server.md to connect one." } }
+        div.cards { @for h in &hosts { a.card href={ "/hosts/" (seg(&h.name)) } {
+            div.cardhead { span.hostname { (h.name) } (level_badge(h.level_24h)) }
+            div.muted { "last seen " (ago(h.last_seen_ns)) }
+            div { (h.anomalies_24h) " anomalies in 24 h · " (h.unacked) " open" }
+            div.muted { "learning: " (h.learning.as_deref().unwrap_or("unknown")) }
+        } } }
+    };
+    page(&st, Some(&actor), "Hosts", body).into_response()
+}
+
+/// Max score per hour over the last 24 h as an inline SVG polyline.
+pub fn sparkline(series: &[(i64, u8)], now_ns: i64) -> Markup {
+    let hour = 3_600_000_000_000i64;
+    let mut buckets = [0u8; 24];
+    for &(t, s) in series {
+        let age = (now_ns - t) / hour;
+        if (0..24).contains(&age) {
+            let i = 23 - age as usize;
+            buckets[i] = buckets[i].max(s);
+        }
+    }
+    let pts: Vec<String> = buckets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{},{}", i * 10, 40 - (u32::from(*s) * 38 / 100)))
+        .collect();
+    let peak = buckets.iter().copied().max().unwrap_or(0);
+    let class = format!("spark lvl-{}", Level::from_score(peak).as_str());
+    html! {
+        svg class=(class) viewBox="0 0 230 42" width="230" height="42" role="img" aria-label={ "peak risk " (peak) " in 24 h" } {
+            polyline fill="none" stroke-width="2" points=(pts.join(" ")) {}
+        }
+    }
+}
+
+/// A plain-English posture summary from the latest snapshot and the last day's anomalies.
+pub fn posture(h: &Host) -> Vec<String> {
+    let mut out = Vec::new();
+    match h.level_24h {
+        Some(Level::Critical) => {
+            out.push("CRITICAL: a critical anomaly was raised in the last 24 hours.".into())
+        }
+        Some(Level::High) => {
+            out.push("ELEVATED: high-level anomalies in the last 24 hours.".into())
+        }
+        Some(_) => out.push("CAUTION: minor anomalies in the last 24 hours.".into()),
+        None => out.push("HEALTHY: no anomalies in the last 24 hours.".into()),
+    }
+    if h.unacked > 0 {
+        out.push(format!("{} anomalies are not yet acknowledged.", h.unacked));
+    }
+    if let Some(s) = &h.snapshot {
+        let num = |p: &str| s.pointer(p).and_then(|v| v.as_f64());
+        if s.pointer("/audit_summary/authentication/brute_force_detected")
+            .and_then(|v| v.as_bool())
+            == Some(true)
+        {
+            out.push("A brute-force pattern of failed logins was detected.".into());
+        }
+        if let Some(f) = num("/audit_summary/authentication/failures").filter(|f| *f > 0.0) {
+            out.push(format!(
+                "{f} failed authentications in the last audit window."
+            ));
+        }
+        let tmp = num("/audit_summary/process_activity/tmp_executions").unwrap_or(0.0)
+            + num("/audit_summary/process_activity/devshm_executions").unwrap_or(0.0);
+        if tmp > 0.0 {
+            out.push(format!("{tmp} programs ran from /tmp or /dev/shm."));
+        }
+        if let Some(z) = num("/process_summary/zombie_count").filter(|z| *z > 0.0) {
+            out.push(format!("{z} zombie processes."));
+        }
+        if let Some(l) = num("/network/total_listeners") {
+            out.push(format!("{l} listening sockets."));
+        }
+    } else {
+        out.push("No host snapshot received yet.".into());
+    }
+    out
+}
+
+fn arr<'a>(v: Option<&'a serde_json::Value>, p: &str) -> Vec<&'a serde_json::Value> {
+    v.and_then(|v| v.pointer(p))
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
+}
+
+fn s_of(v: &serde_json::Value, k: &str) -> String {
+    match v.get(k) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(x) => x.to_string(),
+    }
+}
+
+pub async fn host(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+) -> Response {
+    let now = crate::store::now_ns();
+    let h = match st.store.get_host(&name, now) {
+        Ok(Some(h)) => h,
+        Ok(None) => return not_found().await,
+        Err(e) => return internal(e),
+    };
+    let series = st
+        .store
+        .risk_series(&name, now - 86_400_000_000_000)
+        .unwrap_or_default();
+    let prev = st.store.previous_snapshot(&name).ok().flatten();
+    let history = st
+        .store
+        .list_anomalies(&AnomalyFilter {
+            host: Some(name.clone()),
+            limit: Some(100),
+            ..Default::default()
+        })
+        .unwrap_or_default();
+    let snap = h.snapshot.as_ref();
+    let prev_sums: std::collections::HashMap<String, String> = arr(prev.as_ref(), "/config_files")
+        .into_iter()
+        .map(|c| (s_of(c, "path"), s_of(c, "checksum")))
+        .collect();
+    let audit = snap.and_then(|s| s.get("audit_summary"));
+    let body = html! {
+        h1 { (h.name) " " (level_badge(h.level_24h)) }
+        div.hostsummary {
+            div { div.muted { "Risk, last 24 h" } (sparkline(&series, now)) }
+            div { div.muted { "Last seen" } (ago(h.last_seen_ns)) }
+            div { div.muted { "Learning" } (h.learning.as_deref().unwrap_or("unknown")) }
+        }
+        h2 { "Posture" }
+        ul.posture { @for s in posture(&h) { li { (s) } } }
+        h2 { "Listeners" }
+        @let ls = arr(snap, "/network/listeners");
+        @if ls.is_empty() { p.empty { "None reported." } } @else {
+            div.tablewrap { table { thead { tr { th { "Proto" } th { "Address" } th { "Port" } th { "Process" } } }
+                tbody { @for l in ls { tr { td { (s_of(l, "protocol")) } td { (s_of(l, "address")) } td.num { (s_of(l, "port")) } td { (s_of(l, "process")) " " (s_of(l, "pid")) } } } } } }
+        }
+        h2 { "Configuration drift" }
+        @let cs = arr(snap, "/config_files");
+        @if cs.is_empty() { p.empty { "No configuration files reported." } } @else {
+            div.tablewrap { table { thead { tr { th { "Path" } th { "Perms" } th { "Modified" } th { "State" } } }
+                tbody { @for c in cs {
+                    @let path = s_of(c, "path");
+                    @let sum = s_of(c, "checksum");
+                    @let state = match prev_sums.get(&path) { None if prev.is_some() => "new", None => "baseline", Some(p) if *p == sum => "unchanged", Some(_) => "CHANGED" };
+                    tr { td { code { (path) } } td { (s_of(c, "permissions")) } td { (s_of(c, "modified")) }
+                        td class={ "drift-" (state.to_lowercase()) } { (state) @if !s_of(c, "warning").is_empty() { " · " (s_of(c, "warning")) } } }
+                } } } }
+        }
+        h2 { "Audit summary" }
+        @if let Some(a) = audit {
+            dl.facts {
+                dt { "Risk" } dd { (s_of(a, "risk_score")) " (" (s_of(a, "risk_level")) ")" }
+                dt { "Auth failures" } dd { (a.pointer("/authentication/failures").map(|v| v.to_string()).unwrap_or_default()) }
+                dt { "sudo" } dd { (a.pointer("/privilege_escalation/sudo_count").map(|v| v.to_string()).unwrap_or_default()) }
+                dt { "Execs from /tmp" } dd { (a.pointer("/process_activity/tmp_executions").map(|v| v.to_string()).unwrap_or_default()) }
+            }
+        } @else { p.empty { "No audit summary reported." } }
+        h2 { "History" }
+        @if actor.can(Role::Operator) && h.unacked > 0 {
+            form method="post" action={ "/hosts/" (seg(&h.name)) "/ack" } {
+                (csrf_field(&actor))
+                button type="submit" { "Acknowledge all " (h.unacked) }
+            }
+        }
+        (anomaly_table(&history, false))
+    };
+    page(&st, Some(&actor), &h.name, body).into_response()
+}
+
+pub async fn ack_anomaly(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Path(id): Path<String>,
+) -> Response {
+    match st
+        .store
+        .ack_anomaly(&id, &actor.username, crate::store::now_ns())
+    {
+        Ok(done) => {
+            if done {
+                st.audit(
+                    Some((actor.user_id, &actor.username)),
+                    "acknowledge",
+                    &id,
+                    &client.ip,
+                    "",
+                );
+            }
+            Redirect::to(&format!("/anomalies/{}", seg(&id))).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn ack_host(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Path(name): Path<String>,
+) -> Response {
+    match st
+        .store
+        .ack_host(&name, &actor.username, crate::store::now_ns())
+    {
+        Ok(n) => {
+            st.audit(
+                Some((actor.user_id, &actor.username)),
+                "acknowledge_host",
+                &name,
+                &client.ip,
+                &format!("{n} anomalies"),
+            );
+            Redirect::to(&format!("/hosts/{}", seg(&name))).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_formatting_is_utc_civil() {
+        assert_eq!(fmt_time(0), "1970-01-01 00:00:00");
+        assert_eq!(fmt_time(1_111_111_111_000_000_000), "2005-03-18 01:58:31");
+        assert_eq!(fmt_time(951_782_400_000_000_000), "2000-02-29 00:00:00");
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(seg("web-1.example"), "web-1.example");
+        assert_eq!(seg("<b>/x"), "%3Cb%3E%2Fx");
+    }
+
+    #[test]
+    fn markup_escapes_agent_data() {
+        let evil = "<script>alert(1)</script>\"'&";
+        let m =
+            html! { td { (evil) } a href={ "/hosts/" (seg(evil)) } title=(evil) {} }.into_string();
+        assert!(!m.contains("<script>"), "{m}");
+        assert!(
+            m.contains("&lt;script&gt;") && m.contains("&quot;") && m.contains("&amp;"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn sparkline_buckets_by_hour() {
+        let now = 100 * 3_600_000_000_000i64;
+        let svg =
+            sparkline(&[(now - 10, 80), (now - 2 * 3_600_000_000_000, 30)], now).into_string();
+        assert!(
+            svg.contains("lvl-critical") && svg.contains("230,"),
+            "{svg}"
+        );
+    }
+}
