@@ -800,6 +800,11 @@ impl ServerStore for SqliteStore {
         rows.into_iter().map(stored).collect()
     }
 
+    fn count_anomalies(&self) -> DbResult<i64> {
+        let c = self.db()?;
+        Ok(c.query_row("SELECT COUNT(*) FROM anomalies", [], |r| r.get(0))?)
+    }
+
     fn get_anomaly(&self, id: &str) -> DbResult<Option<StoredAnomaly>> {
         let c = self.db()?;
         let raw = c

@@ -293,6 +293,7 @@ pub trait ServerStore: Send + Sync {
     // Data from agents.
     fn ingest(&self, batch: &IngestBatch, now_ns: i64) -> DbResult<IngestOutcome>;
     fn list_anomalies(&self, f: &AnomalyFilter) -> DbResult<Vec<StoredAnomaly>>;
+    fn count_anomalies(&self) -> DbResult<i64>;
     fn get_anomaly(&self, id: &str) -> DbResult<Option<StoredAnomaly>>;
     fn ack_anomaly(&self, id: &str, by: &str, now_ns: i64) -> DbResult<bool>;
     fn ack_host(&self, host: &str, by: &str, now_ns: i64) -> DbResult<usize>;
