@@ -243,7 +243,7 @@ impl Pusher {
     pub async fn shutdown(self, grace: Duration) {
         let _ = self.flush().await;
         let deadline = tokio::time::Instant::now() + grace;
-        while spool_files(&self.spool).len() > 0 && tokio::time::Instant::now() < deadline {
+        while !spool_files(&self.spool).is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         drop(self.tx);

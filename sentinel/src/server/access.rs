@@ -147,10 +147,9 @@ fn api_key_of(headers: &HeaderMap) -> Option<String> {
     if let Some(v) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
+        && let Some(k) = v.strip_prefix("Bearer ")
     {
-        if let Some(k) = v.strip_prefix("Bearer ") {
-            return Some(k.trim().to_string());
-        }
+        return Some(k.trim().to_string());
     }
     headers
         .get("x-api-key")
@@ -167,32 +166,32 @@ enum Resolved {
 
 fn resolve(st: &AppState, req: &Request, now: i64) -> Result<Resolved, super::store::DbError> {
     let path = req.uri().path();
-    if is_api(path) {
-        if let Some(key) = api_key_of(req.headers()) {
-            let Some((k, user)) = st.store.api_key_by_hash(&auth::token_hash(&key))? else {
-                return Ok(Resolved::BadKey("invalid API key"));
-            };
-            if !k.enabled {
-                return Ok(Resolved::BadKey("API key disabled"));
-            }
-            if k.expires_ns.is_some_and(|e| e <= now) {
-                return Ok(Resolved::BadKey("API key expired"));
-            }
-            if !user.active {
-                return Ok(Resolved::BadKey("API key owner is disabled"));
-            }
-            // Last-used to the minute is plenty and saves a write per ingest batch.
-            if k.last_used_ns.is_none_or(|t| now - t > 60_000_000_000) {
-                st.store.touch_api_key(k.id, now)?;
-            }
-            return Ok(Resolved::Actor(Actor {
-                user_id: user.id,
-                username: user.username,
-                role: user.role,
-                via: Via::ApiKey(k.id),
-                session: None,
-            }));
+    if is_api(path)
+        && let Some(key) = api_key_of(req.headers())
+    {
+        let Some((k, user)) = st.store.api_key_by_hash(&auth::token_hash(&key))? else {
+            return Ok(Resolved::BadKey("invalid API key"));
+        };
+        if !k.enabled {
+            return Ok(Resolved::BadKey("API key disabled"));
         }
+        if k.expires_ns.is_some_and(|e| e <= now) {
+            return Ok(Resolved::BadKey("API key expired"));
+        }
+        if !user.active {
+            return Ok(Resolved::BadKey("API key owner is disabled"));
+        }
+        // Last-used to the minute is plenty and saves a write per ingest batch.
+        if k.last_used_ns.is_none_or(|t| now - t > 60_000_000_000) {
+            st.store.touch_api_key(k.id, now)?;
+        }
+        return Ok(Resolved::Actor(Actor {
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+            via: Via::ApiKey(k.id),
+            session: None,
+        }));
     }
     let Some(token) = read_cookie(req.headers(), SESSION_COOKIE) else {
         return Ok(Resolved::Anonymous);

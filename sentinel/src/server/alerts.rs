@@ -310,10 +310,10 @@ async fn deliver(cfg: AlertsConfig, mut rx: mpsc::Receiver<Alert>) {
             )
             .await;
         }
-        if let Some(e) = &cfg.email {
-            if let Err(err) = super::mail::send(e, &a).await {
-                tracing::warn!("email alert failed: {err}");
-            }
+        if let Some(e) = &cfg.email
+            && let Err(err) = super::mail::send(e, &a).await
+        {
+            tracing::warn!("email alert failed: {err}");
         }
     }
 }

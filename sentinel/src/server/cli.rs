@@ -179,7 +179,15 @@ pub fn user(config: Config, args: UserArgs) -> anyhow::Result<i32> {
     let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
     let now = crate::store::now_ns();
     let audit = |action: &str, target: &str, detail: &str| {
-        let _ = store.audit(None, "cli", action, target, "local", detail, now);
+        let _ = store.audit(&super::store::NewAudit {
+            user_id: None,
+            username: "cli",
+            action,
+            target,
+            ip: "local",
+            detail,
+            time_ns: now,
+        });
     };
     match args.cmd {
         UserCmd::Add {

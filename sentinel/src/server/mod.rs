@@ -188,10 +188,16 @@ impl AppState {
         detail: &str,
     ) {
         let (id, name) = actor.map(|(i, n)| (Some(i), n)).unwrap_or((None, ""));
-        if let Err(e) =
-            self.store
-                .audit(id, name, action, target, ip, detail, crate::store::now_ns())
-        {
+        let rec = store::NewAudit {
+            user_id: id,
+            username: name,
+            action,
+            target,
+            ip,
+            detail,
+            time_ns: crate::store::now_ns(),
+        };
+        if let Err(e) = self.store.audit(&rec) {
             tracing::error!("audit log write failed ({action}): {e}");
         }
     }

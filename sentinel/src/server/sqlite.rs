@@ -669,20 +669,11 @@ impl ServerStore for SqliteStore {
         Ok(())
     }
 
-    fn audit(
-        &self,
-        user_id: Option<i64>,
-        username: &str,
-        action: &str,
-        target: &str,
-        ip: &str,
-        detail: &str,
-        now_ns: i64,
-    ) -> DbResult<()> {
+    fn audit(&self, e: &NewAudit<'_>) -> DbResult<()> {
         let c = self.db()?;
         c.execute(
             "INSERT INTO audit_log (time_ns, user_id, username, action, target, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![now_ns, user_id, username, action, target, ip, detail],
+            params![e.time_ns, e.user_id, e.username, e.action, e.target, e.ip, e.detail],
         )?;
         Ok(())
     }

@@ -136,6 +136,18 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// One admin-audit record to append.
+#[derive(Clone, Debug)]
+pub struct NewAudit<'a> {
+    pub user_id: Option<i64>,
+    pub username: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub ip: &'a str,
+    pub detail: &'a str,
+    pub time_ns: i64,
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct AuditFilter {
     pub user: Option<String>,
@@ -278,16 +290,7 @@ pub trait ServerStore: Send + Sync {
     fn touch_api_key(&self, id: i64, now_ns: i64) -> DbResult<()>;
 
     // Admin audit log.
-    fn audit(
-        &self,
-        user_id: Option<i64>,
-        username: &str,
-        action: &str,
-        target: &str,
-        ip: &str,
-        detail: &str,
-        now_ns: i64,
-    ) -> DbResult<()>;
+    fn audit(&self, e: &NewAudit<'_>) -> DbResult<()>;
     fn list_audit(&self, f: &AuditFilter) -> DbResult<Vec<AuditEntry>>;
 
     // Data from agents.
