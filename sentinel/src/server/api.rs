@@ -172,7 +172,7 @@ pub async fn host(State(st): State<AppState>, Path(name): Path<String>) -> Respo
         .unwrap_or_default();
     ok(json!({
         "host": h,
-        "posture": super::web::posture(&h),
+        "posture": super::hosts::posture(&h),
         "risk_24h": series.iter().map(|(t, s)| json!({ "time_ns": t, "score": s })).collect::<Vec<_>>(),
         "history": history,
     }))

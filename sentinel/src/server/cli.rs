@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use super::auth;
 use super::sqlite::SqliteStore;
-use super::store::{Role, ServerStore};
+use super::store::{AccountStore, Role};
 use super::{Server, ServerConfig};
 use crate::config::Config;
 

@@ -10,7 +10,7 @@ use axum::routing::{MethodRouter, delete, get, post};
 
 use super::access::{self, Access};
 use super::store::Role;
-use super::{AppState, account, admin, api, live, web};
+use super::{AppState, account, admin, api, hosts, live, login, web};
 
 pub struct RouteSpec {
     pub method: Method,
@@ -28,8 +28,8 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
     let p = Method::POST;
     vec![
         // Public.
-        (g.clone(), "/login", P, get(account::login_page)),
-        (p.clone(), "/login", P, post(account::login_submit)),
+        (g.clone(), "/login", P, get(login::login_page)),
+        (p.clone(), "/login", P, post(login::login_submit)),
         (g.clone(), "/static/app.css", P, get(web::css)),
         (g.clone(), "/static/app.js", P, get(web::js)),
         (g.clone(), "/healthz", P, get(api::health)),
@@ -39,20 +39,20 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
             g.clone(),
             "/login/totp",
             Access::MfaPending,
-            get(account::totp_page),
+            get(login::totp_page),
         ),
         (
             p.clone(),
             "/login/totp",
             Access::MfaPending,
-            post(account::totp_submit),
+            post(login::totp_submit),
         ),
         // Any signed-in user.
-        (p.clone(), "/logout", V, post(account::logout)),
+        (p.clone(), "/logout", V, post(login::logout)),
         (g.clone(), "/", V, get(web::feed)),
         (g.clone(), "/anomalies/{id}", V, get(web::anomaly)),
-        (g.clone(), "/hosts", V, get(web::hosts)),
-        (g.clone(), "/hosts/{name}", V, get(web::host)),
+        (g.clone(), "/hosts", V, get(hosts::hosts)),
+        (g.clone(), "/hosts/{name}", V, get(hosts::host)),
         (g.clone(), "/profile", V, get(account::profile)),
         (
             p.clone(),
@@ -105,7 +105,7 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         ),
         // Operators.
         (p.clone(), "/anomalies/{id}/ack", O, post(web::ack_anomaly)),
-        (p.clone(), "/hosts/{name}/ack", O, post(web::ack_host)),
+        (p.clone(), "/hosts/{name}/ack", O, post(hosts::ack_host)),
         // Admins.
         (g.clone(), "/admin/users", A, get(admin::users_page)),
         (p.clone(), "/admin/users", A, post(admin::user_create)),

@@ -231,7 +231,12 @@ pub struct Purged {
 
 /// Everything the server persists. Implementations must be safe to call from many request
 /// handlers at once and must make each method atomic.
-pub trait ServerStore: Send + Sync {
+pub trait ServerStore: AccountStore + DataStore {}
+
+impl<T: AccountStore + DataStore> ServerStore for T {}
+
+/// People: users, second factors, sessions, API keys, the admin audit log.
+pub trait AccountStore: Send + Sync {
     // Users.
     fn create_user(
         &self,
@@ -292,8 +297,10 @@ pub trait ServerStore: Send + Sync {
     // Admin audit log.
     fn audit(&self, e: &NewAudit<'_>) -> DbResult<()>;
     fn list_audit(&self, f: &AuditFilter) -> DbResult<Vec<AuditEntry>>;
+}
 
-    // Data from agents.
+/// What agents push, and what the dashboard derives from it.
+pub trait DataStore: Send + Sync {
     fn ingest(&self, batch: &IngestBatch, now_ns: i64) -> DbResult<IngestOutcome>;
     fn list_anomalies(&self, f: &AnomalyFilter) -> DbResult<Vec<StoredAnomaly>>;
     fn count_anomalies(&self) -> DbResult<i64>;
