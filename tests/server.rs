@@ -321,6 +321,38 @@ async fn login(c: &reqwest::Client, base: &str, user: &str, pw: &str) -> reqwest
         .unwrap()
 }
 
+/// Submits a TOTP or recovery code with the pending session's CSRF token.
+async fn second_factor(
+    c: &reqwest::Client,
+    base: &str,
+    pending: &str,
+    code: &str,
+) -> reqwest::Response {
+    let page = c
+        .get(format!("{base}/login/totp"))
+        .header(COOKIE, pending)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    c.post(format!("{base}/login/totp"))
+        .header(COOKIE, pending)
+        .form(&[("csrf", csrf.as_str()), ("code", code)])
+        .send()
+        .await
+        .unwrap()
+}
+
 fn session_cookie(r: &reqwest::Response) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
@@ -394,36 +426,13 @@ async fn login_lockout_totp_once_and_recovery_codes() {
         "/login",
         "pending session grants nothing"
     );
-    let totp_page = c
-        .get(format!("{base}/login/totp"))
-        .header(COOKIE, &pending)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = totp_page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
     let key = auth::decode_secret(&secret).unwrap();
     let code = format!("{:06}", auth::totp_at(auth::TotpAlg::Sha1, &key, now, 6));
-    let r = c
-        .post(format!("{base}/login/totp"))
-        .header(COOKIE, &pending)
-        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = second_factor(&c, &base, &pending, &code).await;
     assert_eq!(
         r.headers().get(LOCATION).unwrap(),
         "/",
@@ -431,42 +440,16 @@ async fn login_lockout_totp_once_and_recovery_codes() {
     );
     let full = session_cookie(&r).unwrap();
     assert_ne!(full, pending, "a new token after the second factor");
-    assert_eq!(
-        c.get(format!("{base}/"))
-            .header(COOKIE, &full)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    let r = c
+        .get(format!("{base}/"))
+        .header(COOKIE, &full)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     // The same code a second time fails (one use per code).
     let r = login(&c, &base, "alice", "password-123456").await;
-    let pending = session_cookie(&r).unwrap();
-    let page = c
-        .get(format!("{base}/login/totp"))
-        .header(COOKIE, &pending)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let r = c
-        .post(format!("{base}/login/totp"))
-        .header(COOKIE, &pending)
-        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = second_factor(&c, &base, &session_cookie(&r).unwrap(), &code).await;
     assert_eq!(
         r.status(),
         StatusCode::UNAUTHORIZED,
@@ -475,31 +458,7 @@ async fn login_lockout_totp_once_and_recovery_codes() {
     // A recovery code works once.
     for expect_ok in [true, false] {
         let r = login(&c, &base, "alice", "password-123456").await;
-        let pending = session_cookie(&r).unwrap();
-        let page = c
-            .get(format!("{base}/login/totp"))
-            .header(COOKIE, &pending)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = page
-            .split("name=\"csrf\" value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
-        let r = c
-            .post(format!("{base}/login/totp"))
-            .header(COOKIE, &pending)
-            .form(&[("csrf", csrf.as_str()), ("code", "ABCDE-FGHIJ")])
-            .send()
-            .await
-            .unwrap();
+        let r = second_factor(&c, &base, &session_cookie(&r).unwrap(), "ABCDE-FGHIJ").await;
         assert_eq!(r.status() == StatusCode::SEE_OTHER, expect_ok);
     }
     // Logout ends the session server-side.

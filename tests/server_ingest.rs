@@ -128,6 +128,15 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
     h.shutdown().await;
 }
 
+/// Queues anomalies p-<i> for i in `ids` and flushes them to the spool.
+async fn send_range(p: &Pusher, ids: std::ops::Range<usize>) {
+    for i in ids {
+        let a = dash::anomaly("web-1", "bob", &format!("p-{i}"), Level::Medium);
+        p.send_anomaly(a).await.unwrap();
+    }
+    p.flush().await.unwrap();
+}
+
 async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     // A generous bound so a broken client fails instead of hanging; not a speed check.
     for _ in 0..1200 {
@@ -176,17 +185,7 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
     pc.api_key = key;
     // Agent 1 sends 40 anomalies while the server is down, then stops.
     let p1 = Pusher::start(pc.clone()).unwrap();
-    for i in 0..40 {
-        p1.send_anomaly(dash::anomaly(
-            "web-1",
-            "bob",
-            &format!("p-{i}"),
-            Level::Medium,
-        ))
-        .await
-        .unwrap();
-    }
-    p1.flush().await.unwrap();
+    send_range(&p1, 0..40).await;
     wait_until("a failed attempt", || {
         p1.stats()
             .failures
@@ -198,17 +197,7 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
     p1.shutdown(Duration::ZERO).await;
     // Agent 2 (a restart) reuses the spool and adds 40 more.
     let p2 = Pusher::start(pc.clone()).unwrap();
-    for i in 40..80 {
-        p2.send_anomaly(dash::anomaly(
-            "web-1",
-            "bob",
-            &format!("p-{i}"),
-            Level::Medium,
-        ))
-        .await
-        .unwrap();
-    }
-    p2.flush().await.unwrap();
+    send_range(&p2, 40..80).await;
     // Server comes up: everything arrives exactly once.
     let h = sentinel::server::Server::start(cfg).await.unwrap();
     wait_until("the spool to drain", || p2.pending() == 0).await;

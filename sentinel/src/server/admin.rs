@@ -13,7 +13,7 @@ use super::AppState;
 use super::access::{Actor, Client};
 use super::account::sessions_block;
 use super::auth;
-use super::store::{AuditFilter, Role};
+use super::store::{AuditFilter, DbResult, Role};
 use super::web::{self, csrf_field, fmt_time, page};
 
 fn now() -> i64 {
@@ -65,6 +65,32 @@ fn users_view(st: &AppState, actor: &Actor, status: StatusCode, msg: Option<&str
     let mut r = page(st, Some(actor), "Users", body).into_response();
     *r.status_mut() = status;
     r
+}
+
+/// The common ending of a user change: audit it and go back to the list, or say why not.
+fn outcome(
+    st: &AppState,
+    actor: &Actor,
+    client: &Client,
+    res: DbResult<bool>,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Response {
+    match res {
+        Ok(true) => {
+            st.audit(
+                Some((actor.user_id, &actor.username)),
+                action,
+                target,
+                &client.ip,
+                detail,
+            );
+            Redirect::to("/admin/users").into_response()
+        }
+        Ok(false) => users_view(st, actor, StatusCode::NOT_FOUND, Some("No such user.")),
+        Err(e) => web::internal(e),
+    }
 }
 
 pub async fn users_page(
@@ -165,20 +191,16 @@ pub async fn user_role(
             Some("That would leave no admin."),
         );
     }
-    match st.store.set_role(id, role) {
-        Ok(true) => {
-            st.audit(
-                Some((actor.user_id, &actor.username)),
-                "user_role_changed",
-                &id.to_string(),
-                &client.ip,
-                role.as_str(),
-            );
-            Redirect::to("/admin/users").into_response()
-        }
-        Ok(false) => users_view(&st, &actor, StatusCode::NOT_FOUND, Some("No such user.")),
-        Err(e) => web::internal(e),
-    }
+    let res = st.store.set_role(id, role);
+    outcome(
+        &st,
+        &actor,
+        &client,
+        res,
+        "user_role_changed",
+        &id.to_string(),
+        role.as_str(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -203,28 +225,20 @@ pub async fn user_active(
             Some("You cannot disable yourself or the last admin."),
         );
     }
-    match st.store.set_active(id, active) {
-        Ok(true) => {
-            if !active {
-                let _ = st.store.delete_user_sessions(id, None);
-            }
-            let action = if active {
-                "user_enabled"
-            } else {
-                "user_disabled"
-            };
-            st.audit(
-                Some((actor.user_id, &actor.username)),
-                action,
-                &id.to_string(),
-                &client.ip,
-                "",
-            );
-            Redirect::to("/admin/users").into_response()
-        }
-        Ok(false) => users_view(&st, &actor, StatusCode::NOT_FOUND, Some("No such user.")),
-        Err(e) => web::internal(e),
-    }
+    let res = st.store.set_active(id, active);
+    outcome(
+        &st,
+        &actor,
+        &client,
+        res,
+        if active {
+            "user_enabled"
+        } else {
+            "user_disabled"
+        },
+        &id.to_string(),
+        "",
+    )
 }
 
 #[derive(Deserialize)]
@@ -247,28 +261,24 @@ pub async fn user_password(
     let Ok(Ok(hash)) = tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await else {
         return web::internal("password hashing failed");
     };
-    match st.store.set_password(id, &hash) {
-        Ok(true) => {
-            let _ = st.store.delete_user_sessions(
-                id,
-                if id == actor.user_id {
-                    actor.session_id()
-                } else {
-                    None
-                },
-            );
-            st.audit(
-                Some((actor.user_id, &actor.username)),
-                "user_password_reset",
-                &id.to_string(),
-                &client.ip,
-                "",
-            );
-            Redirect::to("/admin/users").into_response()
-        }
-        Ok(false) => users_view(&st, &actor, StatusCode::NOT_FOUND, Some("No such user.")),
-        Err(e) => web::internal(e),
+    let res = st.store.set_password(id, &hash);
+    if matches!(res, Ok(true)) {
+        let keep = if id == actor.user_id {
+            actor.session_id()
+        } else {
+            None
+        };
+        let _ = st.store.delete_user_sessions(id, keep);
     }
+    outcome(
+        &st,
+        &actor,
+        &client,
+        res,
+        "user_password_reset",
+        &id.to_string(),
+        "",
+    )
 }
 
 pub async fn user_totp_reset(
@@ -310,20 +320,16 @@ pub async fn user_delete(
         );
     }
     let name = st.store.user_by_id(id).ok().flatten().map(|u| u.username);
-    match st.store.delete_user(id) {
-        Ok(true) => {
-            st.audit(
-                Some((actor.user_id, &actor.username)),
-                "user_deleted",
-                name.as_deref().unwrap_or(""),
-                &client.ip,
-                "",
-            );
-            Redirect::to("/admin/users").into_response()
-        }
-        Ok(false) => users_view(&st, &actor, StatusCode::NOT_FOUND, Some("No such user.")),
-        Err(e) => web::internal(e),
-    }
+    let res = st.store.delete_user(id);
+    outcome(
+        &st,
+        &actor,
+        &client,
+        res,
+        "user_deleted",
+        name.as_deref().unwrap_or(""),
+        "",
+    )
 }
 
 #[derive(Deserialize, Default)]

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::AppState;
 use super::access::{Actor, Client};
 use super::admin::AuditQuery;
-use super::store::{AnomalyFilter, IngestBatch};
+use super::store::IngestBatch;
 use super::web::FeedQuery;
 
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -127,19 +127,8 @@ pub async fn ack_anomaly(
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such anomaly"),
         Err(e) => return internal(e),
     }
-    match st.store.ack_anomaly(&id, &actor.username, now()) {
-        Ok(changed) => {
-            if changed {
-                st.audit(
-                    Some((actor.user_id, &actor.username)),
-                    "acknowledge",
-                    &id,
-                    &client.ip,
-                    "api",
-                );
-            }
-            ok(json!({ "acknowledged": true, "changed": changed }))
-        }
+    match st.acknowledge(&actor, &client.ip, &id) {
+        Ok(changed) => ok(json!({ "acknowledged": true, "changed": changed })),
         Err(e) => internal(e),
     }
 }
@@ -158,18 +147,7 @@ pub async fn host(State(st): State<AppState>, Path(name): Path<String>) -> Respo
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such host"),
         Err(e) => return internal(e),
     };
-    let series = st
-        .store
-        .risk_series(&name, t - 86_400_000_000_000)
-        .unwrap_or_default();
-    let history = st
-        .store
-        .list_anomalies(&AnomalyFilter {
-            host: Some(name.clone()),
-            limit: Some(100),
-            ..Default::default()
-        })
-        .unwrap_or_default();
+    let (series, history) = super::hosts::recent(&st, &name, t);
     ok(json!({
         "host": h,
         "posture": super::hosts::posture(&h),
@@ -184,17 +162,8 @@ pub async fn ack_host(
     Extension(client): Extension<Client>,
     Path(name): Path<String>,
 ) -> Response {
-    match st.store.ack_host(&name, &actor.username, now()) {
-        Ok(n) => {
-            st.audit(
-                Some((actor.user_id, &actor.username)),
-                "acknowledge_host",
-                &name,
-                &client.ip,
-                &format!("{n} anomalies"),
-            );
-            ok(json!({ "acknowledged": n }))
-        }
+    match st.acknowledge_host(&actor, &client.ip, &name) {
+        Ok(n) => ok(json!({ "acknowledged": n })),
         Err(e) => internal(e),
     }
 }

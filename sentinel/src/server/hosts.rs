@@ -9,7 +9,7 @@ use maud::{Markup, html};
 
 use super::AppState;
 use super::access::{Actor, Client};
-use super::store::{AnomalyFilter, Host, Role};
+use super::store::{AnomalyFilter, Host, Role, StoredAnomaly};
 use super::web::{ago, anomaly_table, csrf_field, internal, level_badge, not_found, page, seg};
 use crate::detect::model::Level;
 
@@ -29,6 +29,23 @@ pub async fn hosts(State(st): State<AppState>, Extension(actor): Extension<Actor
         } } }
     };
     page(&st, Some(&actor), "Hosts", body).into_response()
+}
+
+/// A host's (time, score) points of the last 24 h and its latest 100 anomalies.
+pub fn recent(st: &AppState, name: &str, now: i64) -> (Vec<(i64, u8)>, Vec<StoredAnomaly>) {
+    let series = st
+        .store
+        .risk_series(name, now - 86_400_000_000_000)
+        .unwrap_or_default();
+    let history = st
+        .store
+        .list_anomalies(&AnomalyFilter {
+            host: Some(name.to_string()),
+            limit: Some(100),
+            ..Default::default()
+        })
+        .unwrap_or_default();
+    (series, history)
 }
 
 /// Max score per hour over the last 24 h as an inline SVG polyline.
@@ -128,19 +145,8 @@ pub async fn host(
         Ok(None) => return not_found().await,
         Err(e) => return internal(e),
     };
-    let series = st
-        .store
-        .risk_series(&name, now - 86_400_000_000_000)
-        .unwrap_or_default();
+    let (series, history) = recent(&st, &name, now);
     let prev = st.store.previous_snapshot(&name).ok().flatten();
-    let history = st
-        .store
-        .list_anomalies(&AnomalyFilter {
-            host: Some(name.clone()),
-            limit: Some(100),
-            ..Default::default()
-        })
-        .unwrap_or_default();
     let snap = h.snapshot.as_ref();
     let prev_sums: std::collections::HashMap<String, String> = arr(prev.as_ref(), "/config_files")
         .into_iter()
@@ -201,20 +207,8 @@ pub async fn ack_host(
     Extension(client): Extension<Client>,
     Path(name): Path<String>,
 ) -> Response {
-    match st
-        .store
-        .ack_host(&name, &actor.username, crate::store::now_ns())
-    {
-        Ok(n) => {
-            st.audit(
-                Some((actor.user_id, &actor.username)),
-                "acknowledge_host",
-                &name,
-                &client.ip,
-                &format!("{n} anomalies"),
-            );
-            Redirect::to(&format!("/hosts/{}", seg(&name))).into_response()
-        }
+    match st.acknowledge_host(&actor, &client.ip, &name) {
+        Ok(_) => Redirect::to(&format!("/hosts/{}", seg(&name))).into_response(),
         Err(e) => internal(e),
     }
 }

@@ -180,6 +180,39 @@ impl AppState {
         Ok(out)
     }
 
+    /// Acknowledges one anomaly; true when it was still open (then it is audited).
+    pub fn acknowledge(&self, actor: &access::Actor, ip: &str, id: &str) -> DbResult<bool> {
+        let changed = self
+            .store
+            .ack_anomaly(id, &actor.username, crate::store::now_ns())?;
+        if changed {
+            self.audit(
+                Some((actor.user_id, &actor.username)),
+                "acknowledge",
+                id,
+                ip,
+                "",
+            );
+        }
+        Ok(changed)
+    }
+
+    /// Acknowledges every open anomaly of a host; returns how many.
+    pub fn acknowledge_host(&self, actor: &access::Actor, ip: &str, host: &str) -> DbResult<usize> {
+        let n = self
+            .store
+            .ack_host(host, &actor.username, crate::store::now_ns())?;
+        let detail = format!("{n} anomalies");
+        self.audit(
+            Some((actor.user_id, &actor.username)),
+            "acknowledge_host",
+            host,
+            ip,
+            &detail,
+        );
+        Ok(n)
+    }
+
     /// Records an admin-audit event; a failure to record is logged, never fatal.
     pub fn audit(
         &self,

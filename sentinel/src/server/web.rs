@@ -95,18 +95,24 @@ pub fn csrf_field(a: &Actor) -> Markup {
     html! { input type="hidden" name="csrf" value=(a.csrf()); }
 }
 
+fn head(title: &str, actor: Option<&Actor>) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · Sentinel" }
+            link rel="stylesheet" href="/static/app.css";
+            script src="/static/app.js" defer {}
+            @if let Some(a) = actor { meta name="csrf-token" content=(a.csrf()); }
+        }
+    }
+}
+
 pub fn page(st: &AppState, actor: Option<&Actor>, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Sentinel" }
-                link rel="stylesheet" href="/static/app.css";
-                script src="/static/app.js" defer {}
-                @if let Some(a) = actor { meta name="csrf-token" content=(a.csrf()); }
-            }
+            (head(title, actor))
             body {
                 header.top {
                     a.brand href="/" { "◉ Sentinel" }
@@ -142,12 +148,7 @@ pub fn error_page(status: StatusCode, msg: &str) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (status.as_u16()) " · Sentinel" }
-                link rel="stylesheet" href="/static/app.css";
-            }
+            (head(&status.as_u16().to_string(), None))
             body { main.narrow {
                 h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
                 p.error { (msg) }
@@ -366,22 +367,8 @@ pub async fn ack_anomaly(
     Extension(client): Extension<Client>,
     Path(id): Path<String>,
 ) -> Response {
-    match st
-        .store
-        .ack_anomaly(&id, &actor.username, crate::store::now_ns())
-    {
-        Ok(done) => {
-            if done {
-                st.audit(
-                    Some((actor.user_id, &actor.username)),
-                    "acknowledge",
-                    &id,
-                    &client.ip,
-                    "",
-                );
-            }
-            Redirect::to(&format!("/anomalies/{}", seg(&id))).into_response()
-        }
+    match st.acknowledge(&actor, &client.ip, &id) {
+        Ok(_) => Redirect::to(&format!("/anomalies/{}", seg(&id))).into_response(),
         Err(e) => internal(e),
     }
 }
