@@ -30,20 +30,27 @@ pub fn add_user(h: &ServerHandle, name: &str, role: Role, password: &str) -> i64
 
 /// A signed-in session made directly in the store: (cookie header value, CSRF token).
 pub fn session(h: &ServerHandle, user_id: i64) -> (String, String) {
+    let (cookie, csrf, _) = session_started_at(h, user_id, sentinel::store::now_ns());
+    (cookie, csrf)
+}
+
+/// A session as if signed in at `at_ns`: (cookie header value, CSRF token, session id).
+pub fn session_started_at(h: &ServerHandle, user_id: i64, at_ns: i64) -> (String, String, i64) {
     let token = auth::new_token().unwrap();
     let csrf = auth::new_token().unwrap();
-    h.store()
+    let id = h
+        .store()
         .create_session(&NewSession {
             token_hash: auth::token_hash(&token),
             user_id,
             csrf: csrf.clone(),
             mfa_pending: false,
-            now_ns: sentinel::store::now_ns(),
+            now_ns: at_ns,
             ip: "127.0.0.1".into(),
             user_agent: "test".into(),
         })
         .unwrap();
-    (format!("sentinel_session={token}"), csrf)
+    (format!("sentinel_session={token}"), csrf, id)
 }
 
 pub fn api_key(h: &ServerHandle, user_id: i64, name: &str) -> String {

@@ -7,6 +7,7 @@ need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if ((${#need_apt[@]})); then
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_apt[@]}"
