@@ -337,3 +337,130 @@ async fn alerts_reach_a_webhook_once_per_cooldown() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_manage_users_but_never_remove_the_last_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dash::start(dir.path()).await;
+    let admin = dash::add_user(&h, "alice", Role::Admin, "password-123456");
+    let (cookie, csrf) = dash::session(&h, admin);
+    let c = client();
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        let mut body = vec![("csrf", csrf.clone())];
+        body.extend(form);
+        c.post(format!("{}{path}", h.url()))
+            .header(COOKIE, &cookie)
+            .form(&body)
+            .send()
+    };
+    let r = post(
+        "/admin/users".into(),
+        vec![
+            ("username", "bob".into()),
+            ("password", "bob-password-1".into()),
+            ("role", "viewer".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = post(
+        "/admin/users".into(),
+        vec![
+            ("username", "<x>".into()),
+            ("password", "bob-password-1".into()),
+            ("role", "viewer".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "bad user names are refused"
+    );
+    let bob = h.store().user_by_name("bob").unwrap().unwrap();
+    let (bob_cookie, _) = dash::session(&h, bob.id);
+    post(
+        format!("/admin/users/{}/role", bob.id),
+        vec![("role", "operator".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        h.store().user_by_id(bob.id).unwrap().unwrap().role,
+        Role::Operator
+    );
+    // Disabling ends bob's sessions at once.
+    post(
+        format!("/admin/users/{}/active", bob.id),
+        vec![("active", "0".into())],
+    )
+    .await
+    .unwrap();
+    assert!(!h.store().user_by_id(bob.id).unwrap().unwrap().active);
+    let r = c
+        .get(format!("{}/", h.url()))
+        .header(COOKIE, &bob_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers().get(LOCATION).unwrap(), "/login");
+    post(
+        format!("/admin/users/{}/active", bob.id),
+        vec![("active", "1".into())],
+    )
+    .await
+    .unwrap();
+    let r = post(
+        format!("/admin/users/{}/password", bob.id),
+        vec![("password", "new-bob-password".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let hash = h.store().user_by_id(bob.id).unwrap().unwrap().password_hash;
+    assert!(sentinel::server::auth::verify_password(
+        "new-bob-password",
+        &hash
+    ));
+    // The last admin cannot be demoted, disabled or deleted.
+    for (path, form) in [
+        (
+            format!("/admin/users/{admin}/role"),
+            vec![("role", "viewer".to_string())],
+        ),
+        (
+            format!("/admin/users/{admin}/active"),
+            vec![("active", "0".to_string())],
+        ),
+        (format!("/admin/users/{admin}/delete"), vec![]),
+    ] {
+        let r = post(path.clone(), form).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+    }
+    assert_eq!(h.store().count_admins().unwrap(), 1);
+    let r = post(format!("/admin/users/{}/delete", bob.id), vec![])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(h.store().user_by_name("bob").unwrap().is_none());
+    let actions: Vec<String> = h
+        .store()
+        .list_audit(&Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for a in [
+        "user_created",
+        "user_role_changed",
+        "user_disabled",
+        "user_enabled",
+        "user_password_reset",
+        "user_deleted",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "audit has {a}: {actions:?}");
+    }
+    h.shutdown().await;
+}

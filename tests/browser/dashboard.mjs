@@ -68,6 +68,26 @@ async function ingest(id, host, level) {
   check(r.ok, "ingest accepted: " + r.status);
 }
 
+async function snapshot(host) {
+  const snap = {
+    system: { hostname: host, kernel: "Linux 6.1.0" },
+    process_summary: { total_count: 212, zombie_count: 1 },
+    network: { total_listeners: 2, listeners: [
+      { protocol: "tcp", address: "0.0.0.0", port: 22, pid: 612, process: "sshd" },
+      { protocol: "tcp6", address: "::", port: 8080, pid: 990, process: "<script>x</script>" }] },
+    config_files: [{ path: "/etc/ssh/sshd_config", permissions: "0644", modified: "2026-11-26T10:00:00Z", checksum: "ab12" }],
+    audit_summary: { enabled: true, risk_score: 18, risk_level: "high", learning: { confidence: "medium" },
+      authentication: { failures: 14, brute_force_detected: true }, privilege_escalation: { sudo_count: 3 },
+      process_activity: { tmp_executions: 2, devshm_executions: 0 } },
+  };
+  const r = await fetch(BASE + "/api/ingest", {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: "Bearer " + env("INGEST_KEY") },
+    body: JSON.stringify({ batch_id: "snap-" + Date.now(), snapshots: [snap] }),
+  });
+  check(r.ok, "snapshot accepted: " + r.status);
+}
+
 const profile = mkdtempSync(join(tmpdir(), "sentinel-chromium-"));
 const ctx = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -117,6 +137,16 @@ try {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: join(SHOTS, "feed-phone.png"), fullPage: true });
   await page.setViewportSize({ width: 1280, height: 860 });
+  await snapshot("<b>web-7</b>");
+  await page.goto(BASE + "/hosts/" + encodeURIComponent("<b>web-7</b>"));
+  check((await page.textContent("h1")).includes("<b>web-7</b>"), "host page title is text");
+  check(await page.isVisible("svg.spark"), "risk sparkline shown");
+  await page.screenshot({ path: join(SHOTS, "host.png"), fullPage: true });
+  await page.goto(BASE + "/admin/users");
+  await page.screenshot({ path: join(SHOTS, "admin-users.png"), fullPage: true });
+  await page.goto(BASE + "/admin/audit");
+  check((await page.textContent("table")).includes("2fa_enabled"), "audit log lists 2FA enabling");
+  await page.screenshot({ path: join(SHOTS, "admin-audit.png"), fullPage: true });
   await logout(page);
 
   // 4. An operator acknowledges it.
