@@ -10,6 +10,7 @@ pub mod detect;
 pub mod event;
 pub mod feed;
 pub mod logging;
+pub mod pipeline;
 pub mod server;
 pub mod store;
 pub mod syscalls;
