@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use reqwest::header::COOKIE;
 use sentinel::detect::model::{Anomaly, ChainLink, Evidence, Factor, Level, Principal};
 use sentinel::server::store::{NewSession, Role};
 use sentinel::server::{Server, ServerConfig, ServerHandle, auth};
@@ -189,4 +190,51 @@ pub async fn ingest_load(
         p99_ms: q(0.99),
         max_ms: q(1.0),
     }
+}
+
+/// Fetches the login form: (pre-login cookie, its token).
+pub async fn prelogin(c: &reqwest::Client, base: &str) -> (String, String) {
+    let r = c.get(format!("{base}/login")).send().await.unwrap();
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_string();
+    let token = cookie.split_once('=').unwrap().1.to_string();
+    (cookie, token)
+}
+
+/// Signs in through the login form (pre-login cookie and token included).
+pub async fn login(c: &reqwest::Client, base: &str, user: &str, pw: &str) -> reqwest::Response {
+    login_from(c, base, user, pw, None).await
+}
+
+/// Signs in with an `X-Forwarded-For` header (for servers with `trust_proxy`).
+pub async fn login_from(
+    c: &reqwest::Client,
+    base: &str,
+    user: &str,
+    pw: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
+    let (cookie, token) = prelogin(c, base).await;
+    let mut rb = c.post(format!("{base}/login")).header(COOKIE, cookie);
+    if let Some(ip) = forwarded_for {
+        rb = rb.header("x-forwarded-for", ip);
+    }
+    rb.form(&[
+        ("csrf", token.as_str()),
+        ("username", user),
+        ("password", pw),
+    ])
+    .send()
+    .await
+    .unwrap()
 }

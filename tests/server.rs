@@ -289,38 +289,6 @@ async fn hostile_host_and_user_names_are_shown_escaped() {
     h.shutdown().await;
 }
 
-async fn prelogin(c: &reqwest::Client, base: &str) -> (String, String) {
-    let r = c.get(format!("{base}/login")).send().await.unwrap();
-    let set = r
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
-        "{set}"
-    );
-    let cookie = set.split(';').next().unwrap().to_string();
-    let token = cookie.split_once('=').unwrap().1.to_string();
-    (cookie, token)
-}
-
-async fn login(c: &reqwest::Client, base: &str, user: &str, pw: &str) -> reqwest::Response {
-    let (cookie, token) = prelogin(c, base).await;
-    c.post(format!("{base}/login"))
-        .header(COOKIE, cookie)
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", user),
-            ("password", pw),
-        ])
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Submits a TOTP or recovery code with the pending session's CSRF token.
 async fn second_factor(
     c: &reqwest::Client,
@@ -378,18 +346,22 @@ async fn login_lockout_totp_once_and_recovery_codes() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Good password: a session with the expected cookie flags.
-    let r = login(&c, &base, "alice", "password-123456").await;
+    let r = dash::login(&c, &base, "alice", "password-123456").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(session_cookie(&r).is_some());
     // Five wrong passwords lock the account, even against the right one.
     for _ in 0..5 {
         assert_eq!(
-            login(&c, &base, "alice", "wrong-password").await.status(),
+            dash::login(&c, &base, "alice", "wrong-password")
+                .await
+                .status(),
             StatusCode::UNAUTHORIZED
         );
     }
     assert_eq!(
-        login(&c, &base, "alice", "password-123456").await.status(),
+        dash::login(&c, &base, "alice", "password-123456")
+            .await
+            .status(),
         StatusCode::UNAUTHORIZED
     );
     let failed = h
@@ -412,7 +384,7 @@ async fn login_lockout_totp_once_and_recovery_codes() {
     let mut hashes = hashes;
     hashes.push(auth::recovery_hash(code_plain));
     h.store().set_recovery_codes(id, &hashes).unwrap();
-    let r = login(&c, &base, "alice", "password-123456").await;
+    let r = dash::login(&c, &base, "alice", "password-123456").await;
     assert_eq!(r.headers().get(LOCATION).unwrap(), "/login/totp");
     let pending = session_cookie(&r).unwrap();
     let page = c
@@ -448,7 +420,7 @@ async fn login_lockout_totp_once_and_recovery_codes() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     // The same code a second time fails (one use per code).
-    let r = login(&c, &base, "alice", "password-123456").await;
+    let r = dash::login(&c, &base, "alice", "password-123456").await;
     let r = second_factor(&c, &base, &session_cookie(&r).unwrap(), &code).await;
     assert_eq!(
         r.status(),
@@ -457,7 +429,7 @@ async fn login_lockout_totp_once_and_recovery_codes() {
     );
     // A recovery code works once.
     for expect_ok in [true, false] {
-        let r = login(&c, &base, "alice", "password-123456").await;
+        let r = dash::login(&c, &base, "alice", "password-123456").await;
         let r = second_factor(&c, &base, &session_cookie(&r).unwrap(), "ABCDE-FGHIJ").await;
         assert_eq!(r.status() == StatusCode::SEE_OTHER, expect_ok);
     }

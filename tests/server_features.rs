@@ -282,10 +282,11 @@ async fn demo_mode_is_off_by_default_and_read_only_when_on() {
     h.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alerts_reach_a_webhook_once_per_cooldown() {
-    // A local webhook receiver.
-    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+type Received = Arc<Mutex<Vec<serde_json::Value>>>;
+
+/// A local webhook receiver: (its URL, what it received).
+async fn webhook() -> (String, Received) {
+    let got: Received = Arc::default();
     let sink = got.clone();
     let app = axum::Router::new().route(
         "/hook",
@@ -300,6 +301,24 @@ async fn alerts_reach_a_webhook_once_per_cooldown() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/hook", l.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (hook, got)
+}
+
+async fn wait_for_alerts(got: &Received, n: usize) -> Vec<serde_json::Value> {
+    for _ in 0..600 {
+        if got.lock().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Anything beyond `n` would arrive right behind; give it a moment to show up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    got.lock().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_a_webhook_once_per_cooldown() {
+    let (hook, got) = webhook().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = dash::config(dir.path());
     cfg.alerts.webhook = Some(hook);
@@ -314,14 +333,7 @@ async fn alerts_reach_a_webhook_once_per_cooldown() {
         ..Default::default()
     };
     h.ingest(&batch).unwrap();
-    for _ in 0..600 {
-        if got.lock().unwrap().len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let got = got.lock().unwrap().clone();
+    let got = wait_for_alerts(&got, 2).await;
     let rules: Vec<&str> = got.iter().map(|v| v["rule"].as_str().unwrap()).collect();
     assert_eq!(rules.len(), 2, "{got:?}");
     assert!(
@@ -462,6 +474,44 @@ async fn admins_manage_users_but_never_remove_the_last_admin() {
     ] {
         assert!(actions.iter().any(|x| x == a), "audit has {a}: {actions:?}");
     }
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_sign_in_from_a_new_address_alerts() {
+    let (hook, got) = webhook().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = dash::config(dir.path());
+    cfg.alerts.webhook = Some(hook);
+    cfg.trust_proxy = true;
+    let h = Server::start(cfg).await.unwrap();
+    dash::add_user(&h, "alice", Role::Admin, "password-123456");
+    let c = client();
+    let base = h.url();
+    // The first sign-in only records the address; the same address again is not news.
+    for _ in 0..2 {
+        let r = dash::login_from(&c, &base, "alice", "password-123456", Some("10.0.0.1")).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+    // The proxy's entry is the last one: a client-supplied first entry is ignored.
+    let r = dash::login_from(
+        &c,
+        &base,
+        "alice",
+        "password-123456",
+        Some("10.0.0.1, 192.0.2.9"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let got = wait_for_alerts(&got, 1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["rule"], "new_admin_ip");
+    assert!(got[0]["text"].as_str().unwrap().contains("192.0.2.9"));
+    let logins = h.store().list_audit(&sentinel::server::store::AuditFilter {
+        action: Some("login".into()),
+        ..Default::default()
+    });
+    assert!(logins.unwrap().iter().any(|e| e.ip == "192.0.2.9"));
     h.shutdown().await;
 }
 
