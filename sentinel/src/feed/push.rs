@@ -15,6 +15,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::detect::model::Anomaly;
 
+/// Where unsent batches wait by default.
+pub const DEFAULT_SPOOL: &str = "/var/lib/sentinel/push-spool";
+
 /// The body of `POST /api/ingest` (docs/server.md, openapi.json).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -69,6 +69,14 @@ pub fn validate_batch(b: &IngestBatch) -> Result<(), String> {
             ));
         }
     }
+    let mut snapshot_names = b.snapshots.iter().flat_map(|s| {
+        ["/system/hostname", "/hostname", "/host"]
+            .into_iter()
+            .filter_map(|p| s.pointer(p).and_then(|v| v.as_str()))
+    });
+    if snapshot_names.any(bad_name) {
+        return Err("snapshot host names must be 1-255 bytes".into());
+    }
     if b.snapshots
         .iter()
         .chain(&b.fingerprints)
@@ -212,5 +220,43 @@ pub async fn all_sessions(State(st): State<AppState>) -> Response {
     match st.store.list_sessions(None) {
         Ok(s) => ok(s),
         Err(e) => internal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_validated() {
+        let ok = IngestBatch {
+            batch_id: "b".into(),
+            ..Default::default()
+        };
+        assert!(validate_batch(&ok).is_ok());
+        assert!(
+            validate_batch(&IngestBatch::default()).is_err(),
+            "batch id required"
+        );
+        let long = IngestBatch {
+            host: Some("h".repeat(300)),
+            ..ok.clone()
+        };
+        assert!(validate_batch(&long).is_err());
+        let snap = IngestBatch {
+            snapshots: vec![json!({ "system": { "hostname": "x".repeat(300) } })],
+            ..ok.clone()
+        };
+        assert!(validate_batch(&snap).is_err());
+        let not_obj = IngestBatch {
+            fingerprints: vec![json!(3)],
+            ..ok.clone()
+        };
+        assert!(validate_batch(&not_obj).is_err());
+        let many = IngestBatch {
+            fingerprints: vec![json!({}); MAX_BATCH_ITEMS + 1],
+            ..ok
+        };
+        assert!(validate_batch(&many).is_err());
     }
 }

@@ -314,6 +314,11 @@ impl DataStore for SqliteStore {
                 params![audit_before_ns],
             )?,
         };
+        // Hosts silent for longer than the horizon have nothing left to show.
+        tx.execute(
+            "DELETE FROM hosts WHERE last_seen_ns < ?1",
+            params![data_before_ns],
+        )?;
         tx.execute(
             "DELETE FROM ingest_batches WHERE received_ns < ?1",
             params![data_before_ns],

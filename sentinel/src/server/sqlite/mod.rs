@@ -184,3 +184,219 @@ impl SqliteStore {
         self.conn.lock().map_err(|_| DbError::Poisoned)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::model::{Anomaly, Factor, Principal};
+    use crate::server::store::{AccountStore, AnomalyFilter, DataStore, IngestBatch, NewSession};
+
+    fn anomaly(id: &str, host: &str, level: Level, det: &str, time_ns: i64) -> Anomaly {
+        Anomaly {
+            id: id.into(),
+            host: host.into(),
+            time_ns,
+            principal: Principal {
+                uid: 1000,
+                user: Some("bob".into()),
+                session: None,
+            },
+            chain: vec![],
+            score: 50,
+            level,
+            factors: vec![Factor {
+                detection: det.into(),
+                reason: "r".into(),
+                weight: 50,
+                evidence: vec![],
+            }],
+            evidence: vec![],
+            fingerprint: "f".into(),
+            explanation: None,
+        }
+    }
+
+    fn batch(id: &str, anomalies: Vec<Anomaly>) -> IngestBatch {
+        IngestBatch {
+            batch_id: id.into(),
+            anomalies,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ingest_is_idempotent_by_batch_and_by_anomaly_id() {
+        let s = SqliteStore::memory().unwrap();
+        let out = s
+            .ingest(
+                &batch("b1", vec![anomaly("a", "h", Level::High, "x", 5)]),
+                10,
+            )
+            .unwrap();
+        assert_eq!((out.duplicate, out.new.len()), (false, 1));
+        assert!(
+            s.ingest(
+                &batch("b1", vec![anomaly("a", "h", Level::High, "x", 5)]),
+                11
+            )
+            .unwrap()
+            .duplicate
+        );
+        let again = s
+            .ingest(
+                &batch("b2", vec![anomaly("a", "h", Level::High, "x", 5)]),
+                12,
+            )
+            .unwrap();
+        assert!(
+            !again.duplicate && again.new.is_empty(),
+            "same anomaly id in a new batch"
+        );
+        assert_eq!(s.count_anomalies().unwrap(), 1);
+    }
+
+    #[test]
+    fn filters_acks_and_hosts() {
+        let s = SqliteStore::memory().unwrap();
+        let now = 100 * 86_400_000_000_000i64;
+        s.ingest(
+            &batch(
+                "b",
+                vec![
+                    anomaly("a1", "web", Level::Low, "exec_from_tmp", now - 10),
+                    anomaly("a2", "web", Level::Critical, "credential_access", now - 5),
+                    anomaly("a3", "db", Level::High, "exec_from_tmp", now - 1),
+                ],
+            ),
+            now,
+        )
+        .unwrap();
+        let ids = |f: AnomalyFilter| -> Vec<String> {
+            s.list_anomalies(&f)
+                .unwrap()
+                .into_iter()
+                .map(|a| a.anomaly.id)
+                .collect()
+        };
+        assert_eq!(ids(AnomalyFilter::default()), ["a3", "a2", "a1"]);
+        assert_eq!(
+            ids(AnomalyFilter {
+                host: Some("web".into()),
+                ..Default::default()
+            }),
+            ["a2", "a1"]
+        );
+        assert_eq!(
+            ids(AnomalyFilter {
+                level: Some(Level::High),
+                ..Default::default()
+            }),
+            ["a3", "a2"]
+        );
+        assert_eq!(
+            ids(AnomalyFilter {
+                detection: Some("exec_from_tmp".into()),
+                ..Default::default()
+            }),
+            ["a3", "a1"]
+        );
+        assert_eq!(
+            ids(AnomalyFilter {
+                detection: Some("exec".into()),
+                ..Default::default()
+            }),
+            Vec::<String>::new()
+        );
+        assert!(s.ack_anomaly("a2", "olga", now).unwrap());
+        assert!(
+            !s.ack_anomaly("a2", "olga", now).unwrap(),
+            "acknowledged once"
+        );
+        assert_eq!(
+            ids(AnomalyFilter {
+                unacked: Some(true),
+                ..Default::default()
+            }),
+            ["a3", "a1"]
+        );
+        let web = s.get_host("web", now).unwrap().unwrap();
+        assert_eq!(
+            (web.level_24h, web.anomalies_24h, web.unacked),
+            (Some(Level::Critical), 2, 1)
+        );
+        assert_eq!(s.ack_host("web", "olga", now).unwrap(), 1);
+        assert_eq!(s.list_hosts(now).unwrap().len(), 2);
+        assert_eq!(
+            s.detections().unwrap(),
+            ["credential_access", "exec_from_tmp"]
+        );
+    }
+
+    #[test]
+    fn retention_drops_old_data_and_dead_sessions() {
+        let s = SqliteStore::memory().unwrap();
+        s.ingest(
+            &batch("old", vec![anomaly("a", "gone", Level::Low, "x", 1)]),
+            1,
+        )
+        .unwrap();
+        s.ingest(
+            &batch("new", vec![anomaly("b", "here", Level::Low, "x", 1000)]),
+            1000,
+        )
+        .unwrap();
+        let u = s.create_user("u", "h", Role::Viewer, 0).unwrap();
+        let sess = |hash: &str, t| NewSession {
+            token_hash: hash.into(),
+            user_id: u,
+            csrf: "c".into(),
+            mfa_pending: false,
+            now_ns: t,
+            ip: "i".into(),
+            user_agent: "a".into(),
+        };
+        s.create_session(&sess("t1", 1)).unwrap();
+        s.create_session(&sess("t2", 1000)).unwrap();
+        let p = s.purge(500, 500, 500, 0).unwrap();
+        assert_eq!((p.anomalies, p.sessions), (1, 1));
+        assert_eq!(s.count_anomalies().unwrap(), 1);
+        assert!(s.get_host("gone", 1000).unwrap().is_none());
+        assert!(s.session_by_token_hash("t2").unwrap().is_some());
+    }
+
+    #[test]
+    fn lockout_totp_steps_and_recovery_codes() {
+        let s = SqliteStore::memory().unwrap();
+        let u = s.create_user("u", "h", Role::Viewer, 0).unwrap();
+        assert!(matches!(
+            s.create_user("u", "h", Role::Viewer, 0),
+            Err(DbError::Conflict(_))
+        ));
+        for _ in 0..2 {
+            s.login_failed(u, 3, 99).unwrap();
+        }
+        assert_eq!(s.user_by_id(u).unwrap().unwrap().locked_until_ns, 0);
+        s.login_failed(u, 3, 99).unwrap();
+        let user = s.user_by_id(u).unwrap().unwrap();
+        assert_eq!((user.locked_until_ns, user.failed_logins), (99, 0));
+        s.set_totp(u, Some("SECRET")).unwrap();
+        assert!(s.consume_totp_step(u, 10).unwrap());
+        assert!(!s.consume_totp_step(u, 10).unwrap(), "a step is used once");
+        assert!(
+            !s.consume_totp_step(u, 9).unwrap(),
+            "older steps are spent too"
+        );
+        assert!(s.consume_totp_step(u, 11).unwrap());
+        s.set_recovery_codes(u, &["h1".into(), "h2".into()])
+            .unwrap();
+        assert!(s.use_recovery_code(u, "h1").unwrap());
+        assert!(!s.use_recovery_code(u, "h1").unwrap());
+        assert_eq!(s.recovery_codes_left(u).unwrap(), 1);
+        s.set_totp(u, None).unwrap();
+        assert_eq!(
+            s.recovery_codes_left(u).unwrap(),
+            0,
+            "disabling 2FA drops the codes"
+        );
+    }
+}
