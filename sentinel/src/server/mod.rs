@@ -374,3 +374,39 @@ fn spawn_retention(st: AppState) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn server_section_parses_validates_and_rejects_unknown_keys() {
+        let cfg: Config = toml::from_str(
+            r#"
+            [server]
+            listen = "0.0.0.0:8443"
+            tls_cert = "/etc/sentinel/cert.pem"
+            tls_key = "/etc/sentinel/key.pem"
+            retention_days = 30
+            [server.alerts]
+            min_level = "critical"
+            webhook = "https://hooks.example.org/x"
+            [server.alerts.email]
+            smtp_host = "smtp.example.org"
+            from = "s@example.org"
+            to = ["soc@example.org"]
+            "#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert!(cfg.server.tls());
+        assert_eq!(cfg.server.alerts.email.as_ref().unwrap().smtp_port, 587);
+        assert!(!cfg.server.demo, "demo is off by default");
+        assert!(toml::from_str::<Config>("[server]\nbogus = 1\n").is_err());
+        let half_tls: Config = toml::from_str("[server]\ntls_cert = \"/c.pem\"\n").unwrap();
+        assert!(half_tls.validate().is_err());
+        let bad_hook: Config =
+            toml::from_str("[server.alerts]\nslack_webhook = \"file:///etc/passwd\"\n").unwrap();
+        assert!(bad_hook.validate().is_err());
+    }
+}
