@@ -1,5 +1,8 @@
 //! Helpers shared by the end-to-end tests: a live collector shared by all tests of a binary,
-//! waiting for events from a given process, and the paths of the binaries under test.
+//! waiting for events from a given process, and the paths of the binaries under test. The
+//! dashboard helpers live in `dash`.
+
+pub mod dash;
 
 pub mod auditd;
 

@@ -45,6 +45,10 @@ pub enum Command {
     Watch(crate::snapshot::SnapshotArgs),
     /// Take one host fingerprint (JSON by default; same flags as `sentinel --quick`).
     Snapshot(crate::snapshot::SnapshotArgs),
+    /// Serve the web dashboard and ingest API for agents.
+    Serve(crate::server::cli::ServeArgs),
+    /// Manage dashboard users (the first admin is created here).
+    User(crate::server::cli::UserArgs),
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -64,6 +68,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         None if cli.legacy.any() => {
             crate::snapshot::run(config, cli.legacy, crate::snapshot::cli::Mode::Flags).await
         }
+        Some(Command::Serve(args)) => crate::server::cli::serve(config, args).await,
+        Some(Command::User(args)) => crate::server::cli::user(config, args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

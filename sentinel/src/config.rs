@@ -32,6 +32,7 @@ pub struct Config {
     pub collect: crate::collect::CollectConfig,
     pub snapshot: crate::snapshot::SnapshotConfig,
     pub audit: crate::audit::AuditConfig,
+    pub server: crate::server::ServerConfig,
 }
 
 impl Config {
@@ -60,6 +61,7 @@ impl Config {
         self.collect.validate().map_err(ConfigError::Invalid)?;
         self.snapshot.validate().map_err(ConfigError::Invalid)?;
         self.audit.validate().map_err(ConfigError::Invalid)?;
+        self.server.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ pub mod event;
 pub mod feed;
 pub mod logging;
 pub mod pipeline;
+pub mod server;
 pub mod snapshot;
 pub mod store;
 pub mod syscalls;
