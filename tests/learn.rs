@@ -3,7 +3,7 @@
 //! from the kernel (root; fails when it cannot).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use sentinel_e2e::*;
 
@@ -13,33 +13,15 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn sentinel(args: &[&str]) -> Output {
-    let o = Command::new(sentinel_bin())
-        .args(args)
-        .output()
-        .expect("run sentinel");
-    assert!(
-        o.status.success(),
-        "sentinel {args:?}: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
+/// Runs `sentinel ARGS` and returns its stdout, asserting success.
+fn ok(args: &[&str]) -> String {
+    let r = sentinel(args);
+    assert_eq!(r.code, 0, "sentinel {args:?}: {}\n{}", r.stdout, r.stderr);
+    r.stdout
 }
 
 fn principals(db: &str) -> String {
-    stdout(&sentinel(&[
-        "baseline",
-        "show",
-        "--db",
-        db,
-        "--kind",
-        "principal",
-    ]))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    ok(&["baseline", "show", "--db", db, "--kind", "principal"])
 }
 
 #[test]
@@ -49,7 +31,7 @@ fn learn_from_a_recording_then_manage_the_baseline() {
     let db = db.to_str().unwrap();
     let events = data("baseline.jsonl");
     let passwd = data("passwd");
-    let out = stdout(&sentinel(&[
+    let out = ok(&[
         "learn",
         "--from-file",
         events.to_str().unwrap(),
@@ -57,7 +39,7 @@ fn learn_from_a_recording_then_manage_the_baseline() {
         passwd.to_str().unwrap(),
         "--db",
         db,
-    ]));
+    ]);
     assert!(out.contains("learned 3636 events"), "{out}");
     assert!(out.contains("0 anomalies seen during learning"), "{out}");
 
@@ -72,14 +54,12 @@ fn learn_from_a_recording_then_manage_the_baseline() {
     );
     assert!(alice.contains("09,10,11,12,13,14,15,16"), "{alice}");
 
-    let json: serde_json::Value =
-        serde_json::from_slice(&sentinel(&["baseline", "show", "--db", db, "--json"]).stdout)
-            .unwrap();
+    let json = sentinel(&["baseline", "show", "--db", db, "--json"]).json();
     let n = json.as_array().unwrap().len();
     assert!(n > 3);
 
     let export = d.path().join("e.json");
-    sentinel(&[
+    ok(&[
         "baseline",
         "export",
         "--db",
@@ -87,32 +67,19 @@ fn learn_from_a_recording_then_manage_the_baseline() {
         "--out",
         export.to_str().unwrap(),
     ]);
-    let removed = stdout(&sentinel(&[
-        "baseline",
-        "reset",
-        "--db",
-        db,
-        "--principal",
-        "1000",
-    ]));
+    let removed = ok(&["baseline", "reset", "--db", db, "--principal", "1000"]);
     assert!(removed.starts_with("removed "), "{removed}");
-    let show = stdout(&sentinel(&["baseline", "show", "--db", db]));
+    let show = ok(&["baseline", "show", "--db", db]);
     assert!(!show.contains("(1000)"), "{show}");
 
-    let out = stdout(&sentinel(&[
-        "baseline",
-        "import",
-        "--db",
-        db,
-        export.to_str().unwrap(),
-    ]));
+    let out = ok(&["baseline", "import", "--db", db, export.to_str().unwrap()]);
     assert_eq!(out.trim(), format!("imported {n} profiles"));
-    let show = stdout(&sentinel(&["baseline", "show", "--db", db]));
+    let show = ok(&["baseline", "show", "--db", db]);
     assert!(show.contains("(1000)"), "{show}");
 
-    let out = stdout(&sentinel(&["baseline", "reset", "--db", db]));
+    let out = ok(&["baseline", "reset", "--db", db]);
     assert_eq!(out.trim(), format!("removed {n} profiles"));
-    let show = stdout(&sentinel(&["baseline", "show", "--db", db]));
+    let show = ok(&["baseline", "show", "--db", db]);
     assert!(show.contains("nothing learned yet"), "{show}");
 
     // A damaged export is refused with its name, and nothing is imported.
@@ -121,12 +88,9 @@ fn learn_from_a_recording_then_manage_the_baseline() {
         "{\"format\": \"other\", \"version\": 1, \"profiles\": []}",
     )
     .unwrap();
-    let o = Command::new(sentinel_bin())
-        .args(["baseline", "import", "--db", db, export.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("e.json"));
+    let r = sentinel(&["baseline", "import", "--db", db, export.to_str().unwrap()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("e.json"), "{}", r.stderr);
 }
 
 #[test]
@@ -143,7 +107,7 @@ fn live_learning_from_the_kernel() {
         ])
         .spawn()
         .unwrap();
-    let out = stdout(&sentinel(&["learn", "--duration", "3s", "--db", db]));
+    let out = ok(&["learn", "--duration", "3s", "--db", db]);
     busy.wait().unwrap();
     let learned: u64 = out
         .strip_prefix("learned ")

@@ -1,5 +1,10 @@
 //! Helpers shared by the end-to-end tests: a live collector shared by all tests of a binary,
-//! waiting for events from a given process, and the paths of the binaries under test.
+//! waiting for events from a given process, and the paths of the binaries under test. The
+//! dashboard helpers live in `dash`.
+
+pub mod dash;
+
+pub mod auditd;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
@@ -186,4 +191,84 @@ pub fn events_after(after: u64) -> Vec<Event> {
     let v = live().lock().expect("lock");
     let start = v.partition_point(|e| e.id <= after);
     v[start..].to_vec()
+}
+
+/// Output of one `sentinel` run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs the built `sentinel` with `args` (NO_COLOR and RUST_LOG cleared) and waits for it.
+pub fn sentinel(args: &[&str]) -> Run {
+    let out = std::process::Command::new(sentinel_bin())
+        .args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("running sentinel");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Starts `sentinel <args>` with its stdout as a channel of lines.
+pub fn spawn_sentinel(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = std::process::Command::new(sentinel_bin())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawning sentinel");
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Reads lines until one satisfies `pred` (the bound only stops a hung test).
+pub fn wait_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(l) if pred(&l) => return l,
+            Ok(_) => {}
+            Err(e) => panic!("watch output never showed {what}: {e}"),
+        }
+    }
+}
+
+/// Stops a spawned `sentinel` with SIGTERM and returns its exit code.
+pub fn stop_sentinel(child: &mut std::process::Child) -> i32 {
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child
+        .wait()
+        .expect("waiting for sentinel")
+        .code()
+        .unwrap_or(-1)
 }

@@ -12,6 +12,7 @@ use crate::cli::exit;
 use crate::collect::{Collector, LoadOptions, Summary, parse_kinds};
 use crate::config::Config;
 use crate::detect::model::Anomaly;
+use crate::feed::edge::{Edge, EdgeOptions};
 use crate::feed::{Record, RunSummary, Status, terminal};
 use crate::pipeline::{self, FeedItem, Passthrough, PipelineSnapshot, PipelineStats};
 
@@ -29,6 +30,15 @@ pub struct RunArgs {
     /// Show raw events in the feed.
     #[arg(long)]
     pub events: bool,
+    /// Push anomalies to a Sentinel server (`sentinel serve`), e.g. https://sentinel.example.org.
+    #[arg(long, value_name = "URL", requires = "api_key")]
+    pub push: Option<String>,
+    /// API key for --push (a personal key from the dashboard).
+    #[arg(long, env = "SENTINEL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Also serve the dashboard from this process (settings from the [server] config section).
+    #[arg(long)]
+    pub serve: bool,
     /// Ignore open events under this path prefix (repeatable; adds to the config's list).
     #[arg(long = "ignore-prefix", value_name = "PREFIX")]
     pub ignore_prefixes: Vec<String>,
@@ -119,6 +129,16 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
     let analysis = pipeline::spawn_analysis(Passthrough, events, feed_tx, true, stats.clone());
     let edge = pipeline::edge(1024);
+    let consumers = Edge::start(
+        EdgeOptions {
+            push: args.push.clone().zip(args.api_key.clone()),
+            spool_dir: None,
+            serve: args.serve.then(|| config.server.clone()),
+            host: config.host_name(),
+        },
+        &edge,
+    )
+    .await?;
     let sink = tokio::spawn(write_feed(
         feed_rx,
         Sink {
@@ -134,6 +154,12 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     // ends, which closes the feed, which ends the sink.
     let _ = tokio::task::spawn_blocking(move || analysis.join()).await;
     let _ = sink.await;
+    drop(edge);
+    for (consumer, lost) in consumers.stop().await {
+        if lost > 0 {
+            eprintln!("sentinel: {consumer} fell behind and skipped {lost} anomalies");
+        }
+    }
     print_summary(&summary, &stats.snapshot(), args.json);
     Ok(if summary.total_lost() > 0 {
         exit::WARNINGS

@@ -31,6 +31,9 @@ pub struct Config {
     pub host: Option<String>,
     pub collect: crate::collect::CollectConfig,
     pub detect: crate::detect::DetectConfig,
+    pub snapshot: crate::snapshot::SnapshotConfig,
+    pub audit: crate::audit::AuditConfig,
+    pub server: crate::server::ServerConfig,
 }
 
 impl Config {
@@ -58,6 +61,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.collect.validate().map_err(ConfigError::Invalid)?;
         self.detect.validate().map_err(ConfigError::Invalid)?;
+        self.snapshot.validate().map_err(ConfigError::Invalid)?;
+        self.audit.validate().map_err(ConfigError::Invalid)?;
+        self.server.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! collect -> (proc) enrich -> profile -> detect -> feed / explain / server.
 
 pub mod agent;
+pub mod audit;
 pub mod cli;
 pub mod collect;
 pub mod config;
@@ -13,5 +14,7 @@ pub mod logging;
 pub mod pipeline;
 pub mod proc;
 pub mod profile;
+pub mod server;
+pub mod snapshot;
 pub mod store;
 pub mod syscalls;

@@ -1,6 +1,9 @@
 //! Sinks at the right edge of the pipeline: readable terminal lines and JSON lines, for events,
-//! anomalies and run summaries (schemas in docs/events.md and docs/anomalies.md).
+//! anomalies and run summaries (schemas in docs/events.md and docs/anomalies.md), and the push
+//! client to a Sentinel server (push.rs, docs/server.md).
 
+pub mod edge;
+pub mod push;
 pub mod terminal;
 
 use serde::Serialize;
@@ -76,7 +79,7 @@ pub fn rfc3339(ns: i64) -> String {
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
