@@ -88,6 +88,15 @@ pub fn local_hour(t_ns: i64) -> u8 {
     tm.tm_hour.clamp(0, 23) as u8
 }
 
+fn evidence_of(e: &Event) -> Evidence {
+    Evidence {
+        id: e.id.to_string(),
+        time_ns: e.time_ns,
+        summary: super::evidence::summary(e),
+        detail: serde_json::to_value(e).unwrap_or_default(),
+    }
+}
+
 /// A stable 64-bit FNV-1a hash (std's hasher may change between releases).
 fn fnv(parts: &[&str]) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
@@ -257,6 +266,9 @@ impl Engine {
         let hour = local_hour(ev.time_ns);
         if let Some(w) = self.window.as_mut() {
             let pw = w.principal(principal);
+            if pw.sample.len() < crate::profile::fingerprint::SAMPLE {
+                pw.sample.push(ev.clone());
+            }
             pw.add(&lineage, &exe, Fact::Event { hour });
             for f in &facts {
                 pw.add(&lineage, &exe, f.as_fact());
@@ -278,7 +290,7 @@ impl Engine {
                 continue;
             };
             let mut max = pw.max_score;
-            if let Some(a) = self.rate_spike(uid, &pw.all, w.start_ns) {
+            if let Some(a) = self.rate_spike(uid, &pw.all, &pw.sample, w.start_ns) {
                 max = max.max(a.score);
                 out.push(a);
             }
@@ -312,7 +324,13 @@ impl Engine {
         out
     }
 
-    fn rate_spike(&mut self, uid: u32, fp: &Fingerprint, start_ns: i64) -> Option<Anomaly> {
+    fn rate_spike(
+        &mut self,
+        uid: u32,
+        fp: &Fingerprint,
+        sample: &[Event],
+        start_ns: i64,
+    ) -> Option<Anomaly> {
         let p = self.baselines.principal(uid)?;
         if p.state != Calibration::Calibrated || p.rate.n < 12 {
             return None;
@@ -332,7 +350,8 @@ impl Engine {
                 p.span_words()
             ),
             weight: self.cfg.weights.rate_spike,
-            evidence: Vec::new(),
+            // The window's first events stand for all of them.
+            evidence: sample.iter().map(|e| e.id.to_string()).collect(),
         };
         let (score, level) = Anomaly::score_of(std::slice::from_ref(&factor));
         self.counter += 1;
@@ -345,7 +364,7 @@ impl Engine {
             score,
             level,
             factors: vec![factor],
-            evidence: Vec::new(),
+            evidence: sample.iter().map(evidence_of).collect(),
             fingerprint: fnv(&["rate_spike", &uid.to_string()]),
             explanation: None,
         })
@@ -408,12 +427,7 @@ impl Engine {
         for e in hits.iter().flat_map(|h| h.extra.iter()).chain([ev]) {
             if seen.insert(e.id) && evidence.len() < 32 {
                 time_ns = time_ns.min(e.time_ns);
-                evidence.push(Evidence {
-                    id: e.id.to_string(),
-                    time_ns: e.time_ns,
-                    summary: super::evidence::summary(e),
-                    detail: serde_json::to_value(e).unwrap_or_default(),
-                });
+                evidence.push(evidence_of(e));
             }
         }
         let factors: Vec<Factor> = hits.into_iter().map(|h| h.factor).collect();

@@ -516,3 +516,35 @@ fn the_engine_runs_as_the_pipelines_analysis_stage() {
     assert_reason(&found, "exec_from_writable", &["/tmp/.x/kworker"]);
     assert_eq!(engine.stats().events, stats.snapshot().analyzed);
 }
+
+#[test]
+fn an_event_rate_far_above_the_learned_spread_is_reported_at_window_close() {
+    use crate::profile::Profile;
+    use crate::profile::baseline::KIND_PRINCIPAL;
+    let store = Store::memory().unwrap();
+    let evs = events("benign");
+    let t0 = evs[0].time_ns;
+    let mut p = Profile::new(t0 - 86_400_000_000_000 * 3);
+    p.last_ns = t0 - 86_400_000_000_000;
+    p.vouched = true;
+    p.state = Calibration::Calibrated;
+    for x in [
+        8.0, 10.0, 12.0, 9.0, 11.0, 10.0, 10.0, 9.0, 11.0, 10.0, 12.0, 8.0,
+    ] {
+        p.rate.add(x);
+        p.windows += 1;
+    }
+    p.hours = [1; 24];
+    store
+        .put_baseline(KIND_PRINCIPAL, "1000", &serde_json::to_value(&p).unwrap())
+        .unwrap();
+    let mut e = engine_with(&config(), store, false);
+    let a = replay(&mut e, &evs);
+    let x = assert_reason(
+        &a,
+        "rate_spike",
+        &["events in one window: usual for this user is 10 ± 1"],
+    );
+    assert_eq!(x.principal.uid, 1000);
+    assert!(x.chain.is_empty());
+}

@@ -73,7 +73,13 @@ pub struct PrincipalWindow {
     pub lineages: HashMap<String, Fingerprint>,
     pub exes: HashMap<String, Fingerprint>,
     pub max_score: u8,
+    /// The first few events of the window: evidence for findings about the window as a
+    /// whole (an event-rate spike).
+    pub sample: Vec<crate::event::Event>,
 }
+
+/// Events kept in `PrincipalWindow::sample`.
+pub const SAMPLE: usize = 5;
 
 /// Caps how many lineages and executables one principal window itemises.
 const MAX_SUBJECTS: usize = 512;
