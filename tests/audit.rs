@@ -202,7 +202,7 @@ fn real_auditd_records_are_summarised() {
     std::fs::write(
         &cfg_path,
         format!(
-            "[snapshot]\nconfig_files = []\nstore_path = {:?}\n[audit]\nbrute_force_threshold = 3\n\
+            "store = {:?}\n[snapshot]\nconfig_files = []\n[audit]\nbrute_force_threshold = 3\n\
              brute_force_window_secs = 600\nhmac_key_path = {:?}\nlog_path = {:?}\n",
             dir.path().join("s.db").display().to_string(),
             dir.path().join("hmac.key").display().to_string(),
@@ -503,7 +503,7 @@ fn unprivileged_audit_run_says_why_and_keeps_going() {
     std::fs::write(
         &cfg,
         format!(
-            "[snapshot]\nconfig_files = []\nstore_path = {:?}\n[audit]\nhmac_key_path = {:?}\n",
+            "store = {:?}\n[snapshot]\nconfig_files = []\n[audit]\nhmac_key_path = {:?}\n",
             dir.path().join("s.db").display().to_string(),
             dir.path().join("hmac.key").display().to_string()
         ),

@@ -19,9 +19,9 @@ fn config(dir: &Path, files: &[&Path], extra: &str) -> String {
         .map(|f| format!("{:?}", f.display().to_string()))
         .collect();
     let text = format!(
-        "[snapshot]\nconfig_files = [{}]\nknown_ports = [22]\nload_warn_factor = 100000.0\n\
+        "store = {1:?}\n[snapshot]\nconfig_files = [{0}]\nknown_ports = [22]\nload_warn_factor = 100000.0\n\
          memory_warn_percent = 100.0\nmemory_crit_percent = 100.0\nhigh_fd_warn_count = 1000000\n\
-         store_path = {:?}\n{extra}\n[audit]\nhmac_key_path = {:?}\n",
+         {extra}\n[audit]\nhmac_key_path = {2:?}\n",
         files.join(", "),
         dir.join("sentinel.db").display().to_string(),
         dir.join("hmac.key").display().to_string(),

@@ -9,12 +9,14 @@ use anyhow::Context as _;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::cli::exit;
-use crate::collect::{Collector, LoadOptions, Summary, parse_kinds};
+use crate::collect::{Collector, Summary};
 use crate::config::Config;
+use crate::detect::Engine;
 use crate::detect::model::Anomaly;
 use crate::feed::edge::{Edge, EdgeOptions};
 use crate::feed::{Record, RunSummary, Status, terminal};
 use crate::pipeline::{self, FeedItem, Passthrough, PipelineSnapshot, PipelineStats};
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -27,9 +29,12 @@ pub struct RunArgs {
     /// Stop after this long (e.g. 30s, 5m, 1h); default: until Ctrl-C or SIGTERM.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Show raw events in the feed.
+    /// Show raw events in the feed too (always on with --no-detect).
     #[arg(long)]
     pub events: bool,
+    /// Events only: no process table, baselines or detections.
+    #[arg(long)]
+    pub no_detect: bool,
     /// Push anomalies to a Sentinel server (`sentinel serve`), e.g. https://sentinel.example.org.
     #[arg(long, value_name = "URL", requires = "api_key")]
     pub push: Option<String>,
@@ -81,20 +86,8 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         .ignore_prefixes
         .extend(args.ignore_prefixes.iter().cloned());
     config.validate()?;
-    let kinds = parse_kinds(&config.collect.kinds).map_err(anyhow::Error::msg)?;
-    let opts = LoadOptions {
-        kinds,
-        ignore_prefixes: config.collect.ignore_prefixes.clone(),
-        ring_buffer_bytes: config.collect.ring_buffer_bytes,
-        wakeup_bytes: config.collect.ring_buffer_bytes / 4,
-        agent_tgid: std::process::id(),
-    };
-    let (collector, events) = Collector::start(
-        &opts,
-        Duration::from_millis(config.collect.drain_interval_ms),
-        config.collect.channel_capacity,
-    )
-    .context("starting the kernel probes")?;
+    let (collector, events) =
+        Collector::start_with(&config.collect).context("starting the kernel probes")?;
 
     let stdout = std::io::stdout();
     let color = terminal::use_color(std::io::IsTerminal::is_terminal(&stdout));
@@ -127,13 +120,33 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
 
     let stats = Arc::new(PipelineStats::default());
     let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
-    let analysis = pipeline::spawn_analysis(Passthrough, events, feed_tx, true, stats.clone());
+    let show_events = args.events || args.no_detect;
+    let analysis = if args.no_detect {
+        AnalysisThread::Events(pipeline::spawn_analysis(
+            Passthrough,
+            events,
+            feed_tx,
+            true,
+            stats.clone(),
+        ))
+    } else {
+        let store = Store::open(&config.store).context("opening the agent store")?;
+        let engine = Engine::new(&config, store).context("starting detection")?;
+        AnalysisThread::Detect(pipeline::spawn_analysis(
+            engine,
+            events,
+            feed_tx,
+            show_events,
+            stats.clone(),
+        ))
+    };
     let edge = pipeline::edge(1024);
     let consumers = Edge::start(
         EdgeOptions {
             push: args.push.clone().zip(args.api_key.clone()),
             spool_dir: None,
             serve: args.serve.then(|| config.server.clone()),
+            store: (!args.no_detect).then(|| config.store.clone()),
             host: config.host_name(),
         },
         &edge,
@@ -166,6 +179,25 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     } else {
         exit::OK
     })
+}
+
+/// The analysis stage's thread, whichever analyzer it runs.
+enum AnalysisThread {
+    Events(std::thread::JoinHandle<Passthrough>),
+    Detect(std::thread::JoinHandle<Engine>),
+}
+
+impl AnalysisThread {
+    /// Waits for the stage to drain and end (it ends when the collector's channel closes).
+    fn join(self) {
+        let ok = match self {
+            AnalysisThread::Events(h) => h.join().is_ok(),
+            AnalysisThread::Detect(h) => h.join().is_ok(),
+        };
+        if !ok {
+            tracing::error!(target: "sentinel::agent", "the analysis stage panicked");
+        }
+    }
 }
 
 /// Room for this many items between the analysis stage and the sinks.

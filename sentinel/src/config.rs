@@ -24,16 +24,32 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Host name reported in anomalies (default: the system's host name).
     pub host: Option<String>,
+    /// The agent's SQLite store: baselines of every kind and the anomalies raised here.
+    pub store: PathBuf,
     pub collect: crate::collect::CollectConfig,
     pub detect: crate::detect::DetectConfig,
     pub snapshot: crate::snapshot::SnapshotConfig,
     pub audit: crate::audit::AuditConfig,
     pub server: crate::server::ServerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: None,
+            store: PathBuf::from(crate::store::DEFAULT_PATH),
+            collect: Default::default(),
+            detect: Default::default(),
+            snapshot: Default::default(),
+            audit: Default::default(),
+            server: Default::default(),
+        }
+    }
 }
 
 impl Config {

@@ -40,6 +40,8 @@ pub enum CollectError {
     Map(&'static str, aya::maps::MapError),
     #[error("no hook could be attached: {0:?}")]
     NothingAttached(Vec<(String, String)>),
+    #[error("{0}")]
+    Config(String),
     #[error("ring buffer: {0}")]
     Ring(std::io::Error),
 }
@@ -58,6 +60,18 @@ pub struct Collector {
 impl Collector {
     /// Loads and attaches the probes and starts draining into a bounded channel of
     /// `channel_capacity` events. Must be called inside a tokio runtime.
+    /// Starts a collector as configured.
+    pub fn start_with(
+        cfg: &CollectConfig,
+    ) -> Result<(Collector, tokio::sync::mpsc::Receiver<Event>), CollectError> {
+        let opts = cfg.load_options().map_err(CollectError::Config)?;
+        Collector::start(
+            &opts,
+            std::time::Duration::from_millis(cfg.drain_interval_ms),
+            cfg.channel_capacity,
+        )
+    }
+
     pub fn start(
         opts: &LoadOptions,
         drain_interval: std::time::Duration,
@@ -197,6 +211,18 @@ impl Default for CollectConfig {
 }
 
 impl CollectConfig {
+    /// What the loader needs, for a collector running in this process.
+    pub fn load_options(&self) -> Result<LoadOptions, String> {
+        Ok(LoadOptions {
+            kinds: parse_kinds(&self.kinds)?,
+            ignore_prefixes: self.ignore_prefixes.clone(),
+            ring_buffer_bytes: self.ring_buffer_bytes,
+            // Wake user space early when a quarter of the buffer waits; otherwise the timer.
+            wakeup_bytes: self.ring_buffer_bytes / 4,
+            agent_tgid: std::process::id(),
+        })
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         parse_kinds(&self.kinds).map_err(|e| format!("collect.kinds: {e}"))?;
         if !self.ring_buffer_bytes.is_power_of_two() || self.ring_buffer_bytes < 4096 {

@@ -24,9 +24,9 @@ pub struct LearnArgs {
     /// Learn from a recorded JSON-lines event stream instead of the kernel.
     #[arg(long, value_name = "EVENTS.JSONL")]
     pub from_file: Option<PathBuf>,
-    /// Baseline database.
-    #[arg(long, value_name = "FILE", default_value = store::DEFAULT_PATH)]
-    pub db: PathBuf,
+    /// Baseline database (default: the top-level `store` setting).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
     /// passwd-format user database for a recording from another host.
     #[arg(long, value_name = "FILE")]
     pub passwd: Option<PathBuf>,
@@ -35,8 +35,8 @@ pub struct LearnArgs {
 #[derive(Debug, clap::Args)]
 pub struct BaselineArgs {
     /// Baseline database.
-    #[arg(long, global = true, value_name = "FILE", default_value = store::DEFAULT_PATH)]
-    pub db: PathBuf,
+    #[arg(long, global = true, value_name = "FILE")]
+    pub db: Option<PathBuf>,
     #[command(subcommand)]
     pub action: BaselineAction,
 }
@@ -100,7 +100,7 @@ pub fn replay(engine: &mut Engine, events: &[Event]) -> Vec<Anomaly> {
 }
 
 pub async fn learn(config: Config, args: LearnArgs) -> anyhow::Result<i32> {
-    let store = Store::open(&args.db)?;
+    let store = Store::open(args.db.as_ref().unwrap_or(&config.store))?;
     let users = args.passwd.as_deref().map(UserDb::load);
     let Some(file) = &args.from_file else {
         let duration = args
@@ -129,7 +129,7 @@ async fn learn_live(
     users: Option<UserDb>,
     duration: std::time::Duration,
 ) -> anyhow::Result<i32> {
-    use crate::collect::{Collector, LoadOptions, parse_kinds};
+    use crate::collect::Collector;
     config.validate()?;
     let mut engine = Engine::with_options(
         config,
@@ -140,19 +140,8 @@ async fn learn_live(
             learn_all: true,
         },
     )?;
-    let opts = LoadOptions {
-        kinds: parse_kinds(&config.collect.kinds).map_err(anyhow::Error::msg)?,
-        ignore_prefixes: config.collect.ignore_prefixes.clone(),
-        ring_buffer_bytes: config.collect.ring_buffer_bytes,
-        wakeup_bytes: config.collect.ring_buffer_bytes / 4,
-        agent_tgid: std::process::id(),
-    };
-    let (collector, mut events) = Collector::start(
-        &opts,
-        std::time::Duration::from_millis(config.collect.drain_interval_ms),
-        config.collect.channel_capacity,
-    )
-    .context("starting the kernel probes")?;
+    let (collector, mut events) =
+        Collector::start_with(&config.collect).context("starting the kernel probes")?;
     eprintln!(
         "sentinel: learning for {}s; Ctrl-C to end early",
         duration.as_secs()
@@ -257,8 +246,8 @@ fn active_hours(p: &Profile) -> String {
     }
 }
 
-pub async fn baseline(_config: Config, args: BaselineArgs) -> anyhow::Result<i32> {
-    let store = Store::open(&args.db)?;
+pub async fn baseline(config: Config, args: BaselineArgs) -> anyhow::Result<i32> {
+    let store = Store::open(args.db.as_ref().unwrap_or(&config.store))?;
     let users = UserDb::system();
     match args.action {
         BaselineAction::Show { kind, json } => {

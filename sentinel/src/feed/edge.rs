@@ -1,5 +1,5 @@
-//! Consumers at the edge of the pipeline, fed by the anomaly broadcast: the push client to a
-//! remote server and the in-process dashboard (`sentinel run --serve`). Each may lag; a
+//! Consumers at the edge of the pipeline, fed by the anomaly broadcast: the agent store, the
+//! push client to a remote server and the in-process dashboard (`sentinel run --serve`). Each may lag; a
 //! lagging consumer loses the oldest anomalies and counts them, it never slows detection.
 
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::detect::model::Anomaly;
 use crate::feed::push::{PushConfig, Pusher};
 use crate::server::{Server, ServerConfig, ServerHandle};
+use crate::store::Store;
 
 /// What to start.
 #[derive(Default)]
@@ -21,6 +22,8 @@ pub struct EdgeOptions {
     pub spool_dir: Option<std::path::PathBuf>,
     /// Serve the dashboard in this process.
     pub serve: Option<ServerConfig>,
+    /// Keep every anomaly in the agent store (for `sentinel analyze --anomaly ID`).
+    pub store: Option<std::path::PathBuf>,
     pub host: String,
 }
 
@@ -43,6 +46,27 @@ impl Edge {
             pusher: None,
             server: None,
         };
+        if let Some(path) = opts.store {
+            let store = Arc::new(std::sync::Mutex::new(
+                Store::open(&path).context("opening the agent store")?,
+            ));
+            edge.consumers.push((
+                "store",
+                consume(tx.subscribe(), move |a| {
+                    let store = store.clone();
+                    async move {
+                        let r = tokio::task::spawn_blocking(move || match store.lock() {
+                            Ok(s) => s.put_anomaly(&a).map_err(|e| e.to_string()),
+                            Err(_) => Err("store lock poisoned".to_string()),
+                        })
+                        .await;
+                        if let Ok(Err(e)) = r {
+                            tracing::warn!(target: "sentinel::feed", "storing an anomaly: {e}");
+                        }
+                    }
+                }),
+            ));
+        }
         if let Some((url, key)) = opts.push {
             let spool = opts
                 .spool_dir

@@ -65,7 +65,7 @@ pub struct SnapshotArgs {
     /// auditd log to read (default from [audit] log_path).
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
-    /// Agent store holding the baselines (default from [snapshot] store_path).
+    /// Agent store holding the baselines (default: the top-level `store` setting).
     #[arg(long, value_name = "FILE")]
     pub store: Option<PathBuf>,
     /// Extra file to fingerprint (repeatable), besides [snapshot] config_files.
@@ -118,9 +118,7 @@ fn out(text: &str) -> anyhow::Result<()> {
 }
 
 fn store_path(cfg: &Config, args: &SnapshotArgs) -> PathBuf {
-    args.store
-        .clone()
-        .unwrap_or_else(|| cfg.snapshot.store_path.clone())
+    args.store.clone().unwrap_or_else(|| cfg.store.clone())
 }
 
 /// The store for reading the audit baseline: only when it already exists, so a read-only

@@ -60,8 +60,6 @@ pub struct SnapshotConfig {
     pub interval_secs: u64,
     /// Probe the network even without `--network`.
     pub network_by_default: bool,
-    /// The agent store holding the baselines.
-    pub store_path: PathBuf,
 }
 
 impl Default for SnapshotConfig {
@@ -96,7 +94,6 @@ impl Default for SnapshotConfig {
             max_hash_bytes: 64 << 20,
             interval_secs: 60,
             network_by_default: false,
-            store_path: PathBuf::from(crate::store::DEFAULT_PATH),
         }
     }
 }
