@@ -1,0 +1,150 @@
+//! End-to-end: `sentinel run` with detection on, as a user runs it. A binary executed from
+//! /tmp becomes an anomaly in the JSON feed citing the exec event, is kept in the agent store,
+//! and reaches a dashboard server through `--push`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use sentinel::server::store::Role;
+use sentinel_e2e::*;
+use serde_json::Value;
+
+/// A copy of the workload helper under /tmp (a world-writable place), removed on drop.
+struct TmpBinary(std::path::PathBuf);
+
+impl TmpBinary {
+    fn new() -> TmpBinary {
+        let p = std::path::PathBuf::from(format!("/tmp/sentinel-e2e-detect-{}", std::process::id()));
+        std::fs::copy(workload_bin(), &p).expect("copy to /tmp");
+        TmpBinary(p)
+    }
+}
+
+impl Drop for TmpBinary {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs `sentinel run --json ARGS`; once its probes are attached, runs the /tmp binary and
+/// returns (its pid, every JSON line, exit code).
+fn run_and_exec_from_tmp(args: &[&str]) -> (u32, Vec<Value>, i32) {
+    require_root();
+    let tmp = TmpBinary::new();
+    let mut child = Command::new(sentinel_bin())
+        .args(["run", "--json"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn sentinel");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.contains("\"type\":\"status\""), "{first}");
+    let st = Command::new(&tmp.0).args(["exit", "0"]).status().unwrap();
+    assert!(st.success());
+    // The exec'd process's pid: the one whose exec names our path.
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    let recs: Vec<Value> = std::iter::once(first.as_str())
+        .chain(rest.lines())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let path = tmp.0.to_str().unwrap().to_string();
+    let pid = recs
+        .iter()
+        .find(|r| r["type"] == "event" && r["kind"] == "exec" && r["filename"] == path.as_str())
+        .map(|r| r["pid"].as_u64().unwrap() as u32)
+        .unwrap_or(0);
+    (pid, recs, code)
+}
+
+fn tmp_exec_anomaly(recs: &[Value]) -> &Value {
+    recs.iter()
+        .find(|r| {
+            r["type"] == "anomaly"
+                && r["factors"].as_array().unwrap().iter().any(|f| {
+                    f["detection"] == "exec_from_writable"
+                        && f["reason"].as_str().unwrap_or("").contains("/tmp/sentinel-e2e-detect-")
+                })
+        })
+        .unwrap_or_else(|| panic!("no exec_from_writable anomaly in {} records", recs.len()))
+}
+
+#[test]
+fn exec_from_tmp_is_an_anomaly_with_evidence_and_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("agent.db");
+    let cfg = dir.path().join("sentinel.toml");
+    std::fs::write(&cfg, format!("store = {:?}\n", db.to_str().unwrap())).unwrap();
+    let (pid, recs, code) =
+        run_and_exec_from_tmp(&["--config", cfg.to_str().unwrap(), "--events", "--kinds", "exec,fork,exit", "--duration", "4s"]);
+    assert!(code == 0 || code == 1, "exit {code}");
+    assert_ne!(pid, 0, "the exec event was shown (--events)");
+    let exec_id = recs
+        .iter()
+        .find(|r| r["type"] == "event" && r["kind"] == "exec" && r["pid"] == pid)
+        .map(|r| r["id"].to_string())
+        .unwrap();
+    let a = tmp_exec_anomaly(&recs);
+    assert!(a["score"].as_u64().unwrap() > 0);
+    assert!(["low", "medium", "high", "critical"].contains(&a["level"].as_str().unwrap()));
+    let f = a["factors"].as_array().unwrap().iter().find(|f| f["detection"] == "exec_from_writable").unwrap();
+    assert!(f["weight"].as_u64().unwrap() > 0);
+    assert!(
+        f["evidence"].as_array().unwrap().iter().any(|e| e.as_str() == Some(exec_id.as_str())),
+        "the factor cites the exec event {exec_id}: {f}"
+    );
+    assert_eq!(a["chain"].as_array().unwrap().last().unwrap()["pid"], pid, "the chain ends at the actor");
+    let summary = recs.last().unwrap();
+    assert!(summary["pipeline"]["anomalies"].as_u64().unwrap() >= 1);
+
+    // The anomaly is in the agent store, where `sentinel analyze --anomaly ID` finds it.
+    let store = sentinel::store::Store::open(&db).unwrap();
+    let id = a["id"].as_str().unwrap();
+    let kept = store.get_anomaly(id).unwrap().expect("anomaly stored");
+    assert_eq!(kept.score as u64, a["score"].as_u64().unwrap());
+}
+
+#[test]
+fn anomalies_reach_a_dashboard_through_push() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(dash::start(dir.path()));
+    let uid = dash::add_user(&server, "agent-owner", Role::Operator, "correct horse battery staple");
+    let key = dash::api_key(&server, uid, "agent");
+    let url = format!("http://{}", server.addr);
+    let cfg = dir.path().join("sentinel.toml");
+    std::fs::write(&cfg, format!("store = {:?}\nhost = \"e2e-push-host\"\n", dir.path().join("agent.db").to_str().unwrap())).unwrap();
+    let (_, recs, _) = run_and_exec_from_tmp(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--kinds",
+        "exec,fork,exit",
+        "--duration",
+        "4s",
+        "--push",
+        &url,
+        "--api-key",
+        &key,
+    ]);
+    let id = tmp_exec_anomaly(&recs)["id"].as_str().unwrap().to_string();
+    // The agent flushed before exiting: the server has it now.
+    let got: Value = rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{url}/api/anomalies/{id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(got["anomaly"]["id"].as_str().or(got["id"].as_str()), Some(id.as_str()), "{got}");
+    let text = got.to_string();
+    assert!(text.contains("e2e-push-host") && text.contains("exec_from_writable"), "{got}");
+    rt.block_on(server.shutdown());
+}
