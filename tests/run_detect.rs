@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use sentinel::server::store::Role;
+use sentinel_e2e::auditd;
 use sentinel_e2e::*;
 use serde_json::Value;
 
@@ -14,7 +15,8 @@ struct TmpBinary(std::path::PathBuf);
 
 impl TmpBinary {
     fn new() -> TmpBinary {
-        let p = std::path::PathBuf::from(format!("/tmp/sentinel-e2e-detect-{}", std::process::id()));
+        let p =
+            std::path::PathBuf::from(format!("/tmp/sentinel-e2e-detect-{}", std::process::id()));
         std::fs::copy(workload_bin(), &p).expect("copy to /tmp");
         TmpBinary(p)
     }
@@ -67,7 +69,10 @@ fn tmp_exec_anomaly(recs: &[Value]) -> &Value {
             r["type"] == "anomaly"
                 && r["factors"].as_array().unwrap().iter().any(|f| {
                     f["detection"] == "exec_from_writable"
-                        && f["reason"].as_str().unwrap_or("").contains("/tmp/sentinel-e2e-detect-")
+                        && f["reason"]
+                            .as_str()
+                            .unwrap_or("")
+                            .contains("/tmp/sentinel-e2e-detect-")
                 })
         })
         .unwrap_or_else(|| panic!("no exec_from_writable anomaly in {} records", recs.len()))
@@ -79,8 +84,15 @@ fn exec_from_tmp_is_an_anomaly_with_evidence_and_is_stored() {
     let db = dir.path().join("agent.db");
     let cfg = dir.path().join("sentinel.toml");
     std::fs::write(&cfg, format!("store = {:?}\n", db.to_str().unwrap())).unwrap();
-    let (pid, recs, code) =
-        run_and_exec_from_tmp(&["--config", cfg.to_str().unwrap(), "--events", "--kinds", "exec,fork,exit", "--duration", "4s"]);
+    let (pid, recs, code) = run_and_exec_from_tmp(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--events",
+        "--kinds",
+        "exec,fork,exit",
+        "--duration",
+        "4s",
+    ]);
     assert!(code == 0 || code == 1, "exit {code}");
     assert_ne!(pid, 0, "the exec event was shown (--events)");
     let exec_id = recs
@@ -91,13 +103,26 @@ fn exec_from_tmp_is_an_anomaly_with_evidence_and_is_stored() {
     let a = tmp_exec_anomaly(&recs);
     assert!(a["score"].as_u64().unwrap() > 0);
     assert!(["low", "medium", "high", "critical"].contains(&a["level"].as_str().unwrap()));
-    let f = a["factors"].as_array().unwrap().iter().find(|f| f["detection"] == "exec_from_writable").unwrap();
+    let f = a["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["detection"] == "exec_from_writable")
+        .unwrap();
     assert!(f["weight"].as_u64().unwrap() > 0);
     assert!(
-        f["evidence"].as_array().unwrap().iter().any(|e| e.as_str() == Some(exec_id.as_str())),
+        f["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str() == Some(exec_id.as_str())),
         "the factor cites the exec event {exec_id}: {f}"
     );
-    assert_eq!(a["chain"].as_array().unwrap().last().unwrap()["pid"], pid, "the chain ends at the actor");
+    assert_eq!(
+        a["chain"].as_array().unwrap().last().unwrap()["pid"],
+        pid,
+        "the chain ends at the actor"
+    );
     let summary = recs.last().unwrap();
     assert!(summary["pipeline"]["anomalies"].as_u64().unwrap() >= 1);
 
@@ -113,11 +138,23 @@ fn anomalies_reach_a_dashboard_through_push() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(dash::start(dir.path()));
-    let uid = dash::add_user(&server, "agent-owner", Role::Operator, "correct horse battery staple");
+    let uid = dash::add_user(
+        &server,
+        "agent-owner",
+        Role::Operator,
+        "correct horse battery staple",
+    );
     let key = dash::api_key(&server, uid, "agent");
     let url = format!("http://{}", server.addr);
     let cfg = dir.path().join("sentinel.toml");
-    std::fs::write(&cfg, format!("store = {:?}\nhost = \"e2e-push-host\"\n", dir.path().join("agent.db").to_str().unwrap())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "store = {:?}\nhost = \"e2e-push-host\"\n",
+            dir.path().join("agent.db").to_str().unwrap()
+        ),
+    )
+    .unwrap();
     let (_, recs, _) = run_and_exec_from_tmp(&[
         "--config",
         cfg.to_str().unwrap(),
@@ -143,8 +180,102 @@ fn anomalies_reach_a_dashboard_through_push() {
             .await
             .unwrap()
     });
-    assert_eq!(got["anomaly"]["id"].as_str().or(got["id"].as_str()), Some(id.as_str()), "{got}");
+    assert_eq!(
+        got["anomaly"]["id"].as_str().or(got["id"].as_str()),
+        Some(id.as_str()),
+        "{got}"
+    );
     let text = got.to_string();
-    assert!(text.contains("e2e-push-host") && text.contains("exec_from_writable"), "{got}");
+    assert!(
+        text.contains("e2e-push-host") && text.contains("exec_from_writable"),
+        "{got}"
+    );
     rt.block_on(server.shutdown());
+}
+
+#[test]
+fn live_audit_records_join_the_kernel_process_chain() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("payroll.csv");
+    std::fs::write(&watched, "secret").unwrap();
+    let key = format!("sentinel-live-{}", std::process::id());
+    let w = watched.to_str().unwrap();
+    auditd::must("auditctl", &["-e", "1"]);
+    auditd::must("auditctl", &["-w", w, "-p", "r", "-k", &key]);
+    struct Rule<'a>(&'a str, &'a str);
+    impl Drop for Rule<'_> {
+        fn drop(&mut self) {
+            let _ = auditd::sh("auditctl", &["-W", self.0, "-p", "r", "-k", self.1]);
+        }
+    }
+    let _rule = Rule(w, &key);
+    let cfg = dir.path().join("sentinel.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "store = {:?}\n[audit]\nlog_path = {:?}\nhmac_key_path = {:?}\n",
+            dir.path().join("agent.db").to_str().unwrap(),
+            auditd::active_log().to_str().unwrap(),
+            dir.path().join("hmac.key").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(sentinel_bin())
+        .args([
+            "run",
+            "--json",
+            "--audit",
+            "--kinds",
+            "exec,fork,exit",
+            "--duration",
+            "8s",
+            "--config",
+        ])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.contains("\"type\":\"status\""), "{first}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let r = run_workload(&[std::ffi::OsStr::new("open"), watched.as_os_str()]);
+    assert!(r.fact("ret") >= 0);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    child.wait().unwrap();
+    let recs: Vec<Value> = rest
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let a = recs
+        .iter()
+        .find(|r| {
+            r["type"] == "anomaly"
+                && r["factors"].as_array().unwrap().iter().any(|f| {
+                    f["detection"] == "watched_file_access"
+                        && f["reason"].as_str().unwrap_or("").contains(&key)
+                })
+        })
+        .unwrap_or_else(|| panic!("no audit anomaly for key {key} in {rest}"));
+    let chain = a["chain"].as_array().unwrap();
+    assert_eq!(
+        chain.last().unwrap()["pid"],
+        r.pid,
+        "the audit record is joined to the process the probes saw: {a}"
+    );
+    assert!(
+        chain.iter().any(|l| l["pid"] == std::process::id()),
+        "and to its ancestors: {a}"
+    );
+    assert!(
+        a["evidence"][0]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("audit:"),
+        "{a}"
+    );
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::audit::{self, LiveFact, privacy::UserHasher};
 use crate::cli::exit;
 use crate::collect::{Collector, Summary};
 use crate::config::Config;
@@ -32,6 +33,10 @@ pub struct RunArgs {
     /// Show raw events in the feed too (always on with --no-detect).
     #[arg(long)]
     pub events: bool,
+    /// Follow audit records as they arrive (auditd's log, or the kernel's read-only audit
+    /// multicast group when auditd is not running) and join them to the kernel events.
+    #[arg(long)]
+    pub audit: bool,
     /// Events only: no process table, baselines or detections.
     #[arg(long)]
     pub no_detect: bool,
@@ -121,10 +126,16 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     let stats = Arc::new(PipelineStats::default());
     let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
     let show_events = args.events || args.no_detect;
+    let audit_facts = if args.audit && !args.no_detect {
+        Some(follow_audit(&config)?)
+    } else {
+        None
+    };
     let analysis = if args.no_detect {
         AnalysisThread::Events(pipeline::spawn_analysis(
             Passthrough,
             events,
+            None,
             feed_tx,
             true,
             stats.clone(),
@@ -135,6 +146,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         AnalysisThread::Detect(pipeline::spawn_analysis(
             engine,
             events,
+            audit_facts,
             feed_tx,
             show_events,
             stats.clone(),
@@ -179,6 +191,37 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     } else {
         exit::OK
     })
+}
+
+/// Starts following audit records and classifying them (usernames hashed, secrets redacted)
+/// into facts for the analysis stage. Follows auditd's log when auditd runs, else the kernel's
+/// read-only multicast group, so Sentinel never competes with auditd for the audit socket.
+fn follow_audit(config: &Config) -> anyhow::Result<mpsc::Receiver<LiveFact>> {
+    let follower = if audit::reader::auditd_running() {
+        eprintln!("sentinel: following {}", config.audit.log_path.display());
+        audit::follow(config.audit.log_path.clone())
+    } else {
+        eprintln!("sentinel: auditd is not running; reading the kernel's audit multicast group");
+        audit::follow_multicast(Default::default()).context("joining the audit multicast group")?
+    };
+    let hasher = UserHasher::load_or_create(&config.audit.hmac_key_path).unwrap_or_else(|e| {
+        tracing::warn!(target: "sentinel::agent", "audit: {e}; user names hashed with a one-run key");
+        UserHasher::ephemeral()
+    });
+    let (tx, rx) = mpsc::channel(4096);
+    let audit::Follower { mut events, stats } = follower;
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if tx.send(audit::classify(&ev, &hasher)).await.is_err() {
+                break;
+            }
+        }
+        let dropped = stats.dropped.load(std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            eprintln!("sentinel: audit records dropped (follower behind): {dropped}");
+        }
+    });
+    Ok(rx)
 }
 
 /// The analysis stage's thread, whichever analyzer it runs.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::audit::LiveFact;
 use crate::detect::model::Anomaly;
 use crate::event::Event;
 
@@ -20,6 +21,11 @@ pub trait Analyzer: Send + 'static {
     fn tick(&mut self, now_ns: i64) -> Vec<Anomaly>;
     /// Called once at the end: close the open window.
     fn finish(&mut self) -> Vec<Anomaly>;
+    /// A live audit record (`sentinel run --audit`), to be joined with the kernel events of
+    /// the same process. Analyzers without a process table ignore it.
+    fn observe_audit(&mut self, _fact: &LiveFact) -> Vec<Anomaly> {
+        Vec::new()
+    }
 }
 
 /// No analysis: events only.
@@ -80,6 +86,7 @@ fn now_ns() -> i64 {
 pub fn spawn_analysis<A: Analyzer>(
     mut analyzer: A,
     mut events: mpsc::Receiver<Event>,
+    mut audit: Option<mpsc::Receiver<LiveFact>>,
     feed: mpsc::Sender<FeedItem>,
     forward_events: bool,
     stats: Arc<PipelineStats>,
@@ -112,6 +119,11 @@ pub fn spawn_analysis<A: Analyzer>(
                         stats.feed_dropped_events.fetch_add(1, Relaxed);
                     }
                     send_anomalies(found, &stats);
+                }
+                if let Some(rx) = audit.as_mut() {
+                    while let Ok(fact) = rx.try_recv() {
+                        send_anomalies(analyzer.observe_audit(&fact), &stats);
+                    }
                 }
                 if last_tick.elapsed() >= Duration::from_secs(1) {
                     last_tick = Instant::now();
@@ -190,7 +202,7 @@ mod tests {
         // A feed that holds 2 items and is only read after the stage finished.
         let (ftx, mut frx) = mpsc::channel(2);
         let stats = Arc::new(PipelineStats::default());
-        let h = spawn_analysis(EveryThird(0), rx, ftx, true, stats.clone());
+        let h = spawn_analysis(EveryThird(0), rx, None, ftx, true, stats.clone());
         let reader = std::thread::spawn(move || {
             let mut anomalies = 0;
             std::thread::sleep(Duration::from_millis(200));

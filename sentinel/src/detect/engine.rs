@@ -467,6 +467,62 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Joins a live audit record to what the kernel events built: the process chain of the
+    /// pid the record names, and the login session. An audit record that is suspicious on its
+    /// own (a failed login, a sudo, a watched file) becomes an anomaly with the same scoring;
+    /// each (principal, detection, reason) fires once per window.
+    pub fn observe_audit(&mut self, fact: &crate::audit::LiveFact) -> Vec<Anomaly> {
+        let Some(factor) = fact.factor.clone() else {
+            return Vec::new();
+        };
+        let Some(principal) = fact.auid.or(fact.uid) else {
+            return Vec::new();
+        };
+        if !self.first_time(principal, "audit", &factor.reason) {
+            return Vec::new();
+        }
+        let chain: Vec<ChainLink> = fact
+            .pid
+            .map(|pid| {
+                self.procs
+                    .chain(pid)
+                    .iter()
+                    .map(|p| ChainLink {
+                        pid: p.pid,
+                        exe: p.exe_or_comm(),
+                        argv: p.argv.clone(),
+                        uid: p.uid,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let exe = chain.last().map(|l| l.exe.clone()).unwrap_or_default();
+        let factors = vec![factor];
+        let (score, level) = Anomaly::score_of(&factors);
+        let uid_s = principal.to_string();
+        self.counter += 1;
+        vec![Anomaly {
+            id: format!(
+                "{}-{}-{}",
+                self.host,
+                fact.time_ns / 1_000_000,
+                self.counter
+            ),
+            host: self.host.clone(),
+            time_ns: fact.time_ns,
+            principal: self.principal(principal, fact.session),
+            chain,
+            score,
+            level,
+            fingerprint: fnv(&[factors[0].detection.as_str(), uid_s.as_str(), exe.as_str()]),
+            factors,
+            evidence: vec![fact.evidence.clone()],
+            explanation: None,
+        }]
+    }
+}
+
 /// The engine is the pipeline's analysis stage (`pipeline::spawn_analysis`).
 impl crate::pipeline::Analyzer for Engine {
     fn observe(&mut self, ev: &Event) -> Vec<Anomaly> {
@@ -479,5 +535,9 @@ impl crate::pipeline::Analyzer for Engine {
 
     fn finish(&mut self) -> Vec<Anomaly> {
         Engine::finish(self)
+    }
+
+    fn observe_audit(&mut self, fact: &crate::audit::LiveFact) -> Vec<Anomaly> {
+        Engine::observe_audit(self, fact)
     }
 }
