@@ -439,17 +439,7 @@ impl Engine {
         let uid_s = principal.to_string();
         key.push(&uid_s);
         key.push(&proc.exe);
-        let chain = self
-            .procs
-            .chain(ev.pid)
-            .iter()
-            .map(|p| ChainLink {
-                pid: p.pid,
-                exe: p.exe_or_comm(),
-                argv: p.argv.clone(),
-                uid: p.uid,
-            })
-            .collect();
+        let chain = self.chain_links(ev.pid);
         self.counter += 1;
         Some(Anomaly {
             id: format!("{}-{}-{}", self.host, ev.time_ns / 1_000_000, self.counter),
@@ -468,6 +458,20 @@ impl Engine {
 }
 
 impl Engine {
+    /// The process chain of `pid`, oldest ancestor first, as anomalies show it.
+    fn chain_links(&self, pid: u32) -> Vec<ChainLink> {
+        self.procs
+            .chain(pid)
+            .iter()
+            .map(|p| ChainLink {
+                pid: p.pid,
+                exe: p.exe_or_comm(),
+                argv: p.argv.clone(),
+                uid: p.uid,
+            })
+            .collect()
+    }
+
     /// Joins a live audit record to what the kernel events built: the process chain of the
     /// pid the record names, and the login session. An audit record that is suspicious on its
     /// own (a failed login, a sudo, a watched file) becomes an anomaly with the same scoring;
@@ -482,20 +486,9 @@ impl Engine {
         if !self.first_time(principal, "audit", &factor.reason) {
             return Vec::new();
         }
-        let chain: Vec<ChainLink> = fact
+        let chain = fact
             .pid
-            .map(|pid| {
-                self.procs
-                    .chain(pid)
-                    .iter()
-                    .map(|p| ChainLink {
-                        pid: p.pid,
-                        exe: p.exe_or_comm(),
-                        argv: p.argv.clone(),
-                        uid: p.uid,
-                    })
-                    .collect()
-            })
+            .map(|pid| self.chain_links(pid))
             .unwrap_or_default();
         let exe = chain.last().map(|l| l.exe.clone()).unwrap_or_default();
         let factors = vec![factor];
