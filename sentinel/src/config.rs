@@ -30,6 +30,7 @@ pub struct Config {
     /// Host name reported in anomalies (default: the system's host name).
     pub host: Option<String>,
     pub collect: crate::collect::CollectConfig,
+    pub llm: crate::explain::LlmConfig,
 }
 
 impl Config {
@@ -56,6 +57,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.collect.validate().map_err(ConfigError::Invalid)?;
+        self.llm.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

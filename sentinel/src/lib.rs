@@ -8,6 +8,7 @@ pub mod collect;
 pub mod config;
 pub mod detect;
 pub mod event;
+pub mod explain;
 pub mod logging;
 pub mod store;
 pub mod syscalls;
