@@ -5,6 +5,7 @@
 //! The explainer never sets or changes a score.
 
 pub mod config;
+pub mod policy;
 pub mod redact;
 
 pub use config::{LlmConfig, ProviderKind};
