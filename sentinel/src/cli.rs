@@ -35,6 +35,8 @@ pub struct Cli {
 pub enum Command {
     /// Load the kernel probes and stream events and anomalies until stopped.
     Run(crate::agent::RunArgs),
+    /// Explain the host snapshot, a stored anomaly or a snapshot diff in plain language.
+    Analyze(crate::explain::analyze::AnalyzeArgs),
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -42,6 +44,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Some(Command::Run(args)) => crate::agent::run(config, args).await,
+        Some(Command::Analyze(args)) => crate::explain::analyze::run(config, args).await,
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

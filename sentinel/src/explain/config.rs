@@ -131,8 +131,9 @@ impl LlmConfig {
         if self.provider != ProviderKind::None && self.model.trim().is_empty() {
             return bad("model is required when a provider is set");
         }
-        if !self.base_url.is_empty()
-            && !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://"))
+        if !(self.base_url.is_empty()
+            || self.base_url.starts_with("http://")
+            || self.base_url.starts_with("https://"))
         {
             return bad("base_url must start with http:// or https://");
         }

@@ -144,7 +144,7 @@ fn stage_rules(prog: &str, args: &[String], stage: &str, v: &mut Verdict) {
         .map(String::as_str)
         .collect();
     let short_has = |c: char| flags.iter().any(|f| !f.starts_with("--") && f.contains(c));
-    let long_has = |l: &str| flags.iter().any(|f| *f == l);
+    let long_has = |l: &str| flags.contains(&l);
     let recursive = short_has('r') || short_has('R') || long_has("--recursive");
     let is_system = |p: &str| {
         let t = p.trim_end_matches('/');
@@ -176,10 +176,10 @@ fn stage_rules(prog: &str, args: &[String], stage: &str, v: &mut Verdict) {
         p if p.starts_with("mkfs") || p == "mke2fs" || p == "mkswap" || p == "wipefs" => {
             v.add(Decision::Blocked, format!("{p} formats a device"));
         }
-        "fdisk" | "sfdisk" | "parted" | "gdisk" | "sgdisk" | "blkdiscard" => {
-            if !long_has("-l") && !short_has('l') || prog == "blkdiscard" {
-                v.add(Decision::Blocked, format!("{prog} changes partitions"));
-            }
+        "fdisk" | "sfdisk" | "parted" | "gdisk" | "sgdisk" | "blkdiscard"
+            if !long_has("-l") && !short_has('l') || prog == "blkdiscard" =>
+        {
+            v.add(Decision::Blocked, format!("{prog} changes partitions"));
         }
         "dd" => {
             if let Some(of) = args.iter().find_map(|a| a.strip_prefix("of=")) {
@@ -271,14 +271,13 @@ fn stage_rules(prog: &str, args: &[String], stage: &str, v: &mut Verdict) {
             );
         }
         "su" => v.add(Decision::Warn, "su switches user"),
-        "iptables" | "ip6tables" | "nft" | "ufw" | "firewall-cmd" => {
+        "iptables" | "ip6tables" | "nft" | "ufw" | "firewall-cmd"
             if !(flags.iter().any(|f| matches!(*f, "-L" | "-S" | "--list"))
                 || operands
                     .first()
-                    .is_some_and(|o| matches!(*o, "list" | "status")))
-            {
-                v.add(Decision::Warn, format!("{prog} changes the firewall"));
-            }
+                    .is_some_and(|o| matches!(*o, "list" | "status"))) =>
+        {
+            v.add(Decision::Warn, format!("{prog} changes the firewall"));
         }
         "crontab" if short_has('r') => v.add(Decision::Blocked, "crontab -r deletes all jobs"),
         "history" if short_has('c') => v.add(Decision::Blocked, "clears shell history"),

@@ -156,8 +156,10 @@ const WRAPPERS: &[&str] = &[
     "setsid", "chroot", "runuser",
 ];
 
+#[derive(Clone)]
 pub struct Redactor {
     key: Vec<u8>,
+    hash_system: bool,
     /// Longest first, so "alice.smith" is replaced before "alice".
     users: Vec<String>,
     redact_ips: bool,
@@ -167,6 +169,7 @@ impl Redactor {
     pub fn new(key: Vec<u8>) -> Redactor {
         Redactor {
             key,
+            hash_system: false,
             users: Vec::new(),
             redact_ips: false,
         }
@@ -219,6 +222,16 @@ impl Redactor {
             .sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         self.users.dedup();
         self
+    }
+
+    /// Whether system accounts (uid < 1000) are pseudonymised too.
+    pub fn with_system_users(mut self, on: bool) -> Redactor {
+        self.hash_system = on;
+        self
+    }
+
+    pub fn hashes_system_users(&self) -> bool {
+        self.hash_system
     }
 
     pub fn with_ip_redaction(mut self, on: bool) -> Redactor {
@@ -417,11 +430,9 @@ impl Redactor {
             }
             out.push(self.element(arg, c));
         }
-        if htpasswd_batch && out.len() > 2 {
-            if let Some(last) = out.last_mut() {
-                *last = SECRET.to_string();
-                bump(c, "password argument", 1);
-            }
+        if let Some(last) = out.last_mut().filter(|_| htpasswd_batch && argv.len() > 2) {
+            *last = SECRET.to_string();
+            bump(c, "password argument", 1);
         }
         out
     }
