@@ -128,7 +128,10 @@ fn assert_well_formed(e: &sentinel::detect::model::Explanation, a: &Anomaly) {
     assert!((0.0..=1.0).contains(&e.confidence));
     let known: Vec<&String> = a.evidence.iter().map(|x| &x.id).collect();
     for id in &e.evidence_ids {
-        assert!(known.contains(&id), "unknown evidence id {id} survived validation");
+        assert!(
+            known.contains(&id),
+            "unknown evidence id {id} survived validation"
+        );
     }
     for s in &e.next_steps {
         if s.command.is_some() {
@@ -156,7 +159,13 @@ async fn openai_api_structured_answers_are_validated() {
     let p = engine.prompt(&subject);
     let preview = engine.preview(&p).to_string();
     assert!(preview.contains("\"json_schema\""));
-    for secret in ["Hunter2pass", "sk-proj-abc", "abc123secretvalue", "alice", &peer.key] {
+    for secret in [
+        "Hunter2pass",
+        "sk-proj-abc",
+        "abc123secretvalue",
+        "alice",
+        &peer.key,
+    ] {
         assert!(!preview.contains(secret), "{secret} would be sent");
     }
 
@@ -205,8 +214,18 @@ async fn anthropic_api_answers_are_parsed_or_fall_back() {
     let engine = Engine::with_redactor(&cfg, redactor()).unwrap();
     let p = engine.prompt(&subject);
     let preview = engine.preview(&p);
-    assert!(preview["endpoint"].as_str().unwrap().ends_with("/v1/messages"));
-    assert!(preview["body"]["system"].as_str().unwrap().contains("JSON schema"));
+    assert!(
+        preview["endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("/v1/messages")
+    );
+    assert!(
+        preview["body"]["system"]
+            .as_str()
+            .unwrap()
+            .contains("JSON schema")
+    );
 
     // Protocol: a Messages API reply with a text block.
     let provider = Provider::new(&cfg).unwrap().unwrap();
@@ -258,7 +277,11 @@ async fn live_explainer_caches_by_fingerprint_and_counts_failures() {
     let first = h.recv().await.unwrap();
     let second = h.recv().await.unwrap();
     for x in [&first, &second] {
-        assert_eq!((x.score, x.level), (70, Level::High), "the score is Sentinel's");
+        assert_eq!(
+            (x.score, x.level),
+            (70, Level::High),
+            "the score is Sentinel's"
+        );
         let e = x.explanation.as_ref().unwrap();
         assert_eq!(e.source, "openai:smollm2");
         assert_well_formed(e, &a);
@@ -292,10 +315,8 @@ async fn snapshot_diff_is_explained_through_the_real_model() {
         let p = repo_root().join("tests/data/explain").join(n);
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
     };
-    let diff = sentinel::explain::facts::diff(
-        &read("snapshot_before.json"),
-        &read("snapshot_after.json"),
-    );
+    let diff =
+        sentinel::explain::facts::diff(&read("snapshot_before.json"), &read("snapshot_after.json"));
     let engine = Engine::with_redactor(&cfg, redactor()).unwrap();
     let subject = Subject::Diff(&diff);
     let p = engine.prompt(&subject);

@@ -28,13 +28,13 @@ fn priority(path: &str) -> u32 {
         ("audit_summary.risk_factors", 890),
         ("audit_summary.anomalies", 885),
         ("audit_summary", 870),
+        ("network.listeners", 800),
+        ("config_files", 780),
+        ("system", 760),
         ("process_summary.notable_processes", 700),
-        ("process_summary", 860),
-        ("system", 850),
-        ("network.listeners", 650),
+        ("process_summary", 650),
         ("network.connections", 300),
-        ("network", 820),
-        ("config_files", 600),
+        ("network", 640),
     ];
     let base = table
         .iter()
@@ -301,6 +301,26 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<Value>) {
     }
 }
 
+/// How much one diff change matters: by section, additions and removals over edits, and
+/// items a probe flagged (a new `warning`, a world-writable file) first.
+pub fn change_priority(ch: &Value) -> u32 {
+    let path = ch.get("path").and_then(Value::as_str).unwrap_or("");
+    let kind = ch
+        .get("change")
+        .and_then(Value::as_str)
+        .unwrap_or("changed");
+    let bonus = if kind == "changed" { 0 } else { 50 };
+    let flagged = if path.ends_with(".warning") || path.ends_with(".suspicious") {
+        300
+    } else {
+        ch.get("after")
+            .or_else(|| ch.get("before"))
+            .map(boost)
+            .unwrap_or(0)
+    };
+    priority(path) + bonus + flagged
+}
+
 pub fn diff_facts(d: &Value, r: &Redactor, c: &mut Counts) -> Vec<Fact> {
     let changes = d
         .get("changes")
@@ -347,17 +367,11 @@ pub fn diff_facts(d: &Value, r: &Redactor, c: &mut Counts) -> Vec<Fact> {
             "removed" => format!("removed {}", show("before", c)),
             _ => format!("changed {} -> {}", show("before", c), show("after", c)),
         };
-        let bonus = if kind == "changed" { 0 } else { 50 };
-        let boosted = ch
-            .get("after")
-            .or_else(|| ch.get("before"))
-            .map(boost)
-            .unwrap_or(0);
         facts.push(Fact::new(
             "Changes",
             Some(r.text_counted(path, c)),
             text,
-            priority(path) + bonus + boosted,
+            change_priority(ch),
         ));
     }
     facts

@@ -308,11 +308,12 @@ pub fn snapshot_explanation(v: &Value) -> Explanation {
 }
 
 pub fn diff_explanation(d: &Value) -> Explanation {
-    let changes = d
+    let mut changes = d
         .get("changes")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    changes.sort_by_key(|c| std::cmp::Reverse(super::facts::change_priority(c)));
     let count = |k: &str| {
         changes
             .iter()
@@ -334,10 +335,13 @@ pub fn diff_explanation(d: &Value) -> Explanation {
             .strip_prefix("config_files[")
             .and_then(|r| r.split(']').next())
         {
-            steps.push(step(
-                "Verify the changed configuration file.",
+            let s = step(
+                &format!("Verify the changed configuration file {file}."),
                 Some(format!("ls -l {q} && sha256sum {q}", q = shell_quote(file))),
-            ));
+            );
+            if !steps.contains(&s) {
+                steps.push(s);
+            }
         }
     }
     if paths.iter().any(|p| p.starts_with("network.listeners")) {
