@@ -173,7 +173,9 @@ pub fn anomaly_explanation(a: &Anomaly) -> Explanation {
     next_steps.push(step("Review recent logins of the account.", Some(last)));
     if factors.iter().any(|f| {
         let d = f.detection.to_ascii_lowercase();
-        d.contains("net") || d.contains("connect") || d.contains("listen")
+        ["net", "connect", "listen", "outbound", "port"]
+            .iter()
+            .any(|k| d.contains(k))
     }) {
         next_steps.push(step(
             "List open connections and listeners with their processes.",
@@ -242,9 +244,23 @@ pub fn snapshot_explanation(v: &Value) -> Explanation {
         .pointer("/process_summary/notable_processes")
         .and_then(Value::as_array)
     {
-        for (i, p) in procs.iter().enumerate().take(10) {
+        let mut by_flag: Vec<(String, Vec<String>)> = Vec::new();
+        for (i, p) in procs.iter().enumerate().take(20) {
             let id = identity(p).unwrap_or_else(|| i.to_string());
             ids.push(format!("process_summary.notable_processes[{id}]"));
+            let flag = p.get("flag").and_then(Value::as_str).unwrap_or("notable");
+            let name = format!(
+                "{} (pid {})",
+                p.get("name").and_then(Value::as_str).unwrap_or("?"),
+                p.get("pid").and_then(Value::as_i64).unwrap_or(0)
+            );
+            match by_flag.iter_mut().find(|(f, _)| f == flag) {
+                Some((_, names)) => names.push(name),
+                None => by_flag.push((flag.to_string(), vec![name])),
+            }
+        }
+        for (flag, names) in by_flag {
+            findings.push(format!("{}: {}", flag.replace('_', " "), names.join(", ")));
         }
     }
     if let Some(files) = v.get("config_files").and_then(Value::as_array) {
@@ -378,5 +394,88 @@ pub fn diff_explanation(d: &Value) -> Explanation {
         next_steps: steps,
         source: "local".into(),
         warnings: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(name: &str) -> Value {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/explain")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn anomaly_fallback_restates_factors_deterministically() {
+        let a = crate::explain::prompt::tests::anomaly();
+        let e = anomaly_explanation(&a);
+        assert_eq!(e, anomaly_explanation(&a), "deterministic");
+        assert_eq!(e.source, "local");
+        assert!(
+            e.summary
+                .starts_with("High anomaly (score 70) for alice (uid 1001)")
+        );
+        assert!(e.summary.contains("(+2 more reasons)"));
+        assert!(
+            e.likely_explanation
+                .contains("1) alice ran /tmp/.cache/kworkerd")
+        );
+        assert_eq!(e.evidence_ids, vec!["ev-101", "ev-102"]);
+        assert!(e.benign_alternatives[0].contains("temporary directories"));
+        assert!(
+            e.next_steps
+                .iter()
+                .any(|s| s.command.as_deref() == Some("ss -tunap"))
+        );
+        for s in &e.next_steps {
+            assert_eq!(s.policy.as_deref(), Some("allowed"), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_paths_are_quoted_in_suggested_commands() {
+        assert_eq!(shell_quote("/usr/bin/ls"), "/usr/bin/ls");
+        assert_eq!(shell_quote("/tmp/x; rm -rf /"), "'/tmp/x; rm -rf /'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        let mut a = crate::explain::prompt::tests::anomaly();
+        a.chain.last_mut().unwrap().exe = "/tmp/a'; rm -rf / #".into();
+        for s in anomaly_explanation(&a).next_steps {
+            assert_ne!(s.policy.as_deref(), Some("blocked"), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn snapshot_and_diff_fallbacks_name_their_findings() {
+        let e = snapshot_explanation(&data("snapshot_after.json"));
+        assert!(e.summary.starts_with("web01 (Linux 6.1.0-26-amd64"));
+        assert!(
+            e.likely_explanation
+                .contains("/etc/ssh/sshd_config: world writable")
+        );
+        assert!(e.likely_explanation.contains("1 zombie"));
+        assert!(
+            e.evidence_ids
+                .contains(&"config_files[/etc/ssh/sshd_config]".to_string())
+        );
+        let d = crate::explain::facts::diff(
+            &data("snapshot_before.json"),
+            &data("snapshot_after.json"),
+        );
+        let e = diff_explanation(&d);
+        assert!(e.summary.contains("4 added, 0 removed"), "{}", e.summary);
+        // The new warning outranks routine drift.
+        assert_eq!(
+            e.evidence_ids[0],
+            "config_files[/etc/ssh/sshd_config].warning"
+        );
+        let files: Vec<_> = e
+            .next_steps
+            .iter()
+            .filter_map(|s| s.command.clone())
+            .collect();
+        assert_eq!(files.len(), 3, "one step per file, no repeats: {files:?}");
     }
 }

@@ -358,7 +358,15 @@ fn split_words(s: &str) -> Vec<String> {
     let mut cur = String::new();
     let mut quote: Option<char> = None;
     let mut any = false;
-    for ch in s.chars() {
+    let mut chars = s.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\\' && quote != Some('\'') {
+            // A backslash escapes the next character outside single quotes.
+            if let Some(next) = chars.next() {
+                cur.push(next);
+            }
+            continue;
+        }
         match quote {
             Some(q) if ch == q => quote = None,
             Some(_) => cur.push(ch),
@@ -391,6 +399,12 @@ fn split_top(s: &str, seps: &[&str]) -> Vec<String> {
     let mut i = 0;
     while i < chars.len() {
         let ch = chars[i];
+        if ch == '\\' && quote != Some('\'') && i + 1 < chars.len() {
+            cur.push(ch);
+            cur.push(chars[i + 1]);
+            i += 2;
+            continue;
+        }
         if let Some(q) = quote {
             if ch == q {
                 quote = None;
