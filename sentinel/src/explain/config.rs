@@ -71,8 +71,11 @@ pub struct LlmConfig {
     pub timeout_secs: u64,
     pub max_tokens: u32,
     pub temperature: f32,
-    /// Budget for the whole prompt (system + user), estimated at 4 characters per token.
+    /// Budget for the whole prompt (system + user), estimated at 3 characters per token.
     pub max_prompt_tokens: usize,
+    /// Upper bound on every string of the answer, sent in the JSON schema (0 = none). Useful
+    /// for small local models; llama.cpp enforces it through its grammar.
+    pub schema_max_string: usize,
     /// Retries after the first attempt on 429, 5xx, timeouts and connection errors.
     pub retries: u32,
     /// First backoff delay; doubles per retry.
@@ -110,6 +113,7 @@ impl Default for LlmConfig {
             max_tokens: 1024,
             temperature: 0.2,
             max_prompt_tokens: 3000,
+            schema_max_string: 0,
             retries: 2,
             backoff_ms: 500,
             max_backoff_secs: 30,

@@ -105,7 +105,17 @@ impl Engine {
     }
 
     pub fn prompt(&self, subject: &Subject) -> Prompt {
-        prompt::build(subject, &self.redactor, self.cfg.max_prompt_tokens)
+        // Anthropic carries the schema in the system prompt, so it counts against the budget.
+        let schema = match self.cfg.provider {
+            ProviderKind::Anthropic => prompt::estimate_tokens(
+                &prompt::answer_schema(self.cfg.schema_max_string).to_string(),
+            ),
+            _ => 0,
+        };
+        let budget = self.cfg.max_prompt_tokens.saturating_sub(schema);
+        let mut p = prompt::build(subject, &self.redactor, budget);
+        p.estimated_tokens += schema;
+        p
     }
 
     /// Exactly what would be sent for this prompt: endpoint and body (the key header is

@@ -35,9 +35,10 @@ pub struct Prompt {
     pub estimated_tokens: usize,
 }
 
-/// Rough token count: 4 characters per token, which over-counts for English and JSON.
+/// Rough token count at 3 characters per token: small-vocabulary tokenizers split JSON,
+/// paths and hashes finely (SmolLM2 measured 3.2 on these prompts), so this errs high.
 pub fn estimate_tokens(s: &str) -> usize {
-    s.len().div_ceil(4)
+    s.len().div_ceil(3)
 }
 
 pub const SYSTEM: &str = "You are a careful Linux security analyst. Sentinel, a host security \
@@ -53,28 +54,37 @@ evidence_ids (list of strings), next_steps (list of objects with description and
 command may be an empty string).";
 
 /// The JSON schema of the answer; mirrors `detect::model::Explanation`'s model-set fields.
-pub fn answer_schema() -> Value {
+/// `max_string` > 0 bounds every string (llama.cpp enforces it in its grammar, which keeps a
+/// small model from rambling past `max_tokens`); 0 leaves lengths to the model.
+pub fn answer_schema(max_string: usize) -> Value {
+    let text = |min: usize| {
+        if max_string > 0 {
+            json!({"type": "string", "minLength": min, "maxLength": max_string})
+        } else {
+            json!({"type": "string"})
+        }
+    };
     json!({
         "type": "object",
         "additionalProperties": false,
         "required": ["summary", "likely_explanation", "benign_alternatives", "confidence",
                      "evidence_ids", "next_steps"],
         "properties": {
-            "summary": {"type": "string"},
-            "likely_explanation": {"type": "string"},
-            "benign_alternatives": {"type": "array", "items": {"type": "string"}, "maxItems": 5},
+            "summary": text(1),
+            "likely_explanation": text(1),
+            "benign_alternatives": {"type": "array", "items": text(1), "maxItems": 3},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-            "evidence_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+            "evidence_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
             "next_steps": {
                 "type": "array",
-                "maxItems": 6,
+                "maxItems": 4,
                 "items": {
                     "type": "object",
                     "additionalProperties": false,
                     "required": ["description", "command"],
                     "properties": {
-                        "description": {"type": "string"},
-                        "command": {"type": "string"}
+                        "description": text(1),
+                        "command": text(0)
                     }
                 }
             }

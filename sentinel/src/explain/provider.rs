@@ -130,7 +130,7 @@ impl Provider {
                 "model": self.cfg.model,
                 "max_tokens": self.cfg.max_tokens,
                 "temperature": self.cfg.temperature,
-                "system": format!("{system}\nThe JSON object must match this JSON schema:\n{}", answer_schema()),
+                "system": format!("{system}\nThe JSON object must match this JSON schema:\n{}", answer_schema(self.cfg.schema_max_string)),
                 "messages": turns.iter().map(msg).collect::<Vec<_>>(),
             }),
             _ => {
@@ -143,7 +143,7 @@ impl Provider {
                     "temperature": self.cfg.temperature,
                     "response_format": {
                         "type": "json_schema",
-                        "json_schema": {"name": "sentinel_explanation", "strict": true, "schema": answer_schema()}
+                        "json_schema": {"name": "sentinel_explanation", "strict": true, "schema": answer_schema(self.cfg.schema_max_string)}
                     },
                 })
             }

@@ -10,7 +10,7 @@ use crate::detect::model::{Explanation, NextStep};
 
 const MAX_TEXT: usize = 2000;
 const MAX_COMMAND: usize = 500;
-const MAX_ITEMS: usize = 6;
+const MAX_ITEMS: usize = 8;
 
 /// Finds the JSON object in a reply (bare, fenced in ``` or surrounded by prose).
 pub fn extract_json(text: &str) -> Result<Value, String> {
