@@ -84,7 +84,8 @@ impl Peer {
             api_key_file: Some(key_file),
             // Generous: a busy CI machine runs this model at a few tokens per second.
             timeout_secs: 600,
-            max_tokens: 512,
+            // Enough for the longest answer the bounded schema allows (about 500 tokens).
+            max_tokens: 700,
             temperature: 0.0,
             max_prompt_tokens: 1000,
             // Bounded strings make the grammar close every field before max_tokens.

@@ -64,6 +64,12 @@ pub fn answer_schema(max_string: usize) -> Value {
             json!({"type": "string"})
         }
     };
+    // Ids are copied from the facts, some are long (paths): give them more room.
+    let id = if max_string > 0 {
+        json!({"type": "string", "maxLength": max_string.max(120)})
+    } else {
+        json!({"type": "string"})
+    };
     json!({
         "type": "object",
         "additionalProperties": false,
@@ -74,10 +80,10 @@ pub fn answer_schema(max_string: usize) -> Value {
             "likely_explanation": text(1),
             "benign_alternatives": {"type": "array", "items": text(1), "maxItems": 3},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-            "evidence_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
+            "evidence_ids": {"type": "array", "items": id, "maxItems": 6},
             "next_steps": {
                 "type": "array",
-                "maxItems": 4,
+                "maxItems": 3,
                 "items": {
                     "type": "object",
                     "additionalProperties": false,
