@@ -1,1 +1,274 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: a live collector shared by all tests of a binary,
+//! waiting for events from a given process, and the paths of the binaries under test. The
+//! dashboard helpers live in `dash`.
+
+pub mod dash;
+
+pub mod auditd;
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use sentinel::collect::{Collector, LoadOptions, parse_kinds};
+use sentinel::event::Event;
+
+/// How long to wait for an event before declaring it missing. Generous: a missing event is a
+/// failure, a slow one is not.
+pub const EVENT_WAIT: Duration = Duration::from_secs(15);
+
+/// Panics unless running as root: privileged tests must fail, not skip, when they cannot run.
+pub fn require_root() {
+    // SAFETY: no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "end-to-end tests load eBPF programs and must run as root"
+    );
+}
+
+static EVENTS: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+static LIVE: OnceLock<()> = OnceLock::new();
+
+/// Starts (once per test binary) a collector with every kind enabled, feeding `EVENTS`.
+fn live() -> &'static Mutex<Vec<Event>> {
+    LIVE.get_or_init(|| {
+        require_root();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let opts = LoadOptions {
+                    kinds: parse_kinds(&[]).expect("kinds"),
+                    ignore_prefixes: vec![],
+                    ring_buffer_bytes: 64 << 20,
+                    wakeup_bytes: 16 << 20,
+                    agent_tgid: std::process::id(),
+                };
+                let (collector, mut rx) =
+                    match Collector::start(&opts, Duration::from_millis(10), 1 << 20) {
+                        Ok(x) => x,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(format!("{e}")));
+                            return;
+                        }
+                    };
+                let _ = ready_tx.send(Ok(()));
+                let _keep = collector;
+                while let Some(ev) = rx.recv().await {
+                    let mut v = EVENTS.lock().expect("lock");
+                    if v.len() > 2_000_000 {
+                        v.drain(..1_000_000);
+                    }
+                    v.push(ev);
+                }
+            });
+        });
+        let r = ready_rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("collector thread died");
+        if let Err(e) = r {
+            panic!("cannot start the collector: {e}");
+        }
+    });
+    &EVENTS
+}
+
+/// Makes sure the shared collector runs before the caller triggers anything.
+pub fn start_live() {
+    live();
+}
+
+/// Waits until an event matching `pred` has been collected; panics with `what` if none comes.
+pub fn wait_for(what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+    let l = live();
+    let deadline = Instant::now() + EVENT_WAIT;
+    loop {
+        if let Some(ev) = l.lock().expect("lock").iter().find(|e| pred(e)) {
+            return ev.clone();
+        }
+        if Instant::now() > deadline {
+            let v = l.lock().expect("lock");
+            panic!(
+                "no event matching {what} after {EVENT_WAIT:?} ({} events collected)",
+                v.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// All collected events matching `pred` so far.
+pub fn collected(pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+    live()
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|e| pred(e))
+        .cloned()
+        .collect()
+}
+
+/// target/<profile>/ of the current test binary (it lives in target/<profile>/deps/).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// The `sentinel` binary under test. `cargo xtask test` builds it before running the tests.
+pub fn sentinel_bin() -> PathBuf {
+    let p = target_dir().join("sentinel");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (`cargo build -p sentinel`, done by `cargo xtask test`)",
+        p.display()
+    );
+    p
+}
+
+/// The workload helper (a binary of this crate; cargo builds it for the integration tests).
+pub fn workload_bin() -> PathBuf {
+    target_dir().join("sentinel-workload")
+}
+
+/// Output of one workload run: its pid and its `key=value` lines.
+pub struct Ran {
+    pub pid: u32,
+    pub facts: Vec<(String, String)>,
+    pub status: std::process::ExitStatus,
+}
+
+impl Ran {
+    pub fn fact(&self, k: &str) -> i64 {
+        self.facts
+            .iter()
+            .find(|(kk, _)| kk == k)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(|| panic!("workload printed no {k}= ({:?})", self.facts))
+    }
+}
+
+/// Runs `sentinel-workload ARGS...` to completion.
+pub fn run_workload<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Ran {
+    let child = std::process::Command::new(workload_bin())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn workload");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("workload output");
+    let facts = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    Ran {
+        pid,
+        facts,
+        status: out.status,
+    }
+}
+
+/// This process's login uid as the kernel reports it (None when unset).
+pub fn own_loginuid() -> Option<u32> {
+    let s = std::fs::read_to_string("/proc/self/loginuid").ok()?;
+    let v: u32 = s.trim().parse().ok()?;
+    (v != u32::MAX).then_some(v)
+}
+
+/// Collected events with an id above `after`, in order (ids grow with arrival; a consumer
+/// that remembers the last id it saw gets each event once).
+pub fn events_after(after: u64) -> Vec<Event> {
+    let v = live().lock().expect("lock");
+    let start = v.partition_point(|e| e.id <= after);
+    v[start..].to_vec()
+}
+
+/// Output of one `sentinel` run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs the built `sentinel` with `args` (NO_COLOR and RUST_LOG cleared) and waits for it.
+pub fn sentinel(args: &[&str]) -> Run {
+    let out = std::process::Command::new(sentinel_bin())
+        .args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("running sentinel");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Starts `sentinel <args>` with its stdout as a channel of lines.
+pub fn spawn_sentinel(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = std::process::Command::new(sentinel_bin())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawning sentinel");
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Reads lines until one satisfies `pred` (the bound only stops a hung test).
+pub fn wait_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(l) if pred(&l) => return l,
+            Ok(_) => {}
+            Err(e) => panic!("watch output never showed {what}: {e}"),
+        }
+    }
+}
+
+/// Stops a spawned `sentinel` with SIGTERM and returns its exit code.
+pub fn stop_sentinel(child: &mut std::process::Child) -> i32 {
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child
+        .wait()
+        .expect("waiting for sentinel")
+        .code()
+        .unwrap_or(-1)
+}

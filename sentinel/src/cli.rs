@@ -29,12 +29,30 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// C-Sentinel's flags, used when no subcommand is given (`sentinel --quick --network`).
+    #[command(flatten)]
+    pub legacy: crate::snapshot::SnapshotArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the kernel probes and stream events and anomalies until stopped.
     Run(crate::agent::RunArgs),
+    /// Learn what is normal: an explicit learning period (live, or from a recording).
+    Learn(crate::detect::cli::LearnArgs),
+    /// Inspect and manage learned baselines.
+    Baseline(crate::detect::cli::BaselineArgs),
+    /// Print a readable host summary (same as `sentinel --quick`).
+    Quick(crate::snapshot::SnapshotArgs),
+    /// Re-check the host every --interval seconds, printing only changes (`sentinel --watch`).
+    Watch(crate::snapshot::SnapshotArgs),
+    /// Take one host fingerprint (JSON by default; same flags as `sentinel --quick`).
+    Snapshot(crate::snapshot::SnapshotArgs),
+    /// Serve the web dashboard and ingest API for agents.
+    Serve(crate::server::cli::ServeArgs),
+    /// Manage dashboard users (the first admin is created here).
+    User(crate::server::cli::UserArgs),
     /// Explain the host snapshot, a stored anomaly or a snapshot diff in plain language.
     Analyze(crate::explain::analyze::AnalyzeArgs),
 }
@@ -44,6 +62,22 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Some(Command::Run(args)) => crate::agent::run(config, args).await,
+        Some(Command::Learn(args)) => crate::detect::cli::learn(config, args).await,
+        Some(Command::Baseline(args)) => crate::detect::cli::baseline(config, args).await,
+        Some(Command::Quick(args)) => {
+            crate::snapshot::run(config, args, crate::snapshot::cli::Mode::Quick).await
+        }
+        Some(Command::Watch(args)) => {
+            crate::snapshot::run(config, args, crate::snapshot::cli::Mode::Watch).await
+        }
+        Some(Command::Snapshot(args)) => {
+            crate::snapshot::run(config, args, crate::snapshot::cli::Mode::Flags).await
+        }
+        None if cli.legacy.any() => {
+            crate::snapshot::run(config, cli.legacy, crate::snapshot::cli::Mode::Flags).await
+        }
+        Some(Command::Serve(args)) => crate::server::cli::serve(config, args).await,
+        Some(Command::User(args)) => crate::server::cli::user(config, args),
         Some(Command::Analyze(args)) => crate::explain::analyze::run(config, args).await,
         None => {
             use clap::CommandFactory;

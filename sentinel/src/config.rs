@@ -30,6 +30,10 @@ pub struct Config {
     /// Host name reported in anomalies (default: the system's host name).
     pub host: Option<String>,
     pub collect: crate::collect::CollectConfig,
+    pub detect: crate::detect::DetectConfig,
+    pub snapshot: crate::snapshot::SnapshotConfig,
+    pub audit: crate::audit::AuditConfig,
+    pub server: crate::server::ServerConfig,
     pub llm: crate::explain::LlmConfig,
 }
 
@@ -57,6 +61,10 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.collect.validate().map_err(ConfigError::Invalid)?;
+        self.detect.validate().map_err(ConfigError::Invalid)?;
+        self.snapshot.validate().map_err(ConfigError::Invalid)?;
+        self.audit.validate().map_err(ConfigError::Invalid)?;
+        self.server.validate().map_err(ConfigError::Invalid)?;
         self.llm.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }

@@ -3,12 +3,19 @@
 //! collect -> (proc) enrich -> profile -> detect -> feed / explain / server.
 
 pub mod agent;
+pub mod audit;
 pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod detect;
 pub mod event;
 pub mod explain;
+pub mod feed;
 pub mod logging;
+pub mod pipeline;
+pub mod proc;
+pub mod profile;
+pub mod server;
+pub mod snapshot;
 pub mod store;
 pub mod syscalls;

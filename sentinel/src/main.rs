@@ -3,7 +3,19 @@
 use clap::Parser;
 
 fn main() {
-    let cli = sentinel::cli::Cli::parse();
+    // Usage errors exit 3 (error), not clap's 2, which means "critical" for snapshots.
+    let cli = match sentinel::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                sentinel::cli::exit::ERROR
+            } else {
+                sentinel::cli::exit::OK
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     sentinel::logging::init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

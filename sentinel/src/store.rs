@@ -113,6 +113,24 @@ impl Store {
         Ok(())
     }
 
+    /// Writes several baselines atomically: all of them or, on error, none.
+    pub fn put_baselines(
+        &self,
+        items: &[(&str, String, serde_json::Value)],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let now = now_ns();
+        for (kind, key, value) in items {
+            tx.execute(
+                "INSERT INTO baselines (kind, key, value, updated_ns) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(kind, key) DO UPDATE SET value = excluded.value, updated_ns = excluded.updated_ns",
+                params![kind, key, value.to_string(), now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn get_baseline(
         &self,
         kind: &str,
@@ -149,6 +167,14 @@ impl Store {
             out.push((k, serde_json::from_str(&v)?));
         }
         Ok(out)
+    }
+
+    /// Deletes one baseline. Returns 1 when it existed, else 0.
+    pub fn delete_baseline(&self, kind: &str, key: &str) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM baselines WHERE kind = ?1 AND key = ?2",
+            params![kind, key],
+        )?)
     }
 
     /// Deletes the baselines of one kind (all kinds with `None`). Returns how many went.

@@ -4,12 +4,23 @@
 
 use sentinel_common::{Kind, MAX_BLOB, SyscallSpec};
 
-/// One captured syscall: its number here, its tracepoint name, and how the kernel captures it.
+/// One captured syscall: its number here, its name, and how the kernel captures it.
 #[derive(Clone, Copy, Debug)]
 pub struct Captured {
     pub nr: u32,
     pub name: &'static str,
     pub spec: SyscallSpec,
+}
+
+impl Captured {
+    /// The kernel's name for the syscall in `syscalls/sys_{enter,exit}_<name>`, which follows
+    /// SYSCALL_DEFINE rather than libc (umount2 is defined as "umount").
+    pub fn tracepoint(&self) -> &'static str {
+        match self.name {
+            "umount2" => "umount",
+            n => n,
+        }
+    }
 }
 
 const fn spec(kind: Kind, strs: [u8; 3]) -> SyscallSpec {

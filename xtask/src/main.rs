@@ -1,1 +1,110 @@
-fn main() {}
+//! Developer tasks: `cargo xtask setup | build-ebpf | run | test | bench`. Every task installs
+//! what it needs first (idempotently), so the README's two commands work on a new machine.
+
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use setup::run;
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the prerequisites: rust-src for nightly, LLVM 22 (apt), bpf-linker 0.13.
+    Setup,
+    /// Build the kernel programs (through the agent's build script) and print the object path.
+    BuildEbpf {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build Sentinel (release) and run `sentinel run` with the given arguments, as root.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up everything, then run the whole test suite (unit, end-to-end, lint).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root).context("cd to the workspace root")?;
+    match cli.task {
+        Task::Setup => setup::toolchain(),
+        Task::BuildEbpf { release } => {
+            setup::toolchain()?;
+            let profile = if release { "release" } else { "debug" };
+            let mut c = cargo();
+            c.args(["build", "-p", "sentinel"]);
+            if release {
+                c.arg("--release");
+            }
+            run(&mut c)?;
+            let obj = newest_object(&root.join("target").join(profile))?;
+            println!("{}", obj.display());
+            Ok(())
+        }
+        Task::Run { args } => {
+            setup::toolchain()?;
+            run(cargo().args(["build", "--release", "-p", "sentinel"]))?;
+            let bin = root.join("target/release/sentinel");
+            let mut c = Command::new(&bin);
+            c.arg("run").args(&args);
+            let code = c
+                .status()
+                .with_context(|| format!("running {}", bin.display()))?
+                .code()
+                .unwrap_or(3);
+            std::process::exit(code);
+        }
+        Task::Test { args } => {
+            setup::toolchain()?;
+            setup::test_services(&root)?;
+            run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+            run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+            // The end-to-end tests run the agent binary itself.
+            run(cargo().args(["build", "-p", "sentinel"]))?;
+            run(cargo().arg("test").args(&args))?;
+            Ok(())
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
+}
+
+/// The embedded object as built most recently: target/<profile>/build/sentinel-*/out/sentinel.
+fn newest_object(profile_dir: &Path) -> anyhow::Result<PathBuf> {
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for e in std::fs::read_dir(profile_dir.join("build")).context("no build directory")? {
+        let p = e?.path().join("out/sentinel");
+        if let Ok(m) = p.metadata().and_then(|m| m.modified())
+            && best.as_ref().is_none_or(|(t, _)| m > *t)
+        {
+            best = Some((m, p));
+        }
+    }
+    best.map(|(_, p)| p).context("no built kernel object found")
+}

@@ -2,10 +2,15 @@
 //! memory argv lives in, parked per thread, and sent at exit with the result and the new
 //! identity (a setuid binary changes euid, the comm changes).
 
+use core::ffi::c_void;
+
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
-    macros::tracepoint,
-    programs::TracePointContext,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_probe_read_user,
+        generated::{bpf_probe_read_kernel, bpf_probe_read_user_str},
+    },
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
 };
 use sentinel_common::{Kind, MAX_ARGS, MAX_ARGV_BYTES, MAX_PATH, MAX_RECORD, flags};
 
@@ -17,6 +22,10 @@ use crate::{
 const NR_OFF: usize = 8;
 const ARGS_OFF: usize = 16;
 const RET_OFF: usize = 16;
+/// Where argv is gathered: the upper half of the scratch buffer.
+const ARGV_BASE: usize = MAX_RECORD;
+/// Longest single argument kept (longer ones are cut and flagged).
+const ARG_CHUNK: usize = 4096;
 
 /// sys_enter_execve(filename, argv, envp).
 #[tracepoint]
@@ -53,6 +62,27 @@ pub fn proc_exit_exec(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm): an
+/// exec by a non-leader thread takes over the leader's pid; move the parked record to the new
+/// thread id so the exit hook finds it.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn proc_sched_exec(ctx: RawTracePointContext) -> u32 {
+    let old: u32 = ctx.arg::<u64>(1) as u32;
+    let tid = bpf_get_current_pid_tgid() as u32;
+    if old == tid {
+        return 0;
+    }
+    if let Some(p) = EXEC_INFLIGHT.get_ptr(&old) {
+        // SAFETY: p points at a live map value of the same type.
+        let rec = unsafe { &*p };
+        if EXEC_INFLIGHT.insert(&tid, rec, 0).is_err() {
+            count_lost(Kind::Exec as u32);
+        }
+        let _ = EXEC_INFLIGHT.remove(&old);
+    }
+    0
+}
+
 #[inline(always)]
 fn enter(ctx: &TracePointContext, filename_arg: usize, argv_arg: usize) {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -72,48 +102,69 @@ fn enter(ctx: &TracePointContext, filename_arg: usize, argv_arg: usize) {
     emit::body(buf).str_lens[0] = n as u16;
     off += n;
 
+    // argv is gathered in the upper half of the scratch buffer with a constant read size
+    // (keeps the verifier's work linear in MAX_ARGS), then moved down behind the filename.
     let argv = args[argv_arg] as *const u64;
-    let start = off;
+    let mut rel: usize = 0;
     let mut argc = 0u64;
+    let mut truncated = false;
     let mut k = 0;
     while k < MAX_ARGS {
-        if argv.is_null() {
-            break;
-        }
-        let used = off - start;
-        if used >= MAX_ARGV_BYTES {
-            emit::header(buf).flags |= flags::ARGV_TRUNCATED;
-            break;
-        }
         // SAFETY: user pointer read through the helper, which tolerates faults.
-        let Ok(p) = (unsafe { bpf_probe_read_user(argv.add(k)) }) else {
-            break;
+        let p = match unsafe { bpf_probe_read_user(argv.wrapping_add(k)) } {
+            Ok(p) if p != 0 => p,
+            _ => break,
         };
-        if p == 0 {
+        if rel >= MAX_ARGV_BYTES {
+            truncated = true;
             break;
         }
-        let room = (MAX_ARGV_BYTES - used) as u32;
-        // Read with the NUL kept as the separator between arguments.
-        let got = emit::user_str(buf, off, p, room);
-        if got == 0 && emit::header(buf).flags & flags::READ_FAILED != 0 {
+        // SAFETY: ARGV_BASE + (rel masked below MAX_ARGV_BYTES) + ARG_CHUNK < SCRATCH_SIZE.
+        let n = unsafe {
+            bpf_probe_read_user_str(
+                buf.add(ARGV_BASE + (rel & (MAX_ARGV_BYTES - 1))) as *mut c_void,
+                ARG_CHUNK as u32,
+                p as *const c_void,
+            )
+        };
+        if n <= 0 {
             break;
         }
-        off += got + 1;
+        rel += n as usize;
         argc += 1;
-        if got + 1 >= room as usize {
-            emit::header(buf).flags |= flags::ARGV_TRUNCATED;
+        if n as usize >= ARG_CHUNK {
+            truncated = true;
             break;
         }
         k += 1;
     }
-    if k == MAX_ARGS {
+    if k >= MAX_ARGS || rel > MAX_ARGV_BYTES {
+        truncated = true;
+    }
+    let argv_len = if rel > MAX_ARGV_BYTES {
+        MAX_ARGV_BYTES
+    } else {
+        rel
+    };
+    if argv_len > 0 {
+        // SAFETY: both ranges lie inside the scratch buffer (off <= FIXED_SIZE + MAX_PATH).
+        unsafe {
+            bpf_probe_read_kernel(
+                buf.add(off & OFF_MASK) as *mut c_void,
+                (argv_len & (2 * MAX_ARGV_BYTES - 1)) as u32,
+                buf.add(ARGV_BASE) as *const c_void,
+            )
+        };
+    }
+    off += argv_len;
+    if truncated {
         emit::header(buf).flags |= flags::ARGV_TRUNCATED;
     }
     {
         let b = emit::body(buf);
         b.args = args;
         b.args[0] = argc;
-        b.str_lens[1] = ((off - start) & (MAX_RECORD - 1)) as u16;
+        b.str_lens[1] = argv_len as u16;
     }
     emit::header(buf).size = (off & OFF_MASK) as u32;
     // SAFETY: the scratch buffer is at least MAX_RECORD bytes, the size of ExecBuf.

@@ -91,7 +91,7 @@ fn emit_syscall(stash: &Stash, spec: &SyscallSpec, ret: i64) {
     while i < 3 {
         let a = spec.str_args[i] as usize;
         if a != 0 && a <= 6 {
-            let n = emit::user_str(buf, off, stash.args[a - 1], MAX_PATH as u32);
+            let n = emit::user_str(buf, off, arg(&stash.args, a), MAX_PATH as u32);
             if i == 0 && spec.prefix_filter != 0 && ignored(buf, off, n) {
                 return;
             }
@@ -106,19 +106,34 @@ fn emit_syscall(stash: &Stash, spec: &SyscallSpec, ret: i64) {
         if a != 0 && a <= 6 {
             let mut len = spec.blob_max[j] as u64;
             let la = spec.blob_len_args[j] as usize;
-            if la != 0 && la <= 6 && stash.args[la - 1] < len {
-                len = stash.args[la - 1];
+            if la != 0 && la <= 6 && arg(&stash.args, la) < len {
+                len = arg(&stash.args, la);
             }
             if len > MAX_BLOB as u64 {
                 len = MAX_BLOB as u64;
             }
-            let n = emit::user_blob(buf, off, stash.args[a - 1], len as u32);
+            let n = emit::user_blob(buf, off, arg(&stash.args, a), len as u32);
             emit::body(buf).blob_lens[j] = n as u16;
             off += n;
         }
         j += 1;
     }
     emit::send(buf, off, spec.kind);
+}
+
+/// Argument `pos` (1-based). Branches instead of indexing: the verifier rejects stack reads
+/// at a variable offset.
+#[inline(always)]
+fn arg(args: &[u64; 6], pos: usize) -> u64 {
+    match pos {
+        1 => args[0],
+        2 => args[1],
+        3 => args[2],
+        4 => args[3],
+        5 => args[4],
+        6 => args[5],
+        _ => 0,
+    }
 }
 
 /// True when the path at `buf + off` (length `n`) starts with a configured ignore prefix.

@@ -1,7 +1,172 @@
 //! Loading and attaching the kernel programs, draining the ring buffer, decoding records and
 //! counting what was lost. The only room that touches aya.
 
+mod btf;
+mod drain;
+mod loader;
+mod tracefs;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use sentinel_common::Kind;
 use serde::{Deserialize, Serialize};
+
+pub use drain::{KindCounts, Stats, StatsSnapshot};
+pub use loader::{AttachReport, LoadOptions};
+
+use crate::event::Event;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("Sentinel must run as root (it loads eBPF programs): try `sudo sentinel run`")]
+    NotRoot,
+    #[error(transparent)]
+    Btf(#[from] btf::BtfError),
+    #[error(transparent)]
+    Tracefs(#[from] tracefs::TracefsError),
+    #[error(
+        "loading the kernel programs failed: {0}. Sentinel needs kernel >= 5.8 with BPF ring \
+         buffers and BTF"
+    )]
+    Load(Box<aya::EbpfError>),
+    #[error("kernel program {0}: {1}")]
+    Program(&'static str, Box<aya::programs::ProgramError>),
+    #[error("kernel object has no program {0} (build mismatch)")]
+    MissingProgram(&'static str),
+    #[error("kernel object has no map {0} (build mismatch)")]
+    MissingMap(&'static str),
+    #[error("map {0}: {1}")]
+    Map(&'static str, aya::maps::MapError),
+    #[error("no hook could be attached: {0:?}")]
+    NothingAttached(Vec<(String, String)>),
+    #[error("ring buffer: {0}")]
+    Ring(std::io::Error),
+}
+
+/// A running collector: the loaded programs, the drain task and its counters. Dropping it
+/// detaches everything.
+pub struct Collector {
+    loaded: Option<aya::Ebpf>,
+    lost: aya::maps::PerCpuArray<aya::maps::MapData, u64>,
+    stats: Arc<Stats>,
+    report: AttachReport,
+    stop: tokio::sync::watch::Sender<bool>,
+    drain: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Collector {
+    /// Loads and attaches the probes and starts draining into a bounded channel of
+    /// `channel_capacity` events. Must be called inside a tokio runtime.
+    pub fn start(
+        opts: &LoadOptions,
+        drain_interval: std::time::Duration,
+        channel_capacity: usize,
+    ) -> Result<(Collector, tokio::sync::mpsc::Receiver<Event>), CollectError> {
+        let loader::Loaded {
+            ebpf,
+            ring,
+            lost,
+            report,
+        } = loader::load(opts)?;
+        for (hook, why) in &report.failed {
+            tracing::warn!(target: "sentinel::collect", "hook {hook} not attached: {why}");
+        }
+        if !report.missing_fields.is_empty() {
+            tracing::warn!(
+                target: "sentinel::collect",
+                "kernel BTF lacks {:?}: those event fields will be unset",
+                report.missing_fields
+            );
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(channel_capacity);
+        let stats = Arc::new(Stats::default());
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let drain = drain::spawn(ring, tx, stats.clone(), drain_interval, stop_rx)
+            .map_err(CollectError::Ring)?;
+        Ok((
+            Collector {
+                loaded: Some(ebpf),
+                lost,
+                stats,
+                report,
+                stop,
+                drain: Some(drain),
+            },
+            rx,
+        ))
+    }
+
+    pub fn report(&self) -> &AttachReport {
+        &self.report
+    }
+
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Records the kernel could not send (ring buffer full), per kind, and the count of
+    /// syscall exits seen without their entry.
+    pub fn kernel_lost(&self) -> (KindCounts, u64) {
+        let read =
+            |slot: u32| -> u64 { self.lost.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0) };
+        let per_kind = Kind::ALL
+            .iter()
+            .map(|k| (k.name(), read(*k as u32)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        (per_kind, read(sentinel_common::MAX_KINDS - 1))
+    }
+
+    /// Detaches the probes, drains what is left in the ring buffer, and stops.
+    pub async fn stop(mut self) -> Summary {
+        self.loaded.take();
+        let _ = self.stop.send(true);
+        if let Some(d) = self.drain.take() {
+            let _ = d.await;
+        }
+        let (lost, unpaired) = self.kernel_lost();
+        Summary {
+            stats: self.stats.snapshot(),
+            kernel_lost: lost,
+            unpaired,
+        }
+    }
+}
+
+/// Final counts of a collection run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub stats: StatsSnapshot,
+    /// Records the kernel could not send because the ring buffer was full.
+    pub kernel_lost: KindCounts,
+    pub unpaired: u64,
+}
+
+impl Summary {
+    pub fn total_lost(&self) -> u64 {
+        self.kernel_lost.values().sum::<u64>() + self.stats.channel_dropped.values().sum::<u64>()
+    }
+}
+
+/// The kinds to capture: all when `names` is empty.
+pub fn parse_kinds(names: &[String]) -> Result<BTreeSet<Kind>, String> {
+    if names.is_empty() {
+        return Ok(Kind::ALL.into_iter().collect());
+    }
+    names
+        .iter()
+        .flat_map(|n| n.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            Kind::from_name(n).ok_or_else(|| {
+                let all: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown event kind {n:?} (known: {})", all.join(", "))
+            })
+        })
+        .collect()
+}
 
 /// `[collect]` in the config file.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -33,11 +198,7 @@ impl Default for CollectConfig {
 
 impl CollectConfig {
     pub fn validate(&self) -> Result<(), String> {
-        for k in &self.kinds {
-            if sentinel_common::Kind::from_name(k).is_none() {
-                return Err(format!("collect.kinds: unknown event kind {k:?}"));
-            }
-        }
+        parse_kinds(&self.kinds).map_err(|e| format!("collect.kinds: {e}"))?;
         if !self.ring_buffer_bytes.is_power_of_two() || self.ring_buffer_bytes < 4096 {
             return Err(format!(
                 "collect.ring_buffer_bytes must be a power of two >= 4096, got {}",

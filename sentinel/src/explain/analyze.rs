@@ -20,7 +20,8 @@ pub struct AnalyzeArgs {
     /// Explain what changed between two snapshot JSON files.
     #[arg(long, num_args = 2, value_names = ["BEFORE", "AFTER"], conflicts_with = "snapshot")]
     pub diff: Option<Vec<PathBuf>>,
-    /// Explain this snapshot JSON file ("-" for stdin) instead of taking a fresh snapshot.
+    /// Explain this snapshot JSON file ("-" for stdin) instead of taking a fresh snapshot
+    /// (the default: system, processes, config files, network, and audit when readable).
     #[arg(long, value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
     /// The agent's store, where `--anomaly` looks.
@@ -93,7 +94,24 @@ impl Target {
     }
 }
 
-pub fn load_target(args: &AnalyzeArgs) -> anyhow::Result<Target> {
+/// A fresh fingerprint of this host, with network sockets, and the audit summary when the
+/// audit log is readable (C-Sentinel's analyzer never showed either to the model).
+fn fresh_snapshot(config: &Config) -> anyhow::Result<Value> {
+    let now = crate::snapshot::time::now_ms();
+    let audit = std::fs::File::open(&config.audit.log_path)
+        .is_ok()
+        .then(|| (now - config.audit.window_secs as i64 * 1000, now + 1));
+    let opts = crate::snapshot::ProbeOptions {
+        network: true,
+        audit,
+        extra_files: &[],
+        store: None,
+    };
+    let fp = crate::snapshot::take(&config.snapshot, &config.audit, &opts);
+    serde_json::to_value(&fp).context("serialising the snapshot")
+}
+
+pub fn load_target(args: &AnalyzeArgs, config: &Config) -> anyhow::Result<Target> {
     if let Some(id) = &args.anomaly {
         let store = crate::store::Store::open(&args.store)
             .with_context(|| format!("opening the store {}", args.store.display()))?;
@@ -112,15 +130,12 @@ pub fn load_target(args: &AnalyzeArgs) -> anyhow::Result<Target> {
     if let Some(p) = &args.snapshot {
         return Ok(Target::Snapshot(read_json(p)?));
     }
-    bail!(
-        "taking a fresh snapshot is not available in this build yet; pass --snapshot FILE \
-         (a snapshot JSON), --anomaly ID or --diff A B"
-    )
+    Ok(Target::Snapshot(fresh_snapshot(config)?))
 }
 
 pub async fn run(config: Config, args: AnalyzeArgs) -> anyhow::Result<i32> {
     let cfg = effective_config(&config.llm, &args)?;
-    let target = load_target(&args)?;
+    let target = load_target(&args, &config)?;
     let engine = Engine::new(&cfg)?;
     let subject = target.subject();
     if args.show_prompt {
@@ -265,8 +280,13 @@ mod tests {
             model: None,
             base_url: None,
         };
-        assert!(matches!(load_target(&args(&a.id)).unwrap(), Target::Anomaly(x) if x.id == a.id));
-        let err = load_target(&args("nope")).err().unwrap().to_string();
+        assert!(
+            matches!(load_target(&args(&a.id), &Config::default()).unwrap(), Target::Anomaly(x) if x.id == a.id)
+        );
+        let err = load_target(&args("nope"), &Config::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("no anomaly nope"), "{err}");
     }
 }

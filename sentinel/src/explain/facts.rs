@@ -25,9 +25,10 @@ const VOLATILE: &[&str] = &[
 
 fn priority(path: &str) -> u32 {
     let table: &[(&str, u32)] = &[
+        ("findings", 950),
         ("audit_summary.risk_factors", 890),
         ("audit_summary.anomalies", 885),
-        ("audit_summary", 870),
+        ("audit_summary", 700),
         ("network.listeners", 800),
         ("config_files", 780),
         ("system", 760),
@@ -57,7 +58,7 @@ fn boost(v: &Value) -> u32 {
         Some(Value::Null) | None => false,
         Some(_) => true,
     };
-    if marked("warning") || marked("suspicious") {
+    if marked("warning") || marked("suspicious") || marked("unusual") {
         300
     } else if marked("flag") {
         50
@@ -97,17 +98,45 @@ pub fn identity(v: &Value) -> Option<String> {
     if let Some(pid) = s("pid") {
         return Some(format!("{pid}/{}", s("name").unwrap_or_default()));
     }
-    ["name", "id", "type"].iter().find_map(|k| s(k))
+    ["name", "id", "type", "detection"]
+        .iter()
+        .find_map(|k| s(k))
 }
 
 fn compact(v: &Value, r: &Redactor, c: &mut Counts) -> String {
     redact_json(v, r, c).to_string()
 }
 
-fn element_id(base: &str, i: usize, item: &Value, r: &Redactor, c: &mut Counts) -> String {
-    match identity(item) {
+/// A unique id for an array element: its identity, or its index when the identity is
+/// missing or already taken by an earlier element.
+fn element_id(
+    base: &str,
+    i: usize,
+    item: &Value,
+    r: &Redactor,
+    c: &mut Counts,
+    seen: &mut std::collections::HashSet<String>,
+) -> String {
+    let id = match identity(item) {
         Some(id) => format!("{base}[{}]", r.text_counted(&id, c)),
         None => format!("{base}[{i}]"),
+    };
+    if seen.insert(id.clone()) {
+        id
+    } else {
+        let id = format!("{base}[{i}]");
+        seen.insert(id.clone());
+        id
+    }
+}
+
+/// Long arrays should not crowd out other sections: after the first five elements, each
+/// further one ranks well below the section's other facts.
+fn position_penalty(i: usize) -> u32 {
+    if i < 5 {
+        i as u32 * 5
+    } else {
+        300 + i.min(500) as u32
     }
 }
 
@@ -142,21 +171,28 @@ pub fn snapshot_facts(v: &Value, r: &Redactor, c: &mut Counts) -> Vec<Fact> {
                     .collect();
                 if !own.is_empty() {
                     let text = compact(&Value::Object(own), r, c);
-                    facts.push(Fact::new(section, Some(k.clone()), text, priority(k) + 10));
+                    // A section's own scalars are small and give the context for the rest.
+                    let p = if k == "system" {
+                        920
+                    } else {
+                        (priority(k) + 10).max(800)
+                    };
+                    facts.push(Fact::new(section, Some(k.clone()), text, p));
                 }
                 for (ck, cv) in m {
+                    if empty(cv) {
+                        continue;
+                    }
                     let path = format!("{k}.{ck}");
                     match cv {
                         Value::Array(items) if items.iter().any(Value::is_object) => {
+                            let mut seen = std::collections::HashSet::new();
                             for (i, item) in items.iter().enumerate() {
-                                let id = element_id(&path, i, item, r, c);
+                                let id = element_id(&path, i, item, r, c, &mut seen);
                                 let text = compact(item, r, c);
-                                facts.push(Fact::new(
-                                    section,
-                                    Some(id),
-                                    text,
-                                    priority(&path) + boost(item),
-                                ));
+                                let p = (priority(&path) + boost(item))
+                                    .saturating_sub(position_penalty(i));
+                                facts.push(Fact::new(section, Some(id), text, p));
                             }
                         }
                         Value::Array(_) | Value::Object(_) => {
@@ -173,21 +209,27 @@ pub fn snapshot_facts(v: &Value, r: &Redactor, c: &mut Counts) -> Vec<Fact> {
                 }
             }
             Value::Array(items) => {
+                let mut seen = std::collections::HashSet::new();
                 for (i, item) in items.iter().enumerate() {
-                    let id = element_id(k, i, item, r, c);
+                    let id = element_id(k, i, item, r, c, &mut seen);
                     let text = compact(item, r, c);
-                    facts.push(Fact::new(
-                        section,
-                        Some(id),
-                        text,
-                        priority(k) + boost(item),
-                    ));
+                    let p = (priority(k) + boost(item)).saturating_sub(position_penalty(i));
+                    facts.push(Fact::new(section, Some(id), text, p));
                 }
             }
             _ => {}
         }
     }
     facts
+}
+
+fn empty(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Null => true,
+        _ => false,
+    }
 }
 
 fn section_name(k: &str) -> &'static str {
@@ -197,6 +239,7 @@ fn section_name(k: &str) -> &'static str {
         "config_files" => "Configuration files",
         "network" => "Network",
         "audit_summary" => "Audit summary",
+        "findings" => "Findings (Sentinel's snapshot rules, most severe first)",
         _ => "Other",
     }
 }

@@ -279,6 +279,20 @@ pub fn snapshot_explanation(v: &Value) -> Explanation {
             }
         }
     }
+    // Sentinel's own snapshot rules, when the snapshot carries them (schema_version >= 1).
+    if let Some(list) = v.get("findings").and_then(Value::as_array) {
+        for f in list {
+            let sev = f
+                .get("severity")
+                .and_then(Value::as_str)
+                .unwrap_or("warning");
+            let reason = f.get("reason").and_then(Value::as_str).unwrap_or("?");
+            let finding = format!("{sev}: {reason}");
+            if !findings.contains(&finding) {
+                findings.push(finding);
+            }
+        }
+    }
     let listeners = num(v, "/network/total_listeners");
     if listeners > 0.0 {
         findings.push(format!("{listeners} listening socket(s)"));

@@ -220,6 +220,27 @@ fn fit(task: &str, facts: Vec<Fact>, budget: usize) -> (String, Vec<String>) {
             cut.push(f);
         }
     }
+    // The note of what was cut costs tokens too: give up the least relevant kept facts
+    // until facts and note fit together.
+    loop {
+        let note: usize = summarize_cut(&cut)
+            .iter()
+            .map(|l| estimate_tokens(l) + 1)
+            .sum();
+        if used + note <= budget + NOTE_RESERVE {
+            break;
+        }
+        let victim = (0..facts.len())
+            .filter(|&i| keep[i].is_some() && !facts[i].required)
+            .min_by_key(|&i| (facts[i].priority, std::cmp::Reverse(i)));
+        let Some(v) = victim else { break };
+        used -= keep[v]
+            .as_deref()
+            .map(|l| estimate_tokens(l) + 1)
+            .unwrap_or(0);
+        keep[v] = None;
+        cut.push(&facts[v]);
+    }
     let mut out = format!("{task}\n");
     let mut section = "";
     for (f, line) in facts.iter().zip(&keep) {
@@ -253,7 +274,7 @@ fn summarize_cut(cut: &[&Fact]) -> Vec<String> {
         .map(|s| {
             let items: Vec<&&Fact> = cut.iter().filter(|f| f.section == s).collect();
             let ids: Vec<&str> = items.iter().filter_map(|f| f.id.as_deref()).collect();
-            let shown: Vec<&str> = ids.iter().take(8).copied().collect();
+            let shown: Vec<&str> = ids.iter().take(5).copied().collect();
             let more = ids.len().saturating_sub(shown.len());
             let mut line = format!("{} of {s}", items.len());
             if !shown.is_empty() {

@@ -148,3 +148,25 @@ fn iso_time_formats_epoch_nanoseconds() {
     assert_eq!(iso_time(1_764_180_000_000_000_000), "2025-11-26T18:00:00Z");
     assert_eq!(iso_time(951_782_400_000_000_000), "2000-02-29T00:00:00Z");
 }
+
+#[test]
+fn snapshot_ids_are_unique_and_empty_sections_are_skipped() {
+    let v = serde_json::json!({
+        "audit_summary": {
+            "anomalies": [],
+            "risk_factors": [
+                {"detection": "watched_file_access", "reason": "a"},
+                {"detection": "watched_file_access", "reason": "b"}
+            ]
+        },
+        "findings": [{"detection": "zombie", "reason": "1 zombie", "severity": "critical"}]
+    });
+    let p = build(&Subject::Snapshot(&v), &redactor(), 3000);
+    assert!(
+        p.known_ids
+            .contains("audit_summary.risk_factors[watched_file_access]")
+    );
+    assert!(p.known_ids.contains("audit_summary.risk_factors[1]"));
+    assert!(p.known_ids.contains("findings[zombie]"));
+    assert!(!p.user.contains("anomalies"));
+}

@@ -1,0 +1,106 @@
+//! Kernel structure offsets from BTF (/sys/kernel/btf/vmlinux). Rust BPF programs get no CO-RE
+//! relocations, so the loader resolves the few fields the probes read and passes them in as a
+//! load-time global.
+
+use std::path::Path;
+
+use btf_rs::{Btf, BtfType, Type};
+use sentinel_common::Offsets;
+
+pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error(
+        "{VMLINUX} is missing: this kernel was built without CONFIG_DEBUG_INFO_BTF, which Sentinel \
+         needs (kernel >= 5.8 with BTF)"
+    )]
+    Missing,
+    #[error("cannot parse kernel BTF: {0}")]
+    Parse(String),
+    #[error("kernel BTF has no struct {0}")]
+    NoStruct(&'static str),
+}
+
+/// Resolves every offset in `Offsets`. A field BTF does not have is left 0 ("unknown"), and
+/// its name is returned so the caller can say which header fields will be unset.
+pub fn resolve(path: &Path) -> Result<(Offsets, Vec<&'static str>), BtfError> {
+    if !path.exists() {
+        return Err(BtfError::Missing);
+    }
+    let btf = Btf::from_file(path).map_err(|e| BtfError::Parse(e.to_string()))?;
+    let mut missing = Vec::new();
+    let mut get = |st: &'static str, field: &'static str| -> Result<u32, BtfError> {
+        match member_offset(&btf, st, field)? {
+            Some(o) => Ok(o),
+            None => {
+                missing.push(field);
+                Ok(0)
+            }
+        }
+    };
+    let o = Offsets {
+        task_real_parent: get("task_struct", "real_parent")?,
+        task_tgid: get("task_struct", "tgid")?,
+        task_pid: get("task_struct", "pid")?,
+        task_loginuid: get("task_struct", "loginuid")?,
+        task_sessionid: get("task_struct", "sessionid")?,
+        task_cred: get("task_struct", "cred")?,
+        task_exit_code: get("task_struct", "exit_code")?,
+        cred_euid: get("cred", "euid")?,
+    };
+    Ok((o, missing))
+}
+
+/// Byte offset of `field` in `struct st`, looking through anonymous structs and unions.
+fn member_offset(btf: &Btf, st: &'static str, field: &str) -> Result<Option<u32>, BtfError> {
+    let types = btf
+        .resolve_types_by_name(st)
+        .map_err(|_| BtfError::NoStruct(st))?;
+    for t in types {
+        if let Type::Struct(s) = t
+            && let Some(bits) = find(btf, &s, field, 0)
+        {
+            return Ok(Some(bits / 8));
+        }
+    }
+    Ok(None)
+}
+
+fn find(btf: &Btf, s: &btf_rs::Struct, field: &str, base_bits: u32) -> Option<u32> {
+    for m in &s.members {
+        let name = btf.resolve_name(m).unwrap_or_default();
+        let bits = base_bits + m.bit_offset();
+        if name == field {
+            return Some(bits);
+        }
+        if name.is_empty()
+            && let Ok(Type::Struct(inner) | Type::Union(inner)) =
+                btf.resolve_chained_type(m as &dyn BtfType)
+            && let Some(found) = find(btf, &inner, field, bits)
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_kernel_has_every_offset() {
+        let (o, missing) = resolve(Path::new(VMLINUX)).expect("kernel BTF");
+        assert!(missing.is_empty(), "missing: {missing:?}");
+        assert!(o.task_tgid > 0 && o.task_pid > 0 && o.task_real_parent > 0);
+        // tgid follows pid in task_struct (both pid_t).
+        assert_eq!(o.task_tgid, o.task_pid + 4);
+    }
+
+    #[test]
+    fn missing_btf_is_a_clear_error() {
+        let e = resolve(Path::new("/nonexistent/vmlinux")).unwrap_err();
+        assert!(e.to_string().contains("CONFIG_DEBUG_INFO_BTF"));
+    }
+}

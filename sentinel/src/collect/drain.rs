@@ -1,0 +1,133 @@
+//! The user-space side of the ring buffer: drain on a short timer (the kernel submits without
+//! waking us) or on a forced wake-up, decode, and hand events on without ever blocking.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use aya::maps::{MapData, RingBuf};
+use sentinel_common::{Kind, MAX_KINDS};
+use serde::Serialize;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, watch};
+
+use crate::event::{Clock, Event, decode};
+
+/// Counters updated by the drain task, readable at any time.
+pub struct Stats {
+    received: [AtomicU64; MAX_KINDS as usize],
+    dropped: [AtomicU64; MAX_KINDS as usize],
+    decode_errors: AtomicU64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            received: std::array::from_fn(|_| AtomicU64::new(0)),
+            dropped: std::array::from_fn(|_| AtomicU64::new(0)),
+            decode_errors: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Counts per event kind name (only non-zero ones), as shown in summaries and JSON.
+pub type KindCounts = BTreeMap<&'static str, u64>;
+
+/// A point-in-time copy of `Stats`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StatsSnapshot {
+    pub received: KindCounts,
+    /// Decoded but dropped because the next stage was full.
+    pub channel_dropped: KindCounts,
+    pub decode_errors: u64,
+}
+
+impl StatsSnapshot {
+    pub fn total_received(&self) -> u64 {
+        self.received.values().sum()
+    }
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let pick = |a: &[AtomicU64; MAX_KINDS as usize]| {
+            Kind::ALL
+                .iter()
+                .map(|k| (k.name(), a[*k as usize].load(Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        };
+        StatsSnapshot {
+            received: pick(&self.received),
+            channel_dropped: pick(&self.dropped),
+            decode_errors: self.decode_errors.load(Relaxed),
+        }
+    }
+}
+
+pub fn spawn(
+    ring: RingBuf<MapData>,
+    tx: mpsc::Sender<Event>,
+    stats: Arc<Stats>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    // SAFETY: the ring buffer owns its fd and AsyncFd owns the ring buffer, so the fd stays
+    // open for as long as it is registered.
+    let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(tokio::spawn(async move {
+        let clock = Clock::new();
+        let mut next_id = 1u64;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                r = fd.readable_mut() => {
+                    match r {
+                        Ok(mut guard) => guard.clear_ready(),
+                        Err(e) => {
+                            tracing::error!(target: "sentinel::collect", "ring buffer poll failed: {e}");
+                            break;
+                        }
+                    }
+                }
+                _ = tick.tick() => {}
+                _ = stop.changed() => {
+                    drain_all(fd.get_mut(), &tx, &stats, &clock, &mut next_id);
+                    break;
+                }
+            }
+            drain_all(fd.get_mut(), &tx, &stats, &clock, &mut next_id);
+            if tx.is_closed() {
+                break;
+            }
+        }
+    }))
+}
+
+fn drain_all(
+    ring: &mut RingBuf<MapData>,
+    tx: &mpsc::Sender<Event>,
+    stats: &Stats,
+    clock: &Clock,
+    next_id: &mut u64,
+) {
+    while let Some(item) = ring.next() {
+        match decode(&item, *next_id, clock) {
+            Ok(ev) => {
+                *next_id += 1;
+                let k = ev.kind() as usize;
+                stats.received[k].fetch_add(1, Relaxed);
+                if tx.try_send(ev).is_err() {
+                    stats.dropped[k].fetch_add(1, Relaxed);
+                }
+            }
+            Err(e) => {
+                stats.decode_errors.fetch_add(1, Relaxed);
+                tracing::warn!(target: "sentinel::collect", "undecodable record: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Loading the embedded kernel object, configuring it through globals and maps, and attaching
+//! each hook. One hook failing is reported and the others keep running.
+
+use std::collections::BTreeSet;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    programs::{RawTracePoint, TracePoint},
+};
+use sentinel_common::{Kind, LoadConfig, PREFIX_LEN, Prefix, Settings, SyscallSpec, names};
+
+use super::{CollectError, btf, tracefs};
+use crate::syscalls;
+
+/// The kernel object built by sentinel/build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sentinel"));
+
+/// What the loader is asked to do.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub kinds: BTreeSet<Kind>,
+    pub ignore_prefixes: Vec<String>,
+    pub ring_buffer_bytes: u32,
+    /// Force a wake-up when this many bytes wait (0: timer only).
+    pub wakeup_bytes: u32,
+    /// Process whose own activity is never reported.
+    pub agent_tgid: u32,
+}
+
+/// Which hooks are live and which failed, with the reason.
+#[derive(Clone, Debug, Default)]
+pub struct AttachReport {
+    pub attached: Vec<String>,
+    pub failed: Vec<(String, String)>,
+    /// Header fields that will be unset because BTF lacks their offsets.
+    pub missing_fields: Vec<&'static str>,
+    pub mounted_tracefs: bool,
+}
+
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    pub ring: RingBuf<MapData>,
+    pub lost: PerCpuArray<MapData, u64>,
+    pub report: AttachReport,
+}
+
+pub fn load(opts: &LoadOptions) -> Result<Loaded, CollectError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(CollectError::NotRoot);
+    }
+    let (offsets, missing_fields) = btf::resolve(std::path::Path::new(btf::VMLINUX))?;
+    let mounted_tracefs = tracefs::ensure()?;
+    raise_memlock();
+
+    let cfg = LoadConfig {
+        agent_tgid: opts.agent_tgid,
+        _pad: 0,
+        offsets,
+    };
+    let mut ebpf = EbpfLoader::new()
+        .override_global("LOAD_CONFIG", &cfg, true)
+        .map_max_entries(names::EVENTS, opts.ring_buffer_bytes)
+        .load(OBJECT)
+        .map_err(|e| CollectError::Load(Box::new(e)))?;
+
+    configure_maps(&mut ebpf, opts)?;
+    let mut report = AttachReport {
+        missing_fields,
+        mounted_tracefs,
+        ..Default::default()
+    };
+    attach_all(&mut ebpf, opts, &mut report)?;
+    // Exits are attached before entries, so exits of syscalls already under way counted as
+    // unpaired while attaching; start the count from here.
+    if let Ok(mut lost) = map_mut::<PerCpuArray<_, u64>>(&mut ebpf, names::LOST) {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| CollectError::Ring(e))?;
+        let zeros =
+            aya::maps::PerCpuValues::try_from(vec![0u64; cpus]).map_err(CollectError::Ring)?;
+        let _ = lost.set(sentinel_common::MAX_KINDS - 1, zeros, 0);
+    }
+    if report.attached.is_empty() {
+        return Err(CollectError::NothingAttached(report.failed.clone()));
+    }
+
+    let ring = take::<RingBuf<MapData>>(&mut ebpf, names::EVENTS)?;
+    let lost = take::<PerCpuArray<MapData, u64>>(&mut ebpf, names::LOST)?;
+    Ok(Loaded {
+        ebpf,
+        ring,
+        lost,
+        report,
+    })
+}
+
+fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T, CollectError> {
+    let map = ebpf.take_map(name).ok_or(CollectError::MissingMap(name))?;
+    T::try_from(map).map_err(|e| CollectError::Map(name, e))
+}
+
+fn map_mut<'a, T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<T, CollectError> {
+    let map = ebpf.map_mut(name).ok_or(CollectError::MissingMap(name))?;
+    T::try_from(map).map_err(|e| CollectError::Map(name, e))
+}
+
+fn configure_maps(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), CollectError> {
+    {
+        let mut specs: BpfHashMap<_, u32, SyscallSpec> = map_mut(ebpf, names::SYSCALL_SPECS)?;
+        for c in syscalls::generic() {
+            specs
+                .insert(c.nr, c.spec, 0)
+                .map_err(|e| CollectError::Map(names::SYSCALL_SPECS, e))?;
+        }
+    }
+    {
+        let mut enabled: Array<_, u32> = map_mut(ebpf, names::KIND_ENABLED)?;
+        for k in &opts.kinds {
+            enabled
+                .set(*k as u32, 1, 0)
+                .map_err(|e| CollectError::Map(names::KIND_ENABLED, e))?;
+        }
+    }
+    {
+        let mut prefixes: Array<_, Prefix> = map_mut(ebpf, names::IGNORE_PREFIXES)?;
+        for (i, p) in opts.ignore_prefixes.iter().enumerate() {
+            let mut entry = Prefix {
+                len: p.len().min(PREFIX_LEN) as u32,
+                ..Default::default()
+            };
+            entry.bytes[..entry.len as usize].copy_from_slice(&p.as_bytes()[..entry.len as usize]);
+            prefixes
+                .set(i as u32, entry, 0)
+                .map_err(|e| CollectError::Map(names::IGNORE_PREFIXES, e))?;
+        }
+    }
+    let mut settings: Array<_, Settings> = map_mut(ebpf, names::SETTINGS)?;
+    settings
+        .set(
+            0,
+            Settings {
+                ignore_prefix_count: opts.ignore_prefixes.len() as u32,
+                wakeup_bytes: opts.wakeup_bytes,
+            },
+            0,
+        )
+        .map_err(|e| CollectError::Map(names::SETTINGS, e))?;
+    Ok(())
+}
+
+fn attach_all(
+    ebpf: &mut Ebpf,
+    opts: &LoadOptions,
+    report: &mut AttachReport,
+) -> Result<(), CollectError> {
+    let wants = |k: Kind| opts.kinds.contains(&k);
+    if wants(Kind::Exec) {
+        attach_tp(ebpf, "proc_enter_execve", &["sys_enter_execve"], report)?;
+        attach_tp(ebpf, "proc_enter_execveat", &["sys_enter_execveat"], report)?;
+        attach_tp(
+            ebpf,
+            "proc_exit_exec",
+            &["sys_exit_execve", "sys_exit_execveat"],
+            report,
+        )?;
+        attach_raw(ebpf, "proc_sched_exec", "sched_process_exec", report)?;
+    }
+    if wants(Kind::Fork) {
+        attach_raw(ebpf, "proc_sched_fork", "sched_process_fork", report)?;
+    }
+    if wants(Kind::Exit) {
+        attach_raw(ebpf, "proc_sched_exit", "sched_process_exit", report)?;
+    }
+    let generic: Vec<&str> = syscalls::generic()
+        .filter(|c| Kind::from_u32(c.spec.kind).is_some_and(wants))
+        .map(|c| c.tracepoint())
+        .collect();
+    if !generic.is_empty() {
+        let enters: Vec<String> = generic.iter().map(|n| format!("sys_enter_{n}")).collect();
+        let exits: Vec<String> = generic.iter().map(|n| format!("sys_exit_{n}")).collect();
+        let enters: Vec<&str> = enters.iter().map(String::as_str).collect();
+        let exits: Vec<&str> = exits.iter().map(String::as_str).collect();
+        // Exits first: an enter without its exit hook would only fill the stash.
+        attach_tp(ebpf, "syscall_exit_emit", &exits, report)?;
+        let live_exits: BTreeSet<String> = report
+            .attached
+            .iter()
+            .filter_map(|a| a.strip_prefix("syscalls/sys_exit_").map(str::to_string))
+            .collect();
+        let paired: Vec<&str> = enters
+            .into_iter()
+            .filter(|e| live_exits.contains(&e["sys_enter_".len()..]))
+            .collect();
+        attach_tp(ebpf, "syscall_enter_stash", &paired, report)?;
+    }
+    Ok(())
+}
+
+/// Loads `prog` (a verifier rejection is fatal: it is a bug in the object, and the verifier
+/// log says why) and attaches it to each `syscalls/<tp>`; failures to attach are recorded.
+fn attach_tp(
+    ebpf: &mut Ebpf,
+    prog: &'static str,
+    tps: &[&str],
+    report: &mut AttachReport,
+) -> Result<(), CollectError> {
+    let p: &mut TracePoint = ebpf
+        .program_mut(prog)
+        .ok_or(CollectError::MissingProgram(prog))?
+        .try_into()
+        .map_err(|e| CollectError::Program(prog, Box::new(e)))?;
+    p.load()
+        .map_err(|e| CollectError::Program(prog, Box::new(e)))?;
+    for tp in tps {
+        let name = format!("syscalls/{tp}");
+        match p.attach("syscalls", tp) {
+            Ok(_) => report.attached.push(name),
+            Err(e) => report.failed.push((name, error_chain(&e))),
+        }
+    }
+    Ok(())
+}
+
+fn attach_raw(
+    ebpf: &mut Ebpf,
+    prog: &'static str,
+    tp: &str,
+    report: &mut AttachReport,
+) -> Result<(), CollectError> {
+    let p: &mut RawTracePoint = ebpf
+        .program_mut(prog)
+        .ok_or(CollectError::MissingProgram(prog))?
+        .try_into()
+        .map_err(|e| CollectError::Program(prog, Box::new(e)))?;
+    p.load()
+        .map_err(|e| CollectError::Program(prog, Box::new(e)))?;
+    match p.attach(tp) {
+        Ok(_) => report.attached.push(format!("raw_tracepoint/{tp}")),
+        Err(e) => report
+            .failed
+            .push((format!("raw_tracepoint/{tp}"), error_chain(&e))),
+    }
+    Ok(())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn raise_memlock() {
+    // Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones ignore it.
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: valid pointer to an rlimit.
+    let r = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
+    if r != 0 {
+        tracing::debug!(
+            "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! The file detections: credential reads, mass reads of other users' homes, persistence
+//! writes, account database writes and log tampering.
+
+use std::collections::HashSet;
+
+use super::engine::{Engine, Hit, MassRead};
+use super::rules::{O_TRUNC, hit, is_write, multi_hit};
+use crate::event::Event;
+use crate::proc::Process;
+use crate::profile::categories::{OTHER_HOME, in_list};
+
+impl Engine {
+    pub(super) fn on_open(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        p: &Process,
+        path: &str,
+        flags: u64,
+        hits: &mut Vec<Hit>,
+    ) {
+        let Some(cat) = self
+            .cats
+            .categorize(path, principal, &self.users)
+            .map(str::to_string)
+        else {
+            return;
+        };
+        let write = is_write(flags);
+        let w = self.cfg.weights.clone();
+        let lists = &self.cats.lists;
+        let name = p.name().to_string();
+        let pkg = self.under_package_manager(ev.pid);
+        if self.cats.is_credential(&cat) && !write && !in_list(&lists.credential_readers, &name) {
+            let key = format!("read:{cat}");
+            let exe_knows = self
+                .baselines
+                .exe(&p.exe)
+                .is_some_and(|x| x.categories.contains_key(&key));
+            let reason = match self.usable_profile(principal) {
+                Some(prof) if !prof.categories.contains_key(&key) => Some((
+                    format!(
+                        "read {path}: never seen for this user in {} of baseline",
+                        prof.span_words()
+                    ),
+                    Engine::novelty_weight(w.credential_access, prof),
+                )),
+                Some(prof) if !exe_knows => Some((
+                    format!(
+                        "read {path} with {}: this program never read {cat} in {} of baseline",
+                        p.exe_or_comm(),
+                        prof.span_words()
+                    ),
+                    w.credential_access,
+                )),
+                Some(_) => None,
+                None if exe_knows => None,
+                None => Some((
+                    format!(
+                        "read {path} with {}, which is not a known credential reader (no baseline yet)",
+                        p.exe_or_comm()
+                    ),
+                    w.credential_access,
+                )),
+            };
+            if let Some((r, weight)) = reason
+                && self.first_time(
+                    principal,
+                    "credential_access",
+                    &format!("{}:{path}", ev.pid),
+                )
+            {
+                hits.push(hit("credential_access", r, weight, ev));
+            }
+        }
+        if cat == OTHER_HOME && !write {
+            self.on_other_home_read(ev, principal, p, path, hits);
+        }
+        if !write || pkg {
+            return;
+        }
+        match cat.as_str() {
+            "persistence" => {
+                let learned = self.usable_profile(principal).is_some()
+                    && self
+                        .baselines
+                        .exe(&p.exe)
+                        .is_some_and(|x| x.categories.contains_key("write:persistence"));
+                if !learned
+                    && self.first_time(principal, "persistence", &format!("{}:{path}", ev.pid))
+                {
+                    hits.push(hit(
+                        "persistence",
+                        format!(
+                            "wrote {path} with {}: a persistence place (code there runs again later)",
+                            p.exe_or_comm()
+                        ),
+                        w.persistence,
+                        ev,
+                    ));
+                }
+            }
+            "accounts" | "credentials"
+                if !in_list(&self.cats.lists.account_tools, &name)
+                    && self.first_time(
+                        principal,
+                        "account_change",
+                        &format!("{}:{path}", ev.pid),
+                    ) =>
+            {
+                hits.push(hit(
+                    "account_change",
+                    format!(
+                        "wrote {path} with {}: the account database changed",
+                        p.exe_or_comm()
+                    ),
+                    w.account_change,
+                    ev,
+                ));
+            }
+            "logs" if flags & O_TRUNC != 0 && !in_list(&self.cats.lists.log_maintainers, &name) => {
+                hits.push(hit(
+                    "log_tampering",
+                    format!("truncated {path} with {}", p.exe_or_comm()),
+                    w.log_tampering,
+                    ev,
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_other_home_read(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        p: &Process,
+        path: &str,
+        hits: &mut Vec<Hit>,
+    ) {
+        let owner = self.users.home_owner(path).unwrap_or(u32::MAX);
+        let m = self.mass.entry(p.key()).or_insert_with(|| MassRead {
+            paths: HashSet::new(),
+            owners: HashSet::new(),
+            evidence: Vec::new(),
+        });
+        if !m.paths.insert(path.to_string()) || m.paths.len() > 10_000 {
+            return;
+        }
+        m.owners.insert(owner);
+        if m.evidence.len() < 10 {
+            m.evidence.push(ev.clone());
+        }
+        if m.paths.len() < self.cfg.mass_read_threshold as usize {
+            return;
+        }
+        let n = m.paths.len();
+        let mut owners: Vec<String> = m.owners.iter().map(|u| self.users.display(*u)).collect();
+        owners.sort();
+        let extra = m.evidence.clone();
+        if !self.first_time(principal, "mass_read", &ev.pid.to_string()) {
+            return;
+        }
+        hits.push(multi_hit(
+            "mass_read",
+            format!(
+                "{} read {n} files in other users' home directories ({})",
+                p.exe_or_comm(),
+                owners.join(", ")
+            ),
+            self.cfg.weights.mass_read,
+            extra,
+        ));
+    }
+
+    pub(super) fn on_log_change(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        p: &Process,
+        path: &str,
+        what: String,
+        hits: &mut Vec<Hit>,
+    ) {
+        let in_logs = self.cats.categorize(path, principal, &self.users) == Some("logs");
+        if in_logs
+            && !in_list(&self.cats.lists.log_maintainers, p.name())
+            && !self.under_package_manager(ev.pid)
+        {
+            hits.push(hit(
+                "log_tampering",
+                format!("{what} with {}", p.exe_or_comm()),
+                self.cfg.weights.log_tampering,
+                ev,
+            ));
+        }
+    }
+}

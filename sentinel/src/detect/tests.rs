@@ -1,0 +1,550 @@
+//! Each detection played from a recorded stream (tests/data/detect, written by
+//! make_fixtures.py) against a baseline learned from baseline.jsonl.
+
+use std::path::{Path, PathBuf};
+
+use super::cli::{read_events, replay};
+use super::engine::{Engine, EngineOptions};
+use super::model::{Anomaly, Level};
+use crate::config::Config;
+use crate::event::Event;
+use crate::proc::users::UserDb;
+use crate::profile::Calibration;
+use crate::store::Store;
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/detect")
+        .join(name)
+}
+
+fn events(name: &str) -> Vec<Event> {
+    read_events(&data(&format!("{name}.jsonl"))).unwrap()
+}
+
+fn config() -> Config {
+    Config {
+        host: Some("testhost".into()),
+        ..Config::default()
+    }
+}
+
+fn engine_with(cfg: &Config, store: Store, learn_all: bool) -> Engine {
+    Engine::with_options(
+        cfg,
+        store,
+        EngineOptions {
+            live: false,
+            users: Some(UserDb::load(&data("passwd"))),
+            learn_all,
+        },
+    )
+    .unwrap()
+}
+
+/// A store holding the vouched baseline of the recorded working days.
+fn learned() -> Store {
+    let mut e = engine_with(&config(), Store::memory().unwrap(), true);
+    let a = replay(&mut e, &events("baseline"));
+    assert!(a.is_empty(), "the baseline itself is benign: {a:#?}");
+    assert!(e.vouch().unwrap() > 0);
+    e.into_store()
+}
+
+fn play(name: &str) -> Vec<Anomaly> {
+    let mut e = engine_with(&config(), learned(), false);
+    replay(&mut e, &events(name))
+}
+
+/// The factor of `detection` across the anomalies, asserting it exists.
+fn factor<'a>(anoms: &'a [Anomaly], detection: &str) -> (&'a Anomaly, &'a super::model::Factor) {
+    anoms
+        .iter()
+        .find_map(|a| {
+            a.factors
+                .iter()
+                .find(|f| f.detection == detection)
+                .map(|f| (a, f))
+        })
+        .unwrap_or_else(|| panic!("no {detection} factor in {anoms:#?}"))
+}
+
+fn assert_reason(anoms: &[Anomaly], detection: &str, parts: &[&str]) -> Anomaly {
+    factor(anoms, detection);
+    let (a, f) = anoms
+        .iter()
+        .find_map(|a| {
+            a.factors
+                .iter()
+                .find(|f| f.detection == detection && parts.iter().all(|p| f.reason.contains(p)))
+                .map(|f| (a, f))
+        })
+        .unwrap_or_else(|| {
+            let reasons: Vec<&str> = anoms
+                .iter()
+                .flat_map(|a| &a.factors)
+                .filter(|f| f.detection == detection)
+                .map(|f| f.reason.as_str())
+                .collect();
+            panic!("no {detection} factor with {parts:?} among {reasons:#?}")
+        });
+    assert!(!f.evidence.is_empty());
+    for id in &f.evidence {
+        assert!(
+            a.evidence.iter().any(|e| &e.id == id),
+            "evidence {id} missing"
+        );
+    }
+    let (score, level) = Anomaly::score_of(&a.factors);
+    assert_eq!((a.score, a.level), (score, level));
+    a.clone()
+}
+
+#[test]
+fn benign_developer_work_raises_nothing_above_low() {
+    let a = play("benign");
+    assert!(a.iter().all(|x| x.level == Level::Low), "{a:#?}");
+}
+
+#[test]
+fn credential_file_access_by_an_unusual_process() {
+    let a = play("credential_access");
+    let x = assert_reason(
+        &a,
+        "credential_access",
+        &["read /etc/shadow: never seen for this user in 2 days of baseline"],
+    );
+    assert_eq!(x.principal.uid, 1000);
+    assert_eq!(x.principal.user.as_deref(), Some("alice"));
+    let chain: Vec<&str> = x.chain.iter().map(|l| l.exe.as_str()).collect();
+    assert_eq!(
+        chain,
+        [
+            "[sshd]",
+            "/usr/sbin/sshd",
+            "/bin/bash",
+            "/usr/bin/sudo",
+            "/bin/bash",
+            "/usr/bin/python3"
+        ]
+    );
+    assert!(x.level >= Level::Medium);
+}
+
+#[test]
+fn execution_from_tmp_scores_with_its_context() {
+    let a = play("exec_tmp");
+    let x = assert_reason(
+        &a,
+        "exec_from_writable",
+        &["executed /tmp/.x/kworker from /tmp/, a world-writable place"],
+    );
+    assert_reason(
+        &a,
+        "new_binary",
+        &["/tmp/.x/kworker was never run by this user"],
+    );
+    // Scoring arithmetic: 40 (exec_from_writable) + 10 (new_binary) = 50, high.
+    assert_eq!(x.score, 50);
+    assert_eq!(x.level, Level::High);
+    assert_reason(
+        &a,
+        "new_destination",
+        &["203.0.113.9:80", "never seen for this user"],
+    );
+}
+
+#[test]
+fn execution_from_memfd() {
+    let a = play("exec_memfd");
+    assert_reason(&a, "exec_from_memfd", &["memfd:payload", "/proc/self/fd/3"]);
+}
+
+#[test]
+fn shell_spawned_by_a_network_service() {
+    let a = play("service_shell");
+    let x = assert_reason(
+        &a,
+        "service_shell",
+        &["shell /bin/sh spawned by network-facing service /usr/sbin/php-fpm8.2"],
+    );
+    assert_eq!(x.principal.user.as_deref(), Some("www-data"));
+}
+
+#[test]
+fn reverse_shells() {
+    let a = play("reverse_shell");
+    assert_reason(
+        &a,
+        "reverse_shell",
+        &[
+            "shell /bin/sh started by /usr/bin/python3",
+            "network connection",
+        ],
+    );
+    let a = play("bash_tcp");
+    let x = assert_reason(
+        &a,
+        "reverse_shell",
+        &["shell /bin/bash connected to 198.51.100.7:4444"],
+    );
+    assert!(x.level >= Level::High);
+}
+
+#[test]
+fn first_ever_destination_but_not_the_usual_one() {
+    let a = play("new_destination");
+    assert_reason(
+        &a,
+        "new_destination",
+        &[
+            "connected to 203.0.113.50:8443 with /usr/bin/curl",
+            "2 days of baseline",
+        ],
+    );
+    assert!(
+        !a.iter()
+            .any(|x| x.factors.iter().any(|f| f.reason.contains("140.82.112.3")))
+    );
+}
+
+#[test]
+fn privilege_escalation_by_setuid_and_by_a_set_uid_binary() {
+    let a = play("privilege_escalation");
+    assert_reason(
+        &a,
+        "privilege_escalation",
+        &["/home/alice/exploit became root (uid 1000 -> 0)"],
+    );
+    let a = play("suid_shell");
+    assert_reason(
+        &a,
+        "privilege_escalation",
+        &["/home/alice/.cache/rootsh gained root (euid 1000 -> 0) at exec"],
+    );
+}
+
+#[test]
+fn sudo_never_used_before() {
+    let a = play("unusual_sudo");
+    assert_reason(
+        &a,
+        "unusual_switch_user",
+        &["ran sudo: never used by this user in 2 days"],
+    );
+    assert!(!a.iter().any(|x| {
+        x.factors
+            .iter()
+            .any(|f| f.detection == "privilege_escalation")
+    }));
+}
+
+#[test]
+fn ptrace_of_another_process() {
+    let a = play("ptrace");
+    assert_reason(
+        &a,
+        "ptrace",
+        &["/usr/bin/python3 used PTRACE_ATTACH on", "pid 500"],
+    );
+}
+
+#[test]
+fn mass_reading_of_other_users_files() {
+    let a = play("mass_read");
+    assert_reason(
+        &a,
+        "mass_read",
+        &["/usr/bin/tar read 20 files in other users' home directories (bob)"],
+    );
+    assert_eq!(
+        a.iter()
+            .flat_map(|x| &x.factors)
+            .filter(|f| f.detection == "mass_read")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn persistence_writes() {
+    let a = play("persistence");
+    assert_reason(
+        &a,
+        "persistence",
+        &["wrote /home/alice/.ssh/authorized_keys with /bin/bash"],
+    );
+    assert_reason(&a, "persistence", &["/var/spool/cron/crontabs/tmp.X1"]);
+}
+
+#[test]
+fn log_tampering() {
+    let a = play("log_tampering");
+    let reasons: Vec<&str> = a
+        .iter()
+        .flat_map(|x| &x.factors)
+        .filter(|f| f.detection == "log_tampering")
+        .map(|f| f.reason.as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "deleted /var/log/auth.log with /usr/bin/rm",
+            "truncated /var/log/wtmp with /bin/bash",
+            "renamed /var/log/syslog to /tmp/s with /usr/bin/mv"
+        ]
+    );
+}
+
+#[test]
+fn account_changes() {
+    let a = play("account_change");
+    assert_reason(
+        &a,
+        "account_change",
+        &["ran useradd -o -u 0 backdoor: changes user accounts"],
+    );
+    assert_reason(&a, "account_change", &["wrote /etc/passwd with /bin/bash"]);
+}
+
+#[test]
+fn a_burst_of_discovery_commands() {
+    let a = play("discovery");
+    assert_reason(
+        &a,
+        "discovery_burst",
+        &["ran 4 discovery commands within 120 s: id, whoami, uname, hostname"],
+    );
+}
+
+#[test]
+fn bpf_and_kernel_modules() {
+    let a = play("bpf_module");
+    assert_reason(&a, "bpf_load", &["/home/alice/loader loaded a BPF program"]);
+    assert_reason(
+        &a,
+        "kernel_module",
+        &["ran insmod /home/alice/rk.ko from a login session"],
+    );
+}
+
+#[test]
+fn activity_far_outside_learned_hours() {
+    let a = play("off_hours");
+    assert_reason(
+        &a,
+        "off_hours",
+        &["this user was never active between", "2 days of baseline"],
+    );
+    // Once per principal, hour and window, not per event (root's sshd is off-hours too).
+    let mut per_principal: Vec<u32> = a
+        .iter()
+        .filter(|x| x.factors.iter().any(|f| f.detection == "off_hours"))
+        .map(|x| x.principal.uid)
+        .collect();
+    per_principal.sort();
+    assert_eq!(per_principal, [0, 1000], "{a:#?}");
+}
+
+#[test]
+fn a_high_scoring_window_is_never_learned() {
+    let mut e = engine_with(&config(), learned(), false);
+    let before = e.baselines().principal(1000).unwrap().windows;
+    let a = replay(&mut e, &events("exec_tmp"));
+    assert!(a.iter().any(|x| x.score >= 50));
+    let p = e.baselines().principal(1000).unwrap();
+    assert_eq!(p.windows, before, "poisoned window learned");
+    assert_eq!(p.rejected_windows, 1);
+    assert!(!p.binaries.contains_key("/tmp/.x/kworker"));
+    // An ordinary window afterwards is learned as usual.
+    replay(&mut e, &events("benign"));
+    let p = e.baselines().principal(1000).unwrap();
+    assert!(p.windows > before);
+    assert!(
+        p.binaries
+            .contains_key("/home/alice/proj/target/debug/deps/proj-3f2a1b")
+    );
+}
+
+#[test]
+fn windows_roll_over_on_event_time_and_on_tick() {
+    let mut cfg = config();
+    cfg.detect.window_secs = 60;
+    let mut e = engine_with(&cfg, Store::memory().unwrap(), false);
+    let evs = events("benign");
+    let t0 = evs[0].time_ns;
+    let first_minute: Vec<&Event> = evs
+        .iter()
+        .filter(|x| x.time_ns < t0 + 60_000_000_000)
+        .collect();
+    for ev in &first_minute {
+        e.observe(ev);
+    }
+    assert_eq!(e.stats().windows_learned, 0);
+    // Nothing for a while: the tick closes the window.
+    e.tick(t0 + 10 * 60_000_000_000);
+    let learned = e.stats().windows_learned;
+    assert!(learned >= 1, "{:?}", e.stats());
+    let p = e.baselines().principal(1000).unwrap();
+    assert_eq!(p.windows, 1);
+    assert_eq!(p.state, Calibration::Learning);
+    // Events later in time close windows as they pass.
+    for ev in evs.iter().skip(first_minute.len()) {
+        e.observe(ev);
+    }
+    assert!(e.baselines().principal(1000).unwrap().windows > 1);
+}
+
+#[test]
+fn novelty_waits_for_calibration_and_counts_half_while_calibrating() {
+    let mut cfg = config();
+    cfg.detect.calibrating_after_windows = 2;
+    cfg.detect.calibrated_after_windows = 1000;
+    // Not vouched: profiles only reach "calibrating" from the recorded days.
+    let mut e = engine_with(&cfg, Store::memory().unwrap(), false);
+    for ev in events("baseline") {
+        e.observe(&ev);
+    }
+    e.finish();
+    assert_eq!(
+        e.baselines().principal(1000).unwrap().state,
+        Calibration::Calibrating
+    );
+    let a = replay(&mut e, &events("new_destination"));
+    let (_, f) = factor(&a, "new_destination");
+    assert_eq!(f.weight, cfg.detect.weights.new_destination / 2);
+
+    let mut fresh = engine_with(&cfg, Store::memory().unwrap(), false);
+    let a = replay(&mut fresh, &events("new_destination"));
+    assert!(
+        a.iter()
+            .all(|x| x.factors.iter().all(|f| f.detection != "new_destination"))
+    );
+}
+
+#[test]
+fn baselines_persist_across_a_restart() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("sentinel.db");
+    {
+        let mut e = engine_with(&config(), Store::open(&db).unwrap(), true);
+        replay(&mut e, &events("baseline"));
+        e.vouch().unwrap();
+    }
+    let mut e = engine_with(&config(), Store::open(&db).unwrap(), false);
+    assert_eq!(
+        e.baselines().principal(1000).unwrap().state,
+        Calibration::Calibrated
+    );
+    let a = replay(&mut e, &events("new_destination"));
+    factor(&a, "new_destination");
+}
+
+#[test]
+fn weights_come_from_configuration() {
+    let mut cfg = config();
+    cfg.detect.weights.exec_from_writable = 90;
+    let mut e = engine_with(&cfg, learned(), false);
+    let a = replay(&mut e, &events("exec_tmp"));
+    let (x, f) = factor(&a, "exec_from_writable");
+    assert_eq!(f.weight, 90);
+    assert_eq!(x.score, 100);
+    assert_eq!(x.level, Level::Critical);
+}
+
+#[test]
+fn categories_file_from_configuration_replaces_the_defaults() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("cats.toml");
+    let custom = crate::profile::categories::DEFAULT_TOML.replace(
+        "paths = [\"/etc/shadow\",",
+        "paths = [\"/srv/vault/*.key\", \"/etc/shadow\",",
+    );
+    std::fs::write(&f, custom).unwrap();
+    let mut cfg = config();
+    cfg.detect.categories_file = Some(f.clone());
+    let mut e = engine_with(&cfg, learned(), false);
+    let mut evs = events("credential_access");
+    for ev in &mut evs {
+        if let crate::event::Payload::Open { path, .. } = &mut ev.payload
+            && path.as_bytes() == b"/etc/shadow"
+        {
+            *path = crate::event::RawStr::from("/srv/vault/db.key");
+        }
+    }
+    let a = replay(&mut e, &evs);
+    assert_reason(&a, "credential_access", &["read /srv/vault/db.key"]);
+
+    std::fs::write(&f, "[[category]]\nname = \"x\"\npaths = [\"relative\"]\n").unwrap();
+    let err = Engine::with_options(
+        &cfg,
+        Store::memory().unwrap(),
+        EngineOptions {
+            live: false,
+            users: None,
+            learn_all: false,
+        },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("cats.toml") && err.contains("must start with"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_engine_runs_as_the_pipelines_analysis_stage() {
+    use crate::pipeline::{FeedItem, PipelineStats, spawn_analysis};
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let (feed_tx, mut feed_rx) = tokio::sync::mpsc::channel(1 << 16);
+    let stats = std::sync::Arc::new(PipelineStats::default());
+    let engine = engine_with(&config(), learned(), false);
+    let h = spawn_analysis(engine, rx, feed_tx, false, stats.clone());
+    for ev in events("exec_tmp") {
+        tx.blocking_send(ev).unwrap();
+    }
+    drop(tx);
+    let engine = h.join().unwrap();
+    let mut found = Vec::new();
+    while let Ok(item) = feed_rx.try_recv() {
+        if let FeedItem::Anomaly(a) = item {
+            found.push((*a).clone());
+        }
+    }
+    assert_reason(&found, "exec_from_writable", &["/tmp/.x/kworker"]);
+    assert_eq!(engine.stats().events, stats.snapshot().analyzed);
+}
+
+#[test]
+fn an_event_rate_far_above_the_learned_spread_is_reported_at_window_close() {
+    use crate::profile::Profile;
+    use crate::profile::baseline::KIND_PRINCIPAL;
+    let store = Store::memory().unwrap();
+    let evs = events("benign");
+    let t0 = evs[0].time_ns;
+    let mut p = Profile::new(t0 - 86_400_000_000_000 * 3);
+    p.last_ns = t0 - 86_400_000_000_000;
+    p.vouched = true;
+    p.state = Calibration::Calibrated;
+    for x in [
+        8.0, 10.0, 12.0, 9.0, 11.0, 10.0, 10.0, 9.0, 11.0, 10.0, 12.0, 8.0,
+    ] {
+        p.rate.add(x);
+        p.windows += 1;
+    }
+    p.hours = [1; 24];
+    store
+        .put_baseline(KIND_PRINCIPAL, "1000", &serde_json::to_value(&p).unwrap())
+        .unwrap();
+    let mut e = engine_with(&config(), store, false);
+    let a = replay(&mut e, &evs);
+    let x = assert_reason(
+        &a,
+        "rate_spike",
+        &["events in one window: usual for this user is 10 ± 1"],
+    );
+    assert_eq!(x.principal.uid, 1000);
+    assert!(x.chain.is_empty());
+}

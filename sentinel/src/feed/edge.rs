@@ -1,0 +1,125 @@
+//! Consumers at the edge of the pipeline, fed by the anomaly broadcast: the push client to a
+//! remote server and the in-process dashboard (`sentinel run --serve`). Each may lag; a
+//! lagging consumer loses the oldest anomalies and counts them, it never slows detection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::detect::model::Anomaly;
+use crate::feed::push::{PushConfig, Pusher};
+use crate::server::{Server, ServerConfig, ServerHandle};
+
+/// What to start.
+#[derive(Default)]
+pub struct EdgeOptions {
+    /// Push anomalies to this server with this API key.
+    pub push: Option<(String, String)>,
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// Serve the dashboard in this process.
+    pub serve: Option<ServerConfig>,
+    pub host: String,
+}
+
+pub struct Edge {
+    consumers: Vec<(&'static str, JoinHandle<u64>)>,
+    pusher: Option<Arc<Pusher>>,
+    server: Option<Arc<ServerHandle>>,
+}
+
+/// Lagged (lost) anomalies per consumer.
+pub type EdgeReport = Vec<(&'static str, u64)>;
+
+impl Edge {
+    pub async fn start(
+        opts: EdgeOptions,
+        tx: &broadcast::Sender<Arc<Anomaly>>,
+    ) -> anyhow::Result<Edge> {
+        let mut edge = Edge {
+            consumers: Vec::new(),
+            pusher: None,
+            server: None,
+        };
+        if let Some((url, key)) = opts.push {
+            let spool = opts
+                .spool_dir
+                .unwrap_or_else(|| crate::feed::push::DEFAULT_SPOOL.into());
+            let mut cfg = PushConfig::new(&url, &key, spool);
+            cfg.host = Some(opts.host.clone());
+            let pusher = Arc::new(Pusher::start(cfg).context("starting the push client")?);
+            let p = pusher.clone();
+            edge.consumers.push((
+                "push",
+                consume(tx.subscribe(), move |a| {
+                    let p = p.clone();
+                    async move {
+                        if let Err(e) = p.send_anomaly((*a).clone()).await {
+                            tracing::warn!(target: "sentinel::feed", "push: {e}");
+                        }
+                    }
+                }),
+            ));
+            edge.pusher = Some(pusher);
+        }
+        if let Some(cfg) = opts.serve {
+            let handle = Arc::new(Server::start(cfg).await.context("starting the dashboard")?);
+            let scheme = if handle.state.tls { "https" } else { "http" };
+            eprintln!("sentinel: dashboard on {scheme}://{}", handle.addr);
+            let h = handle.clone();
+            edge.consumers.push((
+                "serve",
+                consume(tx.subscribe(), move |a| {
+                    let h = h.clone();
+                    async move {
+                        if let Err(e) = h.ingest_anomaly(&a) {
+                            tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
+                        }
+                    }
+                }),
+            ));
+            edge.server = Some(handle);
+        }
+        Ok(edge)
+    }
+
+    /// Waits for the consumers to finish (after every sender of the broadcast is gone), then
+    /// gives the push client a grace period to deliver and stops the dashboard.
+    pub async fn stop(self) -> EdgeReport {
+        let mut report = Vec::new();
+        for (name, h) in self.consumers {
+            report.push((name, h.await.unwrap_or(0)));
+        }
+        if let Some(p) = self.pusher.and_then(|p| Arc::try_unwrap(p).ok()) {
+            p.shutdown(Duration::from_secs(5)).await;
+        }
+        if let Some(s) = self.server.and_then(|s| Arc::try_unwrap(s).ok()) {
+            s.shutdown().await;
+        }
+        report
+    }
+}
+
+/// Runs `f` for every anomaly until the broadcast closes; returns how many were lost to lag.
+fn consume<F, Fut>(mut rx: broadcast::Receiver<Arc<Anomaly>>, f: F) -> JoinHandle<u64>
+where
+    F: Fn(Arc<Anomaly>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut lagged = 0;
+        loop {
+            match rx.recv().await {
+                Ok(a) => f(a).await,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    lagged += n;
+                    tracing::warn!(target: "sentinel::feed", "an edge consumer fell behind: {n} anomalies skipped");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        lagged
+    })
+}

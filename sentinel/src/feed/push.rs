@@ -1,0 +1,424 @@
+//! The agent's push client to a Sentinel server (`sentinel run --push URL --api-key K`).
+//! Items are batched, each batch is written to a spool directory (fsync + rename) before it
+//! is sent, sent oldest first and deleted only once the server accepted it. So a server
+//! outage or an agent restart loses nothing; a retried batch keeps its `batch_id`, which the
+//! server de-duplicates, so nothing arrives twice either. Batches the server rejects as
+//! malformed (4xx) move to `spool/rejected/` instead of blocking the queue forever.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::detect::model::Anomaly;
+
+/// Where unsent batches wait by default.
+pub const DEFAULT_SPOOL: &str = "/var/lib/sentinel/push-spool";
+
+/// The body of `POST /api/ingest` (docs/server.md, openapi.json).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestBatch {
+    /// Unique per batch; a batch sent twice is stored once.
+    pub batch_id: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub anomalies: Vec<Anomaly>,
+    /// Host snapshots (C-Sentinel fingerprint JSON, `system.hostname` names the host).
+    #[serde(default)]
+    pub snapshots: Vec<serde_json::Value>,
+    /// Behaviour fingerprints (opaque JSON objects).
+    #[serde(default)]
+    pub fingerprints: Vec<serde_json::Value>,
+}
+
+impl IngestBatch {
+    pub fn len(&self) -> usize {
+        self.anomalies.len() + self.snapshots.len() + self.fingerprints.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("push spool {path}: {source}")]
+    Spool {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("push: cannot build HTTP client: {0}")]
+    Client(String),
+    #[error("push: invalid server URL {0:?}")]
+    Url(String),
+    #[error("push client stopped")]
+    Stopped,
+}
+
+#[derive(Clone, Debug)]
+pub struct PushConfig {
+    /// Server base URL, e.g. https://sentinel.example.org
+    pub url: String,
+    pub api_key: String,
+    /// Where unsent batches wait (default /var/lib/sentinel/push-spool).
+    pub spool_dir: PathBuf,
+    pub host: Option<String>,
+    pub batch_max: usize,
+    pub flush_every: Duration,
+    pub max_backoff: Duration,
+    pub timeout: Duration,
+}
+
+impl PushConfig {
+    pub fn new(url: &str, api_key: &str, spool_dir: PathBuf) -> PushConfig {
+        PushConfig {
+            url: url.trim_end_matches('/').to_string(),
+            api_key: api_key.to_string(),
+            spool_dir,
+            host: None,
+            batch_max: 500,
+            flush_every: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+enum Item {
+    Anomaly(Box<Anomaly>),
+    Snapshot(serde_json::Value),
+    Fingerprint(serde_json::Value),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle to the running push client.
+pub struct Pusher {
+    tx: mpsc::Sender<Item>,
+    spool: PathBuf,
+    batcher: tokio::task::JoinHandle<()>,
+    sender: tokio::task::JoinHandle<()>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub batches_sent: AtomicU64,
+    pub items_sent: AtomicU64,
+    pub failures: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PushError + '_ {
+    move |source| PushError::Spool {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        // Uniqueness still holds through the nanosecond clock and pid.
+        return format!("{}-{}", crate::store::now_ns(), std::process::id());
+    }
+    data_encoding::HEXLOWER.encode(&b)
+}
+
+/// Spool files sort by name in creation order.
+fn spool_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Writes a batch durably: temp file, fsync, rename, fsync of the directory.
+pub fn spool_write(dir: &Path, seq: u64, batch: &IngestBatch) -> Result<PathBuf, PushError> {
+    use std::io::Write;
+    let name = format!(
+        "{:020}-{:06}-{}.json",
+        crate::store::now_ns(),
+        seq % 1_000_000,
+        batch.batch_id
+    );
+    let path = dir.join(name);
+    let tmp = path.with_extension("tmp");
+    let body = serde_json::to_vec(batch).map_err(|e| PushError::Spool {
+        path: path.clone(),
+        source: e.into(),
+    })?;
+    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&body).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(path)
+}
+
+impl Pusher {
+    pub fn start(cfg: PushConfig) -> Result<Pusher, PushError> {
+        if !(cfg.url.starts_with("http://") || cfg.url.starts_with("https://")) {
+            return Err(PushError::Url(cfg.url.clone()));
+        }
+        std::fs::create_dir_all(cfg.spool_dir.join("rejected")).map_err(io_err(&cfg.spool_dir))?;
+        // Leftover temp files are batches that never finished being written: never sent
+        // and never acknowledged to the caller, so they are dropped.
+        if let Ok(rd) = std::fs::read_dir(&cfg.spool_dir) {
+            for e in rd.flatten() {
+                if e.path().extension().is_some_and(|x| x == "tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .build()
+            .map_err(|e| PushError::Client(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(10_000);
+        let wake = Arc::new(Notify::new());
+        let stats = Arc::new(Stats::default());
+        let batcher = tokio::spawn(batch_loop(cfg.clone(), rx, wake.clone()));
+        let sender = tokio::spawn(send_loop(cfg.clone(), client, wake, stats.clone()));
+        Ok(Pusher {
+            tx,
+            spool: cfg.spool_dir,
+            batcher,
+            sender,
+            stats,
+        })
+    }
+
+    pub async fn send_anomaly(&self, a: Anomaly) -> Result<(), PushError> {
+        self.tx
+            .send(Item::Anomaly(Box::new(a)))
+            .await
+            .map_err(|_| PushError::Stopped)
+    }
+
+    pub async fn send_snapshot(&self, s: serde_json::Value) -> Result<(), PushError> {
+        self.tx
+            .send(Item::Snapshot(s))
+            .await
+            .map_err(|_| PushError::Stopped)
+    }
+
+    pub async fn send_fingerprint(&self, f: serde_json::Value) -> Result<(), PushError> {
+        self.tx
+            .send(Item::Fingerprint(f))
+            .await
+            .map_err(|_| PushError::Stopped)
+    }
+
+    /// Returns once everything sent so far is on disk in the spool.
+    pub async fn flush(&self) -> Result<(), PushError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Item::Flush(tx))
+            .await
+            .map_err(|_| PushError::Stopped)?;
+        rx.await.map_err(|_| PushError::Stopped)
+    }
+
+    /// Batches on disk and not yet accepted by the server.
+    pub fn pending(&self) -> usize {
+        spool_files(&self.spool).len()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Flushes to disk, gives the sender up to `grace` to deliver, then stops. Whatever is
+    /// still unsent stays in the spool for the next start.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.flush().await;
+        let deadline = tokio::time::Instant::now() + grace;
+        while !spool_files(&self.spool).is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(self.tx);
+        let _ = self.batcher.await;
+        self.sender.abort();
+        let _ = self.sender.await;
+    }
+}
+
+async fn batch_loop(cfg: PushConfig, mut rx: mpsc::Receiver<Item>, wake: Arc<Notify>) {
+    let seq = AtomicU64::new(0);
+    let mut batch = IngestBatch {
+        host: cfg.host.clone(),
+        ..Default::default()
+    };
+    let mut tick = tokio::time::interval(cfg.flush_every);
+    let write = |batch: &mut IngestBatch| {
+        if batch.is_empty() {
+            return;
+        }
+        batch.batch_id = random_id();
+        match spool_write(&cfg.spool_dir, seq.fetch_add(1, Ordering::Relaxed), batch) {
+            Ok(_) => {
+                *batch = IngestBatch {
+                    host: cfg.host.clone(),
+                    ..Default::default()
+                };
+                wake.notify_one();
+            }
+            // Keep the items in memory and try again on the next tick.
+            Err(e) => tracing::error!("{e}"),
+        }
+    };
+    loop {
+        tokio::select! {
+            item = rx.recv() => match item {
+                Some(Item::Anomaly(a)) => batch.anomalies.push(*a),
+                Some(Item::Snapshot(s)) => batch.snapshots.push(s),
+                Some(Item::Fingerprint(f)) => batch.fingerprints.push(f),
+                Some(Item::Flush(done)) => {
+                    write(&mut batch);
+                    let _ = done.send(());
+                }
+                None => {
+                    write(&mut batch);
+                    return;
+                }
+            },
+            _ = tick.tick() => write(&mut batch),
+        }
+        if batch.len() >= cfg.batch_max {
+            write(&mut batch);
+        }
+    }
+}
+
+enum Outcome {
+    Accepted,
+    Rejected(String),
+    Retry(String),
+}
+
+async fn post(cfg: &PushConfig, client: &reqwest::Client, body: Vec<u8>) -> Outcome {
+    let r = client
+        .post(format!("{}/api/ingest", cfg.url))
+        .bearer_auth(&cfg.api_key)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
+    match r {
+        Ok(r) if r.status().is_success() => Outcome::Accepted,
+        Ok(r) => {
+            let s = r.status();
+            // Auth errors, overload and server errors may heal; a malformed batch never will.
+            if s.is_server_error()
+                || s.as_u16() == 401
+                || s.as_u16() == 403
+                || s.as_u16() == 408
+                || s.as_u16() == 429
+            {
+                Outcome::Retry(format!("HTTP {s}"))
+            } else {
+                Outcome::Rejected(format!("HTTP {s}"))
+            }
+        }
+        Err(e) => Outcome::Retry(e.to_string()),
+    }
+}
+
+async fn send_loop(cfg: PushConfig, client: reqwest::Client, wake: Arc<Notify>, stats: Arc<Stats>) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let files = spool_files(&cfg.spool_dir);
+        let Some(path) = files.first().cloned() else {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            continue;
+        };
+        let body = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("push spool {}: {e}", path.display());
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        let items = serde_json::from_slice::<IngestBatch>(&body)
+            .map(|b| b.len())
+            .unwrap_or(0);
+        match post(&cfg, &client, body).await {
+            Outcome::Accepted => {
+                let _ = std::fs::remove_file(&path);
+                stats.batches_sent.fetch_add(1, Ordering::Relaxed);
+                stats.items_sent.fetch_add(items as u64, Ordering::Relaxed);
+                backoff = Duration::from_millis(250);
+            }
+            Outcome::Rejected(why) => {
+                tracing::warn!(
+                    "server rejected push batch {} ({why}); kept in spool/rejected",
+                    path.display()
+                );
+                stats.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(name) = path.file_name() {
+                    let _ = std::fs::rename(&path, cfg.spool_dir.join("rejected").join(name));
+                }
+            }
+            Outcome::Retry(why) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("push failed ({why}); retrying in {backoff:?}");
+                // Jitter spreads a fleet's retries after a server restart.
+                let jitter = Duration::from_millis(u64::from(random_id().as_bytes()[0]) % 100);
+                tokio::time::sleep(backoff + jitter).await;
+                backoff = (backoff * 2).min(cfg.max_backoff);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spool_files_are_durable_and_ordered() {
+        let d = tempfile::tempdir().unwrap();
+        let b = |id: &str| IngestBatch {
+            batch_id: id.into(),
+            host: Some("h".into()),
+            ..Default::default()
+        };
+        let p1 = spool_write(d.path(), 1, &b("a")).unwrap();
+        let p2 = spool_write(d.path(), 2, &b("b")).unwrap();
+        assert_eq!(spool_files(d.path()), vec![p1.clone(), p2]);
+        let back: IngestBatch = serde_json::from_slice(&std::fs::read(p1).unwrap()).unwrap();
+        assert_eq!(back.batch_id, "a");
+    }
+
+    #[test]
+    fn bad_url_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert!(matches!(
+                Pusher::start(PushConfig::new("ftp://x", "k", d.path().into())),
+                Err(PushError::Url(_))
+            ));
+        });
+    }
+}

@@ -1,0 +1,188 @@
+//! Readable, optionally coloured, one-line renderings of events for a terminal.
+
+use crate::detect::model::{Anomaly, Level};
+use crate::event::{Event, Payload, RawStr};
+use crate::feed::clock_time;
+
+/// Whether to colour: only on a terminal, never with NO_COLOR set (https://no-color.org).
+pub fn use_color(is_tty: bool) -> bool {
+    is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn c(&self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+/// `19:41:05.123 exec     pid=812 ppid=700 uid=1000 auid=1000 bash  /usr/bin/ls -la  ok`
+pub fn event_line(ev: &Event, color: bool) -> String {
+    let p = Paint(color);
+    let kind = ev.kind().name();
+    let kind_col = match ev.kind() as u32 {
+        1..=19 => "36",  // process: cyan
+        20..=39 => "35", // network: magenta
+        40..=59 => "34", // files: blue
+        _ => "33",       // privilege: yellow
+    };
+    let auid = ev.auid.map(|a| format!(" auid={a}")).unwrap_or_default();
+    let euid = if ev.euid != ev.uid {
+        format!(" euid={}", ev.euid)
+    } else {
+        String::new()
+    };
+    let detail = detail(&ev.payload);
+    let result = if ev.ret < 0 {
+        p.c("31", ev.errno.as_deref().unwrap_or("error"))
+    } else if matches!(ev.payload, Payload::Fork { .. } | Payload::Exit { .. }) {
+        String::new()
+    } else {
+        p.c("32", "ok")
+    };
+    format!(
+        "{} {} pid={} ppid={} uid={}{euid}{auid} {}  {}  {}{}",
+        p.c("2", &clock_time(ev.time_ns)),
+        p.c(kind_col, &format!("{kind:<12}")),
+        ev.pid,
+        ev.ppid,
+        ev.uid,
+        p.c("1", &ev.comm.escaped()),
+        detail,
+        result,
+        if ev.truncated { " (truncated)" } else { "" },
+    )
+}
+
+fn q(s: &RawStr) -> String {
+    let e = s.escaped();
+    if e.is_empty() || e.contains(' ') {
+        format!("{e:?}")
+    } else {
+        e
+    }
+}
+
+fn detail(p: &Payload) -> String {
+    match p {
+        Payload::Exec {
+            filename,
+            argv,
+            argv_truncated,
+        } => {
+            let args: Vec<String> = argv.iter().map(q).collect();
+            format!(
+                "{} [{}]{}",
+                q(filename),
+                args.join(" "),
+                if *argv_truncated { " ..." } else { "" }
+            )
+        }
+        Payload::Fork { child_pid, .. } => format!("child={child_pid}"),
+        Payload::Exit { code, signal } => match (code, signal) {
+            (_, Some(s)) => format!("signal={s}"),
+            (Some(c), _) => format!("code={c}"),
+            _ => String::new(),
+        },
+        Payload::Connect {
+            family,
+            addr,
+            port,
+            unix_path,
+            ..
+        } => match (addr, port, unix_path) {
+            (Some(a), Some(p), _) => format!("{a}:{p}"),
+            (_, _, Some(u)) => format!("unix:{}", q(u)),
+            _ => format!("{family:?}"),
+        },
+        Payload::Open { path, flags, .. } => format!("{} flags={flags:#o}", q(path)),
+        Payload::Unlink { path, .. } => q(path),
+        Payload::Rename {
+            old_path, new_path, ..
+        } => format!("{} -> {}", q(old_path), q(new_path)),
+        Payload::Chmod { path, mode } => format!("{} mode={mode:o}", q(path)),
+        Payload::Chown { path, owner, group } => format!(
+            "{} owner={} group={}",
+            q(path),
+            owner.map_or("-".into(), |o| o.to_string()),
+            group.map_or("-".into(), |g| g.to_string())
+        ),
+        Payload::MemfdCreate { name, .. } => q(name),
+        Payload::SetUid { ruid, euid, suid } => {
+            format!("ruid={ruid:?} euid={euid:?} suid={suid:?}")
+        }
+        Payload::SetGid { rgid, egid, sgid } => {
+            format!("rgid={rgid:?} egid={egid:?} sgid={sgid:?}")
+        }
+        Payload::Capset {
+            target_pid,
+            effective,
+            ..
+        } => format!("target={target_pid} effective={effective:#x}"),
+        Payload::Ptrace {
+            request_name,
+            target_pid,
+            ..
+        } => format!("{request_name} target={target_pid}"),
+        Payload::Bpf { cmd_name, .. } => cmd_name.clone(),
+        Payload::Mount {
+            source,
+            target,
+            fstype,
+            ..
+        } => format!("{} on {} type {}", q(source), q(target), q(fstype)),
+        Payload::Umount { target, .. } => q(target),
+        Payload::Unshare { namespaces, .. } => namespaces.join(","),
+        Payload::Setns { fd, namespaces, .. } => format!("fd={fd} {}", namespaces.join(",")),
+        Payload::Kill {
+            target_pid, signal, ..
+        } => format!("target={target_pid} signal={signal}"),
+    }
+}
+
+/// An anomaly as a block: a headline, one line per factor, the process chain.
+///
+/// `19:41:05.123 HIGH 62 alice (uid 1000)  bash -> curl -> sh`
+/// `    +40 exec_from_tmp: ran /tmp/x: never seen for this user`
+pub fn anomaly_lines(a: &Anomaly, color: bool) -> String {
+    let p = Paint(color);
+    let col = match a.level {
+        Level::Low => "2",
+        Level::Medium => "33",
+        Level::High => "31",
+        Level::Critical => "1;31",
+    };
+    let who = match &a.principal.user {
+        Some(u) => format!("{u} (uid {})", a.principal.uid),
+        None => format!("uid {}", a.principal.uid),
+    };
+    let chain: Vec<&str> = a
+        .chain
+        .iter()
+        .map(|l| l.exe.rsplit('/').next().unwrap_or(&l.exe))
+        .collect();
+    let mut out = format!(
+        "{} {} {:>3} {}  {}  [{}]",
+        p.c("2", &clock_time(a.time_ns)),
+        p.c(col, &format!("{:<8}", a.level.as_str().to_uppercase())),
+        a.score,
+        p.c("1", &who),
+        chain.join(" -> "),
+        a.id
+    );
+    for f in &a.factors {
+        out.push_str(&format!(
+            "\n    +{:<3} {}: {}",
+            f.weight, f.detection, f.reason
+        ));
+    }
+    if let Some(x) = &a.explanation {
+        out.push_str(&format!("\n    explanation ({}): {}", x.source, x.summary));
+    }
+    out
+}

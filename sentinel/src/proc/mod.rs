@@ -1,0 +1,348 @@
+//! The process table: what is known about every process over its life (exe, argv, cwd,
+//! identity, tty, container, parent), seeded from /proc and kept current from fork, exec and
+//! exit events. Processes are keyed by (pid, start time) so pid reuse never mixes two lives.
+
+mod live;
+pub mod users;
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::event::{Event, Payload};
+
+pub use live::{container_id, stdio_inet_sockets};
+
+/// A process's identity across pid reuse: (pid, start time in epoch ns).
+pub type ProcKey = (u32, i64);
+
+/// Longest ancestor chain walked (guards against loops from inconsistent data).
+const MAX_DEPTH: usize = 64;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Process {
+    pub pid: u32,
+    /// Epoch ns; from /proc at seed time, the fork event's time otherwise.
+    pub start_ns: i64,
+    pub ppid: u32,
+    /// The parent's key, so the chain survives the parent's exit and pid reuse.
+    pub parent: Option<ProcKey>,
+    /// Executable path; empty when unknown (process older than the table, not seeded).
+    pub exe: String,
+    pub argv: Vec<String>,
+    pub cwd: Option<String>,
+    pub comm: String,
+    pub uid: u32,
+    pub euid: u32,
+    pub auid: Option<u32>,
+    pub session: Option<u32>,
+    /// Controlling terminal, e.g. "pts/3".
+    pub tty: Option<String>,
+    pub cgroup_id: u64,
+    /// Short container id when the process runs in a container.
+    pub container: Option<String>,
+    pub exited_ns: Option<i64>,
+    /// Effective uid before the last exec (privilege transitions through set-uid binaries).
+    pub euid_before_exec: u32,
+    /// This image (or an ancestor image whose fds it inherited) connected to an inet address.
+    pub inet_connected: bool,
+    /// memfd names created by this process since its last exec.
+    pub memfds: Vec<String>,
+}
+
+impl Process {
+    pub fn key(&self) -> ProcKey {
+        (self.pid, self.start_ns)
+    }
+
+    /// The exe's last path component, or comm when the exe is unknown.
+    pub fn name(&self) -> &str {
+        if self.exe.is_empty() {
+            &self.comm
+        } else {
+            basename(&self.exe)
+        }
+    }
+
+    /// Executable for display: the path, else "[comm]".
+    pub fn exe_or_comm(&self) -> String {
+        if self.exe.is_empty() {
+            format!("[{}]", self.comm)
+        } else {
+            self.exe.clone()
+        }
+    }
+
+    pub fn principal(&self) -> u32 {
+        self.auid.unwrap_or(self.uid)
+    }
+}
+
+pub fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Joins a possibly relative path onto a working directory; keeps it as is when unknown.
+pub fn absolute(path: &str, cwd: Option<&str>) -> String {
+    match cwd {
+        Some(c) if !path.starts_with('/') && !path.is_empty() => {
+            let p = path.strip_prefix("./").unwrap_or(path);
+            format!("{}/{}", c.trim_end_matches('/'), p)
+        }
+        _ => path.to_string(),
+    }
+}
+
+/// The executable of an exec: the path as executed (made absolute), or the kernel's exe link
+/// when it names the same program (canonical directory) or the path was a descriptor (memfd).
+/// The link is read after the fact and may already show a later exec; then it is ignored.
+fn exec_path(filename: &str, cwd: Option<&str>, link: Option<String>) -> String {
+    let given = absolute(filename, cwd);
+    match link {
+        Some(l)
+            if basename(&l) == basename(&given)
+                || l.starts_with("/memfd:")
+                || filename.starts_with("/dev/fd/")
+                || filename.starts_with("/proc/") =>
+        {
+            l
+        }
+        _ => given,
+    }
+}
+
+pub struct ProcessTable {
+    live: HashMap<u32, Process>,
+    exited: HashMap<ProcKey, Process>,
+    exited_order: VecDeque<ProcKey>,
+    exited_cap: usize,
+    /// Read /proc for processes the table has not seen (off for recorded streams).
+    live_proc: bool,
+}
+
+impl ProcessTable {
+    /// `exited_cap` bounds how many exited processes are kept for chains of their children.
+    pub fn new(exited_cap: usize, live_proc: bool) -> ProcessTable {
+        ProcessTable {
+            live: HashMap::new(),
+            exited: HashMap::new(),
+            exited_order: VecDeque::new(),
+            exited_cap,
+            live_proc,
+        }
+    }
+
+    /// Loads every running process from /proc. Returns how many were read.
+    pub fn seed_from_proc(&mut self) -> usize {
+        let procs = live::read_all();
+        let n = procs.len();
+        for p in procs {
+            self.live.insert(p.pid, p);
+        }
+        self.link_parents();
+        n
+    }
+
+    fn link_parents(&mut self) {
+        let keys: HashMap<u32, ProcKey> = self.live.values().map(|p| (p.pid, p.key())).collect();
+        for p in self.live.values_mut() {
+            if p.parent.is_none() && p.ppid != 0 && p.ppid != p.pid {
+                p.parent = keys.get(&p.ppid).copied();
+            }
+        }
+    }
+
+    pub fn get(&self, pid: u32) -> Option<&Process> {
+        self.live.get(&pid)
+    }
+
+    pub fn by_key(&self, key: ProcKey) -> Option<&Process> {
+        match self.live.get(&key.0) {
+            Some(p) if p.start_ns == key.1 => Some(p),
+            _ => self.exited.get(&key),
+        }
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn exited_count(&self) -> usize {
+        self.exited.len()
+    }
+
+    /// The ancestor chain, oldest first, ending with `pid` itself.
+    pub fn chain(&self, pid: u32) -> Vec<&Process> {
+        let mut out = Vec::new();
+        let mut cur = self.live.get(&pid);
+        while let Some(p) = cur {
+            if out.len() >= MAX_DEPTH {
+                break;
+            }
+            out.push(p);
+            cur = p.parent.and_then(|k| self.by_key(k));
+        }
+        out.reverse();
+        out
+    }
+
+    /// Makes sure the event's process is in the table (from /proc when allowed, else from
+    /// the event header), so every stage after this can rely on `get(ev.pid)`.
+    pub fn ensure(&mut self, ev: &Event) {
+        if self.live.contains_key(&ev.pid) {
+            return;
+        }
+        // A /proc entry that started after the event is a later holder of a reused pid.
+        let from_proc = if self.live_proc {
+            live::read_one(ev.pid).filter(|p| p.start_ns <= ev.time_ns + 2_000_000_000)
+        } else {
+            None
+        };
+        // /proc is read later than the event happened: it may already show a later uid or
+        // program. The event header is the truth about identity at the event's time.
+        let from_proc = from_proc.map(|p| Process {
+            uid: ev.uid,
+            euid: ev.euid,
+            euid_before_exec: ev.euid,
+            auid: ev.auid,
+            session: ev.session,
+            cgroup_id: ev.cgroup_id,
+            comm: ev.comm.lossy().into_owned(),
+            ..p
+        });
+        let mut p = from_proc.unwrap_or_else(|| Process {
+            pid: ev.pid,
+            start_ns: ev.time_ns,
+            ppid: ev.ppid,
+            comm: ev.comm.lossy().into_owned(),
+            uid: ev.uid,
+            euid: ev.euid,
+            euid_before_exec: ev.euid,
+            auid: ev.auid,
+            session: ev.session,
+            cgroup_id: ev.cgroup_id,
+            ..Process::default()
+        });
+        if p.parent.is_none() {
+            p.parent = self.live.get(&p.ppid).map(Process::key);
+        }
+        self.live.insert(p.pid, p);
+    }
+
+    /// Applies fork, exec and exit (and the bits of other events the table tracks).
+    pub fn apply(&mut self, ev: &Event) {
+        self.ensure(ev);
+        match &ev.payload {
+            Payload::Fork { child_pid, .. } => {
+                // A new thread of the same process is not a new process.
+                if *child_pid == ev.pid {
+                    return;
+                }
+                if self.live.contains_key(child_pid) {
+                    // The old holder of this pid died without us seeing its exit.
+                    self.retire(*child_pid, ev.time_ns);
+                }
+                let Some(parent) = self.live.get(&ev.pid) else {
+                    return;
+                };
+                let child = Process {
+                    pid: *child_pid,
+                    start_ns: ev.time_ns,
+                    ppid: ev.pid,
+                    parent: Some(parent.key()),
+                    exited_ns: None,
+                    memfds: Vec::new(),
+                    ..parent.clone()
+                };
+                self.live.insert(*child_pid, child);
+            }
+            Payload::Exec { filename, argv, .. } if ev.ok() => {
+                let live_exe = if self.live_proc {
+                    live::exe(ev.pid)
+                } else {
+                    None
+                };
+                let live_cwd = if self.live_proc {
+                    live::cwd(ev.pid)
+                } else {
+                    None
+                };
+                if let Some(p) = self.live.get_mut(&ev.pid) {
+                    if live_cwd.is_some() {
+                        p.cwd = live_cwd;
+                    }
+                    p.exe = exec_path(&filename.lossy(), p.cwd.as_deref(), live_exe);
+                    p.argv = argv.iter().map(|a| a.lossy().into_owned()).collect();
+                    p.comm = ev.comm.lossy().into_owned();
+                    p.euid_before_exec = p.euid;
+                    p.uid = ev.uid;
+                    p.euid = ev.euid;
+                    p.auid = ev.auid;
+                    p.session = ev.session;
+                    p.cgroup_id = ev.cgroup_id;
+                    p.memfds.clear();
+                }
+            }
+            Payload::Exit { .. } if ev.tid == ev.pid => self.retire(ev.pid, ev.time_ns),
+            Payload::SetUid { ruid, euid, .. } if ev.ok() => {
+                // The ids asked for, whether the header was taken before or after the change.
+                if let Some(p) = self.live.get_mut(&ev.pid) {
+                    p.uid = ruid.unwrap_or(ev.uid);
+                    p.euid = euid.unwrap_or(ev.euid);
+                }
+            }
+            Payload::MemfdCreate { name, .. } if ev.ok() => {
+                if let Some(p) = self.live.get_mut(&ev.pid)
+                    && p.memfds.len() < 16
+                {
+                    p.memfds.push(name.lossy().into_owned());
+                }
+            }
+            Payload::Connect {
+                addr: Some(_),
+                port: Some(_),
+                ..
+            } if ev.ok() || ev.ret == -(libc::EINPROGRESS as i64) => {
+                if let Some(p) = self.live.get_mut(&ev.pid) {
+                    p.inet_connected = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Moves a live process to the bounded exited set.
+    fn retire(&mut self, pid: u32, now_ns: i64) {
+        let Some(mut p) = self.live.remove(&pid) else {
+            return;
+        };
+        p.exited_ns = Some(now_ns);
+        p.memfds = Vec::new();
+        let key = p.key();
+        self.exited.insert(key, p);
+        self.exited_order.push_back(key);
+        while self.exited_order.len() > self.exited_cap {
+            if let Some(old) = self.exited_order.pop_front() {
+                self.exited.remove(&old);
+            }
+        }
+    }
+
+    /// Drops live entries whose process is gone (their exit event was lost). Live mode only.
+    pub fn prune_dead(&mut self, now_ns: i64) -> usize {
+        if !self.live_proc {
+            return 0;
+        }
+        let dead: Vec<u32> = self
+            .live
+            .keys()
+            .copied()
+            .filter(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+            .collect();
+        for pid in &dead {
+            self.retire(*pid, now_ns);
+        }
+        dead.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! Process table: fork/exec/exit bookkeeping, chains, pid reuse and the exited cap.
+
+use super::*;
+use crate::event::RawStr;
+
+fn ev(id: u64, t: i64, pid: u32, ppid: u32, uid: u32, payload: Payload) -> Event {
+    Event {
+        id,
+        time_ns: t,
+        pid,
+        tid: pid,
+        ppid,
+        uid,
+        gid: uid,
+        euid: uid,
+        auid: Some(1000),
+        session: Some(3),
+        cgroup_id: 1,
+        comm: RawStr::from("bash"),
+        syscall: None,
+        ret: 0,
+        errno: None,
+        truncated: false,
+        payload,
+    }
+}
+
+fn fork(t: i64, parent: u32, child: u32) -> Event {
+    ev(
+        t as u64,
+        t,
+        parent,
+        1,
+        1000,
+        Payload::Fork {
+            child_pid: child,
+            child_tid: child,
+        },
+    )
+}
+
+fn exec(t: i64, pid: u32, file: &str) -> Event {
+    ev(
+        t as u64,
+        t,
+        pid,
+        0,
+        1000,
+        Payload::Exec {
+            filename: RawStr::from(file),
+            argv: vec![RawStr::from(file), RawStr::from("-x")],
+            argv_truncated: false,
+        },
+    )
+}
+
+fn exit(t: i64, pid: u32) -> Event {
+    ev(
+        t as u64,
+        t,
+        pid,
+        0,
+        1000,
+        Payload::Exit {
+            code: Some(0),
+            signal: None,
+        },
+    )
+}
+
+#[test]
+fn fork_exec_exit_build_the_chain() {
+    let mut t = ProcessTable::new(10, false);
+    t.apply(&exec(1, 100, "/usr/sbin/sshd"));
+    t.apply(&fork(2, 100, 200));
+    t.apply(&exec(3, 200, "/bin/bash"));
+    t.apply(&fork(4, 200, 300));
+    t.apply(&exec(5, 300, "/usr/bin/cat"));
+    let chain: Vec<&str> = t.chain(300).iter().map(|p| p.exe.as_str()).collect();
+    assert_eq!(chain, ["/usr/sbin/sshd", "/bin/bash", "/usr/bin/cat"]);
+    assert_eq!(t.get(300).unwrap().argv, ["/usr/bin/cat", "-x"]);
+    // The parent exits; the child's chain still shows it.
+    t.apply(&exit(6, 200));
+    assert_eq!(t.chain(300).len(), 3);
+    assert_eq!(t.exited_count(), 1);
+}
+
+#[test]
+fn pid_reuse_never_mixes_two_processes() {
+    let mut t = ProcessTable::new(10, false);
+    t.apply(&exec(1, 100, "/bin/bash"));
+    t.apply(&fork(2, 100, 200));
+    t.apply(&exec(3, 200, "/usr/bin/old"));
+    t.apply(&fork(4, 200, 300));
+    t.apply(&exit(5, 200));
+    // pid 200 is reused by a new child of 100 with another program.
+    t.apply(&fork(6, 100, 200));
+    t.apply(&exec(7, 200, "/usr/bin/new"));
+    assert_eq!(t.get(200).unwrap().exe, "/usr/bin/new");
+    // 300's parent is the old 200, not the new one.
+    let chain: Vec<&str> = t.chain(300).iter().map(|p| p.exe.as_str()).collect();
+    assert_eq!(chain, ["/bin/bash", "/usr/bin/old", "/usr/bin/old"]);
+    let new_chain: Vec<&str> = t.chain(200).iter().map(|p| p.exe.as_str()).collect();
+    assert_eq!(new_chain, ["/bin/bash", "/usr/bin/new"]);
+}
+
+#[test]
+fn a_lost_exit_is_healed_by_the_next_fork_of_that_pid() {
+    let mut t = ProcessTable::new(10, false);
+    t.apply(&exec(1, 100, "/bin/bash"));
+    t.apply(&fork(2, 100, 200));
+    t.apply(&exec(3, 200, "/usr/bin/first"));
+    t.apply(&fork(4, 100, 200));
+    assert_eq!(t.get(200).unwrap().exe, "/bin/bash");
+    assert_eq!(t.get(200).unwrap().start_ns, 4);
+    assert_eq!(t.by_key((200, 2)).unwrap().exe, "/usr/bin/first");
+}
+
+#[test]
+fn exited_processes_are_capped_and_threads_are_not_processes() {
+    let mut t = ProcessTable::new(3, false);
+    t.apply(&exec(1, 100, "/bin/bash"));
+    t.apply(&fork(2, 100, 100));
+    assert_eq!(t.live_count(), 1);
+    for i in 0..50u32 {
+        t.apply(&fork(10 + i as i64 * 2, 100, 1000 + i));
+        t.apply(&exit(11 + i as i64 * 2, 1000 + i));
+    }
+    assert_eq!(t.live_count(), 1);
+    assert_eq!(t.exited_count(), 3);
+}
+
+#[test]
+fn relative_exec_paths_are_resolved_against_cwd() {
+    let mut t = ProcessTable::new(3, false);
+    t.apply(&exec(1, 100, "/bin/bash"));
+    t.live.get_mut(&100).unwrap().cwd = Some("/tmp".into());
+    t.apply(&exec(2, 100, "./x"));
+    assert_eq!(t.get(100).unwrap().exe, "/tmp/x");
+    assert_eq!(t.get(100).unwrap().name(), "x");
+}
+
+#[test]
+fn seeding_from_proc_finds_this_process_and_its_parent() {
+    let mut t = ProcessTable::new(3, true);
+    assert!(t.seed_from_proc() > 1);
+    let chain = t.chain(std::process::id());
+    assert!(chain.len() >= 2, "{chain:?}");
+    assert_eq!(chain.last().unwrap().pid, std::process::id());
+}
+
+#[test]
+fn exec_paths_prefer_the_event_over_a_later_exe_link() {
+    assert_eq!(
+        exec_path("/bin/sh", None, Some("/usr/bin/dash".into())),
+        "/bin/sh"
+    );
+    assert_eq!(
+        exec_path("/bin/ls", None, Some("/usr/bin/ls".into())),
+        "/usr/bin/ls"
+    );
+    assert_eq!(
+        exec_path("/proc/self/fd/3", None, Some("/memfd:x (deleted)".into())),
+        "/memfd:x (deleted)"
+    );
+    assert_eq!(exec_path("./a", Some("/w"), None), "/w/a");
+}
+
+#[test]
+fn setuid_takes_the_ids_asked_for() {
+    let mut t = ProcessTable::new(3, false);
+    t.apply(&exec(1, 100, "/bin/bash"));
+    let mut e = ev(
+        2,
+        2,
+        100,
+        0,
+        1000,
+        Payload::SetUid {
+            ruid: Some(0),
+            euid: Some(0),
+            suid: None,
+        },
+    );
+    e.uid = 1000;
+    e.euid = 1000;
+    t.apply(&e);
+    assert_eq!((t.get(100).unwrap().uid, t.get(100).unwrap().euid), (0, 0));
+}

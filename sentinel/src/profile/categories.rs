@@ -1,0 +1,310 @@
+//! File categories and program lists as data: parsed from a TOML file (defaults shipped in
+//! the binary from categories.toml, overridable with `detect.categories_file`). Documented
+//! in docs/categories.md.
+
+use serde::Deserialize;
+
+use crate::proc::users::UserDb;
+
+pub const DEFAULT_TOML: &str = include_str!("categories.toml");
+
+/// The computed category for paths inside another user's home directory.
+pub const OTHER_HOME: &str = "other_home";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CategoriesError {
+    #[error("categories file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("categories file {path}: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("categories file {path}: {msg}")]
+    Invalid { path: String, msg: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCategory {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    credential: bool,
+    paths: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+}
+
+/// Program lists, matched on an executable's base name ("*" wildcards allowed).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lists {
+    pub writable_exec_dirs: Vec<String>,
+    pub shells: Vec<String>,
+    pub network_services: Vec<String>,
+    pub credential_readers: Vec<String>,
+    pub setuid_helpers: Vec<String>,
+    pub switch_user: Vec<String>,
+    pub package_managers: Vec<String>,
+    pub log_maintainers: Vec<String>,
+    pub account_tools: Vec<String>,
+    pub debuggers: Vec<String>,
+    pub system_bpf: Vec<String>,
+    pub module_tools: Vec<String>,
+    pub discovery: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    category: Vec<FileCategory>,
+    #[serde(default)]
+    lists: Lists,
+}
+
+#[derive(Clone, Debug)]
+pub struct Category {
+    pub name: String,
+    pub description: String,
+    pub credential: bool,
+    /// Patterns with "~/" and trailing "/" expanded once at load (see `expand`).
+    paths: Vec<String>,
+    exclude: Vec<String>,
+}
+
+/// Expands a pattern into plain wildcard patterns: "~/" into /root/ and /home/*/, and a
+/// directory "x/" into "x" and "x/**", so matching allocates nothing.
+fn expand(pattern: &str) -> Vec<String> {
+    let homes: Vec<String> = match pattern.strip_prefix("~/") {
+        Some(rest) => vec![format!("/root/{rest}"), format!("/home/*/{rest}")],
+        None => vec![pattern.to_string()],
+    };
+    homes
+        .into_iter()
+        .flat_map(|p| {
+            if p.ends_with('/') {
+                vec![p.trim_end_matches('/').to_string(), format!("{p}**")]
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
+}
+
+#[derive(Clone, Debug)]
+pub struct Categories {
+    pub categories: Vec<Category>,
+    pub lists: Lists,
+}
+
+impl Categories {
+    pub fn defaults() -> Categories {
+        // The shipped file is tested below; failing here would be a build defect.
+        Categories::parse(DEFAULT_TOML, "<built-in>").unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            Categories {
+                categories: Vec::new(),
+                lists: Lists::default(),
+            }
+        })
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Categories, CategoriesError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| CategoriesError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        Categories::parse(&text, &p)
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Categories, CategoriesError> {
+        let f: File = toml::from_str(text).map_err(|e| CategoriesError::Parse {
+            path: origin.to_string(),
+            source: Box::new(e),
+        })?;
+        let invalid = |msg: String| CategoriesError::Invalid {
+            path: origin.to_string(),
+            msg,
+        };
+        let mut categories = Vec::new();
+        for c in f.category {
+            if c.name.is_empty() || c.name == OTHER_HOME {
+                return Err(invalid(format!(
+                    "category name {:?} is reserved or empty",
+                    c.name
+                )));
+            }
+            if let Some(p) = c
+                .paths
+                .iter()
+                .chain(&c.exclude)
+                .find(|p| !(p.starts_with('/') || p.starts_with("~/")))
+            {
+                return Err(invalid(format!(
+                    "category {}: pattern {p:?} must start with / or ~/",
+                    c.name
+                )));
+            }
+            categories.push(Category {
+                name: c.name,
+                description: c.description,
+                credential: c.credential,
+                paths: c.paths.iter().flat_map(|p| expand(p)).collect(),
+                exclude: c.exclude.iter().flat_map(|p| expand(p)).collect(),
+            });
+        }
+        Ok(Categories {
+            categories,
+            lists: f.lists,
+        })
+    }
+
+    /// The category of `path` as seen by `principal`: the first listed category that
+    /// matches, else "other_home" for another user's home directory, else None.
+    pub fn categorize(&self, path: &str, principal: u32, users: &UserDb) -> Option<&str> {
+        let m = |p: &String| glob(p.as_bytes(), path.as_bytes(), true);
+        if let Some(c) = self
+            .categories
+            .iter()
+            .find(|c| c.paths.iter().any(m) && !c.exclude.iter().any(m))
+        {
+            return Some(&c.name);
+        }
+        match users.home_owner(path) {
+            Some(owner) if owner != principal => Some(OTHER_HOME),
+            _ => None,
+        }
+    }
+
+    pub fn is_credential(&self, category: &str) -> bool {
+        self.categories
+            .iter()
+            .any(|c| c.name == category && c.credential)
+    }
+
+    pub fn description(&self, category: &str) -> &str {
+        if category == OTHER_HOME {
+            return "another user's home directory";
+        }
+        self.categories
+            .iter()
+            .find(|c| c.name == category)
+            .map(|c| c.description.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// Is `name` (a base name) in `list` (entries may contain "*")?
+pub fn in_list(list: &[String], name: &str) -> bool {
+    list.iter()
+        .any(|p| glob(p.as_bytes(), name.as_bytes(), false))
+}
+
+/// Does `argv` (program base name plus arguments) match a discovery entry like "find -perm*"?
+pub fn discovery_match<'a>(list: &'a [String], name: &str, args: &[String]) -> Option<&'a str> {
+    list.iter()
+        .find(|entry| {
+            let mut words = entry.split_whitespace();
+            let Some(prog) = words.next() else {
+                return false;
+            };
+            glob(prog.as_bytes(), name.as_bytes(), false)
+                && words.all(|w| args.iter().any(|a| glob(w.as_bytes(), a.as_bytes(), false)))
+        })
+        .map(String::as_str)
+}
+
+/// Wildcard match: "*" is any run of bytes (not crossing "/" when `slash` is true),
+/// "**" any run of bytes at all.
+fn glob(p: &[u8], s: &[u8], slash: bool) -> bool {
+    match p.first() {
+        None => s.is_empty(),
+        Some(b'*') => {
+            let double = p.get(1) == Some(&b'*');
+            let rest = if double { &p[2..] } else { &p[1..] };
+            let crosses = double || !slash;
+            for i in 0..=s.len() {
+                if glob(rest, &s[i..], slash) {
+                    return true;
+                }
+                if i < s.len() && s[i] == b'/' && !crosses {
+                    return false;
+                }
+            }
+            false
+        }
+        Some(c) => s.first() == Some(c) && glob(&p[1..], &s[1..], slash),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users() -> UserDb {
+        UserDb::parse(
+            "root:x:0:0::/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\nbob:x:1001:1001::/home/bob:/bin/bash\n",
+        )
+    }
+
+    #[test]
+    fn shipped_file_parses_and_categorizes() {
+        let c = Categories::parse(DEFAULT_TOML, "t").unwrap();
+        let u = users();
+        let cat = |p: &str| c.categorize(p, 1000, &u);
+        assert_eq!(cat("/etc/shadow"), Some("credentials"));
+        assert_eq!(cat("/etc/sudoers.d/90-cloud"), Some("credentials"));
+        assert_eq!(cat("/home/alice/.ssh/id_ed25519"), Some("ssh_keys"));
+        assert_eq!(cat("/home/alice/.ssh/id_ed25519.pub"), None);
+        assert_eq!(cat("/home/alice/.ssh/authorized_keys"), Some("persistence"));
+        assert_eq!(cat("/root/.bashrc"), Some("persistence"));
+        assert_eq!(cat("/etc/cron.d/x"), Some("persistence"));
+        assert_eq!(cat("/etc/passwd"), Some("accounts"));
+        assert_eq!(cat("/var/log/auth.log"), Some("logs"));
+        assert_eq!(cat("/etc/hosts"), Some("system_config"));
+        assert_eq!(cat("/tmp/x"), Some("world_writable"));
+        assert_eq!(cat("/home/bob/notes.txt"), Some(OTHER_HOME));
+        assert_eq!(cat("/home/alice/notes.txt"), None);
+        assert_eq!(
+            cat("/home/alice/.config/gcloud/a/b.json"),
+            Some("cloud_credentials")
+        );
+        assert_eq!(cat("/usr/bin/ls"), None);
+        assert!(c.is_credential("ssh_keys") && !c.is_credential("logs"));
+        assert!(in_list(&c.lists.network_services, "php-fpm8.2"));
+        assert!(!in_list(&c.lists.shells, "bashx"));
+    }
+
+    #[test]
+    fn discovery_entries_need_their_arguments() {
+        let c = Categories::defaults();
+        let d = &c.lists.discovery;
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(discovery_match(d, "id", &a(&[])), Some("id"));
+        assert_eq!(
+            discovery_match(d, "find", &a(&["/", "-perm", "-4000"])),
+            Some("find -perm*")
+        );
+        assert_eq!(discovery_match(d, "find", &a(&[".", "-name", "x"])), None);
+        assert_eq!(
+            discovery_match(d, "cat", &a(&["/etc/passwd"])),
+            Some("cat /etc/passwd")
+        );
+        assert_eq!(discovery_match(d, "cat", &a(&["README"])), None);
+    }
+
+    #[test]
+    fn bad_files_are_clear_errors() {
+        let e = Categories::parse("[[category]]\nname='x'\npaths=['etc']\n", "f.toml").unwrap_err();
+        assert!(e.to_string().contains("must start with"), "{e}");
+        let e =
+            Categories::parse("[[category]]\nname='x'\npaths=[]\nbogus=1\n", "f.toml").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+}

@@ -1,0 +1,594 @@
+//! The profile page every user has: password change, two-factor setup (QR code, otpauth
+//! URI, recovery codes), personal API keys and their own sessions, and session revocation.
+
+use axum::Extension;
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, PreEscaped, html};
+use serde::Deserialize;
+
+use super::AppState;
+use super::access::{Actor, Client, Via};
+use super::auth;
+use super::login::{CodeForm, verify_blocking};
+use super::store::{Role, Session, User};
+use super::web::{self, csrf_field, fmt_time, page};
+
+fn now() -> i64 {
+    crate::store::now_ns()
+}
+
+fn unix_secs() -> u64 {
+    (now() / 1_000_000_000).max(0) as u64
+}
+
+pub enum Notice {
+    Ok(String),
+    Err(String),
+}
+
+fn sessions_table(actor: &Actor, sessions: &[Session], back: &str, show_user: bool) -> Markup {
+    html! {
+        div.tablewrap { table {
+            thead { tr { @if show_user { th { "User" } } th { "Address" } th { "Browser" } th { "Started" } th { "Last active" } th {} } }
+            tbody { @for s in sessions { tr {
+                @if show_user { td { (s.username) } }
+                td { (s.ip) } td.ua { (s.user_agent) } td { (fmt_time(s.created_ns)) } td { (web::ago(s.last_seen_ns)) }
+                td { @if Some(s.id) == actor.session_id() { span.muted { "this session" } } @else {
+                    form.inline method="post" action={ "/sessions/" (s.id) "/revoke" } {
+                        (csrf_field(actor)) input type="hidden" name="back" value=(back);
+                        button.danger type="submit" { "Revoke" }
+                    }
+                } }
+            } } }
+        } }
+    }
+}
+
+pub fn sessions_block(actor: &Actor, sessions: &[Session], back: &str, show_user: bool) -> Markup {
+    html! {
+        (sessions_table(actor, sessions, back, show_user))
+        form method="post" action="/sessions/revoke-others" {
+            (csrf_field(actor)) input type="hidden" name="back" value=(back);
+            button.danger type="submit" { @if show_user { "Sign out everyone else" } @else { "Sign out my other sessions" } }
+        }
+    }
+}
+
+pub fn profile_view(
+    st: &AppState,
+    actor: &Actor,
+    notice: Option<Notice>,
+    extra: Option<Markup>,
+) -> Response {
+    let user = match st.store.user_by_id(actor.user_id) {
+        Ok(Some(u)) => u,
+        Ok(None) => return Redirect::to("/login").into_response(),
+        Err(e) => return web::internal(e),
+    };
+    let keys = st.store.list_api_keys(user.id).unwrap_or_default();
+    let sessions = st.store.list_sessions(Some(user.id)).unwrap_or_default();
+    let codes_left = st.store.recovery_codes_left(user.id).unwrap_or(0);
+    let body = html! {
+        h1 { "Profile" }
+        @match &notice { Some(Notice::Ok(m)) => p.ok role="status" { (m) }, Some(Notice::Err(m)) => p.error role="alert" { (m) }, None => {} }
+        @if let Some(x) = extra { (x) }
+        dl.facts {
+            dt { "User" } dd { (user.username) }
+            dt { "Role" } dd { (user.role) }
+            dt { "Created" } dd { (fmt_time(user.created_ns)) }
+            dt { "Last sign-in" } dd { (user.last_login_ns.map(fmt_time).unwrap_or_default()) }
+        }
+        section {
+            h2 { "Password" }
+            form.stack method="post" action="/profile/password" {
+                (csrf_field(actor))
+                label { "Current password" input type="password" name="current" autocomplete="current-password" required; }
+                label { "New password (10+ characters)" input type="password" name="new" autocomplete="new-password" required minlength="10"; }
+                label { "Repeat new password" input type="password" name="confirm" autocomplete="new-password" required; }
+                button type="submit" { "Change password" }
+            }
+        }
+        section id="twofactor" {
+            h2 { "Two-factor authentication" }
+            @if user.totp_enabled {
+                p { "Enabled. " (codes_left) " recovery codes left." }
+                form.stack method="post" action="/profile/totp/disable" {
+                    (csrf_field(actor))
+                    label { "Password" input type="password" name="password" required; }
+                    button.danger type="submit" { "Disable two-factor" }
+                }
+            } @else {
+                p { "Not enabled." }
+                form method="post" action="/profile/totp/setup" { (csrf_field(actor)) button id="totp-setup" type="submit" { "Set up two-factor" } }
+            }
+        }
+        section id="keys" {
+            h2 { "API keys" }
+            p.muted { "Keys act with your role (" (user.role) "). Agents need an operator's key to push. Send as "
+                code { "Authorization: Bearer <key>" } "." }
+            @if !keys.is_empty() { div.tablewrap { table {
+                thead { tr { th { "Name" } th { "Key" } th { "Created" } th { "Last used" } th { "Expires" } th { "State" } th {} } }
+                tbody { @for k in &keys { tr {
+                    td { (k.name) } td { code { (k.prefix) "…" } } td { (fmt_time(k.created_ns)) }
+                    td { (k.last_used_ns.map(fmt_time).unwrap_or_else(|| "never".into())) }
+                    td { (k.expires_ns.map(fmt_time).unwrap_or_else(|| "never".into())) }
+                    td { @if k.enabled { "enabled" } @else { "disabled" } }
+                    td {
+                        form.inline method="post" action={ "/profile/keys/" (k.id) "/toggle" } { (csrf_field(actor))
+                            button type="submit" { @if k.enabled { "Disable" } @else { "Enable" } } }
+                        form.inline method="post" action={ "/profile/keys/" (k.id) "/delete" } { (csrf_field(actor))
+                            button.danger type="submit" { "Delete" } }
+                    }
+                } } }
+            } } }
+            form.row method="post" action="/profile/keys" {
+                (csrf_field(actor))
+                label { "Name " input name="name" required maxlength="100" placeholder="e.g. web-1 agent"; }
+                label { "Expires in days " input type="number" name="expires_days" min="1" max="3650" placeholder="never"; }
+                button type="submit" { "Create key" }
+            }
+        }
+        section id="sessions" {
+            h2 { "Your sessions" }
+            (sessions_block(actor, &sessions, "/profile", false))
+        }
+    };
+    page(st, Some(actor), "Profile", body).into_response()
+}
+
+pub async fn profile(State(st): State<AppState>, Extension(actor): Extension<Actor>) -> Response {
+    if actor.via != Via::Session {
+        return Redirect::to("/login").into_response();
+    }
+    profile_view(&st, &actor, None, None)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    new: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+fn err(st: &AppState, actor: &Actor, status: StatusCode, msg: &str) -> Response {
+    let mut r = profile_view(st, actor, Some(Notice::Err(msg.into())), None);
+    *r.status_mut() = status;
+    r
+}
+
+async fn check_own_password(st: &AppState, actor: &Actor, pw: &str) -> Result<User, StatusCode> {
+    let user = st
+        .store
+        .user_by_id(actor.user_id)
+        .ok()
+        .flatten()
+        .ok_or(StatusCode::UNAUTHORIZED)?;
+    if verify_blocking(
+        pw.chars().take(auth::MAX_PASSWORD).collect(),
+        user.password_hash.clone(),
+    )
+    .await
+    {
+        Ok(user)
+    } else {
+        Err(StatusCode::FORBIDDEN)
+    }
+}
+
+pub async fn change_password(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    if check_own_password(&st, &actor, &f.current).await.is_err() {
+        return err(
+            &st,
+            &actor,
+            StatusCode::BAD_REQUEST,
+            "The current password is wrong.",
+        );
+    }
+    if let Some(p) = auth::password_problem(&f.new) {
+        return err(&st, &actor, StatusCode::BAD_REQUEST, p);
+    }
+    if f.new != f.confirm {
+        return err(
+            &st,
+            &actor,
+            StatusCode::BAD_REQUEST,
+            "The new passwords differ.",
+        );
+    }
+    let new = f.new.clone();
+    let hash = match tokio::task::spawn_blocking(move || auth::hash_password(&new)).await {
+        Ok(Ok(h)) => h,
+        _ => return web::internal("password hashing failed"),
+    };
+    if let Err(e) = st.store.set_password(actor.user_id, &hash) {
+        return web::internal(e);
+    }
+    // A changed password ends every other session (someone may have had the old one).
+    let n = st
+        .store
+        .delete_user_sessions(actor.user_id, actor.session_id())
+        .unwrap_or(0);
+    st.audit(
+        Some((actor.user_id, &actor.username)),
+        "password_changed",
+        &actor.username,
+        &client.ip,
+        &format!("{n} other sessions ended"),
+    );
+    profile_view(
+        &st,
+        &actor,
+        Some(Notice::Ok(
+            "Password changed; your other sessions were signed out.".into(),
+        )),
+        None,
+    )
+}
+
+pub async fn totp_setup(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Response {
+    let (Some(sid), Ok(secret)) = (actor.session_id(), auth::new_totp_secret()) else {
+        return web::internal("no session or random source");
+    };
+    if let Err(e) = st.store.set_pending_totp(sid, Some(&secret)) {
+        return web::internal(e);
+    }
+    let uri = auth::otpauth_uri("Sentinel", &actor.username, &secret);
+    let qr = auth::qr_svg(&uri).unwrap_or_default();
+    let extra = html! {
+        section.setup id="totp-setup-box" {
+            h2 { "Scan with your authenticator app" }
+            // The SVG is generated by the qrcode crate from our own URI: no user input reaches it unescaped.
+            div.qr { (PreEscaped(qr)) }
+            p { "Or enter this secret: " code id="totp-secret" { (secret) } }
+            p.muted { "URI: " code id="totp-uri" { (uri) } }
+            form.row method="post" action="/profile/totp/enable" {
+                (csrf_field(&actor))
+                label { "Code from the app " input id="totp-code" name="code" inputmode="numeric" autocomplete="one-time-code" required; }
+                button id="totp-enable" type="submit" { "Enable" }
+            }
+        }
+    };
+    profile_view(&st, &actor, None, Some(extra))
+}
+
+pub async fn totp_enable(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    let Some(session) = &actor.session else {
+        return web::internal("no session");
+    };
+    let Some(secret) = st
+        .store
+        .session_by_id(session.id)
+        .ok()
+        .flatten()
+        .and_then(|s| s.pending_totp)
+    else {
+        return err(
+            &st,
+            &actor,
+            StatusCode::BAD_REQUEST,
+            "Start the setup first.",
+        );
+    };
+    let Some(step) = auth::totp_match(&secret, &f.code, unix_secs()) else {
+        return err(
+            &st,
+            &actor,
+            StatusCode::BAD_REQUEST,
+            "That code does not match; try the next one.",
+        );
+    };
+    let Ok((codes, hashes)) = auth::new_recovery_codes() else {
+        return web::internal("random source failed");
+    };
+    let res = st
+        .store
+        .set_totp(actor.user_id, Some(&secret))
+        .and_then(|_| st.store.consume_totp_step(actor.user_id, step))
+        .and_then(|_| st.store.set_recovery_codes(actor.user_id, &hashes))
+        .and_then(|_| st.store.set_pending_totp(session.id, None));
+    if let Err(e) = res {
+        return web::internal(e);
+    }
+    st.audit(
+        Some((actor.user_id, &actor.username)),
+        "2fa_enabled",
+        &actor.username,
+        &client.ip,
+        "",
+    );
+    let extra = html! {
+        section.setup id="recovery-codes" {
+            h2 { "Recovery codes" }
+            p { "Each works once if you lose your authenticator. They are shown only now: store them safely." }
+            ul.codes { @for c in &codes { li { code { (c) } } } }
+        }
+    };
+    profile_view(
+        &st,
+        &actor,
+        Some(Notice::Ok("Two-factor authentication is on.".into())),
+        Some(extra),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct PasswordOnly {
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn totp_disable(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<PasswordOnly>,
+) -> Response {
+    if check_own_password(&st, &actor, &f.password).await.is_err() {
+        return err(
+            &st,
+            &actor,
+            StatusCode::BAD_REQUEST,
+            "The password is wrong.",
+        );
+    }
+    if let Err(e) = st.store.set_totp(actor.user_id, None) {
+        return web::internal(e);
+    }
+    st.audit(
+        Some((actor.user_id, &actor.username)),
+        "2fa_disabled",
+        &actor.username,
+        &client.ip,
+        "",
+    );
+    profile_view(
+        &st,
+        &actor,
+        Some(Notice::Ok("Two-factor authentication is off.".into())),
+        None,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct KeyForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    expires_days: String,
+}
+
+pub const MAX_KEYS: usize = 20;
+
+/// Creates a key for `actor`; returns (key, id) or a message for the user.
+pub fn create_key(
+    st: &AppState,
+    actor: &Actor,
+    client: &Client,
+    name: &str,
+    expires_days: Option<u32>,
+) -> Result<(String, i64), (StatusCode, String)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "Give the key a name of 1-100 characters.".into(),
+        ));
+    }
+    if expires_days.is_some_and(|d| d == 0 || d > 3650) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "Expiry must be 1-3650 days.".into(),
+        ));
+    }
+    let existing = st
+        .store
+        .list_api_keys(actor.user_id)
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if existing.len() >= MAX_KEYS {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("At most {MAX_KEYS} keys; delete one first."),
+        ));
+    }
+    let (key, prefix, hash) =
+        auth::new_api_key().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let expires = expires_days.map(|d| now() + i64::from(d) * 86_400_000_000_000);
+    let id = st
+        .store
+        .create_api_key(actor.user_id, name, &prefix, &hash, now(), expires)
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    st.audit(
+        Some((actor.user_id, &actor.username)),
+        "api_key_created",
+        name,
+        &client.ip,
+        &prefix,
+    );
+    Ok((key, id))
+}
+
+pub async fn key_create(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<KeyForm>,
+) -> Response {
+    let days = match f.expires_days.trim() {
+        "" => None,
+        d => match d.parse::<u32>() {
+            Ok(d) => Some(d),
+            Err(_) => {
+                return err(
+                    &st,
+                    &actor,
+                    StatusCode::BAD_REQUEST,
+                    "Expiry must be a number of days.",
+                );
+            }
+        },
+    };
+    match create_key(&st, &actor, &client, &f.name, days) {
+        Ok((key, _)) => {
+            let extra = html! {
+                section.setup id="new-key" {
+                    h2 { "New API key" }
+                    p { "Copy it now: it is shown only once and stored only as a hash." }
+                    p { code id="api-key" { (key) } }
+                }
+            };
+            profile_view(&st, &actor, None, Some(extra))
+        }
+        Err((s, m)) => err(&st, &actor, s, &m),
+    }
+}
+
+pub async fn key_toggle(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Path(id): Path<i64>,
+) -> Response {
+    let keys = st.store.list_api_keys(actor.user_id).unwrap_or_default();
+    let Some(k) = keys.iter().find(|k| k.id == id) else {
+        return err(&st, &actor, StatusCode::NOT_FOUND, "No such key.");
+    };
+    if let Err(e) = st.store.set_api_key_enabled(actor.user_id, id, !k.enabled) {
+        return web::internal(e);
+    }
+    let action = if k.enabled {
+        "api_key_disabled"
+    } else {
+        "api_key_enabled"
+    };
+    st.audit(
+        Some((actor.user_id, &actor.username)),
+        action,
+        &k.name,
+        &client.ip,
+        &k.prefix,
+    );
+    Redirect::to("/profile#keys").into_response()
+}
+
+pub async fn key_delete(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Path(id): Path<i64>,
+) -> Response {
+    match st.store.delete_api_key(actor.user_id, id) {
+        Ok(true) => {
+            st.audit(
+                Some((actor.user_id, &actor.username)),
+                "api_key_deleted",
+                &id.to_string(),
+                &client.ip,
+                "",
+            );
+            Redirect::to("/profile#keys").into_response()
+        }
+        Ok(false) => err(&st, &actor, StatusCode::NOT_FOUND, "No such key."),
+        Err(e) => web::internal(e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct BackForm {
+    #[serde(default)]
+    back: String,
+}
+
+fn back_to(b: &str) -> &'static str {
+    if b == "/admin/sessions" {
+        "/admin/sessions"
+    } else {
+        "/profile#sessions"
+    }
+}
+
+/// Revokes one session: your own, or anyone's for an admin.
+pub fn revoke(st: &AppState, actor: &Actor, client: &Client, id: i64) -> Result<(), StatusCode> {
+    let s = st
+        .store
+        .session_by_id(id)
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
+        .ok_or(StatusCode::NOT_FOUND)?;
+    if s.user_id != actor.user_id && !actor.can(Role::Admin) {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    st.store
+        .delete_session(id)
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    st.audit(
+        Some((actor.user_id, &actor.username)),
+        "session_revoked",
+        &s.username,
+        &client.ip,
+        &format!("session {id} from {}", s.ip),
+    );
+    Ok(())
+}
+
+pub async fn session_revoke(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Path(id): Path<i64>,
+    Form(f): Form<BackForm>,
+) -> Response {
+    match revoke(&st, &actor, &client, id) {
+        Ok(()) => Redirect::to(back_to(&f.back)).into_response(),
+        Err(s) => (s, web::error_page(s, "No such session.")).into_response(),
+    }
+}
+
+pub async fn sessions_revoke_others(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<BackForm>,
+) -> Response {
+    // Admins on the sessions page sign out everyone else; anyone else, their own others.
+    let all = actor.can(Role::Admin) && f.back == "/admin/sessions";
+    let sessions = st
+        .store
+        .list_sessions(if all { None } else { Some(actor.user_id) })
+        .unwrap_or_default();
+    let mut n = 0;
+    for s in sessions.iter().filter(|s| Some(s.id) != actor.session_id()) {
+        if st.store.delete_session(s.id).unwrap_or(false) {
+            n += 1;
+        }
+    }
+    let action = if all {
+        "sessions_revoked_all"
+    } else {
+        "sessions_revoked_own"
+    };
+    st.audit(
+        Some((actor.user_id, &actor.username)),
+        action,
+        &actor.username,
+        &client.ip,
+        &format!("{n} sessions"),
+    );
+    Redirect::to(back_to(&f.back)).into_response()
+}

@@ -1,0 +1,393 @@
+//! Credentials and their checks: argon2id password hashes, random tokens (sessions, CSRF,
+//! API keys, recovery codes) stored only as SHA-256 digests, TOTP per RFC 6238, and the
+//! in-memory login rate limiter. Pure functions, no HTTP.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Digest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("system random source failed: {0}")]
+    Random(String),
+    #[error("invalid TOTP secret")]
+    Secret,
+}
+
+pub const MIN_PASSWORD: usize = 10;
+pub const MAX_PASSWORD: usize = 1024;
+
+/// Why a password is refused, or None when acceptable.
+pub fn password_problem(pw: &str) -> Option<&'static str> {
+    if pw.chars().count() < MIN_PASSWORD {
+        Some("password must be at least 10 characters")
+    } else if pw.len() > MAX_PASSWORD {
+        Some("password is too long")
+    } else {
+        None
+    }
+}
+
+/// Usernames: 1-64 characters of letters, digits and `._-`, so they are safe in URLs and
+/// logs. (They are still escaped everywhere.)
+pub fn username_problem(u: &str) -> Option<&'static str> {
+    if u.is_empty() || u.len() > 64 {
+        Some("username must be 1-64 characters")
+    } else if !u
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        Some("username may contain only letters, digits, '.', '_' and '-'")
+    } else {
+        None
+    }
+}
+
+/// argon2id with a fresh random salt, as a PHC string.
+pub fn hash_password(pw: &str) -> Result<String, AuthError> {
+    let salt = random_bytes::<16>()?;
+    Argon2::default()
+        .hash_password_with_salt(pw.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+/// Constant-time check of `pw` against a PHC hash; a malformed hash is a mismatch.
+pub fn verify_password(pw: &str, phc: &str) -> bool {
+    Argon2::default()
+        .verify_password(pw.as_bytes(), phc)
+        .is_ok()
+}
+
+/// A hash to verify against when the user does not exist, so that unknown and known
+/// usernames take the same time.
+pub fn dummy_hash() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| hash_password("not a real password, never matches").unwrap_or_default())
+}
+
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], AuthError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| AuthError::Random(e.to_string()))?;
+    Ok(b)
+}
+
+/// 256 random bits, URL-safe: session tokens, CSRF tokens.
+pub fn new_token() -> Result<String, AuthError> {
+    Ok(data_encoding::BASE64URL_NOPAD.encode(&random_bytes::<32>()?))
+}
+
+/// Digest under which a high-entropy token is stored and looked up.
+pub fn token_hash(token: &str) -> String {
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Equality that does not leak where two strings differ.
+pub fn same(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+pub const API_KEY_PREFIX: &str = "snt_";
+
+/// A new API key: (full key shown once, display prefix, stored hash).
+pub fn new_api_key() -> Result<(String, String, String), AuthError> {
+    let key = format!(
+        "{API_KEY_PREFIX}{}",
+        data_encoding::HEXLOWER.encode(&random_bytes::<24>()?)
+    );
+    let prefix = key.chars().take(12).collect();
+    let hash = token_hash(&key);
+    Ok((key, prefix, hash))
+}
+
+/// Ten one-time recovery codes ("xxxxx-xxxxx", 50 bits each) and their stored hashes.
+pub fn new_recovery_codes() -> Result<(Vec<String>, Vec<String>), AuthError> {
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        let raw = data_encoding::BASE32_NOPAD
+            .encode(&random_bytes::<7>()?)
+            .to_ascii_lowercase();
+        let code = format!("{}-{}", &raw[..5], &raw[5..10]);
+        codes.push(code);
+    }
+    let hashes = codes.iter().map(|c| recovery_hash(c)).collect();
+    Ok((codes, hashes))
+}
+
+/// Recovery codes are compared case- and dash-insensitively.
+pub fn recovery_hash(code: &str) -> String {
+    let norm: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    token_hash(&norm)
+}
+
+// ---- TOTP (RFC 6238 over RFC 4226 HOTP) ----
+
+#[derive(Clone, Copy, Debug)]
+pub enum TotpAlg {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+pub const TOTP_STEP: u64 = 30;
+pub const TOTP_DIGITS: u32 = 6;
+
+fn hmac_of(alg: TotpAlg, key: &[u8], msg: &[u8]) -> Vec<u8> {
+    macro_rules! run {
+        ($d:ty) => {{
+            let Ok(mut m) = <Hmac<$d> as KeyInit>::new_from_slice(key) else {
+                return Vec::new();
+            };
+            m.update(msg);
+            m.finalize().into_bytes().to_vec()
+        }};
+    }
+    match alg {
+        TotpAlg::Sha1 => run!(sha1::Sha1),
+        TotpAlg::Sha256 => run!(sha2::Sha256),
+        TotpAlg::Sha512 => run!(sha2::Sha512),
+    }
+}
+
+/// HOTP value of `counter` with `digits` digits (RFC 4226 dynamic truncation).
+pub fn hotp(alg: TotpAlg, key: &[u8], counter: u64, digits: u32) -> u32 {
+    let mac = hmac_of(alg, key, &counter.to_be_bytes());
+    let Some(&last) = mac.last() else { return 0 };
+    let off = (last & 0x0f) as usize;
+    let Some(b) = mac.get(off..off + 4) else {
+        return 0;
+    };
+    let bin = (u32::from(b[0] & 0x7f) << 24)
+        | (u32::from(b[1]) << 16)
+        | (u32::from(b[2]) << 8)
+        | u32::from(b[3]);
+    bin % 10u32.pow(digits)
+}
+
+pub fn totp_at(alg: TotpAlg, key: &[u8], unix_secs: u64, digits: u32) -> u32 {
+    hotp(alg, key, unix_secs / TOTP_STEP, digits)
+}
+
+/// A new 160-bit secret in base32 (what authenticator apps expect).
+pub fn new_totp_secret() -> Result<String, AuthError> {
+    Ok(data_encoding::BASE32_NOPAD.encode(&random_bytes::<20>()?))
+}
+
+pub fn decode_secret(b32: &str) -> Result<Vec<u8>, AuthError> {
+    let clean: String = b32
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    data_encoding::BASE32_NOPAD
+        .decode(clean.trim_end_matches('=').as_bytes())
+        .map_err(|_| AuthError::Secret)
+}
+
+/// The time step a 6-digit `code` matches for `secret` at `unix_secs`, allowing one step
+/// of clock drift either way. The caller must still consume the step (one use per code).
+pub fn totp_match(secret_b32: &str, code: &str, unix_secs: u64) -> Option<i64> {
+    let code = code.trim();
+    if code.len() != TOTP_DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let want: u32 = code.parse().ok()?;
+    let key = decode_secret(secret_b32).ok()?;
+    let now = unix_secs / TOTP_STEP;
+    let mut found = None;
+    // Check every candidate so the time taken does not depend on which one matched.
+    for step in [now.saturating_sub(1), now, now + 1] {
+        if hotp(TotpAlg::Sha1, &key, step, TOTP_DIGITS) == want && found.is_none() {
+            found = Some(step as i64);
+        }
+    }
+    found
+}
+
+pub fn otpauth_uri(issuer: &str, account: &str, secret_b32: &str) -> String {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    format!(
+        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits=6&period=30",
+        enc(issuer),
+        enc(account),
+        secret_b32,
+        enc(issuer)
+    )
+}
+
+/// The otpauth URI as an SVG QR code (rendered by us, so no image leaves the server).
+pub fn qr_svg(data: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(data.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::svg::Color>()
+            .min_dimensions(200, 200)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+// ---- Rate limiting ----
+
+/// Sliding-window attempt counter per key (client IP): bounds password guessing from one
+/// address even across many usernames. Per-account lockout lives in the store.
+pub struct RateLimiter {
+    max: usize,
+    window_ns: i64,
+    hits: Mutex<HashMap<String, Vec<i64>>>,
+}
+
+impl RateLimiter {
+    pub fn new(max: usize, window_secs: u64) -> RateLimiter {
+        RateLimiter {
+            max,
+            window_ns: (window_secs as i64).saturating_mul(1_000_000_000),
+            hits: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records an attempt; false when the key is over its budget.
+    pub fn allow(&self, key: &str, now_ns: i64) -> bool {
+        let Ok(mut map) = self.hits.lock() else {
+            return false;
+        };
+        if map.len() > 100_000 {
+            // Bound memory under a spray of addresses: forget the oldest state wholesale.
+            map.clear();
+        }
+        let v = map.entry(key.to_string()).or_default();
+        v.retain(|&t| now_ns - t < self.window_ns);
+        if v.len() >= self.max {
+            return false;
+        }
+        v.push(now_ns);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 6238 appendix B: seeds are the ASCII strings below, 8 digits.
+    const SEED1: &[u8] = b"12345678901234567890";
+    const SEED256: &[u8] = b"12345678901234567890123456789012";
+    const SEED512: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
+
+    #[test]
+    fn totp_matches_rfc6238_vectors() {
+        let cases: &[(u64, u32, u32, u32)] = &[
+            (59, 94287082, 46119246, 90693936),
+            (1111111109, 7081804, 68084774, 25091201),
+            (1111111111, 14050471, 67062674, 99943326),
+            (1234567890, 89005924, 91819424, 93441116),
+            (2000000000, 69279037, 90698825, 38618901),
+            (20000000000, 65353130, 77737706, 47863826),
+        ];
+        for &(t, s1, s256, s512) in cases {
+            assert_eq!(totp_at(TotpAlg::Sha1, SEED1, t, 8), s1, "sha1 t={t}");
+            assert_eq!(
+                totp_at(TotpAlg::Sha256, SEED256, t, 8),
+                s256,
+                "sha256 t={t}"
+            );
+            assert_eq!(
+                totp_at(TotpAlg::Sha512, SEED512, t, 8),
+                s512,
+                "sha512 t={t}"
+            );
+        }
+    }
+
+    #[test]
+    fn hotp_matches_rfc4226_vectors() {
+        let want = [
+            755224, 287082, 359152, 969429, 338314, 254676, 287922, 162583, 399871, 520489,
+        ];
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(hotp(TotpAlg::Sha1, SEED1, i as u64, 6), *w);
+        }
+    }
+
+    #[test]
+    fn totp_match_accepts_adjacent_steps_only_and_rejects_junk() {
+        let secret = data_encoding::BASE32_NOPAD.encode(SEED1);
+        let t = 1_111_111_111u64;
+        let code = format!("{:06}", totp_at(TotpAlg::Sha1, SEED1, t, 6));
+        assert_eq!(totp_match(&secret, &code, t), Some((t / 30) as i64));
+        assert!(totp_match(&secret, &code, t + 30).is_some());
+        assert!(totp_match(&secret, &code, t + 95).is_none());
+        assert!(totp_match(&secret, "12345", t).is_none());
+        assert!(totp_match(&secret, "abcdef", t).is_none());
+        assert!(totp_match("!!notbase32", &code, t).is_none());
+    }
+
+    #[test]
+    fn passwords_hash_with_salt_and_verify() {
+        let a = hash_password("correct horse battery").unwrap();
+        let b = hash_password("correct horse battery").unwrap();
+        assert!(a.starts_with("$argon2id$"), "{a}");
+        assert_ne!(a, b, "salted");
+        assert!(verify_password("correct horse battery", &a));
+        assert!(!verify_password("wrong horse battery", &a));
+        assert!(!verify_password("x", "not a phc string"));
+        assert!(password_problem("short").is_some());
+        assert!(password_problem("long enough pw").is_none());
+    }
+
+    #[test]
+    fn tokens_are_random_and_stored_hashed() {
+        let a = new_token().unwrap();
+        assert_ne!(a, new_token().unwrap());
+        assert_eq!(token_hash(&a).len(), 64);
+        assert_ne!(token_hash(&a), a);
+        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+        let (key, prefix, hash) = new_api_key().unwrap();
+        assert!(key.starts_with(API_KEY_PREFIX) && key.starts_with(&prefix));
+        assert_eq!(hash, token_hash(&key));
+        let (codes, hashes) = new_recovery_codes().unwrap();
+        assert_eq!(codes.len(), 10);
+        assert_eq!(recovery_hash(&codes[0].to_uppercase()), hashes[0]);
+    }
+
+    #[test]
+    fn usernames_are_restricted() {
+        assert!(username_problem("alice.b-1").is_none());
+        assert!(username_problem("<script>").is_some());
+        assert!(username_problem("").is_some());
+    }
+
+    #[test]
+    fn rate_limiter_caps_attempts_per_window() {
+        let r = RateLimiter::new(3, 60);
+        assert!(r.allow("ip", 0) && r.allow("ip", 1) && r.allow("ip", 2));
+        assert!(!r.allow("ip", 3));
+        assert!(r.allow("other", 3));
+        assert!(r.allow("ip", 61_000_000_000));
+    }
+
+    #[test]
+    fn otpauth_uri_and_qr() {
+        let u = otpauth_uri("Sentinel", "a b", "JBSWY3DPEHPK3PXP");
+        assert!(u.starts_with("otpauth://totp/Sentinel:a%20b?secret=JBSWY3DPEHPK3PXP"));
+        assert!(qr_svg(&u).unwrap().contains("<svg"));
+    }
+}

@@ -1,0 +1,254 @@
+//! `sentinel serve` and `sentinel user ...`: start the dashboard, and manage its users from
+//! the shell (the first admin is created here: there are no default credentials).
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use super::auth;
+use super::sqlite::SqliteStore;
+use super::store::{AccountStore, Role};
+use super::{Server, ServerConfig};
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Listen address (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Database file (default /var/lib/sentinel/server.db).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// PEM certificate chain; serve HTTPS (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Read-only demo: anonymous visitors may browse.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+impl ServeArgs {
+    pub fn apply(&self, mut c: ServerConfig) -> ServerConfig {
+        if let Some(l) = &self.listen {
+            c.listen = l.clone();
+        }
+        if let Some(d) = &self.db {
+            c.db = d.clone();
+        }
+        if self.tls_cert.is_some() {
+            c.tls_cert = self.tls_cert.clone();
+            c.tls_key = self.tls_key.clone();
+        }
+        c.demo |= self.demo;
+        c
+    }
+}
+
+pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<i32> {
+    let cfg = args.apply(config.server.clone());
+    let store =
+        SqliteStore::open(&cfg.db).with_context(|| format!("opening {}", cfg.db.display()))?;
+    if store.count_admins()? == 0 {
+        eprintln!(
+            "sentinel: no admin yet; create one with: sentinel user add <name> --role admin --db {}",
+            cfg.db.display()
+        );
+    }
+    drop(store);
+    let handle = Server::start(cfg).await.context("starting the dashboard")?;
+    eprintln!("sentinel: dashboard on {}", handle.url());
+    wait_for_stop().await;
+    handle.shutdown().await;
+    Ok(crate::cli::exit::OK)
+}
+
+async fn wait_for_stop() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UserArgs {
+    /// Database file (default: server.db from the configuration).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    #[command(subcommand)]
+    pub cmd: UserCmd,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCmd {
+    /// Create a user (prompts for the password, or reads one line from stdin).
+    Add {
+        username: String,
+        #[arg(long, default_value = "viewer", value_parser = ["admin", "operator", "viewer"])]
+        role: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Change a user's role.
+    SetRole {
+        username: String,
+        #[arg(value_parser = ["admin", "operator", "viewer"])]
+        role: String,
+    },
+    /// Disable a user and end their sessions.
+    Disable { username: String },
+    /// Re-enable a user (also clears a login lockout).
+    Enable { username: String },
+    /// Set a new password (ends the user's sessions).
+    Passwd {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Turn off a user's two-factor authentication (lost authenticator and codes).
+    ResetTotp { username: String },
+    /// Delete a user.
+    Delete { username: String },
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let pw = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let a = prompt_hidden("Password: ")?;
+        let b = prompt_hidden("Repeat password: ")?;
+        if a != b {
+            bail!("the passwords differ");
+        }
+        a
+    };
+    if let Some(p) = auth::password_problem(&pw) {
+        bail!("{p}");
+    }
+    Ok(pw)
+}
+
+/// Reads a line from the terminal with echo off.
+fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
+    let fd = libc::STDIN_FILENO;
+    // SAFETY: isatty/tcgetattr/tcsetattr only read and write the termios struct we own.
+    let mut term: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::isatty(fd) } != 1 || unsafe { libc::tcgetattr(fd, &mut term) } != 0 {
+        bail!("no terminal to prompt on; use --password-stdin");
+    }
+    let saved = term;
+    term.c_lflag &= !libc::ECHO;
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) };
+    let mut line = String::new();
+    let r = std::io::stdin().lock().read_line(&mut line);
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    eprintln!();
+    r.context("reading the password")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn user_id(store: &SqliteStore, name: &str) -> anyhow::Result<i64> {
+    Ok(store
+        .user_by_name(name)?
+        .with_context(|| format!("no user {name:?}"))?
+        .id)
+}
+
+pub fn user(config: Config, args: UserArgs) -> anyhow::Result<i32> {
+    let db = args.db.unwrap_or(config.server.db.clone());
+    let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let now = crate::store::now_ns();
+    let audit = |action: &str, target: &str, detail: &str| {
+        let _ = store.audit(&super::store::NewAudit {
+            user_id: None,
+            username: "cli",
+            action,
+            target,
+            ip: "local",
+            detail,
+            time_ns: now,
+        });
+    };
+    match args.cmd {
+        UserCmd::Add {
+            username,
+            role,
+            password_stdin,
+        } => {
+            if let Some(p) = auth::username_problem(&username) {
+                bail!("{p}");
+            }
+            let role = Role::parse(&role).context("unknown role")?;
+            let pw = read_password(password_stdin)?;
+            let hash = auth::hash_password(&pw)?;
+            store.create_user(&username, &hash, role, now)?;
+            audit("user_created", &username, role.as_str());
+            println!("created {role} {username}");
+        }
+        UserCmd::List => {
+            for u in store.list_users()? {
+                println!(
+                    "{}\t{}\t{}\t2fa:{}",
+                    u.username,
+                    u.role,
+                    if u.active { "active" } else { "disabled" },
+                    if u.totp_enabled { "on" } else { "off" }
+                );
+            }
+        }
+        UserCmd::SetRole { username, role } => {
+            let role = Role::parse(&role).context("unknown role")?;
+            store.set_role(user_id(&store, &username)?, role)?;
+            audit("user_role_changed", &username, role.as_str());
+        }
+        UserCmd::Disable { username } => {
+            let id = user_id(&store, &username)?;
+            store.set_active(id, false)?;
+            store.delete_user_sessions(id, None)?;
+            audit("user_disabled", &username, "");
+        }
+        UserCmd::Enable { username } => {
+            store.set_active(user_id(&store, &username)?, true)?;
+            audit("user_enabled", &username, "");
+        }
+        UserCmd::Passwd {
+            username,
+            password_stdin,
+        } => {
+            let id = user_id(&store, &username)?;
+            let hash = auth::hash_password(&read_password(password_stdin)?)?;
+            store.set_password(id, &hash)?;
+            store.delete_user_sessions(id, None)?;
+            audit("user_password_reset", &username, "");
+        }
+        UserCmd::ResetTotp { username } => {
+            store.set_totp(user_id(&store, &username)?, None)?;
+            audit("user_2fa_reset", &username, "");
+        }
+        UserCmd::Delete { username } => {
+            store.delete_user(user_id(&store, &username)?)?;
+            audit("user_deleted", &username, "");
+        }
+    }
+    Ok(crate::cli::exit::OK)
+}

@@ -1,0 +1,412 @@
+//! `sentinel serve`: the multi-host, multi-user dashboard. Agents push anomalies, snapshots
+//! and fingerprints to `POST /api/ingest`; people watch them live (SSE) in a server-rendered
+//! web UI or through the JSON API. Secure by default: no default credentials, argon2id,
+//! server-side sessions, CSRF tokens, role checks on every route, escaped output.
+//! docs/server.md is the operator's guide.
+
+pub mod access;
+pub mod account;
+pub mod admin;
+pub mod alerts;
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod hosts;
+pub mod live;
+pub mod login;
+pub mod mail;
+pub mod routes;
+pub mod sqlite;
+pub mod store;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::detect::model::Anomaly;
+use store::{DbResult, IngestBatch, IngestOutcome, ServerStore, StoredAnomaly};
+
+pub const DEFAULT_DB: &str = "/var/lib/sentinel/server.db";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Keep it on localhost when a reverse proxy terminates TLS.
+    pub listen: String,
+    pub db: PathBuf,
+    /// PEM certificate chain and private key: both set means HTTPS (and Secure cookies).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Take the client address from the last X-Forwarded-For entry (only behind a proxy
+    /// that sets it; otherwise clients could spoof their address).
+    pub trust_proxy: bool,
+    /// Mark cookies Secure even without TLS here (TLS terminated by a reverse proxy).
+    pub secure_cookies: bool,
+    pub session_idle_mins: u64,
+    pub session_max_hours: u64,
+    /// Anomalies, snapshots and fingerprints older than this are deleted.
+    pub retention_days: u64,
+    pub audit_retention_days: u64,
+    /// Read-only demo: anonymous visitors may look, nobody anonymous may change anything.
+    pub demo: bool,
+    pub max_ingest_bytes: usize,
+    pub max_form_bytes: usize,
+    /// Failed logins in a row before an account is locked for `lockout_mins`.
+    pub login_max_failures: i64,
+    pub lockout_mins: u64,
+    /// Login attempts per client address per 5 minutes.
+    pub login_rate_per_ip: usize,
+    /// The dashboard's public URL, for links in alerts.
+    pub public_url: Option<String>,
+    pub alerts: alerts::AlertsConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            db: PathBuf::from(DEFAULT_DB),
+            tls_cert: None,
+            tls_key: None,
+            trust_proxy: false,
+            secure_cookies: false,
+            session_idle_mins: 30,
+            session_max_hours: 12,
+            retention_days: 90,
+            audit_retention_days: 365,
+            demo: false,
+            max_ingest_bytes: 4 << 20,
+            max_form_bytes: 64 << 10,
+            login_max_failures: 5,
+            lockout_mins: 15,
+            login_rate_per_ip: 20,
+            public_url: None,
+            alerts: alerts::AlertsConfig::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.listen
+            .parse::<SocketAddr>()
+            .map_err(|e| format!("server.listen {:?}: {e}", self.listen))?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("server.tls_cert and server.tls_key must be given together".into());
+        }
+        if self.session_idle_mins == 0 || self.session_max_hours == 0 || self.retention_days == 0 {
+            return Err("server session and retention durations must be positive".into());
+        }
+        if self.max_ingest_bytes < 1024 || self.max_form_bytes < 1024 {
+            return Err("server request size limits must be at least 1024 bytes".into());
+        }
+        if self.login_max_failures < 1 || self.login_rate_per_ip < 1 {
+            return Err("server login limits must be positive".into());
+        }
+        self.alerts.validate()
+    }
+
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Db(#[from] store::DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("invalid server configuration: {0}")]
+    Config(String),
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn ServerStore>,
+    pub cfg: Arc<ServerConfig>,
+    pub live: broadcast::Sender<Arc<StoredAnomaly>>,
+    pub login_limiter: Arc<auth::RateLimiter>,
+    pub alerts: alerts::Alerts,
+    pub tls: bool,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn ServerStore>, cfg: ServerConfig) -> AppState {
+        let (live, _) = broadcast::channel(1024);
+        let tls = cfg.tls();
+        AppState {
+            login_limiter: Arc::new(auth::RateLimiter::new(cfg.login_rate_per_ip, 300)),
+            alerts: alerts::Alerts::start(
+                cfg.alerts.clone(),
+                cfg.public_url.clone(),
+                store.clone(),
+            ),
+            store,
+            cfg: Arc::new(cfg),
+            live,
+            tls,
+        }
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.tls || self.cfg.secure_cookies
+    }
+
+    /// Stores a batch and fans its new anomalies out to live browsers and alert rules.
+    pub fn ingest(&self, batch: &IngestBatch) -> DbResult<IngestOutcome> {
+        let now = crate::store::now_ns();
+        let out = self.store.ingest(batch, now)?;
+        for a in &out.new {
+            self.alerts.anomaly(a);
+            // No receivers is fine: nobody has the feed open.
+            let _ = self.live.send(Arc::new(StoredAnomaly {
+                anomaly: a.clone(),
+                received_ns: now,
+                acked_by: None,
+                acked_ns: None,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Acknowledges one anomaly; true when it was still open (then it is audited).
+    pub fn acknowledge(&self, actor: &access::Actor, ip: &str, id: &str) -> DbResult<bool> {
+        let changed = self
+            .store
+            .ack_anomaly(id, &actor.username, crate::store::now_ns())?;
+        if changed {
+            self.audit(
+                Some((actor.user_id, &actor.username)),
+                "acknowledge",
+                id,
+                ip,
+                "",
+            );
+        }
+        Ok(changed)
+    }
+
+    /// Acknowledges every open anomaly of a host; returns how many.
+    pub fn acknowledge_host(&self, actor: &access::Actor, ip: &str, host: &str) -> DbResult<usize> {
+        let n = self
+            .store
+            .ack_host(host, &actor.username, crate::store::now_ns())?;
+        let detail = format!("{n} anomalies");
+        self.audit(
+            Some((actor.user_id, &actor.username)),
+            "acknowledge_host",
+            host,
+            ip,
+            &detail,
+        );
+        Ok(n)
+    }
+
+    /// Records an admin-audit event; a failure to record is logged, never fatal.
+    pub fn audit(
+        &self,
+        actor: Option<(i64, &str)>,
+        action: &str,
+        target: &str,
+        ip: &str,
+        detail: &str,
+    ) {
+        let (id, name) = actor.map(|(i, n)| (Some(i), n)).unwrap_or((None, ""));
+        let rec = store::NewAudit {
+            user_id: id,
+            username: name,
+            action,
+            target,
+            ip,
+            detail,
+            time_ns: crate::store::now_ns(),
+        };
+        if let Err(e) = self.store.audit(&rec) {
+            tracing::error!("audit log write failed ({action}): {e}");
+        }
+    }
+}
+
+/// A running server. Dropping it does not stop it; call `shutdown`.
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// In-process ingest (`sentinel run --serve`): same path as `POST /api/ingest`.
+    pub fn ingest(&self, batch: &IngestBatch) -> DbResult<IngestOutcome> {
+        self.state.ingest(batch)
+    }
+
+    /// Convenience for the agent's anomaly bus.
+    pub fn ingest_anomaly(&self, a: &Anomaly) -> DbResult<IngestOutcome> {
+        self.state.ingest(&IngestBatch {
+            batch_id: format!("local-{}", a.id),
+            host: Some(a.host.clone()),
+            anomalies: vec![a.clone()],
+            ..Default::default()
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn ServerStore> {
+        &self.state.store
+    }
+
+    pub fn url(&self) -> String {
+        let scheme = if self.state.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    pub async fn shutdown(self) {
+        self.stop
+            .graceful_shutdown(Some(std::time::Duration::from_secs(2)));
+        let _ = self.task.await;
+    }
+}
+
+pub struct Server;
+
+impl Server {
+    /// Opens the SQLite store at `cfg.db` and starts serving.
+    pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
+        cfg.validate().map_err(ServerError::Config)?;
+        let store = Arc::new(sqlite::SqliteStore::open(&cfg.db)?);
+        Self::start_with(cfg, store).await
+    }
+
+    /// Starts serving over any store backend.
+    pub async fn start_with(
+        cfg: ServerConfig,
+        store: Arc<dyn ServerStore>,
+    ) -> Result<ServerHandle, ServerError> {
+        let listener =
+            std::net::TcpListener::bind(&cfg.listen).map_err(|source| ServerError::Bind {
+                addr: cfg.listen.clone(),
+                source,
+            })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| ServerError::Bind {
+                addr: cfg.listen.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: cfg.listen.clone(),
+            source,
+        })?;
+        let tls_files = cfg.tls_cert.clone().zip(cfg.tls_key.clone());
+        let state = AppState::new(store, cfg);
+        let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let stop = axum_server::Handle::new();
+        let task = match tls_files {
+            Some((cert, key)) => {
+                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                    .await
+                    .map_err(|e| {
+                        ServerError::Tls(format!("{} / {}: {e}", cert.display(), key.display()))
+                    })?;
+                let srv = axum_server::from_tcp_rustls(listener, tls)
+                    .map_err(|e| ServerError::Tls(e.to_string()))?
+                    .handle(stop.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = srv.serve(app).await {
+                        tracing::error!("server stopped: {e}");
+                    }
+                })
+            }
+            None => {
+                let srv = axum_server::from_tcp(listener)
+                    .map_err(|source| ServerError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?
+                    .handle(stop.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = srv.serve(app).await {
+                        tracing::error!("server stopped: {e}");
+                    }
+                })
+            }
+        };
+        spawn_retention(state.clone());
+        tracing::info!("dashboard listening on {addr}");
+        Ok(ServerHandle {
+            addr,
+            state,
+            stop,
+            task,
+        })
+    }
+}
+
+/// Applies the retention horizon hourly (and once at start).
+fn spawn_retention(st: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let now = crate::store::now_ns();
+            let day = 86_400_000_000_000i64;
+            let r = st.store.purge(
+                now - st.cfg.retention_days as i64 * day,
+                now - st.cfg.audit_retention_days as i64 * day,
+                now - st.cfg.session_idle_mins as i64 * 60_000_000_000,
+                now - st.cfg.session_max_hours as i64 * 3_600_000_000_000,
+            );
+            match r {
+                Ok(p) => tracing::debug!(?p, "retention applied"),
+                Err(e) => tracing::warn!("retention failed: {e}"),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn server_section_parses_validates_and_rejects_unknown_keys() {
+        let cfg: Config = toml::from_str(
+            r#"
+            [server]
+            listen = "0.0.0.0:8443"
+            tls_cert = "/etc/sentinel/cert.pem"
+            tls_key = "/etc/sentinel/key.pem"
+            retention_days = 30
+            [server.alerts]
+            min_level = "critical"
+            webhook = "https://hooks.example.org/x"
+            [server.alerts.email]
+            smtp_host = "smtp.example.org"
+            from = "s@example.org"
+            to = ["soc@example.org"]
+            "#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert!(cfg.server.tls());
+        assert_eq!(cfg.server.alerts.email.as_ref().unwrap().smtp_port, 587);
+        assert!(!cfg.server.demo, "demo is off by default");
+        assert!(toml::from_str::<Config>("[server]\nbogus = 1\n").is_err());
+        let half_tls: Config = toml::from_str("[server]\ntls_cert = \"/c.pem\"\n").unwrap();
+        assert!(half_tls.validate().is_err());
+        let bad_hook: Config =
+            toml::from_str("[server.alerts]\nslack_webhook = \"file:///etc/passwd\"\n").unwrap();
+        assert!(bad_hook.validate().is_err());
+    }
+}

@@ -1,0 +1,429 @@
+//! SQLite implementation of `AccountStore`: users, recovery codes, sessions, API keys and
+//! the admin audit log.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{SqliteStore, role_of};
+use crate::server::store::*;
+
+const USER_COLS: &str = "id, username, role, active, created_ns, last_login_ns, password_hash, totp_secret, totp_enabled, failed_logins, locked_until_ns";
+
+fn user_row(r: &Row) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        role: role_of(r.get(2)?)?,
+        active: r.get(3)?,
+        created_ns: r.get(4)?,
+        last_login_ns: r.get(5)?,
+        password_hash: r.get(6)?,
+        totp_secret: r.get(7)?,
+        totp_enabled: r.get(8)?,
+        failed_logins: r.get(9)?,
+        locked_until_ns: r.get(10)?,
+    })
+}
+
+const SESSION_SELECT: &str = "SELECT s.id, s.user_id, u.username, u.role, u.active, s.csrf, s.mfa_pending, s.pending_totp,
+    s.created_ns, s.last_seen_ns, s.ip, s.user_agent FROM sessions s JOIN users u ON u.id = s.user_id";
+
+fn session_row(r: &Row) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        username: r.get(2)?,
+        role: role_of(r.get(3)?)?,
+        user_active: r.get(4)?,
+        csrf: r.get(5)?,
+        mfa_pending: r.get(6)?,
+        pending_totp: r.get(7)?,
+        created_ns: r.get(8)?,
+        last_seen_ns: r.get(9)?,
+        ip: r.get(10)?,
+        user_agent: r.get(11)?,
+    })
+}
+
+const KEY_COLS: &str =
+    "k.id, k.user_id, k.name, k.prefix, k.created_ns, k.last_used_ns, k.expires_ns, k.enabled";
+
+fn key_row(r: &Row) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        name: r.get(2)?,
+        prefix: r.get(3)?,
+        created_ns: r.get(4)?,
+        last_used_ns: r.get(5)?,
+        expires_ns: r.get(6)?,
+        enabled: r.get(7)?,
+    })
+}
+
+impl AccountStore for SqliteStore {
+    fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        now_ns: i64,
+    ) -> DbResult<i64> {
+        let c = self.db()?;
+        let n = c.execute(
+            "INSERT OR IGNORE INTO users (username, password_hash, role, created_ns) VALUES (?1, ?2, ?3, ?4)",
+            params![username, password_hash, role.as_str(), now_ns],
+        )?;
+        if n == 0 {
+            return Err(DbError::Conflict(format!("user {username}")));
+        }
+        Ok(c.last_insert_rowid())
+    }
+
+    fn user_by_name(&self, username: &str) -> DbResult<Option<User>> {
+        let c = self.db()?;
+        Ok(c.query_row(
+            &format!("SELECT {USER_COLS} FROM users WHERE username = ?1"),
+            params![username],
+            user_row,
+        )
+        .optional()?)
+    }
+
+    fn user_by_id(&self, id: i64) -> DbResult<Option<User>> {
+        let c = self.db()?;
+        Ok(c.query_row(
+            &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
+            params![id],
+            user_row,
+        )
+        .optional()?)
+    }
+
+    fn list_users(&self) -> DbResult<Vec<User>> {
+        let c = self.db()?;
+        let mut st = c.prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
+        let rows = st.query_map([], user_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn count_admins(&self) -> DbResult<i64> {
+        let c = self.db()?;
+        Ok(c.query_row(
+            "SELECT COUNT(*) FROM users WHERE role = 'admin' AND active = 1",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn set_role(&self, id: i64, role: Role) -> DbResult<bool> {
+        let c = self.db()?;
+        Ok(c.execute(
+            "UPDATE users SET role = ?2 WHERE id = ?1",
+            params![id, role.as_str()],
+        )? == 1)
+    }
+
+    fn set_active(&self, id: i64, active: bool) -> DbResult<bool> {
+        let c = self.db()?;
+        Ok(c.execute(
+            "UPDATE users SET active = ?2, failed_logins = 0, locked_until_ns = 0 WHERE id = ?1",
+            params![id, active],
+        )? == 1)
+    }
+
+    fn set_password(&self, id: i64, password_hash: &str) -> DbResult<bool> {
+        let c = self.db()?;
+        Ok(c.execute(
+            "UPDATE users SET password_hash = ?2, failed_logins = 0, locked_until_ns = 0 WHERE id = ?1",
+            params![id, password_hash],
+        )? == 1)
+    }
+
+    fn delete_user(&self, id: i64) -> DbResult<bool> {
+        let c = self.db()?;
+        Ok(c.execute("DELETE FROM users WHERE id = ?1", params![id])? == 1)
+    }
+
+    fn login_failed(&self, id: i64, max: i64, lock_until_ns: i64) -> DbResult<()> {
+        let c = self.db()?;
+        c.execute(
+            "UPDATE users SET locked_until_ns = CASE WHEN failed_logins + 1 >= ?2 THEN ?3 ELSE locked_until_ns END,
+                failed_logins = CASE WHEN failed_logins + 1 >= ?2 THEN 0 ELSE failed_logins + 1 END
+             WHERE id = ?1",
+            params![id, max, lock_until_ns],
+        )?;
+        Ok(())
+    }
+
+    fn login_succeeded(&self, id: i64, now_ns: i64) -> DbResult<()> {
+        let c = self.db()?;
+        c.execute(
+            "UPDATE users SET failed_logins = 0, locked_until_ns = 0, last_login_ns = ?2 WHERE id = ?1",
+            params![id, now_ns],
+        )?;
+        Ok(())
+    }
+
+    fn set_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()> {
+        let c = self.db()?;
+        c.execute(
+            "UPDATE users SET totp_secret = ?2, totp_enabled = ?3, totp_last_step = 0 WHERE id = ?1",
+            params![id, secret, secret.is_some()],
+        )?;
+        if secret.is_none() {
+            c.execute("DELETE FROM recovery_codes WHERE user_id = ?1", params![id])?;
+        }
+        Ok(())
+    }
+
+    fn consume_totp_step(&self, id: i64, step: i64) -> DbResult<bool> {
+        let c = self.db()?;
+        Ok(c.execute(
+            "UPDATE users SET totp_last_step = ?2 WHERE id = ?1 AND totp_last_step < ?2",
+            params![id, step],
+        )? == 1)
+    }
+
+    fn set_recovery_codes(&self, id: i64, hashes: &[String]) -> DbResult<()> {
+        let mut c = self.db()?;
+        let tx = c.transaction()?;
+        tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", params![id])?;
+        for h in hashes {
+            tx.execute(
+                "INSERT OR IGNORE INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)",
+                params![id, h],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn use_recovery_code(&self, id: i64, hash: &str) -> DbResult<bool> {
+        let c = self.db()?;
+        Ok(c.execute(
+            "DELETE FROM recovery_codes WHERE user_id = ?1 AND code_hash = ?2",
+            params![id, hash],
+        )? == 1)
+    }
+
+    fn recovery_codes_left(&self, id: i64) -> DbResult<i64> {
+        let c = self.db()?;
+        Ok(c.query_row(
+            "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn login_ips(&self, id: i64) -> DbResult<Vec<String>> {
+        let c = self.db()?;
+        let mut st = c.prepare("SELECT ip FROM login_ips WHERE user_id = ?1")?;
+        Ok(st
+            .query_map(params![id], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn create_session(&self, s: &NewSession) -> DbResult<i64> {
+        let c = self.db()?;
+        c.execute(
+            "INSERT INTO sessions (token_hash, user_id, csrf, mfa_pending, created_ns, last_seen_ns, ip, user_agent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+            params![s.token_hash, s.user_id, s.csrf, s.mfa_pending, s.now_ns, s.ip, s.user_agent],
+        )?;
+        let id = c.last_insert_rowid();
+        if !s.mfa_pending {
+            c.execute(
+                "INSERT OR IGNORE INTO login_ips (user_id, ip, first_ns) VALUES (?1, ?2, ?3)",
+                params![s.user_id, s.ip, s.now_ns],
+            )?;
+        }
+        Ok(id)
+    }
+
+    fn session_by_token_hash(&self, token_hash: &str) -> DbResult<Option<Session>> {
+        let c = self.db()?;
+        Ok(c.query_row(
+            &format!("{SESSION_SELECT} WHERE s.token_hash = ?1"),
+            params![token_hash],
+            session_row,
+        )
+        .optional()?)
+    }
+
+    fn touch_session(&self, id: i64, now_ns: i64) -> DbResult<()> {
+        let c = self.db()?;
+        c.execute(
+            "UPDATE sessions SET last_seen_ns = ?2 WHERE id = ?1",
+            params![id, now_ns],
+        )?;
+        Ok(())
+    }
+
+    fn complete_mfa(&self, id: i64) -> DbResult<()> {
+        let c = self.db()?;
+        c.execute(
+            "UPDATE sessions SET mfa_pending = 0 WHERE id = ?1",
+            params![id],
+        )?;
+        c.execute(
+            "INSERT OR IGNORE INTO login_ips (user_id, ip, first_ns)
+             SELECT user_id, ip, last_seen_ns FROM sessions WHERE id = ?1",
+            params![id],
+        )?;
+        Ok(())
+    }
+
+    fn set_pending_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()> {
+        let c = self.db()?;
+        c.execute(
+            "UPDATE sessions SET pending_totp = ?2 WHERE id = ?1",
+            params![id, secret],
+        )?;
+        Ok(())
+    }
+
+    fn delete_session(&self, id: i64) -> DbResult<bool> {
+        let c = self.db()?;
+        Ok(c.execute("DELETE FROM sessions WHERE id = ?1", params![id])? == 1)
+    }
+
+    fn delete_user_sessions(&self, user_id: i64, keep: Option<i64>) -> DbResult<usize> {
+        let c = self.db()?;
+        Ok(c.execute(
+            "DELETE FROM sessions WHERE user_id = ?1 AND id != ?2",
+            params![user_id, keep.unwrap_or(-1)],
+        )?)
+    }
+
+    fn list_sessions(&self, user_id: Option<i64>) -> DbResult<Vec<Session>> {
+        let c = self.db()?;
+        let mut st = c.prepare(&format!(
+            "{SESSION_SELECT} WHERE s.mfa_pending = 0 AND (?1 IS NULL OR s.user_id = ?1) ORDER BY s.last_seen_ns DESC"
+        ))?;
+        Ok(st
+            .query_map(params![user_id], session_row)?
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn session_by_id(&self, id: i64) -> DbResult<Option<Session>> {
+        let c = self.db()?;
+        Ok(c.query_row(
+            &format!("{SESSION_SELECT} WHERE s.id = ?1"),
+            params![id],
+            session_row,
+        )
+        .optional()?)
+    }
+
+    fn create_api_key(
+        &self,
+        user_id: i64,
+        name: &str,
+        prefix: &str,
+        key_hash: &str,
+        now_ns: i64,
+        expires_ns: Option<i64>,
+    ) -> DbResult<i64> {
+        let c = self.db()?;
+        c.execute(
+            "INSERT INTO api_keys (user_id, name, prefix, key_hash, created_ns, expires_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![user_id, name, prefix, key_hash, now_ns, expires_ns],
+        )?;
+        Ok(c.last_insert_rowid())
+    }
+
+    fn list_api_keys(&self, user_id: i64) -> DbResult<Vec<ApiKey>> {
+        let c = self.db()?;
+        let mut st = c.prepare(&format!(
+            "SELECT {KEY_COLS} FROM api_keys k WHERE k.user_id = ?1 ORDER BY k.created_ns"
+        ))?;
+        Ok(st
+            .query_map(params![user_id], key_row)?
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn api_key_by_hash(&self, key_hash: &str) -> DbResult<Option<(ApiKey, User)>> {
+        let c = self.db()?;
+        let key = c
+            .query_row(
+                &format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.key_hash = ?1"),
+                params![key_hash],
+                key_row,
+            )
+            .optional()?;
+        let Some(key) = key else { return Ok(None) };
+        let user = c
+            .query_row(
+                &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
+                params![key.user_id],
+                user_row,
+            )
+            .optional()?;
+        Ok(user.map(|u| (key, u)))
+    }
+
+    fn set_api_key_enabled(&self, user_id: i64, id: i64, enabled: bool) -> DbResult<bool> {
+        let c = self.db()?;
+        Ok(c.execute(
+            "UPDATE api_keys SET enabled = ?3 WHERE id = ?2 AND user_id = ?1",
+            params![user_id, id, enabled],
+        )? == 1)
+    }
+
+    fn delete_api_key(&self, user_id: i64, id: i64) -> DbResult<bool> {
+        let c = self.db()?;
+        Ok(c.execute(
+            "DELETE FROM api_keys WHERE id = ?2 AND user_id = ?1",
+            params![user_id, id],
+        )? == 1)
+    }
+
+    fn touch_api_key(&self, id: i64, now_ns: i64) -> DbResult<()> {
+        let c = self.db()?;
+        c.execute(
+            "UPDATE api_keys SET last_used_ns = ?2 WHERE id = ?1",
+            params![id, now_ns],
+        )?;
+        Ok(())
+    }
+
+    fn audit(&self, e: &NewAudit<'_>) -> DbResult<()> {
+        let c = self.db()?;
+        c.execute(
+            "INSERT INTO audit_log (time_ns, user_id, username, action, target, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![e.time_ns, e.user_id, e.username, e.action, e.target, e.ip, e.detail],
+        )?;
+        Ok(())
+    }
+
+    fn list_audit(&self, f: &AuditFilter) -> DbResult<Vec<AuditEntry>> {
+        let c = self.db()?;
+        let mut st = c.prepare(
+            "SELECT id, time_ns, user_id, username, action, target, ip, detail FROM audit_log
+             WHERE (?1 IS NULL OR username = ?1) AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR time_ns >= ?3)
+             ORDER BY time_ns DESC, id DESC LIMIT ?4",
+        )?;
+        let limit = f.limit.unwrap_or(200).min(1000) as i64;
+        let rows = st.query_map(
+            params![
+                f.user.as_deref().filter(|s| !s.is_empty()),
+                f.action.as_deref().filter(|s| !s.is_empty()),
+                f.since_ns,
+                limit
+            ],
+            |r| {
+                Ok(AuditEntry {
+                    id: r.get(0)?,
+                    time_ns: r.get(1)?,
+                    user_id: r.get(2)?,
+                    username: r.get(3)?,
+                    action: r.get(4)?,
+                    target: r.get(5)?,
+                    ip: r.get(6)?,
+                    detail: r.get(7)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}

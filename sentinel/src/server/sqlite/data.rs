@@ -1,0 +1,329 @@
+//! SQLite implementation of `DataStore`: what agents push (anomalies, snapshots,
+//! fingerprints), hosts, acknowledgements and the retention horizon.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{SqliteStore, level_rank, rank_level};
+use crate::detect::model::Anomaly;
+use crate::server::store::*;
+
+fn anomaly_row(r: &Row) -> rusqlite::Result<(String, i64, Option<String>, Option<i64>)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn stored(raw: (String, i64, Option<String>, Option<i64>)) -> DbResult<StoredAnomaly> {
+    Ok(StoredAnomaly {
+        anomaly: serde_json::from_str(&raw.0)?,
+        received_ns: raw.1,
+        acked_by: raw.2,
+        acked_ns: raw.3,
+    })
+}
+
+/// The host a snapshot describes: C-Sentinel put it under `system.hostname`.
+fn snapshot_host(v: &serde_json::Value) -> Option<String> {
+    v.pointer("/system/hostname")
+        .or_else(|| v.get("hostname"))
+        .or_else(|| v.get("host"))
+        .and_then(|h| h.as_str())
+        .map(str::to_string)
+}
+
+fn value_time(v: &serde_json::Value, now_ns: i64) -> i64 {
+    v.get("time_ns").and_then(|t| t.as_i64()).unwrap_or(now_ns)
+}
+
+pub(super) fn host_of(c: &Connection, name: &str, now_ns: i64) -> DbResult<Option<Host>> {
+    let day = now_ns - 86_400_000_000_000;
+    let row = c
+        .query_row(
+            "SELECT h.name, h.first_seen_ns, h.last_seen_ns, h.snapshot, h.snapshot_ns,
+                (SELECT MAX(level_rank) FROM anomalies a WHERE a.host = h.name AND a.time_ns >= ?2),
+                (SELECT COUNT(*) FROM anomalies a WHERE a.host = h.name AND a.time_ns >= ?2),
+                (SELECT COUNT(*) FROM anomalies a WHERE a.host = h.name AND a.acked_ns IS NULL)
+             FROM hosts h WHERE h.name = ?1",
+            params![name, day],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((name, first, last, snap, snap_ns, rank, n24, unacked)) = row else {
+        return Ok(None);
+    };
+    let snapshot: Option<serde_json::Value> = match snap {
+        Some(s) => Some(serde_json::from_str(&s)?),
+        None => None,
+    };
+    let learning = snapshot
+        .as_ref()
+        .and_then(|s| {
+            s.get("learning")
+                .or_else(|| s.pointer("/audit_summary/learning/confidence"))
+        })
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    Ok(Some(Host {
+        name,
+        first_seen_ns: first,
+        last_seen_ns: last,
+        level_24h: rank.and_then(rank_level),
+        anomalies_24h: n24,
+        unacked,
+        snapshot,
+        snapshot_ns: snap_ns,
+        learning,
+    }))
+}
+
+fn touch_host(c: &Connection, name: &str, now_ns: i64) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO hosts (name, first_seen_ns, last_seen_ns) VALUES (?1, ?2, ?2)
+         ON CONFLICT(name) DO UPDATE SET last_seen_ns = MAX(last_seen_ns, excluded.last_seen_ns)",
+        params![name, now_ns],
+    )?;
+    Ok(())
+}
+
+fn insert_anomaly(c: &Connection, a: &Anomaly, now_ns: i64) -> DbResult<bool> {
+    let user = a
+        .principal
+        .user
+        .clone()
+        .unwrap_or_else(|| a.principal.uid.to_string());
+    let mut dets = String::from(",");
+    for f in &a.factors {
+        dets.push_str(&f.detection);
+        dets.push(',');
+    }
+    let n = c.execute(
+        "INSERT OR IGNORE INTO anomalies (id, host, time_ns, received_ns, level_rank, score, user, detections, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![a.id, a.host, a.time_ns, now_ns, level_rank(a.level), a.score, user, dets, serde_json::to_string(a)?],
+    )?;
+    Ok(n == 1)
+}
+
+impl DataStore for SqliteStore {
+    fn ingest(&self, batch: &IngestBatch, now_ns: i64) -> DbResult<IngestOutcome> {
+        let mut c = self.db()?;
+        let tx = c.transaction()?;
+        let fresh = tx.execute(
+            "INSERT OR IGNORE INTO ingest_batches (batch_id, received_ns) VALUES (?1, ?2)",
+            params![batch.batch_id, now_ns],
+        )? == 1;
+        let mut out = IngestOutcome {
+            duplicate: !fresh,
+            ..Default::default()
+        };
+        if !fresh {
+            return Ok(out);
+        }
+        if let Some(h) = &batch.host {
+            touch_host(&tx, h, now_ns)?;
+        }
+        for a in &batch.anomalies {
+            touch_host(&tx, &a.host, now_ns)?;
+            if insert_anomaly(&tx, a, now_ns)? {
+                out.new.push(a.clone());
+            }
+            out.anomalies += 1;
+        }
+        for s in &batch.snapshots {
+            let Some(host) = snapshot_host(s).or_else(|| batch.host.clone()) else {
+                continue;
+            };
+            touch_host(&tx, &host, now_ns)?;
+            let t = value_time(s, now_ns);
+            let text = s.to_string();
+            tx.execute(
+                "INSERT INTO snapshots (host, time_ns, data) VALUES (?1, ?2, ?3)",
+                params![host, t, text],
+            )?;
+            tx.execute(
+                "UPDATE hosts SET snapshot = ?2, snapshot_ns = ?3 WHERE name = ?1 AND (snapshot_ns IS NULL OR snapshot_ns <= ?3)",
+                params![host, text, t],
+            )?;
+            out.snapshots += 1;
+        }
+        for f in &batch.fingerprints {
+            let host = batch
+                .host
+                .clone()
+                .or_else(|| snapshot_host(f))
+                .unwrap_or_default();
+            tx.execute(
+                "INSERT INTO fingerprints (host, time_ns, data) VALUES (?1, ?2, ?3)",
+                params![host, value_time(f, now_ns), f.to_string()],
+            )?;
+            out.fingerprints += 1;
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn list_anomalies(&self, f: &AnomalyFilter) -> DbResult<Vec<StoredAnomaly>> {
+        let c = self.db()?;
+        let mut st = c.prepare(
+            "SELECT record, received_ns, acked_by, acked_ns FROM anomalies
+             WHERE (?1 IS NULL OR host = ?1) AND (?2 IS NULL OR user = ?2) AND level_rank >= ?3
+               AND (?4 IS NULL OR instr(detections, ',' || ?4 || ',') > 0)
+               AND (?5 = 0 OR acked_ns IS NULL)
+             ORDER BY time_ns DESC LIMIT ?6",
+        )?;
+        let rows = st
+            .query_map(
+                params![
+                    f.host.as_deref().filter(|s| !s.is_empty()),
+                    f.user.as_deref().filter(|s| !s.is_empty()),
+                    f.level.map(level_rank).unwrap_or(0),
+                    f.detection.as_deref().filter(|s| !s.is_empty()),
+                    f.unacked.unwrap_or(false),
+                    f.limit.unwrap_or(100).min(1000) as i64
+                ],
+                anomaly_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(stored).collect()
+    }
+
+    fn count_anomalies(&self) -> DbResult<i64> {
+        let c = self.db()?;
+        Ok(c.query_row("SELECT COUNT(*) FROM anomalies", [], |r| r.get(0))?)
+    }
+
+    fn get_anomaly(&self, id: &str) -> DbResult<Option<StoredAnomaly>> {
+        let c = self.db()?;
+        let raw = c
+            .query_row(
+                "SELECT record, received_ns, acked_by, acked_ns FROM anomalies WHERE id = ?1",
+                params![id],
+                anomaly_row,
+            )
+            .optional()?;
+        raw.map(stored).transpose()
+    }
+
+    fn ack_anomaly(&self, id: &str, by: &str, now_ns: i64) -> DbResult<bool> {
+        let c = self.db()?;
+        Ok(c.execute(
+            "UPDATE anomalies SET acked_by = ?2, acked_ns = ?3 WHERE id = ?1 AND acked_ns IS NULL",
+            params![id, by, now_ns],
+        )? == 1)
+    }
+
+    fn ack_host(&self, host: &str, by: &str, now_ns: i64) -> DbResult<usize> {
+        let c = self.db()?;
+        Ok(c.execute(
+            "UPDATE anomalies SET acked_by = ?2, acked_ns = ?3 WHERE host = ?1 AND acked_ns IS NULL",
+            params![host, by, now_ns],
+        )?)
+    }
+
+    fn list_hosts(&self, now_ns: i64) -> DbResult<Vec<Host>> {
+        let c = self.db()?;
+        let names: Vec<String> = c
+            .prepare("SELECT name FROM hosts ORDER BY name")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            if let Some(h) = host_of(&c, &n, now_ns)? {
+                out.push(h);
+            }
+        }
+        Ok(out)
+    }
+
+    fn get_host(&self, name: &str, now_ns: i64) -> DbResult<Option<Host>> {
+        let c = self.db()?;
+        host_of(&c, name, now_ns)
+    }
+
+    fn risk_series(&self, host: &str, since_ns: i64) -> DbResult<Vec<(i64, u8)>> {
+        let c = self.db()?;
+        let mut st = c.prepare("SELECT time_ns, score FROM anomalies WHERE host = ?1 AND time_ns >= ?2 ORDER BY time_ns")?;
+        Ok(st
+            .query_map(params![host, since_ns], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn previous_snapshot(&self, host: &str) -> DbResult<Option<serde_json::Value>> {
+        let c = self.db()?;
+        let t: Option<String> = c
+            .query_row(
+                "SELECT data FROM snapshots WHERE host = ?1 ORDER BY time_ns DESC, id DESC LIMIT 1 OFFSET 1",
+                params![host],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(t.map(|t| serde_json::from_str(&t)).transpose()?)
+    }
+
+    fn detections(&self) -> DbResult<Vec<String>> {
+        let c = self.db()?;
+        let mut st = c.prepare(
+            "SELECT DISTINCT detections FROM anomalies ORDER BY time_ns DESC LIMIT 2000",
+        )?;
+        let mut set = std::collections::BTreeSet::new();
+        for d in st.query_map([], |r| r.get::<_, String>(0))? {
+            for p in d?.split(',').filter(|p| !p.is_empty()) {
+                set.insert(p.to_string());
+            }
+        }
+        Ok(set.into_iter().collect())
+    }
+
+    fn purge(
+        &self,
+        data_before_ns: i64,
+        audit_before_ns: i64,
+        idle_before_ns: i64,
+        created_before_ns: i64,
+    ) -> DbResult<Purged> {
+        let mut c = self.db()?;
+        let tx = c.transaction()?;
+        let p = Purged {
+            anomalies: tx.execute(
+                "DELETE FROM anomalies WHERE time_ns < ?1",
+                params![data_before_ns],
+            )?,
+            snapshots: tx.execute(
+                "DELETE FROM snapshots WHERE time_ns < ?1",
+                params![data_before_ns],
+            )?,
+            fingerprints: tx.execute(
+                "DELETE FROM fingerprints WHERE time_ns < ?1",
+                params![data_before_ns],
+            )?,
+            sessions: tx.execute(
+                "DELETE FROM sessions WHERE last_seen_ns < ?1 OR created_ns < ?2",
+                params![idle_before_ns, created_before_ns],
+            )?,
+            audit: tx.execute(
+                "DELETE FROM audit_log WHERE time_ns < ?1",
+                params![audit_before_ns],
+            )?,
+        };
+        // Hosts silent for longer than the horizon have nothing left to show.
+        tx.execute(
+            "DELETE FROM hosts WHERE last_seen_ns < ?1",
+            params![data_before_ns],
+        )?;
+        tx.execute(
+            "DELETE FROM ingest_batches WHERE received_ns < ?1",
+            params![data_before_ns],
+        )?;
+        tx.commit()?;
+        Ok(p)
+    }
+}

@@ -1,0 +1,266 @@
+//! End-to-end tests of `sentinel run` as a user runs it: the real binary, real probes, JSON
+//! lines out, exit codes, signals, loss reporting and kernel-side filtering.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use sentinel_e2e::*;
+use serde_json::Value;
+
+/// These tests assert exact loss counts, and the flood test would overflow the others' ring
+/// buffers: they run one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Starts `sentinel run ARGS --json`, waits until its probes are attached (the status line),
+/// runs `during`, and returns every JSON line and the exit code.
+fn run_json(args: &[&str], during: impl FnOnce()) -> (Vec<Value>, i32, String) {
+    require_root();
+    let _one_at_a_time = serial();
+    let mut child = Command::new(sentinel_bin())
+        .arg("run")
+        .arg("--json")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sentinel");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("status line");
+    let status: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first:?}"));
+    assert_eq!(status["type"], "status", "{status}");
+    during();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut out, &mut rest).expect("read stdout");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    let code = child.wait().expect("wait").code().unwrap_or(-1);
+    let mut all = vec![status];
+    all.extend(lines(&rest));
+    (all, code, err)
+}
+
+#[test]
+fn run_json_streams_status_events_and_summary() {
+    let mut pid = 0;
+    let (recs, code, err) = run_json(&["--kinds", "exec,exit", "--duration", "3s"], || {
+        pid = run_workload(&["exit", "3"]).pid;
+    });
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(
+        recs[0]["attached"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "syscalls/sys_enter_execve")
+    );
+    let exec = recs
+        .iter()
+        .find(|r| r["type"] == "event" && r["kind"] == "exec" && r["pid"] == pid)
+        .unwrap_or_else(|| panic!("no exec event for {pid}"));
+    assert_eq!(exec["argv"][1], "exit");
+    assert_eq!(exec["ret"], 0);
+    let exit = recs
+        .iter()
+        .find(|r| r["kind"] == "exit" && r["pid"] == pid)
+        .expect("exit event");
+    assert_eq!(exit["code"], 3);
+    assert!(
+        recs.iter()
+            .all(|r| r["type"] != "event" || r["kind"] == "exec" || r["kind"] == "exit"),
+        "--kinds filters"
+    );
+    let summary = recs.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert!(summary["stats"]["received"]["exec"].as_u64().unwrap() >= 1);
+    assert_eq!(summary["kernel_lost"], serde_json::json!({}));
+}
+
+#[test]
+fn a_flood_is_counted_as_lost_not_silently_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sentinel.toml");
+    // A one-page ring buffer drained once a second cannot hold an open storm.
+    std::fs::write(
+        &cfg,
+        "[collect]\nring_buffer_bytes = 4096\ndrain_interval_ms = 1000\n",
+    )
+    .unwrap();
+    let target = dir.path().join("f");
+    std::fs::write(&target, "x").unwrap();
+    let (recs, code, err) = run_json(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--kinds",
+            "open",
+            "--duration",
+            "3s",
+        ],
+        || {
+            let r = run_workload(&[
+                std::ffi::OsStr::new("open-storm"),
+                target.as_os_str(),
+                std::ffi::OsStr::new("200000"),
+            ]);
+            assert!(r.status.success());
+        },
+    );
+    assert_eq!(code, 1, "lost events make the exit code 1; stderr: {err}");
+    let summary = recs.last().unwrap();
+    let lost = summary["kernel_lost"]["open"].as_u64().unwrap_or(0);
+    let got = summary["stats"]["received"]["open"].as_u64().unwrap_or(0);
+    assert!(lost > 0, "{summary}");
+    assert!(got > 0, "{summary}");
+    assert!(
+        lost + got <= 200_000 + 10_000,
+        "counts are plausible: {summary}"
+    );
+}
+
+#[test]
+fn ignored_prefixes_are_dropped_in_the_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let ignored = dir.path().join("ignored");
+    std::fs::create_dir(&ignored).unwrap();
+    let a = ignored.join("a");
+    let b = dir.path().join("b");
+    std::fs::write(&a, "x").unwrap();
+    std::fs::write(&b, "x").unwrap();
+    let (mut pa, mut pb) = (0, 0);
+    let (recs, code, err) = run_json(
+        &[
+            "--kinds",
+            "open",
+            "--duration",
+            "3s",
+            "--ignore-prefix",
+            ignored.to_str().unwrap(),
+        ],
+        || {
+            pa = run_workload(&[std::ffi::OsStr::new("open"), a.as_os_str()]).pid;
+            pb = run_workload(&[std::ffi::OsStr::new("open"), b.as_os_str()]).pid;
+        },
+    );
+    assert_eq!(code, 0, "{err}");
+    let path_of = |pid: u32| -> Vec<String> {
+        recs.iter()
+            .filter(|r| r["pid"] == pid)
+            .map(|r| r["path"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(
+        path_of(pb).contains(&b.to_str().unwrap().to_string()),
+        "the other open is seen"
+    );
+    assert!(
+        !path_of(pa).contains(&a.to_str().unwrap().to_string()),
+        "the ignored open is not"
+    );
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_final_counts() {
+    require_root();
+    let _one_at_a_time = serial();
+    let mut child = Command::new(sentinel_bin())
+        .args(["run", "--kinds", "exec"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(first.contains("hooks attached"), "{first}");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(0), "{rest}");
+    assert!(
+        rest.contains("events received:") && rest.contains("lost in kernel"),
+        "{rest}"
+    );
+}
+
+#[test]
+fn not_root_and_bad_flags_are_clear_errors() {
+    require_root();
+    let out = Command::new(sentinel_bin())
+        .args(["run", "--duration", "1s"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("must run as root"),
+        "{:?}",
+        out
+    );
+
+    let out = Command::new(sentinel_bin())
+        .args(["run", "--kinds", "exec,bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown event kind \"bogus\""),
+        "{:?}",
+        out
+    );
+
+    let out = Command::new(sentinel_bin())
+        .args(["run", "--duration", "5 parsecs"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("duration"),
+        "{:?}",
+        out
+    );
+}
+
+#[test]
+fn mounts_tracefs_when_it_is_missing() {
+    require_root();
+    let _one_at_a_time = serial();
+    // In a private mount namespace, take tracefs (and debugfs's view of it) away, then run.
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; \
+         test ! -d /sys/kernel/tracing/events || exit 99; \
+         {} run --kinds exec --duration 1s --json",
+        sentinel_bin().display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = lines(&out.stdout);
+    assert_eq!(recs[0]["type"], "status");
+    assert_eq!(recs[0]["mounted_tracefs"], true, "{}", recs[0]);
+    assert!(!recs[0]["attached"].as_array().unwrap().is_empty());
+}

@@ -1,0 +1,394 @@
+//! End-to-end tests of the kernel probes: each event kind is caused by a child process and its
+//! decoded fields are checked. Runs as root against the real kernel; fails when it cannot.
+
+use std::net::TcpListener;
+
+use sentinel::event::{Event, Family, Payload};
+use sentinel_e2e::*;
+
+fn from(pid: u32) -> impl Fn(&Event) -> bool {
+    move |e| e.pid == pid
+}
+
+fn check_identity(ev: &Event, pid: u32) {
+    assert_eq!(ev.pid, pid);
+    assert_eq!(ev.ppid, std::process::id(), "parent is the test process");
+    assert_eq!(ev.uid, 0);
+    assert_eq!(ev.euid, 0);
+    assert_eq!(
+        ev.auid,
+        own_loginuid(),
+        "login uid is inherited from the test process"
+    );
+    assert!(ev.cgroup_id > 0);
+    assert!(ev.time_ns > 1_600_000_000_000_000_000, "wall-clock time");
+}
+
+#[test]
+fn exec_captures_filename_argv_and_identity() {
+    start_live();
+    let bad = std::ffi::OsStr::from_encoded_bytes_unchecked_safe(b"caf\xff");
+    let r = run_workload(&[
+        std::ffi::OsStr::new("exit"),
+        std::ffi::OsStr::new("0"),
+        &bad,
+    ]);
+    let ev = wait_for("exec of the workload", |e| {
+        e.pid == r.pid && e.kind() == sentinel_common::Kind::Exec
+    });
+    check_identity(&ev, r.pid);
+    assert_eq!(ev.ret, 0);
+    let Payload::Exec {
+        filename,
+        argv,
+        argv_truncated,
+    } = &ev.payload
+    else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        filename.as_bytes(),
+        workload_bin().as_os_str().as_encoded_bytes()
+    );
+    assert_eq!(argv.len(), 4, "{argv:?}");
+    assert_eq!(argv[1].as_bytes(), b"exit");
+    assert_eq!(
+        argv[3].as_bytes(),
+        b"caf\xff",
+        "non-UTF-8 bytes are preserved"
+    );
+    assert_eq!(argv[3].escaped(), "caf\\xff");
+    assert!(!argv_truncated);
+    assert_eq!(
+        ev.comm.as_bytes(),
+        b"sentinel-worklo",
+        "comm is the new program's, 15 bytes"
+    );
+}
+
+/// `OsStr` from bytes for the test's own literals.
+trait FromBytes {
+    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> std::ffi::OsString;
+}
+impl FromBytes for std::ffi::OsStr {
+    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> std::ffi::OsString {
+        use std::os::unix::ffi::OsStringExt;
+        std::ffi::OsString::from_vec(b.to_vec())
+    }
+}
+
+#[test]
+fn exec_with_huge_argv_is_truncated_and_flagged() {
+    start_live();
+    let long = "A".repeat(5000);
+    let many: Vec<String> = (0..100).map(|i| format!("arg{i}")).collect();
+    let mut args = vec!["exit".to_string(), "0".to_string(), long];
+    args.extend(many);
+    let r = run_workload(&args);
+    let ev = wait_for("exec with huge argv", |e| {
+        e.pid == r.pid && e.kind() == sentinel_common::Kind::Exec
+    });
+    let Payload::Exec {
+        argv,
+        argv_truncated,
+        ..
+    } = &ev.payload
+    else {
+        panic!()
+    };
+    assert!(
+        argv_truncated,
+        "a 5000-byte argument exceeds the per-argument limit"
+    );
+    // argv[0] is the path, then "exit", "0", and the long one, cut; nothing after it.
+    assert_eq!(argv.len(), 4, "{argv:?}");
+    assert_eq!(
+        argv[3].as_bytes().len(),
+        4095,
+        "cut at the 4 KiB per-argument limit"
+    );
+    assert!(argv[3].as_bytes().iter().all(|b| *b == b'A'));
+}
+
+#[test]
+fn exec_from_a_non_leader_thread_is_reported() {
+    start_live();
+    let r = run_workload(&["thread-exec"]);
+    assert!(r.status.success(), "the exec'd /bin/true exits 0");
+    let ev = wait_for("exec from a thread", |e| {
+        e.pid == r.pid
+            && matches!(&e.payload, Payload::Exec { argv, .. } if argv.get(1).is_some_and(|a| a.as_bytes() == b"thread-exec-marker"))
+    });
+    assert_eq!(ev.ret, 0);
+    assert_eq!(ev.tid, r.pid, "after the exec the thread is the leader");
+}
+
+#[test]
+fn failed_exec_is_reported_with_enoent() {
+    start_live();
+    let r = run_workload(&["exit", "0"]);
+    let _ = r;
+    let missing = "/nonexistent/sentinel-no-such-binary";
+    let e = std::process::Command::new(missing).spawn();
+    assert!(e.is_err());
+    let ev = wait_for(
+        "failed exec",
+        |e| matches!(&e.payload, Payload::Exec { filename, .. } if filename.as_bytes() == missing.as_bytes()),
+    );
+    assert_eq!(ev.ret, -(libc::ENOENT as i64));
+    assert_eq!(ev.errno.as_deref(), Some("ENOENT"));
+}
+
+#[test]
+fn fork_and_exit_are_reported_with_exit_code() {
+    start_live();
+    // The test process itself is filtered like the agent, so the fork to look for is one the
+    // workload makes.
+    let k = run_workload(&["kill"]);
+    let child = k.fact("child") as u32;
+    let fork = wait_for("fork by the workload", |e| {
+        e.pid == k.pid && matches!(e.payload, Payload::Fork { child_pid, .. } if child_pid == child)
+    });
+    assert_eq!(fork.ppid, std::process::id());
+    let exit = wait_for("exit of the killed child", |e| {
+        e.pid == child && e.kind() == sentinel_common::Kind::Exit
+    });
+    assert_eq!(
+        exit.payload,
+        Payload::Exit {
+            code: None,
+            signal: Some(libc::SIGTERM)
+        }
+    );
+
+    let r = run_workload(&["exit", "7"]);
+    assert_eq!(r.status.code(), Some(7));
+    let exit = wait_for("exit of the workload", |e| {
+        e.pid == r.pid && e.kind() == sentinel_common::Kind::Exit
+    });
+    assert_eq!(
+        exit.payload,
+        Payload::Exit {
+            code: Some(7),
+            signal: None
+        }
+    );
+}
+
+#[test]
+fn open_success_and_enoent() {
+    start_live();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("readme.txt");
+    std::fs::write(&f, "x").unwrap();
+    let ok = run_workload(&[std::ffi::OsStr::new("open"), f.as_os_str()]);
+    let ev = wait_for("open of the temp file", |e| {
+        e.pid == ok.pid
+            && matches!(&e.payload, Payload::Open { path, .. } if path.as_bytes() == f.as_os_str().as_encoded_bytes())
+    });
+    check_identity(&ev, ok.pid);
+    assert!(ev.ret >= 0);
+    assert_eq!(ev.syscall.as_deref(), Some("openat"));
+    let Payload::Open { flags, .. } = ev.payload else {
+        unreachable!()
+    };
+    assert_eq!(flags & libc::O_ACCMODE as u64, libc::O_RDONLY as u64);
+    assert_ne!(flags & libc::O_CLOEXEC as u64, 0);
+
+    let missing = dir.path().join("missing");
+    let bad = run_workload(&[std::ffi::OsStr::new("open"), missing.as_os_str()]);
+    assert_eq!(bad.fact("ret"), -(libc::ENOENT as i64));
+    let ev = wait_for("failed open", |e| {
+        e.pid == bad.pid
+            && matches!(&e.payload, Payload::Open { path, .. } if path.as_bytes() == missing.as_os_str().as_encoded_bytes())
+    });
+    assert_eq!(ev.ret, -(libc::ENOENT as i64));
+    assert_eq!(ev.errno.as_deref(), Some("ENOENT"));
+}
+
+#[test]
+fn connect_to_listener_and_refused() {
+    start_live();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let ok = run_workload(&["connect", &port.to_string()]);
+    assert_eq!(ok.fact("ret"), 0);
+    let ev = wait_for("connect to listener", |e| {
+        e.pid == ok.pid && e.kind() == sentinel_common::Kind::Connect
+    });
+    check_identity(&ev, ok.pid);
+    assert_eq!(ev.ret, 0);
+    let Payload::Connect {
+        family,
+        addr,
+        port: p,
+        ..
+    } = &ev.payload
+    else {
+        panic!()
+    };
+    assert_eq!(*family, Family::Inet);
+    assert_eq!(*addr, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(*p, Some(port));
+
+    drop(l);
+    let refused = run_workload(&["connect", &port.to_string()]);
+    assert_eq!(refused.fact("ret"), -(libc::ECONNREFUSED as i64));
+    let ev = wait_for("refused connect", |e| {
+        e.pid == refused.pid && e.kind() == sentinel_common::Kind::Connect
+    });
+    assert_eq!(ev.errno.as_deref(), Some("ECONNREFUSED"));
+}
+
+#[test]
+fn setuid_drop_and_eperm() {
+    start_live();
+    let r = run_workload(&["setuid-drop"]);
+    assert_eq!(r.fact("drop"), 0);
+    assert_eq!(r.fact("regain"), -(libc::EPERM as i64));
+    let drop = wait_for("setresuid", |e| {
+        e.pid == r.pid && e.syscall.as_deref() == Some("setresuid")
+    });
+    assert_eq!(
+        drop.payload,
+        Payload::SetUid {
+            ruid: Some(65534),
+            euid: Some(65534),
+            suid: Some(65534)
+        }
+    );
+    assert_eq!(drop.ret, 0);
+    let regain = wait_for("setuid(0)", |e| {
+        e.pid == r.pid && e.syscall.as_deref() == Some("setuid")
+    });
+    assert_eq!(
+        regain.payload,
+        Payload::SetUid {
+            ruid: None,
+            euid: Some(0),
+            suid: None
+        }
+    );
+    assert_eq!(regain.ret, -(libc::EPERM as i64));
+    assert_eq!(regain.uid, 65534, "the failing call is made as nobody");
+}
+
+#[test]
+fn ptrace_of_a_child() {
+    start_live();
+    let r = run_workload(&["ptrace"]);
+    let child = r.fact("child");
+    assert_eq!(r.fact("ret"), 0);
+    let ev = wait_for("ptrace attach", |e| {
+        e.pid == r.pid && e.kind() == sentinel_common::Kind::Ptrace
+    });
+    let Payload::Ptrace {
+        request_name,
+        target_pid,
+        ..
+    } = &ev.payload
+    else {
+        panic!()
+    };
+    assert_eq!(request_name, "PTRACE_ATTACH");
+    assert_eq!(*target_pid as i64, child);
+}
+
+#[test]
+fn memfd_unshare_and_kill() {
+    start_live();
+    let m = run_workload(&["memfd", "sentinel-test-memfd"]);
+    let ev = wait_for("memfd_create", |e| {
+        e.pid == m.pid && e.kind() == sentinel_common::Kind::MemfdCreate
+    });
+    assert_eq!(
+        ev.payload,
+        Payload::MemfdCreate {
+            name: "sentinel-test-memfd".into(),
+            flags: libc::MFD_CLOEXEC
+        }
+    );
+    assert!(ev.ret >= 0);
+
+    let u = run_workload(&["unshare"]);
+    let ev = wait_for("unshare", |e| {
+        e.pid == u.pid && e.kind() == sentinel_common::Kind::Unshare
+    });
+    let Payload::Unshare { namespaces, .. } = &ev.payload else {
+        panic!()
+    };
+    assert_eq!(namespaces, &["uts"]);
+    assert_eq!(ev.ret, 0);
+
+    let k = run_workload(&["kill"]);
+    let child = k.fact("child");
+    let ev = wait_for("kill", |e| {
+        e.pid == k.pid && e.syscall.as_deref() == Some("kill")
+    });
+    assert_eq!(
+        ev.payload,
+        Payload::Kill {
+            target_pid: child as i32,
+            target_tid: None,
+            signal: libc::SIGTERM
+        }
+    );
+}
+
+#[test]
+fn file_changes_unlink_rename_chmod_chown() {
+    start_live();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let r = run_workload(&["fileops", &d]);
+    for k in ["chmod", "chown", "rename", "unlink"] {
+        assert_eq!(r.fact(k), 0, "{k}");
+    }
+    let victim = format!("{d}/victim");
+    let renamed = format!("{d}/renamed");
+    let ev = wait_for("chmod", |e| {
+        e.pid == r.pid && e.kind() == sentinel_common::Kind::Chmod
+    });
+    assert_eq!(
+        ev.payload,
+        Payload::Chmod {
+            path: victim.as_str().into(),
+            mode: 0o640
+        }
+    );
+    let ev = wait_for("chown", |e| {
+        e.pid == r.pid && e.kind() == sentinel_common::Kind::Chown
+    });
+    assert_eq!(
+        ev.payload,
+        Payload::Chown {
+            path: victim.as_str().into(),
+            owner: Some(65534),
+            group: Some(65534)
+        }
+    );
+    let ev = wait_for("rename", |e| {
+        e.pid == r.pid && e.kind() == sentinel_common::Kind::Rename
+    });
+    assert_eq!(
+        ev.payload,
+        Payload::Rename {
+            old_path: victim.as_str().into(),
+            new_path: renamed.as_str().into(),
+            flags: 0
+        }
+    );
+    let ev = wait_for("unlink", |e| {
+        e.pid == r.pid && e.kind() == sentinel_common::Kind::Unlink
+    });
+    assert_eq!(
+        ev.payload,
+        Payload::Unlink {
+            dfd: libc::AT_FDCWD,
+            path: renamed.as_str().into(),
+            flags: 0
+        }
+    );
+    let all: Vec<_> = collected(from(r.pid));
+    assert!(all.iter().all(|e| e.ppid == std::process::id()));
+}

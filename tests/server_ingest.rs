@@ -1,0 +1,229 @@
+//! End-to-end tests of agent data reaching the dashboard server: ingest idempotency, API key
+//! states, body limits, the push client across a server outage and an agent restart (nothing
+//! lost, nothing twice), and an ingest load run that prints latency quantiles.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use sentinel::detect::model::Level;
+use sentinel::feed::push::{PushConfig, Pusher};
+use sentinel::server::auth;
+use sentinel::server::store::Role;
+use sentinel_e2e::dash;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dash::start(dir.path()).await;
+    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456");
+    let key = dash::api_key(&h, op, "agent");
+    let c = client();
+    let url = format!("{}/api/ingest", h.url());
+    let batch = serde_json::json!({ "batch_id": "b-1", "anomalies": [dash::anomaly("web-1", "bob", "a-1", Level::High)] });
+    let r: serde_json::Value = c
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["duplicate"], false);
+    let r: serde_json::Value = c
+        .post(&url)
+        .header("x-api-key", &key)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["duplicate"], true);
+    assert_eq!(h.store().count_anomalies().unwrap(), 1);
+    // The key records its last use; a query-string key is never accepted.
+    assert!(
+        h.store().list_api_keys(op).unwrap()[0]
+            .last_used_ns
+            .is_some()
+    );
+    let r = c
+        .post(format!("{url}?api_key={key}"))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Oversized bodies are refused before parsing.
+    let big =
+        serde_json::json!({ "batch_id": "big", "snapshots": [ { "pad": "x".repeat(5 << 20) } ] });
+    let r = c
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Disabled key, then disabled owner: refused.
+    let kid = h.store().list_api_keys(op).unwrap()[0].id;
+    h.store().set_api_key_enabled(op, kid, false).unwrap();
+    assert_eq!(
+        c.post(&url)
+            .bearer_auth(&key)
+            .json(&batch)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    h.store().set_api_key_enabled(op, kid, true).unwrap();
+    h.store().set_active(op, false).unwrap();
+    assert_eq!(
+        c.post(&url)
+            .bearer_auth(&key)
+            .json(&batch)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    h.store().set_active(op, true).unwrap();
+    // An expired key is refused.
+    let (k2, prefix, hash) = auth::new_api_key().unwrap();
+    h.store()
+        .create_api_key(op, "old", &prefix, &hash, 0, Some(1))
+        .unwrap();
+    assert_eq!(
+        c.post(&url)
+            .bearer_auth(&k2)
+            .json(&batch)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The OpenAPI document is served and parses.
+    let doc: serde_json::Value = c
+        .get(format!("{}/api/openapi.json", h.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/api/ingest"]["post"].is_object());
+    h.shutdown().await;
+}
+
+/// Queues anomalies p-<i> for i in `ids` and flushes them to the spool.
+async fn send_range(p: &Pusher, ids: std::ops::Range<usize>) {
+    for i in ids {
+        let a = dash::anomaly("web-1", "bob", &format!("p-{i}"), Level::Medium);
+        p.send_anomaly(a).await.unwrap();
+    }
+    p.flush().await.unwrap();
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    // A generous bound so a broken client fails instead of hanging; not a speed check.
+    for _ in 0..1200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("gave up waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    // Reserve a port, then free it: the server is "down" there until we start it.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("http://{addr}");
+    let mut pc = PushConfig::new(&url, "will-be-replaced", spool.clone());
+    pc.batch_max = 7;
+    pc.flush_every = Duration::from_millis(50);
+    pc.max_backoff = Duration::from_millis(400);
+    // The key must exist before the server runs; create it in the database file up front.
+    let mut cfg = dash::config(dir.path());
+    cfg.listen = addr.to_string();
+    let key = {
+        let store = sentinel::server::sqlite::SqliteStore::open(&cfg.db).unwrap();
+        use sentinel::server::store::AccountStore;
+        let id = store
+            .create_user(
+                "agent",
+                &auth::hash_password("password-123456").unwrap(),
+                Role::Operator,
+                0,
+            )
+            .unwrap();
+        let (key, prefix, hash) = auth::new_api_key().unwrap();
+        store
+            .create_api_key(id, "agent", &prefix, &hash, 0, None)
+            .unwrap();
+        key
+    };
+    pc.api_key = key;
+    // Agent 1 sends 40 anomalies while the server is down, then stops.
+    let p1 = Pusher::start(pc.clone()).unwrap();
+    send_range(&p1, 0..40).await;
+    wait_until("a failed attempt", || {
+        p1.stats()
+            .failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    })
+    .await;
+    assert!(p1.pending() >= 6, "batches wait on disk: {}", p1.pending());
+    p1.shutdown(Duration::ZERO).await;
+    // Agent 2 (a restart) reuses the spool and adds 40 more.
+    let p2 = Pusher::start(pc.clone()).unwrap();
+    send_range(&p2, 40..80).await;
+    // Server comes up: everything arrives exactly once.
+    let h = sentinel::server::Server::start(cfg).await.unwrap();
+    wait_until("the spool to drain", || p2.pending() == 0).await;
+    assert_eq!(h.store().count_anomalies().unwrap(), 80);
+    for i in 0..80 {
+        assert!(
+            h.store().get_anomaly(&format!("p-{i}")).unwrap().is_some(),
+            "p-{i} delivered"
+        );
+    }
+    p2.shutdown(Duration::from_secs(1)).await;
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_load_accepts_every_batch_and_reports_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dash::start(dir.path()).await;
+    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456");
+    let key = dash::api_key(&h, op, "load");
+    let r = dash::ingest_load(&h, &key, 200, 10, 16).await;
+    println!(
+        "ingest load: {} batches x 10, accepted {}, stored {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        r.batches, r.accepted, r.stored, r.p50_ms, r.p99_ms, r.max_ms
+    );
+    assert_eq!(r.accepted, 200);
+    assert_eq!(r.stored, 2000);
+    h.shutdown().await;
+}
