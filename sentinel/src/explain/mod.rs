@@ -79,7 +79,7 @@ impl Engine {
                 tracing::warn!(
                     "{e}; user pseudonyms use a per-process key and will differ between runs"
                 );
-                Redactor::ephemeral()
+                Redactor::ephemeral().map_err(|e| ExplainError::Config(e.to_string()))?
             }
         };
         let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();

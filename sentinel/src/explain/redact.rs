@@ -176,8 +176,13 @@ impl Redactor {
     }
 
     /// A random key that lives as long as the process (when the install secret is unusable).
-    pub fn ephemeral() -> Redactor {
-        Redactor::new(random_bytes())
+    pub fn ephemeral() -> Result<Redactor, RedactError> {
+        random_bytes()
+            .map(Redactor::new)
+            .map_err(|source| RedactError::Io {
+                path: "the system random source".into(),
+                source,
+            })
     }
 
     /// Loads the per-install secret, creating it (32 random bytes, mode 0600) when missing.
@@ -200,7 +205,7 @@ impl Redactor {
                     std::fs::create_dir_all(dir).map_err(io)?;
                 }
                 use std::os::unix::fs::OpenOptionsExt;
-                let key = random_bytes();
+                let key = random_bytes().map_err(io)?;
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -578,19 +583,10 @@ fn looks_random(s: &str) -> bool {
     entropy >= 4.0
 }
 
-fn random_bytes() -> Vec<u8> {
+fn random_bytes() -> Result<Vec<u8>, std::io::Error> {
     let mut key = vec![0u8; 32];
-    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key));
-    if filled.is_err() {
-        // No /dev/urandom (a broken chroot): mix the clock and addresses. Weak, but only ever
-        // used for an ephemeral key, never written to the install secret.
-        let seed = format!("{:?}{:p}", std::time::SystemTime::now(), &key);
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(seed.as_bytes())
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-        mac.update(b"sentinel");
-        key = mac.finalize().into_bytes().to_vec();
-    }
-    key
+    getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(key)
 }
 
 /// Names of local accounts from /etc/passwd: human accounts (uid >= 1000, not nobody), or
