@@ -113,6 +113,10 @@ fn fresh_snapshot(config: &Config) -> anyhow::Result<Value> {
 
 pub fn load_target(args: &AnalyzeArgs, config: &Config) -> anyhow::Result<Target> {
     if let Some(id) = &args.anomaly {
+        // Reading must not create an empty database as a side effect.
+        if !args.store.exists() {
+            bail!("no store at {} (see --store)", args.store.display());
+        }
         let store = crate::store::Store::open(&args.store)
             .with_context(|| format!("opening the store {}", args.store.display()))?;
         let a = store
@@ -288,5 +292,13 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("no anomaly nope"), "{err}");
+        let mut missing = args("x");
+        missing.store = d.path().join("absent.db");
+        let err = load_target(&missing, &Config::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("no store at"), "{err}");
+        assert!(!missing.store.exists(), "a read created the store");
     }
 }
