@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use sentinel::detect::model::{Anomaly, Level};
 use sentinel::explain::redact::Redactor;
@@ -21,7 +20,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// One peer at a time: the machine has two cores and the model uses both.
-static PEER_LOCK: Mutex<()> = Mutex::new(());
+static PEER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A running llm-peer; killed when dropped.
 struct Peer {
@@ -152,7 +151,7 @@ fn assert_well_formed(e: &sentinel::detect::model::Explanation, a: &Anomaly) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn openai_api_structured_answers_are_validated() {
-    let _one = PEER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = PEER_LOCK.lock().await;
     let peer = Peer::start();
     let d = tempfile::tempdir().unwrap();
     let cfg = peer.config(ProviderKind::OpenAi, &peer.key, d.path());
@@ -197,7 +196,7 @@ async fn openai_api_structured_answers_are_validated() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn anthropic_api_answers_are_parsed_or_fall_back() {
-    let _one = PEER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = PEER_LOCK.lock().await;
     let peer = Peer::start();
     let d = tempfile::tempdir().unwrap();
     let mut cfg = peer.config(ProviderKind::Anthropic, &peer.key, d.path());
@@ -249,7 +248,7 @@ async fn anthropic_api_answers_are_parsed_or_fall_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn live_explainer_caches_by_fingerprint_and_counts_failures() {
-    let _one = PEER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = PEER_LOCK.lock().await;
     let peer = Peer::start();
     let d = tempfile::tempdir().unwrap();
     let cfg = peer.config(ProviderKind::OpenAi, &peer.key, d.path());
@@ -293,7 +292,7 @@ async fn live_explainer_caches_by_fingerprint_and_counts_failures() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn snapshot_diff_is_explained_through_the_real_model() {
-    let _one = PEER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = PEER_LOCK.lock().await;
     let peer = Peer::start();
     let d = tempfile::tempdir().unwrap();
     let cfg = peer.config(ProviderKind::OpenAi, &peer.key, d.path());
