@@ -53,6 +53,8 @@ pub enum Command {
     Serve(crate::server::cli::ServeArgs),
     /// Manage dashboard users (the first admin is created here).
     User(crate::server::cli::UserArgs),
+    /// Explain the host snapshot, a stored anomaly or a snapshot diff in plain language.
+    Analyze(crate::explain::analyze::AnalyzeArgs),
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -76,6 +78,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Some(Command::Serve(args)) => crate::server::cli::serve(config, args).await,
         Some(Command::User(args)) => crate::server::cli::user(config, args),
+        Some(Command::Analyze(args)) => crate::explain::analyze::run(config, args).await,
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

@@ -36,6 +36,7 @@ pub struct Config {
     pub snapshot: crate::snapshot::SnapshotConfig,
     pub audit: crate::audit::AuditConfig,
     pub server: crate::server::ServerConfig,
+    pub llm: crate::explain::LlmConfig,
 }
 
 impl Default for Config {
@@ -80,6 +81,7 @@ impl Config {
         self.snapshot.validate().map_err(ConfigError::Invalid)?;
         self.audit.validate().map_err(ConfigError::Invalid)?;
         self.server.validate().map_err(ConfigError::Invalid)?;
+        self.llm.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@ pub mod collect;
 pub mod config;
 pub mod detect;
 pub mod event;
+pub mod explain;
 pub mod feed;
 pub mod logging;
 pub mod pipeline;

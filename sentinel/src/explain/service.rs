@@ -1,0 +1,331 @@
+//! The explainer service for the live agent: a bounded queue in front of one worker task,
+//! a calls-per-hour budget, a cache keyed by `Anomaly::fingerprint` and failure counters.
+//! Submitting never blocks: a full queue drops the request and counts it. The worker only
+//! ever fills `Anomaly::explanation`; score and level pass through untouched.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::{Engine, ExplainError, LlmConfig, Subject, local};
+use crate::detect::model::{Anomaly, Explanation, Level};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SubmitError {
+    #[error("below the configured level")]
+    BelowLevel,
+    #[error("explainer queue full; dropped")]
+    Full,
+    #[error("explainer stopped")]
+    Closed,
+}
+
+#[derive(Default)]
+struct Counters {
+    submitted: AtomicU64,
+    dropped_full: AtomicU64,
+    below_level: AtomicU64,
+    explained: AtomicU64,
+    from_llm: AtomicU64,
+    local_fallbacks: AtomicU64,
+    cache_hits: AtomicU64,
+    budget_exhausted: AtomicU64,
+    requests: AtomicU64,
+    retries: AtomicU64,
+    repairs: AtomicU64,
+    failures: AtomicU64,
+    failures_by_kind: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A point-in-time copy of the counters (for the feed, JSON output and the dashboard).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ExplainerStats {
+    pub submitted: u64,
+    pub dropped_full: u64,
+    pub below_level: u64,
+    pub explained: u64,
+    pub from_llm: u64,
+    pub local_fallbacks: u64,
+    pub cache_hits: u64,
+    pub budget_exhausted: u64,
+    pub requests: u64,
+    pub retries: u64,
+    pub repairs: u64,
+    pub failures: u64,
+    pub failures_by_kind: BTreeMap<String, u64>,
+}
+
+impl Counters {
+    fn snapshot(&self) -> ExplainerStats {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ExplainerStats {
+            submitted: g(&self.submitted),
+            dropped_full: g(&self.dropped_full),
+            below_level: g(&self.below_level),
+            explained: g(&self.explained),
+            from_llm: g(&self.from_llm),
+            local_fallbacks: g(&self.local_fallbacks),
+            cache_hits: g(&self.cache_hits),
+            budget_exhausted: g(&self.budget_exhausted),
+            requests: g(&self.requests),
+            retries: g(&self.retries),
+            repairs: g(&self.repairs),
+            failures: g(&self.failures),
+            failures_by_kind: self
+                .failures_by_kind
+                .lock()
+                .map(|m| m.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn inc(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The cloneable submitting side.
+#[derive(Clone)]
+pub struct ExplainerSubmitter {
+    tx: mpsc::Sender<Anomaly>,
+    counters: Arc<Counters>,
+    min_level: Level,
+}
+
+impl ExplainerSubmitter {
+    /// Queues an anomaly for explanation without waiting.
+    pub fn try_submit(&self, a: Anomaly) -> Result<(), SubmitError> {
+        if a.level < self.min_level {
+            inc(&self.counters.below_level);
+            return Err(SubmitError::BelowLevel);
+        }
+        match self.tx.try_send(a) {
+            Ok(()) => {
+                inc(&self.counters.submitted);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                inc(&self.counters.dropped_full);
+                Err(SubmitError::Full)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Closed),
+        }
+    }
+
+    pub fn stats(&self) -> ExplainerStats {
+        self.counters.snapshot()
+    }
+}
+
+pub struct ExplainerHandle {
+    pub submitter: ExplainerSubmitter,
+    /// Explained anomalies, in the order they were processed.
+    pub explained: mpsc::Receiver<Anomaly>,
+}
+
+impl ExplainerHandle {
+    pub fn try_submit(&self, a: Anomaly) -> Result<(), SubmitError> {
+        self.submitter.try_submit(a)
+    }
+
+    pub async fn recv(&mut self) -> Option<Anomaly> {
+        self.explained.recv().await
+    }
+
+    pub fn stats(&self) -> ExplainerStats {
+        self.submitter.stats()
+    }
+}
+
+pub struct Explainer;
+
+impl Explainer {
+    /// Starts the worker on the current tokio runtime.
+    pub fn spawn(cfg: &LlmConfig) -> Result<ExplainerHandle, ExplainError> {
+        Ok(Explainer::spawn_engine(Engine::new(cfg)?))
+    }
+
+    pub fn spawn_engine(engine: Engine) -> ExplainerHandle {
+        let cfg = engine.config().clone();
+        let (tx, rx) = mpsc::channel(cfg.queue);
+        let (out_tx, out_rx) = mpsc::channel(cfg.queue);
+        let counters = Arc::new(Counters::default());
+        let worker = Worker {
+            engine,
+            counters: counters.clone(),
+            cache: Cache::new(cfg.cache_size),
+            budget: Budget::new(cfg.calls_per_hour, Duration::from_secs(3600)),
+        };
+        tokio::spawn(worker.run(rx, out_tx));
+        ExplainerHandle {
+            submitter: ExplainerSubmitter {
+                tx,
+                counters,
+                min_level: cfg.min_level,
+            },
+            explained: out_rx,
+        }
+    }
+}
+
+struct Worker {
+    engine: Engine,
+    counters: Arc<Counters>,
+    cache: Cache,
+    budget: Budget,
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::Receiver<Anomaly>, out: mpsc::Sender<Anomaly>) {
+        while let Some(mut a) = rx.recv().await {
+            let e = self.explain(&a).await;
+            a.explanation = Some(e);
+            inc(&self.counters.explained);
+            if out.send(a).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    async fn explain(&mut self, a: &Anomaly) -> Explanation {
+        let c = &self.counters;
+        if let Some(e) = self.cache.get(&a.fingerprint) {
+            inc(&c.cache_hits);
+            return reuse(e, a);
+        }
+        let subject = Subject::Anomaly {
+            anomaly: a,
+            baseline: None,
+        };
+        if !self.budget.try_take(Instant::now()) {
+            inc(&c.budget_exhausted);
+            inc(&c.local_fallbacks);
+            let mut e = local::explain(&subject);
+            e.warnings
+                .push("LLM calls-per-hour budget used up; local explanation used".into());
+            return e;
+        }
+        let outcome = self.engine.explain(&subject).await;
+        c.requests
+            .fetch_add(outcome.stats.requests as u64, Ordering::Relaxed);
+        c.retries
+            .fetch_add(outcome.stats.retries as u64, Ordering::Relaxed);
+        if outcome.repaired {
+            inc(&c.repairs);
+        }
+        match &outcome.failure {
+            Some(f) => {
+                inc(&c.failures);
+                inc(&c.local_fallbacks);
+                if let Ok(mut m) = c.failures_by_kind.lock() {
+                    *m.entry(f.kind().to_string()).or_default() += 1;
+                }
+            }
+            None if outcome.explanation.source == "local" => inc(&c.local_fallbacks),
+            None => {
+                inc(&c.from_llm);
+                self.cache.put(
+                    a.fingerprint.clone(),
+                    (outcome.explanation.clone(), a.id.clone()),
+                );
+            }
+        }
+        outcome.explanation
+    }
+}
+
+/// A cached explanation applied to a new anomaly of the same pattern: evidence ids of the
+/// earlier anomaly do not exist in this one, so only shared ids are kept.
+fn reuse((e, from): (Explanation, String), a: &Anomaly) -> Explanation {
+    let mut e = e;
+    let known: Vec<&String> = a
+        .evidence
+        .iter()
+        .map(|x| &x.id)
+        .chain(a.factors.iter().flat_map(|f| f.evidence.iter()))
+        .collect();
+    e.evidence_ids.retain(|id| known.contains(&id));
+    e.warnings.push(format!(
+        "cached explanation of anomaly {from} with the same fingerprint"
+    ));
+    e
+}
+
+/// Bounded map with least-recently-used eviction.
+struct Cache {
+    cap: usize,
+    map: HashMap<String, (Explanation, String)>,
+    order: VecDeque<String>,
+}
+
+impl Cache {
+    fn new(cap: usize) -> Cache {
+        Cache {
+            cap: cap.max(1),
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn get(&mut self, k: &str) -> Option<(Explanation, String)> {
+        let v = self.map.get(k)?.clone();
+        self.order.retain(|x| x != k);
+        self.order.push_back(k.to_string());
+        Some(v)
+    }
+
+    fn put(&mut self, k: String, v: (Explanation, String)) {
+        if self.map.insert(k.clone(), v).is_none() {
+            self.order.push_back(k);
+        }
+        while self.map.len() > self.cap {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+/// At most `limit` calls in any rolling `window`.
+struct Budget {
+    limit: u32,
+    window: Duration,
+    calls: VecDeque<Instant>,
+}
+
+impl Budget {
+    fn new(limit: u32, window: Duration) -> Budget {
+        Budget {
+            limit,
+            window,
+            calls: VecDeque::new(),
+        }
+    }
+
+    fn try_take(&mut self, now: Instant) -> bool {
+        while self
+            .calls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            self.calls.pop_front();
+        }
+        if (self.calls.len() as u32) < self.limit {
+            self.calls.push_back(now);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
