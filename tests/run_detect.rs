@@ -279,3 +279,56 @@ fn live_audit_records_join_the_kernel_process_chain() {
         "{a}"
     );
 }
+
+#[test]
+fn llm_explanations_follow_the_anomaly_without_changing_its_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sentinel.toml");
+    // No provider configured: the deterministic local explanation, which must still arrive
+    // through the explainer service and the feed.
+    std::fs::write(
+        &cfg,
+        format!(
+            "store = {:?}\n[llm]\nmin_level = \"low\"\nsecret_file = {:?}\n",
+            dir.path().join("agent.db").to_str().unwrap(),
+            dir.path().join("explain.key").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let (_, recs, _) = run_and_exec_from_tmp(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--kinds",
+        "exec,fork,exit",
+        "--duration",
+        "5s",
+        "--llm",
+    ]);
+    let first = tmp_exec_anomaly(&recs);
+    let id = first["id"].as_str().unwrap();
+    assert!(
+        first.get("explanation").is_none_or(|e| e.is_null()),
+        "the anomaly is shown at once, unexplained"
+    );
+    let again = recs
+        .iter()
+        .find(|r| r["type"] == "anomaly" && r["id"] == id && r["explanation"].is_object())
+        .unwrap_or_else(|| panic!("no explained record for {id}"));
+    assert_eq!(again["explanation"]["source"], "local");
+    assert!(!again["explanation"]["summary"].as_str().unwrap().is_empty());
+    assert_eq!(
+        again["score"], first["score"],
+        "the explainer never sets the score"
+    );
+    assert_eq!(again["level"], first["level"]);
+    // The stored record is the explained one.
+    let store = sentinel::store::Store::open(&dir.path().join("agent.db")).unwrap();
+    assert!(
+        store
+            .get_anomaly(id)
+            .unwrap()
+            .unwrap()
+            .explanation
+            .is_some()
+    );
+}

@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// API key for --push (a personal key from the dashboard).
     #[arg(long, env = "SENTINEL_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Explain anomalies at or above `[llm] min_level` in plain words (off the hot path; the
+    /// explanation follows the anomaly as a second record with the same id).
+    #[arg(long)]
+    pub llm: bool,
     /// Also serve the dashboard from this process (settings from the [server] config section).
     #[arg(long)]
     pub serve: bool,
@@ -153,12 +157,13 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         ))
     };
     let edge = pipeline::edge(1024);
-    let consumers = Edge::start(
+    let mut consumers = Edge::start(
         EdgeOptions {
             push: args.push.clone().zip(args.api_key.clone()),
             spool_dir: None,
             serve: args.serve.then(|| config.server.clone()),
             store: (!args.no_detect).then(|| config.store.clone()),
+            llm: args.llm.then(|| config.llm.clone()),
             host: config.host_name(),
         },
         &edge,
@@ -166,6 +171,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     .await?;
     let sink = tokio::spawn(write_feed(
         feed_rx,
+        consumers.explained.take(),
         Sink {
             json: args.json,
             color,
@@ -253,11 +259,21 @@ struct Sink {
 
 async fn write_feed(
     mut rx: mpsc::Receiver<FeedItem>,
+    mut explained: Option<mpsc::Receiver<Anomaly>>,
     sink: Sink,
     edge: broadcast::Sender<Arc<Anomaly>>,
 ) {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-    while let Some(item) = rx.recv().await {
+    loop {
+        let item = tokio::select! {
+            item = rx.recv() => match item {
+                Some(item) => item,
+                None => break,
+            },
+            Some(a) = async { match explained.as_mut() { Some(e) => e.recv().await, None => None } } => {
+                FeedItem::Anomaly(Arc::new(a))
+            }
+        };
         let line = match &item {
             FeedItem::Event(ev) => {
                 if sink.json {
@@ -283,6 +299,7 @@ async fn write_feed(
         }
     }
     let _ = out.flush();
+    drop(explained);
 }
 
 async fn wait_for_stop(duration: Option<Duration>) {

@@ -49,6 +49,7 @@ impl Default for Config {
             snapshot: Default::default(),
             audit: Default::default(),
             server: Default::default(),
+            llm: Default::default(),
         }
     }
 }

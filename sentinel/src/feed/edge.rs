@@ -22,12 +22,17 @@ pub struct EdgeOptions {
     pub spool_dir: Option<std::path::PathBuf>,
     /// Serve the dashboard in this process.
     pub serve: Option<ServerConfig>,
+    /// Explain anomalies at or above `[llm] min_level` with the configured model.
+    pub llm: Option<crate::explain::LlmConfig>,
     /// Keep every anomaly in the agent store (for `sentinel analyze --anomaly ID`).
     pub store: Option<std::path::PathBuf>,
     pub host: String,
 }
 
 pub struct Edge {
+    /// Anomalies coming back with their explanation, for the sinks to show and pass on.
+    pub explained: Option<tokio::sync::mpsc::Receiver<Anomaly>>,
+    explainer: Option<crate::explain::ExplainerHandle>,
     consumers: Vec<(&'static str, JoinHandle<u64>)>,
     pusher: Option<Arc<Pusher>>,
     server: Option<Arc<ServerHandle>>,
@@ -42,10 +47,33 @@ impl Edge {
         tx: &broadcast::Sender<Arc<Anomaly>>,
     ) -> anyhow::Result<Edge> {
         let mut edge = Edge {
+            explained: None,
+            explainer: None,
             consumers: Vec::new(),
             pusher: None,
             server: None,
         };
+        if let Some(cfg) = opts.llm {
+            let mut handle =
+                crate::explain::Explainer::spawn(&cfg).context("starting the explainer")?;
+            let submitter = handle.submitter.clone();
+            edge.consumers.push((
+                "llm",
+                consume(tx.subscribe(), move |a| {
+                    // Already explained: this is the explanation coming back round.
+                    if a.explanation.is_none()
+                        && let Err(e) = submitter.try_submit((*a).clone())
+                    {
+                        tracing::debug!(target: "sentinel::feed", "not explained: {e}");
+                    }
+                    std::future::ready(())
+                }),
+            ));
+            // The sinks take the explained anomalies; the handle stays here for its counters.
+            let (_, closed) = tokio::sync::mpsc::channel(1);
+            edge.explained = Some(std::mem::replace(&mut handle.explained, closed));
+            edge.explainer = Some(handle);
+        }
         if let Some(path) = opts.store {
             let store = Arc::new(std::sync::Mutex::new(
                 Store::open(&path).context("opening the agent store")?,
@@ -113,6 +141,18 @@ impl Edge {
     /// gives the push client a grace period to deliver and stops the dashboard.
     pub async fn stop(self) -> EdgeReport {
         let mut report = Vec::new();
+        if let Some(h) = &self.explainer {
+            let st = h.stats();
+            eprintln!(
+                "sentinel: explanations: {} submitted, {} explained ({} by the model, {} local), {} failures, {} not queued (full)",
+                st.submitted,
+                st.explained,
+                st.from_llm,
+                st.local_fallbacks,
+                st.failures,
+                st.dropped_full
+            );
+        }
         for (name, h) in self.consumers {
             report.push((name, h.await.unwrap_or(0)));
         }
