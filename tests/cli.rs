@@ -28,9 +28,9 @@ fn lines(stdout: &[u8]) -> Vec<Value> {
 fn run_json(args: &[&str], during: impl FnOnce()) -> (Vec<Value>, i32, String) {
     require_root();
     let _one_at_a_time = serial();
+    // --no-detect: these tests are about the collector and its raw events.
     let mut child = Command::new(sentinel_bin())
-        .arg("run")
-        .arg("--json")
+        .args(["run", "--json", "--no-detect"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -177,7 +177,7 @@ fn sigterm_stops_cleanly_with_final_counts() {
     require_root();
     let _one_at_a_time = serial();
     let mut child = Command::new(sentinel_bin())
-        .args(["run", "--kinds", "exec"])
+        .args(["run", "--no-detect", "--kinds", "exec"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -246,7 +246,7 @@ fn mounts_tracefs_when_it_is_missing() {
     let script = format!(
         "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; \
          test ! -d /sys/kernel/tracing/events || exit 99; \
-         {} run --kinds exec --duration 1s --json",
+         {} run --no-detect --kinds exec --duration 1s --json",
         sentinel_bin().display()
     );
     let out = Command::new("unshare")
