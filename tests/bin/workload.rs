@@ -250,10 +250,25 @@ impl Bound {
         true
     }
 
+    /// Prints `count`, `elapsed_ns` and `cpu_ns`: the CPU time (user + system) of this
+    /// process and its waited-for children, which on a busy host measures the cost of each
+    /// operation better than the wall clock.
     fn report(&self, done: u64) {
         say("count", done);
         say("elapsed_ns", self.start.elapsed().as_nanos());
+        say(
+            "cpu_ns",
+            cpu_ns(libc::RUSAGE_SELF) + cpu_ns(libc::RUSAGE_CHILDREN),
+        );
     }
+}
+
+fn cpu_ns(who: i32) -> u128 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut ru) };
+    let ns = |t: libc::timeval| t.tv_sec as u128 * 1_000_000_000 + t.tv_usec as u128 * 1000;
+    ns(ru.ru_utime) + ns(ru.ru_stime)
 }
 
 fn loopback(port: u16) -> libc::sockaddr_in {
@@ -267,16 +282,37 @@ fn loopback(port: u16) -> libc::sockaddr_in {
     }
 }
 
-/// Binds 127.0.0.1 on a free port and accepts (and drops) connections on a thread.
+/// Binds 127.0.0.1 on a free port and accepts (and drops) connections on a thread. The
+/// backlog is deep (std's is 128): on a busy host the accepting thread falls behind, and a
+/// full queue drops SYNs, which stalls a connect for a one-second retransmit.
 fn listen_loopback() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
-    let port = l.local_addr().expect("listener address").port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            drop(c);
+    // SAFETY: plain socket calls on a descriptor we own, with correctly sized addresses.
+    unsafe {
+        let l = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        let sa = loopback(0);
+        let mut len = size_of::<libc::sockaddr_in>() as u32;
+        if l < 0
+            || libc::bind(l, &sa as *const _ as *const libc::sockaddr, len) < 0
+            || libc::listen(l, 4096) < 0
+        {
+            eprintln!(
+                "sentinel-workload: cannot listen on 127.0.0.1: errno {}",
+                errno()
+            );
+            std::process::exit(1);
         }
-    });
-    port
+        let mut bound = loopback(0);
+        libc::getsockname(l, &mut bound as *mut _ as *mut libc::sockaddr, &mut len);
+        std::thread::spawn(move || {
+            loop {
+                let c = libc::accept4(l, std::ptr::null_mut(), std::ptr::null_mut(), 0);
+                if c >= 0 {
+                    libc::close(c);
+                }
+            }
+        });
+        u16::from_be(bound.sin_port)
+    }
 }
 
 /// One developer loop per iteration: write a C file, compile it, churn 16 files.

@@ -115,6 +115,8 @@ pub struct Run {
     pub round: usize,
     /// Operations per second the workload achieved.
     pub throughput: f64,
+    /// CPU time the workload (and its children) spent per operation, microseconds.
+    pub cpu_us_per_op: Option<f64>,
     /// Events of the kinds the observers share that the workload caused.
     pub expected: u64,
     pub observed: Observed,
@@ -144,11 +146,15 @@ impl Run {
 pub struct Step {
     /// Opens per second asked for (0: unlimited).
     pub target: f64,
+    /// Storm processes running at once.
+    pub producers: usize,
     pub achieved: f64,
     pub expected: u64,
     pub captured: u64,
     pub lost: Option<u64>,
     pub cpu_s: Option<f64>,
+    /// Every event Sentinel emitted during the step, from all processes.
+    pub events: u64,
     pub secs: f64,
 }
 
@@ -156,6 +162,11 @@ impl Step {
     /// Sentinel's CPU as a share of one core over the step.
     fn core_share(&self) -> Option<f64> {
         Some(self.cpu_s? / self.secs)
+    }
+
+    /// Sentinel's CPU per event, as a share of one core at 100k events/s.
+    fn share_at_100k(&self) -> Option<f64> {
+        (self.events > 0).then_some(self.cpu_s? / self.events as f64 * 100e3)
     }
 
     fn clean(&self) -> bool {
@@ -214,11 +225,12 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
                     let o = Observer::ALL[(k + round) % Observer::ALL.len()];
                     let r = one_run(&ctx, &workload_bin, w, o, round, args.quick)?;
                     eprintln!(
-                        "bench: round {} {:<8} {:<9} {:>9}/s captured {}/{} lost {:?} ({:.0}s in)",
+                        "bench: round {} {:<8} {:<9} {:>9}/s cpu/op {:?} captured {}/{} lost {:?} ({:.0}s in)",
                         round + 1,
                         w.name(),
                         o.name(),
                         report::si(r.throughput),
+                        r.cpu_us_per_op,
                         r.captured(),
                         r.expected,
                         r.observed.lost,
@@ -267,7 +279,10 @@ fn one_run(
     session.mark();
     let (pid, facts) = run_workload(bin, &w.args(&ctx.work, quick))?;
     let dir = ctx.work.display().to_string();
-    let observed = session.finish(&Target { pid, dir: &dir })?;
+    let observed = session.finish(&Target {
+        pids: &[pid],
+        dir: &dir,
+    })?;
     remove_outputs(&ctx.work, &tag);
     let fact = |k: &str| {
         facts
@@ -290,21 +305,35 @@ fn one_run(
         } else {
             0.0
         },
+        cpu_us_per_op: (count > 0 && facts.contains_key("cpu_ns"))
+            .then(|| fact("cpu_ns") as f64 / 1e3 / count as f64),
         expected,
         observed,
     })
 }
 
-/// Steps a paced open storm up under Sentinel until it cannot keep up without loss.
+/// Steps a paced open storm up under Sentinel, ending with unpaced storms from one and then
+/// two processes (one storm alone cannot outrun Sentinel when its probes slow it down).
 fn capacity(ctx: &Ctx, bin: &Path, quick: bool) -> anyhow::Result<Vec<Step>> {
-    let (rates, secs): (&[f64], f64) = if quick {
-        (&[50e3, 100e3, 200e3, 0.0], 1.5)
+    let (rates, secs): (&[(f64, usize)], f64) = if quick {
+        (&[(50e3, 1), (100e3, 1), (0.0, 1), (0.0, 2)], 1.5)
     } else {
-        (&[25e3, 50e3, 100e3, 150e3, 200e3, 300e3, 0.0], 3.0)
+        (
+            &[
+                (25e3, 1),
+                (50e3, 1),
+                (100e3, 1),
+                (150e3, 1),
+                (200e3, 1),
+                (0.0, 1),
+                (0.0, 2),
+            ],
+            3.0,
+        )
     };
     let mut steps = Vec::new();
-    for &rate in rates {
-        let tag = format!("cap-{rate}");
+    for &(rate, producers) in rates {
+        let tag = format!("cap-{rate}-{producers}");
         let mut s = Session::start(Observer::Sentinel, ctx, &tag)?;
         s.mark();
         let n = if rate > 0.0 {
@@ -312,38 +341,49 @@ fn capacity(ctx: &Ctx, bin: &Path, quick: bool) -> anyhow::Result<Vec<Step>> {
         } else {
             u64::MAX / 2
         };
-        let path = ctx.work.join("f0").display().to_string();
-        let a = [
-            "open-storm".to_string(),
-            path,
-            n.to_string(),
-            (secs * 1.5).to_string(),
-            rate.to_string(),
-        ];
         let t0 = Instant::now();
-        let (pid, facts) = run_workload(bin, &a)?;
+        let children = (0..producers)
+            .map(|i| {
+                let path = ctx.work.join(format!("f{i}")).display().to_string();
+                let a = [
+                    "open-storm".to_string(),
+                    path,
+                    n.to_string(),
+                    (if rate > 0.0 { secs * 1.5 } else { secs }).to_string(),
+                    rate.to_string(),
+                ];
+                spawn_workload(bin, &a)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let pids: Vec<u32> = children.iter().map(Child::id).collect();
+        let mut count = 0;
+        let mut elapsed = 0f64;
+        for c in children {
+            let facts = collect_workload(c)?;
+            let fact = |k: &str| facts.get(k).and_then(|v| v.parse::<u64>().ok());
+            count += fact("count").unwrap_or(0);
+            elapsed = elapsed.max(fact("elapsed_ns").unwrap_or(0) as f64 / 1e9);
+        }
         let wall = t0.elapsed().as_secs_f64();
         let dir = ctx.work.display().to_string();
-        let obs = s.finish(&Target { pid, dir: &dir })?;
+        let obs = s.finish(&Target {
+            pids: &pids,
+            dir: &dir,
+        })?;
         remove_outputs(&ctx.work, &tag);
-        let fact = |k: &str| {
-            facts
-                .get(k)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let elapsed = fact("elapsed_ns") as f64 / 1e9;
         let st = Step {
             target: rate,
-            achieved: fact("count") as f64 / elapsed.max(1e-9),
-            expected: fact("count"),
+            producers,
+            achieved: count as f64 / elapsed.max(1e-9),
+            expected: count,
             captured: obs.seen.open,
             lost: obs.lost,
             cpu_s: obs.cpu_s,
+            events: obs.events.unwrap_or(0),
             secs: wall,
         };
         eprintln!(
-            "bench: capacity {:>9}/s achieved {:>9}/s captured {}/{} lost {:?} cpu {:?}",
+            "bench: capacity {:>9}/s x{producers} achieved {:>9}/s captured {}/{} lost {:?} cpu {:?}",
             report::si(rate),
             report::si(st.achieved),
             st.captured,
@@ -356,19 +396,31 @@ fn capacity(ctx: &Ctx, bin: &Path, quick: bool) -> anyhow::Result<Vec<Step>> {
     Ok(steps)
 }
 
-/// Runs the workload helper to completion: its pid and its `key=value` facts.
-fn run_workload(bin: &Path, args: &[String]) -> anyhow::Result<(u32, BTreeMap<String, String>)> {
-    let child: Child = Command::new(bin)
+fn spawn_workload(bin: &Path, args: &[String]) -> anyhow::Result<Child> {
+    Command::new(bin)
         .args(args)
         .stdout(Stdio::piped())
         .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let pid = child.id();
+        .with_context(|| format!("starting {}", bin.display()))
+}
+
+/// Waits for a workload helper and returns its `key=value` facts.
+fn collect_workload(child: Child) -> anyhow::Result<BTreeMap<String, String>> {
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("workload {args:?} failed ({})", out.status);
+        bail!("workload failed ({})", out.status);
     }
-    Ok((pid, parse_facts(&String::from_utf8_lossy(&out.stdout))))
+    Ok(parse_facts(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Runs the workload helper to completion: its pid and its `key=value` facts.
+fn run_workload(bin: &Path, args: &[String]) -> anyhow::Result<(u32, BTreeMap<String, String>)> {
+    let child = spawn_workload(bin, args)?;
+    let pid = child.id();
+    Ok((
+        pid,
+        collect_workload(child).with_context(|| format!("{args:?}"))?,
+    ))
 }
 
 fn parse_facts(s: &str) -> BTreeMap<String, String> {

@@ -35,10 +35,10 @@ impl Observer {
     }
 }
 
-/// What events of the workload look like: opens by `pid` of files under `dir`, execs whose
-/// parent is `pid`, connects by `pid`.
+/// What events of the workload look like: opens by one of `pids` of files under `dir`, execs
+/// whose parent is one of `pids`, connects by one of `pids`.
 pub struct Target<'a> {
-    pub pid: u32,
+    pub pids: &'a [u32],
     pub dir: &'a str,
 }
 
@@ -452,9 +452,9 @@ pub fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 /// Counts one reported event of the workload into `seen`.
 fn tally(seen: &mut Seen, t: &Target, kind: &str, pid: u32, ppid: u32, path: &str) {
     match kind {
-        "open" if pid == t.pid && path.starts_with(t.dir) => seen.open += 1,
-        "exec" if ppid == t.pid => seen.exec += 1,
-        "connect" if pid == t.pid => seen.connect += 1,
+        "open" if t.pids.contains(&pid) && path.starts_with(t.dir) => seen.open += 1,
+        "exec" if t.pids.contains(&ppid) => seen.exec += 1,
+        "connect" if t.pids.contains(&pid) => seen.connect += 1,
         _ => {}
     }
 }

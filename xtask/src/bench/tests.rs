@@ -17,7 +17,7 @@ fn text(name: &str) -> String {
 }
 
 const TARGET: Target = Target {
-    pid: 500,
+    pids: &[500],
     dir: "/tmp/sentinel-bench-9",
 };
 
@@ -154,6 +154,7 @@ fn run(w: Workload, o: observe::Observer, round: usize, tp: f64, seen: Seen) -> 
         observer: o,
         round,
         throughput: tp,
+        cpu_us_per_op: Some(1e6 / tp),
         expected: 100,
         observed: observe::Observed {
             seen,
@@ -192,11 +193,13 @@ fn ratios_pair_rounds_and_verdicts_follow() {
     assert!((r - 0.9).abs() < 1e-9);
     let steps = vec![Step {
         target: 100e3,
+        producers: 1,
         achieved: 99e3,
         expected: 300,
         captured: 300,
         lost: Some(0),
         cpu_s: Some(0.3),
+        events: 300_000,
         secs: 3.0,
     }];
     let v = report::verdicts(&runs, &steps);
