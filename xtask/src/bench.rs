@@ -16,10 +16,10 @@ use observe::{Ctx, Observed, Observer, Session, Target};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// A short run: one round, smaller workloads, fewer capacity steps (about 3 minutes).
+    /// A short run: one round, smaller workloads, fewer capacity steps (about 2 minutes).
     #[arg(long)]
     quick: bool,
-    /// Rounds per workload and observer (default 3; 1 with --quick).
+    /// Rounds per workload and observer (default 5; 1 with --quick).
     #[arg(long)]
     rounds: Option<usize>,
     /// Only these workloads (open, exec, connect, devel; default all).
@@ -199,7 +199,7 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
         }
         v
     };
-    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 5 }).max(1);
 
     let work = std::env::temp_dir().join(format!("sentinel-bench-{}", std::process::id()));
     std::fs::create_dir_all(work.join("devel"))?;
@@ -599,7 +599,7 @@ fn environment(args: &BenchArgs, rounds: usize) -> String {
         "Measured {date} on {cpus} CPUs ({model}), {mem:.1} GiB memory, kernel {kernel}; \
          load average at start {load}. {rounds} round(s); {bpftrace}, auditd {auditd}.\n\n\
          Reproduce (as root, from the repository root): `cargo xtask bench{flags}` \
-         (full: `cargo xtask bench`, about 10 minutes; short: `cargo xtask bench --quick`).",
+         (full: `cargo xtask bench`, about 8 minutes; short: `cargo xtask bench --quick`, about 2).",
         date = cmd("date -u '+%Y-%m-%d %H:%M UTC'"),
         mem = mem_kib as f64 / (1024.0 * 1024.0),
         kernel = read("/proc/sys/kernel/osrelease").trim(),
