@@ -19,7 +19,7 @@ pub struct BenchArgs {
     /// A short run: one round, smaller workloads, fewer capacity steps (about 2 minutes).
     #[arg(long)]
     quick: bool,
-    /// Rounds per workload and observer (default 5; 1 with --quick).
+    /// Rounds per workload and observer (default 4; 1 with --quick).
     #[arg(long)]
     rounds: Option<usize>,
     /// Only these workloads (open, exec, connect, devel; default all).
@@ -117,6 +117,8 @@ pub struct Run {
     pub throughput: f64,
     /// CPU time the workload (and its children) spent per operation, microseconds.
     pub cpu_us_per_op: Option<f64>,
+    /// Operations the workload completed.
+    pub ops: u64,
     /// Events of the kinds the observers share that the workload caused.
     pub expected: u64,
     pub observed: Observed,
@@ -199,7 +201,7 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
         }
         v
     };
-    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 5 }).max(1);
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 4 }).max(1);
 
     let work = std::env::temp_dir().join(format!("sentinel-bench-{}", std::process::id()));
     std::fs::create_dir_all(work.join("devel"))?;
@@ -307,6 +309,7 @@ fn one_run(
         },
         cpu_us_per_op: (count > 0 && facts.contains_key("cpu_ns"))
             .then(|| fact("cpu_ns") as f64 / 1e3 / count as f64),
+        ops: count,
         expected,
         observed,
     })
@@ -599,7 +602,7 @@ fn environment(args: &BenchArgs, rounds: usize) -> String {
         "Measured {date} on {cpus} CPUs ({model}), {mem:.1} GiB memory, kernel {kernel}; \
          load average at start {load}. {rounds} round(s); {bpftrace}, auditd {auditd}.\n\n\
          Reproduce (as root, from the repository root): `cargo xtask bench{flags}` \
-         (full: `cargo xtask bench`, about 8 minutes; short: `cargo xtask bench --quick`, about 2).",
+         (full: `cargo xtask bench`, about 10 minutes; short: `cargo xtask bench --quick`, about 2).",
         date = cmd("date -u '+%Y-%m-%d %H:%M UTC'"),
         mem = mem_kib as f64 / (1024.0 * 1024.0),
         kernel = read("/proc/sys/kernel/osrelease").trim(),

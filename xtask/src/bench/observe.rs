@@ -62,6 +62,32 @@ pub struct Observed {
     pub rss_kib: Option<u64>,
     /// Every event it emitted during the window, from all processes.
     pub events: Option<u64>,
+    /// Sentinel only: run time of its kernel programs during the window (all processes), ns.
+    pub kernel_ns: Option<u64>,
+}
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+/// Total run time (ns) of the BPF programs a process holds open, from /proc/PID/fdinfo.
+fn prog_run_ns(pid: u32) -> u64 {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return 0;
+    };
+    rd.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|s| parse_prog_run_ns(&s))
+        .sum()
+}
+
+/// `run_time_ns` of a BPF program's fdinfo (None for other descriptors).
+pub fn parse_prog_run_ns(fdinfo: &str) -> Option<u64> {
+    if !fdinfo.contains("prog_type:") {
+        return None;
+    }
+    fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("run_time_ns:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// bpftrace equivalent of Sentinel's exec, open and connect capture, one line per event.
@@ -108,6 +134,9 @@ pub enum Session {
         out: PathBuf,
         from: u64,
         cpu0: f64,
+        /// Run time of its kernel programs at the mark, and the bpf_stats setting to restore.
+        prog_ns0: u64,
+        stats_was: Option<String>,
     },
     Auditd {
         log: PathBuf,
@@ -138,11 +167,19 @@ impl Session {
                     .with_context(|| format!("starting {}", ctx.sentinel.display()))?;
                 wait_for_line(&out, "\"type\":\"status\"", Duration::from_secs(120))
                     .context("sentinel did not report its hooks")?;
+                // The kernel keeps per-program run times only while bpf_stats is on; it costs
+                // two clock reads per program run, so it is on only around Sentinel's runs.
+                let stats_was = std::fs::read_to_string(BPF_STATS).ok();
+                if stats_was.as_deref().map(str::trim) == Some("0") {
+                    let _ = std::fs::write(BPF_STATS, "1");
+                }
                 Session::Sentinel {
                     child,
                     out,
                     from: 0,
                     cpu0: 0.0,
+                    prog_ns0: 0,
+                    stats_was,
                 }
             }
             Observer::Bpftrace => {
@@ -190,8 +227,14 @@ impl Session {
                 out,
                 from,
                 cpu0,
+                prog_ns0,
+                ..
+            } => {
+                *from = file_len(out);
+                *cpu0 = proc_cpu(child.id()).unwrap_or(0.0);
+                *prog_ns0 = prog_run_ns(child.id());
             }
-            | Session::Bpftrace {
+            Session::Bpftrace {
                 child,
                 out,
                 from,
@@ -222,9 +265,15 @@ impl Session {
                 out,
                 from,
                 cpu0,
+                prog_ns0,
+                stats_was,
             } => {
                 settle(&out);
                 let (cpu, rss) = sample(child.id(), cpu0);
+                let kernel_ns = prog_run_ns(child.id()).saturating_sub(prog_ns0);
+                if let Some(was) = stats_was {
+                    let _ = std::fs::write(BPF_STATS, was.trim());
+                }
                 stop(&mut child, "TERM")?;
                 let (seen, events, summary) = scan_sentinel(&out, from, target)?;
                 let summary = summary.context("sentinel printed no summary")?;
@@ -234,6 +283,7 @@ impl Session {
                     cpu_s: cpu,
                     rss_kib: rss,
                     events: Some(events),
+                    kernel_ns: Some(kernel_ns),
                 })
             }
             Session::Bpftrace {
@@ -254,6 +304,7 @@ impl Session {
                     cpu_s: cpu,
                     rss_kib: rss,
                     events: Some(events),
+                    kernel_ns: None,
                 })
             }
             Session::Auditd {
@@ -275,6 +326,7 @@ impl Session {
                     cpu_s: cpu,
                     rss_kib: rss,
                     events: Some(events),
+                    kernel_ns: None,
                 })
             }
         }

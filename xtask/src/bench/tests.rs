@@ -139,6 +139,11 @@ fn proc_files() {
     assert_eq!(observe::parse_stat_ticks(&text("proc-stat.txt")), Some(300));
     assert_eq!(observe::parse_stat_ticks("garbage"), None);
     assert_eq!(observe::parse_vm_hwm(&text("proc-status.txt")), Some(23456));
+    assert_eq!(
+        observe::parse_prog_run_ns(&text("fdinfo-prog.txt")),
+        Some(593261511)
+    );
+    assert_eq!(observe::parse_prog_run_ns(&text("fdinfo-map.txt")), None);
 }
 
 #[test]
@@ -155,6 +160,7 @@ fn run(w: Workload, o: observe::Observer, round: usize, tp: f64, seen: Seen) -> 
         round,
         throughput: tp,
         cpu_us_per_op: Some(1e6 / tp),
+        ops: 100,
         expected: 100,
         observed: observe::Observed {
             seen,
@@ -203,14 +209,20 @@ fn ratios_pair_rounds_and_verdicts_follow() {
         secs: 3.0,
     }];
     let v = report::verdicts(&runs, &steps);
-    assert_eq!(v[0].met, Some(true), "{}", v[0].measured);
-    assert_eq!(v[1].met, Some(false), "exec 11% slower: {}", v[1].measured);
-    assert_eq!(v[2].met, Some(true));
-    assert_eq!(v[3].met, Some(true), "{}", v[3].measured);
-    assert_eq!(v[4].met, None);
+    use report::Outcome::*;
+    assert_eq!(v[0].outcome, Met, "{}", v[0].measured);
+    assert_eq!(v[1].outcome, Missed, "exec 11% slower: {}", v[1].measured);
+    assert_eq!(v[2].outcome, Met);
+    assert_eq!(v[3].outcome, Met, "{}", v[3].measured);
+    assert_eq!(v[4].outcome, NotMeasured);
     let md = report::markdown("env", &runs, &steps, &[Workload::Open, Workload::Exec]);
     assert!(md.contains("0.90x"), "{md}");
     assert!(md.contains("**MISSED**"), "{md}");
+    // Wall clock says met, CPU per operation says missed: no verdict either way.
+    let mut mixed = runs;
+    mixed[3].cpu_us_per_op = Some(1e6 / 30.0);
+    let v = report::verdicts(&mixed, &steps);
+    assert_eq!(v[0].outcome, Inconclusive, "{}", v[0].measured);
 }
 
 #[test]
