@@ -48,6 +48,8 @@ pub struct Seen {
     pub open: u64,
     pub exec: u64,
     pub connect: u64,
+    /// Sentinel only: events of any kind from the workload or its children.
+    pub tree: u64,
 }
 
 /// What an observer reported about one run.
@@ -524,7 +526,11 @@ pub fn scan_sentinel(
             let num = |k| json_field(&l, k).and_then(|v| v.parse().ok()).unwrap_or(0);
             let kind = json_field(&l, "kind").unwrap_or("");
             let path = json_field(&l, "path").unwrap_or("");
-            tally(&mut seen, t, kind, num("pid"), num("ppid"), path);
+            let (pid, ppid) = (num("pid"), num("ppid"));
+            if t.pids.contains(&pid) || t.pids.contains(&ppid) {
+                seen.tree += 1;
+            }
+            tally(&mut seen, t, kind, pid, ppid, path);
         } else if l.starts_with("{\"type\":\"summary\"") {
             summary = serde_json::from_str(&l).ok();
         }

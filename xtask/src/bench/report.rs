@@ -264,24 +264,26 @@ pub fn markdown(env: &str, all: &[Run], steps: &[Step], workloads: &[Workload]) 
     );
     let _ = writeln!(
         m,
-        "| workload | per event, all processes | per workload operation (upper bound) | share of the operation's CPU with no observer |"
+        "| workload | per event, all processes | workload's events per operation | per operation (events x time per event) | share of the operation's CPU with no observer |"
     );
-    let _ = writeln!(m, "|---|---|---|---|");
+    let _ = writeln!(m, "|---|---|---|---|---|");
     for &w in workloads {
         let s = Observer::Sentinel;
         let per_ev = med(all, w, s, |r| {
             let e = r.observed.events?;
             (e > 0).then_some(r.observed.kernel_ns? as f64 / e as f64)
         });
-        let per_op = med(all, w, s, |r| {
-            (r.ops > 0).then_some(r.observed.kernel_ns? as f64 / 1e3 / r.ops as f64)
+        let ev_per_op = med(all, w, s, |r| {
+            (r.ops > 0).then_some(r.observed.seen.tree as f64 / r.ops as f64)
         });
+        let per_op = per_ev.zip(ev_per_op).map(|(n, e)| n * e / 1e3);
         let share = per_op.zip(med(all, w, Observer::None, |r| r.cpu_us_per_op));
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             w.title(),
             opt(per_ev, |n| format!("{n:.0} ns")),
+            opt(ev_per_op, |e| format!("{e:.1}")),
             opt(per_op, |u| format!("{u:.2} µs")),
             opt(share.map(|(k, c)| k / c), |f| format!("{:.1}%", f * 100.0)),
         );

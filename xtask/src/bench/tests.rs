@@ -40,7 +40,8 @@ fn sentinel_output_is_counted_per_workload() {
         Seen {
             open: 2,
             exec: 1,
-            connect: 1
+            connect: 1,
+            tree: 6,
         }
     );
     assert_eq!(events, 6);
@@ -78,7 +79,8 @@ fn bpftrace_output_is_counted_per_workload() {
         Seen {
             open: 2,
             exec: 1,
-            connect: 1
+            connect: 1,
+            tree: 0,
         }
     );
     assert_eq!(events, 6);
@@ -93,7 +95,8 @@ fn audit_log_events_are_joined_to_their_paths() {
         Seen {
             open: 1,
             exec: 1,
-            connect: 1
+            connect: 1,
+            tree: 0,
         }
     );
     // Serial 14 belongs to another rule.
