@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// Print the tables only; leave docs/benchmarks.md as it is.
     #[arg(long)]
     no_write: bool,
+    /// Keep the observers' raw outputs (in the temporary directory it prints) for inspection.
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,7 +228,7 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
                 // Rotate the order each round so no observer always runs first or last.
                 for k in 0..Observer::ALL.len() {
                     let o = Observer::ALL[(k + round) % Observer::ALL.len()];
-                    let r = one_run(&ctx, &workload_bin, w, o, round, args.quick)?;
+                    let r = one_run(&ctx, &workload_bin, w, o, round, &args)?;
                     eprintln!(
                         "bench: round {} {:<8} {:<9} {:>9}/s cpu/op {:?} captured {}/{} lost {:?} ({:.0}s in)",
                         round + 1,
@@ -252,7 +255,11 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
     let restored = audit.stop();
     let (runs, steps) = result?;
     restored?;
-    let _ = std::fs::remove_dir_all(&work);
+    if args.keep {
+        eprintln!("bench: raw outputs kept in {}", work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
 
     let md = report::markdown(&env, &runs, &steps, &workloads);
     println!("{md}");
@@ -274,18 +281,20 @@ fn one_run(
     w: Workload,
     o: Observer,
     round: usize,
-    quick: bool,
+    args: &BenchArgs,
 ) -> anyhow::Result<Run> {
     let tag = format!("r{round}-{}-{}", w.name(), o.name());
     let mut session = Session::start(o, ctx, &tag)?;
     session.mark();
-    let (pid, facts) = run_workload(bin, &w.args(&ctx.work, quick))?;
+    let (pid, facts) = run_workload(bin, &w.args(&ctx.work, args.quick))?;
     let dir = ctx.work.display().to_string();
     let observed = session.finish(&Target {
         pids: &[pid],
         dir: &dir,
     })?;
-    remove_outputs(&ctx.work, &tag);
+    if !args.keep {
+        remove_outputs(&ctx.work, &tag);
+    }
     let fact = |k: &str| {
         facts
             .get(k)
@@ -402,6 +411,9 @@ fn capacity(ctx: &Ctx, bin: &Path, quick: bool) -> anyhow::Result<Vec<Step>> {
 fn spawn_workload(bin: &Path, args: &[String]) -> anyhow::Result<Child> {
     Command::new(bin)
         .args(args)
+        // cargo sets it to the toolchain's library directories, and every exec in the
+        // workload would then search them all (about 80 failed opens per /bin/true).
+        .env_remove("LD_LIBRARY_PATH")
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))
