@@ -211,6 +211,7 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
     for i in 0..4 {
         std::fs::write(work.join(format!("f{i}")), "bench\n")?;
     }
+    let bpf_stats = std::fs::read_to_string(observe::BPF_STATS).ok();
     let audit = AuditGuard::start(&work)?;
     let ctx = Ctx {
         sentinel: root.join("target/release/sentinel"),
@@ -253,6 +254,10 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
         Ok((runs, steps))
     })();
     let restored = audit.stop();
+    // A failed run may have left bpf_stats on (it is switched on around Sentinel's runs).
+    if let Some(v) = &bpf_stats {
+        let _ = std::fs::write(observe::BPF_STATS, v.trim());
+    }
     let (runs, steps) = result?;
     restored?;
     if args.keep {

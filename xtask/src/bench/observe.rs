@@ -68,7 +68,7 @@ pub struct Observed {
     pub kernel_ns: Option<u64>,
 }
 
-const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+pub const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 /// Total run time (ns) of the BPF programs a process holds open, from /proc/PID/fdinfo.
 fn prog_run_ns(pid: u32) -> u64 {
@@ -167,8 +167,13 @@ impl Session {
                     .stderr(std::fs::File::create(out.with_extension("err"))?)
                     .spawn()
                     .with_context(|| format!("starting {}", ctx.sentinel.display()))?;
-                wait_for_line(&out, "\"type\":\"status\"", Duration::from_secs(120))
-                    .context("sentinel did not report its hooks")?;
+                let mut child = child;
+                if let Err(e) = wait_for_line(&out, "\"type\":\"status\"", Duration::from_secs(120))
+                {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e.context("sentinel did not report its hooks"));
+                }
                 // The kernel keeps per-program run times only while bpf_stats is on; it costs
                 // two clock reads per program run, so it is on only around Sentinel's runs.
                 let stats_was = std::fs::read_to_string(BPF_STATS).ok();
@@ -194,8 +199,12 @@ impl Session {
                     .stderr(std::fs::File::create(out.with_extension("err"))?)
                     .spawn()
                     .context("starting bpftrace")?;
-                wait_for_line(&out, "ready", Duration::from_secs(120))
-                    .context("bpftrace did not start")?;
+                let mut child = child;
+                if let Err(e) = wait_for_line(&out, "ready", Duration::from_secs(120)) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e.context("bpftrace did not start"));
+                }
                 Session::Bpftrace {
                     child,
                     out,
