@@ -234,7 +234,7 @@ impl Bound {
     /// Whether to do operation number `done` (0-based); sleeps first when ahead of the rate.
     fn go(&mut self, done: u64) -> bool {
         // Checking the clock every operation would cost more than a cached open.
-        if done % 64 != 0 {
+        if !done.is_multiple_of(64) {
             return true;
         }
         let el = self.start.elapsed();
