@@ -1,6 +1,7 @@
 //! Developer tasks: `cargo xtask setup | build-ebpf | run | test | bench`. Every task installs
 //! what it needs first (idempotently), so the README's two commands work on a new machine.
 
+mod bench;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Measure overhead and capacity next to auditd and bpftrace (as root); writes
+    /// docs/benchmarks.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -81,6 +85,7 @@ fn main() -> anyhow::Result<()> {
             run(cargo().arg("test").args(&args))?;
             Ok(())
         }
+        Task::Bench(args) => bench::run(&root, args),
     }
 }
 

@@ -1,0 +1,637 @@
+//! `cargo xtask bench`: Sentinel's overhead and capacity measured side by side with auditd and
+//! bpftrace on the same bounded workloads, written to docs/benchmarks.md.
+
+mod observe;
+mod report;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::setup;
+use observe::{Ctx, Observed, Observer, Session, Target};
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// A short run: one round, smaller workloads, fewer capacity steps (about 2 minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Rounds per workload and observer (default 4; 1 with --quick).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Only these workloads (open, exec, connect, devel; default all).
+    #[arg(long, value_delimiter = ',')]
+    workloads: Vec<String>,
+    /// Skip the capacity steps.
+    #[arg(long)]
+    no_capacity: bool,
+    /// Print the tables only; leave docs/benchmarks.md as it is.
+    #[arg(long)]
+    no_write: bool,
+    /// Keep the observers' raw outputs (in the temporary directory it prints) for inspection.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    Open,
+    Exec,
+    Connect,
+    Devel,
+}
+
+impl Workload {
+    const ALL: [Workload; 4] = [
+        Workload::Open,
+        Workload::Exec,
+        Workload::Connect,
+        Workload::Devel,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Open => "open",
+            Workload::Exec => "exec",
+            Workload::Connect => "connect",
+            Workload::Devel => "devel",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Workload::Open => "open storm (open+close, 4 files)",
+            Workload::Exec => "exec storm (fork+exec /bin/true)",
+            Workload::Connect => "connect storm (TCP to a loopback listener)",
+            Workload::Devel => "busy developer (gcc -c + 16 files churned)",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Workload::Open => "opens/s",
+            Workload::Exec => "execs/s",
+            Workload::Connect => "connects/s",
+            Workload::Devel => "loops/s",
+        }
+    }
+
+    /// (count, time cap in seconds) for a full or quick run.
+    fn bounds(self, quick: bool) -> (u64, f64) {
+        match (self, quick) {
+            (Workload::Open, false) => (600_000, 4.0),
+            (Workload::Open, true) => (200_000, 2.0),
+            (Workload::Exec, false) => (3_000, 4.0),
+            (Workload::Exec, true) => (800, 2.0),
+            (Workload::Connect, false) => (30_000, 4.0),
+            (Workload::Connect, true) => (8_000, 2.0),
+            (Workload::Devel, false) => (40, 6.0),
+            (Workload::Devel, true) => (10, 3.0),
+        }
+    }
+
+    fn args(self, dir: &Path, quick: bool) -> Vec<String> {
+        let (n, secs) = self.bounds(quick);
+        let d = dir.display().to_string();
+        let (n, secs) = (n.to_string(), secs.to_string());
+        match self {
+            Workload::Open => {
+                let mut a = vec!["open-storm".into(), format!("{d}/f0"), n, secs, "0".into()];
+                a.extend((1..4).map(|i| format!("{d}/f{i}")));
+                a
+            }
+            Workload::Exec => vec!["exec-storm".into(), n, secs],
+            Workload::Connect => vec!["connect-storm".into(), "0".into(), n, secs],
+            Workload::Devel => vec!["devel".into(), format!("{d}/devel"), n, secs],
+        }
+    }
+}
+
+/// One workload run under one observer.
+#[derive(Debug)]
+pub struct Run {
+    pub workload: Workload,
+    pub observer: Observer,
+    pub round: usize,
+    /// Operations per second the workload achieved.
+    pub throughput: f64,
+    /// CPU time the workload (and its children) spent per operation, microseconds.
+    pub cpu_us_per_op: Option<f64>,
+    /// Operations the workload completed.
+    pub ops: u64,
+    /// Events of the kinds the observers share that the workload caused.
+    pub expected: u64,
+    pub observed: Observed,
+}
+
+impl Run {
+    fn captured(&self) -> u64 {
+        let s = self.observed.seen;
+        match self.workload {
+            Workload::Open => s.open,
+            Workload::Exec => s.exec,
+            Workload::Connect => s.connect,
+            Workload::Devel => s.open + s.exec,
+        }
+    }
+
+    fn completeness(&self) -> f64 {
+        if self.expected == 0 {
+            return 1.0;
+        }
+        self.captured() as f64 / self.expected as f64
+    }
+}
+
+/// One capacity step: a paced open storm under Sentinel.
+#[derive(Debug)]
+pub struct Step {
+    /// Opens per second asked for (0: unlimited).
+    pub target: f64,
+    /// Storm processes running at once.
+    pub producers: usize,
+    pub achieved: f64,
+    pub expected: u64,
+    pub captured: u64,
+    pub lost: Option<u64>,
+    pub cpu_s: Option<f64>,
+    /// Every event Sentinel emitted during the step, from all processes.
+    pub events: u64,
+    pub secs: f64,
+}
+
+impl Step {
+    /// Sentinel's CPU as a share of one core over the step.
+    fn core_share(&self) -> Option<f64> {
+        Some(self.cpu_s? / self.secs)
+    }
+
+    /// Sentinel's CPU per event, as a share of one core at 100k events/s.
+    fn share_at_100k(&self) -> Option<f64> {
+        (self.events > 0).then_some(self.cpu_s? / self.events as f64 * 100e3)
+    }
+
+    fn clean(&self) -> bool {
+        self.lost == Some(0) && self.captured >= self.expected
+    }
+}
+
+pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
+    setup::toolchain()?;
+    require_root()?;
+    install_observers()?;
+    setup::run(super::cargo().args(["build", "--release", "-p", "sentinel"]))?;
+    setup::run(super::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "sentinel-e2e",
+        "--bin",
+        "sentinel-workload",
+    ]))?;
+    let workloads: Vec<Workload> = if args.workloads.is_empty() {
+        Workload::ALL.to_vec()
+    } else {
+        let mut v = Vec::new();
+        for n in &args.workloads {
+            match Workload::ALL.iter().find(|w| w.name() == n) {
+                Some(w) => v.push(*w),
+                None => bail!("unknown workload {n:?} (open, exec, connect, devel)"),
+            }
+        }
+        v
+    };
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 4 }).max(1);
+
+    let work = std::env::temp_dir().join(format!("sentinel-bench-{}", std::process::id()));
+    std::fs::create_dir_all(work.join("devel"))?;
+    for i in 0..4 {
+        std::fs::write(work.join(format!("f{i}")), "bench\n")?;
+    }
+    let bpf_stats = std::fs::read_to_string(observe::BPF_STATS).ok();
+    let audit = AuditGuard::start(&work)?;
+    let ctx = Ctx {
+        sentinel: root.join("target/release/sentinel"),
+        work: work.clone(),
+        audit_log: audit.log.clone(),
+    };
+    let workload_bin = root.join("target/release/sentinel-workload");
+    let env = environment(&args, rounds);
+    let started = Instant::now();
+
+    let result = (|| -> anyhow::Result<(Vec<Run>, Vec<Step>)> {
+        let mut runs = Vec::new();
+        for round in 0..rounds {
+            for &w in &workloads {
+                // Rotate the order each round so no observer always runs first or last.
+                for k in 0..Observer::ALL.len() {
+                    let o = Observer::ALL[(k + round) % Observer::ALL.len()];
+                    let r = one_run(&ctx, &workload_bin, w, o, round, &args)?;
+                    eprintln!(
+                        "bench: round {} {:<8} {:<9} {:>9}/s cpu/op {:?} captured {}/{} lost {:?} ({:.0}s in)",
+                        round + 1,
+                        w.name(),
+                        o.name(),
+                        report::si(r.throughput),
+                        r.cpu_us_per_op,
+                        r.captured(),
+                        r.expected,
+                        r.observed.lost,
+                        started.elapsed().as_secs_f64()
+                    );
+                    runs.push(r);
+                }
+            }
+        }
+        let steps = if args.no_capacity {
+            Vec::new()
+        } else {
+            capacity(&ctx, &workload_bin, args.quick)?
+        };
+        Ok((runs, steps))
+    })();
+    let restored = audit.stop();
+    // A failed run may have left bpf_stats on (it is switched on around Sentinel's runs).
+    if let Some(v) = &bpf_stats {
+        let _ = std::fs::write(observe::BPF_STATS, v.trim());
+    }
+    let (runs, steps) = result?;
+    restored?;
+    if args.keep {
+        eprintln!("bench: raw outputs kept in {}", work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+
+    let md = report::markdown(&env, &runs, &steps, &workloads);
+    println!("{md}");
+    eprintln!("bench: finished in {:.0}s", started.elapsed().as_secs_f64());
+    if !args.no_write {
+        let path = root.join("docs/benchmarks.md");
+        let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+        std::fs::write(&path, report::splice(&doc, &md))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("bench: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Runs the workload to completion under a fresh observer and collects both sides.
+fn one_run(
+    ctx: &Ctx,
+    bin: &Path,
+    w: Workload,
+    o: Observer,
+    round: usize,
+    args: &BenchArgs,
+) -> anyhow::Result<Run> {
+    let tag = format!("r{round}-{}-{}", w.name(), o.name());
+    let mut session = Session::start(o, ctx, &tag)?;
+    session.mark();
+    let (pid, facts) = run_workload(bin, &w.args(&ctx.work, args.quick))?;
+    let dir = ctx.work.display().to_string();
+    let observed = session.finish(&Target {
+        pids: &[pid],
+        dir: &dir,
+    })?;
+    if !args.keep {
+        remove_outputs(&ctx.work, &tag);
+    }
+    let fact = |k: &str| {
+        facts
+            .get(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let elapsed = fact("elapsed_ns") as f64 / 1e9;
+    let count = fact("count");
+    let expected = match w {
+        Workload::Devel => fact("opens") + fact("execs"),
+        _ => count,
+    };
+    Ok(Run {
+        workload: w,
+        observer: o,
+        round,
+        throughput: if elapsed > 0.0 {
+            count as f64 / elapsed
+        } else {
+            0.0
+        },
+        cpu_us_per_op: (count > 0 && facts.contains_key("cpu_ns"))
+            .then(|| fact("cpu_ns") as f64 / 1e3 / count as f64),
+        ops: count,
+        expected,
+        observed,
+    })
+}
+
+/// Steps a paced open storm up under Sentinel, ending with unpaced storms from one and then
+/// two processes (one storm alone cannot outrun Sentinel when its probes slow it down).
+fn capacity(ctx: &Ctx, bin: &Path, quick: bool) -> anyhow::Result<Vec<Step>> {
+    let (rates, secs): (&[(f64, usize)], f64) = if quick {
+        (&[(50e3, 1), (100e3, 1), (0.0, 1), (0.0, 2)], 1.5)
+    } else {
+        (
+            &[
+                (25e3, 1),
+                (50e3, 1),
+                (100e3, 1),
+                (150e3, 1),
+                (200e3, 1),
+                (0.0, 1),
+                (0.0, 2),
+            ],
+            3.0,
+        )
+    };
+    let mut steps = Vec::new();
+    for &(rate, producers) in rates {
+        let tag = format!("cap-{rate}-{producers}");
+        let mut s = Session::start(Observer::Sentinel, ctx, &tag)?;
+        s.mark();
+        let n = if rate > 0.0 {
+            (rate * secs) as u64
+        } else {
+            u64::MAX / 2
+        };
+        let t0 = Instant::now();
+        let children = (0..producers)
+            .map(|i| {
+                let path = ctx.work.join(format!("f{i}")).display().to_string();
+                let a = [
+                    "open-storm".to_string(),
+                    path,
+                    n.to_string(),
+                    (if rate > 0.0 { secs * 1.5 } else { secs }).to_string(),
+                    rate.to_string(),
+                ];
+                spawn_workload(bin, &a)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let pids: Vec<u32> = children.iter().map(Child::id).collect();
+        let mut count = 0;
+        let mut elapsed = 0f64;
+        for c in children {
+            let facts = collect_workload(c)?;
+            let fact = |k: &str| facts.get(k).and_then(|v| v.parse::<u64>().ok());
+            count += fact("count").unwrap_or(0);
+            elapsed = elapsed.max(fact("elapsed_ns").unwrap_or(0) as f64 / 1e9);
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        let dir = ctx.work.display().to_string();
+        let obs = s.finish(&Target {
+            pids: &pids,
+            dir: &dir,
+        })?;
+        remove_outputs(&ctx.work, &tag);
+        let st = Step {
+            target: rate,
+            producers,
+            achieved: count as f64 / elapsed.max(1e-9),
+            expected: count,
+            captured: obs.seen.open,
+            lost: obs.lost,
+            cpu_s: obs.cpu_s,
+            events: obs.events.unwrap_or(0),
+            secs: wall,
+        };
+        eprintln!(
+            "bench: capacity {:>9}/s x{producers} achieved {:>9}/s captured {}/{} lost {:?} cpu {:?}",
+            report::si(rate),
+            report::si(st.achieved),
+            st.captured,
+            st.expected,
+            st.lost,
+            st.core_share()
+        );
+        steps.push(st);
+    }
+    Ok(steps)
+}
+
+fn spawn_workload(bin: &Path, args: &[String]) -> anyhow::Result<Child> {
+    Command::new(bin)
+        .args(args)
+        // cargo sets it to the toolchain's library directories, and every exec in the
+        // workload would then search them all (about 80 failed opens per /bin/true).
+        .env_remove("LD_LIBRARY_PATH")
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
+}
+
+/// Waits for a workload helper and returns its `key=value` facts.
+fn collect_workload(child: Child) -> anyhow::Result<BTreeMap<String, String>> {
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("workload failed ({})", out.status);
+    }
+    Ok(parse_facts(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Runs the workload helper to completion: its pid and its `key=value` facts.
+fn run_workload(bin: &Path, args: &[String]) -> anyhow::Result<(u32, BTreeMap<String, String>)> {
+    let child = spawn_workload(bin, args)?;
+    let pid = child.id();
+    Ok((
+        pid,
+        collect_workload(child).with_context(|| format!("{args:?}"))?,
+    ))
+}
+
+fn parse_facts(s: &str) -> BTreeMap<String, String> {
+    s.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn remove_outputs(work: &Path, tag: &str) {
+    if let Ok(rd) = std::fs::read_dir(work) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(tag) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+fn require_root() -> anyhow::Result<()> {
+    let s = std::fs::read_to_string("/proc/self/status")?;
+    let euid = s
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1));
+    if euid != Some("0") {
+        bail!("the bench loads eBPF programs and audit rules: run it as root");
+    }
+    Ok(())
+}
+
+fn install_observers() -> anyhow::Result<()> {
+    let have = |b: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let mut missing = Vec::new();
+    if !have("auditd") || !have("auditctl") {
+        missing.push("auditd");
+    }
+    if !have("bpftrace") {
+        missing.push("bpftrace");
+    }
+    if !have("gcc") {
+        missing.push("gcc");
+    }
+    if !missing.is_empty() {
+        setup::apt_install(&missing)?;
+    }
+    Ok(())
+}
+
+/// auditd for the bench: the running daemon, or one started with a private log (stopped
+/// again at the end); the backlog limit raised as production configurations do, and restored.
+struct AuditGuard {
+    log: PathBuf,
+    own: Option<Child>,
+    backlog_limit: u64,
+}
+
+impl AuditGuard {
+    fn start(work: &Path) -> anyhow::Result<AuditGuard> {
+        let st = observe::audit_status()?;
+        let (log, own) = if st.pid != 0 {
+            let conf = std::fs::read_to_string("/etc/audit/auditd.conf").unwrap_or_default();
+            let log = conf_value(&conf, "log_file").unwrap_or("/var/log/audit/audit.log");
+            (PathBuf::from(log), None)
+        } else {
+            let dir = work.join("audit");
+            std::fs::create_dir_all(&dir)?;
+            let log = dir.join("audit.log");
+            let base = std::fs::read_to_string("/etc/audit/auditd.conf").unwrap_or_default();
+            std::fs::write(dir.join("auditd.conf"), private_conf(&base, &log))?;
+            let child = Command::new("auditd")
+                .args(["-n", "-c"])
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(work.join("auditd.err"))?)
+                .spawn()
+                .context("starting auditd")?;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while observe::audit_status()?.pid == 0 {
+                if Instant::now() > deadline {
+                    let err = std::fs::read_to_string(work.join("auditd.err")).unwrap_or_default();
+                    bail!("auditd did not start: {}", err.trim());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (log, Some(child))
+        };
+        setup::run(
+            Command::new("auditctl")
+                .args(["-b", "8192"])
+                .stdout(Stdio::null()),
+        )?;
+        Ok(AuditGuard {
+            log,
+            own,
+            backlog_limit: st.backlog_limit,
+        })
+    }
+
+    /// Removes the bench rule if a failed run left it, restores the backlog limit and stops
+    /// the daemon if the bench started it.
+    fn stop(self) -> anyhow::Result<()> {
+        let _ = observe::auditctl(&["-d"]);
+        let limit = self.backlog_limit.to_string();
+        setup::run(
+            Command::new("auditctl")
+                .args(["-b", &limit])
+                .stdout(Stdio::null()),
+        )?;
+        if let Some(mut c) = self.own {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            c.wait()?;
+        }
+        Ok(())
+    }
+}
+
+fn conf_value<'a>(conf: &'a str, key: &str) -> Option<&'a str> {
+    conf.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim())
+}
+
+/// The system auditd.conf with the log moved to `log` and never rotated (the bench counts
+/// records in it).
+fn private_conf(base: &str, log: &Path) -> String {
+    let overrides = [
+        ("log_file", log.display().to_string()),
+        ("max_log_file_action", "IGNORE".to_string()),
+        ("space_left_action", "IGNORE".to_string()),
+        ("admin_space_left_action", "IGNORE".to_string()),
+        ("disk_full_action", "IGNORE".to_string()),
+    ];
+    let mut out: Vec<String> = base
+        .lines()
+        .filter(|l| {
+            l.split_once('=')
+                .is_none_or(|(k, _)| !overrides.iter().any(|(o, _)| *o == k.trim()))
+        })
+        .map(str::to_string)
+        .collect();
+    out.extend(overrides.iter().map(|(k, v)| format!("{k} = {v}")));
+    out.join("\n") + "\n"
+}
+
+/// Machine, kernel, tools and the commands, for the top of the generated section.
+fn environment(args: &BenchArgs, rounds: usize) -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cmd = |c: &str| {
+        Command::new("sh")
+            .args(["-c", c])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
+    let mem_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let flags = if args.quick { " --quick" } else { "" };
+    format!(
+        "Measured {date} on {cpus} CPUs ({model}), {mem:.1} GiB memory, kernel {kernel}; \
+         load average at start {load}. {rounds} round(s); {bpftrace}, auditd {auditd}.\n\n\
+         Reproduce (as root, from the repository root): `cargo xtask bench{flags}` \
+         (full: `cargo xtask bench`, about 10 minutes; short: `cargo xtask bench --quick`, about 2).",
+        date = cmd("date -u '+%Y-%m-%d %H:%M UTC'"),
+        mem = mem_kib as f64 / (1024.0 * 1024.0),
+        kernel = read("/proc/sys/kernel/osrelease").trim(),
+        load = read("/proc/loadavg")
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        bpftrace = cmd("bpftrace --version"),
+        auditd = cmd("auditctl -v").trim_start_matches("auditctl version "),
+    )
+}
+
+#[cfg(test)]
+mod tests;
