@@ -30,10 +30,12 @@ pub static IGNORE_PREFIXES: Array<Prefix> = Array::with_max_entries(MAX_IGNORE_P
 #[map]
 pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 
-/// Syscall arguments between enter and exit, per thread (pid_tgid). LRU so that threads that
-/// die inside a syscall cannot fill it.
+/// Syscall arguments between enter and exit, per thread (pid_tgid). A plain hash map, not an
+/// LRU: the kernel's LRU evicts from per-CPU lists long before it is full, which under load
+/// dropped in-flight entries. Every captured syscall returns through its exit hook (exec and
+/// exit are not stashed), so entries do not leak; a full map is counted as a loss.
 #[map]
-pub static STASH: LruHashMap<u64, Stash> = LruHashMap::with_max_entries(16384, 0);
+pub static STASH: HashMap<u64, Stash> = HashMap::with_max_entries(32768, 0);
 
 /// Exec records are built at entry (argv is gone after a successful exec) and sent at exit.
 #[map]

@@ -53,7 +53,9 @@ pub fn syscall_enter_stash(ctx: TracePointContext) -> u32 {
         stash.args[i] = unsafe { ctx.read_at::<u64>(ARGS_OFF + i * 8) }.unwrap_or(0);
         i += 1;
     }
-    let _ = STASH.insert(&pid_tgid, &stash, 0);
+    if STASH.insert(&pid_tgid, &stash, 0).is_err() {
+        count_lost(spec.kind);
+    }
     0
 }
 

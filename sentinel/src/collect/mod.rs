@@ -159,7 +159,10 @@ pub struct Summary {
 
 impl Summary {
     pub fn total_lost(&self) -> u64 {
-        self.kernel_lost.values().sum::<u64>() + self.stats.channel_dropped.values().sum::<u64>()
+        // Unpaired exits are syscalls whose entry was never stashed: lost records too.
+        self.kernel_lost.values().sum::<u64>()
+            + self.stats.channel_dropped.values().sum::<u64>()
+            + self.unpaired
     }
 }
 
