@@ -162,7 +162,8 @@ impl Session {
             Observer::Sentinel => {
                 let out = ctx.work.join(format!("{tag}.sentinel.jsonl"));
                 let child = Command::new(&ctx.sentinel)
-                    .args(["run", "--json", "--duration", "15m"])
+                    // Detection on (the full pipeline), raw events on to count completeness.
+                    .args(["run", "--json", "--events", "--duration", "15m"])
                     .stdout(std::fs::File::create(&out)?)
                     .stderr(std::fs::File::create(out.with_extension("err"))?)
                     .spawn()
