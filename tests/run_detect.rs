@@ -63,6 +63,17 @@ fn run_and_exec_from_tmp(args: &[&str]) -> (u32, Vec<Value>, i32) {
     (pid, recs, code)
 }
 
+/// Writes `DIR/sentinel.toml`: the agent store in DIR (never the system's), then `extra`.
+fn config_in(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let cfg = dir.join("sentinel.toml");
+    let text = format!(
+        "store = {:?}\n{extra}",
+        dir.join("agent.db").to_str().unwrap()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
 fn tmp_exec_anomaly(recs: &[Value]) -> &Value {
     recs.iter()
         .find(|r| {
@@ -82,8 +93,7 @@ fn tmp_exec_anomaly(recs: &[Value]) -> &Value {
 fn exec_from_tmp_is_an_anomaly_with_evidence_and_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("agent.db");
-    let cfg = dir.path().join("sentinel.toml");
-    std::fs::write(&cfg, format!("store = {:?}\n", db.to_str().unwrap())).unwrap();
+    let cfg = config_in(dir.path(), "");
     let (pid, recs, code) = run_and_exec_from_tmp(&[
         "--config",
         cfg.to_str().unwrap(),
@@ -146,15 +156,7 @@ fn anomalies_reach_a_dashboard_through_push() {
     );
     let key = dash::api_key(&server, uid, "agent");
     let url = format!("http://{}", server.addr);
-    let cfg = dir.path().join("sentinel.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "store = {:?}\nhost = \"e2e-push-host\"\n",
-            dir.path().join("agent.db").to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let cfg = config_in(dir.path(), "host = \"e2e-push-host\"\n");
     let (_, recs, _) = run_and_exec_from_tmp(&[
         "--config",
         cfg.to_str().unwrap(),
@@ -210,17 +212,14 @@ fn live_audit_records_join_the_kernel_process_chain() {
         }
     }
     let _rule = Rule(w, &key);
-    let cfg = dir.path().join("sentinel.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "store = {:?}\n[audit]\nlog_path = {:?}\nhmac_key_path = {:?}\n",
-            dir.path().join("agent.db").to_str().unwrap(),
+    let cfg = config_in(
+        dir.path(),
+        &format!(
+            "[audit]\nlog_path = {:?}\nhmac_key_path = {:?}\n",
             auditd::active_log().to_str().unwrap(),
             dir.path().join("hmac.key").to_str().unwrap()
         ),
-    )
-    .unwrap();
+    );
     let mut child = Command::new(sentinel_bin())
         .args([
             "run",
@@ -283,18 +282,15 @@ fn live_audit_records_join_the_kernel_process_chain() {
 #[test]
 fn llm_explanations_follow_the_anomaly_without_changing_its_score() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("sentinel.toml");
     // No provider configured: the deterministic local explanation, which must still arrive
     // through the explainer service and the feed.
-    std::fs::write(
-        &cfg,
-        format!(
-            "store = {:?}\n[llm]\nmin_level = \"low\"\nsecret_file = {:?}\n",
-            dir.path().join("agent.db").to_str().unwrap(),
+    let cfg = config_in(
+        dir.path(),
+        &format!(
+            "[llm]\nmin_level = \"low\"\nsecret_file = {:?}\n",
             dir.path().join("explain.key").to_str().unwrap()
         ),
-    )
-    .unwrap();
+    );
     let (_, recs, _) = run_and_exec_from_tmp(&[
         "--config",
         cfg.to_str().unwrap(),
