@@ -80,6 +80,62 @@ fn now_ns() -> i64 {
     crate::store::now_ns()
 }
 
+/// Holds live audit records until the kernel events of the same moment have been analysed.
+/// Audit records reach us through auditd's log or the kernel's multicast socket, often before
+/// the ring buffer's exec and fork events of the process they name; joined at once, they would
+/// find no process chain. A record is released when the events seen have passed its time, or
+/// after `max_hold` when the event stream is quiet or far behind. Audit stamps come from the
+/// kernel's coarse clock (up to a tick behind) cut to whole milliseconds: hence the margin.
+struct AuditHold {
+    held: std::collections::VecDeque<(Instant, LiveFact)>,
+    /// Latest event time analysed (wall-clock ns).
+    watermark: i64,
+    max_hold: Duration,
+}
+
+impl AuditHold {
+    const MARGIN_NS: i64 = 20_000_000;
+    /// Beyond this many held records the oldest are joined at once (memory bound).
+    const CAP: usize = 4096;
+
+    fn new(max_hold: Duration) -> AuditHold {
+        AuditHold {
+            held: std::collections::VecDeque::new(),
+            watermark: i64::MIN,
+            max_hold,
+        }
+    }
+
+    fn saw_event(&mut self, time_ns: i64) {
+        self.watermark = self.watermark.max(time_ns);
+    }
+
+    fn hold(&mut self, fact: LiveFact, now: Instant) {
+        self.held.push_back((now, fact));
+    }
+
+    /// Records ready to join, oldest first.
+    fn ready(&mut self, now: Instant) -> Vec<LiveFact> {
+        let mut out = Vec::new();
+        while let Some((at, fact)) = self.held.front() {
+            let due = self.held.len() > Self::CAP
+                || fact.time_ns.saturating_add(Self::MARGIN_NS) <= self.watermark
+                || now.duration_since(*at) >= self.max_hold;
+            if !due {
+                break;
+            }
+            if let Some((_, f)) = self.held.pop_front() {
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    fn drain(&mut self) -> Vec<LiveFact> {
+        self.held.drain(..).map(|(_, f)| f).collect()
+    }
+}
+
 /// Runs `analyzer` on its own thread over `events` until the channel closes. Events go on to
 /// `feed` when `forward_events` (dropped and counted if the sinks are behind); anomalies always
 /// do (the stage waits for room, and the collector's bounded channel absorbs the pause).
@@ -102,6 +158,7 @@ pub fn spawn_analysis<A: Analyzer>(
                 }
             };
             let mut last_tick = Instant::now();
+            let mut held = AuditHold::new(Duration::from_millis(500));
             loop {
                 let ev = match events.try_recv() {
                     Ok(ev) => Some(ev),
@@ -113,6 +170,7 @@ pub fn spawn_analysis<A: Analyzer>(
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
                 };
                 if let Some(ev) = ev {
+                    held.saw_event(ev.time_ns);
                     stats.analyzed.fetch_add(1, Relaxed);
                     let found = analyzer.observe(&ev);
                     if forward_events && feed.try_send(FeedItem::Event(Arc::new(ev))).is_err() {
@@ -122,6 +180,9 @@ pub fn spawn_analysis<A: Analyzer>(
                 }
                 if let Some(rx) = audit.as_mut() {
                     while let Ok(fact) = rx.try_recv() {
+                        held.hold(fact, Instant::now());
+                    }
+                    for fact in held.ready(Instant::now()) {
                         send_anomalies(analyzer.observe_audit(&fact), &stats);
                     }
                 }
@@ -129,6 +190,15 @@ pub fn spawn_analysis<A: Analyzer>(
                     last_tick = Instant::now();
                     send_anomalies(analyzer.tick(now_ns()), &stats);
                 }
+            }
+            // The events are all in: whatever audit holds can join now.
+            if let Some(rx) = audit.as_mut() {
+                while let Ok(fact) = rx.try_recv() {
+                    held.hold(fact, Instant::now());
+                }
+            }
+            for fact in held.drain() {
+                send_anomalies(analyzer.observe_audit(&fact), &stats);
             }
             send_anomalies(analyzer.finish(), &stats);
             analyzer
@@ -227,5 +297,57 @@ mod tests {
             s.feed_dropped_events > 0,
             "a lagging feed drops events, counted"
         );
+    }
+
+    fn fact(time_ns: i64) -> LiveFact {
+        LiveFact {
+            pid: Some(1),
+            ppid: None,
+            uid: Some(0),
+            auid: None,
+            session: None,
+            time_ns,
+            kind: "other",
+            factor: None,
+            evidence: crate::detect::model::Evidence {
+                id: format!("audit:{time_ns}"),
+                time_ns,
+                summary: String::new(),
+                detail: serde_json::Value::Null,
+            },
+        }
+    }
+
+    #[test]
+    fn audit_records_wait_for_the_events_of_their_time_or_the_hold_limit() {
+        let t0 = Instant::now();
+        let mut h = AuditHold::new(Duration::from_millis(500));
+        h.hold(fact(1_000_000_000), t0);
+        h.hold(fact(2_000_000_000), t0);
+        assert!(h.ready(t0).is_empty(), "no events seen yet");
+        h.saw_event(1_015_000_000);
+        assert!(h.ready(t0).is_empty(), "within the margin");
+        h.saw_event(1_020_000_000);
+        let got: Vec<i64> = h.ready(t0).iter().map(|f| f.time_ns).collect();
+        assert_eq!(got, [1_000_000_000]);
+        // A quiet event stream: the hold limit releases the rest.
+        assert!(h.ready(t0 + Duration::from_millis(499)).is_empty());
+        assert_eq!(h.ready(t0 + Duration::from_millis(500)).len(), 1);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn held_audit_records_are_bounded_and_drained_at_the_end() {
+        let t0 = Instant::now();
+        let mut h = AuditHold::new(Duration::from_secs(60));
+        for i in 0..AuditHold::CAP as i64 + 3 {
+            h.hold(fact(i), t0);
+        }
+        assert_eq!(
+            h.ready(t0).len(),
+            3,
+            "the oldest beyond the cap join at once"
+        );
+        assert_eq!(h.drain().len(), AuditHold::CAP);
     }
 }

@@ -460,8 +460,16 @@ impl Engine {
 impl Engine {
     /// The process chain of `pid`, oldest ancestor first, as anomalies show it.
     fn chain_links(&self, pid: u32) -> Vec<ChainLink> {
-        self.procs
-            .chain(pid)
+        Self::links(self.procs.chain(pid))
+    }
+
+    /// The chain of whoever held `pid` at `time_ns`, even if it has exited since.
+    fn chain_links_at(&self, pid: u32, time_ns: i64) -> Vec<ChainLink> {
+        Self::links(self.procs.chain_at(pid, time_ns))
+    }
+
+    fn links(chain: Vec<&crate::proc::Process>) -> Vec<ChainLink> {
+        chain
             .iter()
             .map(|p| ChainLink {
                 pid: p.pid,
@@ -488,7 +496,7 @@ impl Engine {
         }
         let chain = fact
             .pid
-            .map(|pid| self.chain_links(pid))
+            .map(|pid| self.chain_links_at(pid, fact.time_ns))
             .unwrap_or_default();
         let exe = chain.last().map(|l| l.exe.clone()).unwrap_or_default();
         let factors = vec![factor];

@@ -548,3 +548,42 @@ fn an_event_rate_far_above_the_learned_spread_is_reported_at_window_close() {
     assert_eq!(x.principal.uid, 1000);
     assert!(x.chain.is_empty());
 }
+
+#[test]
+fn an_audit_record_joined_after_its_process_exited_keeps_the_chain() {
+    let mut e = engine_with(&config(), learned(), false);
+    replay(&mut e, &events("exec_tmp"));
+    // curl (pid 1102) read a watched file at .450 and exited at .500; its audit record is
+    // joined only now, after the exit event was analysed.
+    let t = 1_781_780_400_450_000_000;
+    let fact = crate::audit::LiveFact {
+        pid: Some(1102),
+        ppid: Some(1101),
+        uid: Some(1000),
+        auid: Some(1000),
+        session: Some(911),
+        time_ns: t,
+        kind: "watched_file_access",
+        factor: Some(super::model::Factor {
+            detection: "watched_file_access".into(),
+            reason: "access on watch key 'payroll' (/srv/payroll.csv) by /usr/bin/curl".into(),
+            weight: 30,
+            evidence: vec!["audit:1:2".into()],
+        }),
+        evidence: super::model::Evidence {
+            id: "audit:1:2".into(),
+            time_ns: t,
+            summary: "SYSCALL success /usr/bin/curl key=payroll".into(),
+            detail: serde_json::Value::Null,
+        },
+    };
+    let a = e.observe_audit(&fact);
+    assert_eq!(a.len(), 1, "{a:#?}");
+    let exes: Vec<&str> = a[0].chain.iter().map(|l| l.exe.as_str()).collect();
+    // pid 500 was only seen as a forking header: known by comm.
+    assert_eq!(
+        exes,
+        ["[sshd]", "/usr/sbin/sshd", "/bin/bash", "/usr/bin/curl"]
+    );
+    assert_eq!(a[0].principal.uid, 1000);
+}

@@ -113,6 +113,8 @@ pub struct ProcessTable {
     live: HashMap<u32, Process>,
     exited: HashMap<ProcKey, Process>,
     exited_order: VecDeque<ProcKey>,
+    /// Start times of the exited processes kept for each pid, for lookups by (pid, time).
+    exited_starts: HashMap<u32, Vec<i64>>,
     exited_cap: usize,
     /// Read /proc for processes the table has not seen (off for recorded streams).
     live_proc: bool,
@@ -125,6 +127,7 @@ impl ProcessTable {
             live: HashMap::new(),
             exited: HashMap::new(),
             exited_order: VecDeque::new(),
+            exited_starts: HashMap::new(),
             exited_cap,
             live_proc,
         }
@@ -169,10 +172,39 @@ impl ProcessTable {
         self.exited.len()
     }
 
+    /// The process that held `pid` at `time_ns`: the live one if it had started by then, else
+    /// the latest exited one whose life covers that time. For records that arrive on another
+    /// path than the kernel events (audit) and may be joined after the process exited.
+    pub fn at(&self, pid: u32, time_ns: i64) -> Option<&Process> {
+        // Audit times are whole milliseconds and /proc start times whole clock ticks.
+        const SLACK_NS: i64 = 20_000_000;
+        if let Some(p) = self.live.get(&pid)
+            && p.start_ns <= time_ns + SLACK_NS
+        {
+            return Some(p);
+        }
+        self.exited_starts
+            .get(&pid)?
+            .iter()
+            .filter(|s| **s <= time_ns + SLACK_NS)
+            .max()
+            .and_then(|s| self.exited.get(&(pid, *s)))
+            .filter(|p| p.exited_ns.is_none_or(|e| e + SLACK_NS >= time_ns))
+    }
+
     /// The ancestor chain, oldest first, ending with `pid` itself.
     pub fn chain(&self, pid: u32) -> Vec<&Process> {
+        self.chain_from(self.live.get(&pid))
+    }
+
+    /// The ancestor chain of the process that held `pid` at `time_ns` (see [`Self::at`]).
+    pub fn chain_at(&self, pid: u32, time_ns: i64) -> Vec<&Process> {
+        self.chain_from(self.at(pid, time_ns))
+    }
+
+    fn chain_from<'a>(&'a self, start: Option<&'a Process>) -> Vec<&'a Process> {
         let mut out = Vec::new();
-        let mut cur = self.live.get(&pid);
+        let mut cur = start;
         while let Some(p) = cur {
             if out.len() >= MAX_DEPTH {
                 break;
@@ -318,10 +350,17 @@ impl ProcessTable {
         p.memfds = Vec::new();
         let key = p.key();
         self.exited.insert(key, p);
+        self.exited_starts.entry(key.0).or_default().push(key.1);
         self.exited_order.push_back(key);
         while self.exited_order.len() > self.exited_cap {
             if let Some(old) = self.exited_order.pop_front() {
                 self.exited.remove(&old);
+                if let Some(starts) = self.exited_starts.get_mut(&old.0) {
+                    starts.retain(|s| *s != old.1);
+                    if starts.is_empty() {
+                        self.exited_starts.remove(&old.0);
+                    }
+                }
             }
         }
     }

@@ -187,3 +187,33 @@ fn setuid_takes_the_ids_asked_for() {
     t.apply(&e);
     assert_eq!((t.get(100).unwrap().uid, t.get(100).unwrap().euid), (0, 0));
 }
+
+#[test]
+fn a_record_joined_after_the_exit_finds_the_process_of_its_time() {
+    let mut t = ProcessTable::new(10, false);
+    t.apply(&exec(1, 100, "/bin/bash"));
+    t.apply(&fork(2_000_000_000, 100, 200));
+    t.apply(&exec(2_100_000_000, 200, "/usr/bin/old"));
+    t.apply(&exit(3_000_000_000, 200));
+    t.apply(&fork(4_000_000_000, 100, 200));
+    t.apply(&exec(4_100_000_000, 200, "/usr/bin/new"));
+    let names = |c: Vec<&Process>| c.iter().map(|p| p.exe.clone()).collect::<Vec<_>>();
+    // A record stamped during the first life (whole ms, so slightly before the exec event).
+    assert_eq!(
+        names(t.chain_at(200, 2_500_000_000)),
+        ["/bin/bash", "/usr/bin/old"]
+    );
+    assert_eq!(
+        names(t.chain_at(200, 4_200_000_000)),
+        ["/bin/bash", "/usr/bin/new"]
+    );
+    // Between the two lives, or before either: nobody held the pid.
+    assert!(t.chain_at(200, 3_500_000_000).is_empty());
+    assert!(t.chain_at(200, 1_000_000_000).is_empty());
+    // Once the first life falls out of the bounded exited set, it is forgotten.
+    for i in 0..20u32 {
+        t.apply(&fork(5_000_000_000 + i as i64, 100, 1000 + i));
+        t.apply(&exit(5_000_000_100 + i as i64, 1000 + i));
+    }
+    assert!(t.chain_at(200, 2_500_000_000).is_empty());
+}
