@@ -122,14 +122,33 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `sentinel` binary under test. `cargo xtask test` builds it before running the tests.
+/// The `sentinel` binary under test, built (once per test process) from the current sources:
+/// cargo builds a test crate's dependencies as libraries only, and a stale agent binary would
+/// test yesterday's code. Cheap when `cargo xtask test` has just built it.
 pub fn sentinel_bin() -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "sentinel"]);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let out = build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .map_err(|e| format!("running cargo: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    if let Err(e) = built {
+        panic!("building the sentinel binary failed:\n{e}");
+    }
     let p = target_dir().join("sentinel");
-    assert!(
-        p.exists(),
-        "{} is missing: build it first (`cargo build -p sentinel`, done by `cargo xtask test`)",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing after the build", p.display());
     p
 }
 

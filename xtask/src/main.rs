@@ -82,7 +82,8 @@ fn main() -> anyhow::Result<()> {
             run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
             // The end-to-end tests run the agent binary itself.
             run(cargo().args(["build", "-p", "sentinel"]))?;
-            run(cargo().arg("test").args(&args))?;
+            // Every failing suite is reported, not just the first.
+            run(cargo().args(["test", "--no-fail-fast"]).args(&args))?;
             Ok(())
         }
         Task::Bench(args) => bench::run(&root, args),
