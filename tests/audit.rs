@@ -120,6 +120,8 @@ fn summary_has(
 #[test]
 fn real_auditd_records_are_summarised() {
     require_root();
+    // Any build of the agent happens now, not between the records and the runs reading them.
+    sentinel_e2e::sentinel_bin();
     let ours = start_auditd();
     let daemon = auditd_pid().expect("auditd registered");
     let log = active_log();
@@ -211,7 +213,9 @@ fn real_auditd_records_are_summarised() {
     )
     .unwrap();
     let cfg = cfg_path.display().to_string();
-    let window = ((sentinel::snapshot::time::now_ms() - since_ms) / 1000 + 5).to_string();
+    // Each run's window reaches back to `since_ms` from the moment it starts: the runs below
+    // take seconds each (and the first may wait for the agent binary to build).
+    let window = || ((sentinel::snapshot::time::now_ms() - since_ms) / 1000 + 5).to_string();
 
     same_auditd(daemon);
     let run = sentinel(&[
@@ -219,7 +223,7 @@ fn real_auditd_records_are_summarised() {
         "--network",
         "--audit",
         "--audit-window",
-        &window,
+        &window(),
         "--config",
         &cfg,
     ]);
@@ -357,7 +361,7 @@ fn real_auditd_records_are_summarised() {
         "--audit",
         "--no-color",
         "--audit-window",
-        &window,
+        &window(),
         "--config",
         &cfg,
     ]);
@@ -374,7 +378,7 @@ fn real_auditd_records_are_summarised() {
         "--learn",
         "--audit",
         "--audit-window",
-        &window,
+        &window(),
         "--config",
         &cfg,
     ]);
@@ -389,7 +393,7 @@ fn real_auditd_records_are_summarised() {
         "--json",
         "--audit",
         "--audit-window",
-        &window,
+        &window(),
         "--config",
         &cfg,
     ])
@@ -412,7 +416,7 @@ fn real_auditd_records_are_summarised() {
         "--audit",
         "--json",
         "--audit-window",
-        &window,
+        &window(),
         "--config",
         &cfg,
     ]);

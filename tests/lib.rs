@@ -131,6 +131,14 @@ pub fn sentinel_bin() -> PathBuf {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut build = std::process::Command::new(cargo);
         build.args(["build", "--quiet", "-p", "sentinel"]);
+        // The variables cargo sets for this test process would make that build differ from
+        // `cargo build -p sentinel` run by hand (or by xtask): each would rebuild the other's.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
+                build.env_remove(&*k);
+            }
+        }
         if !cfg!(debug_assertions) {
             build.arg("--release");
         }
