@@ -132,6 +132,86 @@ fn a_flood_is_counted_as_lost_not_silently_dropped() {
 }
 
 #[test]
+fn syscall_arguments_from_registers_and_from_the_stash_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("args-target");
+    std::fs::write(&target, "x").unwrap();
+    let mut seen = Vec::new();
+    for (mode, source) in [("auto", "registers"), ("stash", "stash")] {
+        let cfg = dir.path().join(format!("{mode}.toml"));
+        std::fs::write(&cfg, format!("[collect]\nsyscall_args = {mode:?}\n")).unwrap();
+        let mut pid = 0;
+        let (recs, code, err) = run_json(
+            &[
+                "--config",
+                cfg.to_str().unwrap(),
+                "--kinds",
+                "open",
+                "--duration",
+                "2s",
+            ],
+            || pid = run_workload(&[std::ffi::OsStr::new("open"), target.as_os_str()]).pid,
+        );
+        assert_eq!(code, 0, "{mode}: {err}");
+        let status = &recs[0];
+        assert_eq!(status["syscall_args"], source, "{status}");
+        let enter_hooks = status["attached"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "syscalls/sys_enter_openat");
+        assert_eq!(enter_hooks, mode == "stash", "{status}");
+        let open = recs
+            .iter()
+            .find(|r| {
+                r["kind"] == "open" && r["pid"] == pid && r["path"] == target.to_str().unwrap()
+            })
+            .unwrap_or_else(|| panic!("{mode}: no open of {target:?} by {pid}"));
+        assert!(open["ret"].as_i64().unwrap() >= 0, "{open}");
+        assert_eq!(open["dfd"], -100, "AT_FDCWD: {open}");
+        seen.push((
+            open["syscall"].clone(),
+            open["flags"].clone(),
+            open["mode"].clone(),
+        ));
+        assert_eq!(recs.last().unwrap()["kernel_lost"], serde_json::json!({}));
+    }
+    assert_eq!(seen[0], seen[1], "the same open, read both ways");
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_crash() {
+    require_root();
+    let _one_at_a_time = serial();
+    // `sentinel run --json | head -1`: stdout closes after the first line.
+    let mut child = Command::new(sentinel_bin())
+        .args([
+            "run",
+            "--json",
+            "--events",
+            "--no-detect",
+            "--duration",
+            "2s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sentinel");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("status line");
+    assert!(first.contains("\"type\":\"status\""), "{first}");
+    drop(out);
+    let _ = run_workload(&["exit", "0"]);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    let code = child.wait().expect("wait").code();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
 fn ignored_prefixes_are_dropped_in_the_kernel() {
     let dir = tempfile::tempdir().unwrap();
     let ignored = dir.path().join("ignored");

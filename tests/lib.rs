@@ -48,6 +48,7 @@ fn live() -> &'static Mutex<Vec<Event>> {
                     ring_buffer_bytes: 64 << 20,
                     wakeup_bytes: 16 << 20,
                     agent_tgid: std::process::id(),
+                    stash_args: false,
                 };
                 let (collector, mut rx) =
                     match Collector::start(&opts, Duration::from_millis(10), 1 << 20) {

@@ -238,6 +238,17 @@ pub struct Offsets {
     pub cred_euid: u32,
 }
 
+/// Where the six syscall arguments sit in the task's saved registers (`struct pt_regs`, from
+/// BTF), so that an exit hook can read them without an enter hook stashing them. Resolved only
+/// where the syscall ABI leaves the argument registers intact until exit (x86_64); all zero
+/// otherwise.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegsLayout {
+    pub arg_off: [u16; 6],
+    pub _pad: [u16; 2],
+}
+
 /// Load-time constants.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -246,6 +257,7 @@ pub struct LoadConfig {
     pub agent_tgid: u32,
     pub _pad: u32,
     pub offsets: Offsets,
+    pub regs: RegsLayout,
 }
 
 /// What the generic enter hook keeps until the matching exit.
@@ -264,7 +276,8 @@ const _: () = {
     assert!(core::mem::size_of::<Settings>() == 8);
     assert!(core::mem::size_of::<Prefix>() == 68);
     assert!(core::mem::size_of::<Offsets>() == 32);
-    assert!(core::mem::size_of::<LoadConfig>() == 40);
+    assert!(core::mem::size_of::<RegsLayout>() == 16);
+    assert!(core::mem::size_of::<LoadConfig>() == 56);
     assert!(core::mem::size_of::<Stash>() == 56);
     assert!(FIXED_SIZE + 3 * MAX_PATH + 2 * MAX_BLOB <= MAX_RECORD);
     assert!(FIXED_SIZE + MAX_PATH + MAX_ARGV_BYTES <= MAX_RECORD);
@@ -281,6 +294,7 @@ mod user {
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for Prefix {}
     unsafe impl aya::Pod for Offsets {}
+    unsafe impl aya::Pod for RegsLayout {}
     unsafe impl aya::Pod for LoadConfig {}
     unsafe impl aya::Pod for Stash {}
 }

@@ -74,6 +74,10 @@ pub static LOAD_CONFIG: LoadConfig = LoadConfig {
         task_exit_code: 0,
         cred_euid: 0,
     },
+    regs: sentinel_common::RegsLayout {
+        arg_off: [0; 6],
+        _pad: [0; 2],
+    },
 };
 
 pub fn load_config() -> LoadConfig {

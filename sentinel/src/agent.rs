@@ -106,9 +106,10 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         failed: report.failed.clone(),
         missing_fields: report.missing_fields.clone(),
         mounted_tracefs: report.mounted_tracefs,
+        syscall_args: report.syscall_args,
     };
     if args.json {
-        println!("{}", Record::Status(&status).to_json());
+        print_line(&Record::Status(&status).to_json());
     } else {
         if report.mounted_tracefs {
             eprintln!("sentinel: tracefs was not mounted; mounted it at /sys/kernel/tracing");
@@ -274,26 +275,21 @@ async fn write_feed(
                 FeedItem::Anomaly(Arc::new(a))
             }
         };
-        let line = match &item {
-            FeedItem::Event(ev) => {
-                if sink.json {
-                    Record::Event(ev).to_json()
-                } else {
-                    terminal::event_line(ev, sink.color)
-                }
+        if let FeedItem::Anomaly(a) = &item {
+            // No receiver yet is fine: the edge is for optional consumers.
+            let _ = edge.send(a.clone());
+        }
+        // A closed stdout (e.g. piped into head) must not stop the pipeline: keep consuming.
+        let _ = match (&item, sink.json) {
+            (FeedItem::Event(ev), true) => Record::Event(ev).write_json_line(&mut out),
+            (FeedItem::Anomaly(a), true) => Record::Anomaly(a).write_json_line(&mut out),
+            (FeedItem::Event(ev), false) => {
+                writeln!(out, "{}", terminal::event_line(ev, sink.color))
             }
-            FeedItem::Anomaly(a) => {
-                // No receiver yet is fine: the edge is for optional consumers.
-                let _ = edge.send(a.clone());
-                if sink.json {
-                    Record::Anomaly(a).to_json()
-                } else {
-                    terminal::anomaly_lines(a, sink.color)
-                }
+            (FeedItem::Anomaly(a), false) => {
+                writeln!(out, "{}", terminal::anomaly_lines(a, sink.color))
             }
         };
-        // A closed stdout (e.g. piped into head) must not stop the pipeline: keep consuming.
-        let _ = writeln!(out, "{line}");
         if rx.is_empty() {
             let _ = out.flush();
         }
@@ -324,15 +320,22 @@ async fn wait_for_stop(duration: Option<Duration>) {
     }
 }
 
+/// One line to stdout. A reader that went away (`sentinel run --json | head`) is no reason to
+/// stop watching, nor to panic as `println!` would.
+fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 fn print_summary(s: &Summary, p: &PipelineSnapshot, json: bool) {
     if json {
-        println!(
-            "{}",
-            Record::Summary(&RunSummary {
+        print_line(
+            &Record::Summary(&RunSummary {
                 collect: s,
-                pipeline: p
+                pipeline: p,
             })
-            .to_json()
+            .to_json(),
         );
         return;
     }

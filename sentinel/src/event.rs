@@ -101,7 +101,11 @@ impl fmt::Debug for RawStr {
 
 impl Serialize for RawStr {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.escaped())
+        // Nearly every path and argument is UTF-8 without a backslash: no copy then.
+        match std::str::from_utf8(&self.0) {
+            Ok(text) if !text.contains('\\') => s.serialize_str(text),
+            _ => s.serialize_str(&self.escaped()),
+        }
     }
 }
 

@@ -1,11 +1,21 @@
-//! The generic syscall hooks: one enter program and one exit program, attached by user space
-//! to the `syscalls/sys_enter_*` and `syscalls/sys_exit_*` tracepoints of every syscall it has
-//! a `SyscallSpec` for. Strings are read at exit, when the syscall has finished with them.
+//! The generic syscall hooks, attached by user space to the `syscalls/sys_exit_*` (and, where
+//! needed, `sys_enter_*`) tracepoints of every syscall it has a `SyscallSpec` for. Where BTF
+//! says where the argument registers are saved, one exit program reads the arguments from the
+//! task's `pt_regs` (`syscall_exit_regs`); elsewhere an enter program stashes them for the
+//! exit program (`syscall_enter_stash` + `syscall_exit_emit`). Strings are read at exit, when
+//! the syscall has finished with them.
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs},
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
 };
 use sentinel_common::{MAX_BLOB, MAX_IGNORE_PREFIXES, MAX_PATH, PREFIX_LEN, Stash, SyscallSpec};
+
+use core::ffi::c_void;
 
 use crate::{
     emit,
@@ -76,24 +86,64 @@ pub fn syscall_exit_emit(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let ret = unsafe { ctx.read_at::<i64>(RET_OFF) }.unwrap_or(0);
-    emit_syscall(&stash, &spec, ret);
+    emit_syscall(&stash.args, stash.nr, &spec, ret);
+    0
+}
+
+/// sys_exit_* (any captured syscall), with no enter hook: the arguments are still in the
+/// registers the task saved on entry (only the return register was overwritten).
+#[tracepoint]
+pub fn syscall_exit_regs(ctx: TracePointContext) -> u32 {
+    let cfg = load_config();
+    if (bpf_get_current_pid_tgid() >> 32) as u32 == cfg.agent_tgid {
+        return 0;
+    }
+    // SAFETY: offsets within the tracepoint record; reads go through probe_read.
+    let Ok(nr) = (unsafe { ctx.read_at::<i32>(NR_OFF) }) else {
+        return 0;
+    };
+    let Some(spec) = spec_for(nr as u32) else {
+        return 0;
+    };
+    if !kind_enabled(spec.kind) {
+        return 0;
+    }
+    // SAFETY: the current task is always valid; the helper returns its saved user registers.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    let mut args = [0u64; 6];
+    let mut i = 0;
+    while i < 6 {
+        // The raw helper and no test of its result: a branch per argument would multiply the
+        // paths the verifier walks through the record building below. A failed read leaves 0.
+        // SAFETY: probe_read tolerates bad addresses; the destination is this stack slot.
+        unsafe {
+            bpf_probe_read_kernel(
+                &mut args[i] as *mut u64 as *mut c_void,
+                8,
+                regs.add(cfg.regs.arg_off[i] as usize) as *const c_void,
+            );
+        }
+        i += 1;
+    }
+    let ret = unsafe { ctx.read_at::<i64>(RET_OFF) }.unwrap_or(0);
+    emit_syscall(&args, nr as u32, &spec, ret);
     0
 }
 
 #[inline(always)]
-fn emit_syscall(stash: &Stash, spec: &SyscallSpec, ret: i64) {
+fn emit_syscall(args: &[u64; 6], nr: u32, spec: &SyscallSpec, ret: i64) {
     let Some(buf) = emit::scratch() else { return };
-    let mut off = emit::begin(buf, spec.kind, stash.nr);
+    let mut off = emit::begin(buf, spec.kind, nr);
     {
         let b = emit::body(buf);
         b.ret = ret;
-        b.args = stash.args;
+        b.args = *args;
     }
     let mut i = 0;
     while i < 3 {
         let a = spec.str_args[i] as usize;
         if a != 0 && a <= 6 {
-            let n = emit::user_str(buf, off, arg(&stash.args, a), MAX_PATH as u32);
+            let n = emit::user_str(buf, off, arg(args, a), MAX_PATH as u32);
             if i == 0 && spec.prefix_filter != 0 && ignored(buf, off, n) {
                 return;
             }
@@ -108,13 +158,13 @@ fn emit_syscall(stash: &Stash, spec: &SyscallSpec, ret: i64) {
         if a != 0 && a <= 6 {
             let mut len = spec.blob_max[j] as u64;
             let la = spec.blob_len_args[j] as usize;
-            if la != 0 && la <= 6 && arg(&stash.args, la) < len {
-                len = arg(&stash.args, la);
+            if la != 0 && la <= 6 && arg(args, la) < len {
+                len = arg(args, la);
             }
             if len > MAX_BLOB as u64 {
                 len = MAX_BLOB as u64;
             }
-            let n = emit::user_blob(buf, off, arg(&stash.args, a), len as u32);
+            let n = emit::user_blob(buf, off, arg(args, a), len as u32);
             emit::body(buf).blob_lens[j] = n as u16;
             off += n;
         }

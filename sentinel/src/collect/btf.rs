@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use btf_rs::{Btf, BtfType, Type};
-use sentinel_common::Offsets;
+use sentinel_common::{Offsets, RegsLayout};
 
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -52,6 +52,27 @@ pub fn resolve(path: &Path) -> Result<(Offsets, Vec<&'static str>), BtfError> {
     Ok((o, missing))
 }
 
+/// The saved argument registers of a syscall, when this architecture keeps them intact until
+/// the syscall returns. x86_64 passes arguments in di, si, dx, r10, r8, r9 and overwrites only
+/// ax with the result; other architectures (arm64 overwrites x0) use the enter-hook stash.
+pub fn resolve_regs(path: &Path) -> Result<Option<RegsLayout>, BtfError> {
+    if !cfg!(target_arch = "x86_64") {
+        return Ok(None);
+    }
+    if !path.exists() {
+        return Err(BtfError::Missing);
+    }
+    let btf = Btf::from_file(path).map_err(|e| BtfError::Parse(e.to_string()))?;
+    let mut layout = RegsLayout::default();
+    for (i, reg) in ["di", "si", "dx", "r10", "r8", "r9"].iter().enumerate() {
+        match member_offset(&btf, "pt_regs", reg)?.and_then(|o| u16::try_from(o).ok()) {
+            Some(o) if o > 0 => layout.arg_off[i] = o,
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(layout))
+}
+
 /// Byte offset of `field` in `struct st`, looking through anonymous structs and unions.
 fn member_offset(btf: &Btf, st: &'static str, field: &str) -> Result<Option<u32>, BtfError> {
     let types = btf
@@ -96,6 +117,16 @@ mod tests {
         assert!(o.task_tgid > 0 && o.task_pid > 0 && o.task_real_parent > 0);
         // tgid follows pid in task_struct (both pid_t).
         assert_eq!(o.task_tgid, o.task_pid + 4);
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn this_kernel_saves_the_syscall_argument_registers() {
+        let r = resolve_regs(Path::new(VMLINUX))
+            .expect("kernel BTF")
+            .expect("x86_64 pt_regs");
+        // x86_64 pt_regs: r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si di, 8 bytes each.
+        assert_eq!(r.arg_off, [112, 104, 96, 56, 72, 64]);
     }
 
     #[test]

@@ -26,6 +26,19 @@ pub struct LoadOptions {
     pub wakeup_bytes: u32,
     /// Process whose own activity is never reported.
     pub agent_tgid: u32,
+    /// Always stash syscall arguments at entry, even where they could be read at exit.
+    pub stash_args: bool,
+}
+
+/// How the generic syscall hooks get their arguments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgsSource {
+    /// One exit hook per syscall reads them from the task's saved registers.
+    Registers,
+    /// An enter hook stashes them per thread for the exit hook (two hooks per syscall).
+    #[default]
+    Stash,
 }
 
 /// Which hooks are live and which failed, with the reason.
@@ -36,6 +49,9 @@ pub struct AttachReport {
     /// Header fields that will be unset because BTF lacks their offsets.
     pub missing_fields: Vec<&'static str>,
     pub mounted_tracefs: bool,
+    pub syscall_args: ArgsSource,
+    /// Why the registers could not be used, when they were wanted.
+    pub syscall_args_note: Option<String>,
 }
 
 pub struct Loaded {
@@ -50,7 +66,13 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, CollectError> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(CollectError::NotRoot);
     }
-    let (offsets, missing_fields) = btf::resolve(std::path::Path::new(btf::VMLINUX))?;
+    let vmlinux = std::path::Path::new(btf::VMLINUX);
+    let (offsets, missing_fields) = btf::resolve(vmlinux)?;
+    let regs = if opts.stash_args {
+        None
+    } else {
+        btf::resolve_regs(vmlinux)?
+    };
     let mounted_tracefs = tracefs::ensure()?;
     raise_memlock();
 
@@ -58,6 +80,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, CollectError> {
         agent_tgid: opts.agent_tgid,
         _pad: 0,
         offsets,
+        regs: regs.unwrap_or_default(),
     };
     let mut ebpf = EbpfLoader::new()
         .override_global("LOAD_CONFIG", &cfg, true)
@@ -69,6 +92,15 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, CollectError> {
     let mut report = AttachReport {
         missing_fields,
         mounted_tracefs,
+        syscall_args: if regs.is_some() {
+            ArgsSource::Registers
+        } else {
+            ArgsSource::Stash
+        },
+        syscall_args_note: (regs.is_none() && !opts.stash_args).then(|| {
+            "this architecture's syscall ABI does not keep the argument registers until exit"
+                .to_string()
+        }),
         ..Default::default()
     };
     attach_all(&mut ebpf, opts, &mut report)?;
@@ -186,6 +218,23 @@ fn attach_all(
         let exits: Vec<String> = generic.iter().map(|n| format!("sys_exit_{n}")).collect();
         let enters: Vec<&str> = enters.iter().map(String::as_str).collect();
         let exits: Vec<&str> = exits.iter().map(String::as_str).collect();
+        if report.syscall_args == ArgsSource::Registers {
+            // Kernels without the helpers it uses (bpf_task_pt_regs, 5.15) refuse it: then
+            // fall back to the stash.
+            match load_tp(ebpf, "syscall_exit_regs") {
+                Ok(()) => {
+                    attach_loaded(ebpf, "syscall_exit_regs", &exits, report)?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    report.syscall_args = ArgsSource::Stash;
+                    let why: String = error_chain(&e).chars().take(400).collect();
+                    report.syscall_args_note = Some(format!(
+                        "reading arguments from saved registers refused: {why}"
+                    ));
+                }
+            }
+        }
         // Exits first: an enter without its exit hook would only fill the stash.
         attach_tp(ebpf, "syscall_exit_emit", &exits, report)?;
         let live_exits: BTreeSet<String> = report
@@ -210,13 +259,33 @@ fn attach_tp(
     tps: &[&str],
     report: &mut AttachReport,
 ) -> Result<(), CollectError> {
-    let p: &mut TracePoint = ebpf
-        .program_mut(prog)
+    load_tp(ebpf, prog)?;
+    attach_loaded(ebpf, prog, tps, report)
+}
+
+fn tracepoint<'a>(
+    ebpf: &'a mut Ebpf,
+    prog: &'static str,
+) -> Result<&'a mut TracePoint, CollectError> {
+    ebpf.program_mut(prog)
         .ok_or(CollectError::MissingProgram(prog))?
         .try_into()
-        .map_err(|e| CollectError::Program(prog, Box::new(e)))?;
-    p.load()
-        .map_err(|e| CollectError::Program(prog, Box::new(e)))?;
+        .map_err(|e| CollectError::Program(prog, Box::new(e)))
+}
+
+fn load_tp(ebpf: &mut Ebpf, prog: &'static str) -> Result<(), CollectError> {
+    tracepoint(ebpf, prog)?
+        .load()
+        .map_err(|e| CollectError::Program(prog, Box::new(e)))
+}
+
+fn attach_loaded(
+    ebpf: &mut Ebpf,
+    prog: &'static str,
+    tps: &[&str],
+    report: &mut AttachReport,
+) -> Result<(), CollectError> {
+    let p = tracepoint(ebpf, prog)?;
     for tp in tps {
         let name = format!("syscalls/{tp}");
         match p.attach("syscalls", tp) {

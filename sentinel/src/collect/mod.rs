@@ -13,7 +13,7 @@ use sentinel_common::Kind;
 use serde::{Deserialize, Serialize};
 
 pub use drain::{KindCounts, Stats, StatsSnapshot};
-pub use loader::{AttachReport, LoadOptions};
+pub use loader::{ArgsSource, AttachReport, LoadOptions};
 
 use crate::event::Event;
 
@@ -85,6 +85,9 @@ impl Collector {
         } = loader::load(opts)?;
         for (hook, why) in &report.failed {
             tracing::warn!(target: "sentinel::collect", "hook {hook} not attached: {why}");
+        }
+        if let Some(note) = &report.syscall_args_note {
+            tracing::info!(target: "sentinel::collect", "syscall arguments stashed at entry: {note}");
         }
         if !report.missing_fields.is_empty() {
             tracing::warn!(
@@ -199,6 +202,10 @@ pub struct CollectConfig {
     pub drain_interval_ms: u64,
     /// Capacity of the channel from the collector to the next stage.
     pub channel_capacity: usize,
+    /// How syscall hooks get their arguments: "auto" (from the saved registers at exit where
+    /// the kernel and architecture allow, one hook per syscall) or "stash" (an enter hook
+    /// keeps them for the exit hook; the portable way, and twice the hooks).
+    pub syscall_args: String,
 }
 
 impl Default for CollectConfig {
@@ -209,6 +216,7 @@ impl Default for CollectConfig {
             ring_buffer_bytes: 16 << 20,
             drain_interval_ms: 10,
             channel_capacity: 65536,
+            syscall_args: "auto".into(),
         }
     }
 }
@@ -223,11 +231,18 @@ impl CollectConfig {
             // Wake user space early when a quarter of the buffer waits; otherwise the timer.
             wakeup_bytes: self.ring_buffer_bytes / 4,
             agent_tgid: std::process::id(),
+            stash_args: self.syscall_args == "stash",
         })
     }
 
     pub fn validate(&self) -> Result<(), String> {
         parse_kinds(&self.kinds).map_err(|e| format!("collect.kinds: {e}"))?;
+        if !matches!(self.syscall_args.as_str(), "auto" | "stash") {
+            return Err(format!(
+                "collect.syscall_args must be \"auto\" or \"stash\", got {:?}",
+                self.syscall_args
+            ));
+        }
         if !self.ring_buffer_bytes.is_power_of_two() || self.ring_buffer_bytes < 4096 {
             return Err(format!(
                 "collect.ring_buffer_bytes must be a power of two >= 4096, got {}",

@@ -39,9 +39,17 @@ pub struct Status {
     pub missing_fields: Vec<&'static str>,
     /// Sentinel mounted tracefs because it was missing.
     pub mounted_tracefs: bool,
+    /// Where the syscall hooks read arguments: "registers" or "stash".
+    pub syscall_args: crate::collect::ArgsSource,
 }
 
 impl Record<'_> {
+    /// One JSON line (with its newline) straight into `w`, without an intermediate string.
+    pub fn write_json_line(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *w, self)?;
+        w.write_all(b"\n")
+    }
+
     pub fn to_json(&self) -> String {
         // Serialising these types cannot fail: no maps with non-string keys, no foreign types.
         serde_json::to_string(self)
