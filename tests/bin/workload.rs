@@ -213,6 +213,37 @@ fn main() {
             "exit" => {
                 libc::_exit(a(1).parse().unwrap_or(0));
             }
+            "hold" => {
+                // hold COUNT SECS: COUNT live processes at once (forked children that sleep),
+                // `ready=1` once all exist, then after SECS they are killed and reaped.
+                let n: usize = a(1).parse().unwrap_or(1000);
+                let secs: u32 = a(2).parse().unwrap_or(5);
+                let mut kids = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let pid = libc::fork();
+                    if pid == 0 {
+                        // The parent kills us; the alarm is a backstop if it dies first.
+                        libc::alarm(secs + 60);
+                        loop {
+                            libc::pause();
+                        }
+                    }
+                    if pid < 0 {
+                        break;
+                    }
+                    kids.push(pid);
+                }
+                say("count", kids.len());
+                say("ready", 1);
+                libc::sleep(secs);
+                for pid in &kids {
+                    libc::kill(*pid, libc::SIGKILL);
+                }
+                for pid in &kids {
+                    let mut st = 0;
+                    libc::waitpid(*pid, &mut st, 0);
+                }
+            }
             other => {
                 eprintln!("sentinel-workload: unknown action {other:?}");
                 std::process::exit(2);

@@ -5,6 +5,7 @@ mod observe;
 mod report;
 
 use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -146,6 +147,17 @@ impl Run {
     }
 }
 
+/// Sentinel's memory while the host runs many live processes (each one a process-table entry).
+#[derive(Debug)]
+pub struct Procs {
+    /// Live processes the workload held at once.
+    pub live: u64,
+    /// Their fork events Sentinel reported.
+    pub forks_seen: u64,
+    /// Sentinel's peak resident memory over its whole run (VmHWM), KiB.
+    pub rss_kib: Option<u64>,
+}
+
 /// One capacity step: a paced open storm under Sentinel.
 #[derive(Debug)]
 pub struct Step {
@@ -222,7 +234,7 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
     let env = environment(&args, rounds);
     let started = Instant::now();
 
-    let result = (|| -> anyhow::Result<(Vec<Run>, Vec<Step>)> {
+    let result = (|| -> anyhow::Result<(Vec<Run>, Vec<Step>, Option<Procs>)> {
         let mut runs = Vec::new();
         for round in 0..rounds {
             for &w in &workloads {
@@ -251,14 +263,15 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
         } else {
             capacity(&ctx, &workload_bin, args.quick)?
         };
-        Ok((runs, steps))
+        let procs = live_processes(&ctx, &workload_bin, if args.quick { 2_000 } else { 10_000 })?;
+        Ok((runs, steps, Some(procs)))
     })();
     let restored = audit.stop();
     // A failed run may have left bpf_stats on (it is switched on around Sentinel's runs).
     if let Some(v) = &bpf_stats {
         let _ = std::fs::write(observe::BPF_STATS, v.trim());
     }
-    let (runs, steps) = result?;
+    let (runs, steps, procs) = result?;
     restored?;
     if args.keep {
         eprintln!("bench: raw outputs kept in {}", work.display());
@@ -266,7 +279,7 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&work);
     }
 
-    let md = report::markdown(&env, &runs, &steps, &workloads);
+    let md = report::markdown(&env, &runs, &steps, procs.as_ref(), &workloads);
     println!("{md}");
     eprintln!("bench: finished in {:.0}s", started.elapsed().as_secs_f64());
     if !args.no_write {
@@ -411,6 +424,49 @@ fn capacity(ctx: &Ctx, bin: &Path, quick: bool) -> anyhow::Result<Vec<Step>> {
         steps.push(st);
     }
     Ok(steps)
+}
+
+/// Starts Sentinel, then `live` processes that stay alive for a few seconds, and reads
+/// Sentinel's peak memory once it has seen them.
+fn live_processes(ctx: &Ctx, bin: &Path, live: u64) -> anyhow::Result<Procs> {
+    let tag = format!("procs-{live}");
+    let mut s = Session::start(Observer::Sentinel, ctx, &tag)?;
+    s.mark();
+    let mut child = spawn_workload(bin, &["hold".into(), live.to_string(), "6".into()])?;
+    let pid = child.id();
+    let out = child.stdout.take().context("workload stdout")?;
+    let mut facts = BTreeMap::new();
+    for line in BufReader::new(out).lines() {
+        let line = line?;
+        if let Some((k, v)) = line.split_once('=') {
+            facts.insert(k.to_string(), v.to_string());
+        }
+        if line == "ready=1" {
+            break;
+        }
+    }
+    let held: u64 = facts.get("count").and_then(|c| c.parse().ok()).unwrap_or(0);
+    // The children are alive from here for the rest of the 6 s; Sentinel catches up meanwhile.
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("hold workload failed ({status})");
+    }
+    let dir = ctx.work.display().to_string();
+    let obs = s.finish(&Target {
+        pids: &[pid],
+        dir: &dir,
+    })?;
+    remove_outputs(&ctx.work, &tag);
+    let p = Procs {
+        live: held,
+        forks_seen: obs.seen.tree,
+        rss_kib: obs.rss_kib,
+    };
+    eprintln!(
+        "bench: {} live processes, {} events of them seen, peak RSS {:?} KiB",
+        p.live, p.forks_seen, p.rss_kib
+    );
+    Ok(p)
 }
 
 fn spawn_workload(bin: &Path, args: &[String]) -> anyhow::Result<Child> {

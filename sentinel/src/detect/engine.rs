@@ -40,6 +40,9 @@ pub struct Stats {
     pub anomalies: u64,
     pub windows_learned: u64,
     pub windows_rejected: u64,
+    /// Opens not analysed because the same process opened the same file less than a
+    /// second before (detect/repeats.rs).
+    pub open_repeats: u64,
 }
 
 /// A detection's output before it becomes part of an anomaly.
@@ -71,6 +74,7 @@ pub struct Engine {
     pub(super) stats: Stats,
     /// (principal, detection, key) already reported in this window.
     pub(super) fired: HashSet<(u32, &'static str, String)>,
+    repeats: super::repeats::Repeats,
     pub(super) mass: HashMap<ProcKey, MassRead>,
     /// Per principal: recent discovery commands (time, matched entry, event).
     pub(super) discovery: HashMap<u32, VecDeque<(i64, String, Event)>>,
@@ -151,6 +155,7 @@ impl Engine {
             counter: 0,
             stats: Stats::default(),
             fired: HashSet::new(),
+            repeats: Default::default(),
             mass: HashMap::new(),
             discovery: HashMap::new(),
             cfg: dcfg,
@@ -188,6 +193,10 @@ impl Engine {
         };
         if self.window.is_none() {
             self.window = Some(Window::containing(ev.time_ns, self.cfg.window_ns()));
+        }
+        if self.repeats.is_repeat(ev) {
+            self.stats.open_repeats += 1;
+            return out;
         }
         self.procs.ensure(ev);
         // Only exec and setuid compare the process with its state before the event.

@@ -8,6 +8,7 @@ pub mod engine;
 mod evidence;
 mod files;
 pub mod model;
+mod repeats;
 mod rules;
 
 pub use config::{DetectConfig, Weights};

@@ -96,10 +96,23 @@ fn expand(pattern: &str) -> Vec<String> {
         .collect()
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Categories {
     pub categories: Vec<Category>,
     pub lists: Lists,
+    /// Which category's patterns each recently seen path matched: the same paths come back
+    /// constantly (an open storm, a daemon's config), and matching every pattern of every
+    /// category was the analysis stage's largest cost.
+    matched: std::sync::Mutex<std::collections::HashMap<String, Option<usize>>>,
+}
+
+/// Paths remembered by `Categories::matched` before it starts over.
+const MATCH_CACHE: usize = 8192;
+
+impl Clone for Categories {
+    fn clone(&self) -> Categories {
+        Categories::new(self.categories.clone(), self.lists.clone())
+    }
 }
 
 impl Categories {
@@ -107,10 +120,7 @@ impl Categories {
         // The shipped file is tested below; failing here would be a build defect.
         Categories::parse(DEFAULT_TOML, "<built-in>").unwrap_or_else(|e| {
             tracing::error!("{e}");
-            Categories {
-                categories: Vec::new(),
-                lists: Lists::default(),
-            }
+            Categories::new(Vec::new(), Lists::default())
         })
     }
 
@@ -159,21 +169,42 @@ impl Categories {
                 exclude: c.exclude.iter().flat_map(|p| expand(p)).collect(),
             });
         }
-        Ok(Categories {
+        Ok(Categories::new(categories, f.lists))
+    }
+
+    fn new(categories: Vec<Category>, lists: Lists) -> Categories {
+        Categories {
             categories,
-            lists: f.lists,
-        })
+            lists,
+            matched: Default::default(),
+        }
+    }
+
+    /// The index of the first category whose patterns match `path` (and no exclusion does).
+    fn matching(&self, path: &str) -> Option<usize> {
+        let m = |p: &String| glob(p.as_bytes(), path.as_bytes(), true);
+        let find = || {
+            self.categories
+                .iter()
+                .position(|c| c.paths.iter().any(m) && !c.exclude.iter().any(m))
+        };
+        // A poisoned lock only means another thread panicked mid-insert: the map is usable.
+        let mut cache = self.matched.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = cache.get(path) {
+            return *hit;
+        }
+        let found = find();
+        if cache.len() >= MATCH_CACHE {
+            cache.clear();
+        }
+        cache.insert(path.to_string(), found);
+        found
     }
 
     /// The category of `path` as seen by `principal`: the first listed category that
     /// matches, else "other_home" for another user's home directory, else None.
     pub fn categorize(&self, path: &str, principal: u32, users: &UserDb) -> Option<&str> {
-        let m = |p: &String| glob(p.as_bytes(), path.as_bytes(), true);
-        if let Some(c) = self
-            .categories
-            .iter()
-            .find(|c| c.paths.iter().any(m) && !c.exclude.iter().any(m))
-        {
+        if let Some(c) = self.matching(path).and_then(|i| self.categories.get(i)) {
             return Some(&c.name);
         }
         match users.home_owner(path) {

@@ -12,25 +12,41 @@ use anyhow::{Context as _, bail};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Observer {
     None,
+    /// Sentinel as shipped: syscall arguments read at exit from the saved registers.
     Sentinel,
+    /// Sentinel with `syscall_args = "stash"`: an enter hook per syscall as well (the
+    /// portable way, and the only one before registers were used).
+    SentinelStash,
     Auditd,
     Bpftrace,
 }
 
 impl Observer {
-    pub const ALL: [Observer; 4] = [
+    pub const ALL: [Observer; 5] = [
         Observer::None,
         Observer::Sentinel,
+        Observer::SentinelStash,
         Observer::Auditd,
         Observer::Bpftrace,
     ];
 
+    /// Also used in file names.
     pub fn name(self) -> &'static str {
         match self {
             Observer::None => "none",
             Observer::Sentinel => "sentinel",
+            Observer::SentinelStash => "sentinel-stash",
             Observer::Auditd => "auditd",
             Observer::Bpftrace => "bpftrace",
+        }
+    }
+
+    /// The `[collect] syscall_args` a Sentinel observer runs with.
+    pub fn syscall_args(self) -> Option<&'static str> {
+        match self {
+            Observer::Sentinel => Some("auto"),
+            Observer::SentinelStash => Some("stash"),
+            _ => None,
         }
     }
 }
@@ -159,11 +175,20 @@ impl Session {
     pub fn start(obs: Observer, ctx: &Ctx, tag: &str) -> anyhow::Result<Session> {
         Ok(match obs {
             Observer::None => Session::None,
-            Observer::Sentinel => {
-                let out = ctx.work.join(format!("{tag}.sentinel.jsonl"));
+            Observer::Sentinel | Observer::SentinelStash => {
+                let out = ctx.work.join(format!("{tag}.{}.jsonl", obs.name()));
+                let cfg = ctx.work.join(format!("{}.toml", obs.name()));
+                std::fs::write(
+                    &cfg,
+                    format!(
+                        "[collect]\nsyscall_args = {:?}\n",
+                        obs.syscall_args().unwrap_or("auto")
+                    ),
+                )?;
                 let child = Command::new(&ctx.sentinel)
                     // Detection on (the full pipeline), raw events on to count completeness.
-                    .args(["run", "--json", "--events", "--duration", "15m"])
+                    .args(["run", "--json", "--events", "--duration", "15m", "--config"])
+                    .arg(&cfg)
                     .stdout(std::fs::File::create(&out)?)
                     .stderr(std::fs::File::create(out.with_extension("err"))?)
                     .spawn()

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::observe::{self, Seen, Target};
 use super::report::{self, median, splice};
-use super::{Run, Step, Workload, conf_value, parse_facts, private_conf};
+use super::{Procs, Run, Step, Workload, conf_value, parse_facts, private_conf};
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -211,21 +211,46 @@ fn ratios_pair_rounds_and_verdicts_follow() {
         events: 300_000,
         secs: 3.0,
     }];
-    let v = report::verdicts(&runs, &steps);
+    let v = report::verdicts(&runs, &steps, None);
     use report::Outcome::*;
     assert_eq!(v[0].outcome, Met, "{}", v[0].measured);
     assert_eq!(v[1].outcome, Missed, "exec 11% slower: {}", v[1].measured);
     assert_eq!(v[2].outcome, Met);
     assert_eq!(v[3].outcome, Met, "{}", v[3].measured);
     assert_eq!(v[4].outcome, NotMeasured);
-    let md = report::markdown("env", &runs, &steps, &[Workload::Open, Workload::Exec]);
+    let md = report::markdown(
+        "env",
+        &runs,
+        &steps,
+        None,
+        &[Workload::Open, Workload::Exec],
+    );
     assert!(md.contains("0.90x"), "{md}");
     assert!(md.contains("**MISSED**"), "{md}");
     // Wall clock says met, CPU per operation says missed: no verdict either way.
     let mut mixed = runs;
     mixed[3].cpu_us_per_op = Some(1e6 / 30.0);
-    let v = report::verdicts(&mixed, &steps);
+    let v = report::verdicts(&mixed, &steps, None);
     assert_eq!(v[0].outcome, Inconclusive, "{}", v[0].measured);
+    // Memory with many live processes: met only at the target's count, with all of them seen.
+    let procs = |live, seen, kib| Procs {
+        live,
+        forks_seen: seen,
+        rss_kib: Some(kib),
+    };
+    let rss = |p: Procs| report::verdicts(&mixed, &steps, Some(&p)).remove(4).outcome;
+    assert_eq!(rss(procs(10_000, 10_000, 50 * 1024)), Met);
+    assert_eq!(rss(procs(10_000, 10_000, 70 * 1024)), Missed);
+    assert_eq!(
+        rss(procs(2_000, 2_000, 50 * 1024)),
+        Missed,
+        "too few processes"
+    );
+    assert_eq!(
+        rss(procs(10_000, 9_000, 50 * 1024)),
+        Missed,
+        "not all tracked"
+    );
 }
 
 #[test]
