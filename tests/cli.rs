@@ -99,7 +99,8 @@ fn a_flood_is_counted_as_lost_not_silently_dropped() {
         "[collect]\nring_buffer_bytes = 4096\ndrain_interval_ms = 1000\n",
     )
     .unwrap();
-    let target = dir.path().join("f");
+    // A path too long for in-kernel repeat counting: every open is a record.
+    let target = dir.path().join("f".repeat(150));
     std::fs::write(&target, "x").unwrap();
     let (recs, code, err) = run_json(
         &[
@@ -209,6 +210,63 @@ fn a_reader_that_goes_away_is_not_a_crash() {
     let code = child.wait().expect("wait").code();
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn repeated_opens_are_counted_in_the_kernel_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("counted");
+    let long = dir.path().join("l".repeat(150));
+    std::fs::write(&short, "x").unwrap();
+    std::fs::write(&long, "x").unwrap();
+    let (mut counted, mut each) = (0, 0);
+    let (recs, code, err) = run_json(&["--kinds", "open", "--duration", "4s"], || {
+        let storm = |p: &std::path::Path, n: &str| {
+            let r = run_workload(&[
+                std::ffi::OsStr::new("open-storm"),
+                p.as_os_str(),
+                n.as_ref(),
+            ]);
+            assert!(r.status.success());
+            r.pid
+        };
+        counted = storm(&short, "20000");
+        each = storm(&long, "300");
+    });
+    assert_eq!(code, 0, "{err}");
+    let of = |pid: u32, path: &std::path::Path| -> Vec<&Value> {
+        recs.iter()
+            .filter(|r| {
+                r["kind"] == "open" && r["pid"] == pid && r["path"] == path.to_str().unwrap()
+            })
+            .collect()
+    };
+    // A repeat report stands for its `repeats` opens; any other record for one.
+    let opens =
+        |rs: &[&Value]| -> u64 { rs.iter().map(|r| r["repeats"].as_u64().unwrap_or(1)).sum() };
+    let c = of(counted, &short);
+    assert_eq!(opens(&c), 20_000, "every open accounted for: {c:?}");
+    assert!(
+        c.len() <= 10,
+        "sent once, then counted: {} records",
+        c.len()
+    );
+    assert!(
+        c[0].get("repeats").is_none(),
+        "the first open is sent as is: {}",
+        c[0]
+    );
+    let e = of(each, &long);
+    assert_eq!(
+        (e.len(), opens(&e)),
+        (300, 300),
+        "long paths are not counted"
+    );
+    let summary = recs.last().unwrap();
+    assert!(
+        summary["stats"]["open_repeats"].as_u64().unwrap() >= 19_990,
+        "{summary}"
+    );
 }
 
 #[test]

@@ -66,14 +66,11 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
     // Oversized bodies are refused before parsing.
     let big =
         serde_json::json!({ "batch_id": "big", "snapshots": [ { "pad": "x".repeat(5 << 20) } ] });
-    let r = c
-        .post(&url)
-        .bearer_auth(&key)
-        .json(&big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    match c.post(&url).bearer_auth(&key).json(&big).send().await {
+        Ok(r) => assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE),
+        // The server may answer 413 and close before the client has written all 5 MiB.
+        Err(e) => assert!(e.is_request(), "{e:?}"),
+    }
     // Disabled key, then disabled owner: refused.
     let kid = h.store().list_api_keys(op).unwrap()[0].id;
     h.store().set_api_key_enabled(op, kid, false).unwrap();

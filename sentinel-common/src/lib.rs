@@ -13,6 +13,7 @@ pub mod names {
     pub const KIND_ENABLED: &str = "KIND_ENABLED";
     pub const IGNORE_PREFIXES: &str = "IGNORE_PREFIXES";
     pub const SETTINGS: &str = "SETTINGS";
+    pub const REPEATS: &str = "REPEATS";
 }
 
 /// Stable numeric event kinds. Grouped by area with gaps for growth; a retired number is never
@@ -114,6 +115,18 @@ pub mod flags {
     pub const READ_FAILED: u32 = 1 << 2;
     /// The child of a fork is a thread of the same process.
     pub const THREAD: u32 = 1 << 3;
+    /// This open started a `REPEATS` entry: identical opens after it are counted there.
+    pub const REPEAT_HEAD: u32 = 1 << 4;
+}
+
+/// Bits of `SyscallSpec::options`.
+pub mod spec_opts {
+    /// The first string is checked against the ignore prefixes.
+    pub const PREFIX_FILTER: u8 = 1;
+    /// Identical opens by one process image are counted in `REPEATS`, not sent; the flags
+    /// argument's position (1-based) is in the high nibble.
+    pub const COUNT_REPEATS: u8 = 2;
+    pub const FLAGS_ARG_SHIFT: u8 = 4;
 }
 
 /// Capture limits. Strings are read only up to their NUL, so large limits cost nothing for
@@ -189,8 +202,8 @@ pub struct SyscallSpec {
     pub blob_args: [u8; 2],
     /// Argument index + 1 holding a blob's length (0: use `blob_max`).
     pub blob_len_args: [u8; 2],
-    /// 1 if the first string is checked against the ignore prefixes.
-    pub prefix_filter: u8,
+    /// `spec_opts` bits.
+    pub options: u8,
     pub blob_max: [u16; 2],
 }
 
@@ -236,6 +249,9 @@ pub struct Offsets {
     pub task_cred: u32,
     pub task_exit_code: u32,
     pub cred_euid: u32,
+    /// Incremented by every exec: tells one program a process ran from the next.
+    pub task_self_exec_id: u32,
+    pub _pad: u32,
 }
 
 /// Where the six syscall arguments sit in the task's saved registers (`struct pt_regs`, from
@@ -260,6 +276,30 @@ pub struct LoadConfig {
     pub regs: RegsLayout,
 }
 
+/// Longest path whose repeated opens are counted in the kernel (longer ones are always sent).
+pub const REPEAT_PATH: usize = 128;
+
+/// One counted open: the process image (tgid, exec id), the syscall, its flags and outcome
+/// (0 for success, else -errno) and the absolute path, NUL padded.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RepeatKey {
+    pub tgid: u32,
+    pub nr: u32,
+    pub flags: u32,
+    pub ret: i32,
+    pub exec_id: u64,
+    pub path: [u8; REPEAT_PATH],
+}
+
+/// Identical opens counted after the first (which was sent), and when the first was.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RepeatVal {
+    pub count: u64,
+    pub first_ns: u64,
+}
+
 /// What the generic enter hook keeps until the matching exit.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -275,9 +315,11 @@ const _: () = {
     assert!(core::mem::size_of::<SyscallSpec>() == 16);
     assert!(core::mem::size_of::<Settings>() == 8);
     assert!(core::mem::size_of::<Prefix>() == 68);
-    assert!(core::mem::size_of::<Offsets>() == 32);
+    assert!(core::mem::size_of::<Offsets>() == 40);
+    assert!(core::mem::size_of::<RepeatKey>() == 24 + REPEAT_PATH);
+    assert!(core::mem::size_of::<RepeatVal>() == 16);
     assert!(core::mem::size_of::<RegsLayout>() == 16);
-    assert!(core::mem::size_of::<LoadConfig>() == 56);
+    assert!(core::mem::size_of::<LoadConfig>() == 64);
     assert!(core::mem::size_of::<Stash>() == 56);
     assert!(FIXED_SIZE + 3 * MAX_PATH + 2 * MAX_BLOB <= MAX_RECORD);
     assert!(FIXED_SIZE + MAX_PATH + MAX_ARGV_BYTES <= MAX_RECORD);
@@ -295,6 +337,8 @@ mod user {
     unsafe impl aya::Pod for Prefix {}
     unsafe impl aya::Pod for Offsets {}
     unsafe impl aya::Pod for RegsLayout {}
+    unsafe impl aya::Pod for RepeatKey {}
+    unsafe impl aya::Pod for RepeatVal {}
     unsafe impl aya::Pod for LoadConfig {}
     unsafe impl aya::Pod for Stash {}
 }

@@ -7,6 +7,7 @@
 mod emit;
 mod maps;
 mod probes;
+mod repeats;
 mod task;
 
 #[cfg(not(test))]

@@ -2,10 +2,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use sentinel_common::{
-    LoadConfig, MAX_IGNORE_PREFIXES, MAX_KINDS, MAX_RECORD, Prefix, Settings, Stash, SyscallSpec,
+    LoadConfig, MAX_IGNORE_PREFIXES, MAX_KINDS, MAX_RECORD, Prefix, RepeatKey, RepeatVal, Settings,
+    Stash, SyscallSpec,
 };
 
 /// Default ring buffer size; user space may override it at load time.
@@ -36,6 +37,17 @@ pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 /// exit are not stashed), so entries do not leak; a full map is counted as a loss.
 #[map]
 pub static STASH: HashMap<u64, Stash> = HashMap::with_max_entries(32768, 0);
+
+/// Opens already sent, counting the identical ones after them (see `RepeatKey`). User space
+/// reports the counts and removes entries that went quiet; an LRU, so a flood of distinct
+/// opens evicts the oldest entries (and their unreported counts, which user space notices).
+#[map]
+pub static REPEATS: LruPerCpuHashMap<RepeatKey, RepeatVal> =
+    LruPerCpuHashMap::with_max_entries(16384, 0);
+
+/// Per-CPU room to build a `RepeatKey` (too big for the stack beside a record in flight).
+#[map]
+pub static REPEAT_KEY: PerCpuArray<RepeatKey> = PerCpuArray::with_max_entries(1, 0);
 
 /// Exec records are built at entry (argv is gone after a successful exec) and sent at exit.
 #[map]
@@ -73,6 +85,8 @@ pub static LOAD_CONFIG: LoadConfig = LoadConfig {
         task_cred: 0,
         task_exit_code: 0,
         cred_euid: 0,
+        task_self_exec_id: 0,
+        _pad: 0,
     },
     regs: sentinel_common::RegsLayout {
         arg_off: [0; 6],

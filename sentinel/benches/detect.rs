@@ -41,6 +41,8 @@ fn ev(id: u64, pid: u32, payload: Payload) -> Event {
         ret: 0,
         errno: None,
         truncated: false,
+        repeats: 0,
+        repeat_head: false,
         payload,
     }
 }

@@ -292,8 +292,21 @@ pub struct Event {
     /// Some string was cut at its capture limit.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub truncated: bool,
+    /// On a repeat report only: the number of opens it stands for, each identical (same
+    /// process image, path, flags and outcome) to the first, which was sent as its own record
+    /// and whose fields this one copies. Counted in the kernel instead of sent one by one.
+    /// 0 (absent) on every other record.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub repeats: u64,
+    /// The kernel counts the repeats of this open from now on (not part of the record).
+    #[serde(skip)]
+    pub repeat_head: bool,
     #[serde(flatten)]
     pub payload: Payload,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Event {
@@ -643,6 +656,8 @@ pub fn decode(bytes: &[u8], id: u64, clock: &Clock) -> Result<Event, DecodeError
         ret,
         errno: (ret < 0).then(|| syscalls::errno_name(-ret)),
         truncated: h.flags & flags::TRUNCATED != 0,
+        repeats: 0,
+        repeat_head: h.flags & flags::REPEAT_HEAD != 0,
         payload,
     })
 }

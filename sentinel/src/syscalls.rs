@@ -2,7 +2,7 @@
 //! kernel's generic hooks, and the small name tables (errno, ptrace requests, bpf commands,
 //! namespace flags) used to make events readable.
 
-use sentinel_common::{Kind, MAX_BLOB, SyscallSpec};
+use sentinel_common::{Kind, MAX_BLOB, SyscallSpec, spec_opts};
 
 /// One captured syscall: its number here, its name, and how the kernel captures it.
 #[derive(Clone, Copy, Debug)]
@@ -29,7 +29,7 @@ const fn spec(kind: Kind, strs: [u8; 3]) -> SyscallSpec {
         str_args: strs,
         blob_args: [0, 0],
         blob_len_args: [0, 0],
-        prefix_filter: 0,
+        options: 0,
         blob_max: [0, 0],
     }
 }
@@ -42,7 +42,13 @@ const fn with_blob(mut s: SyscallSpec, slot: usize, arg: u8, len_arg: u8, max: u
 }
 
 const fn filtered(mut s: SyscallSpec) -> SyscallSpec {
-    s.prefix_filter = 1;
+    s.options |= spec_opts::PREFIX_FILTER;
+    s
+}
+
+/// Repeated identical opens are counted in the kernel; `flags_arg` is 1-based.
+const fn counted(mut s: SyscallSpec, flags_arg: u8) -> SyscallSpec {
+    s.options |= spec_opts::COUNT_REPEATS | (flags_arg << spec_opts::FLAGS_ARG_SHIFT);
     s
 }
 
@@ -65,7 +71,7 @@ const fn strip(s: &'static str) -> &'static str {
 /// its own hooks (argv needs a loop) and is listed for naming only.
 #[cfg(target_arch = "x86_64")]
 const ARCH_ONLY: &[Captured] = captured![
-    SYS_open => filtered(spec(Kind::Open, [1, 0, 0])),
+    SYS_open => counted(filtered(spec(Kind::Open, [1, 0, 0])), 2),
     SYS_unlink => spec(Kind::Unlink, [1, 0, 0]),
     SYS_rmdir => spec(Kind::Unlink, [1, 0, 0]),
     SYS_rename => spec(Kind::Rename, [1, 2, 0]),
@@ -79,7 +85,7 @@ const ARCH_ONLY: &[Captured] = &[];
 const COMMON: &[Captured] = captured![
     SYS_execve => spec(Kind::Exec, [1, 0, 0]),
     SYS_execveat => spec(Kind::Exec, [2, 0, 0]),
-    SYS_openat => filtered(spec(Kind::Open, [2, 0, 0])),
+    SYS_openat => counted(filtered(spec(Kind::Open, [2, 0, 0])), 3),
     SYS_openat2 => with_blob(filtered(spec(Kind::Open, [2, 0, 0])), 0, 3, 4, 24),
     SYS_connect => with_blob(spec(Kind::Connect, [0, 0, 0]), 0, 2, 3, MAX_BLOB as u16),
     SYS_unlinkat => spec(Kind::Unlink, [2, 0, 0]),

@@ -40,14 +40,17 @@ pub struct BenchArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
     Open,
+    /// The open storm on paths too long for in-kernel repeat counting: every open is a record.
+    OpenEach,
     Exec,
     Connect,
     Devel,
 }
 
 impl Workload {
-    const ALL: [Workload; 4] = [
+    const ALL: [Workload; 5] = [
         Workload::Open,
+        Workload::OpenEach,
         Workload::Exec,
         Workload::Connect,
         Workload::Devel,
@@ -56,6 +59,7 @@ impl Workload {
     fn name(self) -> &'static str {
         match self {
             Workload::Open => "open",
+            Workload::OpenEach => "open-each",
             Workload::Exec => "exec",
             Workload::Connect => "connect",
             Workload::Devel => "devel",
@@ -65,6 +69,7 @@ impl Workload {
     fn title(self) -> &'static str {
         match self {
             Workload::Open => "open storm (open+close, 4 files)",
+            Workload::OpenEach => "open storm, every open sent (4 paths of 150 bytes)",
             Workload::Exec => "exec storm (fork+exec /bin/true)",
             Workload::Connect => "connect storm (TCP to a loopback listener)",
             Workload::Devel => "busy developer (gcc -c + 16 files churned)",
@@ -73,7 +78,7 @@ impl Workload {
 
     fn unit(self) -> &'static str {
         match self {
-            Workload::Open => "opens/s",
+            Workload::Open | Workload::OpenEach => "opens/s",
             Workload::Exec => "execs/s",
             Workload::Connect => "connects/s",
             Workload::Devel => "loops/s",
@@ -83,8 +88,8 @@ impl Workload {
     /// (count, time cap in seconds) for a full or quick run.
     fn bounds(self, quick: bool) -> (u64, f64) {
         match (self, quick) {
-            (Workload::Open, false) => (600_000, 4.0),
-            (Workload::Open, true) => (200_000, 2.0),
+            (Workload::Open | Workload::OpenEach, false) => (600_000, 4.0),
+            (Workload::Open | Workload::OpenEach, true) => (200_000, 2.0),
             (Workload::Exec, false) => (3_000, 4.0),
             (Workload::Exec, true) => (800, 2.0),
             (Workload::Connect, false) => (30_000, 4.0),
@@ -104,11 +109,23 @@ impl Workload {
                 a.extend((1..4).map(|i| format!("{d}/f{i}")));
                 a
             }
+            Workload::OpenEach => {
+                let p = |i| long_path(dir, i).display().to_string();
+                let mut a = vec!["open-storm".into(), p(0), n, secs, "0".into()];
+                a.extend((1..4).map(p));
+                a
+            }
             Workload::Exec => vec!["exec-storm".into(), n, secs],
             Workload::Connect => vec!["connect-storm".into(), "0".into(), n, secs],
             Workload::Devel => vec!["devel".into(), format!("{d}/devel"), n, secs],
         }
     }
+}
+
+/// A file in `dir` whose path is longer than the kernel counts repeats for (127 bytes).
+fn long_path(dir: &Path, i: usize) -> PathBuf {
+    let name = format!("{i}-{}", "p".repeat(150));
+    dir.join(name)
 }
 
 /// One workload run under one observer.
@@ -132,7 +149,7 @@ impl Run {
     fn captured(&self) -> u64 {
         let s = self.observed.seen;
         match self.workload {
-            Workload::Open => s.open,
+            Workload::Open | Workload::OpenEach => s.open,
             Workload::Exec => s.exec,
             Workload::Connect => s.connect,
             Workload::Devel => s.open + s.exec,
@@ -222,6 +239,7 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(work.join("devel"))?;
     for i in 0..4 {
         std::fs::write(work.join(format!("f{i}")), "bench\n")?;
+        std::fs::write(long_path(&work, i), "bench\n")?;
     }
     let bpf_stats = std::fs::read_to_string(observe::BPF_STATS).ok();
     let audit = AuditGuard::start(&work)?;
@@ -374,7 +392,8 @@ fn capacity(ctx: &Ctx, bin: &Path, quick: bool) -> anyhow::Result<Vec<Step>> {
         let t0 = Instant::now();
         let children = (0..producers)
             .map(|i| {
-                let path = ctx.work.join(format!("f{i}")).display().to_string();
+                // Paths too long for repeat counting: every open is a record to carry.
+                let path = long_path(&ctx.work, i).display().to_string();
                 let a = [
                     "open-storm".to_string(),
                     path,

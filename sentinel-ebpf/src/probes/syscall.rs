@@ -13,7 +13,9 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use sentinel_common::{MAX_BLOB, MAX_IGNORE_PREFIXES, MAX_PATH, PREFIX_LEN, Stash, SyscallSpec};
+use sentinel_common::{
+    MAX_BLOB, MAX_IGNORE_PREFIXES, MAX_PATH, PREFIX_LEN, Stash, SyscallSpec, flags, spec_opts,
+};
 
 use core::ffi::c_void;
 
@@ -23,6 +25,7 @@ use crate::{
         IGNORE_PREFIXES, SETTINGS, STASH, SYSCALL_SPECS, UNPAIRED, count_lost, kind_enabled,
         load_config,
     },
+    repeats,
 };
 
 /// Offsets in the syscall tracepoint records (see .../syscalls/sys_enter_openat/format).
@@ -144,8 +147,16 @@ fn emit_syscall(args: &[u64; 6], nr: u32, spec: &SyscallSpec, ret: i64) {
         let a = spec.str_args[i] as usize;
         if a != 0 && a <= 6 {
             let n = emit::user_str(buf, off, arg(args, a), MAX_PATH as u32);
-            if i == 0 && spec.prefix_filter != 0 && ignored(buf, off, n) {
+            if i == 0 && spec.options & spec_opts::PREFIX_FILTER != 0 && ignored(buf, off, n) {
                 return;
+            }
+            if i == 0 && spec.options & spec_opts::COUNT_REPEATS != 0 {
+                let flags_arg = (spec.options >> spec_opts::FLAGS_ARG_SHIFT) as usize;
+                match repeats::check(buf, off, n, nr, arg(args, flags_arg) as u32, ret) {
+                    repeats::Seen::Repeat => return,
+                    repeats::Seen::Head => emit::header(buf).flags |= flags::REPEAT_HEAD,
+                    repeats::Seen::NotCounted => {}
+                }
             }
             emit::body(buf).str_lens[i] = n as u16;
             off += n;

@@ -48,6 +48,8 @@ pub fn resolve(path: &Path) -> Result<(Offsets, Vec<&'static str>), BtfError> {
         task_cred: get("task_struct", "cred")?,
         task_exit_code: get("task_struct", "exit_code")?,
         cred_euid: get("cred", "euid")?,
+        task_self_exec_id: get("task_struct", "self_exec_id")?,
+        _pad: 0,
     };
     Ok((o, missing))
 }

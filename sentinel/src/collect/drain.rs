@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 
+use super::repeats::Reporter;
 use crate::event::{Clock, Event, decode};
 
 /// Counters updated by the drain task, readable at any time.
@@ -19,6 +20,8 @@ pub struct Stats {
     received: [AtomicU64; MAX_KINDS as usize],
     dropped: [AtomicU64; MAX_KINDS as usize],
     decode_errors: AtomicU64,
+    open_repeats: AtomicU64,
+    repeat_entries_evicted: AtomicU64,
 }
 
 impl Default for Stats {
@@ -27,6 +30,8 @@ impl Default for Stats {
             received: std::array::from_fn(|_| AtomicU64::new(0)),
             dropped: std::array::from_fn(|_| AtomicU64::new(0)),
             decode_errors: AtomicU64::new(0),
+            open_repeats: AtomicU64::new(0),
+            repeat_entries_evicted: AtomicU64::new(0),
         }
     }
 }
@@ -41,6 +46,10 @@ pub struct StatsSnapshot {
     /// Decoded but dropped because the next stage was full.
     pub channel_dropped: KindCounts,
     pub decode_errors: u64,
+    /// Opens counted in the kernel as repeats of one reported open (in `repeats` fields).
+    pub open_repeats: u64,
+    /// Repeat entries the full kernel map pushed out before their count was read.
+    pub repeat_entries_evicted: u64,
 }
 
 impl StatsSnapshot {
@@ -62,6 +71,8 @@ impl Stats {
             received: pick(&self.received),
             channel_dropped: pick(&self.dropped),
             decode_errors: self.decode_errors.load(Relaxed),
+            open_repeats: self.open_repeats.load(Relaxed),
+            repeat_entries_evicted: self.repeat_entries_evicted.load(Relaxed),
         }
     }
 }
@@ -72,6 +83,7 @@ pub fn spawn(
     stats: Arc<Stats>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
+    mut repeats: Option<Reporter>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     // SAFETY: the ring buffer owns its fd and AsyncFd owns the ring buffer, so the fd stays
     // open for as long as it is registered.
@@ -82,6 +94,7 @@ pub fn spawn(
         let mut next_id = 1u64;
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_flush = std::time::Instant::now();
         loop {
             tokio::select! {
                 r = fd.readable_mut() => {
@@ -95,16 +108,60 @@ pub fn spawn(
                 }
                 _ = tick.tick() => {}
                 _ = stop.changed() => {
-                    drain_all(fd.get_mut(), &tx, &stats, &clock, &mut next_id);
+                    drain_all(fd.get_mut(), &tx, &stats, &clock, &mut next_id, repeats.as_mut());
+                    if let Some(r) = repeats.as_mut() {
+                        report_repeats(r, true, &tx, &stats, &mut next_id);
+                    }
                     break;
                 }
             }
-            drain_all(fd.get_mut(), &tx, &stats, &clock, &mut next_id);
+            drain_all(
+                fd.get_mut(),
+                &tx,
+                &stats,
+                &clock,
+                &mut next_id,
+                repeats.as_mut(),
+            );
+            if let Some(r) = repeats.as_mut()
+                && last_flush.elapsed() >= REPEAT_REPORT
+            {
+                last_flush = std::time::Instant::now();
+                report_repeats(r, false, &tx, &stats, &mut next_id);
+            }
             if tx.is_closed() {
                 break;
             }
         }
     }))
+}
+
+/// How often the kernel's repeat counts are read and reported.
+const REPEAT_REPORT: Duration = Duration::from_secs(1);
+
+fn report_repeats(
+    r: &mut Reporter,
+    last: bool,
+    tx: &mpsc::Sender<Event>,
+    stats: &Stats,
+    next_id: &mut u64,
+) {
+    let before = r.stats;
+    for mut ev in r.flush(crate::store::now_ns(), last) {
+        ev.id = *next_id;
+        *next_id += 1;
+        let k = ev.kind() as usize;
+        stats.received[k].fetch_add(1, Relaxed);
+        if tx.try_send(ev).is_err() {
+            stats.dropped[k].fetch_add(1, Relaxed);
+        }
+    }
+    stats
+        .open_repeats
+        .fetch_add(r.stats.counted - before.counted, Relaxed);
+    stats
+        .repeat_entries_evicted
+        .fetch_add(r.stats.evicted - before.evicted, Relaxed);
 }
 
 fn drain_all(
@@ -113,11 +170,17 @@ fn drain_all(
     stats: &Stats,
     clock: &Clock,
     next_id: &mut u64,
+    mut repeats: Option<&mut Reporter>,
 ) {
     while let Some(item) = ring.next() {
         match decode(&item, *next_id, clock) {
             Ok(ev) => {
                 *next_id += 1;
+                if ev.repeat_head
+                    && let Some(r) = repeats.as_deref_mut()
+                {
+                    r.remember(&ev);
+                }
                 let k = ev.kind() as usize;
                 stats.received[k].fetch_add(1, Relaxed);
                 if tx.try_send(ev).is_err() {

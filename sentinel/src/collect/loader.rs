@@ -5,10 +5,12 @@ use std::collections::BTreeSet;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{RawTracePoint, TracePoint},
 };
-use sentinel_common::{Kind, LoadConfig, PREFIX_LEN, Prefix, Settings, SyscallSpec, names};
+use sentinel_common::{
+    Kind, LoadConfig, PREFIX_LEN, Prefix, RepeatKey, RepeatVal, Settings, SyscallSpec, names,
+};
 
 use super::{CollectError, btf, tracefs};
 use crate::syscalls;
@@ -58,6 +60,7 @@ pub struct Loaded {
     pub ebpf: Ebpf,
     pub ring: RingBuf<MapData>,
     pub lost: PerCpuArray<MapData, u64>,
+    pub repeats: PerCpuHashMap<MapData, RepeatKey, RepeatVal>,
     pub report: AttachReport,
 }
 
@@ -118,10 +121,12 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, CollectError> {
 
     let ring = take::<RingBuf<MapData>>(&mut ebpf, names::EVENTS)?;
     let lost = take::<PerCpuArray<MapData, u64>>(&mut ebpf, names::LOST)?;
+    let repeats = take::<PerCpuHashMap<MapData, RepeatKey, RepeatVal>>(&mut ebpf, names::REPEATS)?;
     Ok(Loaded {
         ebpf,
         ring,
         lost,
+        repeats,
         report,
     })
 }

@@ -4,6 +4,7 @@
 mod btf;
 mod drain;
 mod loader;
+mod repeats;
 mod tracefs;
 
 use std::collections::BTreeSet;
@@ -81,6 +82,7 @@ impl Collector {
             ebpf,
             ring,
             lost,
+            repeats,
             report,
         } = loader::load(opts)?;
         for (hook, why) in &report.failed {
@@ -99,8 +101,16 @@ impl Collector {
         let (tx, rx) = tokio::sync::mpsc::channel(channel_capacity);
         let stats = Arc::new(Stats::default());
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let drain = drain::spawn(ring, tx, stats.clone(), drain_interval, stop_rx)
-            .map_err(CollectError::Ring)?;
+        let reporter = repeats::Reporter::new(repeats);
+        let drain = drain::spawn(
+            ring,
+            tx,
+            stats.clone(),
+            drain_interval,
+            stop_rx,
+            Some(reporter),
+        )
+        .map_err(CollectError::Ring)?;
         Ok((
             Collector {
                 loaded: Some(ebpf),
@@ -162,10 +172,10 @@ pub struct Summary {
 
 impl Summary {
     pub fn total_lost(&self) -> u64 {
-        // Unpaired exits are syscalls whose entry was never stashed: lost records too.
-        self.kernel_lost.values().sum::<u64>()
-            + self.stats.channel_dropped.values().sum::<u64>()
-            + self.unpaired
+        // Not `unpaired`: an exit without its stashed entry is a syscall that began before
+        // the enter hooks were attached (not a loss), or one whose stash insert failed, which
+        // the enter hook already counted in `kernel_lost`.
+        self.kernel_lost.values().sum::<u64>() + self.stats.channel_dropped.values().sum::<u64>()
     }
 }
 

@@ -21,6 +21,8 @@ fn ev(id: u64, t: i64, pid: u32, ppid: u32, uid: u32, payload: Payload) -> Event
         ret: 0,
         errno: None,
         truncated: false,
+        repeats: 0,
+        repeat_head: false,
         payload,
     }
 }

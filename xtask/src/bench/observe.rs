@@ -539,11 +539,12 @@ pub fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// Counts one reported event of the workload into `seen`.
-fn tally(seen: &mut Seen, t: &Target, kind: &str, pid: u32, ppid: u32, path: &str) {
+/// Counts `n` events (a Sentinel repeat report stands for `repeats` opens).
+fn tally(seen: &mut Seen, t: &Target, kind: &str, pid: u32, ppid: u32, path: &str, n: u64) {
     match kind {
-        "open" if t.pids.contains(&pid) && path.starts_with(t.dir) => seen.open += 1,
-        "exec" if t.pids.contains(&ppid) => seen.exec += 1,
-        "connect" if t.pids.contains(&pid) => seen.connect += 1,
+        "open" if t.pids.contains(&pid) && path.starts_with(t.dir) => seen.open += n,
+        "exec" if t.pids.contains(&ppid) => seen.exec += n,
+        "connect" if t.pids.contains(&pid) => seen.connect += n,
         _ => {}
     }
 }
@@ -557,15 +558,20 @@ pub fn scan_sentinel(
     let (mut seen, mut events, mut summary) = (Seen::default(), 0, None);
     for l in lines_from(p, from)? {
         if l.starts_with("{\"type\":\"event\"") {
-            events += 1;
+            // A repeat report stands for the `repeats` identical opens the kernel counted
+            // instead of sending; every other record for one event.
+            let n = json_field(&l, "repeats")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1);
+            events += n;
             let num = |k| json_field(&l, k).and_then(|v| v.parse().ok()).unwrap_or(0);
             let kind = json_field(&l, "kind").unwrap_or("");
             let path = json_field(&l, "path").unwrap_or("");
             let (pid, ppid) = (num("pid"), num("ppid"));
             if t.pids.contains(&pid) || t.pids.contains(&ppid) {
-                seen.tree += 1;
+                seen.tree += n;
             }
-            tally(&mut seen, t, kind, pid, ppid, path);
+            tally(&mut seen, t, kind, pid, ppid, path, n);
         } else if l.starts_with("{\"type\":\"summary\"") {
             summary = serde_json::from_str(&l).ok();
         }
@@ -600,7 +606,7 @@ pub fn scan_bpftrace(p: &Path, from: u64, t: &Target) -> anyhow::Result<(Seen, u
             "open" => w.nth(1).unwrap_or(""),
             _ => "",
         };
-        tally(&mut seen, t, kind, pid, ppid, path);
+        tally(&mut seen, t, kind, pid, ppid, path, 1);
     }
     Ok((seen, events))
 }
@@ -665,7 +671,7 @@ pub fn scan_audit(p: &Path, from: u64, t: &Target) -> anyhow::Result<(Seen, u64)
     let mut seen = Seen::default();
     for e in evs.values() {
         let path = if e.path_hit { t.dir } else { "" };
-        tally(&mut seen, t, e.kind, e.pid, e.ppid, path);
+        tally(&mut seen, t, e.kind, e.pid, e.ppid, path, 1);
     }
     Ok((seen, evs.len() as u64))
 }
