@@ -11,7 +11,7 @@ use sentinel_common::{
 
 /// Default ring buffer size; user space may override it at load time.
 #[map]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 
 /// Records that could not be sent (ring buffer full), per kind; slot `UNPAIRED` counts syscall
 /// exits whose entry was not seen (evicted or before attach).

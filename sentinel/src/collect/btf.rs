@@ -22,16 +22,20 @@ pub enum BtfError {
     NoStruct(&'static str),
 }
 
-/// Resolves every offset in `Offsets`. A field BTF does not have is left 0 ("unknown"), and
-/// its name is returned so the caller can say which header fields will be unset.
-pub fn resolve(path: &Path) -> Result<(Offsets, Vec<&'static str>), BtfError> {
+/// Parses the kernel's BTF (once per load: it is several megabytes).
+pub fn load(path: &Path) -> Result<Btf, BtfError> {
     if !path.exists() {
         return Err(BtfError::Missing);
     }
-    let btf = Btf::from_file(path).map_err(|e| BtfError::Parse(e.to_string()))?;
+    Btf::from_file(path).map_err(|e| BtfError::Parse(e.to_string()))
+}
+
+/// Resolves every offset in `Offsets`. A field BTF does not have is left 0 ("unknown"), and
+/// its name is returned so the caller can say which header fields will be unset.
+pub fn resolve(btf: &Btf) -> Result<(Offsets, Vec<&'static str>), BtfError> {
     let mut missing = Vec::new();
     let mut get = |st: &'static str, field: &'static str| -> Result<u32, BtfError> {
-        match member_offset(&btf, st, field)? {
+        match member_offset(btf, st, field)? {
             Some(o) => Ok(o),
             None => {
                 missing.push(field);
@@ -57,17 +61,13 @@ pub fn resolve(path: &Path) -> Result<(Offsets, Vec<&'static str>), BtfError> {
 /// The saved argument registers of a syscall, when this architecture keeps them intact until
 /// the syscall returns. x86_64 passes arguments in di, si, dx, r10, r8, r9 and overwrites only
 /// ax with the result; other architectures (arm64 overwrites x0) use the enter-hook stash.
-pub fn resolve_regs(path: &Path) -> Result<Option<RegsLayout>, BtfError> {
+pub fn resolve_regs(btf: &Btf) -> Result<Option<RegsLayout>, BtfError> {
     if !cfg!(target_arch = "x86_64") {
         return Ok(None);
     }
-    if !path.exists() {
-        return Err(BtfError::Missing);
-    }
-    let btf = Btf::from_file(path).map_err(|e| BtfError::Parse(e.to_string()))?;
     let mut layout = RegsLayout::default();
     for (i, reg) in ["di", "si", "dx", "r10", "r8", "r9"].iter().enumerate() {
-        match member_offset(&btf, "pt_regs", reg)?.and_then(|o| u16::try_from(o).ok()) {
+        match member_offset(btf, "pt_regs", reg)?.and_then(|o| u16::try_from(o).ok()) {
             Some(o) if o > 0 => layout.arg_off[i] = o,
             _ => return Ok(None),
         }
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn this_kernel_has_every_offset() {
-        let (o, missing) = resolve(Path::new(VMLINUX)).expect("kernel BTF");
+        let (o, missing) = resolve(&load(Path::new(VMLINUX)).expect("kernel BTF")).unwrap();
         assert!(missing.is_empty(), "missing: {missing:?}");
         assert!(o.task_tgid > 0 && o.task_pid > 0 && o.task_real_parent > 0);
         // tgid follows pid in task_struct (both pid_t).
@@ -124,8 +124,8 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn this_kernel_saves_the_syscall_argument_registers() {
-        let r = resolve_regs(Path::new(VMLINUX))
-            .expect("kernel BTF")
+        let r = resolve_regs(&load(Path::new(VMLINUX)).expect("kernel BTF"))
+            .unwrap()
             .expect("x86_64 pt_regs");
         // x86_64 pt_regs: r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si di, 8 bytes each.
         assert_eq!(r.arg_off, [112, 104, 96, 56, 72, 64]);
@@ -133,7 +133,9 @@ mod tests {
 
     #[test]
     fn missing_btf_is_a_clear_error() {
-        let e = resolve(Path::new("/nonexistent/vmlinux")).unwrap_err();
+        let Err(e) = load(Path::new("/nonexistent/vmlinux")) else {
+            panic!("no error for a missing BTF file");
+        };
         assert!(e.to_string().contains("CONFIG_DEBUG_INFO_BTF"));
     }
 }

@@ -69,13 +69,14 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, CollectError> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(CollectError::NotRoot);
     }
-    let vmlinux = std::path::Path::new(btf::VMLINUX);
-    let (offsets, missing_fields) = btf::resolve(vmlinux)?;
+    let kernel_btf = btf::load(std::path::Path::new(btf::VMLINUX))?;
+    let (offsets, missing_fields) = btf::resolve(&kernel_btf)?;
     let regs = if opts.stash_args {
         None
     } else {
-        btf::resolve_regs(vmlinux)?
+        btf::resolve_regs(&kernel_btf)?
     };
+    drop(kernel_btf);
     let mounted_tracefs = tracefs::ensure()?;
     raise_memlock();
 
