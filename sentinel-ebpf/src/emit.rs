@@ -62,6 +62,13 @@ pub fn body(buf: *mut u8) -> &'static mut EventBody {
 #[inline(always)]
 pub fn begin(buf: *mut u8, kind: u32, nr: u32) -> usize {
     fill_header(buf, kind);
+    start(buf, nr)
+}
+
+/// Starts a record whose header is filled later (`fill_header`), once its strings showed it
+/// is worth sending: zeroed body, flags cleared. Returns the offset of the tail.
+#[inline(always)]
+pub fn start(buf: *mut u8, nr: u32) -> usize {
     let h = header(buf);
     h.flags = 0;
     h._pad = 0;

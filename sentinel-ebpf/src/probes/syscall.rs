@@ -136,7 +136,9 @@ pub fn syscall_exit_regs(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn emit_syscall(args: &[u64; 6], nr: u32, spec: &SyscallSpec, ret: i64) {
     let Some(buf) = emit::scratch() else { return };
-    let mut off = emit::begin(buf, spec.kind, nr);
+    // The header (identity reads, comm, cgroup) is filled after the first string: an ignored
+    // path or a counted repeat never needs it.
+    let mut off = emit::start(buf, nr);
     {
         let b = emit::body(buf);
         b.ret = ret;
@@ -163,6 +165,7 @@ fn emit_syscall(args: &[u64; 6], nr: u32, spec: &SyscallSpec, ret: i64) {
         }
         i += 1;
     }
+    emit::fill_header(buf, spec.kind);
     let mut j = 0;
     while j < 2 {
         let a = spec.blob_args[j] as usize;

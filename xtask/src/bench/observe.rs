@@ -579,14 +579,19 @@ pub fn scan_sentinel(
     Ok((seen, events, summary))
 }
 
-/// Kernel losses plus agent drops, all kinds, from Sentinel's summary record.
+/// Kernel losses plus agent and output drops, all kinds, from Sentinel's summary record.
 pub fn sentinel_lost(summary: &serde_json::Value) -> u64 {
     let sum = |v: Option<&serde_json::Value>| -> u64 {
         v.and_then(|o| o.as_object())
             .map(|o| o.values().filter_map(|n| n.as_u64()).sum())
             .unwrap_or(0)
     };
-    sum(summary.get("kernel_lost")) + sum(summary.pointer("/stats/channel_dropped"))
+    let feed = summary
+        .pointer("/pipeline/feed_dropped_events")
+        .and_then(|n| n.as_u64())
+        .unwrap_or(0);
+    // Events the JSON writer could not keep up with never reach the output either.
+    sum(summary.get("kernel_lost")) + sum(summary.pointer("/stats/channel_dropped")) + feed
 }
 
 /// bpftrace lines `KIND PID PPID ...` (see `BPFTRACE_PROGRAM`).

@@ -46,7 +46,7 @@ fn sentinel_output_is_counted_per_workload() {
         }
     );
     assert_eq!(events, 47);
-    assert_eq!(observe::sentinel_lost(&summary.unwrap()), 8);
+    assert_eq!(observe::sentinel_lost(&summary.unwrap()), 11);
 }
 
 #[test]
