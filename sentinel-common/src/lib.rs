@@ -255,8 +255,9 @@ pub struct Offsets {
 }
 
 /// Where the six syscall arguments sit in the task's saved registers (`struct pt_regs`, from
-/// BTF), so that an exit hook can read them without an enter hook stashing them. Resolved only
-/// where the syscall ABI leaves the argument registers intact until exit (x86_64); all zero
+/// BTF), so that an exit hook can read them without an enter hook stashing them. Used only
+/// where the syscall ABI leaves the argument registers intact until exit and the layout is
+/// x86_64's (the exit program reads r10..di in one 64-byte read from `arg_off[3]`); all zero
 /// otherwise.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]

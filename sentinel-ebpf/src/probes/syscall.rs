@@ -113,21 +113,21 @@ pub fn syscall_exit_regs(ctx: TracePointContext) -> u32 {
     }
     // SAFETY: the current task is always valid; the helper returns its saved user registers.
     let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
-    let mut args = [0u64; 6];
-    let mut i = 0;
-    while i < 6 {
-        // The raw helper and no test of its result: a branch per argument would multiply the
-        // paths the verifier walks through the record building below. A failed read leaves 0.
-        // SAFETY: probe_read tolerates bad addresses; the destination is this stack slot.
-        unsafe {
-            bpf_probe_read_kernel(
-                &mut args[i] as *mut u64 as *mut c_void,
-                8,
-                regs.add(cfg.regs.arg_off[i] as usize) as *const c_void,
-            );
-        }
-        i += 1;
+    // One read of x86_64's r10 r9 r8 ax cx dx si di (user space enables this program only for
+    // that layout, checked against BTF), with the raw helper and no test of its result: a
+    // branch here multiplies the paths the verifier walks through the record building below.
+    // A failed read leaves zeros.
+    let mut w = [0u64; 8];
+    // SAFETY: probe_read tolerates bad addresses; the destination is this stack array.
+    unsafe {
+        bpf_probe_read_kernel(
+            w.as_mut_ptr() as *mut c_void,
+            64,
+            regs.add(cfg.regs.arg_off[3] as usize) as *const c_void,
+        );
     }
+    // di, si, dx, r10, r8, r9.
+    let args = [w[7], w[6], w[5], w[0], w[2], w[1]];
     let ret = unsafe { ctx.read_at::<i64>(RET_OFF) }.unwrap_or(0);
     emit_syscall(&args, nr as u32, &spec, ret);
     0

@@ -72,8 +72,14 @@ pub fn resolve_regs(btf: &Btf) -> Result<Option<RegsLayout>, BtfError> {
             _ => return Ok(None),
         }
     }
-    Ok(Some(layout))
+    // The kernel program reads the 64 bytes from r10 to di in one go and picks the arguments
+    // at fixed places in them: only this layout qualifies.
+    Ok((layout.arg_off == X86_64_ARGS).then_some(layout))
 }
+
+/// x86_64's `struct pt_regs` (r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si di ..., 8 bytes
+/// each): where di, si, dx, r10, r8 and r9 are.
+pub const X86_64_ARGS: [u16; 6] = [112, 104, 96, 56, 72, 64];
 
 /// Byte offset of `field` in `struct st`, looking through anonymous structs and unions.
 fn member_offset(btf: &Btf, st: &'static str, field: &str) -> Result<Option<u32>, BtfError> {
@@ -127,8 +133,7 @@ mod tests {
         let r = resolve_regs(&load(Path::new(VMLINUX)).expect("kernel BTF"))
             .unwrap()
             .expect("x86_64 pt_regs");
-        // x86_64 pt_regs: r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si di, 8 bytes each.
-        assert_eq!(r.arg_off, [112, 104, 96, 56, 72, 64]);
+        assert_eq!(r.arg_off, X86_64_ARGS);
     }
 
     #[test]
