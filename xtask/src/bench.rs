@@ -694,7 +694,7 @@ fn environment(args: &BenchArgs, rounds: usize) -> String {
         "Measured {date} on {cpus} CPUs ({model}), {mem:.1} GiB memory, kernel {kernel}; \
          load average at start {load}. {rounds} round(s); {bpftrace}, auditd {auditd}.\n\n\
          Reproduce (as root, from the repository root): `cargo xtask bench{flags}` \
-         (full: `cargo xtask bench`, about 10 minutes; short: `cargo xtask bench --quick`, about 2).",
+         (full: `cargo xtask bench`, about 12 minutes; short: `cargo xtask bench --quick`, about 3).",
         date = cmd("date -u '+%Y-%m-%d %H:%M UTC'"),
         mem = mem_kib as f64 / (1024.0 * 1024.0),
         kernel = read("/proc/sys/kernel/osrelease").trim(),
