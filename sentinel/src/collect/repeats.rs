@@ -28,11 +28,32 @@ pub struct RepeatStats {
     pub evicted: u64,
 }
 
+/// What was reported of one kernel entry.
+struct Reported {
+    /// Its count when last read.
+    done: u64,
+    /// When its first open was (identifies this life of the entry: an evicted key that comes
+    /// back starts counting from zero again, with a later first open).
+    first_ns: u64,
+    /// When its count last moved.
+    moved: Instant,
+}
+
+/// The opens to report for an entry read as `count` (first open at `first_ns`), given what was
+/// reported of it before; true when the earlier entry had been replaced meanwhile.
+fn advance(prev: Option<&Reported>, count: u64, first_ns: u64) -> (u64, bool) {
+    match prev {
+        Some(p) if p.first_ns == first_ns => (count.saturating_sub(p.done), false),
+        Some(_) => (count, true),
+        None => (count, false),
+    }
+}
+
 pub struct Reporter {
     map: PerCpuHashMap<MapData, RepeatKey, RepeatVal>,
     heads: HashMap<HeadKey, Event>,
-    /// Per kernel entry: the count already reported and when it last moved.
-    reported: HashMap<RepeatKey, (u64, Instant)>,
+    /// Per kernel entry: what was already reported of it.
+    reported: HashMap<RepeatKey, Reported>,
     pub stats: RepeatStats,
 }
 
@@ -115,21 +136,32 @@ impl Reporter {
             };
             present.insert(k);
             let count: u64 = values.iter().map(|v| v.count).sum();
-            let (done, moved) = self.reported.entry(k).or_insert((0, now));
-            if count > *done {
+            // Only the CPU that inserted the entry set its first open.
+            let first_ns = values.iter().map(|v| v.first_ns).max().unwrap_or(0);
+            let (new, replaced) = advance(self.reported.get(&k), count, first_ns);
+            if replaced {
+                self.stats.evicted += 1;
+                self.reported.remove(&k);
+            }
+            let r = self.reported.entry(k).or_insert(Reported {
+                done: 0,
+                first_ns,
+                moved: now,
+            });
+            if new > 0 {
                 let mut ev = self
                     .heads
                     .get(&head_key(&k))
                     .cloned()
                     .unwrap_or_else(|| from_key(&k));
                 ev.time_ns = now_ns;
-                ev.repeats = count - *done;
+                ev.repeats = new;
                 ev.repeat_head = false;
-                self.stats.counted += ev.repeats;
+                self.stats.counted += new;
                 out.push(ev);
-                *done = count;
-                *moved = now;
-            } else if !last && now.duration_since(*moved) >= IDLE {
+                r.done = count;
+                r.moved = now;
+            } else if !last && now.duration_since(r.moved) >= IDLE {
                 quiet.push(k);
             }
         }
@@ -158,6 +190,20 @@ impl Reporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_reported_once_and_a_replaced_entry_starts_over() {
+        let seen = |done| Reported {
+            done,
+            first_ns: 100,
+            moved: Instant::now(),
+        };
+        assert_eq!(advance(None, 7, 100), (7, false));
+        assert_eq!(advance(Some(&seen(7)), 7, 100), (0, false));
+        assert_eq!(advance(Some(&seen(7)), 12, 100), (5, false));
+        // Evicted and inserted again between two reads: a smaller count, a later first open.
+        assert_eq!(advance(Some(&seen(5000)), 3, 900), (3, true));
+    }
 
     #[test]
     fn keys_and_events_name_the_same_open() {

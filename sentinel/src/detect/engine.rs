@@ -40,9 +40,6 @@ pub struct Stats {
     pub anomalies: u64,
     pub windows_learned: u64,
     pub windows_rejected: u64,
-    /// Opens not analysed because the same process opened the same file less than a
-    /// second before (detect/repeats.rs).
-    pub open_repeats: u64,
 }
 
 /// A detection's output before it becomes part of an anomaly.
@@ -195,7 +192,6 @@ impl Engine {
             self.window = Some(Window::containing(ev.time_ns, self.cfg.window_ns()));
         }
         if self.repeats.is_repeat(ev) {
-            self.stats.open_repeats += 1;
             return out;
         }
         self.procs.ensure(ev);
