@@ -29,6 +29,7 @@ pub fn require_root() {
 
 static EVENTS: Mutex<Vec<Event>> = Mutex::new(Vec::new());
 static LIVE: OnceLock<()> = OnceLock::new();
+static COLLECTOR: Mutex<Option<Collector>> = Mutex::new(None);
 
 /// Starts (once per test binary) a collector with every kind enabled, feeding `EVENTS`.
 fn live() -> &'static Mutex<Vec<Event>> {
@@ -58,8 +59,8 @@ fn live() -> &'static Mutex<Vec<Event>> {
                             return;
                         }
                     };
+                *COLLECTOR.lock().expect("lock") = Some(collector);
                 let _ = ready_tx.send(Ok(()));
-                let _keep = collector;
                 while let Some(ev) = rx.recv().await {
                     let mut v = EVENTS.lock().expect("lock");
                     if v.len() > 2_000_000 {
@@ -79,6 +80,23 @@ fn live() -> &'static Mutex<Vec<Event>> {
     &EVENTS
 }
 
+/// What the shared collector lost so far (kernel: ring buffer full; user space: channel full),
+/// for failure messages: a missing event with nothing lost is a different bug from one lost.
+pub fn live_losses() -> String {
+    live();
+    match COLLECTOR.lock().expect("lock").as_ref() {
+        Some(c) => {
+            let (kernel, _) = c.kernel_lost();
+            let user = c.stats().snapshot();
+            format!(
+                "kernel lost {kernel:?}, channel dropped {:?}, undecodable {}",
+                user.channel_dropped, user.decode_errors
+            )
+        }
+        None => "collector not running".into(),
+    }
+}
+
 /// Makes sure the shared collector runs before the caller triggers anything.
 pub fn start_live() {
     live();
@@ -93,10 +111,10 @@ pub fn wait_for(what: &str, pred: impl Fn(&Event) -> bool) -> Event {
             return ev.clone();
         }
         if Instant::now() > deadline {
-            let v = l.lock().expect("lock");
+            let n = l.lock().expect("lock").len();
             panic!(
-                "no event matching {what} after {EVENT_WAIT:?} ({} events collected)",
-                v.len()
+                "no event matching {what} after {EVENT_WAIT:?} ({n} events collected; {})",
+                live_losses()
             );
         }
         std::thread::sleep(Duration::from_millis(20));

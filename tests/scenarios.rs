@@ -675,6 +675,9 @@ fn activity_outside_learned_hours() {
     w.atk.run(&["ls", "/"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = mark.id;
+    // What the engine saw and said, for the failure message.
+    let mut seen: Vec<String> = Vec::new();
+    let mut said: Vec<String> = Vec::new();
     loop {
         let evs = events_after(last);
         for ev in &evs {
@@ -682,7 +685,19 @@ fn activity_outside_learned_hours() {
             if !relevant(ev, &[w.atk.uid]) {
                 continue;
             }
+            if ev.principal_uid() == w.atk.uid && seen.len() < 40 {
+                seen.push(format!(
+                    "{:?} pid {} at {:02}h",
+                    ev.kind(),
+                    ev.pid,
+                    sentinel::detect::engine::local_hour(ev.time_ns)
+                ));
+            }
             for a in engine.observe(ev) {
+                if a.principal.uid == w.atk.uid && said.len() < 40 {
+                    let dets: Vec<&str> = a.factors.iter().map(|f| f.detection.as_str()).collect();
+                    said.push(dets.join("+"));
+                }
                 if a.principal.uid == w.atk.uid
                     && let Some(f) = a.factors.iter().find(|f| f.detection == "off_hours")
                 {
@@ -696,7 +711,15 @@ fn activity_outside_learned_hours() {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "no off_hours anomaly for {ATK}");
+        assert!(
+            Instant::now() < deadline,
+            "no off_hours anomaly for {ATK} (uid {}, baseline hour {:02}h, now {hour:02}h); \
+             its events the engine saw: {seen:?}; its anomalies: {said:?}; engine: {:?}; collector: {}",
+            w.atk.uid,
+            (hour + 12) % 24,
+            engine.stats(),
+            live_losses()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -406,7 +406,9 @@ impl Engine {
     }
 
     fn anomaly(&mut self, ev: &Event, principal: u32, mut hits: Vec<Hit>) -> Option<Anomaly> {
-        let proc = self.procs.get(ev.pid)?.clone();
+        // `at`, not `get`: an exit has already taken the process out of the live table, and
+        // the finding it raised (off-hours, say) has been spent for this window.
+        let proc = self.procs.at(ev.pid, ev.time_ns)?.clone();
         // Context: a program this user never ran makes any other finding more telling.
         if let Some(p) = self.usable_profile(principal)
             && !proc.exe.is_empty()
@@ -444,7 +446,7 @@ impl Engine {
         let uid_s = principal.to_string();
         key.push(&uid_s);
         key.push(&proc.exe);
-        let chain = self.chain_links(ev.pid);
+        let chain = self.chain_links_at(ev.pid, ev.time_ns);
         self.counter += 1;
         Some(Anomaly {
             id: format!("{}-{}-{}", self.host, ev.time_ns / 1_000_000, self.counter),
@@ -463,12 +465,8 @@ impl Engine {
 }
 
 impl Engine {
-    /// The process chain of `pid`, oldest ancestor first, as anomalies show it.
-    fn chain_links(&self, pid: u32) -> Vec<ChainLink> {
-        Self::links(self.procs.chain(pid))
-    }
-
-    /// The chain of whoever held `pid` at `time_ns`, even if it has exited since.
+    /// The process chain, oldest ancestor first, of whoever held `pid` at `time_ns`, even if
+    /// it has exited since: what anomalies show.
     fn chain_links_at(&self, pid: u32, time_ns: i64) -> Vec<ChainLink> {
         Self::links(self.procs.chain_at(pid, time_ns))
     }

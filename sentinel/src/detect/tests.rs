@@ -346,6 +346,23 @@ fn activity_far_outside_learned_hours() {
     assert_eq!(per_principal, [0, 1000], "{a:#?}");
 }
 
+/// A principal's first event in a window may be the exit of a process the engine never saw
+/// start (it began before the agent, or its other events were lost): the finding it raises
+/// must still become an anomaly, not be spent on a process no longer in the table.
+#[test]
+fn off_hours_raised_by_an_exit_is_reported() {
+    let exit: Vec<Event> = events("off_hours")
+        .into_iter()
+        .filter(|e| matches!(e.payload, crate::event::Payload::Exit { .. }))
+        .collect();
+    assert_eq!(exit.len(), 1);
+    let mut e = engine_with(&config(), learned(), false);
+    let a = replay(&mut e, &exit);
+    let got = assert_reason(&a, "off_hours", &["this user was never active between"]);
+    assert_eq!(got.principal.uid, 1000);
+    assert_eq!(got.chain.last().map(|l| l.pid), Some(9002), "{got:#?}");
+}
+
 #[test]
 fn a_high_scoring_window_is_never_learned() {
     let mut e = engine_with(&config(), learned(), false);
