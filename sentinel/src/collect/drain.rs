@@ -90,7 +90,8 @@ pub fn spawn(
     let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(tokio::spawn(async move {
-        let clock = Clock::new();
+        let mut clock = Clock::new();
+        let mut clock_read = std::time::Instant::now();
         let mut next_id = 1u64;
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -106,7 +107,15 @@ pub fn spawn(
                         }
                     }
                 }
-                _ = tick.tick() => {}
+                _ = tick.tick() => {
+                    // Kernel stamps are CLOCK_MONOTONIC, which stands still during suspend and
+                    // ignores wall-clock steps (NTP at boot): without a fresh offset every later
+                    // event would carry a wrong time, and hours and windows with it.
+                    if clock_read.elapsed() >= CLOCK_RESYNC {
+                        clock = Clock::new();
+                        clock_read = std::time::Instant::now();
+                    }
+                }
                 _ = stop.changed() => {
                     drain_all(fd.get_mut(), &tx, &stats, &clock, &mut next_id, repeats.as_mut());
                     if let Some(r) = repeats.as_mut() {
@@ -135,6 +144,9 @@ pub fn spawn(
         }
     }))
 }
+
+/// How often the kernel-to-wall-clock offset is read again.
+const CLOCK_RESYNC: Duration = Duration::from_secs(1);
 
 /// How often the kernel's repeat counts are read and reported.
 const REPEAT_REPORT: Duration = Duration::from_secs(1);
