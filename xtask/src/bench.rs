@@ -26,9 +26,16 @@ pub struct BenchArgs {
     /// Only these workloads (open, exec, connect, devel; default all).
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
+    /// Only these observers (sentinel, sentinel-stash, auditd, bpftrace; default all). "none",
+    /// the baseline every ratio needs, always runs.
+    #[arg(long, value_delimiter = ',')]
+    observers: Vec<String>,
     /// Skip the capacity steps.
     #[arg(long)]
     no_capacity: bool,
+    /// Skip the live-process memory step.
+    #[arg(long)]
+    no_procs: bool,
     /// Print the tables only; leave docs/benchmarks.md as it is.
     #[arg(long)]
     no_write: bool,
@@ -233,6 +240,21 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
         }
         v
     };
+    let mut observers = vec![Observer::None];
+    for o in Observer::ALL {
+        if o != Observer::None
+            && (args.observers.is_empty() || args.observers.iter().any(|n| n == o.name()))
+        {
+            observers.push(o);
+        }
+    }
+    if let Some(n) = args
+        .observers
+        .iter()
+        .find(|n| !Observer::ALL.iter().any(|o| o.name() == n.as_str()))
+    {
+        bail!("unknown observer {n:?} (none, sentinel, sentinel-stash, auditd, bpftrace)");
+    }
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 4 }).max(1);
 
     let work = std::env::temp_dir().join(format!("sentinel-bench-{}", std::process::id()));
@@ -257,8 +279,8 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
         for round in 0..rounds {
             for &w in &workloads {
                 // Rotate the order each round so no observer always runs first or last.
-                for k in 0..Observer::ALL.len() {
-                    let o = Observer::ALL[(k + round) % Observer::ALL.len()];
+                for k in 0..observers.len() {
+                    let o = observers[(k + round) % observers.len()];
                     let r = one_run(&ctx, &workload_bin, w, o, round, &args)?;
                     eprintln!(
                         "bench: round {} {:<8} {:<9} {:>9}/s cpu/op {:?} captured {}/{} lost {:?} ({:.0}s in)",
@@ -281,8 +303,13 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
         } else {
             capacity(&ctx, &workload_bin, args.quick)?
         };
-        let procs = live_processes(&ctx, &workload_bin, if args.quick { 2_000 } else { 10_000 })?;
-        Ok((runs, steps, Some(procs)))
+        let procs = if args.no_procs {
+            None
+        } else {
+            let n = if args.quick { 2_000 } else { 10_000 };
+            Some(live_processes(&ctx, &workload_bin, n)?)
+        };
+        Ok((runs, steps, procs))
     })();
     let restored = audit.stop();
     // A failed run may have left bpf_stats on (it is switched on around Sentinel's runs).
