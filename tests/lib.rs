@@ -59,6 +59,13 @@ fn live() -> &'static Mutex<Vec<Event>> {
                             return;
                         }
                     };
+                // Every hook attaches on the kernels these tests run on: one that does not is
+                // a broken program (the kernel refuses some only at attach time), not a skip.
+                let failed = &collector.report().failed;
+                if !failed.is_empty() {
+                    let _ = ready_tx.send(Err(format!("hooks failed to attach: {failed:?}")));
+                    return;
+                }
                 *COLLECTOR.lock().expect("lock") = Some(collector);
                 let _ = ready_tx.send(Ok(()));
                 while let Some(ev) = rx.recv().await {

@@ -104,6 +104,8 @@ impl Kind {
 
 /// Size of the per-kind arrays (enable flags, lost counters): every `Kind` value is below it.
 pub const MAX_KINDS: u32 = 128;
+/// Syscall numbers the kernel keeps a capture spec for (x86_64's table ends below 512).
+pub const MAX_SYSCALLS: u32 = 512;
 
 /// Header flag bits.
 pub mod flags {

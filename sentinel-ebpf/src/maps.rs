@@ -5,8 +5,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use sentinel_common::{
-    LoadConfig, MAX_IGNORE_PREFIXES, MAX_KINDS, MAX_RECORD, Prefix, RepeatKey, RepeatVal, Settings,
-    Stash, SyscallSpec,
+    LoadConfig, MAX_IGNORE_PREFIXES, MAX_KINDS, MAX_RECORD, MAX_SYSCALLS, Prefix, RepeatKey,
+    RepeatVal, Settings, Stash, SyscallSpec,
 };
 
 /// Default ring buffer size; user space may override it at load time.
@@ -19,8 +19,10 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_KINDS, 0);
 pub const UNPAIRED: u32 = MAX_KINDS - 1;
 
+/// Capture spec per syscall number: an array, whose lookup the verifier inlines (a hash lookup
+/// was a measurable part of every captured syscall).
 #[map]
-pub static SYSCALL_SPECS: HashMap<u32, SyscallSpec> = HashMap::with_max_entries(512, 0);
+pub static SYSCALL_SPECS: Array<SyscallSpec> = Array::with_max_entries(MAX_SYSCALLS, 0);
 
 #[map]
 pub static KIND_ENABLED: Array<u32> = Array::with_max_entries(MAX_KINDS, 0);

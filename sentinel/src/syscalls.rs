@@ -271,6 +271,9 @@ mod tests {
         assert_eq!(name(libc::SYS_connect as u32), "connect");
         assert_eq!(name(99_999), "unknown");
         for c in all() {
+            // The kernel keeps specs in an array indexed by number; kind 0 marks an empty slot.
+            assert!(c.nr < sentinel_common::MAX_SYSCALLS, "{}", c.name);
+            assert_ne!(c.spec.kind, 0, "{}", c.name);
             for a in c
                 .spec
                 .str_args

@@ -14,14 +14,12 @@ use aya_ebpf::{
 };
 use sentinel_common::{Kind, MAX_ARGS, MAX_ARGV_BYTES, MAX_PATH, MAX_RECORD, flags};
 
+use super::{NR_OFF, RET_OFF, enter_args, field};
 use crate::{
     emit,
     maps::{EXEC_INFLIGHT, ExecBuf, OFF_MASK, count_lost, kind_enabled, load_config},
 };
 
-const NR_OFF: usize = 8;
-const ARGS_OFF: usize = 16;
-const RET_OFF: usize = 16;
 /// Where argv is gathered: the upper half of the scratch buffer.
 const ARGV_BASE: usize = MAX_RECORD;
 /// Longest single argument kept (longer ones are cut and flagged).
@@ -49,7 +47,7 @@ pub fn proc_exit_exec(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let buf = p as *mut u8;
-    let ret = unsafe { ctx.read_at::<i64>(RET_OFF) }.unwrap_or(0);
+    let ret: i64 = field(&ctx, RET_OFF);
     let (size, keep_flags) = {
         let h = emit::header(buf);
         (h.size as usize, h.flags)
@@ -90,13 +88,8 @@ fn enter(ctx: &TracePointContext, filename_arg: usize, argv_arg: usize) {
         return;
     }
     let Some(buf) = emit::scratch() else { return };
-    let nr = unsafe { ctx.read_at::<i32>(NR_OFF) }.unwrap_or(-1) as u32;
-    let mut args = [0u64; 6];
-    let mut i = 0;
-    while i < 6 {
-        args[i] = unsafe { ctx.read_at::<u64>(ARGS_OFF + i * 8) }.unwrap_or(0);
-        i += 1;
-    }
+    let nr = field::<i32>(ctx, NR_OFF) as u32;
+    let args = enter_args(ctx);
     let mut off = emit::begin(buf, Kind::Exec as u32, nr);
     let n = emit::user_str(buf, off, args[filename_arg], MAX_PATH as u32);
     emit::body(buf).str_lens[0] = n as u16;

@@ -19,6 +19,7 @@ use sentinel_common::{
 
 use core::ffi::c_void;
 
+use super::{NR_OFF, RET_OFF, enter_args, field};
 use crate::{
     emit,
     maps::{
@@ -28,15 +29,11 @@ use crate::{
     repeats,
 };
 
-/// Offsets in the syscall tracepoint records (see .../syscalls/sys_enter_openat/format).
-const NR_OFF: usize = 8;
-const ARGS_OFF: usize = 16;
-const RET_OFF: usize = 16;
-
+/// The capture spec of syscall `nr`; `None` for syscalls without one (an all-zero slot: kind
+/// 0 is no kind).
 #[inline(always)]
 fn spec_for(nr: u32) -> Option<SyscallSpec> {
-    // SAFETY: the value is copied out immediately.
-    unsafe { SYSCALL_SPECS.get(&nr).copied() }
+    SYSCALL_SPECS.get(nr).copied().filter(|s| s.kind != 0)
 }
 
 /// sys_enter_* (any captured syscall): keep the arguments until the exit.
@@ -46,26 +43,18 @@ pub fn syscall_enter_stash(ctx: TracePointContext) -> u32 {
     if (pid_tgid >> 32) as u32 == load_config().agent_tgid {
         return 0;
     }
-    // SAFETY: offsets within the tracepoint record; reads go through probe_read.
-    let Ok(nr) = (unsafe { ctx.read_at::<i32>(NR_OFF) }) else {
-        return 0;
-    };
-    let Some(spec) = spec_for(nr as u32) else {
+    let nr = field::<i32>(&ctx, NR_OFF) as u32;
+    let Some(spec) = spec_for(nr) else {
         return 0;
     };
     if !kind_enabled(spec.kind) {
         return 0;
     }
-    let mut stash = Stash {
-        args: [0; 6],
-        nr: nr as u32,
+    let stash = Stash {
+        args: enter_args(&ctx),
+        nr,
         _pad: 0,
     };
-    let mut i = 0;
-    while i < 6 {
-        stash.args[i] = unsafe { ctx.read_at::<u64>(ARGS_OFF + i * 8) }.unwrap_or(0);
-        i += 1;
-    }
     if STASH.insert(&pid_tgid, &stash, 0).is_err() {
         count_lost(spec.kind);
     }
@@ -88,7 +77,7 @@ pub fn syscall_exit_emit(ctx: TracePointContext) -> u32 {
     let Some(spec) = spec_for(stash.nr) else {
         return 0;
     };
-    let ret = unsafe { ctx.read_at::<i64>(RET_OFF) }.unwrap_or(0);
+    let ret: i64 = field(&ctx, RET_OFF);
     emit_syscall(&stash.args, stash.nr, &spec, ret);
     0
 }
@@ -101,11 +90,8 @@ pub fn syscall_exit_regs(ctx: TracePointContext) -> u32 {
     if (bpf_get_current_pid_tgid() >> 32) as u32 == cfg.agent_tgid {
         return 0;
     }
-    // SAFETY: offsets within the tracepoint record; reads go through probe_read.
-    let Ok(nr) = (unsafe { ctx.read_at::<i32>(NR_OFF) }) else {
-        return 0;
-    };
-    let Some(spec) = spec_for(nr as u32) else {
+    let nr = field::<i32>(&ctx, NR_OFF) as u32;
+    let Some(spec) = spec_for(nr) else {
         return 0;
     };
     if !kind_enabled(spec.kind) {
@@ -128,8 +114,8 @@ pub fn syscall_exit_regs(ctx: TracePointContext) -> u32 {
     }
     // di, si, dx, r10, r8, r9.
     let args = [w[7], w[6], w[5], w[0], w[2], w[1]];
-    let ret = unsafe { ctx.read_at::<i64>(RET_OFF) }.unwrap_or(0);
-    emit_syscall(&args, nr as u32, &spec, ret);
+    let ret: i64 = field(&ctx, RET_OFF);
+    emit_syscall(&args, nr, &spec, ret);
     0
 }
 

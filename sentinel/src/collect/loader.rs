@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{RawTracePoint, TracePoint},
 };
 use sentinel_common::{
@@ -150,10 +150,10 @@ fn map_mut<'a, T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>>(
 
 fn configure_maps(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), CollectError> {
     {
-        let mut specs: BpfHashMap<_, u32, SyscallSpec> = map_mut(ebpf, names::SYSCALL_SPECS)?;
+        let mut specs: Array<_, SyscallSpec> = map_mut(ebpf, names::SYSCALL_SPECS)?;
         for c in syscalls::generic() {
             specs
-                .insert(c.nr, c.spec, 0)
+                .set(c.nr, c.spec, 0)
                 .map_err(|e| CollectError::Map(names::SYSCALL_SPECS, e))?;
         }
     }
