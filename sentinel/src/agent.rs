@@ -258,6 +258,9 @@ struct Sink {
     color: bool,
 }
 
+/// Feed items written between two looks at the channel.
+const FEED_BATCH: usize = 256;
+
 async fn write_feed(
     mut rx: mpsc::Receiver<FeedItem>,
     mut explained: Option<mpsc::Receiver<Anomaly>>,
@@ -265,31 +268,34 @@ async fn write_feed(
     edge: broadcast::Sender<Arc<Anomaly>>,
 ) {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    // Items are taken a batch at a time: one wake-up and one lock per batch, not per event.
+    let mut batch: Vec<FeedItem> = Vec::with_capacity(FEED_BATCH);
     loop {
-        let item = tokio::select! {
-            item = rx.recv() => match item {
-                Some(item) => item,
-                None => break,
+        tokio::select! {
+            n = rx.recv_many(&mut batch, FEED_BATCH) => if n == 0 {
+                break;
             },
             Some(a) = async { match explained.as_mut() { Some(e) => e.recv().await, None => None } } => {
-                FeedItem::Anomaly(Arc::new(a))
+                batch.push(FeedItem::Anomaly(Arc::new(a)));
             }
-        };
-        if let FeedItem::Anomaly(a) = &item {
-            // No receiver yet is fine: the edge is for optional consumers.
-            let _ = edge.send(a.clone());
         }
-        // A closed stdout (e.g. piped into head) must not stop the pipeline: keep consuming.
-        let _ = match (&item, sink.json) {
-            (FeedItem::Event(ev), true) => Record::Event(ev).write_json_line(&mut out),
-            (FeedItem::Anomaly(a), true) => Record::Anomaly(a).write_json_line(&mut out),
-            (FeedItem::Event(ev), false) => {
-                writeln!(out, "{}", terminal::event_line(ev, sink.color))
+        for item in batch.drain(..) {
+            if let FeedItem::Anomaly(a) = &item {
+                // No receiver yet is fine: the edge is for optional consumers.
+                let _ = edge.send(a.clone());
             }
-            (FeedItem::Anomaly(a), false) => {
-                writeln!(out, "{}", terminal::anomaly_lines(a, sink.color))
-            }
-        };
+            // A closed stdout (e.g. piped into head) must not stop the pipeline: keep consuming.
+            let _ = match (&item, sink.json) {
+                (FeedItem::Event(ev), true) => Record::Event(ev).write_json_line(&mut out),
+                (FeedItem::Anomaly(a), true) => Record::Anomaly(a).write_json_line(&mut out),
+                (FeedItem::Event(ev), false) => {
+                    writeln!(out, "{}", terminal::event_line(ev, sink.color))
+                }
+                (FeedItem::Anomaly(a), false) => {
+                    writeln!(out, "{}", terminal::anomaly_lines(a, sink.color))
+                }
+            };
+        }
         if rx.is_empty() {
             let _ = out.flush();
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
@@ -136,6 +137,9 @@ impl AuditHold {
     }
 }
 
+/// Events analysed between two looks at the clock, the audit records and the tick.
+const BATCH: usize = 256;
+
 /// Runs `analyzer` on its own thread over `events` until the channel closes. Events go on to
 /// `feed` when `forward_events` (dropped and counted if the sinks are behind); anomalies always
 /// do (the stage waits for room, and the collector's bounded channel absorbs the pause).
@@ -159,24 +163,31 @@ pub fn spawn_analysis<A: Analyzer>(
             };
             let mut last_tick = Instant::now();
             let mut held = AuditHold::new(Duration::from_millis(500));
+            let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
             loop {
-                let ev = match events.try_recv() {
-                    Ok(ev) => Some(ev),
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        // Idle: wait a little, but keep ticking.
-                        std::thread::sleep(Duration::from_millis(5));
-                        None
-                    }
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                // A batch of events between looks at the clock and the audit channel, taken
+                // in one go: per event, those and the channel's bookkeeping cost more than the
+                // channel itself. Polled once, never awaited: this thread also has to tick.
+                let (n, closed) = match events.recv_many(&mut batch, BATCH).now_or_never() {
+                    Some(0) => (0, true),
+                    Some(n) => (n, false),
+                    None => (0, false),
                 };
-                if let Some(ev) = ev {
+                for ev in batch.drain(..) {
                     held.saw_event(ev.time_ns);
-                    stats.analyzed.fetch_add(1, Relaxed);
                     let found = analyzer.observe(&ev);
                     if forward_events && feed.try_send(FeedItem::Event(Arc::new(ev))).is_err() {
                         stats.feed_dropped_events.fetch_add(1, Relaxed);
                     }
                     send_anomalies(found, &stats);
+                }
+                stats.analyzed.fetch_add(n as u64, Relaxed);
+                if closed {
+                    break;
+                }
+                if n == 0 {
+                    // Idle: wait a little, but keep ticking.
+                    std::thread::sleep(Duration::from_millis(5));
                 }
                 if let Some(rx) = audit.as_mut() {
                     while let Ok(fact) = rx.try_recv() {
