@@ -57,8 +57,43 @@ pub enum Command {
     Analyze(crate::explain::analyze::AnalyzeArgs),
 }
 
+impl Cli {
+    /// Refuses snapshot flags given before a subcommand (`sentinel --json run`): they belong to
+    /// the no-subcommand mode, and silently ignoring them would run something else than asked.
+    pub fn check(&self) -> Result<(), String> {
+        match &self.command {
+            Some(cmd) if self.legacy.any() => {
+                let name = cmd.name();
+                Err(format!(
+                    "flags before `{name}` are the snapshot mode's (`sentinel --quick ...`) and \
+                     do nothing for a subcommand: put them after it (`sentinel {name} --help` \
+                     lists its flags)"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Run(_) => "run",
+            Command::Learn(_) => "learn",
+            Command::Baseline(_) => "baseline",
+            Command::Quick(_) => "quick",
+            Command::Watch(_) => "watch",
+            Command::Snapshot(_) => "snapshot",
+            Command::Serve(_) => "serve",
+            Command::User(_) => "user",
+            Command::Analyze(_) => "analyze",
+        }
+    }
+}
+
 /// Runs the parsed command line; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    cli.check().map_err(anyhow::Error::msg)?;
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Some(Command::Run(args)) => crate::agent::run(config, args).await,
@@ -84,5 +119,28 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Cli::command().print_help()?;
             Ok(exit::ERROR)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("sentinel").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn snapshot_flags_before_a_subcommand_are_refused() {
+        let e = parse(&["--json", "run"]).check().unwrap_err();
+        assert!(
+            e.contains("before `run`") && e.contains("put them after it"),
+            "{e}"
+        );
+        assert!(parse(&["--quick", "--network", "learn"]).check().is_err());
+        // Where they belong, and the global --config anywhere, are fine.
+        assert!(parse(&["run", "--json"]).check().is_ok());
+        assert!(parse(&["--config", "/x.toml", "run"]).check().is_ok());
+        assert!(parse(&["--quick", "--network"]).check().is_ok());
     }
 }
