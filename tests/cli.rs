@@ -220,7 +220,7 @@ fn repeated_opens_are_counted_in_the_kernel_not_sent() {
     std::fs::write(&short, "x").unwrap();
     std::fs::write(&long, "x").unwrap();
     let (mut counted, mut each) = (0, 0);
-    let (recs, code, err) = run_json(&["--kinds", "open", "--duration", "4s"], || {
+    let (recs, code, err) = run_json(&["--kinds", "open,exit", "--duration", "4s"], || {
         let storm = |p: &std::path::Path, n: &str| {
             let r = run_workload(&[
                 std::ffi::OsStr::new("open-storm"),
@@ -265,6 +265,14 @@ fn repeated_opens_are_counted_in_the_kernel_not_sent() {
     let summary = recs.last().unwrap();
     assert!(
         summary["stats"]["open_repeats"].as_u64().unwrap() >= 19_990,
+        "{summary}"
+    );
+    // The storm exited well before the end: its counting entry was read and removed then.
+    assert!(
+        summary["stats"]["repeat_entries_finished"]
+            .as_u64()
+            .unwrap()
+            >= 1,
         "{summary}"
     );
 }

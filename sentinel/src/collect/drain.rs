@@ -13,7 +13,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 
 use super::repeats::Reporter;
-use crate::event::{Clock, Event, decode};
+use crate::event::{Clock, Event, Payload, decode};
 
 /// Counters updated by the drain task, readable at any time.
 pub struct Stats {
@@ -22,6 +22,7 @@ pub struct Stats {
     decode_errors: AtomicU64,
     open_repeats: AtomicU64,
     repeat_entries_evicted: AtomicU64,
+    repeat_entries_finished: AtomicU64,
 }
 
 impl Default for Stats {
@@ -32,6 +33,7 @@ impl Default for Stats {
             decode_errors: AtomicU64::new(0),
             open_repeats: AtomicU64::new(0),
             repeat_entries_evicted: AtomicU64::new(0),
+            repeat_entries_finished: AtomicU64::new(0),
         }
     }
 }
@@ -50,6 +52,8 @@ pub struct StatsSnapshot {
     pub open_repeats: u64,
     /// Repeat entries the full kernel map pushed out before their count was read.
     pub repeat_entries_evicted: u64,
+    /// Repeat entries read a last time and removed because their process exited.
+    pub repeat_entries_finished: u64,
 }
 
 impl StatsSnapshot {
@@ -73,6 +77,7 @@ impl Stats {
             decode_errors: self.decode_errors.load(Relaxed),
             open_repeats: self.open_repeats.load(Relaxed),
             repeat_entries_evicted: self.repeat_entries_evicted.load(Relaxed),
+            repeat_entries_finished: self.repeat_entries_finished.load(Relaxed),
         }
     }
 }
@@ -174,6 +179,9 @@ fn report_repeats(
     stats
         .repeat_entries_evicted
         .fetch_add(r.stats.evicted - before.evicted, Relaxed);
+    stats
+        .repeat_entries_finished
+        .fetch_add(r.stats.finished - before.finished, Relaxed);
 }
 
 fn drain_all(
@@ -188,10 +196,12 @@ fn drain_all(
         match decode(&item, *next_id, clock) {
             Ok(ev) => {
                 *next_id += 1;
-                if ev.repeat_head
-                    && let Some(r) = repeats.as_deref_mut()
-                {
-                    r.remember(&ev);
+                if let Some(r) = repeats.as_deref_mut() {
+                    if ev.repeat_head {
+                        r.remember(&ev);
+                    } else if matches!(ev.payload, Payload::Exit { .. }) && ev.tid == ev.pid {
+                        r.exited(ev.pid);
+                    }
                 }
                 let k = ev.kind() as usize;
                 stats.received[k].fetch_add(1, Relaxed);

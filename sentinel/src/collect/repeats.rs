@@ -1,7 +1,7 @@
 //! The user-space half of in-kernel repeat counting (sentinel-ebpf/src/repeats.rs): keeps the
 //! open each kernel entry started from, turns the kernel's counts into events that carry
-//! `repeats` (a copy of that first open), and removes entries that went quiet so the map does
-//! not fill with processes that are gone.
+//! `repeats` (a copy of that first open), and removes the entries of processes that exited and
+//! entries that went quiet, so the map does not fill with processes that are gone.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -26,6 +26,8 @@ pub struct RepeatStats {
     /// Kernel entries pushed out of the full map before their count was reported (their
     /// last second of repeats is unknown).
     pub evicted: u64,
+    /// Kernel entries read for the last time and removed because their process exited.
+    pub finished: u64,
 }
 
 /// What was reported of one kernel entry.
@@ -54,6 +56,10 @@ pub struct Reporter {
     heads: HashMap<HeadKey, Event>,
     /// Per kernel entry: what was already reported of it.
     reported: HashMap<RepeatKey, Reported>,
+    /// Processes that exited since the last read: their entries are read once more, then
+    /// removed (left to go quiet, an exec storm's short-lived processes filled the map, and
+    /// every read walked all of it).
+    exited: HashSet<u32>,
     pub stats: RepeatStats,
 }
 
@@ -111,6 +117,7 @@ impl Reporter {
             map,
             heads: HashMap::new(),
             reported: HashMap::new(),
+            exited: HashSet::new(),
             stats: RepeatStats::default(),
         }
     }
@@ -122,8 +129,15 @@ impl Reporter {
         }
     }
 
+    /// Notes the exit of process `tgid` (its last open is already counted by then).
+    pub fn exited(&mut self, tgid: u32) {
+        self.exited.insert(tgid);
+    }
+
     /// Reads every kernel entry: the repeats counted since the last call become events
-    /// (stamped `now_ns`), and quiet entries are removed. `last` reports without removing.
+    /// (stamped `now_ns`); the entries of exited processes and quiet ones are removed, and so
+    /// are the kept first opens of entries no longer in the map. `last` reports without
+    /// removing.
     pub fn flush(&mut self, now_ns: i64, last: bool) -> Vec<Event> {
         let now = Instant::now();
         let mut out = Vec::new();
@@ -163,8 +177,16 @@ impl Reporter {
                 r.moved = now;
             } else if !last && now.duration_since(r.moved) >= IDLE {
                 quiet.push(k);
+                continue;
+            }
+            if !last && self.exited.contains(&k.tgid) {
+                // A new process that took the pid within the second loses only its entries'
+                // counting: its next identical open is sent in full again.
+                self.stats.finished += 1;
+                quiet.push(k);
             }
         }
+        self.exited.clear();
         for k in &quiet {
             // An open that lands between the read above and this removal is not counted:
             // the entry had been quiet for IDLE, so that is a narrow window.
@@ -182,6 +204,13 @@ impl Reporter {
             self.stats.evicted += 1;
             self.reported.remove(&k);
             self.heads.remove(&head_key(&k));
+        }
+        // A first open whose entry was evicted before it was ever read would stay forever.
+        // The kernel inserts the entry before it sends the open, so a kept open without an
+        // entry has lost it.
+        if !last {
+            let live: HashSet<HeadKey> = present.iter().map(head_key).collect();
+            self.heads.retain(|k, _| live.contains(k));
         }
         out
     }
