@@ -109,7 +109,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         syscall_args: report.syscall_args,
     };
     if args.json {
-        print_line(&Record::Status(&status).to_json());
+        print_record(&Record::Status(&status));
     } else {
         if report.mounted_tracefs {
             eprintln!("sentinel: tracefs was not mounted; mounted it at /sys/kernel/tracing");
@@ -326,23 +326,20 @@ async fn wait_for_stop(duration: Option<Duration>) {
     }
 }
 
-/// One line to stdout. A reader that went away (`sentinel run --json | head`) is no reason to
+/// One JSON line to stdout. A reader that went away (`sentinel run --json | head`) is no reason to
 /// stop watching, nor to panic as `println!` would.
-fn print_line(line: &str) {
+fn print_record(r: &Record) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    let _ = r.write_json_line(&mut out);
     let _ = out.flush();
 }
 
 fn print_summary(s: &Summary, p: &PipelineSnapshot, json: bool) {
     if json {
-        print_line(
-            &Record::Summary(&RunSummary {
-                collect: s,
-                pipeline: p,
-            })
-            .to_json(),
-        );
+        print_record(&Record::Summary(&RunSummary {
+            collect: s,
+            pipeline: p,
+        }));
         return;
     }
     let fmt = |v: &crate::collect::KindCounts| -> String {

@@ -49,12 +49,6 @@ impl Record<'_> {
         serde_json::to_writer(&mut *w, self)?;
         w.write_all(b"\n")
     }
-
-    pub fn to_json(&self) -> String {
-        // Serialising these types cannot fail: no maps with non-string keys, no foreign types.
-        serde_json::to_string(self)
-            .unwrap_or_else(|e| format!("{{\"type\":\"error\",\"error\":{:?}}}", e.to_string()))
-    }
 }
 
 /// Formats epoch nanoseconds as `HH:MM:SS.mmm` UTC.
