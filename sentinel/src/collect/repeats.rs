@@ -141,7 +141,7 @@ impl Reporter {
     pub fn flush(&mut self, now_ns: i64, last: bool) -> Vec<Event> {
         let now = Instant::now();
         let mut out = Vec::new();
-        let mut quiet = Vec::new();
+        let mut remove = Vec::new();
         let mut present = HashSet::new();
         for item in self.map.iter() {
             let Ok((k, values)) = item else {
@@ -176,20 +176,21 @@ impl Reporter {
                 r.done = count;
                 r.moved = now;
             } else if !last && now.duration_since(r.moved) >= IDLE {
-                quiet.push(k);
+                remove.push(k);
                 continue;
             }
             if !last && self.exited.contains(&k.tgid) {
                 // A new process that took the pid within the second loses only its entries'
                 // counting: its next identical open is sent in full again.
                 self.stats.finished += 1;
-                quiet.push(k);
+                remove.push(k);
             }
         }
         self.exited.clear();
-        for k in &quiet {
-            // An open that lands between the read above and this removal is not counted:
-            // the entry had been quiet for IDLE, so that is a narrow window.
+        for k in &remove {
+            // An open that lands between the read above and this removal is not counted: the
+            // entry had been quiet for IDLE, or its process had exited, so that is a narrow
+            // window.
             let _ = self.map.remove(k);
             self.reported.remove(k);
             self.heads.remove(&head_key(k));
