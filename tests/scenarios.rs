@@ -508,6 +508,27 @@ fn su_never_used_before() {
 }
 
 #[test]
+fn password_guessing_with_su() {
+    let w = world();
+    // One shell tries su five times (without a terminal each attempt fails at once, before
+    // starting anything, as a wrong password does).
+    w.atk.run(&[
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do setsid su -c true root; done; true",
+    ]);
+    let a = expect(
+        w.atk.uid,
+        "brute_force",
+        &[
+            "failed authentications for account root from login session",
+            "password guessing",
+        ],
+    );
+    assert!(a.level >= Level::Medium, "{a:#?}");
+}
+
+#[test]
 fn ptrace_attach() {
     let w = world();
     w.atk.run(&[

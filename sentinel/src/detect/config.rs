@@ -31,6 +31,10 @@ pub struct DetectConfig {
     pub off_hours_slack: u8,
     /// A window's event count this many standard deviations above the mean is a spike.
     pub rate_spike_sigmas: f64,
+    /// Failed authentications for one account from one source within
+    /// `brute_force_window_secs` that make password guessing.
+    pub brute_force_threshold: u32,
+    pub brute_force_window_secs: u64,
     pub weights: Weights,
 }
 
@@ -49,6 +53,8 @@ impl Default for DetectConfig {
             discovery_window_secs: 120,
             off_hours_slack: 1,
             rate_spike_sigmas: 4.0,
+            brute_force_threshold: 5,
+            brute_force_window_secs: 60,
             weights: Weights::default(),
         }
     }
@@ -67,7 +73,11 @@ impl DetectConfig {
                 "detect.calibrating_after_windows must not exceed calibrated_after_windows".into(),
             );
         }
-        if self.mass_read_threshold == 0 || self.discovery_threshold == 0 {
+        if self.mass_read_threshold == 0
+            || self.discovery_threshold == 0
+            || self.brute_force_threshold == 0
+            || self.brute_force_window_secs == 0
+        {
             return Err("detect thresholds must be > 0".into());
         }
         if !(self.rate_spike_sigmas.is_finite() && self.rate_spike_sigmas > 0.0) {
@@ -116,6 +126,7 @@ pub struct Weights {
     /// Context only: added to another detection's anomaly when the program is new.
     pub new_binary: u8,
     pub rate_spike: u8,
+    pub brute_force: u8,
 }
 
 impl Default for Weights {
@@ -140,6 +151,7 @@ impl Default for Weights {
             off_hours: 20,
             new_binary: 10,
             rate_spike: 15,
+            brute_force: 45,
         }
     }
 }

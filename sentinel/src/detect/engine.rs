@@ -75,6 +75,8 @@ pub struct Engine {
     pub(super) mass: HashMap<ProcKey, MassRead>,
     /// Per principal: recent discovery commands (time, matched entry, event).
     pub(super) discovery: HashMap<u32, VecDeque<(i64, String, Event)>>,
+    /// Failed authentications per target account and source (brute force).
+    pub(super) auth: super::bursts::AuthFailures,
 }
 
 /// Local hour (0-23) of an epoch-ns time.
@@ -155,6 +157,10 @@ impl Engine {
             repeats: Default::default(),
             mass: HashMap::new(),
             discovery: HashMap::new(),
+            auth: super::bursts::AuthFailures::new(
+                dcfg.brute_force_window_secs,
+                dcfg.brute_force_threshold,
+            ),
             cfg: dcfg,
         })
     }
@@ -488,13 +494,21 @@ impl Engine {
     /// own (a failed login, a sudo, a watched file) becomes an anomaly with the same scoring;
     /// each (principal, detection, reason) fires once per window.
     pub fn observe_audit(&mut self, fact: &crate::audit::LiveFact) -> Vec<Anomaly> {
-        let Some(factor) = fact.factor.clone() else {
-            return Vec::new();
-        };
         let Some(principal) = fact.auid.or(fact.uid) else {
             return Vec::new();
         };
-        if !self.first_time(principal, "audit", &factor.reason) {
+        let mut factors = Vec::new();
+        if let Some(f) = fact.factor.clone()
+            && self.first_time(principal, "audit", &f.reason)
+        {
+            factors.push(f);
+        }
+        if fact.kind == "auth_failure"
+            && let Some(f) = self.audit_auth_failure(fact, principal)
+        {
+            factors.push(f);
+        }
+        if factors.is_empty() {
             return Vec::new();
         }
         let chain = fact
@@ -502,7 +516,6 @@ impl Engine {
             .map(|pid| self.chain_links_at(pid, fact.time_ns))
             .unwrap_or_default();
         let exe = chain.last().map(|l| l.exe.clone()).unwrap_or_default();
-        let factors = vec![factor];
         let (score, level) = Anomaly::score_of(&factors);
         let uid_s = principal.to_string();
         self.counter += 1;
@@ -519,7 +532,11 @@ impl Engine {
             chain,
             score,
             level,
-            fingerprint: fnv(&[factors[0].detection.as_str(), uid_s.as_str(), exe.as_str()]),
+            fingerprint: fnv(&[
+                factors[factors.len() - 1].detection.as_str(),
+                uid_s.as_str(),
+                exe.as_str(),
+            ]),
             factors,
             evidence: vec![fact.evidence.clone()],
             explanation: None,

@@ -179,6 +179,7 @@ impl Engine {
                 | Payload::Bpf { .. }
         );
         if !has_detections {
+            self.on_auth_lifecycle(ev, principal, &mut hits);
             self.off_hours(ev, principal, &mut hits);
             return hits;
         }
