@@ -140,7 +140,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         AnalysisThread::Events(pipeline::spawn_analysis(
             Passthrough,
             events,
-            None,
+            pipeline::Inputs::default(),
             feed_tx,
             true,
             stats.clone(),
@@ -148,10 +148,16 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     } else {
         let store = Store::open(&config.store).context("opening the agent store")?;
         let engine = Engine::new(&config, store).context("starting detection")?;
+        let losses = collector
+            .loss_gauge()
+            .context("reading the kernel's loss counters")?;
         AnalysisThread::Detect(pipeline::spawn_analysis(
             engine,
             events,
-            audit_facts,
+            pipeline::Inputs {
+                audit: audit_facts,
+                losses: Some(Box::new(losses)),
+            },
             feed_tx,
             show_events,
             stats.clone(),

@@ -27,7 +27,16 @@ pub trait Analyzer: Send + 'static {
     fn observe_audit(&mut self, _fact: &LiveFact) -> Vec<Anomaly> {
         Vec::new()
     }
+    /// Events lost before analysis (kernel or channel) since the last call; called about
+    /// once a second while losses grow.
+    fn blind(&mut self, _lost: u64, _now_ns: i64) -> Vec<Anomaly> {
+        Vec::new()
+    }
 }
+
+/// Reads the running total of events lost before analysis (kernel ring buffer full, channel
+/// to the analysis stage full).
+pub type LossGauge = Box<dyn Fn() -> u64 + Send>;
 
 /// No analysis: events only.
 pub struct Passthrough;
@@ -140,17 +149,26 @@ impl AuditHold {
 /// Events analysed between two looks at the clock, the audit records and the tick.
 const BATCH: usize = 256;
 
+/// What the analysis stage reads besides events: live audit records, and the collector's
+/// loss total (for blind spots).
+#[derive(Default)]
+pub struct Inputs {
+    pub audit: Option<mpsc::Receiver<LiveFact>>,
+    pub losses: Option<LossGauge>,
+}
+
 /// Runs `analyzer` on its own thread over `events` until the channel closes. Events go on to
 /// `feed` when `forward_events` (dropped and counted if the sinks are behind); anomalies always
 /// do (the stage waits for room, and the collector's bounded channel absorbs the pause).
 pub fn spawn_analysis<A: Analyzer>(
     mut analyzer: A,
     mut events: mpsc::Receiver<Event>,
-    mut audit: Option<mpsc::Receiver<LiveFact>>,
+    inputs: Inputs,
     feed: mpsc::Sender<FeedItem>,
     forward_events: bool,
     stats: Arc<PipelineStats>,
 ) -> std::thread::JoinHandle<A> {
+    let Inputs { mut audit, losses } = inputs;
     std::thread::Builder::new()
         .name("sentinel-analyze".into())
         .spawn(move || {
@@ -162,6 +180,7 @@ pub fn spawn_analysis<A: Analyzer>(
                 }
             };
             let mut last_tick = Instant::now();
+            let mut lost_seen = 0u64;
             let mut held = AuditHold::new(Duration::from_millis(500));
             let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
             loop {
@@ -200,6 +219,13 @@ pub fn spawn_analysis<A: Analyzer>(
                 if last_tick.elapsed() >= Duration::from_secs(1) {
                     last_tick = Instant::now();
                     send_anomalies(analyzer.tick(now_ns()), &stats);
+                    if let Some(total) = losses.as_ref().map(|g| g()) {
+                        let new = total.saturating_sub(lost_seen);
+                        lost_seen = lost_seen.max(total);
+                        if new > 0 {
+                            send_anomalies(analyzer.blind(new, now_ns()), &stats);
+                        }
+                    }
                 }
             }
             // The events are all in: whatever audit holds can join now.
@@ -283,7 +309,14 @@ mod tests {
         // A feed that holds 2 items and is only read after the stage finished.
         let (ftx, mut frx) = mpsc::channel(2);
         let stats = Arc::new(PipelineStats::default());
-        let h = spawn_analysis(EveryThird(0), rx, None, ftx, true, stats.clone());
+        let h = spawn_analysis(
+            EveryThird(0),
+            rx,
+            Inputs::default(),
+            ftx,
+            true,
+            stats.clone(),
+        );
         let reader = std::thread::spawn(move || {
             let mut anomalies = 0;
             std::thread::sleep(Duration::from_millis(200));

@@ -149,6 +149,37 @@ impl Collector {
         (per_kind, read(sentinel_common::MAX_KINDS - 1))
     }
 
+    /// A reader of the running loss total (kernel ring buffer full plus channel full) that
+    /// another thread can own: the analysis stage turns growth into blind-spot findings.
+    pub fn loss_gauge(&self) -> Result<impl Fn() -> u64 + Send + 'static, CollectError> {
+        use aya::maps::IterableMap as _;
+        use std::os::fd::AsFd as _;
+        let fd = self
+            .lost
+            .map()
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(CollectError::Ring)?;
+        let data = aya::maps::MapData::from_fd(fd)
+            .map_err(|e| CollectError::Ring(std::io::Error::other(e.to_string())))?;
+        let lost = aya::maps::PerCpuArray::<_, u64>::try_from(aya::maps::Map::PerCpuArray(data))
+            .map_err(|e| CollectError::Ring(std::io::Error::other(e.to_string())))?;
+        let stats = self.stats.clone();
+        Ok(move || {
+            // The last slot counts unpaired syscall exits, not losses (see `Summary`).
+            let kernel: u64 = Kind::ALL
+                .iter()
+                .map(|k| {
+                    lost.get(&(*k as u32), 0)
+                        .map(|v| v.iter().sum())
+                        .unwrap_or(0)
+                })
+                .sum();
+            kernel + stats.snapshot().channel_dropped.values().sum::<u64>()
+        })
+    }
+
     /// Detaches the probes, drains what is left in the ring buffer, and stops.
     pub async fn stop(mut self) -> Summary {
         self.loaded.take();

@@ -127,6 +127,7 @@ pub struct Weights {
     pub new_binary: u8,
     pub rate_spike: u8,
     pub brute_force: u8,
+    pub blind_spot: u8,
 }
 
 impl Default for Weights {
@@ -152,6 +153,7 @@ impl Default for Weights {
             new_binary: 10,
             rate_spike: 15,
             brute_force: 45,
+            blind_spot: 30,
         }
     }
 }

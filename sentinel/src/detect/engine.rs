@@ -77,6 +77,8 @@ pub struct Engine {
     pub(super) discovery: HashMap<u32, VecDeque<(i64, String, Event)>>,
     /// Failed authentications per target account and source (brute force).
     pub(super) auth: super::bursts::AuthFailures,
+    /// Events lost in the current window (blind spots).
+    pub(super) losses: super::blind::Losses,
 }
 
 /// Local hour (0-23) of an epoch-ns time.
@@ -100,8 +102,19 @@ fn evidence_of(e: &Event) -> Evidence {
     }
 }
 
+/// "HH:MM:SS" local time of an epoch-ns time.
+pub fn clock_time(t_ns: i64) -> String {
+    let secs = t_ns.div_euclid(1_000_000_000) as libc::time_t;
+    // SAFETY: zeroed tm is a valid out-parameter; localtime_r is thread-safe.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        return format!("{secs}");
+    }
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
 /// A stable 64-bit FNV-1a hash (std's hasher may change between releases).
-fn fnv(parts: &[&str]) -> String {
+pub(super) fn fnv(parts: &[&str]) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
     for p in parts {
         for b in p.bytes().chain([0u8]) {
@@ -157,6 +170,7 @@ impl Engine {
             repeats: Default::default(),
             mass: HashMap::new(),
             discovery: HashMap::new(),
+            losses: Default::default(),
             auth: super::bursts::AuthFailures::new(
                 dcfg.brute_force_window_secs,
                 dcfg.brute_force_threshold,
@@ -329,6 +343,7 @@ impl Engine {
         }
         self.fired.clear();
         self.mass.clear();
+        self.losses = Default::default();
         self.procs.prune_dead(now_ns);
         self.stats.anomalies += out.len() as u64;
         self.window = Some(Window::containing(now_ns, self.cfg.window_ns()));
@@ -379,6 +394,12 @@ impl Engine {
             fingerprint: fnv(&["rate_spike", &uid.to_string()]),
             explanation: None,
         })
+    }
+
+    /// A new anomaly id: "<host>-<epoch ms>-<counter>".
+    pub(super) fn next_id(&mut self, t_ns: i64) -> String {
+        self.counter += 1;
+        format!("{}-{}-{}", self.host, t_ns / 1_000_000, self.counter)
     }
 
     fn principal(&self, uid: u32, session: Option<u32>) -> Principal {
@@ -443,7 +464,8 @@ impl Engine {
                 evidence.push(evidence_of(e));
             }
         }
-        let factors: Vec<Factor> = hits.into_iter().map(|h| h.factor).collect();
+        let mut factors: Vec<Factor> = hits.into_iter().map(|h| h.factor).collect();
+        factors.extend(self.reduced_confidence());
         let (score, level) = Anomaly::score_of(&factors);
         let mut dets: Vec<&str> = factors.iter().map(|f| f.detection.as_str()).collect();
         dets.sort_unstable();
@@ -556,6 +578,10 @@ impl crate::pipeline::Analyzer for Engine {
 
     fn finish(&mut self) -> Vec<Anomaly> {
         Engine::finish(self)
+    }
+
+    fn blind(&mut self, lost: u64, now_ns: i64) -> Vec<Anomaly> {
+        Engine::blind(self, lost, now_ns)
     }
 
     fn observe_audit(&mut self, fact: &crate::audit::LiveFact) -> Vec<Anomaly> {

@@ -2,6 +2,7 @@
 //! table and learned baselines) into explainable anomalies, and the `learn` and `baseline`
 //! commands that manage what was learned.
 
+mod blind;
 mod bursts;
 pub mod cli;
 pub mod config;

@@ -518,7 +518,14 @@ fn the_engine_runs_as_the_pipelines_analysis_stage() {
     let (feed_tx, mut feed_rx) = tokio::sync::mpsc::channel(1 << 16);
     let stats = std::sync::Arc::new(PipelineStats::default());
     let engine = engine_with(&config(), learned(), false);
-    let h = spawn_analysis(engine, rx, None, feed_tx, false, stats.clone());
+    let h = spawn_analysis(
+        engine,
+        rx,
+        crate::pipeline::Inputs::default(),
+        feed_tx,
+        false,
+        stats.clone(),
+    );
     for ev in events("exec_tmp") {
         tx.blocking_send(ev).unwrap();
     }
