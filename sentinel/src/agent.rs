@@ -276,6 +276,7 @@ async fn write_feed(
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     // Items are taken a batch at a time: one wake-up and one lock per batch, not per event.
     let mut batch: Vec<FeedItem> = Vec::with_capacity(FEED_BATCH);
+    let mut incidents = crate::incident::Tracker::default();
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, FEED_BATCH) => if n == 0 {
@@ -301,6 +302,15 @@ async fn write_feed(
                     writeln!(out, "{}", terminal::anomaly_lines(a, sink.color))
                 }
             };
+            if let FeedItem::Anomaly(a) = &item
+                && let Some(i) = incidents.observe(a)
+            {
+                let _ = if sink.json {
+                    Record::Incident(&i).write_json_line(&mut out)
+                } else {
+                    writeln!(out, "{}", terminal::incident_lines(&i, sink.color))
+                };
+            }
         }
         if rx.is_empty() {
             let _ = out.flush();

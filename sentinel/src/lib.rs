@@ -11,6 +11,7 @@ pub mod detect;
 pub mod event;
 pub mod explain;
 pub mod feed;
+pub mod incident;
 pub mod logging;
 pub mod pipeline;
 pub mod proc;

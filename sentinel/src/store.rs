@@ -47,6 +47,15 @@ const MIGRATIONS: &[&str] = &[
         record TEXT NOT NULL
      );
      CREATE INDEX anomalies_time ON anomalies(time_ns);",
+    // 2: session incidents (the latest state of each).
+    "CREATE TABLE incidents (
+        id TEXT PRIMARY KEY,
+        last_ns INTEGER NOT NULL,
+        level TEXT NOT NULL,
+        score INTEGER NOT NULL,
+        record TEXT NOT NULL
+     );
+     CREATE INDEX incidents_time ON incidents(last_ns);",
 ];
 
 pub struct Store {
@@ -200,6 +209,30 @@ impl Store {
             .conn
             .query_row(
                 "SELECT record FROM anomalies WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(match text {
+            Some(t) => Some(serde_json::from_str(&t)?),
+            None => None,
+        })
+    }
+
+    /// Saves the latest state of an incident (replacing the earlier one).
+    pub fn put_incident(&self, i: &crate::incident::Incident) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO incidents (id, last_ns, level, score, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![i.id, i.last_ns, i.level.as_str(), i.score, serde_json::to_string(i)?],
+        )?;
+        Ok(())
+    }
+
+    pub fn get_incident(&self, id: &str) -> Result<Option<crate::incident::Incident>, StoreError> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT record FROM incidents WHERE id = ?1",
                 params![id],
                 |r| r.get(0),
             )

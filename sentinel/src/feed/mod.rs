@@ -12,12 +12,15 @@ use crate::collect::Summary;
 use crate::detect::model::Anomaly;
 use crate::event::Event;
 
-/// One JSON line of `sentinel run --json`: `{"type": "event" | "anomaly" | "summary", ...}`.
+/// One JSON line of `sentinel run --json`:
+/// `{"type": "event" | "anomaly" | "incident" | "status" | "summary", ...}`.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record<'a> {
     Event(&'a Event),
     Anomaly(&'a Anomaly),
+    /// A session's story, re-sent each time it gains a step (same id, docs/anomalies.md).
+    Incident(&'a crate::incident::Incident),
     /// Hooks attached and failed, at start.
     Status(&'a Status),
     Summary(&'a RunSummary<'a>),

@@ -186,3 +186,39 @@ pub fn anomaly_lines(a: &Anomaly, color: bool) -> String {
     }
     out
 }
+
+/// An incident update: its level, score and story, then one line per step.
+pub fn incident_lines(i: &crate::incident::Incident, color: bool) -> String {
+    let p = Paint(color);
+    let col = match i.level {
+        Level::Low => "2",
+        Level::Medium => "33",
+        Level::High => "31",
+        Level::Critical => "1;31",
+    };
+    let who = match &i.principal.user {
+        Some(u) => format!("{u} (uid {})", i.principal.uid),
+        None => format!("uid {}", i.principal.uid),
+    };
+    let mut out = format!(
+        "{} {} {:>3} {}  INCIDENT {}, {} steps: {}  [{}]",
+        p.c("2", &clock_time(i.last_ns)),
+        p.c(col, &format!("{:<8}", i.level.as_str().to_uppercase())),
+        i.score,
+        p.c("1", &who),
+        i.scope,
+        i.step_count,
+        i.story,
+        i.id
+    );
+    for s in &i.steps {
+        out.push_str(&format!(
+            "\n    {} {:<20} {:>3} {}",
+            clock_time(s.time_ns),
+            s.tactic,
+            s.score,
+            s.summary
+        ));
+    }
+    out
+}
