@@ -31,7 +31,11 @@ pub struct DetectConfig {
     pub off_hours_slack: u8,
     /// A window's event count this many standard deviations above the mean is a spike.
     pub rate_spike_sigmas: f64,
+    /// Files whose writer is remembered for the provenance of later executions (LRU).
+    pub provenance_cap: usize,
     pub weights: Weights,
+    /// Operator tuning: factors to drop (`[[detect.exceptions]]`, docs/anomalies.md).
+    pub exceptions: Vec<super::exceptions::Exception>,
 }
 
 impl Default for DetectConfig {
@@ -49,7 +53,9 @@ impl Default for DetectConfig {
             discovery_window_secs: 120,
             off_hours_slack: 1,
             rate_spike_sigmas: 4.0,
+            provenance_cap: 16_384,
             weights: Weights::default(),
+            exceptions: Vec::new(),
         }
     }
 }
@@ -76,6 +82,13 @@ impl DetectConfig {
         if self.learn_below_score == 0 {
             return Err("detect.learn_below_score must be > 0 (nothing would be learned)".into());
         }
+        if self.provenance_cap == 0 || self.provenance_cap > 10_000_000 {
+            return Err(format!(
+                "detect.provenance_cap must be 1-10000000, got {}",
+                self.provenance_cap
+            ));
+        }
+        super::exceptions::validate(&self.exceptions)?;
         Ok(())
     }
 
