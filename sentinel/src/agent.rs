@@ -190,7 +190,10 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     let summary = collector.stop().await;
     // The collector's channel is closed now: the analysis stage drains what is queued and
     // ends, which closes the feed, which ends the sink.
-    let _ = tokio::task::spawn_blocking(move || analysis.join()).await;
+    let detect_stats = tokio::task::spawn_blocking(move || analysis.join())
+        .await
+        .ok()
+        .flatten();
     let _ = sink.await;
     drop(edge);
     for (consumer, lost) in consumers.stop().await {
@@ -198,7 +201,12 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
             eprintln!("sentinel: {consumer} fell behind and skipped {lost} anomalies");
         }
     }
-    print_summary(&summary, &stats.snapshot(), args.json);
+    print_summary(
+        &summary,
+        &stats.snapshot(),
+        detect_stats.as_ref(),
+        args.json,
+    );
     Ok(if summary.total_lost() > 0 {
         exit::WARNINGS
     } else {
@@ -244,15 +252,20 @@ enum AnalysisThread {
 }
 
 impl AnalysisThread {
-    /// Waits for the stage to drain and end (it ends when the collector's channel closes).
-    fn join(self) {
-        let ok = match self {
-            AnalysisThread::Events(h) => h.join().is_ok(),
-            AnalysisThread::Detect(h) => h.join().is_ok(),
+    /// Waits for the stage to drain and end (it ends when the collector's channel closes);
+    /// gives the engine's counts back.
+    fn join(self) -> Option<crate::detect::Stats> {
+        let (ok, stats) = match self {
+            AnalysisThread::Events(h) => (h.join().is_ok(), None),
+            AnalysisThread::Detect(h) => match h.join() {
+                Ok(engine) => (true, Some(engine.stats())),
+                Err(_) => (false, None),
+            },
         };
         if !ok {
             tracing::error!(target: "sentinel::agent", "the analysis stage panicked");
         }
+        stats
     }
 }
 
@@ -350,13 +363,33 @@ fn print_record(r: &Record) {
     let _ = out.flush();
 }
 
-fn print_summary(s: &Summary, p: &PipelineSnapshot, json: bool) {
+fn print_summary(
+    s: &Summary,
+    p: &PipelineSnapshot,
+    detect: Option<&crate::detect::Stats>,
+    json: bool,
+) {
     if json {
         print_record(&Record::Summary(&RunSummary {
             collect: s,
             pipeline: p,
+            detect,
         }));
         return;
+    }
+    if let Some(d) = detect {
+        for x in &d.exceptions {
+            eprintln!(
+                "sentinel: exception [{}] suppressed {} factors",
+                x.exception, x.suppressed
+            );
+        }
+        if d.provenance_evicted > 0 {
+            eprintln!(
+                "sentinel: provenance records evicted (detect.provenance_cap): {}",
+                d.provenance_evicted
+            );
+        }
     }
     let fmt = |v: &crate::collect::KindCounts| -> String {
         if v.is_empty() {

@@ -35,7 +35,11 @@ pub struct DetectConfig {
     /// `brute_force_window_secs` that make password guessing.
     pub brute_force_threshold: u32,
     pub brute_force_window_secs: u64,
+    /// Files whose writer is remembered for the provenance of later executions (LRU).
+    pub provenance_cap: usize,
     pub weights: Weights,
+    /// Operator tuning: factors to drop (`[[detect.exceptions]]`, docs/anomalies.md).
+    pub exceptions: Vec<super::exceptions::Exception>,
 }
 
 impl Default for DetectConfig {
@@ -55,7 +59,9 @@ impl Default for DetectConfig {
             rate_spike_sigmas: 4.0,
             brute_force_threshold: 5,
             brute_force_window_secs: 60,
+            provenance_cap: 16_384,
             weights: Weights::default(),
+            exceptions: Vec::new(),
         }
     }
 }
@@ -86,6 +92,13 @@ impl DetectConfig {
         if self.learn_below_score == 0 {
             return Err("detect.learn_below_score must be > 0 (nothing would be learned)".into());
         }
+        if self.provenance_cap == 0 || self.provenance_cap > 10_000_000 {
+            return Err(format!(
+                "detect.provenance_cap must be 1-10000000, got {}",
+                self.provenance_cap
+            ));
+        }
+        super::exceptions::validate(&self.exceptions)?;
         Ok(())
     }
 

@@ -20,6 +20,8 @@ pub enum DetectError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Categories(#[from] crate::profile::categories::CategoriesError),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// How the engine meets the world.
@@ -33,13 +35,28 @@ pub struct EngineOptions {
     pub learn_all: bool,
 }
 
-/// Counters for logs and the `learn` summary.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Counters for logs, the `learn` summary and the `detect` part of `sentinel run`'s summary
+/// record (docs/events.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     pub events: u64,
     pub anomalies: u64,
     pub windows_learned: u64,
     pub windows_rejected: u64,
+    /// Files whose writer is remembered now (provenance).
+    pub provenance_files: u64,
+    /// Provenance records pushed out by `detect.provenance_cap`.
+    pub provenance_evicted: u64,
+    /// Per `[[detect.exceptions]]` entry, in config order: its label and the factors it
+    /// dropped.
+    pub exceptions: Vec<ExceptionCount>,
+}
+
+/// What one exception suppressed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExceptionCount {
+    pub exception: String,
+    pub suppressed: u64,
 }
 
 /// A detection's output before it becomes part of an anomaly.
@@ -79,6 +96,9 @@ pub struct Engine {
     pub(super) auth: super::bursts::AuthFailures,
     /// Events lost in the current window (blind spots).
     pub(super) losses: super::blind::Losses,
+    /// Who wrote the files that may be run later.
+    pub(super) provenance: super::provenance::Provenance,
+    exceptions: super::exceptions::Exceptions,
 }
 
 /// Local hour (0-23) of an epoch-ns time.
@@ -149,6 +169,8 @@ impl Engine {
             Some(p) => Categories::load(p)?,
             None => Categories::defaults(),
         };
+        let exceptions =
+            super::exceptions::Exceptions::new(&dcfg.exceptions).map_err(DetectError::Config)?;
         let mut procs = ProcessTable::new(dcfg.exited_process_cap, opts.live);
         if opts.live {
             let n = procs.seed_from_proc();
@@ -175,6 +197,8 @@ impl Engine {
                 dcfg.brute_force_window_secs,
                 dcfg.brute_force_threshold,
             ),
+            provenance: super::provenance::Provenance::new(dcfg.provenance_cap),
+            exceptions,
             cfg: dcfg,
         })
     }
@@ -185,7 +209,20 @@ impl Engine {
     }
 
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            provenance_files: self.provenance.len() as u64,
+            provenance_evicted: self.provenance.evicted,
+            exceptions: self
+                .exceptions
+                .suppressed()
+                .into_iter()
+                .map(|(exception, suppressed)| ExceptionCount {
+                    exception,
+                    suppressed,
+                })
+                .collect(),
+            ..self.stats.clone()
+        }
     }
 
     pub fn processes(&self) -> &ProcessTable {
@@ -222,6 +259,7 @@ impl Engine {
         };
         self.procs.apply(ev);
         let principal = ev.principal_uid();
+        self.track_provenance(ev, principal);
         self.fingerprint(ev, principal, before.as_ref());
         let hits = self.detect(ev, principal, before.as_ref());
         if !hits.is_empty()
@@ -265,6 +303,76 @@ impl Engine {
     /// Marks everything learned so far as vouched for (end of an explicit learning period).
     pub fn vouch(&mut self) -> Result<usize, StoreError> {
         self.baselines.vouch_all(&self.cfg.calibration())
+    }
+
+    /// The (principal x lineage) profile of the process's current lineage, when it is
+    /// calibrating or calibrated.
+    pub(super) fn lineage_profile(&self, principal: u32, pid: u32) -> Option<&Profile> {
+        self.baselines
+            .get(KIND_LINEAGE, &format!("{principal}|{}", self.lineage(pid)))
+            .filter(|p| p.state >= Calibration::Calibrating)
+    }
+
+    /// Drops the factors an operator exception covers (counting them per exception).
+    fn apply_exceptions(&mut self, ev: Option<&Event>, principal: u32, hits: &mut Vec<Hit>) {
+        if self.exceptions.is_empty() || hits.is_empty() {
+            return;
+        }
+        let (exe, lineage, paths) = match ev {
+            Some(ev) => {
+                let exe = self
+                    .procs
+                    .at(ev.pid, ev.time_ns)
+                    .map(|p| p.exe.clone())
+                    .unwrap_or_default();
+                (exe, self.lineage(ev.pid), self.event_paths(ev))
+            }
+            None => Default::default(),
+        };
+        let subject = super::exceptions::Subject {
+            principal,
+            user: self.users.name(principal),
+            exe: &exe,
+            paths,
+            lineage: &lineage,
+        };
+        let mut dropped = Vec::new();
+        hits.retain(
+            |h| match self.exceptions.matching(&h.factor.detection, &subject) {
+                Some(i) => {
+                    dropped.push(i);
+                    false
+                }
+                None => true,
+            },
+        );
+        for i in dropped {
+            self.exceptions.count(i);
+        }
+    }
+
+    /// The paths an event names (absolute), for exceptions with a `path`.
+    fn event_paths(&self, ev: &Event) -> Vec<String> {
+        let abs = |p: &crate::event::RawStr| self.path_of(ev.pid, &p.lossy());
+        match &ev.payload {
+            Payload::Exec { filename, .. } => {
+                let mut v = vec![abs(filename)];
+                if let Some(p) = self.procs.get(ev.pid)
+                    && !p.exe.is_empty()
+                {
+                    v.push(p.exe.clone());
+                }
+                v
+            }
+            Payload::Open { path, .. }
+            | Payload::Unlink { path, .. }
+            | Payload::Chmod { path, .. }
+            | Payload::Chown { path, .. } => vec![abs(path)],
+            Payload::Rename {
+                old_path, new_path, ..
+            } => vec![abs(old_path), abs(new_path)],
+            _ => Vec::new(),
+        }
     }
 
     /// The lineage of a process: base names of up to four generations, oldest first,
@@ -361,7 +469,7 @@ impl Engine {
         if p.state != Calibration::Calibrated || p.rate.n < 12 {
             return None;
         }
-        let (mean, sd) = (p.rate.mean, p.rate.stddev());
+        let (mean, sd, span) = (p.rate.mean, p.rate.stddev(), p.span_words());
         let n = fp.events as f64;
         if n <= mean + self.cfg.rate_spike_sigmas * sd || n <= 2.0 * mean + 50.0 {
             return None;
@@ -369,16 +477,19 @@ impl Engine {
         let factor = Factor {
             detection: "rate_spike".into(),
             reason: format!(
-                "{} events in one window: usual for this user is {:.0} ± {:.0} over {} of baseline",
+                "{} events in one window: usual for this user is {mean:.0} ± {sd:.0} over {span} of baseline",
                 fp.events,
-                mean,
-                sd,
-                p.span_words()
             ),
             weight: self.cfg.weights.rate_spike,
             // The window's first events stand for all of them.
             evidence: sample.iter().map(|e| e.id.to_string()).collect(),
         };
+        let mut hits = vec![Hit {
+            factor,
+            extra: Vec::new(),
+        }];
+        self.apply_exceptions(None, uid, &mut hits);
+        let factor = hits.pop()?.factor;
         let (score, level) = Anomaly::score_of(std::slice::from_ref(&factor));
         self.counter += 1;
         Some(Anomaly {
@@ -433,6 +544,10 @@ impl Engine {
     }
 
     fn anomaly(&mut self, ev: &Event, principal: u32, mut hits: Vec<Hit>) -> Option<Anomaly> {
+        self.apply_exceptions(Some(ev), principal, &mut hits);
+        if hits.is_empty() {
+            return None;
+        }
         // `at`, not `get`: an exit has already taken the process out of the live table, and
         // the finding it raised (off-hours, say) has been spent for this window.
         let proc = self.procs.at(ev.pid, ev.time_ns)?.clone();

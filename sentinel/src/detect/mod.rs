@@ -8,13 +8,15 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 mod evidence;
+pub mod exceptions;
 mod files;
 pub mod model;
+mod provenance;
 mod repeats;
 mod rules;
 
 pub use config::{DetectConfig, Weights};
-pub use engine::{DetectError, Engine, EngineOptions, Stats};
+pub use engine::{DetectError, Engine, EngineOptions, ExceptionCount, Stats};
 pub use evidence::summary;
 
 #[cfg(test)]

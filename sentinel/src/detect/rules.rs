@@ -7,7 +7,7 @@ use super::model::Factor;
 use crate::event::{Event, Family, Payload};
 use crate::proc::{Process, absolute};
 use crate::profile::Fact;
-use crate::profile::categories::{discovery_match, in_list};
+use crate::profile::categories::{discovery_match, lists_program};
 
 /// An owned `Fact` (facts are computed before the window borrows them).
 pub(super) enum OwnedFact {
@@ -16,6 +16,7 @@ pub(super) enum OwnedFact {
     Destination(String),
     Transition(String),
     WritableExec(String),
+    Discovery(String),
 }
 
 impl OwnedFact {
@@ -29,6 +30,7 @@ impl OwnedFact {
             OwnedFact::Destination(d) => Fact::Destination(d),
             OwnedFact::Transition(t) => Fact::Transition(t),
             OwnedFact::WritableExec(e) => Fact::WritableExec(e),
+            OwnedFact::Discovery(d) => Fact::Discovery(d),
         }
     }
 }
@@ -85,15 +87,24 @@ impl Engine {
             .iter()
             .rev()
             .skip(1)
-            .find(|p| in_list(list, p.name()))
+            .find(|p| lists_program(list, &p.exe, &p.comm))
             .copied()
     }
 
     /// The process or an ancestor is a package manager (installs legitimately touch
-    /// accounts, units and logs).
+    /// accounts, units and logs). Base-name entries count only in system directories.
     pub(super) fn under_package_manager(&self, pid: u32) -> bool {
         let l = &self.cats.lists.package_managers;
-        self.procs.chain(pid).iter().any(|p| in_list(l, p.name()))
+        self.procs
+            .chain(pid)
+            .iter()
+            .any(|p| self.cats.exempt(l, &p.exe, &p.comm))
+    }
+
+    /// Is the process named by an exemption list (full path, or base name in a system
+    /// directory: docs/categories.md)?
+    pub(super) fn exempt(&self, list: &[String], p: &Process) -> bool {
+        self.cats.exempt(list, &p.exe, &p.comm)
     }
 
     pub(super) fn path_of(&self, pid: u32, path: &str) -> String {
@@ -113,8 +124,16 @@ impl Engine {
             return out;
         };
         match &ev.payload {
-            Payload::Exec { filename, .. } if ev.ok() => {
+            Payload::Exec { filename, argv, .. } if ev.ok() => {
                 out.push(OwnedFact::Binary(p.exe.clone()));
+                let args: Vec<String> = argv
+                    .iter()
+                    .skip(1)
+                    .map(|a| a.lossy().into_owned())
+                    .collect();
+                if let Some(d) = discovery_match(&self.cats.lists.discovery, p.name(), &args) {
+                    out.push(OwnedFact::Discovery(d.to_string()));
+                }
                 let writable = in_dirs(&self.cats.lists.writable_exec_dirs, &p.exe);
                 if writable || memfd_exec(&filename.lossy(), &p.exe, before).is_some() {
                     out.push(OwnedFact::WritableExec(p.exe.clone()));
@@ -132,7 +151,7 @@ impl Engine {
             }
             Payload::Open { path, flags, .. } if ev.ok() => {
                 let path = self.path_of(ev.pid, &path.lossy());
-                if let Some(c) = self.cats.categorize(&path, principal, &self.users) {
+                if let Some(c) = self.category_of(&path, principal, p) {
                     out.push(OwnedFact::Category {
                         write: is_write(*flags),
                         name: c.to_string(),
@@ -216,8 +235,11 @@ impl Engine {
             } if ev.ok() => {
                 let old = self.path_of(ev.pid, &old_path.lossy());
                 let new = self.path_of(ev.pid, &new_path.lossy());
-                let what = format!("renamed {old} to {new}");
-                self.on_log_change(ev, principal, &p, &old, what, &mut hits);
+                // A hard link (link, linkat: the same kind) leaves the old name in place.
+                if !matches!(ev.syscall.as_deref(), Some("link" | "linkat")) {
+                    let what = format!("renamed {old} to {new}");
+                    self.on_log_change(ev, principal, &p, &old, what, &mut hits);
+                }
                 // Moving a file into place is a write of the destination.
                 self.on_open(ev, principal, &p, &new, 1, &mut hits);
             }
@@ -225,7 +247,7 @@ impl Engine {
             Payload::SetUid { ruid, euid, .. } if ev.ok() => {
                 let to_root = *euid == Some(0) || *ruid == Some(0);
                 let was = before.map(|b| b.euid).unwrap_or(ev.euid);
-                if to_root && was != 0 && !in_list(&self.cats.lists.setuid_helpers, p.name()) {
+                if to_root && was != 0 && !self.exempt(&self.cats.lists.setuid_helpers, &p) {
                     let w = self.cfg.weights.privilege_escalation;
                     hits.push(hit(
                         "privilege_escalation",
@@ -247,7 +269,7 @@ impl Engine {
                 if ev.ok()
                     && cmd_name == "BPF_PROG_LOAD"
                     && ev.pid != self.own_pid
-                    && !in_list(&self.cats.lists.system_bpf, p.name())
+                    && !self.exempt(&self.cats.lists.system_bpf, &p)
                     && self.first_time(principal, "bpf_load", &ev.pid.to_string()) =>
             {
                 hits.push(hit(
@@ -293,14 +315,11 @@ impl Engine {
             .iter()
             .find(|d| p.exe.starts_with(d.as_str()))
         {
-            hits.push(hit(
-                "exec_from_writable",
-                format!("executed {} from {dir}, a world-writable place", p.exe),
-                w.exec_from_writable,
-                ev,
-            ));
+            // Weighed by who wrote the file and the baseline (provenance.rs).
+            self.exec_from_writable(ev, principal, p, dir, hits);
         }
-        if in_list(&lists.shells, &name) {
+        let listed = |l: &[String]| lists_program(l, &p.exe, &p.comm);
+        if listed(&lists.shells) {
             if let Some(svc) = self.ancestors_in(ev.pid, &lists.network_services) {
                 hits.push(hit(
                     "service_shell",
@@ -343,7 +362,7 @@ impl Engine {
             }
         }
         let was = before.map(|b| b.euid).unwrap_or(p.euid);
-        if p.euid == 0 && was != 0 && !in_list(&lists.setuid_helpers, &name) {
+        if p.euid == 0 && was != 0 && !self.exempt(&lists.setuid_helpers, p) {
             hits.push(hit(
                 "privilege_escalation",
                 format!(
@@ -355,7 +374,7 @@ impl Engine {
             ));
         }
         if principal != 0
-            && in_list(&lists.switch_user, &name)
+            && listed(&lists.switch_user)
             && let Some(prof) = self.usable_profile(principal)
             && !prof.binaries.contains_key(&p.exe)
         {
@@ -371,7 +390,7 @@ impl Engine {
             .skip(1)
             .map(|a| a.lossy().into_owned())
             .collect();
-        if in_list(&lists.account_tools, &name) && !self.under_package_manager(ev.pid) {
+        if listed(&lists.account_tools) && !self.under_package_manager(ev.pid) {
             hits.push(hit(
                 "account_change",
                 format!("ran {name} {}: changes user accounts", args.join(" ")).replace("  ", " "),
@@ -379,10 +398,7 @@ impl Engine {
                 ev,
             ));
         }
-        if in_list(&lists.module_tools, &name)
-            && ev.auid.is_some()
-            && !self.under_package_manager(ev.pid)
-        {
+        if listed(&lists.module_tools) && ev.auid.is_some() && !self.under_package_manager(ev.pid) {
             hits.push(hit(
                 "kernel_module",
                 format!(
@@ -399,6 +415,19 @@ impl Engine {
     }
 
     fn on_discovery(&mut self, ev: &Event, principal: u32, entry: String, hits: &mut Vec<Hit>) {
+        // Judged against the baseline: a discovery command this principal (or this lineage)
+        // already ran while learning is routine and does not count toward a burst. Without
+        // a usable baseline every discovery command counts.
+        let known = self
+            .usable_profile(principal)
+            .is_some_and(|p| p.discovery.contains_key(&entry))
+            || self
+                .lineage_profile(principal, ev.pid)
+                .is_some_and(|p| p.discovery.contains_key(&entry));
+        if known {
+            return;
+        }
+        let baseline = self.usable_profile(principal).map(|p| p.span_words());
         let span = self.cfg.discovery_window_secs as i64 * 1_000_000_000;
         let q = self.discovery.entry(principal).or_default();
         q.push_back((ev.time_ns, entry, ev.clone()));
@@ -420,10 +449,14 @@ impl Engine {
         if !self.first_time(principal, "discovery_burst", "") {
             return;
         }
+        let novel = match baseline {
+            Some(b) => format!(" (none of them run by this user in {b} of baseline)"),
+            None => String::new(),
+        };
         hits.push(multi_hit(
             "discovery_burst",
             format!(
-                "ran {n} discovery commands within {} s: {list}",
+                "ran {n} discovery commands within {} s: {list}{novel}",
                 self.cfg.discovery_window_secs
             ),
             self.cfg.weights.discovery_burst,
@@ -435,7 +468,7 @@ impl Engine {
         let Some((dest, local)) = destination(ev) else {
             return;
         };
-        if in_list(&self.cats.lists.shells, p.name())
+        if lists_program(&self.cats.lists.shells, &p.exe, &p.comm)
             && self.first_time(principal, "reverse_shell", &format!("connect:{}", ev.pid))
         {
             hits.push(hit(
@@ -495,7 +528,7 @@ impl Engine {
         if !INTRUSIVE.contains(&request) || target <= 0 || target as u32 == ev.pid {
             return;
         }
-        let known_debugger = in_list(&self.cats.lists.debuggers, p.name())
+        let known_debugger = self.exempt(&self.cats.lists.debuggers, p)
             && self
                 .usable_profile(principal)
                 .is_some_and(|prof| prof.binaries.contains_key(&p.exe));

@@ -137,15 +137,19 @@ fn execution_from_tmp_scores_with_its_context() {
     let x = assert_reason(
         &a,
         "exec_from_writable",
-        &["executed /tmp/.x/kworker from /tmp/, a world-writable place"],
+        &[
+            "executed /tmp/.x/kworker from /tmp/, a world-writable place",
+            "downloaded by /usr/bin/curl (connected to 203.0.113.9:80) 0 s ago and run",
+        ],
     );
     assert_reason(
         &a,
         "new_binary",
         &["/tmp/.x/kworker was never run by this user"],
     );
-    // Scoring arithmetic: 40 (exec_from_writable) + 10 (new_binary) = 50, high.
-    assert_eq!(x.score, 50);
+    // Scoring arithmetic: 40 x 1.5 (exec_from_writable of a downloaded file) + 10
+    // (new_binary) = 70, high.
+    assert_eq!(x.score, 70);
     assert_eq!(x.level, Level::High);
     assert_reason(
         &a,
@@ -464,7 +468,8 @@ fn weights_come_from_configuration() {
     let mut e = engine_with(&cfg, learned(), false);
     let a = replay(&mut e, &events("exec_tmp"));
     let (x, f) = factor(&a, "exec_from_writable");
-    assert_eq!(f.weight, 90);
+    // A downloaded file counts 1.5 times the weight, capped at 100.
+    assert_eq!(f.weight, 100);
     assert_eq!(x.score, 100);
     assert_eq!(x.level, Level::Critical);
 }

@@ -33,6 +33,10 @@ pub struct RunSummary<'a> {
     #[serde(flatten)]
     pub collect: &'a Summary,
     pub pipeline: &'a crate::pipeline::PipelineSnapshot,
+    /// The detection engine's counts (absent with --no-detect): provenance records and
+    /// evictions, and what each `[[detect.exceptions]]` entry suppressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect: Option<&'a crate::detect::Stats>,
 }
 
 #[derive(Clone, Debug, Serialize)]
