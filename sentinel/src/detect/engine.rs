@@ -90,8 +90,8 @@ pub struct Engine {
     pub(super) fired: HashSet<(u32, &'static str, String)>,
     repeats: super::repeats::Repeats,
     pub(super) mass: HashMap<ProcKey, MassRead>,
-    /// Per principal: recent discovery commands (time, matched entry, event).
-    pub(super) discovery: HashMap<u32, VecDeque<(i64, String, Event)>>,
+    /// Per principal and login session: recent discovery commands (time, matched entry, event).
+    pub(super) discovery: HashMap<(u32, Option<u32>), VecDeque<(i64, String, Event)>>,
     /// Failed authentications per target account and source (brute force).
     pub(super) auth: super::bursts::AuthFailures,
     /// Events lost in the current window (blind spots).
@@ -452,6 +452,10 @@ impl Engine {
         self.fired.clear();
         self.mass.clear();
         self.losses = Default::default();
+        // Discovery queues of sessions quiet for longer than the burst window say nothing.
+        let span = self.cfg.discovery_window_secs as i64 * 1_000_000_000;
+        self.discovery
+            .retain(|_, q| q.back().is_some_and(|(t, _, _)| *t >= now_ns - span));
         self.procs.prune_dead(now_ns);
         self.stats.anomalies += out.len() as u64;
         self.window = Some(Window::containing(now_ns, self.cfg.window_ns()));

@@ -21,3 +21,5 @@ pub use evidence::summary;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sessions;

@@ -429,7 +429,9 @@ impl Engine {
         }
         let baseline = self.usable_profile(principal).map(|p| p.span_words());
         let span = self.cfg.discovery_window_secs as i64 * 1_000_000_000;
-        let q = self.discovery.entry(principal).or_default();
+        // Per login session: two sessions of one user are two stories (and two findings).
+        let session = ev.session;
+        let q = self.discovery.entry((principal, session)).or_default();
         q.push_back((ev.time_ns, entry, ev.clone()));
         while q.front().is_some_and(|(t, _, _)| *t < ev.time_ns - span) || q.len() > 64 {
             q.pop_front();
@@ -446,7 +448,8 @@ impl Engine {
         let list = distinct.join(", ");
         let n = distinct.len();
         let extra: Vec<Event> = q.iter().map(|(_, _, e)| e.clone()).collect();
-        if !self.first_time(principal, "discovery_burst", "") {
+        let key = session.map(|s| s.to_string()).unwrap_or_default();
+        if !self.first_time(principal, "discovery_burst", &key) {
             return;
         }
         let novel = match baseline {
