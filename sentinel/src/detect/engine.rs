@@ -91,7 +91,7 @@ pub struct Engine {
     repeats: super::repeats::Repeats,
     pub(super) mass: HashMap<ProcKey, MassRead>,
     /// Per principal and login session: recent discovery commands (time, matched entry, event).
-    pub(super) discovery: HashMap<(u32, Option<u32>), VecDeque<(i64, String, Event)>>,
+    pub(super) discovery: HashMap<(u32, Option<u32>), DiscoveryQueue>,
     /// Failed authentications per target account and source (brute force).
     pub(super) auth: super::bursts::AuthFailures,
     /// Events lost in the current window (blind spots).
@@ -100,6 +100,9 @@ pub struct Engine {
     pub(super) provenance: super::provenance::Provenance,
     exceptions: super::exceptions::Exceptions,
 }
+
+/// Recent discovery commands of one session: (time, matched entry, event).
+pub(super) type DiscoveryQueue = VecDeque<(i64, String, Event)>;
 
 /// Local hour (0-23) of an epoch-ns time.
 pub fn local_hour(t_ns: i64) -> u8 {
