@@ -374,6 +374,7 @@ impl Engine {
             Payload::Rename {
                 old_path, new_path, ..
             } => vec![abs(old_path), abs(new_path)],
+            Payload::Link { target, link, .. } => vec![abs(target), abs(link)],
             _ => Vec::new(),
         }
     }

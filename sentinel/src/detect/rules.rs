@@ -192,6 +192,7 @@ impl Engine {
                 | Payload::Open { .. }
                 | Payload::Unlink { .. }
                 | Payload::Rename { .. }
+                | Payload::Link { .. }
                 | Payload::Connect { .. }
                 | Payload::SetUid { .. }
                 | Payload::Ptrace { .. }
@@ -235,12 +236,14 @@ impl Engine {
             } if ev.ok() => {
                 let old = self.path_of(ev.pid, &old_path.lossy());
                 let new = self.path_of(ev.pid, &new_path.lossy());
-                // A hard link (link, linkat: the same kind) leaves the old name in place.
-                if !matches!(ev.syscall.as_deref(), Some("link" | "linkat")) {
-                    let what = format!("renamed {old} to {new}");
-                    self.on_log_change(ev, principal, &p, &old, what, &mut hits);
-                }
+                let what = format!("renamed {old} to {new}");
+                self.on_log_change(ev, principal, &p, &old, what, &mut hits);
                 // Moving a file into place is a write of the destination.
+                self.on_open(ev, principal, &p, &new, 1, &mut hits);
+            }
+            // A new name for a file in a watched place is a write of that place.
+            Payload::Link { link, .. } if ev.ok() => {
+                let new = self.path_of(ev.pid, &link.lossy());
                 self.on_open(ev, principal, &p, &new, 1, &mut hits);
             }
             Payload::Connect { .. } => self.on_connect(ev, principal, &p, &mut hits),

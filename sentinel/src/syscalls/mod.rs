@@ -129,8 +129,6 @@ const ARCH_ONLY: &[Captured] = captured![
     SYS_unlink => spec(Kind::Unlink, [1, 0, 0]),
     SYS_rmdir => spec(Kind::Unlink, [1, 0, 0]),
     SYS_rename => spec(Kind::Rename, [1, 2, 0]),
-    // A hard link is a new name for a file: reported as a rename whose `syscall` says link.
-    SYS_link => spec(Kind::Rename, [1, 2, 0]),
     SYS_chmod => spec(Kind::Chmod, [1, 0, 0]),
     SYS_chown => spec(Kind::Chown, [1, 0, 0]),
     SYS_lchown => spec(Kind::Chown, [1, 0, 0]),
@@ -152,7 +150,6 @@ const COMMON: &[Captured] = captured![
     SYS_unlinkat => spec(Kind::Unlink, [2, 0, 0]),
     SYS_renameat => spec(Kind::Rename, [2, 4, 0]),
     SYS_renameat2 => spec(Kind::Rename, [2, 4, 0]),
-    SYS_linkat => spec(Kind::Rename, [2, 4, 0]),
     SYS_fchmodat => spec(Kind::Chmod, [2, 0, 0]),
     SYS_fchownat => spec(Kind::Chown, [2, 0, 0]),
     SYS_memfd_create => spec(Kind::MemfdCreate, [1, 0, 0]),
