@@ -75,6 +75,7 @@ pub struct Engine {
     pub(super) mass: HashMap<ProcKey, MassRead>,
     /// Per principal: recent discovery commands (time, matched entry, event).
     pub(super) discovery: HashMap<u32, VecDeque<(i64, String, Event)>>,
+    pub(super) behaviour: super::behaviour::BehaviourState,
 }
 
 /// Local hour (0-23) of an epoch-ns time.
@@ -155,6 +156,7 @@ impl Engine {
             repeats: Default::default(),
             mass: HashMap::new(),
             discovery: HashMap::new(),
+            behaviour: Default::default(),
             cfg: dcfg,
         })
     }

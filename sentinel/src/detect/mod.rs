@@ -2,14 +2,19 @@
 //! table and learned baselines) into explainable anomalies, and the `learn` and `baseline`
 //! commands that manage what was learned.
 
+mod behaviour;
 pub mod cli;
 pub mod config;
 pub mod engine;
+mod escape;
 mod evidence;
 mod files;
 pub mod model;
+mod privs;
+mod recon;
 mod repeats;
 mod rules;
+mod tamper;
 
 pub use config::{DetectConfig, Weights};
 pub use engine::{DetectError, Engine, EngineOptions, Stats};
@@ -17,3 +22,6 @@ pub use evidence::summary;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod behaviour_tests;

@@ -144,9 +144,17 @@ fn execution_from_tmp_scores_with_its_context() {
         "new_binary",
         &["/tmp/.x/kworker was never run by this user"],
     );
-    // Scoring arithmetic: 40 (exec_from_writable) + 10 (new_binary) = 50, high.
-    assert_eq!(x.score, 50);
-    assert_eq!(x.level, Level::High);
+    assert_reason(
+        &a,
+        "masquerade",
+        &[
+            "named like a kernel thread (kworker)",
+            "hidden directory /tmp/.x",
+        ],
+    );
+    // Scoring arithmetic: 40 (exec_from_writable) + 35 (masquerade) + 10 (new_binary) = 85.
+    assert_eq!(x.score, 85);
+    assert_eq!(x.level, Level::Critical);
     assert_reason(
         &a,
         "new_destination",
