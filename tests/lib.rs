@@ -50,6 +50,10 @@ fn live() -> &'static Mutex<Vec<Event>> {
                     wakeup_bytes: 16 << 20,
                     agent_tgid: std::process::id(),
                     stash_args: false,
+                    exec_env: sentinel::collect::DEFAULT_EXEC_ENV
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
                 };
                 let (collector, mut rx) =
                     match Collector::start(&opts, Duration::from_millis(10), 1 << 20) {

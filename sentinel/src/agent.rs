@@ -104,6 +104,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     let status = Status {
         attached: report.attached.clone(),
         failed: report.failed.clone(),
+        unavailable: report.unavailable.clone(),
         missing_fields: report.missing_fields.clone(),
         mounted_tracefs: report.mounted_tracefs,
         syscall_args: report.syscall_args,
@@ -125,6 +126,12 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         );
         for (hook, why) in &status.failed {
             eprintln!("sentinel: hook {hook} not attached: {why}");
+        }
+        if !status.unavailable.is_empty() {
+            eprintln!(
+                "sentinel: not in this kernel (not captured): {}",
+                status.unavailable.join(", ")
+            );
         }
     }
 

@@ -36,6 +36,9 @@ pub struct RunSummary<'a> {
 pub struct Status {
     pub attached: Vec<String>,
     pub failed: Vec<(String, String)>,
+    /// Captured syscalls this kernel was built without (no tracepoint); not failures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<String>,
     pub missing_fields: Vec<&'static str>,
     /// Sentinel mounted tracefs because it was missing.
     pub mounted_tracefs: bool,
