@@ -158,6 +158,14 @@ impl Engine {
                 | Payload::Rename { .. }
                 | Payload::Chmod { .. }
                 | Payload::Kill { .. }
+                | Payload::Utime { .. }
+                | Payload::Xattr { .. }
+                | Payload::Link { .. }
+                | Payload::Truncate { .. }
+                | Payload::ProcessVm { .. }
+                | Payload::Module { .. }
+                | Payload::Prctl { .. }
+                | Payload::Socket { .. }
         );
         let renamed = self
             .procs
@@ -211,6 +219,7 @@ impl Engine {
             } => self.watcher_kill(ev, principal, &p, *target_pid, *signal, hits),
             _ => {}
         }
+        self.kernel_kinds(ev, principal, &p, hits);
     }
 
     /// Has this principal's baseline (and that of the executable) already seen `det`?

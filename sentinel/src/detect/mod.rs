@@ -9,6 +9,7 @@ pub mod engine;
 mod escape;
 mod evidence;
 mod files;
+mod kinds;
 pub mod model;
 mod privs;
 mod recon;
@@ -25,3 +26,7 @@ mod tests;
 
 #[cfg(test)]
 mod behaviour_tests;
+#[cfg(test)]
+mod escape_tests;
+#[cfg(test)]
+mod kinds_tests;

@@ -68,6 +68,10 @@ pub(super) const WATCHERS: [&str; 32] = [
     "ufw",
 ];
 
+pub(super) fn is_history_file(path: &str) -> bool {
+    history_owner(path).is_some()
+}
+
 fn history_owner(path: &str) -> Option<&'static [&'static str]> {
     let b = base(path);
     HISTORY_FILES
