@@ -37,6 +37,10 @@ pub struct DetectConfig {
     pub brute_force_window_secs: u64,
     /// Files whose writer is remembered for the provenance of later executions (LRU).
     pub provenance_cap: usize,
+    /// Discovery categories new to the principal within `recon_window_secs` that make
+    /// `recon_breadth` fire.
+    pub recon_categories: u32,
+    pub recon_window_secs: u64,
     pub weights: Weights,
     /// Operator tuning: factors to drop (`[[detect.exceptions]]`, docs/anomalies.md).
     pub exceptions: Vec<super::exceptions::Exception>,
@@ -60,6 +64,8 @@ impl Default for DetectConfig {
             brute_force_threshold: 5,
             brute_force_window_secs: 60,
             provenance_cap: 16_384,
+            recon_categories: 4,
+            recon_window_secs: 600,
             weights: Weights::default(),
             exceptions: Vec::new(),
         }
@@ -83,6 +89,7 @@ impl DetectConfig {
             || self.discovery_threshold == 0
             || self.brute_force_threshold == 0
             || self.brute_force_window_secs == 0
+            || self.recon_categories == 0
         {
             return Err("detect thresholds must be > 0".into());
         }
@@ -141,6 +148,21 @@ pub struct Weights {
     pub rate_spike: u8,
     pub brute_force: u8,
     pub blind_spot: u8,
+    // Behaviour families (detect/tamper.rs, privs.rs, escape.rs, recon.rs).
+    pub history_tampering: u8,
+    pub timestomp: u8,
+    pub setuid_bit: u8,
+    pub file_capability: u8,
+    pub loader_hijack: u8,
+    pub auth_config: u8,
+    pub watcher_silenced: u8,
+    pub unusual_child: u8,
+    pub decode_and_run: u8,
+    pub process_memory_access: u8,
+    pub packet_capture: u8,
+    pub masquerade: u8,
+    pub recon_breadth: u8,
+    pub staging: u8,
 }
 
 impl Default for Weights {
@@ -167,6 +189,20 @@ impl Default for Weights {
             rate_spike: 15,
             brute_force: 45,
             blind_spot: 30,
+            history_tampering: 45,
+            timestomp: 30,
+            setuid_bit: 45,
+            file_capability: 45,
+            loader_hijack: 50,
+            auth_config: 40,
+            watcher_silenced: 55,
+            unusual_child: 40,
+            decode_and_run: 50,
+            process_memory_access: 45,
+            packet_capture: 30,
+            masquerade: 35,
+            recon_breadth: 35,
+            staging: 35,
         }
     }
 }

@@ -99,6 +99,7 @@ pub struct Engine {
     /// Who wrote the files that may be run later.
     pub(super) provenance: super::provenance::Provenance,
     exceptions: super::exceptions::Exceptions,
+    pub(super) behaviour: super::behaviour::BehaviourState,
 }
 
 /// Recent discovery commands of one session: (time, matched entry, event).
@@ -202,6 +203,7 @@ impl Engine {
             ),
             provenance: super::provenance::Provenance::new(dcfg.provenance_cap),
             exceptions,
+            behaviour: Default::default(),
             cfg: dcfg,
         })
     }

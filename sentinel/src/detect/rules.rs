@@ -186,6 +186,7 @@ impl Engine {
         before: Option<&Process>,
     ) -> Vec<Hit> {
         let mut hits = Vec::new();
+        self.behaviours(ev, principal, before, &mut hits);
         let has_detections = matches!(
             ev.payload,
             Payload::Exec { .. }

@@ -147,10 +147,18 @@ fn execution_from_tmp_scores_with_its_context() {
         "new_binary",
         &["/tmp/.x/kworker was never run by this user"],
     );
-    // Scoring arithmetic: 40 x 1.5 (exec_from_writable of a downloaded file) + 10
-    // (new_binary) = 70, high.
-    assert_eq!(x.score, 70);
-    assert_eq!(x.level, Level::High);
+    assert_reason(
+        &a,
+        "masquerade",
+        &[
+            "named like a kernel thread (kworker)",
+            "hidden directory /tmp/.x",
+        ],
+    );
+    // Scoring arithmetic: 40 x 1.5 (exec_from_writable of a downloaded file) + 35
+    // (masquerade) + 10 (new_binary) = 105, capped at 100.
+    assert_eq!(x.score, 100);
+    assert_eq!(x.level, Level::Critical);
     assert_reason(
         &a,
         "new_destination",
