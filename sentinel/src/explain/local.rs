@@ -17,6 +17,7 @@ pub fn explain(subject: &Subject) -> Explanation {
         Subject::Anomaly { anomaly, .. } => anomaly_explanation(anomaly),
         Subject::Snapshot(v) => snapshot_explanation(v),
         Subject::Diff(d) => diff_explanation(d),
+        Subject::Incident(i) => super::incident::local_explanation(i),
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod analyze;
 pub mod config;
 pub mod facts;
+pub mod incident;
 pub mod local;
 pub mod policy;
 pub mod prompt;
