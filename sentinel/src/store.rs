@@ -205,13 +205,18 @@ impl Store {
     }
 
     pub fn get_anomaly(&self, id: &str) -> Result<Option<Anomaly>, StoreError> {
+        self.get_record("SELECT record FROM anomalies WHERE id = ?1", id)
+    }
+
+    /// One JSON record by id.
+    fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
         let text: Option<String> = self
             .conn
-            .query_row(
-                "SELECT record FROM anomalies WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
+            .query_row(sql, params![id], |r| r.get(0))
             .optional()?;
         Ok(match text {
             Some(t) => Some(serde_json::from_str(&t)?),
@@ -229,18 +234,7 @@ impl Store {
     }
 
     pub fn get_incident(&self, id: &str) -> Result<Option<crate::incident::Incident>, StoreError> {
-        let text: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT record FROM incidents WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(match text {
-            Some(t) => Some(serde_json::from_str(&t)?),
-            None => None,
-        })
+        self.get_record("SELECT record FROM incidents WHERE id = ?1", id)
     }
 
     /// The newest `limit` anomalies, newest first.

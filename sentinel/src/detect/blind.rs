@@ -89,24 +89,10 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
-    use crate::detect::engine::{Engine, EngineOptions};
-    use crate::store::Store;
 
     #[test]
     fn losses_raise_one_host_finding_per_window_and_mark_the_others() {
-        let mut e = Engine::with_options(
-            &Config::default(),
-            Store::memory().expect("store"),
-            EngineOptions {
-                live: false,
-                users: Some(crate::proc::users::UserDb::parse(
-                    "root:x:0:0::/root:/bin/bash\n",
-                )),
-                learn_all: false,
-            },
-        )
-        .expect("engine");
+        let mut e = crate::detect::testing::engine("root:x:0:0::/root:/bin/bash\n");
         let t = 1_781_780_400_000_000_000i64;
         assert!(e.blind(0, t).is_empty(), "nothing lost, nothing said");
         assert!(e.reduced_confidence().is_none());

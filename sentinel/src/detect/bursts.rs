@@ -244,33 +244,19 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::target_account;
-    use crate::config::Config;
-    use crate::detect::engine::{Engine, EngineOptions};
+    use crate::detect::testing;
     use crate::event::Event;
-    use crate::store::Store;
+
+    const PASSWD: &str = "root:x:0:0::/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n";
 
     fn ev(id: u64, t: i64, pid: u32, ppid: u32, body: &str) -> Event {
-        let line = format!(
-            r#"{{"id":{id},"time_ns":{t},"pid":{pid},"tid":{pid},"ppid":{ppid},"uid":1000,"gid":1000,"euid":0,"auid":1000,"session":7,"cgroup_id":1,"comm":"su","ret":0,{body}}}"#
-        );
-        serde_json::from_str(&line).expect("test event")
+        testing::event(id, t, pid, ppid, 0, 7, body)
     }
 
     /// `su root` run `n` times as pid 100+i: each exits with `code` after starting a child
     /// (`fork`) or not.
     fn play(n: u32, code: i32, fork: bool) -> Vec<crate::detect::model::Anomaly> {
-        let mut e = Engine::with_options(
-            &Config::default(),
-            Store::memory().expect("store"),
-            EngineOptions {
-                live: false,
-                users: Some(crate::proc::users::UserDb::parse(
-                    "root:x:0:0::/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
-                )),
-                learn_all: false,
-            },
-        )
-        .expect("engine");
+        let mut e = crate::detect::testing::engine(PASSWD);
         let t0 = 1_781_780_400_000_000_000i64;
         let mut out = Vec::new();
         let mut id = 1;
@@ -377,18 +363,7 @@ mod tests {
 
     #[test]
     fn audit_authentication_failures_from_one_source_are_a_burst() {
-        let mut e = Engine::with_options(
-            &Config::default(),
-            Store::memory().expect("store"),
-            EngineOptions {
-                live: false,
-                users: Some(crate::proc::users::UserDb::parse(
-                    "root:x:0:0::/root:/bin/bash\n",
-                )),
-                learn_all: false,
-            },
-        )
-        .expect("engine");
+        let mut e = crate::detect::testing::engine(PASSWD);
         let fact = |i: i64, source: &str| crate::audit::LiveFact {
             pid: Some(900),
             ppid: None,

@@ -26,6 +26,8 @@ pub use engine::{DetectError, Engine, EngineOptions, ExceptionCount, Stats};
 pub use evidence::summary;
 
 #[cfg(test)]
+mod testing;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_sessions;
