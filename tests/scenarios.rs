@@ -8,8 +8,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sentinel::config::Config;
-use sentinel::detect::model::{Anomaly, Level};
 use sentinel::detect::{Engine, EngineOptions};
+use sentinel::model::{Anomaly, Level};
 use sentinel::store::Store;
 use sentinel_e2e::*;
 

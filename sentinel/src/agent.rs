@@ -13,9 +13,9 @@ use crate::cli::exit;
 use crate::collect::{Collector, Summary};
 use crate::config::Config;
 use crate::detect::Engine;
-use crate::detect::model::Anomaly;
 use crate::feed::edge::{Edge, EdgeOptions};
 use crate::feed::{Record, RunSummary, Status, terminal};
+use crate::model::Anomaly;
 use crate::pipeline::{self, FeedItem, Passthrough, PipelineSnapshot, PipelineStats};
 use crate::store::Store;
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::model::{Anomaly, Level, Principal};
+use crate::model::{Anomaly, Level, Principal};
 
 /// Points added to the highest step score for each further tactic in the story.
 const TACTIC_BONUS: u32 = 15;
@@ -205,7 +205,7 @@ fn short_hash(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::model::{ChainLink, Factor};
+    use crate::model::{ChainLink, Factor};
 
     fn anomaly(id: &str, t: i64, session: Option<u32>, det: &str, w: u8) -> Anomaly {
         let factors = vec![Factor {

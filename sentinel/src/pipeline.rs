@@ -12,8 +12,8 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::audit::LiveFact;
-use crate::detect::model::Anomaly;
 use crate::event::Event;
+use crate::model::Anomaly;
 
 /// What turns events into anomalies. The detection engine implements it; tests use fakes.
 pub trait Analyzer: Send + 'static {
@@ -31,6 +31,29 @@ pub trait Analyzer: Send + 'static {
     /// once a second while losses grow.
     fn blind(&mut self, _lost: u64, _now_ns: i64) -> Vec<Anomaly> {
         Vec::new()
+    }
+}
+
+/// The engine is the pipeline's analysis stage (`pipeline::spawn_analysis`).
+impl Analyzer for crate::detect::Engine {
+    fn observe(&mut self, ev: &Event) -> Vec<Anomaly> {
+        crate::detect::Engine::observe(self, ev)
+    }
+
+    fn tick(&mut self, now_ns: i64) -> Vec<Anomaly> {
+        crate::detect::Engine::tick(self, now_ns)
+    }
+
+    fn finish(&mut self) -> Vec<Anomaly> {
+        crate::detect::Engine::finish(self)
+    }
+
+    fn blind(&mut self, lost: u64, now_ns: i64) -> Vec<Anomaly> {
+        crate::detect::Engine::blind(self, lost, now_ns)
+    }
+
+    fn observe_audit(&mut self, fact: &LiveFact) -> Vec<Anomaly> {
+        crate::detect::Engine::observe_audit(self, fact)
     }
 }
 
@@ -251,7 +274,7 @@ pub fn edge(capacity: usize) -> broadcast::Sender<Arc<Anomaly>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::model::{Level, Principal};
+    use crate::model::{Level, Principal};
 
     struct EveryThird(u64);
 
@@ -353,7 +376,7 @@ mod tests {
             time_ns,
             kind: "other",
             factor: None,
-            evidence: crate::detect::model::Evidence {
+            evidence: crate::model::Evidence {
                 id: format!("audit:{time_ns}"),
                 time_ns,
                 summary: String::new(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::detect::model::Anomaly;
+use crate::model::Anomaly;
 
 pub const DEFAULT_PATH: &str = "/var/lib/sentinel/sentinel.db";
 
@@ -261,7 +261,7 @@ pub fn now_ns() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::model::{Anomaly, Level, Principal};
+    use crate::model::{Anomaly, Level, Principal};
 
     #[test]
     fn baselines_round_trip_and_survive_reopen() {

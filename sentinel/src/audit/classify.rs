@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::privacy::{UserHasher, passwd_names, redact_command};
 use super::record::AuditEvent;
-use crate::detect::model::{Evidence, Factor};
+use crate::model::{Evidence, Factor};
 
 /// Factor weights, shared with the summary's factors (docs/audit.md).
 pub mod weight {

@@ -5,7 +5,7 @@
 //! with the loss count.
 
 use super::engine::{Engine, fnv};
-use super::model::{Anomaly, Factor, Principal};
+use crate::model::{Anomaly, Factor, Principal};
 
 /// The principal of host-wide findings: no login uid.
 pub const HOST_PRINCIPAL: u32 = u32::MAX;
@@ -105,7 +105,7 @@ mod tests {
             "{}",
             f.reason
         );
-        assert!(a[0].level >= crate::detect::model::Level::Medium);
+        assert!(a[0].level >= crate::model::Level::Medium);
         assert!(e.blind(10, t + 1).is_empty(), "once per window");
         let c = e.reduced_confidence().expect("marked");
         assert_eq!(c.weight, 0);

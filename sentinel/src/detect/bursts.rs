@@ -206,7 +206,7 @@ impl Engine {
         &mut self,
         fact: &crate::audit::LiveFact,
         principal: u32,
-    ) -> Option<super::model::Factor> {
+    ) -> Option<crate::model::Factor> {
         let d = &fact.evidence.detail;
         let account = d["account_hashed"].as_str().unwrap_or("?").to_string();
         let source = d["source"]
@@ -229,7 +229,7 @@ impl Engine {
         if !self.first_time(principal, "brute_force", &format!("{account}|{source}")) {
             return None;
         }
-        Some(super::model::Factor {
+        Some(crate::model::Factor {
             detection: "brute_force".into(),
             reason: format!(
                 "{} failed authentications for account {account} from {source} within {} s (last by {exe}): password guessing",
@@ -255,7 +255,7 @@ mod tests {
 
     /// `su root` run `n` times as pid 100+i: each exits with `code` after starting a child
     /// (`fork`) or not.
-    fn play(n: u32, code: i32, fork: bool) -> Vec<crate::detect::model::Anomaly> {
+    fn play(n: u32, code: i32, fork: bool) -> Vec<crate::model::Anomaly> {
         let mut e = crate::detect::testing::engine(PASSWD);
         let t0 = 1_781_780_400_000_000_000i64;
         let mut out = Vec::new();
@@ -325,12 +325,12 @@ mod tests {
         let an = a
             .iter()
             .find(|a| a.factors.iter().any(|f| f.detection == "brute_force"));
-        assert!(an.is_some_and(|a| a.level >= crate::detect::model::Level::Medium));
+        assert!(an.is_some_and(|a| a.level >= crate::model::Level::Medium));
     }
 
     #[test]
     fn failures_below_the_threshold_or_after_a_started_command_are_not() {
-        let quiet = |a: Vec<crate::detect::model::Anomaly>| {
+        let quiet = |a: Vec<crate::model::Anomaly>| {
             !a.iter()
                 .flat_map(|a| &a.factors)
                 .any(|f| f.detection == "brute_force")
@@ -373,7 +373,7 @@ mod tests {
             time_ns: 1_781_780_400_000_000_000 + i * 1_000_000_000,
             kind: "auth_failure",
             factor: None,
-            evidence: crate::detect::model::Evidence {
+            evidence: crate::model::Evidence {
                 id: format!("audit:{i}"),
                 time_ns: 0,
                 summary: String::new(),

@@ -5,9 +5,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::config::DetectConfig;
-use super::model::{Anomaly, ChainLink, Evidence, Factor, Principal};
 use crate::config::Config;
 use crate::event::{Event, Payload};
+use crate::model::{Anomaly, ChainLink, Evidence, Factor, Principal};
 use crate::proc::users::UserDb;
 use crate::proc::{ProcKey, Process, ProcessTable};
 use crate::profile::baseline::{KIND_EXE, KIND_LINEAGE, KIND_PRINCIPAL};
@@ -688,28 +688,5 @@ impl Engine {
             evidence: vec![fact.evidence.clone()],
             explanation: None,
         }]
-    }
-}
-
-/// The engine is the pipeline's analysis stage (`pipeline::spawn_analysis`).
-impl crate::pipeline::Analyzer for Engine {
-    fn observe(&mut self, ev: &Event) -> Vec<Anomaly> {
-        Engine::observe(self, ev)
-    }
-
-    fn tick(&mut self, now_ns: i64) -> Vec<Anomaly> {
-        Engine::tick(self, now_ns)
-    }
-
-    fn finish(&mut self) -> Vec<Anomaly> {
-        Engine::finish(self)
-    }
-
-    fn blind(&mut self, lost: u64, now_ns: i64) -> Vec<Anomaly> {
-        Engine::blind(self, lost, now_ns)
-    }
-
-    fn observe_audit(&mut self, fact: &crate::audit::LiveFact) -> Vec<Anomaly> {
-        Engine::observe_audit(self, fact)
     }
 }

@@ -5,7 +5,6 @@
 mod behaviour;
 mod blind;
 mod bursts;
-pub mod cli;
 pub mod config;
 pub mod engine;
 mod escape;
@@ -13,14 +12,17 @@ mod evidence;
 pub mod exceptions;
 mod files;
 mod kinds;
-pub mod model;
 mod privs;
 mod provenance;
 mod recon;
 mod repeats;
+pub mod replay;
 mod rules;
 mod tamper;
 
+/// The finding types live in a leaf module (`crate::model`) that every room may use; this
+/// path stays for code written against it.
+pub use crate::model;
 pub use config::{DetectConfig, Weights};
 pub use engine::{DetectError, Engine, EngineOptions, ExceptionCount, Stats};
 pub use evidence::summary;

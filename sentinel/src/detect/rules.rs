@@ -3,8 +3,8 @@
 //! them with their ids and default weights.
 
 use super::engine::{Engine, Hit};
-use super::model::Factor;
 use crate::event::{Event, Family, Payload};
+use crate::model::Factor;
 use crate::proc::{Process, absolute};
 use crate::profile::Fact;
 use crate::profile::categories::{discovery_match, lists_program};

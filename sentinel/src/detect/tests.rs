@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::cli::{read_events, replay};
 use super::engine::{Engine, EngineOptions};
-use super::model::{Anomaly, Level};
+use super::replay::{read_events, replay};
 use crate::config::Config;
 use crate::event::Event;
+use crate::model::{Anomaly, Level};
 use crate::proc::users::UserDb;
 use crate::profile::Calibration;
 use crate::store::Store;
@@ -57,7 +57,7 @@ fn play(name: &str) -> Vec<Anomaly> {
 }
 
 /// The factor of `detection` across the anomalies, asserting it exists.
-fn factor<'a>(anoms: &'a [Anomaly], detection: &str) -> (&'a Anomaly, &'a super::model::Factor) {
+fn factor<'a>(anoms: &'a [Anomaly], detection: &str) -> (&'a Anomaly, &'a crate::model::Factor) {
     anoms
         .iter()
         .find_map(|a| {
@@ -601,13 +601,13 @@ fn an_audit_record_joined_after_its_process_exited_keeps_the_chain() {
         session: Some(911),
         time_ns: t,
         kind: "watched_file_access",
-        factor: Some(super::model::Factor {
+        factor: Some(crate::model::Factor {
             detection: "watched_file_access".into(),
             reason: "access on watch key 'payroll' (/srv/payroll.csv) by /usr/bin/curl".into(),
             weight: 30,
             evidence: vec!["audit:1:2".into()],
         }),
-        evidence: super::model::Evidence {
+        evidence: crate::model::Evidence {
             id: "audit:1:2".into(),
             time_ns: t,
             summary: "SYSCALL success /usr/bin/curl key=payroll".into(),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{Engine, LlmConfig, ProviderKind, Subject, facts};
 use crate::cli::exit;
 use crate::config::Config;
-use crate::detect::model::Explanation;
+use crate::model::Explanation;
 
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
@@ -79,7 +79,7 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
 
 /// What `analyze` explains, owned.
 pub enum Target {
-    Anomaly(Box<crate::detect::model::Anomaly>),
+    Anomaly(Box<crate::model::Anomaly>),
     Incident(Box<crate::incident::Incident>),
     Snapshot(Value),
     Diff(Value),
@@ -218,7 +218,7 @@ pub fn render(e: &Explanation) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::model::NextStep;
+    use crate::model::NextStep;
 
     #[test]
     fn blocked_commands_are_withheld_in_the_terminal_form() {
@@ -277,7 +277,7 @@ mod tests {
     fn anomaly_target_comes_from_the_store() {
         let d = tempfile::tempdir().unwrap();
         let db = d.path().join("s.db");
-        let a: crate::detect::model::Anomaly = serde_json::from_str(
+        let a: crate::model::Anomaly = serde_json::from_str(
             &std::fs::read_to_string(
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/explain/anomaly.json"),
             )
@@ -320,7 +320,7 @@ mod tests {
 
     #[test]
     fn incident_target_comes_from_the_store_and_tells_the_story_locally() {
-        use crate::detect::model::{ChainLink, Factor, Level, Principal};
+        use crate::model::{ChainLink, Factor, Level, Principal};
         let d = tempfile::tempdir().unwrap();
         let db = d.path().join("s.db");
         let mut tracker = crate::incident::Tracker::default();
@@ -335,8 +335,8 @@ mod tests {
                 weight: *w,
                 evidence: vec![format!("{n}")],
             }];
-            let (score, level) = crate::detect::model::Anomaly::score_of(&factors);
-            last = tracker.observe(&crate::detect::model::Anomaly {
+            let (score, level) = crate::model::Anomaly::score_of(&factors);
+            last = tracker.observe(&crate::model::Anomaly {
                 id: format!("h-{n}"),
                 host: "h".into(),
                 time_ns: 1_000_000_000 * (n as i64 + 1),

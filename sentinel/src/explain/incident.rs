@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use super::prompt::{Fact, iso_time};
 use super::redact::{Counts, Redactor};
-use crate::detect::model::{Explanation, NextStep};
 use crate::incident::Incident;
+use crate::model::{Explanation, NextStep};
 
 /// The facts of an incident and the ids an answer may cite (the steps' anomaly ids).
 pub fn facts(i: &Incident, r: &Redactor, c: &mut Counts) -> (Vec<Fact>, BTreeSet<String>) {

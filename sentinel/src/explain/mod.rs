@@ -22,7 +22,7 @@ pub use service::{Explainer, ExplainerHandle, ExplainerStats, SubmitError};
 
 use serde_json::{Value, json};
 
-use crate::detect::model::Explanation;
+use crate::model::Explanation;
 use provider::{CallStats, Provider, ProviderError, Role, Turn};
 use redact::Redactor;
 

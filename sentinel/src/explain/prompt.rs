@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::redact::{Counts, Redactor};
-use crate::detect::model::Anomaly;
+use crate::model::Anomaly;
 
 /// What is being explained.
 pub enum Subject<'a> {

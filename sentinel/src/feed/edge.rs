@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::detect::model::Anomaly;
 use crate::feed::push::{PushConfig, Pusher};
+use crate::model::Anomaly;
 use crate::server::{Server, ServerConfig, ServerHandle};
 use crate::store::Store;
 

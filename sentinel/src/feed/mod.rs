@@ -9,8 +9,8 @@ pub mod terminal;
 use serde::Serialize;
 
 use crate::collect::Summary;
-use crate::detect::model::Anomaly;
 use crate::event::Event;
+use crate::model::Anomaly;
 
 /// One JSON line of `sentinel run --json`:
 /// `{"type": "event" | "anomaly" | "incident" | "status" | "summary", ...}`.
