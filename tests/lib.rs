@@ -6,6 +6,8 @@ pub mod dash;
 
 pub mod auditd;
 
+pub mod world;
+
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
