@@ -2,6 +2,7 @@
 //! table and learned baselines) into explainable anomalies, and the `learn` and `baseline`
 //! commands that manage what was learned.
 
+mod audit_join;
 mod behaviour;
 mod blind;
 mod bursts;
@@ -19,6 +20,7 @@ mod repeats;
 pub mod replay;
 mod rules;
 mod tamper;
+mod window;
 
 /// The finding types live in a leaf module (`crate::model`) that every room may use; this
 /// path stays for code written against it.
