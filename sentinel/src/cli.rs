@@ -55,6 +55,8 @@ pub enum Command {
     User(crate::server::cli::UserArgs),
     /// Explain the host snapshot, a stored anomaly or a snapshot diff in plain language.
     Analyze(crate::explain::analyze::AnalyzeArgs),
+    /// Tell Sentinel an anomaly or incident was benign (learn it) or malicious (pin it).
+    Feedback(crate::feedback_cmd::FeedbackArgs),
 }
 
 impl Cli {
@@ -87,6 +89,7 @@ impl Command {
             Command::Serve(_) => "serve",
             Command::User(_) => "user",
             Command::Analyze(_) => "analyze",
+            Command::Feedback(_) => "feedback",
         }
     }
 }
@@ -98,6 +101,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Some(Command::Run(args)) => crate::agent::run(config, args).await,
         Some(Command::Learn(args)) => crate::learn::learn(config, args).await,
+        Some(Command::Feedback(args)) => crate::feedback_cmd::run(config, args),
         Some(Command::Baseline(args)) => crate::learn::baseline(config, args).await,
         Some(Command::Quick(args)) => {
             crate::snapshot::run(config, args, crate::snapshot::cli::Mode::Quick).await

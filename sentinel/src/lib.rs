@@ -11,6 +11,7 @@ pub mod detect;
 pub mod event;
 pub mod explain;
 pub mod feed;
+pub mod feedback_cmd;
 pub mod incident;
 pub mod learn;
 pub mod logging;

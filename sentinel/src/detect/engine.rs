@@ -96,6 +96,8 @@ pub struct Engine {
     pub(super) auth: super::bursts::AuthFailures,
     /// Events lost in the current window (blind spots).
     pub(super) losses: super::blind::Losses,
+    /// Analysts' verdicts in force.
+    pub(super) feedback: super::feedback::Feedback,
     /// Who wrote the files that may be run later.
     pub(super) provenance: super::provenance::Provenance,
     exceptions: super::exceptions::Exceptions,
@@ -180,7 +182,7 @@ impl Engine {
             let n = procs.seed_from_proc();
             tracing::debug!("process table seeded with {n} processes");
         }
-        Ok(Engine {
+        let mut engine = Engine {
             cats: std::sync::Arc::new(cats),
             users: opts.users.unwrap_or_else(UserDb::system),
             procs,
@@ -197,6 +199,7 @@ impl Engine {
             mass: HashMap::new(),
             discovery: HashMap::new(),
             losses: Default::default(),
+            feedback: Default::default(),
             auth: super::bursts::AuthFailures::new(
                 dcfg.brute_force_window_secs,
                 dcfg.brute_force_threshold,
@@ -205,7 +208,9 @@ impl Engine {
             exceptions,
             behaviour: Default::default(),
             cfg: dcfg,
-        })
+        };
+        engine.reload_feedback();
+        Ok(engine)
     }
 
     /// Switches between an explicit learning period (every window learned) and detection.
@@ -268,11 +273,13 @@ impl Engine {
         self.fingerprint(ev, principal, before.as_ref());
         let hits = self.detect(ev, principal, before.as_ref());
         if !hits.is_empty()
-            && let Some(a) = self.anomaly(ev, principal, hits)
+            && let Some((a, pinned)) = self.anomaly(ev, principal, hits)
         {
             if let Some(w) = self.window.as_mut() {
                 let pw = w.principal(principal);
-                pw.max_score = pw.max_score.max(a.score);
+                // A finding an analyst pinned as malicious keeps its window from being learned.
+                let mark = if pinned { u8::MAX } else { a.score };
+                pw.max_score = pw.max_score.max(mark);
             }
             self.stats.anomalies += 1;
             out.push(a);
@@ -456,7 +463,13 @@ impl Engine {
         self.fired.insert((principal, det, key.to_string()))
     }
 
-    fn anomaly(&mut self, ev: &Event, principal: u32, mut hits: Vec<Hit>) -> Option<Anomaly> {
+    /// The anomaly of these hits, and whether an analyst pinned it as malicious.
+    fn anomaly(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        mut hits: Vec<Hit>,
+    ) -> Option<(Anomaly, bool)> {
         self.apply_exceptions(Some(ev), principal, &mut hits);
         if hits.is_empty() {
             return None;
@@ -483,6 +496,7 @@ impl Engine {
                 extra: Vec::new(),
             });
         }
+        let pinned = self.apply_feedback(principal, &proc.exe, &mut hits);
         let mut evidence: Vec<Evidence> = Vec::new();
         let mut seen = HashSet::new();
         let mut time_ns = ev.time_ns;
@@ -504,18 +518,21 @@ impl Engine {
         key.push(&proc.exe);
         let chain = self.chain_links_at(ev.pid, ev.time_ns);
         self.counter += 1;
-        Some(Anomaly {
-            id: format!("{}-{}-{}", self.host, ev.time_ns / 1_000_000, self.counter),
-            host: self.host.clone(),
-            time_ns,
-            principal: self.principal(principal, ev.session.or(proc.session)),
-            chain,
-            score,
-            level,
-            fingerprint: fnv(&key),
-            factors,
-            evidence,
-            explanation: None,
-        })
+        Some((
+            Anomaly {
+                id: format!("{}-{}-{}", self.host, ev.time_ns / 1_000_000, self.counter),
+                host: self.host.clone(),
+                time_ns,
+                principal: self.principal(principal, ev.session.or(proc.session)),
+                chain,
+                score,
+                level,
+                fingerprint: fnv(&key),
+                factors,
+                evidence,
+                explanation: None,
+            },
+            pinned,
+        ))
     }
 }

@@ -11,6 +11,7 @@ pub mod engine;
 mod escape;
 mod evidence;
 pub mod exceptions;
+pub mod feedback;
 mod files;
 mod kinds;
 mod privs;

@@ -49,6 +49,7 @@ impl Engine {
                 tracing::warn!("cannot save baseline of uid {uid}: {e}");
             }
         }
+        self.reload_feedback();
         self.fired.clear();
         self.mass.clear();
         self.losses = Default::default();
