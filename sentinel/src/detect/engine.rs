@@ -90,8 +90,8 @@ pub struct Engine {
     pub(super) fired: HashSet<(u32, &'static str, String)>,
     repeats: super::repeats::Repeats,
     pub(super) mass: HashMap<ProcKey, MassRead>,
-    /// Per principal and login session: recent discovery commands (time, matched entry, event).
-    pub(super) discovery: HashMap<(u32, Option<u32>), DiscoveryQueue>,
+    /// Per principal: recent discovery commands (time, matched entry, event).
+    pub(super) discovery: HashMap<u32, DiscoveryQueue>,
     /// Failed authentications per target account and source (brute force).
     pub(super) auth: super::bursts::AuthFailures,
     /// Events lost in the current window (blind spots).
@@ -104,7 +104,7 @@ pub struct Engine {
     pub(super) behaviour: super::behaviour::BehaviourState,
 }
 
-/// Recent discovery commands of one session: (time, matched entry, event).
+/// Recent discovery commands of one principal: (time, matched entry, event).
 pub(super) type DiscoveryQueue = VecDeque<(i64, String, Event)>;
 
 /// Local hour (0-23) of an epoch-ns time.

@@ -433,9 +433,10 @@ impl Engine {
         }
         let baseline = self.usable_profile(principal).map(|p| p.span_words());
         let span = self.cfg.discovery_window_secs as i64 * 1_000_000_000;
-        // Per login session: two sessions of one user are two stories (and two findings).
+        // Counted across the user's sessions (one person, several shells), reported once per
+        // login session: each session that takes part in the burst is a story of its own.
         let session = ev.session;
-        let q = self.discovery.entry((principal, session)).or_default();
+        let q = self.discovery.entry(principal).or_default();
         q.push_back((ev.time_ns, entry, ev.clone()));
         while q.front().is_some_and(|(t, _, _)| *t < ev.time_ns - span) || q.len() > 64 {
             q.pop_front();
