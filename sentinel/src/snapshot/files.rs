@@ -90,7 +90,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(hex::encode(h.finalize()))
+    Ok(data_encoding::HEXLOWER.encode(&h.finalize()))
 }
 
 #[cfg(test)]
