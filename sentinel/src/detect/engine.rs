@@ -107,18 +107,6 @@ pub struct Engine {
 /// Recent discovery commands of one principal: (time, matched entry, event).
 pub(super) type DiscoveryQueue = VecDeque<(i64, String, Event)>;
 
-/// Local hour (0-23) of an epoch-ns time.
-pub fn local_hour(t_ns: i64) -> u8 {
-    let secs = t_ns.div_euclid(1_000_000_000) as libc::time_t;
-    // SAFETY: zeroed tm is a valid out-parameter; localtime_r is thread-safe.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::localtime_r(&secs, &mut tm) };
-    if r.is_null() {
-        return ((secs.rem_euclid(86_400)) / 3_600) as u8;
-    }
-    tm.tm_hour.clamp(0, 23) as u8
-}
-
 pub(super) fn evidence_of(e: &Event) -> Evidence {
     Evidence {
         id: e.id.to_string(),
@@ -126,17 +114,6 @@ pub(super) fn evidence_of(e: &Event) -> Evidence {
         summary: super::evidence::summary(e),
         detail: serde_json::to_value(e).unwrap_or_default(),
     }
-}
-
-/// "HH:MM:SS" local time of an epoch-ns time.
-pub fn clock_time(t_ns: i64) -> String {
-    let secs = t_ns.div_euclid(1_000_000_000) as libc::time_t;
-    // SAFETY: zeroed tm is a valid out-parameter; localtime_r is thread-safe.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
-        return format!("{secs}");
-    }
-    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
 /// A stable 64-bit FNV-1a hash (std's hasher may change between releases).
@@ -414,7 +391,7 @@ impl Engine {
             .get(ev.pid)
             .map(|p| p.exe.clone())
             .unwrap_or_default();
-        let hour = local_hour(ev.time_ns);
+        let hour = crate::timefmt::local_hour(ev.time_ns);
         if let Some(w) = self.window.as_mut() {
             let pw = w.principal(principal);
             if pw.sample.len() < crate::profile::fingerprint::SAMPLE {

@@ -91,7 +91,7 @@ impl Rule {
     }
 
     fn words(&self) -> String {
-        let when = crate::detect::engine::clock_time(self.time_ns);
+        let when = crate::timefmt::local_clock(self.time_ns);
         let note = self
             .note
             .as_deref()

@@ -557,7 +557,7 @@ impl Engine {
     }
 
     fn off_hours(&mut self, ev: &Event, principal: u32, hits: &mut Vec<Hit>) {
-        let hour = super::engine::local_hour(ev.time_ns);
+        let hour = crate::timefmt::local_hour(ev.time_ns);
         let slack = self.cfg.off_hours_slack;
         let Some(prof) = self
             .baselines
