@@ -55,7 +55,7 @@ likely_explanation, benign_alternatives (list of strings), confidence (number 0 
 evidence_ids (list of strings), next_steps (list of objects with description and command; \
 command may be an empty string).";
 
-/// The JSON schema of the answer; mirrors `detect::model::Explanation`'s model-set fields.
+/// The JSON schema of the answer; mirrors `model::Explanation`'s model-set fields.
 /// `max_string` > 0 bounds every string (llama.cpp enforces it in its grammar, which keeps a
 /// small model from rambling past `max_tokens`); 0 leaves lengths to the model.
 pub fn answer_schema(max_string: usize) -> Value {
