@@ -319,7 +319,9 @@ fn anomalies_reach_a_dashboard_through_push() {
         Role::Operator,
         "correct horse battery staple",
     );
-    let key = dash::api_key(&server, uid, "agent");
+    // The agent's key pushes for its own host only; reading back takes a read key.
+    let key = dash::ingest_key(&server, uid, "e2e-push-host");
+    let reader = dash::read_key(&server, uid);
     let url = format!("http://{}", server.addr);
     let cfg = config_in(dir.path(), "host = \"e2e-push-host\"\n");
     let (_, recs, _) = run_and_exec_from_tmp(&[
@@ -339,7 +341,7 @@ fn anomalies_reach_a_dashboard_through_push() {
     let got: Value = rt.block_on(async {
         reqwest::Client::new()
             .get(format!("{url}/api/anomalies/{id}"))
-            .bearer_auth(&key)
+            .bearer_auth(&reader)
             .send()
             .await
             .unwrap()
