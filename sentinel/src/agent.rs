@@ -340,7 +340,8 @@ async fn write_feed(
     drop(explained);
 }
 
-async fn wait_for_stop(duration: Option<Duration>) {
+/// Returns after `duration`, or at Ctrl-C or SIGTERM, whichever comes first.
+pub(crate) async fn wait_for_stop(duration: Option<Duration>) {
     let sleep = async {
         match duration {
             Some(d) => tokio::time::sleep(d).await,

@@ -119,8 +119,9 @@ async fn learn_live(
         "sentinel: learning for {}s; Ctrl-C to end early",
         duration.as_secs()
     );
-    let deadline = tokio::time::sleep(duration);
-    tokio::pin!(deadline);
+    // The end of the period, Ctrl-C or SIGTERM (as `sentinel run`).
+    let stop = crate::agent::wait_for_stop(Some(duration));
+    tokio::pin!(stop);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     let mut anomalies = Vec::new();
     loop {
@@ -130,8 +131,7 @@ async fn learn_live(
                 None => break,
             },
             _ = tick.tick() => anomalies.extend(engine.tick(store::now_ns())),
-            _ = &mut deadline => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stop => break,
         }
     }
     let summary = collector.stop().await;
