@@ -255,8 +255,8 @@ pub fn markdown(e: &Evaluation, filter: Option<&str>) -> String {
             .flat_map(|a| a.factors.iter())
             .map(|f| format!("{} +{}", f.detection, f.weight))
             .collect();
-        let mut fs_dedup = fs.clone();
-        fs_dedup.dedup();
+        let mut seen = std::collections::HashSet::new();
+        let fs_dedup: Vec<&String> = fs.iter().filter(|f| seen.insert(*f)).collect();
         let problems = if o.ran.problems.is_empty() {
             String::new()
         } else {
@@ -274,7 +274,11 @@ pub fn markdown(e: &Evaluation, filter: Option<&str>) -> String {
             result,
             problems,
             top_level(o).map(|l| l.as_str()).unwrap_or("-"),
-            fs_dedup.join(", ")
+            fs_dedup
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let _ = writeln!(s, "\n## Benign workloads\n");
