@@ -422,8 +422,8 @@ pub fn evaluate(opts: &Options) -> anyhow::Result<Evaluation> {
     if chosen.is_empty() {
         bail!("no scenario matches the filter");
     }
-    std::fs::create_dir_all(&opts.log_dir)?;
     host::remove_leftovers();
+    std::fs::create_dir_all(&opts.log_dir)?;
     let mut cleanup = Cleanup {
         users: Vec::new(),
         victim_proc: None,
@@ -458,7 +458,7 @@ pub fn evaluate(opts: &Options) -> anyhow::Result<Evaluation> {
     let victim_pid = victim_child.id();
     cleanup.victim_proc = Some(victim_child);
 
-    let work = tempfile::Builder::new().prefix("sntl-ev-agent").tempdir()?;
+    let work = tempfile::Builder::new().prefix("corpus-eval-agent").tempdir()?;
     let workspace = opts
         .corpus
         .parent()
