@@ -458,7 +458,9 @@ pub fn evaluate(opts: &Options) -> anyhow::Result<Evaluation> {
     let victim_pid = victim_child.id();
     cleanup.victim_proc = Some(victim_child);
 
-    let work = tempfile::Builder::new().prefix("corpus-eval-agent").tempdir()?;
+    let work = tempfile::Builder::new()
+        .prefix("corpus-eval-agent")
+        .tempdir()?;
     let workspace = opts
         .corpus
         .parent()
