@@ -11,7 +11,7 @@ use sentinel_e2e::*;
 fn corpus_detections_hold() {
     require_root();
     let logs = tempfile::Builder::new()
-        .prefix("sntl-ev-logs")
+        .prefix("corpus-eval-logs")
         .tempdir()
         .expect("tempdir");
     let mut opts = Options::new(sentinel_bin(), logs.path().to_path_buf());
