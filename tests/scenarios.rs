@@ -379,7 +379,8 @@ fn activity_outside_learned_hours() {
         )
         .expect("put");
     let mut engine = Engine::with_options(
-        &Config::default(),
+        &Config::default().detect,
+        Config::default().host_name(),
         store,
         EngineOptions {
             live: true,

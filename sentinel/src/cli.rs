@@ -8,14 +8,6 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
-/// Exit codes shared by every command (C-Sentinel compatible for snapshots).
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const WARNINGS: i32 = 1;
-    pub const CRITICAL: i32 = 2;
-    pub const ERROR: i32 = 3;
-}
-
 #[derive(Debug, Parser)]
 #[command(
     name = "sentinel",
@@ -54,7 +46,7 @@ pub enum Command {
     /// Manage dashboard users (the first admin is created here).
     User(crate::server::cli::UserArgs),
     /// Explain the host snapshot, a stored anomaly or a snapshot diff in plain language.
-    Analyze(crate::explain::analyze::AnalyzeArgs),
+    Analyze(crate::analyze::AnalyzeArgs),
     /// Tell Sentinel an anomaly or incident was benign (learn it) or malicious (pin it).
     Feedback(crate::feedback_cmd::FeedbackArgs),
 }
@@ -117,11 +109,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Some(Command::Serve(args)) => crate::server::cli::serve(config, args).await,
         Some(Command::User(args)) => crate::server::cli::user(config, args),
-        Some(Command::Analyze(args)) => crate::explain::analyze::run(config, args).await,
+        Some(Command::Analyze(args)) => crate::analyze::run(config, args).await,
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
-            Ok(exit::ERROR)
+            Ok(crate::exit::ERROR)
         }
     }
 }

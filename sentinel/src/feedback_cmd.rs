@@ -58,7 +58,7 @@ pub fn run(config: Config, args: FeedbackArgs) -> anyhow::Result<i32> {
                 r.note.map(|n| format!(": {n}")).unwrap_or_default()
             );
         }
-        return Ok(crate::cli::exit::OK);
+        return Ok(crate::exit::OK);
     }
     if let Some(id) = &args.undo {
         let ids = anomaly_ids(&store, id)?;
@@ -70,7 +70,7 @@ pub fn run(config: Config, args: FeedbackArgs) -> anyhow::Result<i32> {
             bail!("no verdict on {id}");
         }
         println!("took back {removed} verdict(s) on {id}");
-        return Ok(crate::cli::exit::OK);
+        return Ok(crate::exit::OK);
     }
     let (Some(id), Some(verdict)) = (&args.id, args.verdict) else {
         bail!("give an id and a verdict (benign or malicious)");
@@ -95,7 +95,7 @@ pub fn run(config: Config, args: FeedbackArgs) -> anyhow::Result<i32> {
             args.scope
         );
     }
-    Ok(crate::cli::exit::OK)
+    Ok(crate::exit::OK)
 }
 
 /// The anomalies an id names: itself, or every step of the incident it names.

@@ -83,7 +83,8 @@ pub async fn learn(config: Config, args: LearnArgs) -> anyhow::Result<i32> {
     };
     let events = read_events(file)?;
     let mut engine = Engine::with_options(
-        &config,
+        &config.detect,
+        config.host_name(),
         store,
         EngineOptions {
             live: false,
@@ -105,7 +106,8 @@ async fn learn_live(
     use crate::collect::Collector;
     config.validate()?;
     let mut engine = Engine::with_options(
-        config,
+        &config.detect,
+        config.host_name(),
         store,
         EngineOptions {
             live: true,
@@ -163,7 +165,7 @@ fn report_learned(engine: &mut Engine, anomalies: &[Anomaly]) -> anyhow::Result<
         "learned {} events in {} windows; {} profiles now calibrated; {} anomalies seen during learning",
         s.events, s.windows_learned, vouched, s.anomalies
     );
-    Ok(crate::cli::exit::OK)
+    Ok(crate::exit::OK)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -301,7 +303,7 @@ pub async fn baseline(config: Config, args: BaselineArgs) -> anyhow::Result<i32>
             println!("removed {n} profiles");
         }
     }
-    Ok(crate::cli::exit::OK)
+    Ok(crate::exit::OK)
 }
 
 fn show(items: &[ExportItem], json: bool, users: &UserDb) -> std::io::Result<()> {

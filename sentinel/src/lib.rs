@@ -3,12 +3,15 @@
 //! collect -> (proc) enrich -> profile -> detect -> feed / explain / server.
 
 pub mod agent;
+pub mod analyze;
 pub mod audit;
 pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod detect;
+pub mod edge;
 pub mod event;
+pub mod exit;
 pub mod explain;
 pub mod feed;
 pub mod feedback_cmd;

@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::config::DetectConfig;
-use crate::config::Config;
 use crate::event::{Event, Payload};
 use crate::model::{Anomaly, Evidence, Factor, Principal};
 use crate::proc::users::UserDb;
@@ -130,9 +129,10 @@ pub(super) fn fnv(parts: &[&str]) -> String {
 
 impl Engine {
     /// An engine on the live system (process table seeded from /proc).
-    pub fn new(cfg: &Config, store: Store) -> Result<Engine, DetectError> {
+    pub fn new(cfg: &DetectConfig, host: String, store: Store) -> Result<Engine, DetectError> {
         Engine::with_options(
             cfg,
+            host,
             store,
             EngineOptions {
                 live: true,
@@ -142,12 +142,14 @@ impl Engine {
         )
     }
 
+    /// An engine with the `[detect]` settings, naming this host in its anomalies.
     pub fn with_options(
-        cfg: &Config,
+        cfg: &DetectConfig,
+        host: String,
         store: Store,
         opts: EngineOptions,
     ) -> Result<Engine, DetectError> {
-        let dcfg = cfg.detect.clone();
+        let dcfg = cfg.clone();
         let cats = match &dcfg.categories_file {
             Some(p) => Categories::load(p)?,
             None => Categories::defaults(),
@@ -165,7 +167,7 @@ impl Engine {
             procs,
             baselines: Baselines::load(store)?,
             window: None,
-            host: cfg.host_name(),
+            host,
             live: opts.live,
             learn_all: opts.learn_all,
             own_pid: std::process::id(),

@@ -31,7 +31,8 @@ fn config() -> Config {
 
 fn engine_with(cfg: &Config, store: Store, learn_all: bool) -> Engine {
     Engine::with_options(
-        cfg,
+        &cfg.detect,
+        cfg.host_name(),
         store,
         EngineOptions {
             live: false,
@@ -507,7 +508,8 @@ fn categories_file_from_configuration_replaces_the_defaults() {
 
     std::fs::write(&f, "[[category]]\nname = \"x\"\npaths = [\"relative\"]\n").unwrap();
     let err = Engine::with_options(
-        &cfg,
+        &cfg.detect,
+        cfg.host_name(),
         Store::memory().unwrap(),
         EngineOptions {
             live: false,

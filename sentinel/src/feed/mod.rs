@@ -2,7 +2,6 @@
 //! anomalies and run summaries (schemas in docs/events.md and docs/anomalies.md), and the push
 //! client to a Sentinel server (push.rs, docs/server.md).
 
-pub mod edge;
 pub mod push;
 pub mod terminal;
 

@@ -9,8 +9,8 @@ use anyhow::Context;
 
 use super::render::{self, Palette};
 use super::{ProbeOptions, baseline, take, time, watch};
-use crate::cli::exit;
 use crate::config::Config;
+use crate::exit;
 use crate::store::Store;
 
 #[derive(Clone, Debug, Default, clap::Args)]

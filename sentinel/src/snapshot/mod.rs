@@ -208,7 +208,7 @@ pub fn take(
         audit_summary,
         findings: Vec::new(),
         status: "ok",
-        exit_code: crate::cli::exit::OK,
+        exit_code: crate::exit::OK,
         time_ms,
     };
     analysis::analyse(cfg, &mut fp);
