@@ -13,6 +13,7 @@ mod evidence;
 pub mod exceptions;
 pub mod feedback;
 mod files;
+mod habits;
 mod kinds;
 mod privs;
 mod provenance;
