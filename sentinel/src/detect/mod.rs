@@ -37,6 +37,8 @@ mod testing;
 mod tests;
 #[cfg(test)]
 mod tests_sessions;
+#[cfg(test)]
+mod tests_window;
 
 #[cfg(test)]
 mod behaviour_tests;
