@@ -18,4 +18,6 @@ pub use engine::{DetectError, Engine, EngineOptions, ExceptionCount, Stats};
 pub use evidence::summary;
 
 #[cfg(test)]
+mod precision_tests;
+#[cfg(test)]
 mod tests;
