@@ -42,10 +42,14 @@ impl Engine {
         let pkg = self.under_package_manager(ev.pid);
         if self.cats.is_credential(&cat) && !write && !self.exempt(&lists.credential_readers, p) {
             let key = format!("read:{cat}");
+            // The program, or this principal's lineage (a backup job), read it while learning.
             let exe_knows = self
                 .baselines
                 .exe(&p.exe)
-                .is_some_and(|x| x.categories.contains_key(&key));
+                .is_some_and(|x| x.categories.contains_key(&key))
+                || self
+                    .lineage_profile(principal, ev.pid)
+                    .is_some_and(|l| l.categories.contains_key(&key));
             let reason = match self.usable_profile(principal) {
                 Some(prof) if !prof.categories.contains_key(&key) => Some((
                     format!(
