@@ -115,6 +115,7 @@ impl Engine {
             }
             "accounts" | "credentials"
                 if !self.exempt(&lists.account_tools, p)
+                    && !self.learned_write(principal, p, &cat)
                     && self.first_time(
                         principal,
                         "account_change",
@@ -141,6 +142,17 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    /// Did this program write `category` while learning, for a principal with a usable
+    /// baseline (visudo replacing /etc/sudoers, an admin's own account script)?
+    fn learned_write(&self, principal: u32, p: &Process, category: &str) -> bool {
+        let key = format!("write:{category}");
+        self.usable_profile(principal).is_some()
+            && self
+                .baselines
+                .exe(&p.exe)
+                .is_some_and(|x| x.categories.contains_key(&key))
     }
 
     fn on_other_home_read(

@@ -687,3 +687,26 @@ fn bad_exceptions_are_clear_errors_at_load() {
         assert!(e.contains(want), "{body}: {e}");
     }
 }
+
+#[test]
+fn an_account_file_written_by_a_program_that_did_so_while_learning_is_not_reported() {
+    let visudo = |t: i64, exe: &str| {
+        let mut s = Script::new(t, Some(ALICE));
+        s.login(ALICE);
+        s.spawn(1101, 1200, exe, &["visudo"], (0, 0));
+        s.open(1200, "/etc/sudoers.tmp", true);
+        s.rename(1200, "rename", "/etc/sudoers.tmp", "/etc/sudoers");
+        s
+    };
+    let store = learned(visudo(T0, "/usr/sbin/visudo"));
+    let a = run(store, &visudo(T0 + DAY, "/usr/sbin/visudo"));
+    assert!(factors(&a, "account_change").is_empty(), "{a:#?}");
+    let store = learned(visudo(T0, "/usr/sbin/visudo"));
+    let a = run(store, &visudo(T0 + DAY, "/usr/bin/python3"));
+    let f = factors(&a, "account_change");
+    assert_eq!(f.len(), 1, "{a:#?}");
+    assert!(
+        f[0].reason
+            .starts_with("wrote /etc/sudoers with /usr/bin/python3")
+    );
+}
