@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use reqwest::header::COOKIE;
-use sentinel::detect::model::{Anomaly, ChainLink, Evidence, Factor, Level, Principal};
+use sentinel::model::{Anomaly, ChainLink, Evidence, Factor, Level, Principal};
 use sentinel::server::store::{NewSession, Role};
 use sentinel::server::{Server, ServerConfig, ServerHandle, auth};
 

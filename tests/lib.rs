@@ -1,10 +1,13 @@
 //! Helpers shared by the end-to-end tests: a live collector shared by all tests of a binary,
 //! waiting for events from a given process, and the paths of the binaries under test. The
-//! dashboard helpers live in `dash`.
+//! dashboard helpers live in `dash`, the detection evaluation (tests/corpus) in `eval`.
 
 pub mod dash;
 
 pub mod auditd;
+
+pub mod eval;
+pub mod world;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
@@ -50,6 +53,10 @@ fn live() -> &'static Mutex<Vec<Event>> {
                     wakeup_bytes: 16 << 20,
                     agent_tgid: std::process::id(),
                     stash_args: false,
+                    exec_env: sentinel::collect::DEFAULT_EXEC_ENV
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
                 };
                 let (collector, mut rx) =
                     match Collector::start(&opts, Duration::from_millis(10), 1 << 20) {

@@ -42,6 +42,7 @@ fn exec_captures_filename_argv_and_identity() {
         filename,
         argv,
         argv_truncated,
+        ..
     } = &ev.payload
     else {
         panic!("{ev:?}")

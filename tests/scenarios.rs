@@ -3,14 +3,15 @@
 //! anomaly and its reasons checked. Runs as root; fails when it cannot.
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sentinel::config::Config;
-use sentinel::detect::model::{Anomaly, Level};
 use sentinel::detect::{Engine, EngineOptions};
+use sentinel::model::{Anomaly, Level};
 use sentinel::store::Store;
+use sentinel_e2e::world::{World, benign_work, relevant, remove_at_exit, remove_user, sh};
 use sentinel_e2e::*;
 
 /// Where helper binaries for the scenarios live (root-owned, not world-writable).
@@ -18,327 +19,27 @@ const TOOLS: &str = "/usr/local/lib/sentinel-scenarios";
 const DEV: &str = "sntl-dev";
 const ATK: &str = "sntl-atk";
 
-struct User {
-    uid: u32,
-    gid: u32,
-    home: String,
-}
-
-struct World {
-    dev: User,
-    atk: User,
-    anomalies: Mutex<Vec<Anomaly>>,
-    /// Id of the last event the engine has processed.
-    seen: Mutex<u64>,
-    _db: tempfile::TempDir,
-}
-
-fn sh(script: &str) {
-    let st = Command::new("sh")
-        .args(["-c", script])
-        .status()
-        .expect("sh");
-    assert!(st.success(), "setup failed: {script}");
-}
-
-fn remove_user(name: &str) {
-    let _ = Command::new("userdel")
-        .args(["-r", "-f", name])
-        .stderr(Stdio::null())
-        .status();
-}
-
-extern "C" fn cleanup() {
-    for u in [DEV, ATK] {
-        remove_user(u);
-    }
-    let _ = std::fs::remove_dir_all(TOOLS);
-}
-
-impl User {
-    fn create(name: &'static str) -> User {
-        remove_user(name);
-        sh(&format!("useradd -m -s /bin/bash {name}"));
-        let id = |flag: &str| -> u32 {
-            let o = Command::new("id").args([flag, name]).output().expect("id");
-            String::from_utf8_lossy(&o.stdout)
-                .trim()
-                .parse()
-                .expect("numeric id")
-        };
-        let u = User {
-            uid: id("-u"),
-            gid: id("-g"),
-            home: format!("/home/{name}"),
-        };
-        sh(&format!(
-            "mkdir -p {h}/proj {h}/.ssh && chown -R {name}: {h}",
-            h = u.home
-        ));
-        u
-    }
-
-    /// A command running as this user, with its login uid set as a login would.
-    fn cmd(&self, args: &[&str]) -> Command {
-        self.cmd_with(args, true)
-    }
-
-    /// A command running as root on behalf of this user (like sudo: the login uid stays).
-    fn root_cmd(&self, args: &[&str]) -> Command {
-        self.cmd_with(args, false)
-    }
-
-    fn cmd_with(&self, args: &[&str], drop: bool) -> Command {
-        use std::os::unix::process::CommandExt;
-        let script = if drop {
-            "exec setpriv --reuid=$SNTL_UID --regid=$SNTL_GID --clear-groups -- \"$@\""
-        } else {
-            "exec \"$@\""
-        };
-        let mut c = Command::new("/bin/sh");
-        c.arg("-c")
-            .arg(script)
-            .arg("sh")
-            .args(args)
-            .env_clear()
-            .env("SNTL_UID", self.uid.to_string())
-            .env("SNTL_GID", self.gid.to_string())
-            .env("HOME", &self.home)
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-            .current_dir(&self.home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // The login uid is set before the first exec, as a login does, so that everything
-        // the command does is the user's.
-        let uid = self.uid.to_string();
-        // SAFETY: the closure only makes raw open/write/close calls (async-signal-safe) on
-        // data prepared before the fork.
-        unsafe {
-            c.pre_exec(move || {
-                let fd = libc::open(c"/proc/self/loginuid".as_ptr(), libc::O_WRONLY);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let n = libc::write(fd, uid.as_ptr().cast(), uid.len());
-                libc::close(fd);
-                if n != uid.len() as isize {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        c
-    }
-
-    fn run(&self, args: &[&str]) {
-        let _ = self.cmd(args).status().expect("spawn as user");
-    }
-
-    fn run_root(&self, args: &[&str]) {
-        let _ = self.root_cmd(args).status().expect("spawn for user");
-    }
-}
-
-/// Ordinary developer work: edit, build, git, package queries.
-fn benign_work(u: &User, round: u32) {
-    let p = format!("{}/proj", u.home);
-    u.run(&[
-        "sh",
-        "-c",
-        &format!("printf 'int main(void){{return {round};}}\\n' > {p}/main.c"),
-    ]);
-    u.run(&[
-        "sh",
-        "-c",
-        &format!("printf 'all:\\n\\tcc -o main main.c\\n' > {p}/Makefile"),
-    ]);
-    u.run(&["make", "-C", &p]);
-    u.run(&["git", "-C", &p, "init", "-q"]);
-    u.run(&["git", "-C", &p, "add", "."]);
-    u.run(&[
-        "git",
-        "-C",
-        &p,
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-qm",
-        "x",
-    ]);
-    u.run(&["git", "-C", &p, "status"]);
-    u.run(&["ls", "-la", &p]);
-    u.run(&["grep", "-r", "main", &p]);
-    u.run(&["sed", "-i", "s/return/return /", &format!("{p}/main.c")]);
-    u.run(&["cat", &format!("{p}/main.c")]);
-    u.run(&["dpkg", "-l", "bash"]);
-    u.run(&["apt-cache", "policy", "bash"]);
-}
-
-/// Runs a marker process and waits until the engine has processed its exec, so every event
-/// before it has been analysed. Slow is not failure: the engine (a debug build here) may be
-/// behind a busy host, so the wait for it is long.
-fn settle(w: &World) {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let tag = format!(
-        "sentinel-settle-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    let st = Command::new("/bin/true").arg(&tag).status().expect("true");
-    assert!(st.success());
-    let ev = wait_for("settle marker exec", |e| {
-        matches!(&e.payload, sentinel::event::Payload::Exec { argv, .. }
-            if argv.iter().any(|a| a.as_bytes() == tag.as_bytes()))
-    });
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while *w.seen.lock().expect("lock") < ev.id {
-        assert!(
-            Instant::now() < deadline,
-            "engine did not catch up in 180 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// What the scenario engine analyses: every process lifecycle event (the process table needs
-/// them all for chains), everything else only of the test users. Other helpers compiling on
-/// the same host make far more file events than a debug-build engine handles in time; they
-/// belong to other principals and cannot change these users' anomalies.
-fn relevant(ev: &sentinel::event::Event, users: &[u32]) -> bool {
-    use sentinel::event::Payload;
-    matches!(
-        ev.payload,
-        Payload::Fork { .. } | Payload::Exec { .. } | Payload::Exit { .. }
-    ) || ev.auid.is_some_and(|a| users.contains(&a))
-}
-
 fn world() -> &'static World {
     static W: OnceLock<&'static World> = OnceLock::new();
     W.get_or_init(|| {
-        require_root();
-        start_live();
-        // SAFETY: registering a plain extern "C" function.
-        unsafe { libc::atexit(cleanup) };
-        let dev = User::create(DEV);
-        let atk = User::create(ATK);
-        sh(&format!(
-            "mkdir -p {TOOLS} && cp /usr/bin/bash {TOOLS}/nginx && cp /usr/bin/id {TOOLS}/rootid \
-             && chmod 4755 {TOOLS}/rootid && mkdir -p /home/{DEV}/docs \
-             && for i in $(seq 1 25); do echo secret $i > /home/{DEV}/docs/f$i.txt; done \
-             && chown -R {DEV}: /home/{DEV}/docs"
-        ));
-        let db = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&db.path().join("sentinel.db")).expect("store");
-        let cfg = Config::default();
-        let mut engine = Engine::with_options(
-            &cfg,
-            store,
-            EngineOptions {
-                live: true,
-                users: None,
-                learn_all: true,
-            },
-        )
-        .expect("engine");
-        let w: &'static World = Box::leak(Box::new(World {
-            dev,
-            atk,
-            anomalies: Mutex::new(Vec::new()),
-            seen: Mutex::new(0),
-            _db: db,
-        }));
-        // Learning: the benign baseline of both users, then vouch for it.
-        let (learned_tx, learned_rx) = std::sync::mpsc::channel::<u64>();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            let mut learn_until: Option<u64> = None;
-            let mut learning = true;
-            loop {
-                let last = *w.seen.lock().expect("lock");
-                let evs = events_after(last);
-                for ev in &evs {
-                    *w.seen.lock().expect("lock") = ev.id;
-                    if !relevant(ev, &[w.dev.uid, w.atk.uid]) {
-                        continue;
-                    }
-                    let out = engine.observe(ev);
-                    w.anomalies.lock().expect("lock").extend(out);
-                }
-                if learn_until.is_none() {
-                    learn_until = learned_rx.try_recv().ok();
-                }
-                let last = *w.seen.lock().expect("lock");
-                if learning && learn_until.is_some_and(|u| last >= u) {
-                    // Close the learning window, vouch for it, and start detecting.
-                    engine.finish();
-                    engine.vouch().expect("vouch");
-                    engine.set_learn_all(false);
-                    w.anomalies.lock().expect("lock").clear();
-                    learning = false;
-                    let _ = done_tx.send(());
-                }
-                if evs.is_empty() {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        });
-        for round in 0..2 {
-            benign_work(&w.dev, round);
-            benign_work(&w.atk, round);
-        }
-        let tag = format!("sentinel-learned-{}", std::process::id());
-        Command::new("/bin/true").arg(&tag).status().expect("true");
-        let ev = wait_for("end of learning marker", |e| {
-            matches!(&e.payload, sentinel::event::Payload::Exec { argv, .. }
-                if argv.iter().any(|a| a.as_bytes() == tag.as_bytes()))
-        });
-        learned_tx.send(ev.id).expect("engine thread");
-        done_rx
-            .recv_timeout(Duration::from_secs(300))
-            .expect("learning did not finish");
-        w
+        World::start(DEV, ATK, |_, _| {
+            remove_at_exit(TOOLS);
+            sh(&format!(
+                "mkdir -p {TOOLS} && cp /usr/bin/bash {TOOLS}/nginx && cp /usr/bin/id {TOOLS}/rootid \
+                 && chmod 4755 {TOOLS}/rootid && mkdir -p /home/{DEV}/docs \
+                 && for i in $(seq 1 25); do echo secret $i > /home/{DEV}/docs/f$i.txt; done \
+                 && chown -R {DEV}: /home/{DEV}/docs"
+            ));
+        })
     })
 }
 
-/// The anomaly of `uid` with a `detection` factor whose reason contains all `parts`, once the
-/// engine has analysed everything up to now (a few rounds, for behaviours still under way).
+fn settle(w: &World) {
+    w.settle();
+}
+
 fn expect(uid: u32, detection: &str, parts: &[&str]) -> Anomaly {
-    let w = world();
-    for _ in 0..3 {
-        settle(w);
-        let all = w.anomalies.lock().expect("lock");
-        if let Some(a) = all.iter().find(|a| {
-            a.principal.uid == uid
-                && a.factors
-                    .iter()
-                    .any(|f| f.detection == detection && parts.iter().all(|p| f.reason.contains(p)))
-        }) {
-            let f = a
-                .factors
-                .iter()
-                .find(|f| f.detection == detection)
-                .expect("factor");
-            assert!(!f.evidence.is_empty() && f.weight > 0);
-            assert_eq!(Anomaly::score_of(&a.factors), (a.score, a.level));
-            return a.clone();
-        }
-    }
-    let mine: Vec<String> = w
-        .anomalies
-        .lock()
-        .expect("lock")
-        .iter()
-        .filter(|a| a.principal.uid == uid)
-        .flat_map(|a| {
-            a.factors
-                .iter()
-                .map(|f| format!("{}: {}", f.detection, f.reason))
-        })
-        .collect();
-    panic!("no {detection} anomaly with {parts:?} for uid {uid}; got {mine:#?}");
+    world().expect(uid, detection, parts)
 }
 
 #[test]
@@ -505,6 +206,27 @@ fn su_never_used_before() {
         "unusual_switch_user",
         &["ran su: never used by this user"],
     );
+}
+
+#[test]
+fn password_guessing_with_su() {
+    let w = world();
+    // One shell tries su five times (without a terminal each attempt fails at once, before
+    // starting anything, as a wrong password does).
+    w.atk.run(&[
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do setsid su -c true root; done; true",
+    ]);
+    let a = expect(
+        w.atk.uid,
+        "brute_force",
+        &[
+            "failed authentications for account root from login session",
+            "password guessing",
+        ],
+    );
+    assert!(a.level >= Level::Medium, "{a:#?}");
 }
 
 #[test]

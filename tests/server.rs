@@ -4,8 +4,8 @@
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION};
-use sentinel::detect::model::Level;
 use sentinel::feed::push::IngestBatch;
+use sentinel::model::Level;
 use sentinel::server::access::Access;
 use sentinel::server::auth;
 use sentinel::server::routes::specs;

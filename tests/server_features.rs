@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION};
-use sentinel::detect::model::Level;
 use sentinel::feed::push::IngestBatch;
+use sentinel::model::Level;
 use sentinel::server::store::Role;
 use sentinel::server::{Server, ServerConfig};
 use sentinel_e2e::dash;

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use sentinel::detect::model::Level;
 use sentinel::feed::push::{PushConfig, Pusher};
+use sentinel::model::Level;
 use sentinel::server::auth;
 use sentinel::server::store::Role;
 use sentinel_e2e::dash;

@@ -14,6 +14,7 @@ pub mod names {
     pub const IGNORE_PREFIXES: &str = "IGNORE_PREFIXES";
     pub const SETTINGS: &str = "SETTINGS";
     pub const REPEATS: &str = "REPEATS";
+    pub const ENV_NAMES: &str = "ENV_NAMES";
 }
 
 /// Stable numeric event kinds. Grouped by area with gaps for growth; a retired number is never
@@ -24,13 +25,23 @@ pub enum Kind {
     Exec = 1,
     Fork = 2,
     Exit = 3,
+    /// prctl(PR_SET_NAME): a thread renames itself.
+    Prctl = 4,
     Connect = 20,
+    /// socket() of AF_PACKET or SOCK_RAW only (filtered in the kernel).
+    Socket = 21,
+    Bind = 22,
+    Listen = 23,
     Open = 40,
     Unlink = 41,
     Rename = 42,
     Chmod = 43,
     Chown = 44,
     MemfdCreate = 45,
+    Utime = 46,
+    Xattr = 47,
+    Link = 48,
+    Truncate = 49,
     SetUid = 60,
     SetGid = 61,
     Capset = 62,
@@ -41,20 +52,30 @@ pub enum Kind {
     Unshare = 67,
     Setns = 68,
     Kill = 69,
+    ProcessVm = 70,
+    Module = 71,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 30] = [
         Kind::Exec,
         Kind::Fork,
         Kind::Exit,
+        Kind::Prctl,
         Kind::Connect,
+        Kind::Socket,
+        Kind::Bind,
+        Kind::Listen,
         Kind::Open,
         Kind::Unlink,
         Kind::Rename,
         Kind::Chmod,
         Kind::Chown,
         Kind::MemfdCreate,
+        Kind::Utime,
+        Kind::Xattr,
+        Kind::Link,
+        Kind::Truncate,
         Kind::SetUid,
         Kind::SetGid,
         Kind::Capset,
@@ -65,6 +86,8 @@ impl Kind {
         Kind::Unshare,
         Kind::Setns,
         Kind::Kill,
+        Kind::ProcessVm,
+        Kind::Module,
     ];
 
     pub fn from_u32(v: u32) -> Option<Kind> {
@@ -77,13 +100,21 @@ impl Kind {
             Kind::Exec => "exec",
             Kind::Fork => "fork",
             Kind::Exit => "exit",
+            Kind::Prctl => "prctl",
             Kind::Connect => "connect",
+            Kind::Socket => "socket",
+            Kind::Bind => "bind",
+            Kind::Listen => "listen",
             Kind::Open => "open",
             Kind::Unlink => "unlink",
             Kind::Rename => "rename",
             Kind::Chmod => "chmod",
             Kind::Chown => "chown",
             Kind::MemfdCreate => "memfd_create",
+            Kind::Utime => "utime",
+            Kind::Xattr => "xattr",
+            Kind::Link => "link",
+            Kind::Truncate => "truncate",
             Kind::SetUid => "setuid",
             Kind::SetGid => "setgid",
             Kind::Capset => "capset",
@@ -94,6 +125,8 @@ impl Kind {
             Kind::Unshare => "unshare",
             Kind::Setns => "setns",
             Kind::Kill => "kill",
+            Kind::ProcessVm => "process_vm",
+            Kind::Module => "module",
         }
     }
 
@@ -119,6 +152,9 @@ pub mod flags {
     pub const THREAD: u32 = 1 << 3;
     /// This open started a `REPEATS` entry: identical opens after it are counted there.
     pub const REPEAT_HEAD: u32 = 1 << 4;
+    /// exec: the environment had more entries than were scanned, or the kept variables were
+    /// cut at their capture limit.
+    pub const ENV_TRUNCATED: u32 = 1 << 5;
 }
 
 /// Bits of `SyscallSpec::options`.
@@ -131,12 +167,30 @@ pub mod spec_opts {
     pub const FLAGS_ARG_SHIFT: u8 = 4;
 }
 
+/// `ArgMatch::op`: how one argument condition of a spec decides whether a record is kept.
+pub mod match_op {
+    /// Unused slot.
+    pub const NONE: u8 = 0;
+    /// The record is kept only if this condition, or another `KEEP_IF` of the spec, holds.
+    pub const KEEP_IF: u8 = 1;
+    /// The record is dropped if this condition holds, whatever the `KEEP_IF` ones say.
+    pub const DROP_IF: u8 = 2;
+}
+
 /// Capture limits. Strings are read only up to their NUL, so large limits cost nothing for
 /// short paths; they bound the worst case.
 pub const MAX_PATH: usize = 4096;
 pub const MAX_ARGV_BYTES: usize = 8192;
 pub const MAX_ARGS: usize = 64;
 pub const MAX_BLOB: usize = 128;
+/// exec environment: entries of envp looked at, bytes of kept `NAME=value` strings (all
+/// together, NUL separated), bytes of one kept string, and the longest configurable name.
+pub const MAX_ENV_SCAN: usize = 128;
+pub const MAX_ENV_BYTES: usize = 2048;
+pub const ENV_CHUNK: usize = 1024;
+pub const ENV_NAME_LEN: usize = 32;
+/// Number of variable names the kernel can be told to keep.
+pub const MAX_ENV_NAMES: u32 = 64;
 /// Largest record the kernel emits; user space rejects anything larger as corrupt.
 pub const MAX_RECORD: usize = 16384;
 /// Number of path prefixes the kernel can be told to ignore for open events.
@@ -191,9 +245,31 @@ pub const HEADER_SIZE: usize = core::mem::size_of::<EventHeader>();
 pub const BODY_SIZE: usize = core::mem::size_of::<EventBody>();
 pub const FIXED_SIZE: usize = HEADER_SIZE + BODY_SIZE;
 
+/// One condition on a raw syscall argument: `(arg & mask) == value`, evaluated in the kernel
+/// before anything is read, so a syscall of which only some calls matter (prctl's
+/// PR_SET_NAME, raw sockets) costs almost nothing for the others. See `match_op`.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArgMatch {
+    /// Argument index + 1 (0: unused slot).
+    pub arg: u8,
+    /// `match_op` value.
+    pub op: u8,
+    pub _pad: u16,
+    /// Compared on the low 32 bits of the argument (the arguments filtered on are ints).
+    pub mask: u32,
+    pub value: u32,
+}
+
+/// Argument conditions per spec.
+pub const MAX_ARG_MATCHES: usize = 3;
+
 /// How the kernel captures one syscall: which event kind it feeds, which arguments are
-/// user-space strings and which point to structures to copy. Filled by user space per syscall
-/// number, so adding a syscall needs no kernel change.
+/// user-space strings and which point to structures to copy, and which calls to keep at all.
+/// Filled by user space per syscall number, so adding a syscall needs no kernel change.
+///
+/// A record is kept when no `DROP_IF` condition holds and, if the spec has `KEEP_IF`
+/// conditions, at least one of them holds (no conditions: every call is kept).
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyscallSpec {
@@ -207,6 +283,49 @@ pub struct SyscallSpec {
     /// `spec_opts` bits.
     pub options: u8,
     pub blob_max: [u16; 2],
+    pub matches: [ArgMatch; MAX_ARG_MATCHES],
+}
+
+impl SyscallSpec {
+    /// Whether a call with these arguments is captured (see the type's doc). Shared by the
+    /// kernel, which drops the others before reading anything, and the agent's tests.
+    #[inline(always)]
+    pub fn keeps(&self, args: &[u64; 6]) -> bool {
+        let mut has_keep = false;
+        let mut kept = false;
+        let mut i = 0;
+        while i < MAX_ARG_MATCHES {
+            let m = self.matches[i];
+            if m.op != match_op::NONE {
+                let hit = (arg_at(args, m.arg as usize) as u32) & m.mask == m.value;
+                if m.op == match_op::DROP_IF {
+                    if hit {
+                        return false;
+                    }
+                } else {
+                    has_keep = true;
+                    kept |= hit;
+                }
+            }
+            i += 1;
+        }
+        !has_keep || kept
+    }
+}
+
+/// Argument `pos` (1-based; 0 and out of range give 0). Branches instead of indexing: the
+/// verifier rejects stack reads at a variable offset.
+#[inline(always)]
+pub fn arg_at(args: &[u64; 6], pos: usize) -> u64 {
+    match pos {
+        1 => args[0],
+        2 => args[1],
+        3 => args[2],
+        4 => args[3],
+        5 => args[4],
+        6 => args[5],
+        _ => 0,
+    }
 }
 
 /// Settings the kernel reads at run time (one-element array map), so user space can change
@@ -218,6 +337,34 @@ pub struct Settings {
     pub ignore_prefix_count: u32,
     /// Ask for a wake-up once this many bytes wait in the ring buffer (0: never force).
     pub wakeup_bytes: u32,
+    /// Number of names in `ENV_NAMES`; 0: exec does not look at the environment at all.
+    pub exec_env_names: u32,
+    pub _pad: u32,
+}
+
+/// Key of `ENV_NAMES`: a variable name, NUL padded (at most `ENV_NAME_LEN - 1` bytes).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EnvName {
+    pub words: [u64; ENV_NAME_LEN / 8],
+}
+
+impl EnvName {
+    /// The key for `name`; `None` when it is empty or too long to be matched.
+    pub fn new(name: &[u8]) -> Option<EnvName> {
+        if name.is_empty() || name.len() >= ENV_NAME_LEN {
+            return None;
+        }
+        let mut bytes = [0u8; ENV_NAME_LEN];
+        bytes[..name.len()].copy_from_slice(name);
+        let mut words = [0u64; ENV_NAME_LEN / 8];
+        for (i, w) in words.iter_mut().enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+            *w = u64::from_le_bytes(b);
+        }
+        Some(EnvName { words })
+    }
 }
 
 /// One path prefix to ignore (NUL padded).
@@ -315,8 +462,10 @@ pub struct Stash {
 const _: () = {
     assert!(HEADER_SIZE == 80);
     assert!(BODY_SIZE == 80);
-    assert!(core::mem::size_of::<SyscallSpec>() == 16);
-    assert!(core::mem::size_of::<Settings>() == 8);
+    assert!(core::mem::size_of::<ArgMatch>() == 12);
+    assert!(core::mem::size_of::<SyscallSpec>() == 16 + 12 * MAX_ARG_MATCHES);
+    assert!(core::mem::size_of::<Settings>() == 16);
+    assert!(core::mem::size_of::<EnvName>() == ENV_NAME_LEN);
     assert!(core::mem::size_of::<Prefix>() == 68);
     assert!(core::mem::size_of::<Offsets>() == 40);
     assert!(core::mem::size_of::<RepeatKey>() == 24 + REPEAT_PATH);
@@ -325,7 +474,10 @@ const _: () = {
     assert!(core::mem::size_of::<LoadConfig>() == 64);
     assert!(core::mem::size_of::<Stash>() == 56);
     assert!(FIXED_SIZE + 3 * MAX_PATH + 2 * MAX_BLOB <= MAX_RECORD);
-    assert!(FIXED_SIZE + MAX_PATH + MAX_ARGV_BYTES <= MAX_RECORD);
+    assert!(FIXED_SIZE + MAX_PATH + MAX_ARGV_BYTES + MAX_ENV_BYTES <= MAX_RECORD);
+    assert!(MAX_ENV_BYTES.is_power_of_two() && ENV_CHUNK <= MAX_ENV_BYTES);
+    // exec gathers argv, then the environment, in the upper half of the scratch buffer.
+    assert!(MAX_RECORD + MAX_ARGV_BYTES + MAX_ENV_BYTES + ENV_CHUNK <= 2 * MAX_RECORD);
 };
 
 #[cfg(feature = "user")]
@@ -336,6 +488,8 @@ mod user {
     unsafe impl aya::Pod for EventHeader {}
     unsafe impl aya::Pod for EventBody {}
     unsafe impl aya::Pod for SyscallSpec {}
+    unsafe impl aya::Pod for ArgMatch {}
+    unsafe impl aya::Pod for EnvName {}
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for Prefix {}
     unsafe impl aya::Pod for Offsets {}

@@ -5,8 +5,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use sentinel_common::{
-    LoadConfig, MAX_IGNORE_PREFIXES, MAX_KINDS, MAX_RECORD, MAX_SYSCALLS, Prefix, RepeatKey,
-    RepeatVal, Settings, Stash, SyscallSpec,
+    EnvName, LoadConfig, MAX_ENV_NAMES, MAX_IGNORE_PREFIXES, MAX_KINDS, MAX_RECORD, MAX_SYSCALLS,
+    Prefix, RepeatKey, RepeatVal, Settings, Stash, SyscallSpec,
 };
 
 /// Default ring buffer size; user space may override it at load time.
@@ -32,6 +32,11 @@ pub static IGNORE_PREFIXES: Array<Prefix> = Array::with_max_entries(MAX_IGNORE_P
 
 #[map]
 pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+/// Names of the environment variables an exec record keeps (`Settings::exec_env_names` of
+/// them); the value is unused.
+#[map]
+pub static ENV_NAMES: HashMap<EnvName, u8> = HashMap::with_max_entries(MAX_ENV_NAMES, 0);
 
 /// Syscall arguments between enter and exit, per thread (pid_tgid). A plain hash map, not an
 /// LRU: the kernel's LRU evicts from per-CPU lists long before it is full, which under load

@@ -81,6 +81,8 @@ fn process_table(scale: u64) {
                 filename: RawStr::from("/usr/bin/some-program"),
                 argv: vec![RawStr::from("some-program"), RawStr::from("--flag")],
                 argv_truncated: false,
+                env: Vec::new(),
+                env_truncated: false,
             },
         ));
         if i >= live {

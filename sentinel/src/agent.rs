@@ -13,9 +13,9 @@ use crate::cli::exit;
 use crate::collect::{Collector, Summary};
 use crate::config::Config;
 use crate::detect::Engine;
-use crate::detect::model::Anomaly;
 use crate::feed::edge::{Edge, EdgeOptions};
 use crate::feed::{Record, RunSummary, Status, terminal};
+use crate::model::Anomaly;
 use crate::pipeline::{self, FeedItem, Passthrough, PipelineSnapshot, PipelineStats};
 use crate::store::Store;
 
@@ -104,6 +104,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     let status = Status {
         attached: report.attached.clone(),
         failed: report.failed.clone(),
+        unavailable: report.unavailable.clone(),
         missing_fields: report.missing_fields.clone(),
         mounted_tracefs: report.mounted_tracefs,
         syscall_args: report.syscall_args,
@@ -126,6 +127,12 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         for (hook, why) in &status.failed {
             eprintln!("sentinel: hook {hook} not attached: {why}");
         }
+        if !status.unavailable.is_empty() {
+            eprintln!(
+                "sentinel: not in this kernel (not captured): {}",
+                status.unavailable.join(", ")
+            );
+        }
     }
 
     let stats = Arc::new(PipelineStats::default());
@@ -140,7 +147,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         AnalysisThread::Events(pipeline::spawn_analysis(
             Passthrough,
             events,
-            None,
+            pipeline::Inputs::default(),
             feed_tx,
             true,
             stats.clone(),
@@ -148,10 +155,16 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     } else {
         let store = Store::open(&config.store).context("opening the agent store")?;
         let engine = Engine::new(&config, store).context("starting detection")?;
+        let losses = collector
+            .loss_gauge()
+            .context("reading the kernel's loss counters")?;
         AnalysisThread::Detect(pipeline::spawn_analysis(
             engine,
             events,
-            audit_facts,
+            pipeline::Inputs {
+                audit: audit_facts,
+                losses: Some(Box::new(losses)),
+            },
             feed_tx,
             show_events,
             stats.clone(),
@@ -283,6 +296,7 @@ async fn write_feed(
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     // Items are taken a batch at a time: one wake-up and one lock per batch, not per event.
     let mut batch: Vec<FeedItem> = Vec::with_capacity(FEED_BATCH);
+    let mut incidents = crate::incident::Tracker::default();
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, FEED_BATCH) => if n == 0 {
@@ -308,6 +322,15 @@ async fn write_feed(
                     writeln!(out, "{}", terminal::anomaly_lines(a, sink.color))
                 }
             };
+            if let FeedItem::Anomaly(a) = &item
+                && let Some(i) = incidents.observe(a)
+            {
+                let _ = if sink.json {
+                    Record::Incident(&i).write_json_line(&mut out)
+                } else {
+                    writeln!(out, "{}", terminal::incident_lines(&i, sink.color))
+                };
+            }
         }
         if rx.is_empty() {
             let _ = out.flush();

@@ -40,9 +40,9 @@ pub enum Command {
     /// Load the kernel probes and stream events and anomalies until stopped.
     Run(crate::agent::RunArgs),
     /// Learn what is normal: an explicit learning period (live, or from a recording).
-    Learn(crate::detect::cli::LearnArgs),
+    Learn(crate::learn::LearnArgs),
     /// Inspect and manage learned baselines.
-    Baseline(crate::detect::cli::BaselineArgs),
+    Baseline(crate::learn::BaselineArgs),
     /// Print a readable host summary (same as `sentinel --quick`).
     Quick(crate::snapshot::SnapshotArgs),
     /// Re-check the host every --interval seconds, printing only changes (`sentinel --watch`).
@@ -97,8 +97,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Some(Command::Run(args)) => crate::agent::run(config, args).await,
-        Some(Command::Learn(args)) => crate::detect::cli::learn(config, args).await,
-        Some(Command::Baseline(args)) => crate::detect::cli::baseline(config, args).await,
+        Some(Command::Learn(args)) => crate::learn::learn(config, args).await,
+        Some(Command::Baseline(args)) => crate::learn::baseline(config, args).await,
         Some(Command::Quick(args)) => {
             crate::snapshot::run(config, args, crate::snapshot::cli::Mode::Quick).await
         }

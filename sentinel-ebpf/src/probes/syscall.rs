@@ -14,7 +14,8 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use sentinel_common::{
-    MAX_BLOB, MAX_IGNORE_PREFIXES, MAX_PATH, PREFIX_LEN, Stash, SyscallSpec, flags, spec_opts,
+    MAX_BLOB, MAX_IGNORE_PREFIXES, MAX_PATH, PREFIX_LEN, Stash, SyscallSpec, arg_at as arg, flags,
+    spec_opts,
 };
 
 use core::ffi::c_void;
@@ -50,11 +51,12 @@ pub fn syscall_enter_stash(ctx: TracePointContext) -> u32 {
     if !kind_enabled(spec.kind) {
         return 0;
     }
-    let stash = Stash {
-        args: enter_args(&ctx),
-        nr,
-        _pad: 0,
-    };
+    let args = enter_args(&ctx);
+    // Calls the spec's argument conditions drop are not even stashed.
+    if !spec.keeps(&args) {
+        return 0;
+    }
+    let stash = Stash { args, nr, _pad: 0 };
     if STASH.insert(&pid_tgid, &stash, 0).is_err() {
         count_lost(spec.kind);
     }
@@ -114,6 +116,9 @@ pub fn syscall_exit_regs(ctx: TracePointContext) -> u32 {
     }
     // di, si, dx, r10, r8, r9.
     let args = [w[7], w[6], w[5], w[0], w[2], w[1]];
+    if !spec.keeps(&args) {
+        return 0;
+    }
     let ret: i64 = field(&ctx, RET_OFF);
     emit_syscall(&args, nr, &spec, ret);
     0
@@ -171,21 +176,6 @@ fn emit_syscall(args: &[u64; 6], nr: u32, spec: &SyscallSpec, ret: i64) {
         j += 1;
     }
     emit::send(buf, off, spec.kind);
-}
-
-/// Argument `pos` (1-based). Branches instead of indexing: the verifier rejects stack reads
-/// at a variable offset.
-#[inline(always)]
-fn arg(args: &[u64; 6], pos: usize) -> u64 {
-    match pos {
-        1 => args[0],
-        2 => args[1],
-        3 => args[2],
-        4 => args[3],
-        5 => args[4],
-        6 => args[5],
-        _ => 0,
-    }
 }
 
 /// True when the path at `buf + off` (length `n`) starts with a configured ignore prefix.

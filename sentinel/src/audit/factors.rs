@@ -4,7 +4,7 @@
 
 use super::classify::weight;
 use super::summary::AuditSummary;
-use crate::detect::model::Factor;
+use crate::model::Factor;
 
 fn factor(detection: &str, reason: String, weight: u64, evidence: &[String]) -> Factor {
     Factor {
@@ -149,7 +149,7 @@ pub fn factors(s: &AuditSummary) -> Vec<Factor> {
 mod tests {
     use super::*;
     use crate::audit::summary::{Burst, Execution, WatchHit};
-    use crate::detect::model::{Anomaly, Level};
+    use crate::model::{Anomaly, Level};
 
     #[test]
     fn summary_facts_become_scored_factors_with_audit_evidence() {

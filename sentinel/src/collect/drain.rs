@@ -194,7 +194,8 @@ fn drain_all(
 ) {
     while let Some(item) = ring.next() {
         match decode(&item, *next_id, clock) {
-            Ok(ev) => {
+            Ok(mut ev) => {
+                super::fdpath::resolve(&mut ev);
                 *next_id += 1;
                 if let Some(r) = repeats.as_deref_mut() {
                     if ev.repeat_head {

@@ -5,11 +5,12 @@ use std::collections::BTreeSet;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{RawTracePoint, TracePoint},
 };
 use sentinel_common::{
-    Kind, LoadConfig, PREFIX_LEN, Prefix, RepeatKey, RepeatVal, Settings, SyscallSpec, names,
+    EnvName, Kind, LoadConfig, PREFIX_LEN, Prefix, RepeatKey, RepeatVal, Settings, SyscallSpec,
+    names,
 };
 
 use super::{CollectError, btf, tracefs};
@@ -30,6 +31,8 @@ pub struct LoadOptions {
     pub agent_tgid: u32,
     /// Always stash syscall arguments at entry, even where they could be read at exit.
     pub stash_args: bool,
+    /// Environment variables an exec record keeps (names; empty: none, envp is not read).
+    pub exec_env: Vec<String>,
 }
 
 /// How the generic syscall hooks get their arguments.
@@ -48,6 +51,9 @@ pub enum ArgsSource {
 pub struct AttachReport {
     pub attached: Vec<String>,
     pub failed: Vec<(String, String)>,
+    /// Captured syscalls this kernel does not have (no tracepoint: built without them, e.g.
+    /// the module syscalls without CONFIG_MODULES); not failures.
+    pub unavailable: Vec<String>,
     /// Header fields that will be unset because BTF lacks their offsets.
     pub missing_fields: Vec<&'static str>,
     pub mounted_tracefs: bool,
@@ -178,6 +184,20 @@ fn configure_maps(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), CollectErro
                 .map_err(|e| CollectError::Map(names::IGNORE_PREFIXES, e))?;
         }
     }
+    let env_names = {
+        let mut map: HashMap<_, EnvName, u8> = map_mut(ebpf, names::ENV_NAMES)?;
+        let mut n = 0u32;
+        for name in &opts.exec_env {
+            // Names were validated with the configuration; one that does not fit is skipped.
+            let Some(key) = EnvName::new(name.as_bytes()) else {
+                continue;
+            };
+            map.insert(key, 1, 0)
+                .map_err(|e| CollectError::Map(names::ENV_NAMES, e))?;
+            n += 1;
+        }
+        n
+    };
     let mut settings: Array<_, Settings> = map_mut(ebpf, names::SETTINGS)?;
     settings
         .set(
@@ -185,6 +205,8 @@ fn configure_maps(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), CollectErro
             Settings {
                 ignore_prefix_count: opts.ignore_prefixes.len() as u32,
                 wakeup_bytes: opts.wakeup_bytes,
+                exec_env_names: env_names,
+                _pad: 0,
             },
             0,
         )
@@ -215,10 +237,14 @@ fn attach_all(
     if wants(Kind::Exit) {
         attach_raw(ebpf, "proc_sched_exit", "sched_process_exit", report)?;
     }
-    let generic: Vec<&str> = syscalls::generic()
-        .filter(|c| Kind::from_u32(c.spec.kind).is_some_and(wants))
-        .map(|c| c.tracepoint())
-        .collect();
+    let mut generic: Vec<&str> = Vec::new();
+    for c in syscalls::generic().filter(|c| Kind::from_u32(c.spec.kind).is_some_and(wants)) {
+        if tracefs::has_syscall_tracepoint(&format!("sys_exit_{}", c.tracepoint())) {
+            generic.push(c.tracepoint());
+        } else {
+            report.unavailable.push(c.name.to_string());
+        }
+    }
     if !generic.is_empty() {
         let enters: Vec<String> = generic.iter().map(|n| format!("sys_enter_{n}")).collect();
         let exits: Vec<String> = generic.iter().map(|n| format!("sys_exit_{n}")).collect();

@@ -3,6 +3,7 @@
 
 mod btf;
 mod drain;
+mod fdpath;
 mod loader;
 mod repeats;
 mod tracefs;
@@ -149,6 +150,37 @@ impl Collector {
         (per_kind, read(sentinel_common::MAX_KINDS - 1))
     }
 
+    /// A reader of the running loss total (kernel ring buffer full plus channel full) that
+    /// another thread can own: the analysis stage turns growth into blind-spot findings.
+    pub fn loss_gauge(&self) -> Result<impl Fn() -> u64 + Send + 'static, CollectError> {
+        use aya::maps::IterableMap as _;
+        use std::os::fd::AsFd as _;
+        let fd = self
+            .lost
+            .map()
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(CollectError::Ring)?;
+        let data = aya::maps::MapData::from_fd(fd)
+            .map_err(|e| CollectError::Ring(std::io::Error::other(e.to_string())))?;
+        let lost = aya::maps::PerCpuArray::<_, u64>::try_from(aya::maps::Map::PerCpuArray(data))
+            .map_err(|e| CollectError::Ring(std::io::Error::other(e.to_string())))?;
+        let stats = self.stats.clone();
+        Ok(move || {
+            // The last slot counts unpaired syscall exits, not losses (see `Summary`).
+            let kernel: u64 = Kind::ALL
+                .iter()
+                .map(|k| {
+                    lost.get(&(*k as u32), 0)
+                        .map(|v| v.iter().sum())
+                        .unwrap_or(0)
+                })
+                .sum();
+            kernel + stats.snapshot().channel_dropped.values().sum::<u64>()
+        })
+    }
+
     /// Detaches the probes, drains what is left in the ring buffer, and stops.
     pub async fn stop(mut self) -> Summary {
         self.loaded.take();
@@ -220,6 +252,47 @@ pub struct CollectConfig {
     /// the kernel and architecture allow, one hook per syscall) or "stash" (an enter hook
     /// keeps them for the exit hook; the portable way, and twice the hooks).
     pub syscall_args: String,
+    /// Environment variables kept from each exec (by name; only these leave the kernel).
+    pub exec_env: Vec<String>,
+}
+
+/// Variables that change how programs load or how shells keep history: what attackers set to
+/// inject a library or hide their commands.
+pub const DEFAULT_EXEC_ENV: [&str; 10] = [
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    "HISTFILE",
+    "HISTSIZE",
+    "HISTFILESIZE",
+    "HISTCONTROL",
+    "PROMPT_COMMAND",
+    "BASH_ENV",
+    "ENV",
+];
+
+/// Checks `[collect] exec_env`: at most `MAX_ENV_NAMES` names of 1-31 bytes made of letters,
+/// digits and `_`, not starting with a digit (what shells accept as a variable name).
+pub fn validate_exec_env(names: &[String]) -> Result<(), String> {
+    if names.len() > sentinel_common::MAX_ENV_NAMES as usize {
+        return Err(format!(
+            "collect.exec_env: at most {} names",
+            sentinel_common::MAX_ENV_NAMES
+        ));
+    }
+    for n in names {
+        let ok = !n.is_empty()
+            && n.len() < sentinel_common::ENV_NAME_LEN
+            && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+            && !n.as_bytes()[0].is_ascii_digit();
+        if !ok {
+            return Err(format!(
+                "collect.exec_env: {n:?} is not a variable name (1-{} letters, digits or _, not starting with a digit)",
+                sentinel_common::ENV_NAME_LEN - 1
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Default for CollectConfig {
@@ -233,6 +306,7 @@ impl Default for CollectConfig {
             drain_interval_ms: 10,
             channel_capacity: 65536,
             syscall_args: "auto".into(),
+            exec_env: DEFAULT_EXEC_ENV.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -248,11 +322,13 @@ impl CollectConfig {
             wakeup_bytes: self.ring_buffer_bytes / 4,
             agent_tgid: std::process::id(),
             stash_args: self.syscall_args == "stash",
+            exec_env: self.exec_env.clone(),
         })
     }
 
     pub fn validate(&self) -> Result<(), String> {
         parse_kinds(&self.kinds).map_err(|e| format!("collect.kinds: {e}"))?;
+        validate_exec_env(&self.exec_env)?;
         if !matches!(self.syscall_args.as_str(), "auto" | "stash") {
             return Err(format!(
                 "collect.syscall_args must be \"auto\" or \"stash\", got {:?}",

@@ -25,6 +25,14 @@ pub fn mounted() -> bool {
         .any(|p| Path::new(p).join("events").is_dir())
 }
 
+/// Whether the kernel has the syscall tracepoint `syscalls/<name>` (a syscall the kernel was
+/// built without, like init_module without CONFIG_MODULES, has none).
+pub fn has_syscall_tracepoint(name: &str) -> bool {
+    [TRACEFS, DEBUGFS_TRACING]
+        .iter()
+        .any(|p| Path::new(p).join("events/syscalls").join(name).is_dir())
+}
+
 /// Mounts tracefs at /sys/kernel/tracing when no tracefs is reachable. Returns whether it
 /// mounted one.
 pub fn ensure() -> Result<bool, TracefsError> {

@@ -31,8 +31,16 @@ pub struct DetectConfig {
     pub off_hours_slack: u8,
     /// A window's event count this many standard deviations above the mean is a spike.
     pub rate_spike_sigmas: f64,
+    /// Failed authentications for one account from one source within
+    /// `brute_force_window_secs` that make password guessing.
+    pub brute_force_threshold: u32,
+    pub brute_force_window_secs: u64,
     /// Files whose writer is remembered for the provenance of later executions (LRU).
     pub provenance_cap: usize,
+    /// Discovery categories new to the principal within `recon_window_secs` that make
+    /// `recon_breadth` fire.
+    pub recon_categories: u32,
+    pub recon_window_secs: u64,
     pub weights: Weights,
     /// Operator tuning: factors to drop (`[[detect.exceptions]]`, docs/anomalies.md).
     pub exceptions: Vec<super::exceptions::Exception>,
@@ -53,7 +61,11 @@ impl Default for DetectConfig {
             discovery_window_secs: 120,
             off_hours_slack: 1,
             rate_spike_sigmas: 4.0,
+            brute_force_threshold: 5,
+            brute_force_window_secs: 60,
             provenance_cap: 16_384,
+            recon_categories: 4,
+            recon_window_secs: 600,
             weights: Weights::default(),
             exceptions: Vec::new(),
         }
@@ -73,7 +85,12 @@ impl DetectConfig {
                 "detect.calibrating_after_windows must not exceed calibrated_after_windows".into(),
             );
         }
-        if self.mass_read_threshold == 0 || self.discovery_threshold == 0 {
+        if self.mass_read_threshold == 0
+            || self.discovery_threshold == 0
+            || self.brute_force_threshold == 0
+            || self.brute_force_window_secs == 0
+            || self.recon_categories == 0
+        {
             return Err("detect thresholds must be > 0".into());
         }
         if !(self.rate_spike_sigmas.is_finite() && self.rate_spike_sigmas > 0.0) {
@@ -129,6 +146,23 @@ pub struct Weights {
     /// Context only: added to another detection's anomaly when the program is new.
     pub new_binary: u8,
     pub rate_spike: u8,
+    pub brute_force: u8,
+    pub blind_spot: u8,
+    // Behaviour families (detect/tamper.rs, privs.rs, escape.rs, recon.rs).
+    pub history_tampering: u8,
+    pub timestomp: u8,
+    pub setuid_bit: u8,
+    pub file_capability: u8,
+    pub loader_hijack: u8,
+    pub auth_config: u8,
+    pub watcher_silenced: u8,
+    pub unusual_child: u8,
+    pub decode_and_run: u8,
+    pub process_memory_access: u8,
+    pub packet_capture: u8,
+    pub masquerade: u8,
+    pub recon_breadth: u8,
+    pub staging: u8,
 }
 
 impl Default for Weights {
@@ -153,6 +187,22 @@ impl Default for Weights {
             off_hours: 20,
             new_binary: 10,
             rate_spike: 15,
+            brute_force: 45,
+            blind_spot: 30,
+            history_tampering: 45,
+            timestomp: 30,
+            setuid_bit: 45,
+            file_capability: 45,
+            loader_hijack: 50,
+            auth_config: 40,
+            watcher_silenced: 55,
+            unusual_child: 40,
+            decode_and_run: 50,
+            process_memory_access: 45,
+            packet_capture: 30,
+            masquerade: 35,
+            recon_breadth: 35,
+            staging: 35,
         }
     }
 }

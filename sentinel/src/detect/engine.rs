@@ -5,13 +5,13 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::config::DetectConfig;
-use super::model::{Anomaly, ChainLink, Evidence, Factor, Principal};
 use crate::config::Config;
 use crate::event::{Event, Payload};
+use crate::model::{Anomaly, Evidence, Factor, Principal};
 use crate::proc::users::UserDb;
 use crate::proc::{ProcKey, Process, ProcessTable};
-use crate::profile::baseline::{KIND_EXE, KIND_LINEAGE, KIND_PRINCIPAL};
-use crate::profile::{Baselines, Calibration, Categories, Fact, Fingerprint, Profile, Window};
+use crate::profile::baseline::KIND_LINEAGE;
+use crate::profile::{Baselines, Calibration, Categories, Fact, Profile, Window};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -84,18 +84,26 @@ pub struct Engine {
     pub(super) live: bool,
     pub(super) learn_all: bool,
     pub(super) own_pid: u32,
-    counter: u64,
+    pub(super) counter: u64,
     pub(super) stats: Stats,
     /// (principal, detection, key) already reported in this window.
     pub(super) fired: HashSet<(u32, &'static str, String)>,
     repeats: super::repeats::Repeats,
     pub(super) mass: HashMap<ProcKey, MassRead>,
-    /// Per principal: recent discovery commands (time, matched entry, event).
-    pub(super) discovery: HashMap<u32, VecDeque<(i64, String, Event)>>,
+    /// Per principal and login session: recent discovery commands (time, matched entry, event).
+    pub(super) discovery: HashMap<(u32, Option<u32>), DiscoveryQueue>,
+    /// Failed authentications per target account and source (brute force).
+    pub(super) auth: super::bursts::AuthFailures,
+    /// Events lost in the current window (blind spots).
+    pub(super) losses: super::blind::Losses,
     /// Who wrote the files that may be run later.
     pub(super) provenance: super::provenance::Provenance,
     exceptions: super::exceptions::Exceptions,
+    pub(super) behaviour: super::behaviour::BehaviourState,
 }
+
+/// Recent discovery commands of one session: (time, matched entry, event).
+pub(super) type DiscoveryQueue = VecDeque<(i64, String, Event)>;
 
 /// Local hour (0-23) of an epoch-ns time.
 pub fn local_hour(t_ns: i64) -> u8 {
@@ -109,7 +117,7 @@ pub fn local_hour(t_ns: i64) -> u8 {
     tm.tm_hour.clamp(0, 23) as u8
 }
 
-fn evidence_of(e: &Event) -> Evidence {
+pub(super) fn evidence_of(e: &Event) -> Evidence {
     Evidence {
         id: e.id.to_string(),
         time_ns: e.time_ns,
@@ -118,8 +126,19 @@ fn evidence_of(e: &Event) -> Evidence {
     }
 }
 
+/// "HH:MM:SS" local time of an epoch-ns time.
+pub fn clock_time(t_ns: i64) -> String {
+    let secs = t_ns.div_euclid(1_000_000_000) as libc::time_t;
+    // SAFETY: zeroed tm is a valid out-parameter; localtime_r is thread-safe.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        return format!("{secs}");
+    }
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
 /// A stable 64-bit FNV-1a hash (std's hasher may change between releases).
-fn fnv(parts: &[&str]) -> String {
+pub(super) fn fnv(parts: &[&str]) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
     for p in parts {
         for b in p.bytes().chain([0u8]) {
@@ -177,8 +196,14 @@ impl Engine {
             repeats: Default::default(),
             mass: HashMap::new(),
             discovery: HashMap::new(),
+            losses: Default::default(),
+            auth: super::bursts::AuthFailures::new(
+                dcfg.brute_force_window_secs,
+                dcfg.brute_force_threshold,
+            ),
             provenance: super::provenance::Provenance::new(dcfg.provenance_cap),
             exceptions,
+            behaviour: Default::default(),
             cfg: dcfg,
         })
     }
@@ -294,7 +319,12 @@ impl Engine {
     }
 
     /// Drops the factors an operator exception covers (counting them per exception).
-    fn apply_exceptions(&mut self, ev: Option<&Event>, principal: u32, hits: &mut Vec<Hit>) {
+    pub(super) fn apply_exceptions(
+        &mut self,
+        ev: Option<&Event>,
+        principal: u32,
+        hits: &mut Vec<Hit>,
+    ) {
         if self.exceptions.is_empty() || hits.is_empty() {
             return;
         }
@@ -351,6 +381,7 @@ impl Engine {
             Payload::Rename {
                 old_path, new_path, ..
             } => vec![abs(old_path), abs(new_path)],
+            Payload::Link { target, link, .. } => vec![abs(target), abs(link)],
             _ => Vec::new(),
         }
     }
@@ -389,104 +420,13 @@ impl Engine {
         }
     }
 
-    /// Closes the current window: rate checks, then learn or reject per principal.
-    fn roll(&mut self, now_ns: i64) -> Vec<Anomaly> {
-        let Some(w) = self.window.take() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let rule = self.cfg.calibration();
-        let mut uids: Vec<u32> = w.principals.keys().copied().collect();
-        uids.sort_unstable();
-        for uid in uids {
-            let Some(pw) = w.principals.get(&uid) else {
-                continue;
-            };
-            let mut max = pw.max_score;
-            if let Some(a) = self.rate_spike(uid, &pw.all, &pw.sample, w.start_ns) {
-                max = max.max(a.score);
-                out.push(a);
-            }
-            let result = if self.learn_all || max < self.cfg.learn_below_score {
-                let mut items: Vec<(&'static str, String, &Fingerprint)> =
-                    vec![(KIND_PRINCIPAL, uid.to_string(), &pw.all)];
-                for (l, f) in &pw.lineages {
-                    items.push((KIND_LINEAGE, format!("{uid}|{l}"), f));
-                }
-                for (e, f) in &pw.exes {
-                    items.push((KIND_EXE, e.clone(), f));
-                }
-                self.stats.windows_learned += 1;
-                self.baselines.learn(&items, w.start_ns, w.end_ns(), &rule)
-            } else {
-                tracing::info!(
-                    "window of uid {uid} scored {max}: not learned (poisoning protection)"
-                );
-                self.stats.windows_rejected += 1;
-                self.baselines.reject(uid, w.end_ns())
-            };
-            if let Err(e) = result {
-                tracing::warn!("cannot save baseline of uid {uid}: {e}");
-            }
-        }
-        self.fired.clear();
-        self.mass.clear();
-        self.procs.prune_dead(now_ns);
-        self.stats.anomalies += out.len() as u64;
-        self.window = Some(Window::containing(now_ns, self.cfg.window_ns()));
-        out
-    }
-
-    fn rate_spike(
-        &mut self,
-        uid: u32,
-        fp: &Fingerprint,
-        sample: &[Event],
-        start_ns: i64,
-    ) -> Option<Anomaly> {
-        let p = self.baselines.principal(uid)?;
-        if p.state != Calibration::Calibrated || p.rate.n < 12 {
-            return None;
-        }
-        let (mean, sd, span) = (p.rate.mean, p.rate.stddev(), p.span_words());
-        let n = fp.events as f64;
-        if n <= mean + self.cfg.rate_spike_sigmas * sd || n <= 2.0 * mean + 50.0 {
-            return None;
-        }
-        let factor = Factor {
-            detection: "rate_spike".into(),
-            reason: format!(
-                "{} events in one window: usual for this user is {mean:.0} ± {sd:.0} over {span} of baseline",
-                fp.events,
-            ),
-            weight: self.cfg.weights.rate_spike,
-            // The window's first events stand for all of them.
-            evidence: sample.iter().map(|e| e.id.to_string()).collect(),
-        };
-        let mut hits = vec![Hit {
-            factor,
-            extra: Vec::new(),
-        }];
-        self.apply_exceptions(None, uid, &mut hits);
-        let factor = hits.pop()?.factor;
-        let (score, level) = Anomaly::score_of(std::slice::from_ref(&factor));
+    /// A new anomaly id: "<host>-<epoch ms>-<counter>".
+    pub(super) fn next_id(&mut self, t_ns: i64) -> String {
         self.counter += 1;
-        Some(Anomaly {
-            id: format!("{}-{}-{}", self.host, start_ns / 1_000_000, self.counter),
-            host: self.host.clone(),
-            time_ns: start_ns,
-            principal: self.principal(uid, None),
-            chain: Vec::new(),
-            score,
-            level,
-            factors: vec![factor],
-            evidence: sample.iter().map(evidence_of).collect(),
-            fingerprint: fnv(&["rate_spike", &uid.to_string()]),
-            explanation: None,
-        })
+        format!("{}-{}-{}", self.host, t_ns / 1_000_000, self.counter)
     }
 
-    fn principal(&self, uid: u32, session: Option<u32>) -> Principal {
+    pub(super) fn principal(&self, uid: u32, session: Option<u32>) -> Principal {
         Principal {
             uid,
             user: self.users.name(uid),
@@ -552,7 +492,8 @@ impl Engine {
                 evidence.push(evidence_of(e));
             }
         }
-        let factors: Vec<Factor> = hits.into_iter().map(|h| h.factor).collect();
+        let mut factors: Vec<Factor> = hits.into_iter().map(|h| h.factor).collect();
+        factors.extend(self.reduced_confidence());
         let (score, level) = Anomaly::score_of(&factors);
         let mut dets: Vec<&str> = factors.iter().map(|f| f.detection.as_str()).collect();
         dets.sort_unstable();
@@ -576,87 +517,5 @@ impl Engine {
             evidence,
             explanation: None,
         })
-    }
-}
-
-impl Engine {
-    /// The process chain, oldest ancestor first, of whoever held `pid` at `time_ns`, even if
-    /// it has exited since: what anomalies show.
-    fn chain_links_at(&self, pid: u32, time_ns: i64) -> Vec<ChainLink> {
-        Self::links(self.procs.chain_at(pid, time_ns))
-    }
-
-    fn links(chain: Vec<&crate::proc::Process>) -> Vec<ChainLink> {
-        chain
-            .iter()
-            .map(|p| ChainLink {
-                pid: p.pid,
-                exe: p.exe_or_comm(),
-                argv: p.argv.clone(),
-                uid: p.uid,
-            })
-            .collect()
-    }
-
-    /// Joins a live audit record to what the kernel events built: the process chain of the
-    /// pid the record names, and the login session. An audit record that is suspicious on its
-    /// own (a failed login, a sudo, a watched file) becomes an anomaly with the same scoring;
-    /// each (principal, detection, reason) fires once per window.
-    pub fn observe_audit(&mut self, fact: &crate::audit::LiveFact) -> Vec<Anomaly> {
-        let Some(factor) = fact.factor.clone() else {
-            return Vec::new();
-        };
-        let Some(principal) = fact.auid.or(fact.uid) else {
-            return Vec::new();
-        };
-        if !self.first_time(principal, "audit", &factor.reason) {
-            return Vec::new();
-        }
-        let chain = fact
-            .pid
-            .map(|pid| self.chain_links_at(pid, fact.time_ns))
-            .unwrap_or_default();
-        let exe = chain.last().map(|l| l.exe.clone()).unwrap_or_default();
-        let factors = vec![factor];
-        let (score, level) = Anomaly::score_of(&factors);
-        let uid_s = principal.to_string();
-        self.counter += 1;
-        vec![Anomaly {
-            id: format!(
-                "{}-{}-{}",
-                self.host,
-                fact.time_ns / 1_000_000,
-                self.counter
-            ),
-            host: self.host.clone(),
-            time_ns: fact.time_ns,
-            principal: self.principal(principal, fact.session),
-            chain,
-            score,
-            level,
-            fingerprint: fnv(&[factors[0].detection.as_str(), uid_s.as_str(), exe.as_str()]),
-            factors,
-            evidence: vec![fact.evidence.clone()],
-            explanation: None,
-        }]
-    }
-}
-
-/// The engine is the pipeline's analysis stage (`pipeline::spawn_analysis`).
-impl crate::pipeline::Analyzer for Engine {
-    fn observe(&mut self, ev: &Event) -> Vec<Anomaly> {
-        Engine::observe(self, ev)
-    }
-
-    fn tick(&mut self, now_ns: i64) -> Vec<Anomaly> {
-        Engine::tick(self, now_ns)
-    }
-
-    fn finish(&mut self) -> Vec<Anomaly> {
-        Engine::finish(self)
-    }
-
-    fn observe_audit(&mut self, fact: &crate::audit::LiveFact) -> Vec<Anomaly> {
-        Engine::observe_audit(self, fact)
     }
 }

@@ -44,6 +44,69 @@ pub fn summary(ev: &Event) -> String {
         Payload::Kill {
             target_pid, signal, ..
         } => format!("kill pid {target_pid} signal {signal}"),
+        Payload::Prctl { name, .. } => format!("prctl PR_SET_NAME {name}"),
+        Payload::Socket {
+            family_name,
+            type_name,
+            protocol_name,
+            ..
+        } => format!("socket {family_name} {type_name} {protocol_name}"),
+        Payload::Bind { fd, .. } => match crate::event::socket_address(&ev.payload) {
+            Some(a) => format!("bind {a}"),
+            None => format!("bind fd {fd}"),
+        },
+        Payload::Listen { fd, backlog } => format!("listen fd {fd} backlog {backlog}"),
+        Payload::Utime {
+            path,
+            dirfd,
+            atime,
+            mtime,
+            ..
+        } => format!(
+            "utime {} atime={} mtime={}",
+            crate::event::path_or_fd(path, *dirfd),
+            atime.describe(),
+            mtime.describe()
+        ),
+        Payload::Xattr {
+            path,
+            fd,
+            name,
+            remove,
+            caps,
+            ..
+        } => {
+            let op = if *remove { "removexattr" } else { "setxattr" };
+            let caps = if caps.is_empty() {
+                String::new()
+            } else {
+                format!(" = {}", caps.join(","))
+            };
+            format!("{op} {} {name}{caps}", crate::event::path_or_fd(path, *fd))
+        }
+        Payload::Link {
+            target,
+            link,
+            symbolic,
+        } => format!(
+            "{} {link} -> {target}",
+            if *symbolic { "symlink" } else { "link" }
+        ),
+        Payload::Truncate { path, fd, length } => format!(
+            "truncate {} to {length}",
+            crate::event::path_or_fd(path, *fd)
+        ),
+        Payload::ProcessVm { target_pid, write } => format!(
+            "process_vm_{} pid {target_pid}",
+            if *write { "writev" } else { "readv" }
+        ),
+        Payload::Module {
+            op, name, fd_path, ..
+        } => match (op, fd_path) {
+            (crate::event::ModuleOp::Unload, _) => format!("delete_module {name}"),
+            (_, Some(p)) => format!("load module {p}"),
+            _ => format!("load module {name}"),
+        },
     };
     let res = if ev.ok() {
         String::new()

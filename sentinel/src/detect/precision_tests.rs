@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::cli::replay;
 use super::engine::{Engine, EngineOptions};
 use super::exceptions::{Exception, PrincipalRef};
 use super::model::{Anomaly, Factor, Level};
+use super::replay::replay;
 use crate::config::Config;
 use crate::event::Event;
 use crate::proc::users::UserDb;
@@ -128,6 +128,14 @@ impl Script {
             pid,
             serde_json::json!({"kind": "rename", "syscall": syscall, "old_path": old,
                 "new_path": new, "flags": 0}),
+        );
+    }
+
+    fn link(&mut self, pid: u32, target: &str, link: &str) {
+        self.push(
+            pid,
+            serde_json::json!({"kind": "link", "syscall": "linkat", "target": target,
+                "link": link, "symbolic": false}),
         );
     }
 
@@ -266,7 +274,7 @@ fn cargo_hard_links_carry_the_linkers_provenance() {
         &["cargo"],
         (ALICE, ALICE),
     );
-    s.rename(2300, "linkat", deps, "/tmp/hello/target/debug/hello");
+    s.link(2300, deps, "/tmp/hello/target/debug/hello");
     s.exit(2300);
     s.spawn(
         1101,

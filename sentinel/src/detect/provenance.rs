@@ -151,24 +151,10 @@ impl Engine {
             }
             Payload::Rename {
                 old_path, new_path, ..
-            } => {
-                let old = self.path_of(ev.pid, &old_path.lossy());
-                let new = self.path_of(ev.pid, &new_path.lossy());
-                if !trackable(&new) {
-                    return;
-                }
-                let link = matches!(ev.syscall.as_deref(), Some("link" | "linkat"));
-                let carried = if link {
-                    self.provenance.files.peek(&old).cloned()
-                } else {
-                    self.provenance.files.pop(&old)
-                };
-                match carried.or_else(|| self.writer(ev, principal)) {
-                    Some(o) => self.provenance.put(new, o),
-                    None => {
-                        self.provenance.files.pop(&new);
-                    }
-                }
+            } => self.carry_provenance(ev, principal, old_path, new_path, false),
+            // A link is a new name for the file (a symlink's target is resolved at exec).
+            Payload::Link { target, link, .. } => {
+                self.carry_provenance(ev, principal, target, link, true)
             }
             Payload::Unlink { path, .. } => {
                 let path = self.path_of(ev.pid, &path.lossy());
@@ -180,6 +166,33 @@ impl Engine {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A file's record follows it to its new name: moved by a rename, copied by a link.
+    fn carry_provenance(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        old: &crate::event::RawStr,
+        new: &crate::event::RawStr,
+        copy: bool,
+    ) {
+        let old = self.path_of(ev.pid, &old.lossy());
+        let new = self.path_of(ev.pid, &new.lossy());
+        if !trackable(&new) {
+            return;
+        }
+        let carried = if copy {
+            self.provenance.files.peek(&old).cloned()
+        } else {
+            self.provenance.files.pop(&old)
+        };
+        match carried.or_else(|| self.writer(ev, principal)) {
+            Some(o) => self.provenance.put(new, o),
+            None => {
+                self.provenance.files.pop(&new);
+            }
         }
     }
 

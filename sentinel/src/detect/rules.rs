@@ -3,8 +3,8 @@
 //! them with their ids and default weights.
 
 use super::engine::{Engine, Hit};
-use super::model::Factor;
 use crate::event::{Event, Family, Payload};
+use crate::model::Factor;
 use crate::proc::{Process, absolute};
 use crate::profile::Fact;
 use crate::profile::categories::{discovery_match, lists_program};
@@ -196,18 +196,21 @@ impl Engine {
         before: Option<&Process>,
     ) -> Vec<Hit> {
         let mut hits = Vec::new();
+        self.behaviours(ev, principal, before, &mut hits);
         let has_detections = matches!(
             ev.payload,
             Payload::Exec { .. }
                 | Payload::Open { .. }
                 | Payload::Unlink { .. }
                 | Payload::Rename { .. }
+                | Payload::Link { .. }
                 | Payload::Connect { .. }
                 | Payload::SetUid { .. }
                 | Payload::Ptrace { .. }
                 | Payload::Bpf { .. }
         );
         if !has_detections {
+            self.on_auth_lifecycle(ev, principal, &mut hits);
             self.off_hours(ev, principal, &mut hits);
             return hits;
         }
@@ -244,12 +247,14 @@ impl Engine {
             } if ev.ok() => {
                 let old = self.path_of(ev.pid, &old_path.lossy());
                 let new = self.path_of(ev.pid, &new_path.lossy());
-                // A hard link (link, linkat: the same kind) leaves the old name in place.
-                if !matches!(ev.syscall.as_deref(), Some("link" | "linkat")) {
-                    let what = format!("renamed {old} to {new}");
-                    self.on_log_change(ev, principal, &p, &old, what, &mut hits);
-                }
+                let what = format!("renamed {old} to {new}");
+                self.on_log_change(ev, principal, &p, &old, what, &mut hits);
                 // Moving a file into place is a write of the destination.
+                self.on_open(ev, principal, &p, &new, 1, &mut hits);
+            }
+            // A new name for a file in a watched place is a write of that place.
+            Payload::Link { link, .. } if ev.ok() => {
+                let new = self.path_of(ev.pid, &link.lossy());
                 self.on_open(ev, principal, &p, &new, 1, &mut hits);
             }
             Payload::Connect { .. } => self.on_connect(ev, principal, &p, &mut hits),
@@ -438,7 +443,9 @@ impl Engine {
         }
         let baseline = self.usable_profile(principal).map(|p| p.span_words());
         let span = self.cfg.discovery_window_secs as i64 * 1_000_000_000;
-        let q = self.discovery.entry(principal).or_default();
+        // Per login session: two sessions of one user are two stories (and two findings).
+        let session = ev.session;
+        let q = self.discovery.entry((principal, session)).or_default();
         q.push_back((ev.time_ns, entry, ev.clone()));
         while q.front().is_some_and(|(t, _, _)| *t < ev.time_ns - span) || q.len() > 64 {
             q.pop_front();
@@ -455,7 +462,8 @@ impl Engine {
         let list = distinct.join(", ");
         let n = distinct.len();
         let extra: Vec<Event> = q.iter().map(|(_, _, e)| e.clone()).collect();
-        if !self.first_time(principal, "discovery_burst", "") {
+        let key = session.map(|s| s.to_string()).unwrap_or_default();
+        if !self.first_time(principal, "discovery_burst", &key) {
             return;
         }
         let novel = match baseline {

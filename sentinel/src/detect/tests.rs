@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::cli::{read_events, replay};
 use super::engine::{Engine, EngineOptions};
-use super::model::{Anomaly, Level};
+use super::replay::{read_events, replay};
 use crate::config::Config;
 use crate::event::Event;
+use crate::model::{Anomaly, Level};
 use crate::proc::users::UserDb;
 use crate::profile::Calibration;
 use crate::store::Store;
@@ -57,7 +57,7 @@ fn play(name: &str) -> Vec<Anomaly> {
 }
 
 /// The factor of `detection` across the anomalies, asserting it exists.
-fn factor<'a>(anoms: &'a [Anomaly], detection: &str) -> (&'a Anomaly, &'a super::model::Factor) {
+fn factor<'a>(anoms: &'a [Anomaly], detection: &str) -> (&'a Anomaly, &'a crate::model::Factor) {
     anoms
         .iter()
         .find_map(|a| {
@@ -147,10 +147,18 @@ fn execution_from_tmp_scores_with_its_context() {
         "new_binary",
         &["/tmp/.x/kworker was never run by this user"],
     );
-    // Scoring arithmetic: 40 x 1.5 (exec_from_writable of a downloaded file) + 10
-    // (new_binary) = 70, high.
-    assert_eq!(x.score, 70);
-    assert_eq!(x.level, Level::High);
+    assert_reason(
+        &a,
+        "masquerade",
+        &[
+            "named like a kernel thread (kworker)",
+            "hidden directory /tmp/.x",
+        ],
+    );
+    // Scoring arithmetic: 40 x 1.5 (exec_from_writable of a downloaded file) + 35
+    // (masquerade) + 10 (new_binary) = 105, capped at 100.
+    assert_eq!(x.score, 100);
+    assert_eq!(x.level, Level::Critical);
     assert_reason(
         &a,
         "new_destination",
@@ -523,7 +531,14 @@ fn the_engine_runs_as_the_pipelines_analysis_stage() {
     let (feed_tx, mut feed_rx) = tokio::sync::mpsc::channel(1 << 16);
     let stats = std::sync::Arc::new(PipelineStats::default());
     let engine = engine_with(&config(), learned(), false);
-    let h = spawn_analysis(engine, rx, None, feed_tx, false, stats.clone());
+    let h = spawn_analysis(
+        engine,
+        rx,
+        crate::pipeline::Inputs::default(),
+        feed_tx,
+        false,
+        stats.clone(),
+    );
     for ev in events("exec_tmp") {
         tx.blocking_send(ev).unwrap();
     }
@@ -586,13 +601,13 @@ fn an_audit_record_joined_after_its_process_exited_keeps_the_chain() {
         session: Some(911),
         time_ns: t,
         kind: "watched_file_access",
-        factor: Some(super::model::Factor {
+        factor: Some(crate::model::Factor {
             detection: "watched_file_access".into(),
             reason: "access on watch key 'payroll' (/srv/payroll.csv) by /usr/bin/curl".into(),
             weight: 30,
             evidence: vec!["audit:1:2".into()],
         }),
-        evidence: super::model::Evidence {
+        evidence: crate::model::Evidence {
             id: "audit:1:2".into(),
             time_ns: t,
             summary: "SYSCALL success /usr/bin/curl key=payroll".into(),

@@ -7,6 +7,7 @@
 pub mod analyze;
 pub mod config;
 pub mod facts;
+pub mod incident;
 pub mod local;
 pub mod policy;
 pub mod prompt;
@@ -21,7 +22,7 @@ pub use service::{Explainer, ExplainerHandle, ExplainerStats, SubmitError};
 
 use serde_json::{Value, json};
 
-use crate::detect::model::Explanation;
+use crate::model::Explanation;
 use provider::{CallStats, Provider, ProviderError, Role, Turn};
 use redact::Redactor;
 

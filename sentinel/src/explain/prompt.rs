@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::redact::{Counts, Redactor};
-use crate::detect::model::Anomaly;
+use crate::model::Anomaly;
 
 /// What is being explained.
 pub enum Subject<'a> {
@@ -20,6 +20,8 @@ pub enum Subject<'a> {
     Snapshot(&'a Value),
     /// A structured diff from `diff::diff`.
     Diff(&'a Value),
+    /// A session's anomalies told as one story.
+    Incident(&'a crate::incident::Incident),
 }
 
 /// Exactly what is sent, and what the answer may refer to.
@@ -161,6 +163,14 @@ pub fn build(subject: &Subject, r: &Redactor, max_tokens: usize) -> Prompt {
             let ids = facts.iter().filter_map(|f| f.id.clone()).collect();
             (
                 "Explain what stands out in this snapshot of a Linux host: risks, drift, odd processes or configuration.",
+                facts,
+                ids,
+            )
+        }
+        Subject::Incident(i) => {
+            let (facts, ids) = super::incident::facts(i, r, &mut counts);
+            (
+                "Explain this incident: the anomalies one login session raised on a Linux host, in order. Tell it as one story: what the person or intruder was doing, and what to check first.",
                 facts,
                 ids,
             )

@@ -1,7 +1,7 @@
 use super::*;
-use crate::detect::model::Evidence;
 use crate::explain::facts;
 use crate::explain::redact::Redactor;
+use crate::model::Evidence;
 
 fn data(name: &str) -> String {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

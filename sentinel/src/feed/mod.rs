@@ -9,15 +9,18 @@ pub mod terminal;
 use serde::Serialize;
 
 use crate::collect::Summary;
-use crate::detect::model::Anomaly;
 use crate::event::Event;
+use crate::model::Anomaly;
 
-/// One JSON line of `sentinel run --json`: `{"type": "event" | "anomaly" | "summary", ...}`.
+/// One JSON line of `sentinel run --json`:
+/// `{"type": "event" | "anomaly" | "incident" | "status" | "summary", ...}`.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record<'a> {
     Event(&'a Event),
     Anomaly(&'a Anomaly),
+    /// A session's story, re-sent each time it gains a step (same id, docs/anomalies.md).
+    Incident(&'a crate::incident::Incident),
     /// Hooks attached and failed, at start.
     Status(&'a Status),
     Summary(&'a RunSummary<'a>),
@@ -40,6 +43,9 @@ pub struct RunSummary<'a> {
 pub struct Status {
     pub attached: Vec<String>,
     pub failed: Vec<(String, String)>,
+    /// Captured syscalls this kernel was built without (no tracepoint); not failures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<String>,
     pub missing_fields: Vec<&'static str>,
     /// Sentinel mounted tracefs because it was missing.
     pub mounted_tracefs: bool,

@@ -1,8 +1,8 @@
 //! Readable, optionally coloured, one-line renderings of events for a terminal.
 
-use crate::detect::model::{Anomaly, Level};
 use crate::event::{Event, Payload, RawStr};
 use crate::feed::clock_time;
+use crate::model::{Anomaly, Level};
 
 /// Whether to colour: only on a terminal, never with NO_COLOR set (https://no-color.org).
 pub fn use_color(is_tty: bool) -> bool {
@@ -74,13 +74,25 @@ fn detail(p: &Payload) -> String {
             filename,
             argv,
             argv_truncated,
+            env,
+            env_truncated,
         } => {
             let args: Vec<String> = argv.iter().map(q).collect();
+            let env: Vec<String> = env
+                .iter()
+                .map(|(n, v)| format!("{}={}", n.escaped(), q(v)))
+                .collect();
             format!(
-                "{} [{}]{}",
+                "{} [{}]{}{}{}",
                 q(filename),
                 args.join(" "),
-                if *argv_truncated { " ..." } else { "" }
+                if *argv_truncated { " ..." } else { "" },
+                if env.is_empty() {
+                    String::new()
+                } else {
+                    format!(" env {}", env.join(" "))
+                },
+                if *env_truncated { " (env cut)" } else { "" }
             )
         }
         Payload::Fork { child_pid, .. } => format!("child={child_pid}"),
@@ -142,6 +154,84 @@ fn detail(p: &Payload) -> String {
         Payload::Kill {
             target_pid, signal, ..
         } => format!("target={target_pid} signal={signal}"),
+        Payload::Prctl { name, .. } => format!("PR_SET_NAME {}", q(name)),
+        Payload::Socket {
+            family_name,
+            type_name,
+            protocol_name,
+            ..
+        } => format!("{family_name} {type_name} {protocol_name}"),
+        Payload::Bind { fd, .. } => match crate::event::socket_address(p) {
+            Some(a) => format!("fd={fd} {a}"),
+            None => format!("fd={fd}"),
+        },
+        Payload::Listen { fd, backlog } => format!("fd={fd} backlog={backlog}"),
+        Payload::Utime {
+            path,
+            dirfd,
+            atime,
+            mtime,
+            ..
+        } => format!(
+            "{} atime={} mtime={}",
+            crate::event::path_or_fd(path, *dirfd),
+            atime.describe(),
+            mtime.describe()
+        ),
+        Payload::Xattr {
+            path,
+            fd,
+            name,
+            remove,
+            caps,
+            ..
+        } => format!(
+            "{}{} {}{}",
+            if *remove { "remove " } else { "" },
+            crate::event::path_or_fd(path, *fd),
+            q(name),
+            if caps.is_empty() {
+                String::new()
+            } else {
+                format!(" caps={}", caps.join(","))
+            }
+        ),
+        Payload::Link {
+            target,
+            link,
+            symbolic,
+        } => format!(
+            "{} {} -> {}",
+            if *symbolic { "symbolic" } else { "hard" },
+            q(link),
+            q(target)
+        ),
+        Payload::Truncate { path, fd, length } => {
+            format!("{} length={length}", crate::event::path_or_fd(path, *fd))
+        }
+        Payload::ProcessVm { target_pid, write } => format!(
+            "{} target={target_pid}",
+            if *write { "write" } else { "read" }
+        ),
+        Payload::Module {
+            op,
+            name,
+            fd_path,
+            params,
+            ..
+        } => format!(
+            "{op:?} {}{}{}",
+            q(name),
+            fd_path
+                .as_ref()
+                .map(|p| format!(" file={}", q(p)))
+                .unwrap_or_default(),
+            if params.is_empty() {
+                String::new()
+            } else {
+                format!(" params={}", q(params))
+            }
+        ),
     }
 }
 
@@ -183,6 +273,42 @@ pub fn anomaly_lines(a: &Anomaly, color: bool) -> String {
     }
     if let Some(x) = &a.explanation {
         out.push_str(&format!("\n    explanation ({}): {}", x.source, x.summary));
+    }
+    out
+}
+
+/// An incident update: its level, score and story, then one line per step.
+pub fn incident_lines(i: &crate::incident::Incident, color: bool) -> String {
+    let p = Paint(color);
+    let col = match i.level {
+        Level::Low => "2",
+        Level::Medium => "33",
+        Level::High => "31",
+        Level::Critical => "1;31",
+    };
+    let who = match &i.principal.user {
+        Some(u) => format!("{u} (uid {})", i.principal.uid),
+        None => format!("uid {}", i.principal.uid),
+    };
+    let mut out = format!(
+        "{} {} {:>3} {}  INCIDENT {}, {} steps: {}  [{}]",
+        p.c("2", &clock_time(i.last_ns)),
+        p.c(col, &format!("{:<8}", i.level.as_str().to_uppercase())),
+        i.score,
+        p.c("1", &who),
+        i.scope,
+        i.step_count,
+        i.story,
+        i.id
+    );
+    for s in &i.steps {
+        out.push_str(&format!(
+            "\n    {} {:<20} {:>3} {}",
+            clock_time(s.time_ns),
+            s.tactic,
+            s.score,
+            s.summary
+        ));
     }
     out
 }

@@ -52,6 +52,8 @@ fn exec(t: i64, pid: u32, file: &str) -> Event {
             filename: RawStr::from(file),
             argv: vec![RawStr::from(file), RawStr::from("-x")],
             argv_truncated: false,
+            env: Vec::new(),
+            env_truncated: false,
         },
     )
 }

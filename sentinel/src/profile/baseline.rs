@@ -237,6 +237,14 @@ impl Baselines {
         self.profiles.get(&(kind, key.to_string()))
     }
 
+    /// Every profile of one kind with its key.
+    pub fn keyed(&self, kind: &'static str) -> impl Iterator<Item = (&str, &Profile)> {
+        self.profiles
+            .iter()
+            .filter(move |((k, _), _)| *k == kind)
+            .map(|((_, key), p)| (key.as_str(), p))
+    }
+
     pub fn principal(&self, uid: u32) -> Option<&Profile> {
         self.get(KIND_PRINCIPAL, &uid.to_string())
     }

@@ -62,6 +62,9 @@ pub struct Lists {
     pub system_bpf: Vec<String>,
     pub module_tools: Vec<String>,
     pub discovery: Vec<String>,
+    /// Entries `"category: prog word..."`: which discovery area a command explores
+    /// (`recon_breadth`).
+    pub recon: Vec<String>,
     /// Compilers and linkers: a file they wrote and that is then run was built (provenance).
     pub compilers: Vec<String>,
     /// Archive extractors (provenance: "unpacked by").
@@ -107,6 +110,7 @@ impl Default for Lists {
             system_bpf: Vec::new(),
             module_tools: Vec::new(),
             discovery: Vec::new(),
+            recon: Vec::new(),
             compilers: Vec::new(),
             extractors: Vec::new(),
             downloaders: Vec::new(),
@@ -405,15 +409,18 @@ impl Categories {
 /// Does `argv` (program base name plus arguments) match a discovery entry like "find -perm*"?
 pub fn discovery_match<'a>(list: &'a [String], name: &str, args: &[String]) -> Option<&'a str> {
     list.iter()
-        .find(|entry| {
-            let mut words = entry.split_whitespace();
-            let Some(prog) = words.next() else {
-                return false;
-            };
-            glob(prog.as_bytes(), name.as_bytes(), false)
-                && words.all(|w| args.iter().any(|a| glob(w.as_bytes(), a.as_bytes(), false)))
-        })
+        .find(|entry| entry_match(entry, name, args))
         .map(String::as_str)
+}
+
+/// Does one entry "prog word..." match the program's base name and its arguments?
+pub fn entry_match(entry: &str, name: &str, args: &[String]) -> bool {
+    let mut words = entry.split_whitespace();
+    let Some(prog) = words.next() else {
+        return false;
+    };
+    glob(prog.as_bytes(), name.as_bytes(), false)
+        && words.all(|w| args.iter().any(|a| glob(w.as_bytes(), a.as_bytes(), false)))
 }
 
 /// Wildcard match: "*" is any run of bytes (not crossing "/" when `slash` is true),

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::detect::model::Anomaly;
+use crate::model::Anomaly;
 use store::{DbResult, IngestBatch, IngestOutcome, ServerStore, StoredAnomaly};
 
 pub const DEFAULT_DB: &str = "/var/lib/sentinel/server.db";

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::model::{Anomaly, Level};
+use crate::model::{Anomaly, Level};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::access::{Actor, Client, Via};
 use super::store::{AnomalyFilter, Role, StoredAnomaly};
-use crate::detect::model::Level;
+use crate::model::Level;
 
 pub const APP_CSS: &str = include_str!("assets/app.css");
 pub const APP_JS: &str = include_str!("assets/app.js");

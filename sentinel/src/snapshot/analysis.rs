@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{Fingerprint, SnapshotConfig};
 use crate::cli::exit;
-use crate::detect::model::Level;
+use crate::model::Level;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqliteStore, level_rank, rank_level};
-use crate::detect::model::Anomaly;
+use crate::model::Anomaly;
 use crate::server::store::*;
 
 fn anomaly_row(r: &Row) -> rusqlite::Result<(String, i64, Option<String>, Option<i64>)> {

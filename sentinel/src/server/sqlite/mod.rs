@@ -11,7 +11,7 @@ mod data;
 use rusqlite::Connection;
 
 use super::store::{DbError, DbResult, Role};
-use crate::detect::model::Level;
+use crate::model::Level;
 
 /// Append-only: entry i brings the schema to version i + 1. Never edit a released entry.
 const MIGRATIONS: &[&str] = &["CREATE TABLE users (
@@ -188,7 +188,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::model::{Anomaly, Factor, Principal};
+    use crate::model::{Anomaly, Factor, Principal};
     use crate::server::store::{AccountStore, AnomalyFilter, DataStore, IngestBatch, NewSession};
 
     fn anomaly(id: &str, host: &str, level: Level, det: &str, time_ns: i64) -> Anomaly {

@@ -1,8 +1,13 @@
 //! The syscalls Sentinel captures on this architecture: numbers, names, capture specs for the
-//! kernel's generic hooks, and the small name tables (errno, ptrace requests, bpf commands,
-//! namespace flags) used to make events readable.
+//! kernel's generic hooks; the small name tables used to make events readable are in `names`.
 
-use sentinel_common::{Kind, MAX_BLOB, SyscallSpec, spec_opts};
+mod names;
+
+pub use names::*;
+
+use sentinel_common::{
+    ArgMatch, Kind, MAX_ARG_MATCHES, MAX_BLOB, SyscallSpec, match_op, spec_opts,
+};
 
 /// One captured syscall: its number here, its name, and how the kernel captures it.
 #[derive(Clone, Copy, Debug)]
@@ -31,8 +36,57 @@ const fn spec(kind: Kind, strs: [u8; 3]) -> SyscallSpec {
         blob_len_args: [0, 0],
         options: 0,
         blob_max: [0, 0],
+        matches: [NO_MATCH; MAX_ARG_MATCHES],
     }
 }
+
+const NO_MATCH: ArgMatch = ArgMatch {
+    arg: 0,
+    op: match_op::NONE,
+    _pad: 0,
+    mask: 0,
+    value: 0,
+};
+
+/// Adds the condition `(arg & mask) == value` (`arg` 1-based) in the first free slot; `op` is
+/// `match_op::KEEP_IF` or `DROP_IF`. Panics (at compile time: specs are consts) when full.
+const fn matching(mut s: SyscallSpec, op: u8, arg: u8, mask: u32, value: u32) -> SyscallSpec {
+    let mut i = 0;
+    while i < MAX_ARG_MATCHES {
+        if s.matches[i].op == match_op::NONE {
+            s.matches[i] = ArgMatch {
+                arg,
+                op,
+                _pad: 0,
+                mask,
+                value,
+            };
+            return s;
+        }
+        i += 1;
+    }
+    panic!("too many argument conditions in one spec")
+}
+
+const fn keep_if(s: SyscallSpec, arg: u8, mask: u32, value: u32) -> SyscallSpec {
+    matching(s, match_op::KEEP_IF, arg, mask, value)
+}
+
+const fn drop_if(s: SyscallSpec, arg: u8, mask: u32, value: u32) -> SyscallSpec {
+    matching(s, match_op::DROP_IF, arg, mask, value)
+}
+
+/// `struct timespec[2]` / `struct timeval[2]` (utimensat, utimes, futimesat).
+const TIMES_2: u16 = 32;
+/// `struct utimbuf` (utime).
+const UTIMBUF: u16 = 16;
+/// `struct vfs_cap_data` revision 3 (20 bytes for revision 2): enough for security.capability.
+const XATTR_VALUE: u16 = 24;
+const ALL_BITS: u32 = u32::MAX;
+/// prctl option that renames the calling thread (arg2: a user string of at most 16 bytes).
+pub const PR_SET_NAME: u32 = 15;
+/// socket type bits (the rest of the argument holds SOCK_NONBLOCK / SOCK_CLOEXEC).
+const SOCK_TYPE_MASK: u32 = 0xf;
 
 const fn with_blob(mut s: SyscallSpec, slot: usize, arg: u8, len_arg: u8, max: u16) -> SyscallSpec {
     s.blob_args[slot] = arg;
@@ -75,11 +129,14 @@ const ARCH_ONLY: &[Captured] = captured![
     SYS_unlink => spec(Kind::Unlink, [1, 0, 0]),
     SYS_rmdir => spec(Kind::Unlink, [1, 0, 0]),
     SYS_rename => spec(Kind::Rename, [1, 2, 0]),
-    // A hard link is a new name for a file: reported as a rename whose `syscall` says link.
-    SYS_link => spec(Kind::Rename, [1, 2, 0]),
     SYS_chmod => spec(Kind::Chmod, [1, 0, 0]),
     SYS_chown => spec(Kind::Chown, [1, 0, 0]),
     SYS_lchown => spec(Kind::Chown, [1, 0, 0]),
+    SYS_utime => with_blob(spec(Kind::Utime, [1, 0, 0]), 0, 2, 0, UTIMBUF),
+    SYS_utimes => with_blob(spec(Kind::Utime, [1, 0, 0]), 0, 2, 0, TIMES_2),
+    SYS_futimesat => with_blob(spec(Kind::Utime, [2, 0, 0]), 0, 3, 0, TIMES_2),
+    SYS_link => spec(Kind::Link, [1, 2, 0]),
+    SYS_symlink => spec(Kind::Link, [1, 2, 0]),
 ];
 #[cfg(not(target_arch = "x86_64"))]
 const ARCH_ONLY: &[Captured] = &[];
@@ -93,7 +150,6 @@ const COMMON: &[Captured] = captured![
     SYS_unlinkat => spec(Kind::Unlink, [2, 0, 0]),
     SYS_renameat => spec(Kind::Rename, [2, 4, 0]),
     SYS_renameat2 => spec(Kind::Rename, [2, 4, 0]),
-    SYS_linkat => spec(Kind::Rename, [2, 4, 0]),
     SYS_fchmodat => spec(Kind::Chmod, [2, 0, 0]),
     SYS_fchownat => spec(Kind::Chown, [2, 0, 0]),
     SYS_memfd_create => spec(Kind::MemfdCreate, [1, 0, 0]),
@@ -113,6 +169,40 @@ const COMMON: &[Captured] = captured![
     SYS_kill => spec(Kind::Kill, [0, 0, 0]),
     SYS_tkill => spec(Kind::Kill, [0, 0, 0]),
     SYS_tgkill => spec(Kind::Kill, [0, 0, 0]),
+    SYS_utimensat => with_blob(spec(Kind::Utime, [2, 0, 0]), 0, 3, 0, TIMES_2),
+    SYS_setxattr => with_blob(spec(Kind::Xattr, [1, 2, 0]), 0, 3, 4, XATTR_VALUE),
+    SYS_lsetxattr => with_blob(spec(Kind::Xattr, [1, 2, 0]), 0, 3, 4, XATTR_VALUE),
+    SYS_fsetxattr => with_blob(spec(Kind::Xattr, [2, 0, 0]), 0, 3, 4, XATTR_VALUE),
+    SYS_removexattr => spec(Kind::Xattr, [1, 2, 0]),
+    SYS_lremovexattr => spec(Kind::Xattr, [1, 2, 0]),
+    SYS_fremovexattr => spec(Kind::Xattr, [2, 0, 0]),
+    SYS_linkat => spec(Kind::Link, [2, 4, 0]),
+    SYS_symlinkat => spec(Kind::Link, [1, 3, 0]),
+    SYS_truncate => spec(Kind::Truncate, [1, 0, 0]),
+    // No string and no blob: a fixed-size record; the path is looked up in user space.
+    SYS_ftruncate => spec(Kind::Truncate, [0, 0, 0]),
+    SYS_process_vm_readv => spec(Kind::ProcessVm, [0, 0, 0]),
+    SYS_process_vm_writev => spec(Kind::ProcessVm, [0, 0, 0]),
+    SYS_init_module => spec(Kind::Module, [3, 0, 0]),
+    SYS_finit_module => spec(Kind::Module, [2, 0, 0]),
+    SYS_delete_module => spec(Kind::Module, [1, 0, 0]),
+    // Only PR_SET_NAME passes a string in arg2; every other option is dropped in the kernel.
+    SYS_prctl => keep_if(spec(Kind::Prctl, [2, 0, 0]), 1, ALL_BITS, PR_SET_NAME),
+    // Packet sockets and raw sockets of any family but netlink (which every `ip` and glibc's
+    // getifaddrs open as SOCK_RAW: routine configuration traffic, not packet access).
+    SYS_socket => drop_if(
+        keep_if(
+            keep_if(spec(Kind::Socket, [0, 0, 0]), 1, ALL_BITS, libc::AF_PACKET as u32),
+            2,
+            SOCK_TYPE_MASK,
+            libc::SOCK_RAW as u32,
+        ),
+        1,
+        ALL_BITS,
+        libc::AF_NETLINK as u32,
+    ),
+    SYS_bind => with_blob(spec(Kind::Bind, [0, 0, 0]), 0, 2, 3, MAX_BLOB as u16),
+    SYS_listen => spec(Kind::Listen, [0, 0, 0]),
 ];
 
 /// Every syscall with a capture spec on this architecture.
@@ -130,138 +220,6 @@ pub fn name(nr: u32) -> &'static str {
         .find(|c| c.nr == nr)
         .map(|c| c.name)
         .unwrap_or("unknown")
-}
-
-pub fn errno_name(errno: i64) -> String {
-    let n = match errno as i32 {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::ESRCH => "ESRCH",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::E2BIG => "E2BIG",
-        libc::ENOEXEC => "ENOEXEC",
-        libc::EBADF => "EBADF",
-        libc::ECHILD => "ECHILD",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::EXDEV => "EXDEV",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::EISDIR => "EISDIR",
-        libc::EINVAL => "EINVAL",
-        libc::ENFILE => "ENFILE",
-        libc::EMFILE => "EMFILE",
-        libc::ETXTBSY => "ETXTBSY",
-        libc::ENOSPC => "ENOSPC",
-        libc::EROFS => "EROFS",
-        libc::ENAMETOOLONG => "ENAMETOOLONG",
-        libc::ENOSYS => "ENOSYS",
-        libc::ENOTEMPTY => "ENOTEMPTY",
-        libc::ELOOP => "ELOOP",
-        libc::ENOTSOCK => "ENOTSOCK",
-        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
-        libc::EADDRINUSE => "EADDRINUSE",
-        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
-        libc::ENETUNREACH => "ENETUNREACH",
-        libc::ECONNREFUSED => "ECONNREFUSED",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::EHOSTUNREACH => "EHOSTUNREACH",
-        libc::EINPROGRESS => "EINPROGRESS",
-        libc::EALREADY => "EALREADY",
-        libc::EISCONN => "EISCONN",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        _ => return format!("E{errno}"),
-    };
-    n.to_string()
-}
-
-pub fn ptrace_request_name(req: i64) -> &'static str {
-    match req {
-        0 => "PTRACE_TRACEME",
-        1 => "PTRACE_PEEKTEXT",
-        2 => "PTRACE_PEEKDATA",
-        3 => "PTRACE_PEEKUSER",
-        4 => "PTRACE_POKETEXT",
-        5 => "PTRACE_POKEDATA",
-        6 => "PTRACE_POKEUSER",
-        7 => "PTRACE_CONT",
-        8 => "PTRACE_KILL",
-        9 => "PTRACE_SINGLESTEP",
-        12 => "PTRACE_GETREGS",
-        13 => "PTRACE_SETREGS",
-        16 => "PTRACE_ATTACH",
-        17 => "PTRACE_DETACH",
-        24 => "PTRACE_SYSCALL",
-        0x4200 => "PTRACE_SETOPTIONS",
-        0x4206 => "PTRACE_SEIZE",
-        0x4207 => "PTRACE_INTERRUPT",
-        _ => "PTRACE_OTHER",
-    }
-}
-
-pub fn bpf_cmd_name(cmd: u32) -> &'static str {
-    const NAMES: [&str; 37] = [
-        "BPF_MAP_CREATE",
-        "BPF_MAP_LOOKUP_ELEM",
-        "BPF_MAP_UPDATE_ELEM",
-        "BPF_MAP_DELETE_ELEM",
-        "BPF_MAP_GET_NEXT_KEY",
-        "BPF_PROG_LOAD",
-        "BPF_OBJ_PIN",
-        "BPF_OBJ_GET",
-        "BPF_PROG_ATTACH",
-        "BPF_PROG_DETACH",
-        "BPF_PROG_TEST_RUN",
-        "BPF_PROG_GET_NEXT_ID",
-        "BPF_MAP_GET_NEXT_ID",
-        "BPF_PROG_GET_FD_BY_ID",
-        "BPF_MAP_GET_FD_BY_ID",
-        "BPF_OBJ_GET_INFO_BY_FD",
-        "BPF_PROG_QUERY",
-        "BPF_RAW_TRACEPOINT_OPEN",
-        "BPF_BTF_LOAD",
-        "BPF_BTF_GET_FD_BY_ID",
-        "BPF_TASK_FD_QUERY",
-        "BPF_MAP_LOOKUP_AND_DELETE_ELEM",
-        "BPF_MAP_FREEZE",
-        "BPF_BTF_GET_NEXT_ID",
-        "BPF_MAP_LOOKUP_BATCH",
-        "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
-        "BPF_MAP_UPDATE_BATCH",
-        "BPF_MAP_DELETE_BATCH",
-        "BPF_LINK_CREATE",
-        "BPF_LINK_UPDATE",
-        "BPF_LINK_GET_FD_BY_ID",
-        "BPF_LINK_GET_NEXT_ID",
-        "BPF_ENABLE_STATS",
-        "BPF_ITER_CREATE",
-        "BPF_LINK_DETACH",
-        "BPF_PROG_BIND_MAP",
-        "BPF_TOKEN_CREATE",
-    ];
-    NAMES.get(cmd as usize).copied().unwrap_or("BPF_UNKNOWN")
-}
-
-/// Names of the CLONE_NEW* bits set in `flags`.
-pub fn namespaces(flags: u64) -> Vec<String> {
-    const NS: [(u64, &str); 8] = [
-        (libc::CLONE_NEWNS as u64, "mnt"),
-        (libc::CLONE_NEWUTS as u64, "uts"),
-        (libc::CLONE_NEWIPC as u64, "ipc"),
-        (libc::CLONE_NEWUSER as u64, "user"),
-        (libc::CLONE_NEWPID as u64, "pid"),
-        (libc::CLONE_NEWNET as u64, "net"),
-        (libc::CLONE_NEWCGROUP as u64, "cgroup"),
-        (0x80, "time"),
-    ];
-    NS.iter()
-        .filter(|(bit, _)| flags & bit != 0)
-        .map(|(_, n)| n.to_string())
-        .collect()
 }
 
 #[cfg(test)]
@@ -291,11 +249,40 @@ mod tests {
                 "{}",
                 c.name
             );
+            for m in &c.spec.matches {
+                assert!(m.arg <= 6, "{}: condition on argument {}", c.name, m.arg);
+                assert_eq!(m.op == match_op::NONE, m.arg == 0, "{}", c.name);
+            }
         }
         let mut nrs: Vec<u32> = all().map(|c| c.nr).collect();
         nrs.sort();
         nrs.dedup();
         assert_eq!(nrs.len(), all().count(), "a syscall is listed twice");
+    }
+
+    fn spec_of(name: &str) -> SyscallSpec {
+        all().find(|c| c.name == name).map(|c| c.spec).unwrap()
+    }
+
+    #[test]
+    fn argument_conditions_keep_only_what_matters() {
+        let prctl = spec_of("prctl");
+        assert!(prctl.keeps(&[PR_SET_NAME as u64, 0x1000, 0, 0, 0, 0]));
+        // PR_SET_DUMPABLE, PR_GET_NAME, PR_SET_SECCOMP: dropped in the kernel.
+        for opt in [4u64, 16, 22] {
+            assert!(!prctl.keeps(&[opt, 0x1000, 0, 0, 0, 0]), "{opt}");
+        }
+        let socket = spec_of("socket");
+        let raw = libc::SOCK_RAW as u64;
+        let cloexec = libc::SOCK_CLOEXEC as u64;
+        assert!(socket.keeps(&[libc::AF_PACKET as u64, libc::SOCK_DGRAM as u64, 0, 0, 0, 0]));
+        assert!(socket.keeps(&[libc::AF_INET as u64, raw | cloexec, 1, 0, 0, 0]));
+        assert!(socket.keeps(&[libc::AF_INET6 as u64, raw, 58, 0, 0, 0]));
+        assert!(!socket.keeps(&[libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]));
+        assert!(!socket.keeps(&[libc::AF_UNIX as u64, libc::SOCK_DGRAM as u64, 0, 0, 0, 0]));
+        assert!(!socket.keeps(&[libc::AF_NETLINK as u64, raw | cloexec, 0, 0, 0, 0]));
+        // Specs without conditions keep every call.
+        assert!(spec_of("listen").keeps(&[3, 0, 0, 0, 0, 0]));
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Decoding every kind from raw records, and every way a record can be malformed.
 
 use super::*;
-use sentinel_common::{EventBody, EventHeader};
+use sentinel_common::{BODY_SIZE, EventBody, EventHeader, FIXED_SIZE, HEADER_SIZE, MAX_RECORD};
 
 /// Builds a record the way the kernel does: header, body, then strings and blobs.
-fn record(
+pub(super) fn record(
     kind: Kind,
     nr: u32,
     ret: i64,
@@ -60,14 +60,14 @@ fn record(
     out
 }
 
-fn nr(name: &str) -> u32 {
+pub(super) fn nr(name: &str) -> u32 {
     crate::syscalls::all()
         .find(|c| c.name == name)
         .map(|c| c.nr)
         .unwrap()
 }
 
-fn dec(bytes: &[u8]) -> Event {
+pub(super) fn dec(bytes: &[u8]) -> Event {
     decode(bytes, 7, &Clock::identity()).unwrap()
 }
 
@@ -115,6 +115,7 @@ fn exec_argv_splits_and_keeps_non_utf8() {
         filename,
         argv,
         argv_truncated,
+        ..
     } = &e.payload
     else {
         panic!()

@@ -1,16 +1,16 @@
 //! `sentinel learn` (an explicit learning period, live or replayed from a JSON-lines event
 //! recording) and `sentinel baseline show|export|import|reset`.
 
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use super::engine::{Engine, EngineOptions};
-use super::model::Anomaly;
 use crate::config::Config;
-use crate::event::Event;
+use crate::detect::replay::{read_events, replay};
+use crate::detect::{Engine, EngineOptions};
+use crate::model::Anomaly;
 use crate::proc::users::UserDb;
 use crate::profile::Profile;
 use crate::profile::baseline::{KIND_LINEAGE, KIND_PRINCIPAL, KINDS};
@@ -70,33 +70,6 @@ pub enum BaselineAction {
         #[arg(long)]
         principal: Option<String>,
     },
-}
-
-/// Reads a JSON-lines event recording. Blank lines are skipped; a bad line is an error
-/// naming its line number.
-pub fn read_events(path: &Path) -> anyhow::Result<Vec<Event>> {
-    let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.with_context(|| format!("read {}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let ev: Event = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not an event", path.display(), i + 1))?;
-        out.push(ev);
-    }
-    Ok(out)
-}
-
-/// Feeds a recording through an engine and closes its last window.
-pub fn replay(engine: &mut Engine, events: &[Event]) -> Vec<Anomaly> {
-    let mut out = Vec::new();
-    for ev in events {
-        out.extend(engine.observe(ev));
-    }
-    out.extend(engine.finish());
-    out
 }
 
 pub async fn learn(config: Config, args: LearnArgs) -> anyhow::Result<i32> {
