@@ -718,3 +718,28 @@ fn an_account_file_written_by_a_program_that_did_so_while_learning_is_not_report
             .starts_with("wrote /etc/sudoers with /usr/bin/python3")
     );
 }
+
+/// An admin (login uid alice, root through sudo) archiving /home every night: the lineage
+/// learned it, so neither mass_read nor staging; another archiver lineage is still reported.
+#[test]
+fn a_learned_backup_lineage_raises_neither_mass_read_nor_staging() {
+    let backup = |t: i64, archiver: &str| {
+        let mut s = Script::new(t, Some(ALICE));
+        s.login(ALICE);
+        s.spawn(1101, 1200, "/usr/bin/sudo", &["sudo", "-i"], (0, 0));
+        s.spawn(1200, 1201, "/bin/bash", &["-bash"], (0, 0));
+        s.spawn(1201, 1202, archiver, &["x"], (0, 0));
+        for i in 0..30 {
+            s.open(1202, &format!("/home/bob/work/f{i}"), false);
+        }
+        s
+    };
+    let store = learned(backup(T0, "/usr/bin/tar"));
+    let a = run(store, &backup(T0 + DAY, "/usr/bin/tar"));
+    assert!(factors(&a, "mass_read").is_empty(), "{a:#?}");
+    assert!(factors(&a, "staging").is_empty(), "{a:#?}");
+    let store = learned(backup(T0, "/usr/bin/tar"));
+    let a = run(store, &backup(T0 + DAY, "/usr/bin/zip"));
+    assert_eq!(factors(&a, "mass_read").len(), 1, "{a:#?}");
+    assert_eq!(factors(&a, "staging").len(), 1, "{a:#?}");
+}
