@@ -38,6 +38,19 @@ pub fn resolve(ev: &mut Event) {
                 *slot = Some(p);
             }
         }
+        // openat/unlinkat relative to a directory fd (find, tar -C, rm -r walk trees this
+        // way): the directory's path, else the engine would join the name to the cwd.
+        Payload::Open { dfd, path, .. } | Payload::Unlink { dfd, path, .. }
+            if *dfd >= 0 && !path.as_bytes().starts_with(b"/") && !path.is_empty() =>
+        {
+            if let Some(mut dir) = fd_path(pid, *dfd) {
+                if !dir.0.ends_with(b"/") {
+                    dir.0.push(b'/');
+                }
+                dir.0.extend_from_slice(path.as_bytes());
+                *path = dir;
+            }
+        }
         _ => {}
     }
 }
@@ -78,6 +91,35 @@ mod tests {
             repeat_head: false,
             payload,
         }
+    }
+
+    #[test]
+    fn names_relative_to_a_directory_fd_become_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = std::fs::File::open(dir.path()).unwrap();
+        let mut ev = event(Payload::Open {
+            dfd: d.as_raw_fd(),
+            path: RawStr::from("docs/a.txt"),
+            flags: 0,
+            mode: 0,
+        });
+        resolve(&mut ev);
+        let want = format!("{}/docs/a.txt", dir.path().display());
+        assert!(
+            matches!(&ev.payload, Payload::Open { path, .. } if path.as_bytes() == want.as_bytes()),
+            "{ev:?}"
+        );
+        // AT_FDCWD and absolute paths stay as they are.
+        let mut ev = event(Payload::Open {
+            dfd: -100,
+            path: RawStr::from("docs/a.txt"),
+            flags: 0,
+            mode: 0,
+        });
+        resolve(&mut ev);
+        assert!(
+            matches!(&ev.payload, Payload::Open { path, .. } if path.as_bytes() == b"docs/a.txt")
+        );
     }
 
     #[test]
