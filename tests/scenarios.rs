@@ -305,15 +305,12 @@ fn account_created() {
 #[test]
 fn discovery_burst() {
     let w = world();
-    for c in [
-        &["id"][..],
-        &["whoami"],
-        &["uname", "-a"],
-        &["hostname"],
-        &["cat", "/etc/passwd"],
-    ] {
-        w.atk.run(c);
-    }
+    // One login session: bursts are counted per session (each `run` is a login of its own).
+    w.atk.run(&[
+        "sh",
+        "-c",
+        "id; whoami; uname -a; hostname; cat /etc/passwd",
+    ]);
     expect(
         w.atk.uid,
         "discovery_burst",

@@ -213,6 +213,16 @@ impl World {
         atk: &'static str,
         setup: impl FnOnce(&User, &User),
     ) -> &'static World {
+        World::start_with(dev, atk, setup, |_, _| {})
+    }
+
+    /// As `start`, with `habits` (as the users, after their benign work) learned too.
+    pub fn start_with(
+        dev: &'static str,
+        atk: &'static str,
+        setup: impl FnOnce(&User, &User),
+        habits: impl Fn(&User, &User),
+    ) -> &'static World {
         require_root();
         start_live();
         // SAFETY: registering a plain extern "C" function.
@@ -279,6 +289,7 @@ impl World {
         for round in 0..2 {
             benign_work(&w.dev, round);
             benign_work(&w.atk, round);
+            habits(&w.dev, &w.atk);
         }
         let tag = format!("sentinel-learned-{}", std::process::id());
         Command::new("/bin/true").arg(&tag).status().expect("true");

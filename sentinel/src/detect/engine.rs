@@ -304,6 +304,15 @@ impl Engine {
             .filter(|p| p.state >= Calibration::Calibrating)
     }
 
+    /// Did this principal x lineage show behaviour `det` in its learned windows (a nightly
+    /// backup job's tar archiving other homes)? Behaviours are learned as categories
+    /// "write:behaviour:<det>" (`note_behaviour`).
+    pub(super) fn lineage_knows_behaviour(&self, principal: u32, pid: u32, det: &str) -> bool {
+        let key = format!("write:behaviour:{det}");
+        self.lineage_profile(principal, pid)
+            .is_some_and(|l| l.categories.contains_key(&key))
+    }
+
     /// Drops the factors an operator exception covers (counting them per exception).
     pub(super) fn apply_exceptions(
         &mut self,

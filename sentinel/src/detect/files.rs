@@ -42,10 +42,14 @@ impl Engine {
         let pkg = self.under_package_manager(ev.pid);
         if self.cats.is_credential(&cat) && !write && !self.exempt(&lists.credential_readers, p) {
             let key = format!("read:{cat}");
+            // The program, or this principal's lineage (a backup job), read it while learning.
             let exe_knows = self
                 .baselines
                 .exe(&p.exe)
-                .is_some_and(|x| x.categories.contains_key(&key));
+                .is_some_and(|x| x.categories.contains_key(&key))
+                || self
+                    .lineage_profile(principal, ev.pid)
+                    .is_some_and(|l| l.categories.contains_key(&key));
             let reason = match self.usable_profile(principal) {
                 Some(prof) if !prof.categories.contains_key(&key) => Some((
                     format!(
@@ -111,6 +115,7 @@ impl Engine {
             }
             "accounts" | "credentials"
                 if !self.exempt(&lists.account_tools, p)
+                    && !self.learned_write(principal, p, &cat)
                     && self.first_time(
                         principal,
                         "account_change",
@@ -137,6 +142,17 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    /// Did this program write `category` while learning, for a principal with a usable
+    /// baseline (visudo replacing /etc/sudoers, an admin's own account script)?
+    fn learned_write(&self, principal: u32, p: &Process, category: &str) -> bool {
+        let key = format!("write:{category}");
+        self.usable_profile(principal).is_some()
+            && self
+                .baselines
+                .exe(&p.exe)
+                .is_some_and(|x| x.categories.contains_key(&key))
     }
 
     fn on_other_home_read(

@@ -102,14 +102,19 @@ fn ago(ns: i64) -> String {
     }
 }
 
-/// A path with every run of letters and digits that contains a digit replaced by "#":
-/// `/tmp/ci-4711/run.sh` and `/tmp/ci-4712/run.sh` have the same shape, as do cargo's
-/// `deps/app-3f2a1b` files of two builds.
+/// A path with every generated-looking run of letters and digits replaced by "#": runs that
+/// contain a digit, and runs of 6 or more that mix upper and lower case (mktemp's
+/// `tmp.AbCdEfGhIj`). `/tmp/ci-4711/run.sh` and `/tmp/ci-4712/run.sh` have the same shape, as
+/// do cargo's `deps/app-3f2a1b` files of two builds.
 pub(super) fn shape(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
-        if run.bytes().any(|b| b.is_ascii_digit()) {
+        let b = run.as_bytes();
+        let mixed = b.len() >= 6
+            && b.iter().any(u8::is_ascii_uppercase)
+            && b.iter().any(u8::is_ascii_lowercase);
+        if mixed || b.iter().any(u8::is_ascii_digit) {
             out.push('#');
         } else {
             out.push_str(run);
@@ -323,6 +328,11 @@ mod tests {
             "/tmp/p/target/debug/deps/p-#"
         );
         assert_eq!(shape("/tmp/.x/kworker"), "/tmp/.x/kworker");
+        assert_eq!(
+            shape("/tmp/tmp.AbCdEfGhIj/t"),
+            shape("/tmp/tmp.XyZ12aBc9Q/t")
+        );
+        assert_eq!(shape("/tmp/tmp/run"), "/tmp/tmp/run");
         assert_ne!(shape("/tmp/.x/kworker"), shape("/tmp/.y/kworker"));
     }
 

@@ -229,7 +229,10 @@ impl Engine {
         } else {
             return;
         };
-        if self.first_time(principal, "staging", &ev.pid.to_string()) {
+        if !self.lineage_knows_behaviour(principal, ev.pid, "staging")
+            && self.first_time(principal, "staging", &ev.pid.to_string())
+        {
+            self.note_behaviour(ev, principal, "staging");
             hits.push(hit(
                 "staging",
                 format!("{what}: collecting sensitive data, as before exfiltration"),
@@ -253,16 +256,20 @@ impl Engine {
         if ev.auid.is_none() {
             return;
         }
-        let cat = self.cats.categorize(path, principal, &self.users);
+        // The home of the process's own uid or euid is not another user's (root in /root).
+        let cat = self.category_of(path, principal, p);
         let sensitive = cat.is_some_and(|c| c == OTHER_HOME || self.cats.is_credential(c));
         let staging_write = write && STAGING_DIRS.iter().any(|d| path.starts_with(d));
         if !sensitive && !staging_write {
             return;
         }
         if sensitive && !write && ARCHIVERS.contains(&p.name()) {
+            // A lineage that archived such files while learning (the nightly backup job).
             if !self.under_package_manager(ev.pid)
+                && !self.lineage_knows_behaviour(principal, ev.pid, "staging")
                 && self.first_time(principal, "staging", &ev.pid.to_string())
             {
+                self.note_behaviour(ev, principal, "staging");
                 hits.push(hit(
                     "staging",
                     format!(
@@ -301,7 +308,10 @@ impl Engine {
         if n == 0 || self.under_package_manager(ev.pid) {
             return;
         }
-        if self.first_time(principal, "staging", &ev.pid.to_string()) {
+        if !self.lineage_knows_behaviour(principal, ev.pid, "staging")
+            && self.first_time(principal, "staging", &ev.pid.to_string())
+        {
+            self.note_behaviour(ev, principal, "staging");
             hits.push(multi_hit(
                 "staging",
                 format!(

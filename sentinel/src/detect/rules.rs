@@ -158,6 +158,16 @@ impl Engine {
                     });
                 }
             }
+            Payload::Rename { new_path, .. } if ev.ok() => {
+                // Moving a file into place writes the destination (docs/categories.md).
+                let path = self.path_of(ev.pid, &new_path.lossy());
+                if let Some(c) = self.category_of(&path, principal, p) {
+                    out.push(OwnedFact::Category {
+                        write: true,
+                        name: c.to_string(),
+                    });
+                }
+            }
             Payload::Connect { .. } => {
                 if let Some((d, false)) = destination(ev) {
                     out.push(OwnedFact::Destination(d));
