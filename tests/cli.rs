@@ -189,17 +189,21 @@ fn syscall_arguments_from_registers_and_from_the_stash_agree() {
     for (mode, source) in [("auto", "registers"), ("stash", "stash")] {
         let cfg = dir.path().join(format!("{mode}.toml"));
         std::fs::write(&cfg, format!("[collect]\nsyscall_args = {mode:?}\n")).unwrap();
-        let mut pid = 0;
+        let (mut pid, mut prctl_pid, mut sockets_pid) = (0, 0, 0);
         let (recs, code, err) = run_json(
             &[
                 "--config",
                 cfg.to_str().unwrap(),
                 "--kinds",
-                "open",
+                "open,prctl,socket",
                 "--duration",
                 "2s",
             ],
-            || pid = run_workload(&[std::ffi::OsStr::new("open"), target.as_os_str()]).pid,
+            || {
+                pid = run_workload(&[std::ffi::OsStr::new("open"), target.as_os_str()]).pid;
+                prctl_pid = run_workload(&["prctl", "renamed"]).pid;
+                sockets_pid = run_workload(&["sockets"]).pid;
+            },
         );
         assert_eq!(code, 0, "{mode}: {err}");
         let status = &recs[0];
@@ -224,6 +228,21 @@ fn syscall_arguments_from_registers_and_from_the_stash_agree() {
             open["mode"].clone(),
         ));
         assert_eq!(recs.last().unwrap()["kernel_lost"], serde_json::json!({}));
+        // Argument conditions drop calls in both modes (in stash mode before stashing).
+        let prctls: Vec<_> = recs
+            .iter()
+            .filter(|r| r["kind"] == "prctl" && r["pid"] == prctl_pid)
+            .collect();
+        assert_eq!(prctls.len(), 1, "{mode}: only PR_SET_NAME: {prctls:?}");
+        assert_eq!(prctls[0]["name"], "renamed");
+        let sockets = recs
+            .iter()
+            .filter(|r| r["kind"] == "socket" && r["pid"] == sockets_pid)
+            .count();
+        assert_eq!(
+            sockets, 3,
+            "{mode}: packet, raw ICMP and the refused raw socket"
+        );
     }
     assert_eq!(seen[0], seen[1], "the same open, read both ways");
 }

@@ -118,3 +118,5 @@ fn now(clock: libc::clockid_t) -> i64 {
 mod tests;
 #[cfg(test)]
 mod tests_kinds;
+#[cfg(test)]
+mod tests_proc_net;

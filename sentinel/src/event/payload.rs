@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RawStr;
 
-/// Address family of a connect.
+/// Address family of a connect or bind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {

@@ -68,6 +68,14 @@ fn q(s: &RawStr) -> String {
     }
 }
 
+/// A path field quoted like the others, or `fd N` when an fd stands for the file.
+fn path_or_fd(path: &RawStr, fd: Option<i32>) -> String {
+    match fd {
+        Some(_) if path.is_empty() => crate::event::path_or_fd(path, fd),
+        _ => q(path),
+    }
+}
+
 fn detail(p: &Payload) -> String {
     match p {
         Payload::Exec {
@@ -174,7 +182,7 @@ fn detail(p: &Payload) -> String {
             ..
         } => format!(
             "{} atime={} mtime={}",
-            crate::event::path_or_fd(path, *dirfd),
+            path_or_fd(path, *dirfd),
             atime.describe(),
             mtime.describe()
         ),
@@ -188,7 +196,7 @@ fn detail(p: &Payload) -> String {
         } => format!(
             "{}{} {}{}",
             if *remove { "remove " } else { "" },
-            crate::event::path_or_fd(path, *fd),
+            path_or_fd(path, *fd),
             q(name),
             if caps.is_empty() {
                 String::new()
@@ -207,7 +215,7 @@ fn detail(p: &Payload) -> String {
             q(target)
         ),
         Payload::Truncate { path, fd, length } => {
-            format!("{} length={length}", crate::event::path_or_fd(path, *fd))
+            format!("{} length={length}", path_or_fd(path, *fd))
         }
         Payload::ProcessVm { target_pid, write } => format!(
             "{} target={target_pid}",
@@ -311,4 +319,125 @@ pub fn incident_lines(i: &crate::incident::Incident, color: bool) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Family, FileTime, ModuleOp};
+
+    fn ev(payload: Payload, ret: i64) -> Event {
+        Event {
+            id: 1,
+            time_ns: 0,
+            pid: 42,
+            tid: 42,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            euid: 0,
+            auid: Some(1000),
+            session: None,
+            cgroup_id: 1,
+            comm: RawStr::from("sh"),
+            syscall: None,
+            ret,
+            errno: (ret < 0).then(|| crate::syscalls::errno_name(-ret)),
+            truncated: false,
+            repeats: 0,
+            repeat_head: false,
+            payload,
+        }
+    }
+
+    /// The terminal line and the evidence summary of the new kinds say what happened.
+    #[test]
+    fn new_kinds_read_as_one_line() {
+        let cases = [
+            (
+                Payload::Xattr {
+                    path: "/tmp/py".into(),
+                    fd: None,
+                    name: "security.capability".into(),
+                    remove: false,
+                    size: 20,
+                    flags: 0,
+                    caps: vec!["cap_setuid".into()],
+                    caps_effective: true,
+                },
+                "/tmp/py security.capability caps=cap_setuid",
+                "setxattr /tmp/py security.capability = cap_setuid",
+            ),
+            (
+                Payload::Utime {
+                    path: RawStr::default(),
+                    dirfd: Some(3),
+                    atime: FileTime::At { sec: 0, nsec: 0 },
+                    mtime: FileTime::Omit,
+                    flags: 0,
+                },
+                "fd 3 atime=1970-01-01T00:00:00Z mtime=omit",
+                "utime fd 3 atime=1970-01-01T00:00:00Z mtime=omit",
+            ),
+            (
+                Payload::Bind {
+                    fd: 3,
+                    family: Family::Inet,
+                    addr: Some("0.0.0.0".parse().unwrap()),
+                    port: Some(4444),
+                    unix_path: None,
+                },
+                "fd=3 0.0.0.0:4444",
+                "bind 0.0.0.0:4444",
+            ),
+            (
+                Payload::Truncate {
+                    path: RawStr::default(),
+                    fd: Some(5),
+                    length: 0,
+                },
+                "fd 5 length=0",
+                "truncate fd 5 to 0",
+            ),
+            (
+                Payload::Module {
+                    op: ModuleOp::Unload,
+                    name: "rootkit".into(),
+                    fd: None,
+                    fd_path: None,
+                    params: RawStr::default(),
+                    size: None,
+                    flags: 0,
+                },
+                "Unload rootkit",
+                "delete_module rootkit",
+            ),
+            (
+                Payload::Link {
+                    target: "/dev/null".into(),
+                    link: "/root/.bash_history".into(),
+                    symbolic: true,
+                },
+                "symbolic /root/.bash_history -> /dev/null",
+                "symlink /root/.bash_history -> /dev/null",
+            ),
+        ];
+        for (p, line, summary) in cases {
+            let e = ev(p, 0);
+            let l = event_line(&e, false);
+            assert!(l.contains(line), "{l}");
+            assert!(l.contains(e.kind().name()), "{l}");
+            let s = crate::detect::summary(&e);
+            assert!(s.ends_with(summary), "{s}");
+        }
+        let e = ev(
+            Payload::ProcessVm {
+                target_pid: 7,
+                write: true,
+            },
+            -(libc::ESRCH as i64),
+        );
+        assert!(event_line(&e, false).ends_with("write target=7  ESRCH"));
+        assert!(crate::detect::summary(&e).ends_with("process_vm_writev pid 7 = ESRCH"));
+    }
 }
