@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use sentinel::detect::model::{Anomaly, Level};
+use sentinel::model::{Anomaly, Level};
 use sentinel_e2e::world::{World, remove_at_exit, sh};
 
 const DEV: &str = "sntl-bdev";

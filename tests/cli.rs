@@ -26,11 +26,15 @@ fn lines(stdout: &[u8]) -> Vec<Value> {
 /// Starts `sentinel run ARGS --json`, waits until its probes are attached (the status line),
 /// runs `during`, and returns every JSON line and the exit code.
 fn run_json(args: &[&str], during: impl FnOnce()) -> (Vec<Value>, i32, String) {
+    // --no-detect: these tests are about the collector and its raw events.
+    run_json_as(&["run", "--json", "--no-detect"], args, during)
+}
+
+fn run_json_as(base: &[&str], args: &[&str], during: impl FnOnce()) -> (Vec<Value>, i32, String) {
     require_root();
     let _one_at_a_time = serial();
-    // --no-detect: these tests are about the collector and its raw events.
     let mut child = Command::new(sentinel_bin())
-        .args(["run", "--json", "--no-detect"])
+        .args(base)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -129,6 +133,50 @@ fn a_flood_is_counted_as_lost_not_silently_dropped() {
     assert!(
         lost + got <= 200_000 + 10_000,
         "counts are plausible: {summary}"
+    );
+}
+
+/// Flooding the agent to hide is itself reported: a `blind_spot` anomaly for the host with
+/// the loss count, naming the busiest user.
+#[test]
+fn a_flood_is_a_blind_spot_anomaly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sentinel.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "store = {:?}\n[collect]\nring_buffer_bytes = 4096\ndrain_interval_ms = 1000\n",
+            dir.path().join("agent.db")
+        ),
+    )
+    .unwrap();
+    let target = dir.path().join("g".repeat(150));
+    std::fs::write(&target, "x").unwrap();
+    let (recs, code, err) = run_json_as(
+        &["run", "--json"],
+        &["--config", cfg.to_str().unwrap(), "--duration", "4s"],
+        || {
+            let r = run_workload(&[
+                std::ffi::OsStr::new("open-storm"),
+                target.as_os_str(),
+                std::ffi::OsStr::new("200000"),
+            ]);
+            assert!(r.status.success());
+        },
+    );
+    assert_eq!(code, 1, "lost events make the exit code 1; stderr: {err}");
+    let blind = recs
+        .iter()
+        .find(|r| r["type"] == "anomaly" && r["factors"][0]["detection"] == "blind_spot")
+        .unwrap_or_else(|| panic!("no blind_spot anomaly; stderr: {err}"));
+    let reason = blind["factors"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the agent lost ") && reason.contains("busiest user"),
+        "{reason}"
+    );
+    assert!(
+        blind["level"] == "medium" || blind["level"] == "high",
+        "{blind}"
     );
 }
 

@@ -1,11 +1,12 @@
 //! Helpers shared by the end-to-end tests: a live collector shared by all tests of a binary,
 //! waiting for events from a given process, and the paths of the binaries under test. The
-//! dashboard helpers live in `dash`.
+//! dashboard helpers live in `dash`, the detection evaluation (tests/corpus) in `eval`.
 
 pub mod dash;
 
 pub mod auditd;
 
+pub mod eval;
 pub mod world;
 
 use std::path::PathBuf;
@@ -107,6 +108,15 @@ pub fn live_losses() -> String {
             )
         }
         None => "collector not running".into(),
+    }
+}
+
+/// Captured syscalls the shared collector found missing from this kernel.
+pub fn live_unavailable() -> Vec<String> {
+    live();
+    match COLLECTOR.lock().expect("lock").as_ref() {
+        Some(c) => c.report().unavailable.clone(),
+        None => Vec::new(),
     }
 }
 

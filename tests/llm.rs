@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sentinel::detect::model::{Anomaly, Level};
 use sentinel::explain::redact::Redactor;
 use sentinel::explain::{Engine, Explainer, LlmConfig, ProviderKind, Subject};
+use sentinel::model::{Anomaly, Level};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -128,7 +128,7 @@ fn redactor() -> Redactor {
 }
 
 /// Checks that hold for any explanation, from the model or the fallback.
-fn assert_well_formed(e: &sentinel::detect::model::Explanation, a: &Anomaly) {
+fn assert_well_formed(e: &sentinel::model::Explanation, a: &Anomaly) {
     assert!(!e.summary.trim().is_empty());
     assert!(!e.likely_explanation.trim().is_empty());
     assert!((0.0..=1.0).contains(&e.confidence));

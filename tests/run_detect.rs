@@ -143,6 +143,171 @@ fn exec_from_tmp_is_an_anomaly_with_evidence_and_is_stored() {
     assert_eq!(kept.score as u64, a["score"].as_u64().unwrap());
 }
 
+/// One login session that runs a program from /tmp, reads /etc/shadow and plants a cron
+/// file is one incident: its steps in order, a story of tactics, a score above its parts, and
+/// the latest state in the agent store.
+#[test]
+fn one_sessions_anomalies_become_an_incident() {
+    use std::os::unix::process::CommandExt;
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("agent.db");
+    let cfg = config_in(dir.path(), "");
+    let tmp = TmpBinary::new();
+    let cron = format!("/etc/cron.d/sentinel-e2e-incident-{}", std::process::id());
+    let mut child = Command::new(sentinel_bin())
+        .args([
+            "run",
+            "--json",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--duration",
+            "6s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn sentinel");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.contains("\"type\":\"status\""), "{first}");
+    let script = format!(
+        "{} exit 0; cat /etc/shadow > /dev/null; echo '# test' > {cron}; rm -f {cron}",
+        tmp.0.display()
+    );
+    let mut c = Command::new("/bin/sh");
+    c.args(["-c", &script]);
+    // A login session of its own: writing the login uid makes the kernel assign a new one.
+    // SAFETY: only raw open/write/close (async-signal-safe) between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let fd = libc::open(c"/proc/self/loginuid".as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let n = libc::write(fd, b"4242".as_ptr().cast(), 4);
+            libc::close(fd);
+            if n != 4 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    assert!(c.status().unwrap().success());
+    let _ = std::fs::remove_file(&cron);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    child.wait().unwrap();
+    let incidents: Vec<Value> = rest
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["type"] == "incident" && r["principal"]["uid"] == 4242)
+        .collect();
+    let last = incidents
+        .last()
+        .unwrap_or_else(|| panic!("no incident for login uid 4242 in:\n{rest}"));
+    let tactics: Vec<&str> = last["tactics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    for t in ["execution", "credential access", "persistence"] {
+        assert!(tactics.contains(&t), "{t} missing from {last}");
+    }
+    let steps = last["steps"].as_array().unwrap();
+    assert!(steps.len() >= 3, "{last}");
+    let times: Vec<i64> = steps
+        .iter()
+        .map(|s| s["time_ns"].as_i64().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "steps in order: {last}"
+    );
+    let top = steps
+        .iter()
+        .map(|s| s["score"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        last["score"].as_u64().unwrap() > top,
+        "the chain escalates: {last}"
+    );
+    assert!(
+        ["high", "critical"].contains(&last["level"].as_str().unwrap()),
+        "{last}"
+    );
+    let store = sentinel::store::Store::open(&db).unwrap();
+    let kept = store
+        .get_incident(last["id"].as_str().unwrap())
+        .unwrap()
+        .expect("incident stored");
+    assert_eq!(kept.step_count as usize, steps.len());
+}
+
+/// An analyst's "benign" verdict, given with `sentinel feedback` between two runs, lowers the
+/// same finding below medium in the next run; `--undo` takes it back; a wrong id is a usage
+/// error.
+#[test]
+fn feedback_teaches_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("agent.db");
+    let cfg = config_in(dir.path(), "");
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--kinds",
+        "exec,fork,exit",
+        "--duration",
+        "4s",
+    ];
+    let (_, recs, _) = run_and_exec_from_tmp(&args);
+    let first = tmp_exec_anomaly(&recs);
+    assert!(first["score"].as_u64().unwrap() >= 25, "{first}");
+    let id = first["id"].as_str().unwrap();
+    let feedback = |extra: &[&str]| {
+        Command::new(sentinel_bin())
+            .arg("feedback")
+            .args(extra)
+            .args(["--store", db.to_str().unwrap()])
+            .output()
+            .expect("sentinel feedback")
+    };
+    let out = feedback(&[id, "benign", "--note", "our build helper"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, recs, _) = run_and_exec_from_tmp(&args);
+    let second = tmp_exec_anomaly(&recs);
+    assert!(second["score"].as_u64().unwrap() < 25, "lowered: {second}");
+    let f = second["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["detection"] == "exec_from_writable")
+        .unwrap();
+    assert_eq!(f["weight"], 0);
+    assert!(
+        f["reason"].as_str().unwrap().contains("our build helper"),
+        "{f}"
+    );
+    let out = feedback(&["--undo", id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = feedback(&["no-such-anomaly", "benign"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no anomaly or incident no-such-anomaly")
+    );
+}
+
 #[test]
 fn anomalies_reach_a_dashboard_through_push() {
     let dir = tempfile::tempdir().unwrap();
@@ -154,7 +319,9 @@ fn anomalies_reach_a_dashboard_through_push() {
         Role::Operator,
         "correct horse battery staple",
     );
-    let key = dash::api_key(&server, uid, "agent");
+    // The agent's key pushes for its own host only; reading back takes a read key.
+    let key = dash::ingest_key(&server, uid, "e2e-push-host");
+    let reader = dash::read_key(&server, uid);
     let url = format!("http://{}", server.addr);
     let cfg = config_in(dir.path(), "host = \"e2e-push-host\"\n");
     let (_, recs, _) = run_and_exec_from_tmp(&[
@@ -174,7 +341,7 @@ fn anomalies_reach_a_dashboard_through_push() {
     let got: Value = rt.block_on(async {
         reqwest::Client::new()
             .get(format!("{url}/api/anomalies/{id}"))
-            .bearer_auth(&key)
+            .bearer_auth(&reader)
             .send()
             .await
             .unwrap()

@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sentinel::config::Config;
-use sentinel::detect::model::{Anomaly, Level};
 use sentinel::detect::{Engine, EngineOptions};
+use sentinel::model::{Anomaly, Level};
 use sentinel::store::Store;
 use sentinel_e2e::world::{World, benign_work, relevant, remove_at_exit, remove_user, sh};
 use sentinel_e2e::*;
@@ -209,6 +209,27 @@ fn su_never_used_before() {
 }
 
 #[test]
+fn password_guessing_with_su() {
+    let w = world();
+    // One shell tries su five times (without a terminal each attempt fails at once, before
+    // starting anything, as a wrong password does).
+    w.atk.run(&[
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do setsid su -c true root; done; true",
+    ]);
+    let a = expect(
+        w.atk.uid,
+        "brute_force",
+        &[
+            "failed authentications for account root from login session",
+            "password guessing",
+        ],
+    );
+    assert!(a.level >= Level::Medium, "{a:#?}");
+}
+
+#[test]
 fn ptrace_attach() {
     let w = world();
     w.atk.run(&[
@@ -343,7 +364,7 @@ fn activity_outside_learned_hours() {
     let store = Store::open(&d.path().join("s.db")).expect("store");
     let now = sentinel::store::now_ns();
     let day = 86_400_000_000_000i64;
-    let hour = sentinel::detect::engine::local_hour(now) as usize;
+    let hour = sentinel::timefmt::local_hour(now) as usize;
     let mut p = Profile::new(now - 14 * day);
     p.windows = 1000;
     p.last_ns = now - day;
@@ -358,7 +379,8 @@ fn activity_outside_learned_hours() {
         )
         .expect("put");
     let mut engine = Engine::with_options(
-        &Config::default(),
+        &Config::default().detect,
+        Config::default().host_name(),
         store,
         EngineOptions {
             live: true,
@@ -391,7 +413,7 @@ fn activity_outside_learned_hours() {
                     "{:?} pid {} at {:02}h",
                     ev.kind(),
                     ev.pid,
-                    sentinel::detect::engine::local_hour(ev.time_ns)
+                    sentinel::timefmt::local_hour(ev.time_ns)
                 ));
             }
             for a in engine.observe(ev) {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION};
-use sentinel::detect::model::Level;
 use sentinel::feed::push::IngestBatch;
+use sentinel::model::Level;
 use sentinel::server::store::Role;
 use sentinel::server::{Server, ServerConfig};
 use sentinel_e2e::dash;
@@ -106,7 +106,9 @@ async fn api_key_from_the_profile_is_shown_once_and_can_be_disabled() {
         .form(&[
             ("csrf", csrf.as_str()),
             ("name", "<i>ci</i>"),
+            ("scope", "ack"),
             ("expires_days", "30"),
+            ("password", "password-123456"),
         ])
         .send()
         .await
@@ -129,7 +131,7 @@ async fn api_key_from_the_profile_is_shown_once_and_can_be_disabled() {
     );
     let k = &h.store().list_api_keys(id).unwrap()[0];
     assert!(k.expires_ns.is_some() && k.enabled);
-    // It acts as its owner on the API.
+    // It acts with its scope (ack: operator, the owner's role) on the API.
     let me: serde_json::Value = c
         .get(format!("{}/api/me", h.url()))
         .bearer_auth(&key)

@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sentinel::config::Config;
-use sentinel::detect::model::Anomaly;
 use sentinel::detect::{Engine, EngineOptions};
 use sentinel::event::{Event, Payload};
+use sentinel::model::Anomaly;
 use sentinel::store::Store;
 
 use crate::{events_after, require_root, start_live, wait_for};
@@ -224,7 +224,8 @@ impl World {
         let store = Store::open(&db.path().join("sentinel.db")).expect("store");
         let cfg = Config::default();
         let mut engine = Engine::with_options(
-            &cfg,
+            &cfg.detect,
+            cfg.host_name(),
             store,
             EngineOptions {
                 live: true,

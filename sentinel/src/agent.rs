@@ -9,13 +9,13 @@ use anyhow::Context as _;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::audit::{self, LiveFact, privacy::UserHasher};
-use crate::cli::exit;
 use crate::collect::{Collector, Summary};
 use crate::config::Config;
 use crate::detect::Engine;
-use crate::detect::model::Anomaly;
-use crate::feed::edge::{Edge, EdgeOptions};
+use crate::edge::{Edge, EdgeOptions};
+use crate::exit;
 use crate::feed::{Record, RunSummary, Status, terminal};
+use crate::model::Anomaly;
 use crate::pipeline::{self, FeedItem, Passthrough, PipelineSnapshot, PipelineStats};
 use crate::store::Store;
 
@@ -147,18 +147,25 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         AnalysisThread::Events(pipeline::spawn_analysis(
             Passthrough,
             events,
-            None,
+            pipeline::Inputs::default(),
             feed_tx,
             true,
             stats.clone(),
         ))
     } else {
         let store = Store::open(&config.store).context("opening the agent store")?;
-        let engine = Engine::new(&config, store).context("starting detection")?;
+        let engine =
+            Engine::new(&config.detect, config.host_name(), store).context("starting detection")?;
+        let losses = collector
+            .loss_gauge()
+            .context("reading the kernel's loss counters")?;
         AnalysisThread::Detect(pipeline::spawn_analysis(
             engine,
             events,
-            audit_facts,
+            pipeline::Inputs {
+                audit: audit_facts,
+                losses: Some(Box::new(losses)),
+            },
             feed_tx,
             show_events,
             stats.clone(),
@@ -191,7 +198,10 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     let summary = collector.stop().await;
     // The collector's channel is closed now: the analysis stage drains what is queued and
     // ends, which closes the feed, which ends the sink.
-    let _ = tokio::task::spawn_blocking(move || analysis.join()).await;
+    let detect_stats = tokio::task::spawn_blocking(move || analysis.join())
+        .await
+        .ok()
+        .flatten();
     let _ = sink.await;
     drop(edge);
     for (consumer, lost) in consumers.stop().await {
@@ -199,7 +209,12 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
             eprintln!("sentinel: {consumer} fell behind and skipped {lost} anomalies");
         }
     }
-    print_summary(&summary, &stats.snapshot(), args.json);
+    print_summary(
+        &summary,
+        &stats.snapshot(),
+        detect_stats.as_ref(),
+        args.json,
+    );
     Ok(if summary.total_lost() > 0 {
         exit::WARNINGS
     } else {
@@ -245,15 +260,20 @@ enum AnalysisThread {
 }
 
 impl AnalysisThread {
-    /// Waits for the stage to drain and end (it ends when the collector's channel closes).
-    fn join(self) {
-        let ok = match self {
-            AnalysisThread::Events(h) => h.join().is_ok(),
-            AnalysisThread::Detect(h) => h.join().is_ok(),
+    /// Waits for the stage to drain and end (it ends when the collector's channel closes);
+    /// gives the engine's counts back.
+    fn join(self) -> Option<crate::detect::Stats> {
+        let (ok, stats) = match self {
+            AnalysisThread::Events(h) => (h.join().is_ok(), None),
+            AnalysisThread::Detect(h) => match h.join() {
+                Ok(engine) => (true, Some(engine.stats())),
+                Err(_) => (false, None),
+            },
         };
         if !ok {
             tracing::error!(target: "sentinel::agent", "the analysis stage panicked");
         }
+        stats
     }
 }
 
@@ -277,6 +297,7 @@ async fn write_feed(
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     // Items are taken a batch at a time: one wake-up and one lock per batch, not per event.
     let mut batch: Vec<FeedItem> = Vec::with_capacity(FEED_BATCH);
+    let mut incidents = crate::incident::Tracker::default();
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, FEED_BATCH) => if n == 0 {
@@ -302,6 +323,15 @@ async fn write_feed(
                     writeln!(out, "{}", terminal::anomaly_lines(a, sink.color))
                 }
             };
+            if let FeedItem::Anomaly(a) = &item
+                && let Some(i) = incidents.observe(a)
+            {
+                let _ = if sink.json {
+                    Record::Incident(&i).write_json_line(&mut out)
+                } else {
+                    writeln!(out, "{}", terminal::incident_lines(&i, sink.color))
+                };
+            }
         }
         if rx.is_empty() {
             let _ = out.flush();
@@ -311,7 +341,8 @@ async fn write_feed(
     drop(explained);
 }
 
-async fn wait_for_stop(duration: Option<Duration>) {
+/// Returns after `duration`, or at Ctrl-C or SIGTERM, whichever comes first.
+pub(crate) async fn wait_for_stop(duration: Option<Duration>) {
     let sleep = async {
         match duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -341,13 +372,33 @@ fn print_record(r: &Record) {
     let _ = out.flush();
 }
 
-fn print_summary(s: &Summary, p: &PipelineSnapshot, json: bool) {
+fn print_summary(
+    s: &Summary,
+    p: &PipelineSnapshot,
+    detect: Option<&crate::detect::Stats>,
+    json: bool,
+) {
     if json {
         print_record(&Record::Summary(&RunSummary {
             collect: s,
             pipeline: p,
+            detect,
         }));
         return;
+    }
+    if let Some(d) = detect {
+        for x in &d.exceptions {
+            eprintln!(
+                "sentinel: exception [{}] suppressed {} factors",
+                x.exception, x.suppressed
+            );
+        }
+        if d.provenance_evicted > 0 {
+            eprintln!(
+                "sentinel: provenance records evicted (detect.provenance_cap): {}",
+                d.provenance_evicted
+            );
+        }
     }
     let fmt = |v: &crate::collect::KindCounts| -> String {
         if v.is_empty() {

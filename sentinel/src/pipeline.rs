@@ -12,8 +12,8 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::audit::LiveFact;
-use crate::detect::model::Anomaly;
 use crate::event::Event;
+use crate::model::Anomaly;
 
 /// What turns events into anomalies. The detection engine implements it; tests use fakes.
 pub trait Analyzer: Send + 'static {
@@ -27,7 +27,39 @@ pub trait Analyzer: Send + 'static {
     fn observe_audit(&mut self, _fact: &LiveFact) -> Vec<Anomaly> {
         Vec::new()
     }
+    /// Events lost before analysis (kernel or channel) since the last call; called about
+    /// once a second while losses grow.
+    fn blind(&mut self, _lost: u64, _now_ns: i64) -> Vec<Anomaly> {
+        Vec::new()
+    }
 }
+
+/// The engine is the pipeline's analysis stage (`pipeline::spawn_analysis`).
+impl Analyzer for crate::detect::Engine {
+    fn observe(&mut self, ev: &Event) -> Vec<Anomaly> {
+        crate::detect::Engine::observe(self, ev)
+    }
+
+    fn tick(&mut self, now_ns: i64) -> Vec<Anomaly> {
+        crate::detect::Engine::tick(self, now_ns)
+    }
+
+    fn finish(&mut self) -> Vec<Anomaly> {
+        crate::detect::Engine::finish(self)
+    }
+
+    fn blind(&mut self, lost: u64, now_ns: i64) -> Vec<Anomaly> {
+        crate::detect::Engine::blind(self, lost, now_ns)
+    }
+
+    fn observe_audit(&mut self, fact: &LiveFact) -> Vec<Anomaly> {
+        crate::detect::Engine::observe_audit(self, fact)
+    }
+}
+
+/// Reads the running total of events lost before analysis (kernel ring buffer full, channel
+/// to the analysis stage full).
+pub type LossGauge = Box<dyn Fn() -> u64 + Send>;
 
 /// No analysis: events only.
 pub struct Passthrough;
@@ -140,17 +172,26 @@ impl AuditHold {
 /// Events analysed between two looks at the clock, the audit records and the tick.
 const BATCH: usize = 256;
 
+/// What the analysis stage reads besides events: live audit records, and the collector's
+/// loss total (for blind spots).
+#[derive(Default)]
+pub struct Inputs {
+    pub audit: Option<mpsc::Receiver<LiveFact>>,
+    pub losses: Option<LossGauge>,
+}
+
 /// Runs `analyzer` on its own thread over `events` until the channel closes. Events go on to
 /// `feed` when `forward_events` (dropped and counted if the sinks are behind); anomalies always
 /// do (the stage waits for room, and the collector's bounded channel absorbs the pause).
 pub fn spawn_analysis<A: Analyzer>(
     mut analyzer: A,
     mut events: mpsc::Receiver<Event>,
-    mut audit: Option<mpsc::Receiver<LiveFact>>,
+    inputs: Inputs,
     feed: mpsc::Sender<FeedItem>,
     forward_events: bool,
     stats: Arc<PipelineStats>,
 ) -> std::thread::JoinHandle<A> {
+    let Inputs { mut audit, losses } = inputs;
     std::thread::Builder::new()
         .name("sentinel-analyze".into())
         .spawn(move || {
@@ -162,6 +203,7 @@ pub fn spawn_analysis<A: Analyzer>(
                 }
             };
             let mut last_tick = Instant::now();
+            let mut lost_seen = 0u64;
             let mut held = AuditHold::new(Duration::from_millis(500));
             let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
             loop {
@@ -200,6 +242,13 @@ pub fn spawn_analysis<A: Analyzer>(
                 if last_tick.elapsed() >= Duration::from_secs(1) {
                     last_tick = Instant::now();
                     send_anomalies(analyzer.tick(now_ns()), &stats);
+                    if let Some(total) = losses.as_ref().map(|g| g()) {
+                        let new = total.saturating_sub(lost_seen);
+                        lost_seen = lost_seen.max(total);
+                        if new > 0 {
+                            send_anomalies(analyzer.blind(new, now_ns()), &stats);
+                        }
+                    }
                 }
             }
             // The events are all in: whatever audit holds can join now.
@@ -225,7 +274,7 @@ pub fn edge(capacity: usize) -> broadcast::Sender<Arc<Anomaly>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::model::{Level, Principal};
+    use crate::model::{Level, Principal};
 
     struct EveryThird(u64);
 
@@ -283,7 +332,14 @@ mod tests {
         // A feed that holds 2 items and is only read after the stage finished.
         let (ftx, mut frx) = mpsc::channel(2);
         let stats = Arc::new(PipelineStats::default());
-        let h = spawn_analysis(EveryThird(0), rx, None, ftx, true, stats.clone());
+        let h = spawn_analysis(
+            EveryThird(0),
+            rx,
+            Inputs::default(),
+            ftx,
+            true,
+            stats.clone(),
+        );
         let reader = std::thread::spawn(move || {
             let mut anomalies = 0;
             std::thread::sleep(Duration::from_millis(200));
@@ -320,7 +376,7 @@ mod tests {
             time_ns,
             kind: "other",
             factor: None,
-            evidence: crate::detect::model::Evidence {
+            evidence: crate::model::Evidence {
                 id: format!("audit:{time_ns}"),
                 time_ns,
                 summary: String::new(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::detect::model::Anomaly;
+use crate::model::Anomaly;
 
 pub const DEFAULT_PATH: &str = "/var/lib/sentinel/sentinel.db";
 
@@ -47,6 +47,21 @@ const MIGRATIONS: &[&str] = &[
         record TEXT NOT NULL
      );
      CREATE INDEX anomalies_time ON anomalies(time_ns);",
+    // 2: session incidents (the latest state of each).
+    "CREATE TABLE incidents (
+        id TEXT PRIMARY KEY,
+        last_ns INTEGER NOT NULL,
+        level TEXT NOT NULL,
+        score INTEGER NOT NULL,
+        record TEXT NOT NULL
+     );
+     CREATE INDEX incidents_time ON incidents(last_ns);",
+    // 3: analysts' verdicts (detect/feedback.rs), one per anomaly.
+    "CREATE TABLE feedback (
+        anomaly_id TEXT PRIMARY KEY,
+        time_ns INTEGER NOT NULL,
+        rule TEXT NOT NULL
+     );",
 ];
 
 pub struct Store {
@@ -196,18 +211,72 @@ impl Store {
     }
 
     pub fn get_anomaly(&self, id: &str) -> Result<Option<Anomaly>, StoreError> {
+        self.get_record("SELECT record FROM anomalies WHERE id = ?1", id)
+    }
+
+    /// One JSON record by id.
+    fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
         let text: Option<String> = self
             .conn
-            .query_row(
-                "SELECT record FROM anomalies WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
+            .query_row(sql, params![id], |r| r.get(0))
             .optional()?;
         Ok(match text {
             Some(t) => Some(serde_json::from_str(&t)?),
             None => None,
         })
+    }
+
+    /// Saves an analyst's verdict (`detect::feedback::Rule` as JSON), replacing an earlier one
+    /// on the same anomaly.
+    pub fn put_feedback(
+        &self,
+        anomaly_id: &str,
+        time_ns: i64,
+        rule: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO feedback (anomaly_id, time_ns, rule) VALUES (?1, ?2, ?3)",
+            params![anomaly_id, time_ns, rule.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Takes a verdict back; returns whether there was one.
+    pub fn delete_feedback(&self, anomaly_id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM feedback WHERE anomaly_id = ?1",
+            params![anomaly_id],
+        )? > 0)
+    }
+
+    /// Every verdict (as saved), oldest first.
+    pub fn feedback_rules(&self) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT rule FROM feedback ORDER BY time_ns, anomaly_id")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row?)?);
+        }
+        Ok(out)
+    }
+
+    /// Saves the latest state of an incident (replacing the earlier one).
+    pub fn put_incident(&self, i: &crate::incident::Incident) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO incidents (id, last_ns, level, score, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![i.id, i.last_ns, i.level.as_str(), i.score, serde_json::to_string(i)?],
+        )?;
+        Ok(())
+    }
+
+    pub fn get_incident(&self, id: &str) -> Result<Option<crate::incident::Incident>, StoreError> {
+        self.get_record("SELECT record FROM incidents WHERE id = ?1", id)
     }
 
     /// The newest `limit` anomalies, newest first.
@@ -234,7 +303,7 @@ pub fn now_ns() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::model::{Anomaly, Level, Principal};
+    use crate::model::{Anomaly, Level, Principal};
 
     #[test]
     fn baselines_round_trip_and_survive_reopen() {

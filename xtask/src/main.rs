@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask setup | build-ebpf | run | test | bench`. Every task installs
+//! Developer tasks: `cargo xtask setup | build-ebpf | run | test | bench | eval`. Every task installs
 //! what it needs first (idempotently), so the README's two commands work on a new machine.
 
 mod bench;
@@ -41,6 +41,16 @@ enum Task {
     /// Measure overhead and capacity next to auditd and bpftrace (as root); writes
     /// docs/benchmarks.md.
     Bench(bench::BenchArgs),
+    /// Play the attack corpus and benign workloads (tests/corpus) against the agent, as root;
+    /// prints detected/missed per scenario, recall per tactic and benign false positives.
+    Eval {
+        /// Only scenarios whose id (e.g. persistence/cron-d) contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Write the coverage document, e.g. docs/detection-coverage.md.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -87,6 +97,22 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Task::Bench(args) => bench::run(&root, args),
+        Task::Eval { filter, out } => {
+            setup::toolchain()?;
+            run(Command::new("bash").arg(root.join("tests/setup/corpus.sh")))?;
+            // The agent as the end-to-end tests build it, and the evaluation's runner.
+            run(cargo().args(["build", "-p", "sentinel"]))?;
+            run(cargo().args(["build", "-p", "sentinel-e2e", "--bin", "sentinel-eval"]))?;
+            let mut c = Command::new(root.join("target/debug/sentinel-eval"));
+            c.arg("--sentinel").arg(root.join("target/debug/sentinel"));
+            if let Some(f) = filter {
+                c.arg("--filter").arg(f);
+            }
+            if let Some(o) = out {
+                c.arg("--out").arg(o);
+            }
+            run(&mut c)
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Live process chains from /proc (best effort: a process may be gone or its pid reused) and
 //! the parent/child pairs that make a chain suspicious, matched on exact names.
 
-use crate::detect::model::ChainLink;
+use crate::model::ChainLink;
 
 const MAX_DEPTH: usize = 16;
 

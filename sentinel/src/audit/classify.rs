@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::privacy::{UserHasher, passwd_names, redact_command};
 use super::record::AuditEvent;
-use crate::detect::model::{Evidence, Factor};
+use crate::model::{Evidence, Factor};
 
 /// Factor weights, shared with the summary's factors (docs/audit.md).
 pub mod weight {
@@ -165,6 +165,12 @@ pub fn classify(ev: &AuditEvent, hasher: &UserHasher) -> LiveFact {
         .or_else(|| uid.and_then(|u| passwd_names().get(&u).cloned()))
         .map(|n| hasher.hash(&n));
     let ty = ev.primary_type();
+    // Where an authentication came from: the remote address, else the terminal.
+    let source = ["addr", "hostname", "terminal"]
+        .iter()
+        .filter_map(|k| ev.field(k))
+        .find(|v| !v.is_empty() && *v != "?")
+        .map(str::to_string);
     let mut command = None;
     let (kind, factor): (&'static str, Option<(u8, String)>) = if ty == "USER_AUTH" && ev.failed() {
         let who = acct.clone().unwrap_or_else(|| "?".into());
@@ -256,7 +262,7 @@ pub fn classify(ev: &AuditEvent, hasher: &UserHasher) -> LiveFact {
                 "type": ty, "serial": ev.serial, "result": result, "key": key, "exe": exe,
                 "paths": paths, "pid": num_u32(ev, "pid"), "ppid": num_u32(ev, "ppid"),
                 "uid": uid, "auid": ev.auid(), "user_hashed": actor, "account_hashed": acct,
-                "command": command,
+                "command": command, "source": source,
             }),
         },
     }

@@ -1,10 +1,10 @@
-//! Audit facts as `detect::model::Factor`s, so the audit summary is scored by the same
+//! Audit facts as `model::Factor`s, so the audit summary is scored by the same
 //! explainable model as the eBPF anomalies (`Anomaly::score_of`). Weights are documented in
 //! docs/audit.md; evidence ids are "audit:<serial>".
 
 use super::classify::weight;
 use super::summary::AuditSummary;
-use crate::detect::model::Factor;
+use crate::model::Factor;
 
 fn factor(detection: &str, reason: String, weight: u64, evidence: &[String]) -> Factor {
     Factor {
@@ -149,7 +149,7 @@ pub fn factors(s: &AuditSummary) -> Vec<Factor> {
 mod tests {
     use super::*;
     use crate::audit::summary::{Burst, Execution, WatchHit};
-    use crate::detect::model::{Anomaly, Level};
+    use crate::model::{Anomaly, Level};
 
     #[test]
     fn summary_facts_become_scored_factors_with_audit_evidence() {

@@ -12,7 +12,7 @@ use super::classify::{self, Denial};
 use super::privacy::UserHasher;
 use super::reader::ReadStats;
 use super::record::AuditEvent;
-use crate::detect::model::{ChainLink, Factor, Level};
+use crate::model::{ChainLink, Factor, Level};
 
 /// Evidence ids kept per item; the count says how many there were.
 const MAX_EVIDENCE: usize = 20;
@@ -224,7 +224,7 @@ fn chain_of(ev: &AuditEvent, hasher: &UserHasher) -> Vec<ChainLink> {
 }
 
 pub fn iso_ms(ms: i64) -> String {
-    crate::snapshot::time::iso8601(ms.div_euclid(1000), ms.rem_euclid(1000) as u32)
+    crate::timefmt::rfc3339_ms(ms.saturating_mul(1_000_000))
 }
 
 /// Builds the summary of `events` (already limited to `window`).
@@ -413,7 +413,7 @@ pub fn summarize(
     };
     s.window = window;
     s.risk_factors = super::factors::factors(&s);
-    let (score, level) = crate::detect::model::Anomaly::score_of(&s.risk_factors);
+    let (score, level) = crate::model::Anomaly::score_of(&s.risk_factors);
     s.risk_score = score;
     s.risk_level = Some(level);
     s

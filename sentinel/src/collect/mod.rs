@@ -150,6 +150,37 @@ impl Collector {
         (per_kind, read(sentinel_common::MAX_KINDS - 1))
     }
 
+    /// A reader of the running loss total (kernel ring buffer full plus channel full) that
+    /// another thread can own: the analysis stage turns growth into blind-spot findings.
+    pub fn loss_gauge(&self) -> Result<impl Fn() -> u64 + Send + 'static, CollectError> {
+        use aya::maps::IterableMap as _;
+        use std::os::fd::AsFd as _;
+        let fd = self
+            .lost
+            .map()
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(CollectError::Ring)?;
+        let data = aya::maps::MapData::from_fd(fd)
+            .map_err(|e| CollectError::Ring(std::io::Error::other(e.to_string())))?;
+        let lost = aya::maps::PerCpuArray::<_, u64>::try_from(aya::maps::Map::PerCpuArray(data))
+            .map_err(|e| CollectError::Ring(std::io::Error::other(e.to_string())))?;
+        let stats = self.stats.clone();
+        Ok(move || {
+            // The last slot counts unpaired syscall exits, not losses (see `Summary`).
+            let kernel: u64 = Kind::ALL
+                .iter()
+                .map(|k| {
+                    lost.get(&(*k as u32), 0)
+                        .map(|v| v.iter().sum())
+                        .unwrap_or(0)
+                })
+                .sum();
+            kernel + stats.snapshot().channel_dropped.values().sum::<u64>()
+        })
+    }
+
     /// Detaches the probes, drains what is left in the ring buffer, and stops.
     pub async fn stop(mut self) -> Summary {
         self.loaded.take();
@@ -240,7 +271,7 @@ pub const DEFAULT_EXEC_ENV: [&str; 10] = [
     "ENV",
 ];
 
-/// Checks `[collect] exec_env`: at most `MAX_ENV_NAMES` names of 1-31 bytes made of letters,
+/// Checks `[collect] exec_env`: at most `MAX_ENV_NAMES` names of 1-30 bytes made of letters,
 /// digits and `_`, not starting with a digit (what shells accept as a variable name).
 pub fn validate_exec_env(names: &[String]) -> Result<(), String> {
     if names.len() > sentinel_common::MAX_ENV_NAMES as usize {
@@ -251,13 +282,13 @@ pub fn validate_exec_env(names: &[String]) -> Result<(), String> {
     }
     for n in names {
         let ok = !n.is_empty()
-            && n.len() < sentinel_common::ENV_NAME_LEN
+            && n.len() <= sentinel_common::MAX_ENV_NAME
             && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
             && !n.as_bytes()[0].is_ascii_digit();
         if !ok {
             return Err(format!(
                 "collect.exec_env: {n:?} is not a variable name (1-{} letters, digits or _, not starting with a digit)",
-                sentinel_common::ENV_NAME_LEN - 1
+                sentinel_common::MAX_ENV_NAME
             ));
         }
     }

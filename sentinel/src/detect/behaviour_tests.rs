@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use super::engine::{Engine, EngineOptions};
-use super::model::{Anomaly, Level};
 use crate::config::Config;
 use crate::event::{Event, Payload, RawStr};
+use crate::model::{Anomaly, Level};
 use crate::proc::users::UserDb;
 use crate::store::Store;
 
@@ -42,7 +42,8 @@ impl Sim {
             ..Config::default()
         };
         let e = Engine::with_options(
-            &cfg,
+            &cfg.detect,
+            cfg.host_name(),
             store,
             EngineOptions {
                 live: false,

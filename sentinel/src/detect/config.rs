@@ -31,11 +31,19 @@ pub struct DetectConfig {
     pub off_hours_slack: u8,
     /// A window's event count this many standard deviations above the mean is a spike.
     pub rate_spike_sigmas: f64,
+    /// Failed authentications for one account from one source within
+    /// `brute_force_window_secs` that make password guessing.
+    pub brute_force_threshold: u32,
+    pub brute_force_window_secs: u64,
+    /// Files whose writer is remembered for the provenance of later executions (LRU).
+    pub provenance_cap: usize,
     /// Discovery categories new to the principal within `recon_window_secs` that make
     /// `recon_breadth` fire.
     pub recon_categories: u32,
     pub recon_window_secs: u64,
     pub weights: Weights,
+    /// Operator tuning: factors to drop (`[[detect.exceptions]]`, docs/anomalies.md).
+    pub exceptions: Vec<super::exceptions::Exception>,
 }
 
 impl Default for DetectConfig {
@@ -53,9 +61,13 @@ impl Default for DetectConfig {
             discovery_window_secs: 120,
             off_hours_slack: 1,
             rate_spike_sigmas: 4.0,
+            brute_force_threshold: 5,
+            brute_force_window_secs: 60,
+            provenance_cap: 16_384,
             recon_categories: 4,
             recon_window_secs: 600,
             weights: Weights::default(),
+            exceptions: Vec::new(),
         }
     }
 }
@@ -75,6 +87,8 @@ impl DetectConfig {
         }
         if self.mass_read_threshold == 0
             || self.discovery_threshold == 0
+            || self.brute_force_threshold == 0
+            || self.brute_force_window_secs == 0
             || self.recon_categories == 0
         {
             return Err("detect thresholds must be > 0".into());
@@ -85,6 +99,13 @@ impl DetectConfig {
         if self.learn_below_score == 0 {
             return Err("detect.learn_below_score must be > 0 (nothing would be learned)".into());
         }
+        if self.provenance_cap == 0 || self.provenance_cap > 10_000_000 {
+            return Err(format!(
+                "detect.provenance_cap must be 1-10000000, got {}",
+                self.provenance_cap
+            ));
+        }
+        super::exceptions::validate(&self.exceptions)?;
         Ok(())
     }
 
@@ -125,6 +146,8 @@ pub struct Weights {
     /// Context only: added to another detection's anomaly when the program is new.
     pub new_binary: u8,
     pub rate_spike: u8,
+    pub brute_force: u8,
+    pub blind_spot: u8,
     // Behaviour families (detect/tamper.rs, privs.rs, escape.rs, recon.rs).
     pub history_tampering: u8,
     pub timestomp: u8,
@@ -164,6 +187,8 @@ impl Default for Weights {
             off_hours: 20,
             new_binary: 10,
             rate_spike: 15,
+            brute_force: 45,
+            blind_spot: 30,
             history_tampering: 45,
             timestomp: 30,
             setuid_bit: 45,

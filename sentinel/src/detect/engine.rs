@@ -5,13 +5,12 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::config::DetectConfig;
-use super::model::{Anomaly, ChainLink, Evidence, Factor, Principal};
-use crate::config::Config;
 use crate::event::{Event, Payload};
+use crate::model::{Anomaly, Evidence, Factor, Principal};
 use crate::proc::users::UserDb;
 use crate::proc::{ProcKey, Process, ProcessTable};
-use crate::profile::baseline::{KIND_EXE, KIND_LINEAGE, KIND_PRINCIPAL};
-use crate::profile::{Baselines, Calibration, Categories, Fact, Fingerprint, Profile, Window};
+use crate::profile::baseline::KIND_LINEAGE;
+use crate::profile::{Baselines, Calibration, Categories, Fact, Profile, Window};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +19,8 @@ pub enum DetectError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Categories(#[from] crate::profile::categories::CategoriesError),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// How the engine meets the world.
@@ -33,13 +34,28 @@ pub struct EngineOptions {
     pub learn_all: bool,
 }
 
-/// Counters for logs and the `learn` summary.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Counters for logs, the `learn` summary and the `detect` part of `sentinel run`'s summary
+/// record (docs/events.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     pub events: u64,
     pub anomalies: u64,
     pub windows_learned: u64,
     pub windows_rejected: u64,
+    /// Files whose writer is remembered now (provenance).
+    pub provenance_files: u64,
+    /// Provenance records pushed out by `detect.provenance_cap`.
+    pub provenance_evicted: u64,
+    /// Per `[[detect.exceptions]]` entry, in config order: its label and the factors it
+    /// dropped.
+    pub exceptions: Vec<ExceptionCount>,
+}
+
+/// What one exception suppressed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExceptionCount {
+    pub exception: String,
+    pub suppressed: u64,
 }
 
 /// A detection's output before it becomes part of an anomaly.
@@ -67,30 +83,30 @@ pub struct Engine {
     pub(super) live: bool,
     pub(super) learn_all: bool,
     pub(super) own_pid: u32,
-    counter: u64,
+    pub(super) counter: u64,
     pub(super) stats: Stats,
     /// (principal, detection, key) already reported in this window.
     pub(super) fired: HashSet<(u32, &'static str, String)>,
     repeats: super::repeats::Repeats,
     pub(super) mass: HashMap<ProcKey, MassRead>,
     /// Per principal: recent discovery commands (time, matched entry, event).
-    pub(super) discovery: HashMap<u32, VecDeque<(i64, String, Event)>>,
+    pub(super) discovery: HashMap<u32, DiscoveryQueue>,
+    /// Failed authentications per target account and source (brute force).
+    pub(super) auth: super::bursts::AuthFailures,
+    /// Events lost in the current window (blind spots).
+    pub(super) losses: super::blind::Losses,
+    /// Analysts' verdicts in force.
+    pub(super) feedback: super::feedback::Feedback,
+    /// Who wrote the files that may be run later.
+    pub(super) provenance: super::provenance::Provenance,
+    exceptions: super::exceptions::Exceptions,
     pub(super) behaviour: super::behaviour::BehaviourState,
 }
 
-/// Local hour (0-23) of an epoch-ns time.
-pub fn local_hour(t_ns: i64) -> u8 {
-    let secs = t_ns.div_euclid(1_000_000_000) as libc::time_t;
-    // SAFETY: zeroed tm is a valid out-parameter; localtime_r is thread-safe.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::localtime_r(&secs, &mut tm) };
-    if r.is_null() {
-        return ((secs.rem_euclid(86_400)) / 3_600) as u8;
-    }
-    tm.tm_hour.clamp(0, 23) as u8
-}
+/// Recent discovery commands of one principal: (time, matched entry, event).
+pub(super) type DiscoveryQueue = VecDeque<(i64, String, Event)>;
 
-fn evidence_of(e: &Event) -> Evidence {
+pub(super) fn evidence_of(e: &Event) -> Evidence {
     Evidence {
         id: e.id.to_string(),
         time_ns: e.time_ns,
@@ -100,7 +116,7 @@ fn evidence_of(e: &Event) -> Evidence {
 }
 
 /// A stable 64-bit FNV-1a hash (std's hasher may change between releases).
-fn fnv(parts: &[&str]) -> String {
+pub(super) fn fnv(parts: &[&str]) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
     for p in parts {
         for b in p.bytes().chain([0u8]) {
@@ -113,9 +129,10 @@ fn fnv(parts: &[&str]) -> String {
 
 impl Engine {
     /// An engine on the live system (process table seeded from /proc).
-    pub fn new(cfg: &Config, store: Store) -> Result<Engine, DetectError> {
+    pub fn new(cfg: &DetectConfig, host: String, store: Store) -> Result<Engine, DetectError> {
         Engine::with_options(
             cfg,
+            host,
             store,
             EngineOptions {
                 live: true,
@@ -125,28 +142,32 @@ impl Engine {
         )
     }
 
+    /// An engine with the `[detect]` settings, naming this host in its anomalies.
     pub fn with_options(
-        cfg: &Config,
+        cfg: &DetectConfig,
+        host: String,
         store: Store,
         opts: EngineOptions,
     ) -> Result<Engine, DetectError> {
-        let dcfg = cfg.detect.clone();
+        let dcfg = cfg.clone();
         let cats = match &dcfg.categories_file {
             Some(p) => Categories::load(p)?,
             None => Categories::defaults(),
         };
+        let exceptions =
+            super::exceptions::Exceptions::new(&dcfg.exceptions).map_err(DetectError::Config)?;
         let mut procs = ProcessTable::new(dcfg.exited_process_cap, opts.live);
         if opts.live {
             let n = procs.seed_from_proc();
             tracing::debug!("process table seeded with {n} processes");
         }
-        Ok(Engine {
+        let mut engine = Engine {
             cats: std::sync::Arc::new(cats),
             users: opts.users.unwrap_or_else(UserDb::system),
             procs,
             baselines: Baselines::load(store)?,
             window: None,
-            host: cfg.host_name(),
+            host,
             live: opts.live,
             learn_all: opts.learn_all,
             own_pid: std::process::id(),
@@ -156,9 +177,19 @@ impl Engine {
             repeats: Default::default(),
             mass: HashMap::new(),
             discovery: HashMap::new(),
+            losses: Default::default(),
+            feedback: Default::default(),
+            auth: super::bursts::AuthFailures::new(
+                dcfg.brute_force_window_secs,
+                dcfg.brute_force_threshold,
+            ),
+            provenance: super::provenance::Provenance::new(dcfg.provenance_cap),
+            exceptions,
             behaviour: Default::default(),
             cfg: dcfg,
-        })
+        };
+        engine.reload_feedback();
+        Ok(engine)
     }
 
     /// Switches between an explicit learning period (every window learned) and detection.
@@ -167,7 +198,20 @@ impl Engine {
     }
 
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            provenance_files: self.provenance.len() as u64,
+            provenance_evicted: self.provenance.evicted,
+            exceptions: self
+                .exceptions
+                .suppressed()
+                .into_iter()
+                .map(|(exception, suppressed)| ExceptionCount {
+                    exception,
+                    suppressed,
+                })
+                .collect(),
+            ..self.stats.clone()
+        }
     }
 
     pub fn processes(&self) -> &ProcessTable {
@@ -204,14 +248,17 @@ impl Engine {
         };
         self.procs.apply(ev);
         let principal = ev.principal_uid();
+        self.track_provenance(ev, principal);
         self.fingerprint(ev, principal, before.as_ref());
         let hits = self.detect(ev, principal, before.as_ref());
         if !hits.is_empty()
-            && let Some(a) = self.anomaly(ev, principal, hits)
+            && let Some((a, pinned)) = self.anomaly(ev, principal, hits)
         {
             if let Some(w) = self.window.as_mut() {
                 let pw = w.principal(principal);
-                pw.max_score = pw.max_score.max(a.score);
+                // A finding an analyst pinned as malicious keeps its window from being learned.
+                let mark = if pinned { u8::MAX } else { a.score };
+                pw.max_score = pw.max_score.max(mark);
             }
             self.stats.anomalies += 1;
             out.push(a);
@@ -249,6 +296,82 @@ impl Engine {
         self.baselines.vouch_all(&self.cfg.calibration())
     }
 
+    /// The (principal x lineage) profile of the process's current lineage, when it is
+    /// calibrating or calibrated.
+    pub(super) fn lineage_profile(&self, principal: u32, pid: u32) -> Option<&Profile> {
+        self.baselines
+            .get(KIND_LINEAGE, &format!("{principal}|{}", self.lineage(pid)))
+            .filter(|p| p.state >= Calibration::Calibrating)
+    }
+
+    /// Drops the factors an operator exception covers (counting them per exception).
+    pub(super) fn apply_exceptions(
+        &mut self,
+        ev: Option<&Event>,
+        principal: u32,
+        hits: &mut Vec<Hit>,
+    ) {
+        if self.exceptions.is_empty() || hits.is_empty() {
+            return;
+        }
+        let (exe, lineage, paths) = match ev {
+            Some(ev) => {
+                let exe = self
+                    .procs
+                    .at(ev.pid, ev.time_ns)
+                    .map(|p| p.exe.clone())
+                    .unwrap_or_default();
+                (exe, self.lineage(ev.pid), self.event_paths(ev))
+            }
+            None => Default::default(),
+        };
+        let subject = super::exceptions::Subject {
+            principal,
+            user: self.users.name(principal),
+            exe: &exe,
+            paths,
+            lineage: &lineage,
+        };
+        let mut dropped = Vec::new();
+        hits.retain(
+            |h| match self.exceptions.matching(&h.factor.detection, &subject) {
+                Some(i) => {
+                    dropped.push(i);
+                    false
+                }
+                None => true,
+            },
+        );
+        for i in dropped {
+            self.exceptions.count(i);
+        }
+    }
+
+    /// The paths an event names (absolute), for exceptions with a `path`.
+    fn event_paths(&self, ev: &Event) -> Vec<String> {
+        let abs = |p: &crate::event::RawStr| self.path_of(ev.pid, &p.lossy());
+        match &ev.payload {
+            Payload::Exec { filename, .. } => {
+                let mut v = vec![abs(filename)];
+                if let Some(p) = self.procs.get(ev.pid)
+                    && !p.exe.is_empty()
+                {
+                    v.push(p.exe.clone());
+                }
+                v
+            }
+            Payload::Open { path, .. }
+            | Payload::Unlink { path, .. }
+            | Payload::Chmod { path, .. }
+            | Payload::Chown { path, .. } => vec![abs(path)],
+            Payload::Rename {
+                old_path, new_path, ..
+            } => vec![abs(old_path), abs(new_path)],
+            Payload::Link { target, link, .. } => vec![abs(target), abs(link)],
+            _ => Vec::new(),
+        }
+    }
+
     /// The lineage of a process: base names of up to four generations, oldest first,
     /// without pid 1 (whose name says nothing).
     pub(super) fn lineage(&self, pid: u32) -> String {
@@ -270,7 +393,7 @@ impl Engine {
             .get(ev.pid)
             .map(|p| p.exe.clone())
             .unwrap_or_default();
-        let hour = local_hour(ev.time_ns);
+        let hour = crate::timefmt::local_hour(ev.time_ns);
         if let Some(w) = self.window.as_mut() {
             let pw = w.principal(principal);
             if pw.sample.len() < crate::profile::fingerprint::SAMPLE {
@@ -283,101 +406,13 @@ impl Engine {
         }
     }
 
-    /// Closes the current window: rate checks, then learn or reject per principal.
-    fn roll(&mut self, now_ns: i64) -> Vec<Anomaly> {
-        let Some(w) = self.window.take() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let rule = self.cfg.calibration();
-        let mut uids: Vec<u32> = w.principals.keys().copied().collect();
-        uids.sort_unstable();
-        for uid in uids {
-            let Some(pw) = w.principals.get(&uid) else {
-                continue;
-            };
-            let mut max = pw.max_score;
-            if let Some(a) = self.rate_spike(uid, &pw.all, &pw.sample, w.start_ns) {
-                max = max.max(a.score);
-                out.push(a);
-            }
-            let result = if self.learn_all || max < self.cfg.learn_below_score {
-                let mut items: Vec<(&'static str, String, &Fingerprint)> =
-                    vec![(KIND_PRINCIPAL, uid.to_string(), &pw.all)];
-                for (l, f) in &pw.lineages {
-                    items.push((KIND_LINEAGE, format!("{uid}|{l}"), f));
-                }
-                for (e, f) in &pw.exes {
-                    items.push((KIND_EXE, e.clone(), f));
-                }
-                self.stats.windows_learned += 1;
-                self.baselines.learn(&items, w.start_ns, w.end_ns(), &rule)
-            } else {
-                tracing::info!(
-                    "window of uid {uid} scored {max}: not learned (poisoning protection)"
-                );
-                self.stats.windows_rejected += 1;
-                self.baselines.reject(uid, w.end_ns())
-            };
-            if let Err(e) = result {
-                tracing::warn!("cannot save baseline of uid {uid}: {e}");
-            }
-        }
-        self.fired.clear();
-        self.mass.clear();
-        self.procs.prune_dead(now_ns);
-        self.stats.anomalies += out.len() as u64;
-        self.window = Some(Window::containing(now_ns, self.cfg.window_ns()));
-        out
-    }
-
-    fn rate_spike(
-        &mut self,
-        uid: u32,
-        fp: &Fingerprint,
-        sample: &[Event],
-        start_ns: i64,
-    ) -> Option<Anomaly> {
-        let p = self.baselines.principal(uid)?;
-        if p.state != Calibration::Calibrated || p.rate.n < 12 {
-            return None;
-        }
-        let (mean, sd) = (p.rate.mean, p.rate.stddev());
-        let n = fp.events as f64;
-        if n <= mean + self.cfg.rate_spike_sigmas * sd || n <= 2.0 * mean + 50.0 {
-            return None;
-        }
-        let factor = Factor {
-            detection: "rate_spike".into(),
-            reason: format!(
-                "{} events in one window: usual for this user is {:.0} ± {:.0} over {} of baseline",
-                fp.events,
-                mean,
-                sd,
-                p.span_words()
-            ),
-            weight: self.cfg.weights.rate_spike,
-            // The window's first events stand for all of them.
-            evidence: sample.iter().map(|e| e.id.to_string()).collect(),
-        };
-        let (score, level) = Anomaly::score_of(std::slice::from_ref(&factor));
+    /// A new anomaly id: "<host>-<epoch ms>-<counter>".
+    pub(super) fn next_id(&mut self, t_ns: i64) -> String {
         self.counter += 1;
-        Some(Anomaly {
-            id: format!("{}-{}-{}", self.host, start_ns / 1_000_000, self.counter),
-            host: self.host.clone(),
-            time_ns: start_ns,
-            principal: self.principal(uid, None),
-            chain: Vec::new(),
-            score,
-            level,
-            factors: vec![factor],
-            evidence: sample.iter().map(evidence_of).collect(),
-            fingerprint: fnv(&["rate_spike", &uid.to_string()]),
-            explanation: None,
-        })
+        format!("{}-{}-{}", self.host, t_ns / 1_000_000, self.counter)
     }
 
-    fn principal(&self, uid: u32, session: Option<u32>) -> Principal {
+    pub(super) fn principal(&self, uid: u32, session: Option<u32>) -> Principal {
         Principal {
             uid,
             user: self.users.name(uid),
@@ -407,7 +442,17 @@ impl Engine {
         self.fired.insert((principal, det, key.to_string()))
     }
 
-    fn anomaly(&mut self, ev: &Event, principal: u32, mut hits: Vec<Hit>) -> Option<Anomaly> {
+    /// The anomaly of these hits, and whether an analyst pinned it as malicious.
+    fn anomaly(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        mut hits: Vec<Hit>,
+    ) -> Option<(Anomaly, bool)> {
+        self.apply_exceptions(Some(ev), principal, &mut hits);
+        if hits.is_empty() {
+            return None;
+        }
         // `at`, not `get`: an exit has already taken the process out of the live table, and
         // the finding it raised (off-hours, say) has been spent for this window.
         let proc = self.procs.at(ev.pid, ev.time_ns)?.clone();
@@ -430,6 +475,7 @@ impl Engine {
                 extra: Vec::new(),
             });
         }
+        let pinned = self.apply_feedback(principal, &proc.exe, &mut hits);
         let mut evidence: Vec<Evidence> = Vec::new();
         let mut seen = HashSet::new();
         let mut time_ns = ev.time_ns;
@@ -439,7 +485,8 @@ impl Engine {
                 evidence.push(evidence_of(e));
             }
         }
-        let factors: Vec<Factor> = hits.into_iter().map(|h| h.factor).collect();
+        let mut factors: Vec<Factor> = hits.into_iter().map(|h| h.factor).collect();
+        factors.extend(self.reduced_confidence());
         let (score, level) = Anomaly::score_of(&factors);
         let mut dets: Vec<&str> = factors.iter().map(|f| f.detection.as_str()).collect();
         dets.sort_unstable();
@@ -450,100 +497,21 @@ impl Engine {
         key.push(&proc.exe);
         let chain = self.chain_links_at(ev.pid, ev.time_ns);
         self.counter += 1;
-        Some(Anomaly {
-            id: format!("{}-{}-{}", self.host, ev.time_ns / 1_000_000, self.counter),
-            host: self.host.clone(),
-            time_ns,
-            principal: self.principal(principal, ev.session.or(proc.session)),
-            chain,
-            score,
-            level,
-            fingerprint: fnv(&key),
-            factors,
-            evidence,
-            explanation: None,
-        })
-    }
-}
-
-impl Engine {
-    /// The process chain, oldest ancestor first, of whoever held `pid` at `time_ns`, even if
-    /// it has exited since: what anomalies show.
-    fn chain_links_at(&self, pid: u32, time_ns: i64) -> Vec<ChainLink> {
-        Self::links(self.procs.chain_at(pid, time_ns))
-    }
-
-    fn links(chain: Vec<&crate::proc::Process>) -> Vec<ChainLink> {
-        chain
-            .iter()
-            .map(|p| ChainLink {
-                pid: p.pid,
-                exe: p.exe_or_comm(),
-                argv: p.argv.clone(),
-                uid: p.uid,
-            })
-            .collect()
-    }
-
-    /// Joins a live audit record to what the kernel events built: the process chain of the
-    /// pid the record names, and the login session. An audit record that is suspicious on its
-    /// own (a failed login, a sudo, a watched file) becomes an anomaly with the same scoring;
-    /// each (principal, detection, reason) fires once per window.
-    pub fn observe_audit(&mut self, fact: &crate::audit::LiveFact) -> Vec<Anomaly> {
-        let Some(factor) = fact.factor.clone() else {
-            return Vec::new();
-        };
-        let Some(principal) = fact.auid.or(fact.uid) else {
-            return Vec::new();
-        };
-        if !self.first_time(principal, "audit", &factor.reason) {
-            return Vec::new();
-        }
-        let chain = fact
-            .pid
-            .map(|pid| self.chain_links_at(pid, fact.time_ns))
-            .unwrap_or_default();
-        let exe = chain.last().map(|l| l.exe.clone()).unwrap_or_default();
-        let factors = vec![factor];
-        let (score, level) = Anomaly::score_of(&factors);
-        let uid_s = principal.to_string();
-        self.counter += 1;
-        vec![Anomaly {
-            id: format!(
-                "{}-{}-{}",
-                self.host,
-                fact.time_ns / 1_000_000,
-                self.counter
-            ),
-            host: self.host.clone(),
-            time_ns: fact.time_ns,
-            principal: self.principal(principal, fact.session),
-            chain,
-            score,
-            level,
-            fingerprint: fnv(&[factors[0].detection.as_str(), uid_s.as_str(), exe.as_str()]),
-            factors,
-            evidence: vec![fact.evidence.clone()],
-            explanation: None,
-        }]
-    }
-}
-
-/// The engine is the pipeline's analysis stage (`pipeline::spawn_analysis`).
-impl crate::pipeline::Analyzer for Engine {
-    fn observe(&mut self, ev: &Event) -> Vec<Anomaly> {
-        Engine::observe(self, ev)
-    }
-
-    fn tick(&mut self, now_ns: i64) -> Vec<Anomaly> {
-        Engine::tick(self, now_ns)
-    }
-
-    fn finish(&mut self) -> Vec<Anomaly> {
-        Engine::finish(self)
-    }
-
-    fn observe_audit(&mut self, fact: &crate::audit::LiveFact) -> Vec<Anomaly> {
-        Engine::observe_audit(self, fact)
+        Some((
+            Anomaly {
+                id: format!("{}-{}-{}", self.host, ev.time_ns / 1_000_000, self.counter),
+                host: self.host.clone(),
+                time_ns,
+                principal: self.principal(principal, ev.session.or(proc.session)),
+                chain,
+                score,
+                level,
+                fingerprint: fnv(&key),
+                factors,
+                evidence,
+                explanation: None,
+            },
+            pinned,
+        ))
     }
 }

@@ -2,8 +2,8 @@
 //! persistence places, played from events built in code (see behaviour_tests.rs).
 
 use super::behaviour_tests::{ALICE, O_CREAT, O_TRUNC, O_WRONLY, Sim};
-use super::model::Level;
 use crate::event::Payload;
+use crate::model::Level;
 use crate::store::Store;
 
 #[test]

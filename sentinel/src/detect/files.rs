@@ -7,9 +7,22 @@ use super::engine::{Engine, Hit, MassRead};
 use super::rules::{O_TRUNC, hit, is_write, multi_hit};
 use crate::event::Event;
 use crate::proc::Process;
-use crate::profile::categories::{OTHER_HOME, in_list};
+use crate::profile::categories::OTHER_HOME;
 
 impl Engine {
+    /// The category of `path` for this principal and process: "other_home" only for a home
+    /// that belongs neither to the principal nor to the process's own real or effective uid
+    /// (root working in /root reads its own home, whoever logged in).
+    pub(super) fn category_of(&self, path: &str, principal: u32, p: &Process) -> Option<&str> {
+        match self.cats.categorize(path, principal, &self.users) {
+            Some(OTHER_HOME) => match self.users.home_owner(path) {
+                Some(owner) if owner == p.euid || owner == p.uid => None,
+                _ => Some(OTHER_HOME),
+            },
+            c => c,
+        }
+    }
+
     pub(super) fn on_open(
         &mut self,
         ev: &Event,
@@ -19,19 +32,15 @@ impl Engine {
         flags: u64,
         hits: &mut Vec<Hit>,
     ) {
-        let Some(cat) = self
-            .cats
-            .categorize(path, principal, &self.users)
-            .map(str::to_string)
-        else {
+        let Some(cat) = self.category_of(path, principal, p).map(str::to_string) else {
             return;
         };
         let write = is_write(flags);
         let w = self.cfg.weights.clone();
-        let lists = &self.cats.lists;
-        let name = p.name().to_string();
+        let cats = std::sync::Arc::clone(&self.cats);
+        let lists = &cats.lists;
         let pkg = self.under_package_manager(ev.pid);
-        if self.cats.is_credential(&cat) && !write && !in_list(&lists.credential_readers, &name) {
+        if self.cats.is_credential(&cat) && !write && !self.exempt(&lists.credential_readers, p) {
             let key = format!("read:{cat}");
             let exe_knows = self
                 .baselines
@@ -101,7 +110,7 @@ impl Engine {
                 }
             }
             "accounts" | "credentials"
-                if !in_list(&self.cats.lists.account_tools, &name)
+                if !self.exempt(&lists.account_tools, p)
                     && self.first_time(
                         principal,
                         "account_change",
@@ -118,7 +127,7 @@ impl Engine {
                     ev,
                 ));
             }
-            "logs" if flags & O_TRUNC != 0 && !in_list(&self.cats.lists.log_maintainers, &name) => {
+            "logs" if flags & O_TRUNC != 0 && !self.exempt(&lists.log_maintainers, p) => {
                 hits.push(hit(
                     "log_tampering",
                     format!("truncated {path} with {}", p.exe_or_comm()),
@@ -138,6 +147,14 @@ impl Engine {
         path: &str,
         hits: &mut Vec<Hit>,
     ) {
+        // Judged against the baseline: a (principal x lineage) that read other homes while
+        // learning (a backup job, a toolchain shared from another home) does not count.
+        if self
+            .lineage_profile(principal, ev.pid)
+            .is_some_and(|l| l.categories.contains_key("read:other_home"))
+        {
+            return;
+        }
         let owner = self.users.home_owner(path).unwrap_or(u32::MAX);
         let m = self.mass.entry(p.key()).or_insert_with(|| MassRead {
             paths: HashSet::new(),
@@ -182,9 +199,9 @@ impl Engine {
         what: String,
         hits: &mut Vec<Hit>,
     ) {
-        let in_logs = self.cats.categorize(path, principal, &self.users) == Some("logs");
+        let in_logs = self.category_of(path, principal, p) == Some("logs");
         if in_logs
-            && !in_list(&self.cats.lists.log_maintainers, p.name())
+            && !self.exempt(&self.cats.lists.log_maintainers, p)
             && !self.under_package_manager(ev.pid)
         {
             hits.push(hit(

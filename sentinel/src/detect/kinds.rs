@@ -8,7 +8,6 @@ use super::rules::hit;
 use super::tamper::foreign_library;
 use crate::event::{Event, FileTime, ModuleOp, Payload, RawStr};
 use crate::proc::Process;
-use crate::profile::categories::in_list;
 
 /// Programs that copy or unpack files and keep their original times as their job.
 const TIME_KEEPERS: [&str; 30] = [
@@ -247,10 +246,12 @@ impl Engine {
         dirfd: Option<i32>,
         hits: &mut Vec<Hit>,
     ) {
-        if ev.auid.is_none()
-            || TIME_KEEPERS.contains(&p.name())
-            || self.under_package_manager(ev.pid)
-        {
+        // Copiers and archivers keep times as their job, and account tools keep them on the
+        // backups of the account files they write; only installed copies count (a /tmp/tar is
+        // no time keeper).
+        let keeper = (TIME_KEEPERS.contains(&p.name()) && under(&p.exe, &SYSTEM_DIRS))
+            || self.exempt(&self.cats.lists.account_tools, p);
+        if ev.auid.is_none() || keeper || self.under_package_manager(ev.pid) {
             return;
         }
         let mut file = self.file_of(ev.pid, path, if path.is_empty() { dirfd } else { None });
@@ -291,7 +292,7 @@ impl Engine {
         }
         let lists = &self.cats.lists;
         if self.cats.categorize(file, principal, &self.users) == Some("logs")
-            && !in_list(&lists.log_maintainers, p.name())
+            && !self.exempt(&lists.log_maintainers, p)
             && !self.under_package_manager(ev.pid)
             && self.first_time(principal, "log_tampering", &format!("{}:{file}", ev.pid))
         {

@@ -2,8 +2,8 @@
 //! xattr, link, truncate, process_vm, module, prctl and socket, each with its benign twin.
 
 use super::behaviour_tests::{ALICE, Sim};
-use super::model::Level;
 use crate::event::{FileTime, ModuleOp, Payload, RawStr};
+use crate::model::Level;
 
 impl Sim {
     /// A command typed at alice's shell with these environment variables (as the kernel

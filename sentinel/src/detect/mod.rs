@@ -2,27 +2,41 @@
 //! table and learned baselines) into explainable anomalies, and the `learn` and `baseline`
 //! commands that manage what was learned.
 
+mod audit_join;
 mod behaviour;
-pub mod cli;
+mod blind;
+mod bursts;
 pub mod config;
 pub mod engine;
 mod escape;
 mod evidence;
+pub mod exceptions;
+pub mod feedback;
 mod files;
+mod habits;
 mod kinds;
-pub mod model;
 mod privs;
+mod provenance;
 mod recon;
 mod repeats;
+pub mod replay;
 mod rules;
 mod tamper;
+mod window;
 
+/// The finding types live in a leaf module (`crate::model`) that every room may use; this
+/// path stays for code written against it.
+pub use crate::model;
 pub use config::{DetectConfig, Weights};
-pub use engine::{DetectError, Engine, EngineOptions, Stats};
+pub use engine::{DetectError, Engine, EngineOptions, ExceptionCount, Stats};
 pub use evidence::summary;
 
 #[cfg(test)]
+mod testing;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sessions;
 
 #[cfg(test)]
 mod behaviour_tests;

@@ -7,7 +7,6 @@ use super::engine::{Engine, Hit};
 use super::rules::hit;
 use crate::event::Event;
 use crate::proc::Process;
-use crate::profile::categories::in_list;
 
 const S_ISUID: u32 = 0o4000;
 const S_ISGID: u32 = 0o2000;
@@ -230,7 +229,7 @@ impl Engine {
         how: &str,
         hits: &mut Vec<Hit>,
     ) {
-        let known_debugger = in_list(&self.cats.lists.debuggers, p.name())
+        let known_debugger = self.exempt(&self.cats.lists.debuggers, p)
             && self
                 .usable_profile(principal)
                 .is_some_and(|prof| prof.binaries.contains_key(&p.exe));

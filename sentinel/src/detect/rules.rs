@@ -3,11 +3,11 @@
 //! them with their ids and default weights.
 
 use super::engine::{Engine, Hit};
-use super::model::Factor;
 use crate::event::{Event, Family, Payload};
+use crate::model::Factor;
 use crate::proc::{Process, absolute};
 use crate::profile::Fact;
-use crate::profile::categories::{discovery_match, in_list};
+use crate::profile::categories::{discovery_match, lists_program};
 
 /// An owned `Fact` (facts are computed before the window borrows them).
 pub(super) enum OwnedFact {
@@ -16,6 +16,7 @@ pub(super) enum OwnedFact {
     Destination(String),
     Transition(String),
     WritableExec(String),
+    Discovery(String),
 }
 
 impl OwnedFact {
@@ -29,6 +30,7 @@ impl OwnedFact {
             OwnedFact::Destination(d) => Fact::Destination(d),
             OwnedFact::Transition(t) => Fact::Transition(t),
             OwnedFact::WritableExec(e) => Fact::WritableExec(e),
+            OwnedFact::Discovery(d) => Fact::Discovery(d),
         }
     }
 }
@@ -85,15 +87,24 @@ impl Engine {
             .iter()
             .rev()
             .skip(1)
-            .find(|p| in_list(list, p.name()))
+            .find(|p| lists_program(list, &p.exe, &p.comm))
             .copied()
     }
 
     /// The process or an ancestor is a package manager (installs legitimately touch
-    /// accounts, units and logs).
+    /// accounts, units and logs). Base-name entries count only in system directories.
     pub(super) fn under_package_manager(&self, pid: u32) -> bool {
         let l = &self.cats.lists.package_managers;
-        self.procs.chain(pid).iter().any(|p| in_list(l, p.name()))
+        self.procs
+            .chain(pid)
+            .iter()
+            .any(|p| self.cats.exempt(l, &p.exe, &p.comm))
+    }
+
+    /// Is the process named by an exemption list (full path, or base name in a system
+    /// directory: docs/categories.md)?
+    pub(super) fn exempt(&self, list: &[String], p: &Process) -> bool {
+        self.cats.exempt(list, &p.exe, &p.comm)
     }
 
     pub(super) fn path_of(&self, pid: u32, path: &str) -> String {
@@ -113,8 +124,16 @@ impl Engine {
             return out;
         };
         match &ev.payload {
-            Payload::Exec { filename, .. } if ev.ok() => {
+            Payload::Exec { filename, argv, .. } if ev.ok() => {
                 out.push(OwnedFact::Binary(p.exe.clone()));
+                let args: Vec<String> = argv
+                    .iter()
+                    .skip(1)
+                    .map(|a| a.lossy().into_owned())
+                    .collect();
+                if let Some(d) = discovery_match(&self.cats.lists.discovery, p.name(), &args) {
+                    out.push(OwnedFact::Discovery(d.to_string()));
+                }
                 let writable = in_dirs(&self.cats.lists.writable_exec_dirs, &p.exe);
                 if writable || memfd_exec(&filename.lossy(), &p.exe, before).is_some() {
                     out.push(OwnedFact::WritableExec(p.exe.clone()));
@@ -132,7 +151,7 @@ impl Engine {
             }
             Payload::Open { path, flags, .. } if ev.ok() => {
                 let path = self.path_of(ev.pid, &path.lossy());
-                if let Some(c) = self.cats.categorize(&path, principal, &self.users) {
+                if let Some(c) = self.category_of(&path, principal, p) {
                     out.push(OwnedFact::Category {
                         write: is_write(*flags),
                         name: c.to_string(),
@@ -174,12 +193,14 @@ impl Engine {
                 | Payload::Open { .. }
                 | Payload::Unlink { .. }
                 | Payload::Rename { .. }
+                | Payload::Link { .. }
                 | Payload::Connect { .. }
                 | Payload::SetUid { .. }
                 | Payload::Ptrace { .. }
                 | Payload::Bpf { .. }
         );
         if !has_detections {
+            self.on_auth_lifecycle(ev, principal, &mut hits);
             self.off_hours(ev, principal, &mut hits);
             return hits;
         }
@@ -221,11 +242,16 @@ impl Engine {
                 // Moving a file into place is a write of the destination.
                 self.on_open(ev, principal, &p, &new, 1, &mut hits);
             }
+            // A new name for a file in a watched place is a write of that place.
+            Payload::Link { link, .. } if ev.ok() => {
+                let new = self.path_of(ev.pid, &link.lossy());
+                self.on_open(ev, principal, &p, &new, 1, &mut hits);
+            }
             Payload::Connect { .. } => self.on_connect(ev, principal, &p, &mut hits),
             Payload::SetUid { ruid, euid, .. } if ev.ok() => {
                 let to_root = *euid == Some(0) || *ruid == Some(0);
                 let was = before.map(|b| b.euid).unwrap_or(ev.euid);
-                if to_root && was != 0 && !in_list(&self.cats.lists.setuid_helpers, p.name()) {
+                if to_root && was != 0 && !self.exempt(&self.cats.lists.setuid_helpers, &p) {
                     let w = self.cfg.weights.privilege_escalation;
                     hits.push(hit(
                         "privilege_escalation",
@@ -247,7 +273,7 @@ impl Engine {
                 if ev.ok()
                     && cmd_name == "BPF_PROG_LOAD"
                     && ev.pid != self.own_pid
-                    && !in_list(&self.cats.lists.system_bpf, p.name())
+                    && !self.exempt(&self.cats.lists.system_bpf, &p)
                     && self.first_time(principal, "bpf_load", &ev.pid.to_string()) =>
             {
                 hits.push(hit(
@@ -293,14 +319,11 @@ impl Engine {
             .iter()
             .find(|d| p.exe.starts_with(d.as_str()))
         {
-            hits.push(hit(
-                "exec_from_writable",
-                format!("executed {} from {dir}, a world-writable place", p.exe),
-                w.exec_from_writable,
-                ev,
-            ));
+            // Weighed by who wrote the file and the baseline (provenance.rs).
+            self.exec_from_writable(ev, principal, p, dir, hits);
         }
-        if in_list(&lists.shells, &name) {
+        let listed = |l: &[String]| lists_program(l, &p.exe, &p.comm);
+        if listed(&lists.shells) {
             if let Some(svc) = self.ancestors_in(ev.pid, &lists.network_services) {
                 hits.push(hit(
                     "service_shell",
@@ -343,7 +366,7 @@ impl Engine {
             }
         }
         let was = before.map(|b| b.euid).unwrap_or(p.euid);
-        if p.euid == 0 && was != 0 && !in_list(&lists.setuid_helpers, &name) {
+        if p.euid == 0 && was != 0 && !self.exempt(&lists.setuid_helpers, p) {
             hits.push(hit(
                 "privilege_escalation",
                 format!(
@@ -355,7 +378,7 @@ impl Engine {
             ));
         }
         if principal != 0
-            && in_list(&lists.switch_user, &name)
+            && listed(&lists.switch_user)
             && let Some(prof) = self.usable_profile(principal)
             && !prof.binaries.contains_key(&p.exe)
         {
@@ -371,7 +394,7 @@ impl Engine {
             .skip(1)
             .map(|a| a.lossy().into_owned())
             .collect();
-        if in_list(&lists.account_tools, &name) && !self.under_package_manager(ev.pid) {
+        if listed(&lists.account_tools) && !self.under_package_manager(ev.pid) {
             hits.push(hit(
                 "account_change",
                 format!("ran {name} {}: changes user accounts", args.join(" ")).replace("  ", " "),
@@ -379,10 +402,7 @@ impl Engine {
                 ev,
             ));
         }
-        if in_list(&lists.module_tools, &name)
-            && ev.auid.is_some()
-            && !self.under_package_manager(ev.pid)
-        {
+        if listed(&lists.module_tools) && ev.auid.is_some() && !self.under_package_manager(ev.pid) {
             hits.push(hit(
                 "kernel_module",
                 format!(
@@ -395,147 +415,6 @@ impl Engine {
         }
         if let Some(entry) = discovery_match(&lists.discovery, &name, &args) {
             self.on_discovery(ev, principal, entry.to_string(), hits);
-        }
-    }
-
-    fn on_discovery(&mut self, ev: &Event, principal: u32, entry: String, hits: &mut Vec<Hit>) {
-        let span = self.cfg.discovery_window_secs as i64 * 1_000_000_000;
-        let q = self.discovery.entry(principal).or_default();
-        q.push_back((ev.time_ns, entry, ev.clone()));
-        while q.front().is_some_and(|(t, _, _)| *t < ev.time_ns - span) || q.len() > 64 {
-            q.pop_front();
-        }
-        let mut distinct: Vec<&str> = Vec::new();
-        for (_, e, _) in q.iter() {
-            if !distinct.contains(&e.as_str()) {
-                distinct.push(e);
-            }
-        }
-        if distinct.len() < self.cfg.discovery_threshold as usize {
-            return;
-        }
-        let list = distinct.join(", ");
-        let n = distinct.len();
-        let extra: Vec<Event> = q.iter().map(|(_, _, e)| e.clone()).collect();
-        if !self.first_time(principal, "discovery_burst", "") {
-            return;
-        }
-        hits.push(multi_hit(
-            "discovery_burst",
-            format!(
-                "ran {n} discovery commands within {} s: {list}",
-                self.cfg.discovery_window_secs
-            ),
-            self.cfg.weights.discovery_burst,
-            extra,
-        ));
-    }
-
-    fn on_connect(&mut self, ev: &Event, principal: u32, p: &Process, hits: &mut Vec<Hit>) {
-        let Some((dest, local)) = destination(ev) else {
-            return;
-        };
-        if in_list(&self.cats.lists.shells, p.name())
-            && self.first_time(principal, "reverse_shell", &format!("connect:{}", ev.pid))
-        {
-            hits.push(hit(
-                "reverse_shell",
-                format!(
-                    "shell {} connected to {dest} itself (reverse shell)",
-                    p.exe_or_comm()
-                ),
-                self.cfg.weights.reverse_shell,
-                ev,
-            ));
-        }
-        if local {
-            return;
-        }
-        let novel = self
-            .usable_profile(principal)
-            .filter(|prof| !prof.destinations.contains_key(&dest))
-            .map(|prof| {
-                (
-                    prof.span_words(),
-                    Engine::novelty_weight(self.cfg.weights.new_destination, prof),
-                )
-            });
-        if let Some((span, weight)) = novel
-            && self.first_time(principal, "new_destination", &dest)
-        {
-            hits.push(hit(
-                "new_destination",
-                format!(
-                    "connected to {dest} with {}: a destination never seen for this user in {span} of baseline",
-                    p.exe_or_comm()
-                ),
-                weight,
-                ev,
-            ));
-        }
-    }
-
-    fn on_ptrace(
-        &mut self,
-        ev: &Event,
-        principal: u32,
-        p: &Process,
-        request: &str,
-        target: i32,
-        hits: &mut Vec<Hit>,
-    ) {
-        const INTRUSIVE: [&str; 6] = [
-            "PTRACE_ATTACH",
-            "PTRACE_SEIZE",
-            "PTRACE_POKETEXT",
-            "PTRACE_POKEDATA",
-            "PTRACE_POKEUSER",
-            "PTRACE_SETREGS",
-        ];
-        if !INTRUSIVE.contains(&request) || target <= 0 || target as u32 == ev.pid {
-            return;
-        }
-        let known_debugger = in_list(&self.cats.lists.debuggers, p.name())
-            && self
-                .usable_profile(principal)
-                .is_some_and(|prof| prof.binaries.contains_key(&p.exe));
-        if known_debugger || !self.first_time(principal, "ptrace", &format!("{}:{target}", ev.pid))
-        {
-            return;
-        }
-        let t = self.procs.get(target as u32);
-        let tdesc = t
-            .map(|t| format!("{} (pid {target}, uid {})", t.exe_or_comm(), t.uid))
-            .unwrap_or_else(|| format!("pid {target}"));
-        hits.push(hit(
-            "ptrace",
-            format!("{} used {request} on {tdesc}", p.exe_or_comm()),
-            self.cfg.weights.ptrace,
-            ev,
-        ));
-    }
-
-    fn off_hours(&mut self, ev: &Event, principal: u32, hits: &mut Vec<Hit>) {
-        let hour = super::engine::local_hour(ev.time_ns);
-        let slack = self.cfg.off_hours_slack;
-        let Some(prof) = self
-            .baselines
-            .principal(principal)
-            .filter(|p| p.state == crate::profile::Calibration::Calibrated)
-        else {
-            return;
-        };
-        if prof.hour_usual(hour, slack) {
-            return;
-        }
-        let r = format!(
-            "active at {hour:02}:00 local time: this user was never active between {:02}:00 and {:02}:59 in {} of baseline",
-            (hour as i32 - slack as i32).rem_euclid(24),
-            (hour as i32 + slack as i32).rem_euclid(24),
-            prof.span_words()
-        );
-        if self.first_time(principal, "off_hours", &hour.to_string()) {
-            hits.push(hit("off_hours", r, self.cfg.weights.off_hours, ev));
         }
     }
 }

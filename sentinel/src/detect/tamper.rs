@@ -12,7 +12,6 @@ use super::engine::{Engine, Hit};
 use super::rules::hit;
 use crate::event::Event;
 use crate::proc::Process;
-use crate::profile::categories::in_list;
 
 /// History files and the programs that keep them (which may rewrite them).
 const HISTORY_FILES: [(&str, &[&str]); 14] = [
@@ -402,7 +401,7 @@ impl Engine {
                 .is_some_and(|x| x.categories.contains_key("write:auth_config"));
         if ev.auid.is_none()
             || learned
-            || in_list(&["visudo".to_string()], p.name())
+            || self.exempt(&["visudo".to_string()], p)
             || !self.first_time(principal, "auth_config", &format!("{}:{path}", ev.pid))
         {
             return;
@@ -572,7 +571,7 @@ impl Engine {
         }
         let lists = &self.cats.lists;
         if (!is_agent && ev.auid.is_none())
-            || in_list(&lists.log_maintainers, p.name())
+            || self.exempt(&lists.log_maintainers, p)
             || p.name() == "systemd"
             || self.under_package_manager(ev.pid)
         {

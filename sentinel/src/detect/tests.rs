@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::cli::{read_events, replay};
 use super::engine::{Engine, EngineOptions};
-use super::model::{Anomaly, Level};
+use super::replay::{read_events, replay};
 use crate::config::Config;
 use crate::event::Event;
+use crate::model::{Anomaly, Level};
 use crate::proc::users::UserDb;
 use crate::profile::Calibration;
 use crate::store::Store;
@@ -31,7 +31,8 @@ fn config() -> Config {
 
 fn engine_with(cfg: &Config, store: Store, learn_all: bool) -> Engine {
     Engine::with_options(
-        cfg,
+        &cfg.detect,
+        cfg.host_name(),
         store,
         EngineOptions {
             live: false,
@@ -57,7 +58,7 @@ fn play(name: &str) -> Vec<Anomaly> {
 }
 
 /// The factor of `detection` across the anomalies, asserting it exists.
-fn factor<'a>(anoms: &'a [Anomaly], detection: &str) -> (&'a Anomaly, &'a super::model::Factor) {
+fn factor<'a>(anoms: &'a [Anomaly], detection: &str) -> (&'a Anomaly, &'a crate::model::Factor) {
     anoms
         .iter()
         .find_map(|a| {
@@ -137,7 +138,10 @@ fn execution_from_tmp_scores_with_its_context() {
     let x = assert_reason(
         &a,
         "exec_from_writable",
-        &["executed /tmp/.x/kworker from /tmp/, a world-writable place"],
+        &[
+            "executed /tmp/.x/kworker from /tmp/, a world-writable place",
+            "downloaded by /usr/bin/curl (connected to 203.0.113.9:80) 0 s ago and run",
+        ],
     );
     assert_reason(
         &a,
@@ -152,8 +156,9 @@ fn execution_from_tmp_scores_with_its_context() {
             "hidden directory /tmp/.x",
         ],
     );
-    // Scoring arithmetic: 40 (exec_from_writable) + 35 (masquerade) + 10 (new_binary) = 85.
-    assert_eq!(x.score, 85);
+    // Scoring arithmetic: 40 x 1.5 (exec_from_writable of a downloaded file) + 35
+    // (masquerade) + 10 (new_binary) = 105, capped at 100.
+    assert_eq!(x.score, 100);
     assert_eq!(x.level, Level::Critical);
     assert_reason(
         &a,
@@ -472,7 +477,8 @@ fn weights_come_from_configuration() {
     let mut e = engine_with(&cfg, learned(), false);
     let a = replay(&mut e, &events("exec_tmp"));
     let (x, f) = factor(&a, "exec_from_writable");
-    assert_eq!(f.weight, 90);
+    // A downloaded file counts 1.5 times the weight, capped at 100.
+    assert_eq!(f.weight, 100);
     assert_eq!(x.score, 100);
     assert_eq!(x.level, Level::Critical);
 }
@@ -502,7 +508,8 @@ fn categories_file_from_configuration_replaces_the_defaults() {
 
     std::fs::write(&f, "[[category]]\nname = \"x\"\npaths = [\"relative\"]\n").unwrap();
     let err = Engine::with_options(
-        &cfg,
+        &cfg.detect,
+        cfg.host_name(),
         Store::memory().unwrap(),
         EngineOptions {
             live: false,
@@ -526,7 +533,14 @@ fn the_engine_runs_as_the_pipelines_analysis_stage() {
     let (feed_tx, mut feed_rx) = tokio::sync::mpsc::channel(1 << 16);
     let stats = std::sync::Arc::new(PipelineStats::default());
     let engine = engine_with(&config(), learned(), false);
-    let h = spawn_analysis(engine, rx, None, feed_tx, false, stats.clone());
+    let h = spawn_analysis(
+        engine,
+        rx,
+        crate::pipeline::Inputs::default(),
+        feed_tx,
+        false,
+        stats.clone(),
+    );
     for ev in events("exec_tmp") {
         tx.blocking_send(ev).unwrap();
     }
@@ -589,13 +603,13 @@ fn an_audit_record_joined_after_its_process_exited_keeps_the_chain() {
         session: Some(911),
         time_ns: t,
         kind: "watched_file_access",
-        factor: Some(super::model::Factor {
+        factor: Some(crate::model::Factor {
             detection: "watched_file_access".into(),
             reason: "access on watch key 'payroll' (/srv/payroll.csv) by /usr/bin/curl".into(),
             weight: 30,
             evidence: vec!["audit:1:2".into()],
         }),
-        evidence: super::model::Evidence {
+        evidence: crate::model::Evidence {
             id: "audit:1:2".into(),
             time_ns: t,
             summary: "SYSCALL success /usr/bin/curl key=payroll".into(),

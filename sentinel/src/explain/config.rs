@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::model::Level;
+use crate::model::Level;
 
 /// Which API the endpoint speaks. `None` means the deterministic local explanation only.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::facts::identity;
 use super::policy;
 use super::prompt::Subject;
-use crate::detect::model::{Anomaly, Explanation, NextStep};
+use crate::model::{Anomaly, Explanation, NextStep};
 
 /// Confidence the local explainer states: it restates the detectors, it does not weigh them.
 pub const LOCAL_CONFIDENCE: f32 = 0.5;
@@ -17,6 +17,7 @@ pub fn explain(subject: &Subject) -> Explanation {
         Subject::Anomaly { anomaly, .. } => anomaly_explanation(anomaly),
         Subject::Snapshot(v) => snapshot_explanation(v),
         Subject::Diff(d) => diff_explanation(d),
+        Subject::Incident(i) => super::incident::local_explanation(i),
     }
 }
 

@@ -4,9 +4,9 @@
 //! deterministic local explanation whenever no model is configured or the model fails.
 //! The explainer never sets or changes a score. docs/llm.md describes it for operators.
 
-pub mod analyze;
 pub mod config;
 pub mod facts;
+pub mod incident;
 pub mod local;
 pub mod policy;
 pub mod prompt;
@@ -21,7 +21,7 @@ pub use service::{Explainer, ExplainerHandle, ExplainerStats, SubmitError};
 
 use serde_json::{Value, json};
 
-use crate::detect::model::Explanation;
+use crate::model::Explanation;
 use provider::{CallStats, Provider, ProviderError, Role, Turn};
 use redact::Redactor;
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{Engine, ExplainError, LlmConfig, Subject, local};
-use crate::detect::model::{Anomaly, Explanation, Level};
+use crate::model::{Anomaly, Explanation, Level};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SubmitError {

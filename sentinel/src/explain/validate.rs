@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::policy::{self, Decision};
 use super::prompt::Prompt;
-use crate::detect::model::{Explanation, NextStep};
+use crate::model::{Explanation, NextStep};
 
 const MAX_TEXT: usize = 2000;
 const MAX_COMMAND: usize = 500;

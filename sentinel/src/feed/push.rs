@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::detect::model::Anomaly;
+use crate::model::Anomaly;
 
 /// Where unsent batches wait by default.
 pub const DEFAULT_SPOOL: &str = "/var/lib/sentinel/push-spool";

@@ -1,8 +1,8 @@
 //! Readable, optionally coloured, one-line renderings of events for a terminal.
 
-use crate::detect::model::{Anomaly, Level};
 use crate::event::{Event, Payload, RawStr};
-use crate::feed::clock_time;
+use crate::model::{Anomaly, Level};
+use crate::timefmt::utc_clock_ms as clock_time;
 
 /// Whether to colour: only on a terminal, never with NO_COLOR set (https://no-color.org).
 pub fn use_color(is_tty: bool) -> bool {
@@ -273,6 +273,42 @@ pub fn anomaly_lines(a: &Anomaly, color: bool) -> String {
     }
     if let Some(x) = &a.explanation {
         out.push_str(&format!("\n    explanation ({}): {}", x.source, x.summary));
+    }
+    out
+}
+
+/// An incident update: its level, score and story, then one line per step.
+pub fn incident_lines(i: &crate::incident::Incident, color: bool) -> String {
+    let p = Paint(color);
+    let col = match i.level {
+        Level::Low => "2",
+        Level::Medium => "33",
+        Level::High => "31",
+        Level::Critical => "1;31",
+    };
+    let who = match &i.principal.user {
+        Some(u) => format!("{u} (uid {})", i.principal.uid),
+        None => format!("uid {}", i.principal.uid),
+    };
+    let mut out = format!(
+        "{} {} {:>3} {}  INCIDENT {}, {} steps: {}  [{}]",
+        p.c("2", &clock_time(i.last_ns)),
+        p.c(col, &format!("{:<8}", i.level.as_str().to_uppercase())),
+        i.score,
+        p.c("1", &who),
+        i.scope,
+        i.step_count,
+        i.story,
+        i.id
+    );
+    for s in &i.steps {
+        out.push_str(&format!(
+            "\n    {} {:<20} {:>3} {}",
+            clock_time(s.time_ns),
+            s.tactic,
+            s.score,
+            s.summary
+        ));
     }
     out
 }

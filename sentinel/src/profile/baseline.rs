@@ -104,6 +104,9 @@ pub struct Profile {
     pub transitions: BTreeMap<String, Seen>,
     #[serde(default)]
     pub writable_execs: BTreeMap<String, Seen>,
+    /// Discovery entries run (`lists.discovery`): discovery_burst counts only others.
+    #[serde(default)]
+    pub discovery: BTreeMap<String, Seen>,
     #[serde(default)]
     pub rate: Rate,
     /// Local hour -> windows with activity in that hour.
@@ -125,6 +128,7 @@ impl Profile {
             destinations: BTreeMap::new(),
             transitions: BTreeMap::new(),
             writable_execs: BTreeMap::new(),
+            discovery: BTreeMap::new(),
             rate: Rate::default(),
             hours: [0; 24],
         }
@@ -142,6 +146,7 @@ impl Profile {
         merge(&mut self.destinations, &fp.destinations, end_ns);
         merge(&mut self.transitions, &fp.transitions, end_ns);
         merge(&mut self.writable_execs, &fp.writable_execs, end_ns);
+        merge(&mut self.discovery, &fp.discovery, end_ns);
         self.rate.add(fp.events as f64);
         for h in fp.hours.keys() {
             self.hours[*h as usize % 24] += 1;

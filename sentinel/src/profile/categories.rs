@@ -40,11 +40,16 @@ struct FileCategory {
     exclude: Vec<String>,
 }
 
-/// Program lists, matched on an executable's base name ("*" wildcards allowed).
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Program lists (docs/categories.md). An entry is a base name ("sudo", "php-fpm*") or a path
+/// pattern ("/usr/*bin/sudo", "~/.cargo/bin/*"). Lists that name what a program may do
+/// (exemptions) accept a base-name entry only for an executable in one of `system_dirs`.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Lists {
     pub writable_exec_dirs: Vec<String>,
+    /// Root-owned program directories: base-name entries of exemption lists match only
+    /// executables below one of these.
+    pub system_dirs: Vec<String>,
     pub shells: Vec<String>,
     pub network_services: Vec<String>,
     pub credential_readers: Vec<String>,
@@ -60,6 +65,114 @@ pub struct Lists {
     /// Entries `"category: prog word..."`: which discovery area a command explores
     /// (`recon_breadth`).
     pub recon: Vec<String>,
+    /// Compilers and linkers: a file they wrote and that is then run was built (provenance).
+    pub compilers: Vec<String>,
+    /// Archive extractors (provenance: "unpacked by").
+    pub extractors: Vec<String>,
+    /// Programs that fetch files from elsewhere (provenance: "downloaded by"), besides any
+    /// writer that had connected to the network.
+    pub downloaders: Vec<String>,
+}
+
+/// Used when a categories file has no `system_dirs`: an empty list would exempt nothing.
+fn default_system_dirs() -> Vec<String> {
+    [
+        "/usr/bin/",
+        "/usr/sbin/",
+        "/bin/",
+        "/sbin/",
+        "/usr/local/bin/",
+        "/usr/local/sbin/",
+        "/usr/lib/",
+        "/usr/lib64/",
+        "/usr/libexec/",
+        "/lib/",
+        "/lib64/",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+impl Default for Lists {
+    fn default() -> Lists {
+        Lists {
+            writable_exec_dirs: Vec::new(),
+            system_dirs: default_system_dirs(),
+            shells: Vec::new(),
+            network_services: Vec::new(),
+            credential_readers: Vec::new(),
+            setuid_helpers: Vec::new(),
+            switch_user: Vec::new(),
+            package_managers: Vec::new(),
+            log_maintainers: Vec::new(),
+            account_tools: Vec::new(),
+            debuggers: Vec::new(),
+            system_bpf: Vec::new(),
+            module_tools: Vec::new(),
+            discovery: Vec::new(),
+            recon: Vec::new(),
+            compilers: Vec::new(),
+            extractors: Vec::new(),
+            downloaders: Vec::new(),
+        }
+    }
+}
+
+impl Lists {
+    /// Expands "~/" path entries of the program lists into /root/ and /home/*/ once at load.
+    fn expand_homes(&mut self) {
+        for l in [
+            &mut self.shells,
+            &mut self.network_services,
+            &mut self.credential_readers,
+            &mut self.setuid_helpers,
+            &mut self.switch_user,
+            &mut self.package_managers,
+            &mut self.log_maintainers,
+            &mut self.account_tools,
+            &mut self.debuggers,
+            &mut self.system_bpf,
+            &mut self.module_tools,
+            &mut self.compilers,
+            &mut self.extractors,
+            &mut self.downloaders,
+        ] {
+            *l = l.iter().flat_map(|e| expand(e)).collect();
+        }
+    }
+
+    /// Every program-list entry that is a path must be absolute (or start with "~/").
+    fn check(&self) -> Result<(), String> {
+        let named = [
+            ("shells", &self.shells),
+            ("network_services", &self.network_services),
+            ("credential_readers", &self.credential_readers),
+            ("setuid_helpers", &self.setuid_helpers),
+            ("switch_user", &self.switch_user),
+            ("package_managers", &self.package_managers),
+            ("log_maintainers", &self.log_maintainers),
+            ("account_tools", &self.account_tools),
+            ("debuggers", &self.debuggers),
+            ("system_bpf", &self.system_bpf),
+            ("module_tools", &self.module_tools),
+            ("compilers", &self.compilers),
+            ("extractors", &self.extractors),
+            ("downloaders", &self.downloaders),
+        ];
+        for (name, list) in named {
+            if let Some(e) = list.iter().find(|e| {
+                e.is_empty() || (e.contains('/') && !(e.starts_with('/') || e.starts_with("~/")))
+            }) {
+                return Err(format!(
+                    "lists.{name}: entry {e:?} must be a base name or a path starting with / or ~/"
+                ));
+            }
+        }
+        if let Some(d) = self.system_dirs.iter().find(|d| !d.starts_with('/')) {
+            return Err(format!("lists.system_dirs: {d:?} must start with /"));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,7 +285,10 @@ impl Categories {
                 exclude: c.exclude.iter().flat_map(|p| expand(p)).collect(),
             });
         }
-        Ok(Categories::new(categories, f.lists))
+        let mut lists = f.lists;
+        lists.check().map_err(invalid)?;
+        lists.expand_homes();
+        Ok(Categories::new(categories, lists))
     }
 
     fn new(categories: Vec<Category>, lists: Lists) -> Categories {
@@ -234,10 +350,60 @@ impl Categories {
     }
 }
 
-/// Is `name` (a base name) in `list` (entries may contain "*")?
+/// Is `name` (a base name) in `list` (entries may contain "*")? Path entries never match a
+/// bare name.
 pub fn in_list(list: &[String], name: &str) -> bool {
     list.iter()
         .any(|p| glob(p.as_bytes(), name.as_bytes(), false))
+}
+
+/// Does a list that names what to look for (shells, services, discovery tools...) name this
+/// program? Path entries match the executable's full path; base-name entries its base name
+/// wherever it lives (a copy of nmap in /tmp is still nmap), or `comm` when the executable is
+/// unknown.
+pub fn lists_program(list: &[String], exe: &str, comm: &str) -> bool {
+    let name = if exe.is_empty() {
+        comm
+    } else {
+        crate::proc::basename(exe)
+    };
+    list.iter().any(|p| {
+        if p.starts_with('/') {
+            glob(p.as_bytes(), exe.as_bytes(), true)
+        } else {
+            glob(p.as_bytes(), name.as_bytes(), false)
+        }
+    })
+}
+
+impl Categories {
+    /// Does an exemption list (credential readers, package managers, log maintainers, BPF
+    /// users...) name this program? Path entries match the full path; a base-name entry only
+    /// an executable inside one of `system_dirs`, so that /tmp/sudo or ~/bin/dpkg is never
+    /// exempt. An unknown executable (a process older than Sentinel whose exe could not be
+    /// read) is matched by `comm`.
+    pub fn exempt(&self, list: &[String], exe: &str, comm: &str) -> bool {
+        if exe.is_empty() {
+            return in_list(list, comm);
+        }
+        let in_system = self.in_system_dir(exe);
+        let name = crate::proc::basename(exe);
+        list.iter().any(|p| {
+            if p.starts_with('/') {
+                glob(p.as_bytes(), exe.as_bytes(), true)
+            } else {
+                in_system && glob(p.as_bytes(), name.as_bytes(), false)
+            }
+        })
+    }
+
+    /// Is `exe` below one of the root-owned program directories (`lists.system_dirs`)?
+    pub fn in_system_dir(&self, exe: &str) -> bool {
+        self.lists
+            .system_dirs
+            .iter()
+            .any(|d| exe.starts_with(d.as_str()) && !exe.contains("/../"))
+    }
 }
 
 /// Does `argv` (program base name plus arguments) match a discovery entry like "find -perm*"?

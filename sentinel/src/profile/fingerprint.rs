@@ -23,6 +23,9 @@ pub struct Fingerprint {
     pub transitions: BTreeMap<String, u64>,
     /// Executables run from writable places (or memfd) -> count.
     pub writable_execs: BTreeMap<String, u64>,
+    /// Discovery entries (`lists.discovery`, e.g. "ps aux") -> runs.
+    #[serde(default)]
+    pub discovery: BTreeMap<String, u64>,
     /// Local hours (0-23) with activity -> events.
     pub hours: BTreeMap<u8, u64>,
 }
@@ -44,6 +47,7 @@ pub enum Fact<'a> {
     Destination(&'a str),
     Transition(&'a str),
     WritableExec(&'a str),
+    Discovery(&'a str),
 }
 
 impl Fingerprint {
@@ -61,6 +65,7 @@ impl Fingerprint {
             Fact::Destination(d) => bump(&mut self.destinations, d),
             Fact::Transition(t) => bump(&mut self.transitions, t),
             Fact::WritableExec(e) => bump(&mut self.writable_execs, e),
+            Fact::Discovery(d) => bump(&mut self.discovery, d),
         }
     }
 }

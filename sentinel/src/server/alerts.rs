@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::store::ServerStore;
-use crate::detect::model::{Anomaly, Level};
+use crate::model::{Anomaly, Level};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -329,7 +329,7 @@ async fn post(client: &reqwest::Client, url: &str, body: &serde_json::Value, wha
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::model::{Factor, Principal};
+    use crate::model::{Factor, Principal};
 
     fn anomaly(level: Level, det: &str) -> Anomaly {
         Anomaly {

@@ -11,7 +11,7 @@ use super::AppState;
 use super::access::{Actor, Client};
 use super::store::{AnomalyFilter, Host, Role, StoredAnomaly};
 use super::web::{ago, anomaly_table, csrf_field, internal, level_badge, not_found, page, seg};
-use crate::detect::model::Level;
+use crate::model::Level;
 
 pub async fn hosts(State(st): State<AppState>, Extension(actor): Extension<Actor>) -> Response {
     let hosts = match st.store.list_hosts(crate::store::now_ns()) {

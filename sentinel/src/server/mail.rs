@@ -83,7 +83,7 @@ mod tests {
             title: "Sentinel: high anomaly on web-1".into(),
             text: "reason".into(),
             host: Some("web-1".into()),
-            level: Some(crate::detect::model::Level::High),
+            level: Some(crate::model::Level::High),
             score: Some(60),
             url: None,
             time_ns: 0,

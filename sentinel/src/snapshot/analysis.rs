@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::{Fingerprint, SnapshotConfig};
-use crate::cli::exit;
-use crate::detect::model::Level;
+use crate::exit;
+use crate::model::Level;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::SnapshotConfig;
 use super::system::round;
 use crate::audit::chain::{live_chain, parse_stat};
-use crate::detect::model::ChainLink;
+use crate::model::ChainLink;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessSummary {

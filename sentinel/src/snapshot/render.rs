@@ -8,7 +8,7 @@ use super::Fingerprint;
 use super::analysis::Severity;
 use super::baseline::{Deviation, SnapshotBaseline};
 use crate::audit::AuditSummary;
-use crate::detect::model::Level;
+use crate::model::Level;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Palette {

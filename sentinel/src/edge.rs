@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::detect::model::Anomaly;
 use crate::feed::push::{PushConfig, Pusher};
+use crate::model::Anomaly;
 use crate::server::{Server, ServerConfig, ServerHandle};
 use crate::store::Store;
 
@@ -78,14 +78,29 @@ impl Edge {
             let store = Arc::new(std::sync::Mutex::new(
                 Store::open(&path).context("opening the agent store")?,
             ));
+            // The store keeps incidents too, built from the same anomalies as the feed's.
+            let incidents = Arc::new(std::sync::Mutex::new(crate::incident::Tracker::default()));
             edge.consumers.push((
                 "store",
                 consume(tx.subscribe(), move |a| {
                     let store = store.clone();
+                    let incidents = incidents.clone();
                     async move {
-                        let r = tokio::task::spawn_blocking(move || match store.lock() {
-                            Ok(s) => s.put_anomaly(&a).map_err(|e| e.to_string()),
-                            Err(_) => Err("store lock poisoned".to_string()),
+                        let r = tokio::task::spawn_blocking(move || {
+                            let incident = incidents.lock().ok().and_then(|mut t| t.observe(&a));
+                            match store.lock() {
+                                Ok(s) => {
+                                    s.put_anomaly(&a).map_err(|e| e.to_string()).and_then(|()| {
+                                        match incident {
+                                            Some(i) => {
+                                                s.put_incident(&i).map_err(|e| e.to_string())
+                                            }
+                                            None => Ok(()),
+                                        }
+                                    })
+                                }
+                                Err(_) => Err("store lock poisoned".to_string()),
+                            }
                         })
                         .await;
                         if let Ok(Err(e)) = r {

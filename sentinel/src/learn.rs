@@ -1,16 +1,16 @@
 //! `sentinel learn` (an explicit learning period, live or replayed from a JSON-lines event
 //! recording) and `sentinel baseline show|export|import|reset`.
 
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use super::engine::{Engine, EngineOptions};
-use super::model::Anomaly;
 use crate::config::Config;
-use crate::event::Event;
+use crate::detect::replay::{read_events, replay};
+use crate::detect::{Engine, EngineOptions};
+use crate::model::Anomaly;
 use crate::proc::users::UserDb;
 use crate::profile::Profile;
 use crate::profile::baseline::{KIND_LINEAGE, KIND_PRINCIPAL, KINDS};
@@ -72,33 +72,6 @@ pub enum BaselineAction {
     },
 }
 
-/// Reads a JSON-lines event recording. Blank lines are skipped; a bad line is an error
-/// naming its line number.
-pub fn read_events(path: &Path) -> anyhow::Result<Vec<Event>> {
-    let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.with_context(|| format!("read {}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let ev: Event = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not an event", path.display(), i + 1))?;
-        out.push(ev);
-    }
-    Ok(out)
-}
-
-/// Feeds a recording through an engine and closes its last window.
-pub fn replay(engine: &mut Engine, events: &[Event]) -> Vec<Anomaly> {
-    let mut out = Vec::new();
-    for ev in events {
-        out.extend(engine.observe(ev));
-    }
-    out.extend(engine.finish());
-    out
-}
-
 pub async fn learn(config: Config, args: LearnArgs) -> anyhow::Result<i32> {
     let store = Store::open(args.db.as_ref().unwrap_or(&config.store))?;
     let users = args.passwd.as_deref().map(UserDb::load);
@@ -110,7 +83,8 @@ pub async fn learn(config: Config, args: LearnArgs) -> anyhow::Result<i32> {
     };
     let events = read_events(file)?;
     let mut engine = Engine::with_options(
-        &config,
+        &config.detect,
+        config.host_name(),
         store,
         EngineOptions {
             live: false,
@@ -132,7 +106,8 @@ async fn learn_live(
     use crate::collect::Collector;
     config.validate()?;
     let mut engine = Engine::with_options(
-        config,
+        &config.detect,
+        config.host_name(),
         store,
         EngineOptions {
             live: true,
@@ -146,8 +121,9 @@ async fn learn_live(
         "sentinel: learning for {}s; Ctrl-C to end early",
         duration.as_secs()
     );
-    let deadline = tokio::time::sleep(duration);
-    tokio::pin!(deadline);
+    // The end of the period, Ctrl-C or SIGTERM (as `sentinel run`).
+    let stop = crate::agent::wait_for_stop(Some(duration));
+    tokio::pin!(stop);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     let mut anomalies = Vec::new();
     loop {
@@ -157,8 +133,7 @@ async fn learn_live(
                 None => break,
             },
             _ = tick.tick() => anomalies.extend(engine.tick(store::now_ns())),
-            _ = &mut deadline => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stop => break,
         }
     }
     let summary = collector.stop().await;
@@ -190,7 +165,7 @@ fn report_learned(engine: &mut Engine, anomalies: &[Anomaly]) -> anyhow::Result<
         "learned {} events in {} windows; {} profiles now calibrated; {} anomalies seen during learning",
         s.events, s.windows_learned, vouched, s.anomalies
     );
-    Ok(crate::cli::exit::OK)
+    Ok(crate::exit::OK)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -328,7 +303,7 @@ pub async fn baseline(config: Config, args: BaselineArgs) -> anyhow::Result<i32>
             println!("removed {n} profiles");
         }
     }
-    Ok(crate::cli::exit::OK)
+    Ok(crate::exit::OK)
 }
 
 fn show(items: &[ExportItem], json: bool, users: &UserDb) -> std::io::Result<()> {

@@ -1,5 +1,6 @@
-//! `sentinel analyze`: explain the host snapshot, one stored anomaly (`--anomaly ID`) or the
-//! difference of two snapshots (`--diff A B`); `--show-prompt` prints what would be sent.
+//! `sentinel analyze`: explain the host snapshot, one stored anomaly (`--anomaly ID`), one
+//! stored incident as a story (`--incident ID`) or the difference of two snapshots (`--diff A
+//! B`); `--show-prompt` prints what would be sent.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -7,16 +8,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use super::{Engine, LlmConfig, ProviderKind, Subject, facts};
-use crate::cli::exit;
 use crate::config::Config;
-use crate::detect::model::Explanation;
+use crate::exit;
+use crate::explain::{Engine, LlmConfig, ProviderKind, Subject, facts};
+use crate::model::Explanation;
 
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
     /// Explain one stored anomaly by id.
-    #[arg(long, value_name = "ID", conflicts_with_all = ["diff", "snapshot"])]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["diff", "snapshot", "incident"])]
     pub anomaly: Option<String>,
+    /// Explain one stored incident (a login session's anomalies) by id, as one story.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["diff", "snapshot"])]
+    pub incident: Option<String>,
     /// Explain what changed between two snapshot JSON files.
     #[arg(long, num_args = 2, value_names = ["BEFORE", "AFTER"], conflicts_with = "snapshot")]
     pub diff: Option<Vec<PathBuf>>,
@@ -24,7 +28,7 @@ pub struct AnalyzeArgs {
     /// (the default: system, processes, config files, network, and audit when readable).
     #[arg(long, value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
-    /// The agent's store, where `--anomaly` looks.
+    /// The agent's store, where `--anomaly` and `--incident` look.
     #[arg(long, value_name = "FILE", default_value = crate::store::DEFAULT_PATH)]
     pub store: PathBuf,
     /// Print exactly what would be sent to the model, and send nothing.
@@ -76,7 +80,8 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
 
 /// What `analyze` explains, owned.
 pub enum Target {
-    Anomaly(Box<crate::detect::model::Anomaly>),
+    Anomaly(Box<crate::model::Anomaly>),
+    Incident(Box<crate::incident::Incident>),
     Snapshot(Value),
     Diff(Value),
 }
@@ -88,6 +93,7 @@ impl Target {
                 anomaly: a,
                 baseline: None,
             },
+            Target::Incident(i) => Subject::Incident(i),
             Target::Snapshot(v) => Subject::Snapshot(v),
             Target::Diff(d) => Subject::Diff(d),
         }
@@ -111,14 +117,24 @@ fn fresh_snapshot(config: &Config) -> anyhow::Result<Value> {
     serde_json::to_value(&fp).context("serialising the snapshot")
 }
 
+/// The agent store, for reading: a missing file is an error, never an empty new database.
+fn open_store(path: &Path) -> anyhow::Result<crate::store::Store> {
+    if !path.exists() {
+        bail!("no store at {} (see --store)", path.display());
+    }
+    crate::store::Store::open(path).with_context(|| format!("opening the store {}", path.display()))
+}
+
 pub fn load_target(args: &AnalyzeArgs, config: &Config) -> anyhow::Result<Target> {
+    if let Some(id) = &args.incident {
+        let i = open_store(&args.store)?
+            .get_incident(id)
+            .with_context(|| format!("reading incident {id}"))?
+            .with_context(|| format!("no incident {id} in {}", args.store.display()))?;
+        return Ok(Target::Incident(Box::new(i)));
+    }
     if let Some(id) = &args.anomaly {
-        // Reading must not create an empty database as a side effect.
-        if !args.store.exists() {
-            bail!("no store at {} (see --store)", args.store.display());
-        }
-        let store = crate::store::Store::open(&args.store)
-            .with_context(|| format!("opening the store {}", args.store.display()))?;
+        let store = open_store(&args.store)?;
         let a = store
             .get_anomaly(id)
             .with_context(|| format!("reading anomaly {id}"))?
@@ -203,7 +219,7 @@ pub fn render(e: &Explanation) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::model::NextStep;
+    use crate::model::NextStep;
 
     #[test]
     fn blocked_commands_are_withheld_in_the_terminal_form() {
@@ -262,7 +278,7 @@ mod tests {
     fn anomaly_target_comes_from_the_store() {
         let d = tempfile::tempdir().unwrap();
         let db = d.path().join("s.db");
-        let a: crate::detect::model::Anomaly = serde_json::from_str(
+        let a: crate::model::Anomaly = serde_json::from_str(
             &std::fs::read_to_string(
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/explain/anomaly.json"),
             )
@@ -275,6 +291,7 @@ mod tests {
             .unwrap();
         let args = |id: &str| AnalyzeArgs {
             anomaly: Some(id.into()),
+            incident: None,
             diff: None,
             snapshot: None,
             store: db.clone(),
@@ -300,5 +317,85 @@ mod tests {
             .to_string();
         assert!(err.contains("no store at"), "{err}");
         assert!(!missing.store.exists(), "a read created the store");
+    }
+
+    #[test]
+    fn incident_target_comes_from_the_store_and_tells_the_story_locally() {
+        use crate::model::{ChainLink, Factor, Level, Principal};
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("s.db");
+        let mut tracker = crate::incident::Tracker::default();
+        let mut last = None;
+        for (n, (det, w)) in [("discovery_burst", 35u8), ("credential_access", 45)]
+            .iter()
+            .enumerate()
+        {
+            let factors = vec![Factor {
+                detection: det.to_string(),
+                reason: format!("{det} reason"),
+                weight: *w,
+                evidence: vec![format!("{n}")],
+            }];
+            let (score, level) = crate::model::Anomaly::score_of(&factors);
+            last = tracker.observe(&crate::model::Anomaly {
+                id: format!("h-{n}"),
+                host: "h".into(),
+                time_ns: 1_000_000_000 * (n as i64 + 1),
+                principal: Principal {
+                    uid: 1000,
+                    user: Some("alice".into()),
+                    session: Some(3),
+                },
+                chain: vec![ChainLink {
+                    pid: 9,
+                    exe: "/usr/bin/cat".into(),
+                    argv: vec![],
+                    uid: 1000,
+                }],
+                score,
+                level,
+                factors,
+                evidence: vec![],
+                fingerprint: String::new(),
+                explanation: None,
+            });
+        }
+        let inc = last.expect("two steps make an incident");
+        assert_eq!(inc.level, Level::High);
+        crate::store::Store::open(&db)
+            .unwrap()
+            .put_incident(&inc)
+            .unwrap();
+        let args = AnalyzeArgs {
+            anomaly: None,
+            incident: Some(inc.id.clone()),
+            diff: None,
+            snapshot: None,
+            store: db.clone(),
+            show_prompt: false,
+            json: false,
+            provider: None,
+            model: None,
+            base_url: None,
+        };
+        let t = load_target(&args, &Config::default()).unwrap();
+        let subject = t.subject();
+        let x = crate::explain::local::explain(&subject);
+        assert!(
+            x.summary.contains("discovery -> credential access"),
+            "{}",
+            x.summary
+        );
+        assert_eq!(x.evidence_ids, ["h-0", "h-1"]);
+        let p = crate::explain::prompt::build(
+            &subject,
+            &crate::explain::redact::Redactor::new(b"analyze-test-key-0123456789".to_vec()),
+            3000,
+        );
+        assert!(
+            p.user.contains("[h-1]") && p.known_ids.contains("h-0"),
+            "{}",
+            p.user
+        );
     }
 }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# workload: troubleshooting
+# behaviour: someone looks into "the machine is slow": processes, sockets, top, open files, disk, memory, kernel, addresses, OS release
+# as: user
+# known-fp: discovery_burst: troubleshooting runs many system commands in a row; the burst is not yet relative to what the user normally runs
+set -u
+uptime
+ps aux --sort=-%cpu | head -10
+ss -tunap 2>/dev/null | head -10
+top -b -n1 | head -15
+lsof -p $$ 2>/dev/null | head -10
+df -h
+free -m
+uname -a
+ip addr
+cat /etc/os-release
+vmstat 1 2 2>/dev/null || true
+dmesg 2>/dev/null | tail -5 || true
+true
