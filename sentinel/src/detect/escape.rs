@@ -17,7 +17,7 @@ use crate::profile::categories::in_list;
 
 /// Programs that start interactive shells as their job: logins, terminals, multiplexers,
 /// privilege switches, container entry.
-const SHELL_STARTERS: [&str; 44] = [
+const SHELL_STARTERS: [&str; 45] = [
     "sshd",
     "sshd-session",
     "login",
@@ -28,6 +28,7 @@ const SHELL_STARTERS: [&str; 44] = [
     "doas",
     "pkexec",
     "runuser",
+    "setpriv",
     "tmux*",
     "screen",
     "script",
@@ -229,12 +230,20 @@ impl Engine {
         }
         // The image that started it: the forked copy of the parent, or the program that
         // replaced itself with the shell (`perl -e 'exec "/bin/sh"'`, `env /bin/sh`).
-        let Some(starter) = before
-            .filter(|b| !b.exe.is_empty())
-            .or_else(|| self.parent_of(p))
-        else {
+        // A process first seen at this exec was read from /proc after the fact, and /proc
+        // may already show a later program: its comm (from this event) then names the new
+        // program while its exe names another. Such an image is no evidence of a starter.
+        let comm = ev.comm.lossy();
+        let trusted = |b: &&Process| {
+            !b.exe.is_empty() && (b.comm != comm.as_ref() || b.name().starts_with(b.comm.as_str()))
+        };
+        let parent = self.parent_of(p);
+        let Some(starter) = before.filter(trusted).or(parent) else {
             return;
         };
+        // The image replaced itself (not a forked copy of the parent): a wrapper like env,
+        // nice or setpriv, or an escape like `perl -e 'exec "/bin/sh"'`.
+        let in_place = parent.is_some_and(|pp| pp.exe != starter.exe || pp.argv != starter.argv);
         let sname = starter.name().to_string();
         if in_list(shells, &sname) || in_list(&lists.lists.network_services, &sname) {
             // Shells start shells; a service starting one is `service_shell`.
@@ -274,7 +283,7 @@ impl Engine {
                 ),
                 w,
             )),
-            (false, false, false, Some((span, nw))) => Some((
+            (false, false, false, Some((span, nw))) if !in_place => Some((
                 format!(
                     "shell {} started by {} (pid {}): {edge} never seen for this user in {span} of baseline",
                     p.exe,

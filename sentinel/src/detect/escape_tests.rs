@@ -309,3 +309,26 @@ fn benign_session_raises_nothing_from_the_new_detections() {
     let loud: Vec<_> = s.out.iter().filter(|a| a.level > Level::Low).collect();
     assert!(loud.is_empty(), "{loud:#?}");
 }
+
+#[test]
+fn wrappers_replacing_themselves_with_a_shell_script_are_not_escapes() {
+    let mut s = Sim::with_store(Store::memory().unwrap(), true);
+    s.run(&["ls"]);
+    s.e.finish();
+    s.e.vouch().unwrap();
+    s.e.set_learn_all(false);
+    s.t += 3_600_000_000_000;
+    // nice and setpriv exec the shell in place, with a command: ordinary use.
+    let n = s.run(&["nice", "-n", "5", "sh", "-c", "make all"]);
+    s.exec(n, "/bin/sh", &["sh", "-c", "make all"]);
+    let p = s.run(&["setpriv", "--reuid=1000", "bash", "-c", "true"]);
+    s.exec(p, "/bin/bash", &["bash", "-c", "true"]);
+    s.none("unusual_child");
+    // ... but a shell forked by awk is a first-seen edge, reported as context.
+    let a = s.run(&["awk", "BEGIN{system(\"date\")}"]);
+    s.spawn(a, "/bin/sh", &["sh", "-c", "date"]);
+    let f = s.factors("unusual_child");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].0.contains("awk>sh never seen"), "{f:?}");
+    assert_eq!(f[0].1, 20);
+}
