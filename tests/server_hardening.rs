@@ -748,3 +748,97 @@ async fn with_tls_cookies_are_secure_host_prefixed_and_hsts_is_sent() {
     );
     h.shutdown().await;
 }
+
+/// What a local receiver got: (headers, body) per request.
+type Got = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>;
+
+/// A local receiver that answers 503 to the first `fail_first` requests, then 200.
+async fn receiver(fail_first: usize) -> (String, Got) {
+    let got: Got = Default::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/services/T0/B0/SECRETPATH",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let sink = sink.clone();
+            async move {
+                let mut g = sink.lock().unwrap();
+                g.push((headers, body));
+                if g.len() <= fail_first {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/services/T0/B0/SECRETPATH",
+        l.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, got)
+}
+
+async fn wait_for(got: &Got, n: usize) -> Vec<(axum::http::HeaderMap, String)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.lock().unwrap().len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} requests",
+            got.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    got.lock().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_escape_slack_markup_and_sign_and_retry_webhooks() {
+    let (slack, slack_got) = receiver(0).await;
+    let (hook, hook_got) = receiver(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = dash::config(dir.path());
+    cfg.alerts.slack_webhook = Some(slack);
+    cfg.alerts.webhook = Some(hook);
+    cfg.alerts.webhook_secret = Some("shared-secret-for-tests".into());
+    let h = Server::start(cfg).await.unwrap();
+    let owner = dash::add_user(&h, "agent", Role::Operator, "password-123456");
+    let host = "<!channel>";
+    let key = dash::ingest_key(&h, owner, host);
+    let mut a = dash::anomaly(host, "bob", "slack-1", Level::Critical);
+    a.factors[0].reason = "<https://evil.example|open the payroll> & <@U123>".into();
+    let r = push(
+        &client(),
+        &h.url(),
+        &key,
+        &json!({ "batch_id": "s", "anomalies": [a] }),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Slack: the agent's text is shown literally, never as a mention or a disguised link.
+    let got = wait_for(&slack_got, 1).await;
+    let body = &got[0].1;
+    assert!(
+        !body.contains("<!channel>") && !body.contains("<https://evil"),
+        "{body}"
+    );
+    assert!(
+        body.contains("&lt;!channel&gt;") && body.contains("&amp;"),
+        "{body}"
+    );
+    // The webhook: retried after a 503, signed with HMAC-SHA256 over "<timestamp>.<body>".
+    let got = wait_for(&hook_got, 2).await;
+    let (headers, body) = &got[1];
+    let ts: i64 = headers["x-sentinel-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sig = headers["x-sentinel-signature"].to_str().unwrap();
+    let want =
+        sentinel::server::alerts::webhook_signature("shared-secret-for-tests", ts, body.as_bytes());
+    assert_eq!(sig, format!("sha256={want}"));
+    assert!(body.contains("slack-1"), "{body}");
+    h.shutdown().await;
+}
