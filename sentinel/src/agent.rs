@@ -40,11 +40,16 @@ pub struct RunArgs {
     /// Events only: no process table, baselines or detections.
     #[arg(long)]
     pub no_detect: bool,
-    /// Push anomalies to a Sentinel server (`sentinel serve`), e.g. https://sentinel.example.org.
-    #[arg(long, value_name = "URL", requires = "api_key")]
+    /// Push anomalies to a Sentinel server (`sentinel serve`), e.g. https://sentinel.example.org
+    /// (default: `[push] url`). The key comes from `[push] api_key_file`, --api-key-file or
+    /// the SENTINEL_API_KEY environment variable.
+    #[arg(long, value_name = "URL")]
     pub push: Option<String>,
-    /// API key for --push (a personal key from the dashboard).
-    #[arg(long, env = "SENTINEL_API_KEY", hide_env_values = true)]
+    /// File with the agent's ingest key (mode 0600 or stricter).
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<std::path::PathBuf>,
+    /// The key itself: visible to every local user in the process list; prefer a key file.
+    #[arg(long)]
     pub api_key: Option<String>,
     /// Explain anomalies at or above `[llm] min_level` in plain words (off the hot path; the
     /// explanation follows the anomaly as a second record with the same id).
@@ -95,6 +100,21 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         .ignore_prefixes
         .extend(args.ignore_prefixes.iter().cloned());
     config.validate()?;
+    // The push target and its key, resolved before anything starts so that a missing or
+    // world-readable key file is a clear error, not a silent agent.
+    let push = match args.push.clone().or_else(|| config.push.url.clone()) {
+        Some(url) => {
+            let file = args
+                .api_key_file
+                .as_deref()
+                .or(config.push.api_key_file.as_deref());
+            let env = std::env::var(crate::feed::push::KEY_ENV).ok();
+            let key =
+                crate::feed::push::resolve_key(args.api_key.as_deref(), file, env.as_deref())?;
+            Some((url, key))
+        }
+        None => None,
+    };
     let (collector, events) =
         Collector::start_with(&config.collect).context("starting the kernel probes")?;
 
@@ -174,8 +194,8 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     let edge = pipeline::edge(1024);
     let mut consumers = Edge::start(
         EdgeOptions {
-            push: args.push.clone().zip(args.api_key.clone()),
-            spool_dir: None,
+            push,
+            spool_dir: config.push.spool_dir.clone(),
             serve: args.serve.then(|| config.server.clone()),
             store: (!args.no_detect).then(|| config.store.clone()),
             llm: args.llm.then(|| config.llm.clone()),

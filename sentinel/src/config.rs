@@ -37,6 +37,8 @@ pub struct Config {
     pub audit: crate::audit::AuditConfig,
     pub server: crate::server::ServerConfig,
     pub llm: crate::explain::LlmConfig,
+    /// Where `sentinel run --push` sends data and where its key lives.
+    pub push: crate::feed::push::PushSettings,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             audit: Default::default(),
             server: Default::default(),
             llm: Default::default(),
+            push: Default::default(),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The agent's push client to a Sentinel server (`sentinel run --push URL --api-key K`).
+//! The agent's push client to a Sentinel server (`sentinel run --push URL`, with an ingest
+//! key from `[push] api_key_file` or `SENTINEL_API_KEY`; see `resolve_key`).
 //! Items are batched, each batch is written to a spool directory (fsync + rename) before it
 //! is sent, sent oldest first and deleted only once the server accepted it. So a server
 //! outage or an agent restart loses nothing; a retried batch keeps its `batch_id`, which the
@@ -43,6 +44,93 @@ impl IngestBatch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The `[push]` section of the configuration: where the agent sends its data and where its
+/// credential lives.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushSettings {
+    /// Server base URL (`--push` overrides).
+    pub url: Option<String>,
+    /// File holding the agent's ingest key (one line; mode 0600 or stricter, owned by the
+    /// agent's user). `--api-key-file` overrides; `SENTINEL_API_KEY` is the alternative.
+    pub api_key_file: Option<PathBuf>,
+    /// Where unsent batches wait (default /var/lib/sentinel/push-spool).
+    pub spool_dir: Option<PathBuf>,
+}
+
+/// Environment variable that may carry the agent's key.
+pub const KEY_ENV: &str = "SENTINEL_API_KEY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("API key file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "API key file {path} is readable or writable by other users (mode {mode:04o}); \
+         run: chmod 600 {path}"
+    )]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error("API key file {0} is empty")]
+    Empty(PathBuf),
+    #[error(
+        "--push needs an API key: [push] api_key_file, --api-key-file, or the {KEY_ENV} environment variable"
+    )]
+    Missing,
+}
+
+/// Reads a key file, refusing one that group or others may read or write.
+pub fn read_key_file(path: &Path) -> Result<String, KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|source| KeyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Permissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(KeyError::Empty(path.to_path_buf()));
+    }
+    Ok(key.to_string())
+}
+
+/// Where the agent's key comes from, first match wins: `--api-key` (visible to every local
+/// user in the process list: warned about), a key file (`--api-key-file` or `[push]
+/// api_key_file`), then `SENTINEL_API_KEY`.
+pub fn resolve_key(
+    cli_key: Option<&str>,
+    key_file: Option<&Path>,
+    env_key: Option<&str>,
+) -> Result<String, KeyError> {
+    if let Some(k) = cli_key.map(str::trim).filter(|k| !k.is_empty()) {
+        tracing::warn!(
+            "--api-key puts the key on the command line, where every local user can read it \
+             (ps, /proc/PID/cmdline); use [push] api_key_file (mode 0600) or {KEY_ENV}"
+        );
+        return Ok(k.to_string());
+    }
+    if let Some(p) = key_file {
+        return read_key_file(p);
+    }
+    env_key
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .ok_or(KeyError::Missing)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -405,6 +493,45 @@ mod tests {
         assert_eq!(spool_files(d.path()), vec![p1.clone(), p2]);
         let back: IngestBatch = serde_json::from_slice(&std::fs::read(p1).unwrap()).unwrap();
         assert_eq!(back.batch_id, "a");
+    }
+
+    #[test]
+    fn key_files_must_be_private_and_the_command_line_key_comes_first() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("key");
+        std::fs::write(&f, "snt_filekey\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = resolve_key(None, Some(&f), Some("snt_env")).unwrap_err();
+        assert!(
+            matches!(e, KeyError::Permissions { mode: 0o644, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(resolve_key(None, Some(&f), None).unwrap(), "snt_filekey");
+        assert_eq!(
+            resolve_key(Some("snt_cli"), Some(&f), None).unwrap(),
+            "snt_cli"
+        );
+        assert_eq!(
+            resolve_key(None, None, Some(" snt_env ")).unwrap(),
+            "snt_env"
+        );
+        assert!(matches!(
+            resolve_key(None, None, None),
+            Err(KeyError::Missing)
+        ));
+        std::fs::write(&f, "\n").unwrap();
+        assert!(matches!(
+            resolve_key(None, Some(&f), None),
+            Err(KeyError::Empty(_))
+        ));
+        let missing = d.path().join("nope");
+        assert!(matches!(
+            resolve_key(None, Some(&missing), None),
+            Err(KeyError::Read { .. })
+        ));
     }
 
     #[test]

@@ -21,6 +21,13 @@ pub struct AlertsConfig {
     pub slack_webhook: Option<String>,
     /// Any URL that accepts a JSON POST of the alert.
     pub webhook: Option<String>,
+    /// Shared secret for the generic webhook: each POST carries
+    /// `X-Sentinel-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` and
+    /// `X-Sentinel-Timestamp` (Unix seconds), so the receiver can check origin and freshness.
+    pub webhook_secret: Option<String>,
+    /// Attempts per webhook delivery (network errors, 5xx and 429 are retried with
+    /// exponential backoff from 1 s).
+    pub webhook_attempts: u32,
     pub email: Option<EmailConfig>,
     /// Minutes before the same rule (for the same host or user) fires again.
     pub cooldown_mins: u64,
@@ -66,6 +73,8 @@ impl Default for AlertsConfig {
         AlertsConfig {
             slack_webhook: None,
             webhook: None,
+            webhook_secret: None,
+            webhook_attempts: 3,
             email: None,
             cooldown_mins: 60,
             min_level: Level::High,
@@ -81,8 +90,15 @@ impl AlertsConfig {
     pub fn validate(&self) -> Result<(), String> {
         for u in self.slack_webhook.iter().chain(&self.webhook) {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
-                return Err(format!("alert webhook {u:?} must be an http(s) URL"));
+                // The URL itself may be a secret (Slack's are): never echo it.
+                return Err(format!(
+                    "alert webhook {} must be an http(s) URL",
+                    redact_url(u)
+                ));
             }
+        }
+        if self.webhook_attempts == 0 || self.webhook_attempts > 10 {
+            return Err("server.alerts.webhook_attempts must be 1-10".into());
         }
         if let Some(e) = &self.email {
             if e.to.is_empty() || e.from.is_empty() || e.smtp_host.is_empty() {
@@ -272,6 +288,40 @@ impl Alerts {
     }
 }
 
+/// A URL as it may appear in logs: scheme and host only (webhook paths and query strings,
+/// Slack's in particular, are credentials).
+pub fn redact_url(u: &str) -> String {
+    match reqwest::Url::parse(u) {
+        Ok(url) => format!(
+            "{}://{}/[REDACTED]",
+            url.scheme(),
+            url.host_str().unwrap_or("?")
+        ),
+        Err(_) => "[REDACTED URL]".into(),
+    }
+}
+
+/// Escapes text for Slack's message markup: `&`, `<` and `>` are its control characters
+/// (`<!channel>`, `<https://evil|innocent text>`), so agent-supplied host names and reasons
+/// are shown literally, never as mentions or disguised links.
+pub fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// HMAC-SHA256 signature of a webhook body: hex of HMAC(secret, "<timestamp>.<body>").
+pub fn webhook_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let Ok(mut m) = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    m.update(timestamp.to_string().as_bytes());
+    m.update(b".");
+    m.update(body);
+    data_encoding::HEXLOWER.encode(&m.finalize().into_bytes())
+}
+
 pub fn slack_payload(a: &Alert) -> serde_json::Value {
     let color = match a.level {
         Some(Level::Critical) => "#d7263d",
@@ -279,11 +329,13 @@ pub fn slack_payload(a: &Alert) -> serde_json::Value {
         Some(Level::Medium) => "#e2c044",
         _ => "#2e9e6b",
     };
-    let mut att = serde_json::json!({ "color": color, "title": a.title, "text": a.text, "footer": format!("rule: {}", a.rule) });
+    let title = slack_escape(&a.title);
+    let mut att = serde_json::json!({ "color": color, "title": title, "text": slack_escape(&a.text),
+        "footer": format!("rule: {}", slack_escape(&a.rule)), "mrkdwn_in": [] });
     if let Some(u) = &a.url {
         att["title_link"] = serde_json::Value::String(u.clone());
     }
-    serde_json::json!({ "text": a.title, "attachments": [att] })
+    serde_json::json!({ "text": title, "attachments": [att] })
 }
 
 async fn deliver(cfg: AlertsConfig, mut rx: mpsc::Receiver<Alert>) {
@@ -299,13 +351,16 @@ async fn deliver(cfg: AlertsConfig, mut rx: mpsc::Receiver<Alert>) {
     };
     while let Some(a) = rx.recv().await {
         if let Some(url) = &cfg.slack_webhook {
-            post(&client, url, &slack_payload(&a), "slack").await;
+            post(&client, &cfg, url, &slack_payload(&a), None, "slack").await;
         }
         if let Some(url) = &cfg.webhook {
+            let body = serde_json::to_value(&a).unwrap_or_default();
             post(
                 &client,
+                &cfg,
                 url,
-                &serde_json::to_value(&a).unwrap_or_default(),
+                &body,
+                cfg.webhook_secret.as_deref(),
                 "webhook",
             )
             .await;
@@ -313,16 +368,62 @@ async fn deliver(cfg: AlertsConfig, mut rx: mpsc::Receiver<Alert>) {
         if let Some(e) = &cfg.email
             && let Err(err) = super::mail::send(e, &a).await
         {
-            tracing::warn!("email alert failed: {err}");
+            tracing::warn!(
+                "email alert failed: {}",
+                super::mail::redact(e, &err.to_string())
+            );
         }
     }
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: &serde_json::Value, what: &str) {
-    match client.post(url).json(body).send().await {
-        Ok(r) if r.status().is_success() => {}
-        Ok(r) => tracing::warn!("{what} alert refused: HTTP {}", r.status()),
-        Err(e) => tracing::warn!("{what} alert failed: {e}"),
+/// Posts one alert, signed when a secret is set, retrying transient failures with
+/// exponential backoff. Log lines name the sink and the host, never the URL's path.
+async fn post(
+    client: &reqwest::Client,
+    cfg: &AlertsConfig,
+    url: &str,
+    body: &serde_json::Value,
+    secret: Option<&str>,
+    what: &str,
+) {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut backoff = Duration::from_secs(1);
+    for attempt in 1..=cfg.webhook_attempts {
+        let mut rb = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(bytes.clone());
+        if let Some(sec) = secret {
+            let ts = crate::store::now_ns() / 1_000_000_000;
+            rb = rb.header("x-sentinel-timestamp", ts.to_string()).header(
+                "x-sentinel-signature",
+                format!("sha256={}", webhook_signature(sec, ts, &bytes)),
+            );
+        }
+        let retry = match rb.send().await {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) => {
+                let st = r.status();
+                tracing::warn!(
+                    "{what} alert to {} refused: HTTP {st} (attempt {attempt})",
+                    redact_url(url)
+                );
+                st.is_server_error() || st.as_u16() == 429 || st.as_u16() == 408
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "{what} alert to {} failed: {} (attempt {attempt})",
+                    redact_url(url),
+                    e.without_url()
+                );
+                true
+            }
+        };
+        if !retry || attempt == cfg.webhook_attempts {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff *= 2;
     }
 }
 
@@ -382,6 +483,54 @@ mod tests {
         assert!(!a.cooled("k", 1));
         assert!(a.cooled("other", 1));
         assert!(a.cooled("k", 61 * 60_000_000_000));
+    }
+
+    #[test]
+    fn agent_text_cannot_mention_the_channel_or_disguise_links_and_urls_stay_out_of_logs() {
+        let p = slack_payload(&Alert {
+            rule: "level".into(),
+            title: "Sentinel: high anomaly on <!channel>".into(),
+            text: "<https://evil.example|click for payroll> & more".into(),
+            host: Some("<!channel>".into()),
+            level: Some(Level::High),
+            score: None,
+            url: None,
+            time_ns: 0,
+        });
+        let all = p.to_string();
+        assert!(
+            !all.contains("<!channel>") && !all.contains("<https://evil"),
+            "{all}"
+        );
+        assert!(
+            all.contains("&lt;!channel&gt;") && all.contains("&amp; more"),
+            "{all}"
+        );
+        let hook = "https://hooks.slack.com/services/T000/B000/XXXXSECRET";
+        let shown = redact_url(hook);
+        assert_eq!(shown, "https://hooks.slack.com/[REDACTED]");
+        let cfg: AlertsConfig = AlertsConfig {
+            slack_webhook: Some("ftp://x/secret-path".into()),
+            ..Default::default()
+        };
+        assert!(!cfg.validate().unwrap_err().contains("secret-path"));
+    }
+
+    #[test]
+    fn webhook_signatures_are_hmac_sha256_of_timestamp_and_body() {
+        // Independent computation with the hmac crate directly.
+        use hmac::{KeyInit, Mac};
+        let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"s3cret").unwrap();
+        m.update(b"1700000000.{\"a\":1}");
+        let want = data_encoding::HEXLOWER.encode(&m.finalize().into_bytes());
+        assert_eq!(
+            webhook_signature("s3cret", 1_700_000_000, b"{\"a\":1}"),
+            want
+        );
+        assert_ne!(
+            webhook_signature("other", 1_700_000_000, b"{\"a\":1}"),
+            want
+        );
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// Read-only demo: anonymous visitors may browse.
     #[arg(long)]
     pub demo: bool,
+    /// Allow plain HTTP on a non-loopback address (refused otherwise): passwords and
+    /// session cookies then cross the network in clear.
+    #[arg(long)]
+    pub insecure_http: bool,
 }
 
 impl ServeArgs {
@@ -44,6 +48,7 @@ impl ServeArgs {
             c.tls_key = self.tls_key.clone();
         }
         c.demo |= self.demo;
+        c.insecure_http |= self.insecure_http;
         c
     }
 }

@@ -6,9 +6,56 @@
 //! identity of a batch, which an ingest key is bound to.
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use super::store::{IngestBatch, Refused};
+use crate::explain::redact::Redactor;
 use crate::model::Anomaly;
+
+/// The LLM prompts' secret redaction (passwords after flags, tokens, URL credentials, key
+/// material), without user or address pseudonyms: the key only feeds those, so a fixed one
+/// keeps the result deterministic (a retried anomaly redacts to the same record).
+static REDACTOR: LazyLock<Redactor> = LazyLock::new(|| Redactor::new(vec![0x5e; 32]));
+
+/// Passes every command line in an anomaly (process chain argv, evidence summaries, and
+/// `argv` / `cmdline` / `command` fields of evidence details) through the redaction used
+/// for LLM prompts, before it is stored or shown.
+pub fn redact_command_lines(a: &mut Anomaly) {
+    let r = &*REDACTOR;
+    for link in &mut a.chain {
+        link.argv = r.argv(&link.argv);
+    }
+    for e in &mut a.evidence {
+        e.summary = r.command_line(&e.summary);
+        redact_detail(r, &mut e.detail);
+    }
+}
+
+fn redact_detail(r: &Redactor, v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, val) in m.iter_mut() {
+                match (k.as_str(), &mut *val) {
+                    ("argv" | "args", serde_json::Value::Array(items))
+                        if items.iter().all(|i| i.is_string()) =>
+                    {
+                        let argv: Vec<String> = items
+                            .iter()
+                            .filter_map(|i| i.as_str().map(str::to_string))
+                            .collect();
+                        *items = r.argv(&argv).into_iter().map(Into::into).collect();
+                    }
+                    ("cmdline" | "command" | "command_line", serde_json::Value::String(s)) => {
+                        *s = r.command_line(s);
+                    }
+                    _ => redact_detail(r, val),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| redact_detail(r, i)),
+        _ => {}
+    }
+}
 
 pub const MAX_BATCH_ITEMS: usize = 10_000;
 const MAX_NAME: usize = 255;
@@ -109,7 +156,11 @@ pub fn screen(b: &mut IngestBatch, now_ns: i64, skew_secs: u64) -> Vec<Refused> 
     let mut keep = Vec::with_capacity(b.anomalies.len());
     for (index, a) in std::mem::take(&mut b.anomalies).into_iter().enumerate() {
         match anomaly_problem(&a, latest, skew_secs) {
-            None => keep.push(a),
+            None => {
+                let mut a = a;
+                redact_command_lines(&mut a);
+                keep.push(a)
+            }
             Some(reason) => refused.push(Refused {
                 kind: "anomaly",
                 index,
@@ -199,6 +250,38 @@ mod tests {
         assert_eq!(r[0].id.as_deref(), Some("bad\\nid"));
         assert!(r[0].reason.contains("control character"));
         assert!(r[1].reason.contains("ahead of the server's clock"));
+    }
+
+    #[test]
+    fn command_lines_are_redacted_before_they_are_stored() {
+        let mut a = anomaly("x", 0);
+        a.chain.push(crate::model::ChainLink {
+            pid: 1,
+            exe: "/usr/bin/mysql".into(),
+            argv: vec!["mysql".into(), "--password=hunter2secret".into()],
+            uid: 0,
+        });
+        a.evidence.push(crate::model::Evidence {
+            id: "e".into(),
+            time_ns: 0,
+            summary: "exec curl https://bob:hunter2secret@example.org/x".into(),
+            detail: json!({ "argv": ["mysql", "--password=hunter2secret"],
+                "nested": { "cmdline": "mysql --password=hunter2secret" } }),
+        });
+        redact_command_lines(&mut a);
+        let text = serde_json::to_string(&a).unwrap();
+        assert!(!text.contains("hunter2secret"), "{text}");
+        assert!(
+            text.contains("mysql") && text.contains("REDACTED"),
+            "{text}"
+        );
+        let mut b = anomaly("x", 0);
+        b.chain = a.chain.clone();
+        redact_command_lines(&mut b);
+        assert_eq!(
+            a.chain, b.chain,
+            "redaction is stable (retries stay duplicates)"
+        );
     }
 
     #[test]

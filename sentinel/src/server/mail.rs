@@ -16,18 +16,37 @@ pub enum MailError {
     Smtp(String),
 }
 
+/// Removes the SMTP credentials from a text about to be logged.
+pub fn redact(cfg: &EmailConfig, text: &str) -> String {
+    let mut out = text.to_string();
+    for secret in cfg.password.iter().chain(&cfg.username) {
+        if !secret.is_empty() {
+            out = out.replace(secret.as_str(), "[REDACTED]");
+        }
+    }
+    out
+}
+
+/// Agent-supplied text in a plain-text mail: control characters (other than the line breaks
+/// we add) become spaces, so nothing can forge headers or lines.
+fn plain(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 pub fn message(cfg: &EmailConfig, a: &Alert) -> Result<Message, MailError> {
     let from: Mailbox = cfg
         .from
         .parse()
         .map_err(|_| MailError::Address(cfg.from.clone()))?;
-    let mut b = Message::builder().from(from).subject(a.title.clone());
+    let mut b = Message::builder().from(from).subject(plain(&a.title));
     for t in &cfg.to {
         b = b.to(t.parse().map_err(|_| MailError::Address(t.clone()))?);
     }
-    let mut body = format!("{}\n\n{}\n", a.title, a.text);
+    let mut body = format!("{}\n\n{}\n", plain(&a.title), plain(&a.text));
     if let Some(h) = &a.host {
-        body.push_str(&format!("\nHost: {h}"));
+        body.push_str(&format!("\nHost: {}", plain(h)));
     }
     if let (Some(l), Some(s)) = (a.level, a.score) {
         body.push_str(&format!("\nLevel: {l} (score {s})"));

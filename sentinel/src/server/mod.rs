@@ -107,18 +107,10 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
-        let addr = self
-            .listen
+        self.listen
             .parse::<SocketAddr>()
             .map_err(|e| format!("server.listen {:?}: {e}", self.listen))?;
-        if !addr.ip().is_loopback() && !self.tls() && !self.insecure_http {
-            return Err(format!(
-                "refusing plain HTTP on {addr}: passwords, session cookies and API keys would cross \
-                 the network in clear. Give --tls-cert/--tls-key, keep the server on 127.0.0.1 \
-                 behind a TLS reverse proxy, or pass --insecure-http (server.insecure_http) if \
-                 you really mean it"
-            ));
-        }
+
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("server.tls_cert and server.tls_key must be given together".into());
         }
@@ -136,6 +128,21 @@ impl ServerConfig {
 
     pub fn tls(&self) -> bool {
         self.tls_cert.is_some()
+    }
+
+    /// Plain HTTP is refused on any address but loopback unless `insecure_http` says so:
+    /// passwords and cookies would cross the network in clear. (Checked when the server
+    /// starts, not when the configuration loads, so `sentinel run` is unaffected.)
+    pub fn transport_problem(&self, addr: SocketAddr) -> Option<String> {
+        if addr.ip().is_loopback() || self.tls() || self.insecure_http {
+            return None;
+        }
+        Some(format!(
+            "refusing plain HTTP on {addr}: passwords, session cookies and API keys would cross \
+                 the network in clear. Give --tls-cert/--tls-key, keep the server on 127.0.0.1 \
+                 behind a TLS reverse proxy, or pass --insecure-http (server.insecure_http) if \
+                 you really mean it"
+        ))
     }
 }
 
@@ -197,7 +204,7 @@ impl AppState {
             login_limiter: Arc::new(auth::RateLimiter::new(cfg.login_rate_per_ip, 300)),
             login_pair: delays(),
             login_account: delays(),
-            reauth_limiter: Arc::new(auth::RateLimiter::new(5, 900)),
+            reauth_limiter: Arc::new(auth::RateLimiter::new(10, 900)),
             alerts: alerts::Alerts::start(
                 cfg.alerts.clone(),
                 cfg.public_url.clone(),
@@ -387,6 +394,14 @@ impl Server {
             addr: cfg.listen.clone(),
             source,
         })?;
+        if let Some(p) = cfg.transport_problem(addr) {
+            return Err(ServerError::Config(p));
+        }
+        if !addr.ip().is_loopback() && !cfg.tls() {
+            tracing::warn!(
+                "serving plain HTTP on {addr} (--insecure-http): passwords and session cookies cross the network in clear"
+            );
+        }
         let tls_files = cfg.tls_cert.clone().zip(cfg.tls_key.clone());
         let state = AppState::new(store, cfg);
         let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

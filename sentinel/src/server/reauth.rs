@@ -1,7 +1,7 @@
 //! Re-authentication of a signed-in user before sensitive changes (two-factor setup and
 //! removal, API key creation, password change): the password and, when two-factor is on, a
 //! current code (or a recovery code). A stolen session cookie alone is then not enough to
-//! take the account over. Attempts are rate-limited per user (5 per 15 minutes) and per
+//! take the account over. Attempts are rate-limited per user (10 per 15 minutes) and per
 //! address (shared with sign-in), and failures are audited.
 
 use axum::http::StatusCode;

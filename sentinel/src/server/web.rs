@@ -284,9 +284,13 @@ pub async fn anomaly(
             dt { "Host" } dd { a href={ "/hosts/" (seg(&an.host)) } { (an.host) } }
             dt { "User" } dd { (principal_of(&a)) " (uid " (an.principal.uid) ")"
                 @if let Some(s) = an.principal.session { ", session " (s) } }
-            dt { "Time" } dd { (fmt_time(an.time_ns)) " UTC" }
+            dt { "Time" } dd { (fmt_time(an.time_ns)) " UTC (agent's clock); received " (fmt_time(a.received_ns)) " UTC" }
             dt { "Score" } dd { (an.score) " / 100" }
             dt { "Id" } dd { code { (an.id) } }
+            @if let Some(orig) = &a.conflict_of {
+                dt { "Id conflict" } dd.error { "The agent sent id " code { (orig) }
+                    ", already stored with other content; kept under this id instead." }
+            }
             dt { "Status" } dd {
                 @if let (Some(by), Some(t)) = (&a.acked_by, a.acked_ns) {
                     "Acknowledged by " (by) " at " (fmt_time(t))
