@@ -196,6 +196,9 @@ impl Engine {
                 self.privs_open(ev, principal, &p, &path, write, hits);
                 self.escape_open(ev, principal, &p, &path, write);
                 self.recon_open(ev, principal, &p, &path, write, hits);
+                if !write {
+                    self.recon_file(ev, principal, &p, &path, hits);
+                }
             }
             Payload::Unlink { path, .. } if ev.ok() => {
                 let path = self.path_of(ev.pid, &path.lossy());

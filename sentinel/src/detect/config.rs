@@ -163,6 +163,7 @@ pub struct Weights {
     pub masquerade: u8,
     pub recon_breadth: u8,
     pub staging: u8,
+    pub targeted_discovery: u8,
 }
 
 impl Default for Weights {
@@ -203,6 +204,7 @@ impl Default for Weights {
             masquerade: 35,
             recon_breadth: 35,
             staging: 35,
+            targeted_discovery: 30,
         }
     }
 }

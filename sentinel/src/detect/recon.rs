@@ -27,6 +27,84 @@ const DATA_DIRS: [&str; 5] = [
     "/var/lib/pgsql",
 ];
 
+/// Discovery areas that point at a next step on their own: what an intruder looking for root,
+/// for secrets or for the watchers does, and rarely anyone else.
+fn pointed_area(area: &str) -> Option<&'static str> {
+    Some(match area {
+        "setuid_search" => {
+            "hunted for set-uid programs or file capabilities: the first step of a local privilege escalation"
+        }
+        "credential_search" => "searched files for passwords, keys or tokens",
+        "security_software" => "checked which security tools watch this host",
+        "virtualization" => {
+            "checked whether it runs in a virtual machine, a container or a sandbox"
+        }
+        _ => return None,
+    })
+}
+
+/// What an archiver is asked to read: (directory given with -C, operand). tar counts only
+/// when it creates or appends (`c`, `r`, `u`, `A`), old-style option clusters (`czf`) and the
+/// archive named by `-f` are not sources; zip and 7z's first operand is the archive.
+pub(super) fn archive_sources(name: &str, args: &[String]) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    let mut dir: Option<String> = None;
+    let mut it = args.iter().enumerate().peekable();
+    let mut writes = !matches!(name, "tar" | "bsdtar");
+    let mut skip_next = false;
+    let mut archive_seen = !matches!(name, "zip" | "7z" | "7za" | "7zz" | "7zr" | "rar");
+    while let Some((i, a)) = it.next() {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        let tar = matches!(name, "tar" | "bsdtar");
+        if tar && i == 0 && !a.starts_with('-') && a.chars().all(|c| c.is_ascii_alphabetic()) {
+            // Old-style cluster: `czf ARCHIVE`.
+            writes = a.contains(['c', 'r', 'u', 'A']);
+            skip_next = a.contains('f');
+            continue;
+        }
+        if let Some(opts) = a.strip_prefix('-').filter(|o| !o.starts_with('-')) {
+            if tar && opts.contains(['c', 'r', 'u', 'A']) {
+                writes = true;
+            }
+            if opts == "C" {
+                dir = it.next().map(|(_, d)| d.clone());
+            } else if tar && opts.ends_with('f') {
+                skip_next = true;
+            }
+            continue;
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            match long {
+                "create" | "append" | "update" => writes = true,
+                "file" | "directory" => {
+                    let v = it.next().map(|(_, d)| d.clone());
+                    if long == "directory" {
+                        dir = v;
+                    }
+                }
+                _ => {
+                    if let Some(d) = long.strip_prefix("directory=") {
+                        dir = Some(d.to_string());
+                    }
+                }
+            }
+            continue;
+        }
+        if matches!(name, "7z" | "7za" | "7zz" | "7zr" | "rar") && i == 0 {
+            continue; // the command letter (a, u, x...)
+        }
+        if !archive_seen {
+            archive_seen = true;
+            continue;
+        }
+        out.push((dir.clone(), a.clone()));
+    }
+    if writes { out } else { Vec::new() }
+}
+
 impl Engine {
     pub(super) fn recon_exec(
         &mut self,
@@ -57,6 +135,39 @@ impl Engine {
 
     fn recon_breadth(&mut self, ev: &Event, principal: u32, cmd: &Cmd, hits: &mut Vec<Hit>) {
         let areas = self.recon_areas(cmd);
+        self.explored(ev, principal, areas, hits);
+    }
+
+    /// A file a discovery area is about was opened or listed (`[lists] recon_files`): reading
+    /// the system's description without running a discovery command counts the same.
+    pub(super) fn recon_file(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        p: &Process,
+        path: &str,
+        hits: &mut Vec<Hit>,
+    ) {
+        if ev.auid.is_none() || !path.starts_with('/') {
+            return;
+        }
+        // /proc/self, /proc/thread-self and the process's own pid describe itself.
+        if let Some(rest) = path.strip_prefix("/proc/") {
+            let first = rest.split('/').next().unwrap_or("");
+            if first == "self" || first == "thread-self" || first == p.pid.to_string() {
+                return;
+            }
+        }
+        let areas = self.cats.recon_file_areas(path);
+        if !areas.is_empty() {
+            self.explored(ev, principal, areas, hits);
+        }
+    }
+
+    /// Areas one event explored: counted toward `recon_breadth` when the baseline never
+    /// explored them; a pointed area (set-uid or capability hunting, searching for secrets,
+    /// checking for security tools or a sandbox) is `targeted_discovery` on its own.
+    fn explored(&mut self, ev: &Event, principal: u32, areas: Vec<String>, hits: &mut Vec<Hit>) {
         if areas.is_empty() {
             return;
         }
@@ -72,6 +183,34 @@ impl Engine {
         }
         if fresh.is_empty() {
             return;
+        }
+        let session = ev.session.map(|x| x.to_string()).unwrap_or_default();
+        for a in &fresh {
+            let Some(what) = pointed_area(a) else {
+                continue;
+            };
+            if self.first_time(principal, "targeted_discovery", &format!("{session}:{a}")) {
+                let line = match &ev.payload {
+                    crate::event::Payload::Exec { argv, .. } => argv
+                        .iter()
+                        .map(|x| x.lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    crate::event::Payload::Open { path, .. } => format!("opened {}", path.lossy()),
+                    _ => String::new(),
+                };
+                let novel = if baseline.is_some() {
+                    ", never done by this user in its baseline"
+                } else {
+                    ""
+                };
+                hits.push(hit(
+                    "targeted_discovery",
+                    format!("{what} ({}){novel}", shorten(&line, 80)),
+                    self.cfg.weights.targeted_discovery,
+                    ev,
+                ));
+            }
         }
         let span = self.cfg.recon_window_secs as i64 * 1_000_000_000;
         let q = self.behaviour.recon.entry(principal).or_default();
@@ -90,7 +229,7 @@ impl Engine {
         }
         self.bound_state();
         if areas.len() < self.cfg.recon_categories as usize
-            || !self.first_time(principal, "recon_breadth", "")
+            || !self.first_time(principal, "recon_breadth", &session)
         {
             return;
         }
@@ -103,6 +242,7 @@ impl Engine {
                         .map(|x| x.lossy().into_owned())
                         .collect::<Vec<_>>()
                         .join(" "),
+                    crate::event::Payload::Open { path, .. } => path.lossy().into_owned(),
                     _ => String::new(),
                 };
                 format!("{a} ({})", shorten(&what, 40))
@@ -187,12 +327,13 @@ impl Engine {
         let n = cmd.name.as_str();
         let w = self.cfg.weights.staging;
         let (what, weight) = if ARCHIVERS.contains(&n) {
-            let src = cmd
-                .args
-                .iter()
-                .map(|a| a.split_once('=').map(|(_, v)| v).unwrap_or(a))
-                .filter(|a| !a.starts_with('-'))
-                .map(|a| self.path_of(ev.pid, a))
+            let cwd = self.path_of(ev.pid, ".");
+            let src = archive_sources(n, &cmd.args)
+                .into_iter()
+                .map(|(dir, a)| match dir {
+                    Some(d) => crate::proc::absolute(&a, Some(&self.path_of(ev.pid, &d))),
+                    None => crate::proc::absolute(&a, Some(&cwd)),
+                })
                 .find(|a| self.sensitive_source(principal, a));
             match src {
                 Some(s) => (format!("packed {s} with {}", shorten(&cmd.line(), 120)), w),
@@ -324,5 +465,147 @@ impl Engine {
                 evidence,
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::archive_sources;
+
+    fn src(name: &str, args: &[&str]) -> Vec<(Option<String>, String)> {
+        let a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        archive_sources(name, &a)
+    }
+
+    #[test]
+    fn archive_operands_are_told_from_options_and_the_archive() {
+        let some = |d: &str, p: &str| (Some(d.to_string()), p.to_string());
+        let none = |p: &str| (None, p.to_string());
+        assert_eq!(
+            src(
+                "tar",
+                &[
+                    "czf",
+                    "/var/backups/h.tgz",
+                    "--exclude=*/.cache",
+                    "-C",
+                    "/",
+                    "home"
+                ]
+            ),
+            [some("/", "home")]
+        );
+        assert_eq!(
+            src("tar", &["tzf", "/var/backups/h.tgz"]),
+            [],
+            "listing reads no source"
+        );
+        assert_eq!(
+            src("tar", &["-xzf", "a.tgz", "-C", "/tmp"]),
+            [],
+            "extracting neither"
+        );
+        assert_eq!(
+            src("tar", &["-czvf", "/tmp/.e.tgz", "/etc"]),
+            [none("/etc")]
+        );
+        assert_eq!(
+            src("tar", &["--create", "--file", "x.tar", "docs"]),
+            [none("docs")]
+        );
+        assert_eq!(
+            src("zip", &["-r", "/tmp/o.zip", "/home/bob"]),
+            [none("/home/bob")]
+        );
+        assert_eq!(
+            src("7z", &["a", "-pSecret", "/tmp/o.7z", "/etc"]),
+            [none("/etc")]
+        );
+        assert_eq!(src("gzip", &["-k", "/etc/shadow"]), [none("/etc/shadow")]);
+    }
+
+    fn exec(id: u64, pid: u32, argv: &[&str]) -> crate::event::Event {
+        let quoted: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+        crate::detect::testing::event(
+            id,
+            1_781_780_400_000_000_000 + id as i64 * 1_000_000,
+            pid,
+            1,
+            1000,
+            9,
+            &format!(
+                r#""syscall":"execve","kind":"exec","filename":"/usr/bin/{}","argv":[{}],"argv_truncated":false"#,
+                argv[0],
+                quoted.join(",")
+            ),
+        )
+    }
+
+    fn open(id: u64, pid: u32, path: &str) -> crate::event::Event {
+        crate::detect::testing::event(
+            id,
+            1_781_780_400_000_000_000 + id as i64 * 1_000_000,
+            pid,
+            1,
+            1000,
+            9,
+            &format!(
+                r#""syscall":"openat","kind":"open","dfd":-100,"path":"{path}","flags":0,"mode":0"#
+            ),
+        )
+    }
+
+    fn found(a: &[crate::model::Anomaly], det: &str) -> Vec<String> {
+        a.iter()
+            .flat_map(|a| &a.factors)
+            .filter(|f| f.detection == det)
+            .map(|f| f.reason.clone())
+            .collect()
+    }
+
+    const PASSWD: &str = "alice:x:1000:1000::/home/alice:/bin/bash\n";
+
+    #[test]
+    fn hunting_for_set_uid_programs_is_a_finding_on_its_own() {
+        let mut e = crate::detect::testing::engine(PASSWD);
+        let mut out = e.observe(&exec(
+            1,
+            50,
+            &["find", "/", "-xdev", "-perm", "-4000", "-type", "f"],
+        ));
+        out.extend(e.observe(&exec(2, 51, &["getcap", "-r", "/usr"])));
+        let r = found(&out, "targeted_discovery");
+        assert_eq!(r.len(), 1, "once per session and area: {out:#?}");
+        assert!(r[0].starts_with("hunted for set-uid programs"), "{}", r[0]);
+        assert!(out.iter().any(|a| a.level >= crate::model::Level::Medium));
+    }
+
+    #[test]
+    fn surveying_the_host_by_reading_files_is_recon_breadth() {
+        let mut e = crate::detect::testing::engine(PASSWD);
+        let mut out = Vec::new();
+        for (i, p) in [
+            "/etc/crontab",
+            "/etc/systemd/system",
+            "/proc/mounts",
+            "/proc/net/route",
+        ]
+        .iter()
+        .enumerate()
+        {
+            out.extend(e.observe(&open(10 + i as u64, 60, p)));
+        }
+        let r = found(&out, "recon_breadth");
+        assert_eq!(r.len(), 1, "{out:#?}");
+        assert!(r[0].contains("scheduled_tasks (/etc/crontab)"), "{}", r[0]);
+        // The process's own /proc entries are not discovery.
+        let mut e = crate::detect::testing::engine(PASSWD);
+        assert!(e.observe(&open(20, 61, "/proc/61/cmdline")).is_empty());
+        assert!(e.observe(&open(21, 61, "/proc/self/status")).is_empty());
+        let v = e.observe(&open(22, 61, "/proc/1/cgroup"));
+        assert!(
+            found(&v, "targeted_discovery")[0].contains("virtual machine"),
+            "{v:#?}"
+        );
     }
 }

@@ -65,6 +65,9 @@ pub struct Lists {
     /// Entries `"category: prog word..."`: which discovery area a command explores
     /// (`recon_breadth`).
     pub recon: Vec<String>,
+    /// Entries `"category: /path/glob"`: files and directories whose reading explores a
+    /// discovery area (`recon_breadth`, `targeted_discovery`).
+    pub recon_files: Vec<String>,
     /// Compilers and linkers: a file they wrote and that is then run was built (provenance).
     pub compilers: Vec<String>,
     /// Archive extractors (provenance: "unpacked by").
@@ -111,6 +114,7 @@ impl Default for Lists {
             module_tools: Vec::new(),
             discovery: Vec::new(),
             recon: Vec::new(),
+            recon_files: Vec::new(),
             compilers: Vec::new(),
             extractors: Vec::new(),
             downloaders: Vec::new(),
@@ -421,6 +425,28 @@ pub fn entry_match(entry: &str, name: &str, args: &[String]) -> bool {
     };
     glob(prog.as_bytes(), name.as_bytes(), false)
         && words.all(|w| args.iter().any(|a| glob(w.as_bytes(), a.as_bytes(), false)))
+}
+
+impl Categories {
+    /// The discovery areas whose `recon_files` patterns match `path` ("*" within a component,
+    /// "**" across). The patterns' fixed prefixes are checked first: most opens match none.
+    pub fn recon_file_areas(&self, path: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for e in &self.lists.recon_files {
+            let Some((area, pat)) = e.split_once(':') else {
+                continue;
+            };
+            let (area, pat) = (area.trim(), pat.trim());
+            let fixed = pat.split('*').next().unwrap_or("");
+            if path.starts_with(fixed)
+                && glob(pat.as_bytes(), path.as_bytes(), true)
+                && !out.iter().any(|a| a == area)
+            {
+                out.push(area.to_string());
+            }
+        }
+        out
+    }
 }
 
 /// Wildcard match: "*" is any run of bytes (not crossing "/" when `slash` is true),
