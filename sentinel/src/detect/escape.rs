@@ -530,8 +530,14 @@ impl Engine {
         }
         let name = p.name();
         let short: String = name.chars().take(15).collect();
-        let borrowed =
-            kernel_thread_like(comm) || (DAEMONS.contains(&comm) && !under(&p.exe, &SYSTEM_DIRS));
+        // comm holds 15 bytes: "systemd-journald" shows as "systemd-journal".
+        let daemon = DAEMONS.iter().any(|d| d.get(..15).unwrap_or(d) == comm);
+        // A daemon's own program, or one of its family (sshd-session as "sshd"), may use the
+        // name; an interpreter or anything else taking it is posing.
+        let family = |a: &str| a.split(['-', '.']).next().unwrap_or(a).to_string();
+        let related =
+            short.starts_with(comm) || comm.starts_with(&short) || family(name) == family(comm);
+        let borrowed = kernel_thread_like(comm) || (daemon && !related);
         if comm == short || !borrowed {
             return;
         }

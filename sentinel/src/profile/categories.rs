@@ -505,6 +505,15 @@ mod tests {
             Some("cloud_credentials")
         );
         assert_eq!(cat("/usr/bin/ls"), None);
+        assert_eq!(
+            cat("/srv/app/.git/hooks/post-checkout"),
+            Some("persistence")
+        );
+        assert_eq!(cat("/home/alice/p/.git/hooks/pre-commit.sample"), None);
+        assert_eq!(
+            cat("/home/alice/.local/lib/python3.11/site-packages/zz.pth"),
+            Some("persistence")
+        );
         assert!(c.is_credential("ssh_keys") && !c.is_credential("logs"));
         assert!(in_list(&c.lists.network_services, "php-fpm8.2"));
         assert!(!in_list(&c.lists.shells, "bashx"));
