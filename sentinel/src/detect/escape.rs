@@ -283,6 +283,19 @@ impl Engine {
                 ),
                 w,
             )),
+            // Editors, pagers, debuggers and database shells run commands for a person at a
+            // keyboard, not for scripts: a shell from one that this user's processes never
+            // had is the escape itself, even with a command (`:!sh -c id`).
+            (false, false, false, Some((span, nw))) if !in_place && escape_host(&sname) => Some((
+                format!(
+                    "shell {} started by {} (pid {}), an interactive program that runs commands on request: {edge} never seen for this user in {span} of baseline, a shell escape ({})",
+                    p.exe,
+                    starter.exe_or_comm(),
+                    starter.pid,
+                    shorten(&cmd.line(), 60)
+                ),
+                *nw,
+            )),
             (false, false, false, Some((span, nw))) if !in_place => Some((
                 format!(
                     "shell {} started by {} (pid {}): {edge} never seen for this user in {span} of baseline",
@@ -553,6 +566,38 @@ impl Engine {
             ));
         }
     }
+}
+
+/// Programs a person drives that can run a command on request (`:!`, `!`, `\\!`, `.shell`).
+fn escape_host(name: &str) -> bool {
+    matches!(
+        name,
+        "vim"
+            | "vi"
+            | "nvim"
+            | "view"
+            | "vimdiff"
+            | "rvim"
+            | "ex"
+            | "ed"
+            | "emacs"
+            | "nano"
+            | "less"
+            | "more"
+            | "most"
+            | "man"
+            | "gdb"
+            | "lldb"
+            | "mysql"
+            | "mariadb"
+            | "psql"
+            | "sqlite3"
+            | "ftp"
+            | "mail"
+            | "mailx"
+            | "tmux"
+            | "screen"
+    ) || name.starts_with("vim.")
 }
 
 /// A shell meant for typing into: no script and no command, or a command that is itself
