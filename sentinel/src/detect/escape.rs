@@ -81,6 +81,22 @@ fn decoder(cmd: &Cmd) -> bool {
     }
 }
 
+/// Inline code that fetches code over the network and runs it without a file on disk
+/// (`exec(urlopen(..).read())`, `eval(requests.get(..).text)`, `curl .. | sh`).
+fn fetch_code() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| {
+        Regex::new(
+            r#"(?xi)
+            (exec|eval|compile|system|popen|spawn|execSync|`)[^\n]{0,200}(urlopen|urllib|requests\.(get|post)|http\.client|httpx|fetch\(|Net::HTTP|LWP::|HTTP::Tiny|open-uri|URI\.open|file_get_contents\(\s*["']https?:)
+            | (urlopen|requests\.(get|post)|http\.client|LWP::|HTTP::Tiny)[^\n]{0,400}\b(exec|eval|compile)\s*\(
+            | (curl|wget|fetch)\b[^|;&]*\|\s*(sudo\s+)?(\S*/)?(sh|bash|dash|zsh|ksh|python\d*(\.\d+)?|perl|ruby|php|node)\b
+            "#,
+        )
+        .expect("fetch pattern")
+    })
+}
+
 /// Inline code that decodes a payload and runs it.
 fn decode_code() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
@@ -333,6 +349,23 @@ impl Engine {
                     "decode_and_run",
                     format!(
                         "decoded a hidden payload and ran it: `{}` in {}",
+                        shorten(m.as_str(), 80),
+                        shorten(&cmd.line(), 100)
+                    ),
+                    w,
+                    ev,
+                ));
+            }
+            return;
+        }
+        if let Some(code) = &cmd.code
+            && let Some(m) = fetch_code().find(code)
+        {
+            if self.first_time(principal, "decode_and_run", &ev.pid.to_string()) {
+                hits.push(hit(
+                    "decode_and_run",
+                    format!(
+                        "ran code fetched over the network without writing it to disk: `{}` in {}",
                         shorten(m.as_str(), 80),
                         shorten(&cmd.line(), 100)
                     ),

