@@ -164,6 +164,7 @@ pub struct Weights {
     pub recon_breadth: u8,
     pub staging: u8,
     pub targeted_discovery: u8,
+    pub downloaded_exec: u8,
 }
 
 impl Default for Weights {
@@ -205,6 +206,7 @@ impl Default for Weights {
             recon_breadth: 35,
             staging: 35,
             targeted_discovery: 30,
+            downloaded_exec: 40,
         }
     }
 }

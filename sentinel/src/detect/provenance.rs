@@ -247,6 +247,45 @@ impl Engine {
     }
 
     /// `exec_from_writable`, weighed by the provenance of the file and the baseline.
+    /// A program run from outside the writable places that a downloader (or a writer that
+    /// had connected out) wrote within the last hour: a tool fetched and started, wherever it
+    /// was put (~/.local/bin, /opt, /usr/local/bin). Package managers' files are not.
+    pub(super) fn downloaded_exec(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        p: &Process,
+        hits: &mut Vec<Hit>,
+    ) {
+        const RECENT_NS: i64 = 3_600 * 1_000_000_000;
+        let Some(o) = self.provenance.get(&p.exe).cloned() else {
+            return;
+        };
+        if o.kind != WriterKind::Downloader
+            || ev.time_ns - o.time_ns > RECENT_NS
+            || self.known_writable_exec(principal, &p.exe)
+            || !self.first_time(principal, "downloaded_exec", &p.exe)
+        {
+            return;
+        }
+        let from = o
+            .remote
+            .as_deref()
+            .map(|r| format!(" (connected to {r})"))
+            .unwrap_or_default();
+        hits.push(hit(
+            "downloaded_exec",
+            format!(
+                "ran {}, downloaded by {}{from} {} ago: a tool fetched from elsewhere and started",
+                p.exe,
+                o.exe,
+                ago(ev.time_ns - o.time_ns)
+            ),
+            self.cfg.weights.downloaded_exec,
+            ev,
+        ));
+    }
+
     pub(super) fn exec_from_writable(
         &mut self,
         ev: &Event,
@@ -319,6 +358,66 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_downloaded_tool_run_from_home_is_reported() {
+        use crate::detect::testing::{engine, event};
+        let t = 1_781_780_400_000_000_000i64;
+        let mut e = engine("alice:x:1000:1000::/home/alice:/bin/bash\n");
+        let mut out = Vec::new();
+        for ev in [
+            event(
+                1,
+                t,
+                70,
+                1,
+                1000,
+                5,
+                r#""syscall":"execve","kind":"exec","filename":"/usr/bin/python3","argv":["python3","-c","fetch"],"argv_truncated":false"#,
+            ),
+            event(
+                2,
+                t + 1_000,
+                70,
+                1,
+                1000,
+                5,
+                r#""syscall":"connect","kind":"connect","fd":3,"family":"inet","addr":"203.0.113.7","port":80"#,
+            ),
+            event(
+                3,
+                t + 2_000,
+                70,
+                1,
+                1000,
+                5,
+                r#""syscall":"openat","kind":"open","dfd":-100,"path":"/home/alice/.local/bin/chisel","flags":577,"mode":420"#,
+            ),
+            event(
+                4,
+                t + 3_000,
+                71,
+                1,
+                1000,
+                5,
+                r#""syscall":"execve","kind":"exec","filename":"/home/alice/.local/bin/chisel","argv":["chisel"],"argv_truncated":false"#,
+            ),
+        ] {
+            out.extend(e.observe(&ev));
+        }
+        let f = out
+            .iter()
+            .flat_map(|a| &a.factors)
+            .find(|f| f.detection == "downloaded_exec")
+            .unwrap_or_else(|| panic!("{out:#?}"));
+        assert!(
+            f.reason
+                .contains("downloaded by /usr/bin/python3 (connected to 203.0.113.7:80)"),
+            "{}",
+            f.reason
+        );
+        assert!(f.weight >= 25);
+    }
 
     #[test]
     fn shapes_hide_generated_names_only() {

@@ -331,6 +331,8 @@ impl Engine {
         {
             // Weighed by who wrote the file and the baseline (provenance.rs).
             self.exec_from_writable(ev, principal, p, dir, hits);
+        } else {
+            self.downloaded_exec(ev, principal, p, hits);
         }
         let listed = |l: &[String]| lists_program(l, &p.exe, &p.comm);
         if listed(&lists.shells) {
