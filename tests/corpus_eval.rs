@@ -11,7 +11,7 @@ use sentinel_e2e::*;
 fn corpus_detections_hold() {
     require_root();
     let logs = tempfile::Builder::new()
-        .prefix("sntl-ev-logs")
+        .prefix("corpus-eval-logs")
         .tempdir()
         .expect("tempdir");
     let mut opts = Options::new(sentinel_bin(), logs.path().to_path_buf());
@@ -34,7 +34,11 @@ fn corpus_detections_hold() {
                 ))
             }
             Kind::Attack if s.known_miss.is_some() && report::detected(o) => {
-                eprintln!("note: {} is detected now: its `# known-miss:` can go", s.id)
+                eprintln!(
+                    "note: {} (known-miss) was detected in this run: once it is every run, \
+                     its `# known-miss:` can go",
+                    s.id
+                )
             }
             Kind::Benign => {
                 for a in report::loud(o).filter(|a| report::unexplained_fp(o, a)) {

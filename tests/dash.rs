@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use reqwest::header::COOKIE;
 use sentinel::model::{Anomaly, ChainLink, Evidence, Factor, Level, Principal};
-use sentinel::server::store::{NewSession, Role};
+use sentinel::server::store::{KeyScope, NewApiKey, NewSession, Role};
 use sentinel::server::{Server, ServerConfig, ServerHandle, auth};
 
 pub fn config(dir: &Path) -> ServerConfig {
@@ -54,19 +54,44 @@ pub fn session_started_at(h: &ServerHandle, user_id: i64, at_ns: i64) -> (String
     (format!("sentinel_session={token}"), csrf, id)
 }
 
-pub fn api_key(h: &ServerHandle, user_id: i64, name: &str) -> String {
+/// A key of `scope` (bound to `host` for ingest keys) made directly in the store.
+pub fn key(
+    h: &ServerHandle,
+    user_id: i64,
+    name: &str,
+    scope: KeyScope,
+    host: Option<&str>,
+) -> String {
     let (key, prefix, hash) = auth::new_api_key().unwrap();
     h.store()
-        .create_api_key(
+        .create_api_key(&NewApiKey {
             user_id,
             name,
-            &prefix,
-            &hash,
-            sentinel::store::now_ns(),
-            None,
-        )
+            prefix: &prefix,
+            key_hash: &hash,
+            now_ns: sentinel::store::now_ns(),
+            expires_ns: None,
+            scope,
+            host,
+        })
         .unwrap();
     key
+}
+
+/// An agent's key: push only, for `host`.
+pub fn ingest_key(h: &ServerHandle, user_id: i64, host: &str) -> String {
+    key(
+        h,
+        user_id,
+        &format!("{host} agent"),
+        KeyScope::Ingest,
+        Some(host),
+    )
+}
+
+/// A read-only personal key.
+pub fn read_key(h: &ServerHandle, user_id: i64) -> String {
+    key(h, user_id, "reader", KeyScope::Read, None)
 }
 
 pub fn anomaly(host: &str, user: &str, id: &str, level: Level) -> Anomaly {
@@ -118,6 +143,8 @@ pub fn anomaly(host: &str, user: &str, id: &str, level: Level) -> Anomaly {
     }
 }
 
+pub const LOAD_HOST: &str = "load-host";
+
 pub struct LoadReport {
     pub batches: usize,
     pub accepted: usize,
@@ -129,6 +156,7 @@ pub struct LoadReport {
 
 /// Posts `batches` batches of `per_batch` anomalies with `concurrency` parallel clients and
 /// reports acceptance, how many anomalies the store holds afterwards and latency quantiles.
+/// Every batch writes host `load-host`, so `key` is an ingest key bound to it.
 pub async fn ingest_load(
     h: &ServerHandle,
     key: &str,
@@ -147,7 +175,7 @@ pub async fn ingest_load(
             let anomalies: Vec<Anomaly> = (0..per_batch)
                 .map(|i| {
                     anomaly(
-                        &format!("load-{}", b % 50),
+                        LOAD_HOST,
                         "loaduser",
                         &format!("load-{b}-{i}"),
                         Level::Medium,

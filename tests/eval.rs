@@ -260,25 +260,34 @@ impl Ctx<'_> {
                 log: &log,
             };
             let start = Instant::now();
-            let mut child = launch::spawn(&launch)?;
-            let session = launch::session_of(child.id());
-            ran.exit = launch::wait(&mut child, opts.script_limit)?;
-            ran.elapsed = start.elapsed();
-            match session {
-                Ok(s) => {
-                    ran.session = Some(s);
-                    launch::kill_session(s);
+            // Errors from here on are the scenario's problems: teardown and the guard below
+            // must run whatever happened.
+            match launch::spawn(&launch) {
+                Err(e) => ran.problems.push(format!("cannot start: {e:#}")),
+                Ok(mut child) => {
+                    let session = launch::session_of(child.id());
+                    match launch::wait(&mut child, opts.script_limit) {
+                        Ok(code) => ran.exit = code,
+                        Err(e) => ran.problems.push(format!("waiting: {e:#}")),
+                    }
+                    ran.elapsed = start.elapsed();
+                    match session {
+                        Ok(s) => {
+                            ran.session = Some(s);
+                            launch::kill_session(s);
+                        }
+                        Err(e) => ran.problems.push(format!("no session: {e:#}")),
+                    }
+                    match ran.exit {
+                        Some(0) => {}
+                        Some(c) => ran.problems.push(format!("exited {c}: {}", tail(&log, 6))),
+                        None => ran.problems.push(format!(
+                            "killed after {:?}: {}",
+                            opts.script_limit,
+                            tail(&log, 6)
+                        )),
+                    }
                 }
-                Err(e) => ran.problems.push(format!("no session: {e:#}")),
-            }
-            match ran.exit {
-                Some(0) => {}
-                Some(c) => ran.problems.push(format!("exited {c}: {}", tail(&log, 6))),
-                None => ran.problems.push(format!(
-                    "killed after {:?}: {}",
-                    opts.script_limit,
-                    tail(&log, 6)
-                )),
             }
         }
         for line in script.teardown {
@@ -413,8 +422,8 @@ pub fn evaluate(opts: &Options) -> anyhow::Result<Evaluation> {
     if chosen.is_empty() {
         bail!("no scenario matches the filter");
     }
-    std::fs::create_dir_all(&opts.log_dir)?;
     host::remove_leftovers();
+    std::fs::create_dir_all(&opts.log_dir)?;
     let mut cleanup = Cleanup {
         users: Vec::new(),
         victim_proc: None,
@@ -449,8 +458,17 @@ pub fn evaluate(opts: &Options) -> anyhow::Result<Evaluation> {
     let victim_pid = victim_child.id();
     cleanup.victim_proc = Some(victim_child);
 
-    let work = tempfile::Builder::new().prefix("sntl-ev-agent").tempdir()?;
-    let cfg = agent::config_in(work.path())?;
+    let work = tempfile::Builder::new()
+        .prefix("corpus-eval-agent")
+        .tempdir()?;
+    let workspace = opts
+        .corpus
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/"));
+    let ignore = agent::build_noise(workspace);
+    say(opts, format!("agent ignores opens under {ignore:?}"));
+    let cfg = agent::config_in(work.path(), &ignore)?;
     let ctx = Ctx {
         opts,
         victim: &victim,

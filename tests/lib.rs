@@ -111,6 +111,15 @@ pub fn live_losses() -> String {
     }
 }
 
+/// Captured syscalls the shared collector found missing from this kernel.
+pub fn live_unavailable() -> Vec<String> {
+    live();
+    match COLLECTOR.lock().expect("lock").as_ref() {
+        Some(c) => c.report().unavailable.clone(),
+        None => Vec::new(),
+    }
+}
+
 /// Makes sure the shared collector runs before the caller triggers anything.
 pub fn start_live() {
     live();

@@ -6,6 +6,9 @@ use std::net::TcpListener;
 use sentinel::event::{Event, Family, Payload};
 use sentinel_e2e::*;
 
+#[path = "probes_kinds.rs"]
+mod kinds;
+
 fn from(pid: u32) -> impl Fn(&Event) -> bool {
     move |e| e.pid == pid
 }

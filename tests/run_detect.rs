@@ -247,6 +247,67 @@ fn one_sessions_anomalies_become_an_incident() {
     assert_eq!(kept.step_count as usize, steps.len());
 }
 
+/// An analyst's "benign" verdict, given with `sentinel feedback` between two runs, lowers the
+/// same finding below medium in the next run; `--undo` takes it back; a wrong id is a usage
+/// error.
+#[test]
+fn feedback_teaches_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("agent.db");
+    let cfg = config_in(dir.path(), "");
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--kinds",
+        "exec,fork,exit",
+        "--duration",
+        "4s",
+    ];
+    let (_, recs, _) = run_and_exec_from_tmp(&args);
+    let first = tmp_exec_anomaly(&recs);
+    assert!(first["score"].as_u64().unwrap() >= 25, "{first}");
+    let id = first["id"].as_str().unwrap();
+    let feedback = |extra: &[&str]| {
+        Command::new(sentinel_bin())
+            .arg("feedback")
+            .args(extra)
+            .args(["--store", db.to_str().unwrap()])
+            .output()
+            .expect("sentinel feedback")
+    };
+    let out = feedback(&[id, "benign", "--note", "our build helper"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, recs, _) = run_and_exec_from_tmp(&args);
+    let second = tmp_exec_anomaly(&recs);
+    assert!(second["score"].as_u64().unwrap() < 25, "lowered: {second}");
+    let f = second["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["detection"] == "exec_from_writable")
+        .unwrap();
+    assert_eq!(f["weight"], 0);
+    assert!(
+        f["reason"].as_str().unwrap().contains("our build helper"),
+        "{f}"
+    );
+    let out = feedback(&["--undo", id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = feedback(&["no-such-anomaly", "benign"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no anomaly or incident no-such-anomaly")
+    );
+}
+
 #[test]
 fn anomalies_reach_a_dashboard_through_push() {
     let dir = tempfile::tempdir().unwrap();
@@ -258,7 +319,9 @@ fn anomalies_reach_a_dashboard_through_push() {
         Role::Operator,
         "correct horse battery staple",
     );
-    let key = dash::api_key(&server, uid, "agent");
+    // The agent's key pushes for its own host only; reading back takes a read key.
+    let key = dash::ingest_key(&server, uid, "e2e-push-host");
+    let reader = dash::read_key(&server, uid);
     let url = format!("http://{}", server.addr);
     let cfg = config_in(dir.path(), "host = \"e2e-push-host\"\n");
     let (_, recs, _) = run_and_exec_from_tmp(&[
@@ -278,7 +341,7 @@ fn anomalies_reach_a_dashboard_through_push() {
     let got: Value = rt.block_on(async {
         reqwest::Client::new()
             .get(format!("{url}/api/anomalies/{id}"))
-            .bearer_auth(&key)
+            .bearer_auth(&reader)
             .send()
             .await
             .unwrap()

@@ -361,7 +361,7 @@ fn activity_outside_learned_hours() {
     let store = Store::open(&d.path().join("s.db")).expect("store");
     let now = sentinel::store::now_ns();
     let day = 86_400_000_000_000i64;
-    let hour = sentinel::detect::engine::local_hour(now) as usize;
+    let hour = sentinel::timefmt::local_hour(now) as usize;
     let mut p = Profile::new(now - 14 * day);
     p.windows = 1000;
     p.last_ns = now - day;
@@ -376,7 +376,8 @@ fn activity_outside_learned_hours() {
         )
         .expect("put");
     let mut engine = Engine::with_options(
-        &Config::default(),
+        &Config::default().detect,
+        Config::default().host_name(),
         store,
         EngineOptions {
             live: true,
@@ -409,7 +410,7 @@ fn activity_outside_learned_hours() {
                     "{:?} pid {} at {:02}h",
                     ev.kind(),
                     ev.pid,
-                    sentinel::detect::engine::local_hour(ev.time_ns)
+                    sentinel::timefmt::local_hour(ev.time_ns)
                 ));
             }
             for a in engine.observe(ev) {

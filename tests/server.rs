@@ -9,7 +9,7 @@ use sentinel::model::Level;
 use sentinel::server::access::Access;
 use sentinel::server::auth;
 use sentinel::server::routes::specs;
-use sentinel::server::store::Role;
+use sentinel::server::store::{KeyScope, Role};
 use sentinel_e2e::dash;
 
 fn client() -> reqwest::Client {
@@ -25,7 +25,9 @@ enum Who {
     ForgedSession,
     ForgedFlaskStyle,
     Session(Role),
-    Key(Role),
+    /// A key of this scope whose owner has this role (a scope above the role stands for an
+    /// owner demoted after the key was made).
+    Key(Role, KeyScope),
 }
 
 /// The policy, written independently of the route table so that a wrong entry there fails.
@@ -44,7 +46,8 @@ fn policy(method: &reqwest::Method, path: &str) -> Access {
     } else if path == "/api/ingest" {
         Access::Ingest
     } else if path.starts_with("/admin/")
-        || ["/api/users", "/api/audit", "/api/admin/sessions"].contains(&path)
+        || path.starts_with("/api/admin/")
+        || ["/api/users", "/api/audit"].contains(&path)
     {
         Access::Role(Role::Admin)
     } else if path.ends_with("/ack") {
@@ -73,10 +76,13 @@ async fn every_route_enforces_its_role_for_every_identity() {
             )
         })
         .collect();
-    let keys: Vec<(Role, String)> = ids
-        .iter()
-        .map(|(r, id)| (*r, dash::api_key(&h, *id, "k")))
-        .collect();
+    let mut keys: Vec<((Role, KeyScope), String)> = Vec::new();
+    for (r, id) in &ids {
+        for scope in KeyScope::ALL {
+            let host = (scope == KeyScope::Ingest).then_some("no-such-host");
+            keys.push(((*r, scope), dash::key(&h, *id, "k", scope, host)));
+        }
+    }
     let c = client();
     let base = h.url();
     let mut checked = 0;
@@ -91,17 +97,15 @@ async fn every_route_enforces_its_role_for_every_identity() {
         let path = concrete(spec.path);
         let api = path.starts_with("/api/");
         let safe = spec.method == reqwest::Method::GET;
-        let whos = [
+        let mut whos = vec![
             Who::Anonymous,
             Who::ForgedSession,
             Who::ForgedFlaskStyle,
             Who::Session(Role::Viewer),
             Who::Session(Role::Operator),
             Who::Session(Role::Admin),
-            Who::Key(Role::Viewer),
-            Who::Key(Role::Operator),
-            Who::Key(Role::Admin),
         ];
+        whos.extend(keys.iter().map(|((r, s), _)| Who::Key(*r, *s)));
         for who in whos {
             for with_csrf in [true, false] {
                 if safe && !with_csrf {
@@ -120,7 +124,7 @@ async fn every_route_enforces_its_role_for_every_identity() {
                         rb = rb.header(COOKIE, cookie);
                         csrf = token;
                     }
-                    Who::Key(r) => rb = rb.bearer_auth(&keys.iter().find(|(x, _)| *x == r).unwrap().1),
+                    Who::Key(r, sc) => rb = rb.bearer_auth(&keys.iter().find(|(x, _)| *x == (r, sc)).unwrap().1),
                 }
                 if !safe {
                     if spec.access == Access::Ingest {
@@ -152,10 +156,27 @@ async fn every_route_enforces_its_role_for_every_identity() {
                     spec.method, path
                 );
                 assert!(status.as_u16() < 500, "{ctx}");
-                // The role an identity acts with on this route, if any.
+                // The role an identity acts with on this route, if any: a key acts with its
+                // scope, never above its owner's role; an ingest key with none at all.
                 let acting: Option<Role> = match who {
                     Who::Session(r) => Some(r),
-                    Who::Key(r) if api => Some(r),
+                    Who::Key(r, sc) if api => Some(match sc {
+                        KeyScope::Ingest => {
+                            if spec.access != Access::Ingest && spec.access != Access::Public {
+                                assert_eq!(
+                                    status,
+                                    StatusCode::FORBIDDEN,
+                                    "ingest keys only push: {ctx}"
+                                );
+                                checked += 1;
+                                continue;
+                            }
+                            r
+                        }
+                        KeyScope::Read => Role::Viewer,
+                        KeyScope::Ack => Role::Operator.min(r),
+                        KeyScope::Admin => Role::Admin.min(r),
+                    }),
                     _ => None,
                 };
                 let denied_anon = |status: StatusCode, location: &Option<String>| {
@@ -175,13 +196,12 @@ async fn every_route_enforces_its_role_for_every_identity() {
                         );
                     }
                     Access::Ingest => match who {
-                        Who::Key(Role::Viewer) => {
-                            assert_eq!(status, StatusCode::FORBIDDEN, "{ctx}")
-                        }
-                        Who::Key(_) => assert!(
+                        Who::Key(r, KeyScope::Ingest) if r >= Role::Operator => assert!(
                             status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
                             "{ctx}"
                         ),
+                        // Other scopes, and ingest keys of owners who may not push.
+                        Who::Key(..) => assert_eq!(status, StatusCode::FORBIDDEN, "{ctx}"),
                         _ => assert_eq!(status, StatusCode::UNAUTHORIZED, "{ctx}"),
                     },
                     Access::Role(need) => match acting {
@@ -218,7 +238,7 @@ async fn every_route_enforces_its_role_for_every_identity() {
             }
         }
     }
-    assert!(checked > 400, "{checked}");
+    assert!(checked > 1400, "{checked}");
     // A wrong CSRF token is as bad as none.
     let (cookie, _) = dash::session(&h, ids[2].1);
     let r = c
@@ -330,6 +350,68 @@ fn session_cookie(r: &reqwest::Response) -> Option<String> {
         .map(|v| v.split(';').next().unwrap().to_string())
 }
 
+/// Retries the right password until the delay ends (each try during the wait is refused
+/// and must not extend it); fails after a deadline far beyond the configured delays.
+async fn login_when_the_wait_ends(c: &reqwest::Client, base: &str, user: &str, from: Option<&str>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = dash::login_from(c, base, user, "password-123456", from).await;
+        if r.status() == StatusCode::SEE_OTHER {
+            return;
+        }
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wait never ended (is it extended by every attempt?)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_failing_on_purpose_cannot_keep_the_owner_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sentinel::server::ServerConfig {
+        trust_proxy: true,
+        ..dash::config(dir.path())
+    };
+    let h = sentinel::server::Server::start(cfg).await.unwrap();
+    let base = h.url();
+    dash::add_user(&h, "alice", Role::Admin, "password-123456");
+    let c = client();
+    let owner = Some("10.0.0.1");
+    let r = dash::login_from(&c, &base, "alice", "password-123456", owner).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "the owner's usual address"
+    );
+    // Five wrong passwords from five addresses (the attack in the review).
+    for i in 1..=5 {
+        let ip = format!("10.9.0.{i}");
+        let r = dash::login_from(&c, &base, "alice", "wrong-password", Some(&ip)).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // A sixth address now waits (guessing across addresses stays slow) ...
+    let r = dash::login_from(&c, &base, "alice", "wrong-password", Some("10.9.0.6")).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // ... but the owner, from an address they used before, gets in at once.
+    let r = dash::login_from(&c, &base, "alice", "password-123456", owner).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "a known user name must not lock its owner out"
+    );
+    // From a new address the owner waits, and the wait ends by itself although attempts
+    // keep coming during it.
+    for i in 1..=5 {
+        let ip = format!("10.8.0.{i}");
+        dash::login_from(&c, &base, "alice", "wrong-password", Some(&ip)).await;
+    }
+    login_when_the_wait_ends(&c, &base, "alice", Some("10.7.0.1")).await;
+    h.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_lockout_totp_once_and_recovery_codes() {
     let dir = tempfile::tempdir().unwrap();
@@ -349,7 +431,8 @@ async fn login_lockout_totp_once_and_recovery_codes() {
     let r = dash::login(&c, &base, "alice", "password-123456").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(session_cookie(&r).is_some());
-    // Five wrong passwords lock the account, even against the right one.
+    // Five wrong passwords make this address wait, even with the right one; the wait is
+    // audited and ends by itself (attempts while waiting do not extend it).
     for _ in 0..5 {
         assert_eq!(
             dash::login(&c, &base, "alice", "wrong-password")
@@ -362,20 +445,17 @@ async fn login_lockout_totp_once_and_recovery_codes() {
         dash::login(&c, &base, "alice", "password-123456")
             .await
             .status(),
-        StatusCode::UNAUTHORIZED
+        StatusCode::TOO_MANY_REQUESTS
     );
-    let failed = h
+    let delayed = h
         .store()
         .list_audit(&sentinel::server::store::AuditFilter {
-            action: Some("login_failed".into()),
+            action: Some("login_delayed".into()),
             ..Default::default()
         })
         .unwrap();
-    assert!(
-        failed.iter().any(|e| e.detail == "locked"),
-        "lockout is audited"
-    );
-    h.store().set_active(id, true).unwrap(); // admin unlock
+    assert!(!delayed.is_empty(), "the delay is audited");
+    login_when_the_wait_ends(&c, &base, "alice", None).await;
     // TOTP: the password alone only reaches the second step.
     let secret = auth::new_totp_secret().unwrap();
     h.store().set_totp(id, Some(&secret)).unwrap();

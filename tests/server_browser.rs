@@ -22,7 +22,11 @@ async fn dashboard_in_a_real_browser() {
     dash::add_user(&h, "olga", Role::Operator, "olga-password-1");
     dash::add_user(&h, "vera", Role::Viewer, "vera-password-1");
     let agent = dash::add_user(&h, "agent", Role::Operator, "agent-password-1");
-    let key = dash::api_key(&h, agent, "browser-test agent");
+    // One ingest key per host the page test pushes for (keys are bound to one host).
+    let keys = serde_json::json!({
+        "<b>web-7</b>": dash::ingest_key(&h, agent, "<b>web-7</b>"),
+        "db-1": dash::ingest_key(&h, agent, "db-1"),
+    });
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-shots");
     std::fs::create_dir_all(&shots).unwrap();
     let out = tokio::process::Command::new("node")
@@ -36,7 +40,7 @@ async fn dashboard_in_a_real_browser() {
         .env("OPERATOR_PASS", "olga-password-1")
         .env("VIEWER_USER", "vera")
         .env("VIEWER_PASS", "vera-password-1")
-        .env("INGEST_KEY", &key)
+        .env("INGEST_KEYS", keys.to_string())
         .output()
         .await
         .expect("node runs");

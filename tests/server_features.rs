@@ -106,7 +106,9 @@ async fn api_key_from_the_profile_is_shown_once_and_can_be_disabled() {
         .form(&[
             ("csrf", csrf.as_str()),
             ("name", "<i>ci</i>"),
+            ("scope", "ack"),
             ("expires_days", "30"),
+            ("password", "password-123456"),
         ])
         .send()
         .await
@@ -129,7 +131,7 @@ async fn api_key_from_the_profile_is_shown_once_and_can_be_disabled() {
     );
     let k = &h.store().list_api_keys(id).unwrap()[0];
     assert!(k.expires_ns.is_some() && k.enabled);
-    // It acts as its owner on the API.
+    // It acts with its scope (ack: operator, the owner's role) on the API.
     let me: serde_json::Value = c
         .get(format!("{}/api/me", h.url()))
         .bearer_auth(&key)

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use sentinel::feed::push::{PushConfig, Pusher};
 use sentinel::model::Level;
 use sentinel::server::auth;
-use sentinel::server::store::Role;
+use sentinel::server::store::{KeyScope, NewApiKey, Role};
 use sentinel_e2e::dash;
 
 fn client() -> reqwest::Client {
@@ -23,7 +23,7 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
     let op = dash::add_user(&h, "agent", Role::Operator, "password-123456");
-    let key = dash::api_key(&h, op, "agent");
+    let key = dash::ingest_key(&h, op, "web-1");
     let c = client();
     let url = format!("{}/api/ingest", h.url());
     let batch = serde_json::json!({ "batch_id": "b-1", "anomalies": [dash::anomaly("web-1", "bob", "a-1", Level::High)] });
@@ -108,7 +108,16 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
     // An expired key is refused.
     let (k2, prefix, hash) = auth::new_api_key().unwrap();
     h.store()
-        .create_api_key(op, "old", &prefix, &hash, 0, Some(1))
+        .create_api_key(&NewApiKey {
+            user_id: op,
+            name: "old",
+            prefix: &prefix,
+            key_hash: &hash,
+            now_ns: 0,
+            expires_ns: Some(1),
+            scope: KeyScope::Ingest,
+            host: Some("web-1"),
+        })
         .unwrap();
     assert_eq!(
         c.post(&url)
@@ -183,7 +192,16 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
             .unwrap();
         let (key, prefix, hash) = auth::new_api_key().unwrap();
         store
-            .create_api_key(id, "agent", &prefix, &hash, 0, None)
+            .create_api_key(&NewApiKey {
+                user_id: id,
+                name: "agent",
+                prefix: &prefix,
+                key_hash: &hash,
+                now_ns: 0,
+                expires_ns: None,
+                scope: KeyScope::Ingest,
+                host: Some("web-1"),
+            })
             .unwrap();
         key
     };
@@ -222,7 +240,7 @@ async fn ingest_load_accepts_every_batch_and_reports_latency() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
     let op = dash::add_user(&h, "agent", Role::Operator, "password-123456");
-    let key = dash::api_key(&h, op, "load");
+    let key = dash::ingest_key(&h, op, dash::LOAD_HOST);
     let r = dash::ingest_load(&h, &key, 200, 10, 16).await;
     println!(
         "ingest load: {} batches x 10, accepted {}, stored {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",

@@ -234,7 +234,8 @@ impl World {
         let store = Store::open(&db.path().join("sentinel.db")).expect("store");
         let cfg = Config::default();
         let mut engine = Engine::with_options(
-            &cfg,
+            &cfg.detect,
+            cfg.host_name(),
             store,
             EngineOptions {
                 live: true,

@@ -342,7 +342,11 @@ pub struct Settings {
     pub _pad: u32,
 }
 
-/// Key of `ENV_NAMES`: a variable name, NUL padded (at most `ENV_NAME_LEN - 1` bytes).
+/// Longest configurable variable name: the kernel reads `ENV_NAME_LEN - 1` bytes of an entry,
+/// and must see the '=' after the name to tell `NAME=` from a longer name starting with it.
+pub const MAX_ENV_NAME: usize = ENV_NAME_LEN - 2;
+
+/// Key of `ENV_NAMES`: a variable name, NUL padded (at most `MAX_ENV_NAME` bytes).
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EnvName {
@@ -352,7 +356,7 @@ pub struct EnvName {
 impl EnvName {
     /// The key for `name`; `None` when it is empty or too long to be matched.
     pub fn new(name: &[u8]) -> Option<EnvName> {
-        if name.is_empty() || name.len() >= ENV_NAME_LEN {
+        if name.is_empty() || name.len() > MAX_ENV_NAME {
             return None;
         }
         let mut bytes = [0u8; ENV_NAME_LEN];
@@ -361,9 +365,42 @@ impl EnvName {
         for (i, w) in words.iter_mut().enumerate() {
             let mut b = [0u8; 8];
             b.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+            // Little-endian, as the kernel programs read the entry (see `of_entry`).
             *w = u64::from_le_bytes(b);
         }
         Some(EnvName { words })
+    }
+
+    /// The key for the first `ENV_NAME_LEN` bytes of an envp entry as the kernel reads them
+    /// (`NAME=value`, NUL-terminated within the buffer): everything from the first '=' or NUL
+    /// on is zeroed. Word arithmetic instead of a byte loop (which would multiply the
+    /// verifier's work by the bytes of every entry): per 8 bytes, the classic "has a zero
+    /// byte" test on the word and on the word XOR "========" marks the stop bytes; its lowest
+    /// mark is exact (false marks only occur above a true one), and gives the mask of the
+    /// bytes before it. Little-endian byte order, like every target the kernel programs are
+    /// built for. An entry whose name is longer than `MAX_ENV_NAME` never matches.
+    #[inline(always)]
+    pub fn of_entry(head: &[u64; ENV_NAME_LEN / 8]) -> EnvName {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        const EQUALS: u64 = 0x3d3d_3d3d_3d3d_3d3d;
+        let mut words = [0u64; ENV_NAME_LEN / 8];
+        let mut alive = u64::MAX;
+        let mut i = 0;
+        while i < ENV_NAME_LEN / 8 {
+            let w = head[i];
+            let x = w ^ EQUALS;
+            let stops = (w.wrapping_sub(ONES) & !w & HIGHS) | (x.wrapping_sub(ONES) & !x & HIGHS);
+            let lowest = stops & stops.wrapping_neg();
+            // No stop: (0 >> 7) - 1 keeps every byte; else the bytes below the first stop.
+            let keep = (lowest >> 7).wrapping_sub(1);
+            words[i] = w & keep & alive;
+            if stops != 0 {
+                alive = 0;
+            }
+            i += 1;
+        }
+        EnvName { words }
     }
 }
 
@@ -513,5 +550,52 @@ mod tests {
         }
         assert_eq!(Kind::from_u32(0), None);
         assert_eq!(Kind::from_name("nope"), None);
+    }
+
+    /// What bpf_probe_read_user_str leaves in a zeroed 32-byte buffer.
+    fn head(entry: &[u8]) -> [u64; ENV_NAME_LEN / 8] {
+        let mut b = [0u8; ENV_NAME_LEN];
+        let n = entry.len().min(ENV_NAME_LEN - 1);
+        b[..n].copy_from_slice(&entry[..n]);
+        let mut w = [0u64; ENV_NAME_LEN / 8];
+        for (i, x) in w.iter_mut().enumerate() {
+            *x = u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+        }
+        w
+    }
+
+    #[test]
+    fn env_entry_keys_match_configured_names_only() {
+        let key = |e: &[u8]| EnvName::of_entry(&head(e));
+        let name = |n: &[u8]| EnvName::new(n).unwrap();
+        for (entry, n) in [
+            (&b"LD_PRELOAD=/tmp/x.so"[..], &b"LD_PRELOAD"[..]),
+            (b"ENV=", b"ENV"),
+            (b"HISTFILE=/dev/null=x", b"HISTFILE"),
+            (b"HISTFILE", b"HISTFILE"),
+            (b"A=\xff\xfe\x80", b"A"),
+            (b"PROMPT_COMMAND=history -a; echo hi", b"PROMPT_COMMAND"),
+            (
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123=1",
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123",
+            ),
+            (b"ABCDEFG=", b"ABCDEFG"),
+            (b"ABCDEFGH=", b"ABCDEFGH"),
+            (b"ABCDEFGHI=", b"ABCDEFGHI"),
+        ] {
+            assert_eq!(key(entry), name(n), "{:?}", String::from_utf8_lossy(entry));
+        }
+        assert_ne!(key(b"LD_PRELOADX=1"), name(b"LD_PRELOAD"));
+        assert_ne!(key(b"LD_PRELOA=1"), name(b"LD_PRELOAD"));
+        assert_ne!(key(b"XLD_PRELOAD=1"), name(b"LD_PRELOAD"));
+        // High bytes in a name are not mistaken for stops.
+        assert_ne!(key(b"\xbdENV=1"), name(b"ENV"));
+        // A longer name starting with the longest configurable one does not match it: the
+        // '=' would fall outside the bytes read, so such names are not configurable.
+        let long = [b'A'; 40];
+        assert_eq!(key(&long), key(&long[..31]));
+        assert_eq!(EnvName::new(&long[..31]), None);
+        assert_ne!(key(&long), name(&long[..30]));
+        assert_eq!(EnvName::new(b""), None);
     }
 }

@@ -115,7 +115,8 @@ fn engine(scale: u64) {
         .map(|l| serde_json::from_str(l).expect("event"))
         .collect();
     let mut e = Engine::with_options(
-        &Config::default(),
+        &Config::default().detect,
+        Config::default().host_name(),
         Store::memory().expect("store"),
         EngineOptions {
             live: false,

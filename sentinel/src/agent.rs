@@ -9,11 +9,11 @@ use anyhow::Context as _;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::audit::{self, LiveFact, privacy::UserHasher};
-use crate::cli::exit;
 use crate::collect::{Collector, Summary};
 use crate::config::Config;
 use crate::detect::Engine;
-use crate::feed::edge::{Edge, EdgeOptions};
+use crate::edge::{Edge, EdgeOptions};
+use crate::exit;
 use crate::feed::{Record, RunSummary, Status, terminal};
 use crate::model::Anomaly;
 use crate::pipeline::{self, FeedItem, Passthrough, PipelineSnapshot, PipelineStats};
@@ -154,7 +154,8 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         ))
     } else {
         let store = Store::open(&config.store).context("opening the agent store")?;
-        let engine = Engine::new(&config, store).context("starting detection")?;
+        let engine =
+            Engine::new(&config.detect, config.host_name(), store).context("starting detection")?;
         let losses = collector
             .loss_gauge()
             .context("reading the kernel's loss counters")?;
@@ -340,7 +341,8 @@ async fn write_feed(
     drop(explained);
 }
 
-async fn wait_for_stop(duration: Option<Duration>) {
+/// Returns after `duration`, or at Ctrl-C or SIGTERM, whichever comes first.
+pub(crate) async fn wait_for_stop(duration: Option<Duration>) {
     let sleep = async {
         match duration {
             Some(d) => tokio::time::sleep(d).await,

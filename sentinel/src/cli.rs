@@ -8,14 +8,6 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
-/// Exit codes shared by every command (C-Sentinel compatible for snapshots).
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const WARNINGS: i32 = 1;
-    pub const CRITICAL: i32 = 2;
-    pub const ERROR: i32 = 3;
-}
-
 #[derive(Debug, Parser)]
 #[command(
     name = "sentinel",
@@ -54,7 +46,9 @@ pub enum Command {
     /// Manage dashboard users (the first admin is created here).
     User(crate::server::cli::UserArgs),
     /// Explain the host snapshot, a stored anomaly or a snapshot diff in plain language.
-    Analyze(crate::explain::analyze::AnalyzeArgs),
+    Analyze(crate::analyze::AnalyzeArgs),
+    /// Tell Sentinel an anomaly or incident was benign (learn it) or malicious (pin it).
+    Feedback(crate::feedback_cmd::FeedbackArgs),
 }
 
 impl Cli {
@@ -87,6 +81,7 @@ impl Command {
             Command::Serve(_) => "serve",
             Command::User(_) => "user",
             Command::Analyze(_) => "analyze",
+            Command::Feedback(_) => "feedback",
         }
     }
 }
@@ -98,6 +93,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Some(Command::Run(args)) => crate::agent::run(config, args).await,
         Some(Command::Learn(args)) => crate::learn::learn(config, args).await,
+        Some(Command::Feedback(args)) => crate::feedback_cmd::run(config, args),
         Some(Command::Baseline(args)) => crate::learn::baseline(config, args).await,
         Some(Command::Quick(args)) => {
             crate::snapshot::run(config, args, crate::snapshot::cli::Mode::Quick).await
@@ -113,11 +109,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Some(Command::Serve(args)) => crate::server::cli::serve(config, args).await,
         Some(Command::User(args)) => crate::server::cli::user(config, args),
-        Some(Command::Analyze(args)) => crate::explain::analyze::run(config, args).await,
+        Some(Command::Analyze(args)) => crate::analyze::run(config, args).await,
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
-            Ok(exit::ERROR)
+            Ok(crate::exit::ERROR)
         }
     }
 }

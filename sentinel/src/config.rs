@@ -119,4 +119,37 @@ mod tests {
         let e = Config::load(Some(&p)).unwrap_err().to_string();
         assert!(e.contains("s.toml") && e.contains("bogus"), "{e}");
     }
+
+    #[test]
+    fn exec_env_defaults_and_bad_names() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.toml");
+        std::fs::write(&p, "").unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        assert!(c.collect.exec_env.iter().any(|n| n == "LD_PRELOAD"));
+        assert_eq!(c.collect.exec_env.len(), 10);
+        std::fs::write(&p, "[collect]\nexec_env = [\"MY_VAR\", \"ENV\"]\n").unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.collect.exec_env, ["MY_VAR", "ENV"]);
+        std::fs::write(&p, "[collect]\nexec_env = []\n").unwrap();
+        assert!(Config::load(Some(&p)).unwrap().collect.exec_env.is_empty());
+        for bad in [
+            "\"A=B\"",
+            "\"\"",
+            "\"1ABC\"",
+            "\"caf\u{e9}\"",
+            &format!("\"{}\"", "A".repeat(31)),
+        ] {
+            std::fs::write(&p, format!("[collect]\nexec_env = [{bad}]\n")).unwrap();
+            let e = Config::load(Some(&p)).unwrap_err().to_string();
+            assert!(e.contains("exec_env"), "{bad}: {e}");
+        }
+        // 30 bytes is the longest name the kernel can match.
+        std::fs::write(
+            &p,
+            format!("[collect]\nexec_env = [\"{}\"]\n", "A".repeat(30)),
+        )
+        .unwrap();
+        assert!(Config::load(Some(&p)).is_ok());
+    }
 }

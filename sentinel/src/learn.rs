@@ -83,7 +83,8 @@ pub async fn learn(config: Config, args: LearnArgs) -> anyhow::Result<i32> {
     };
     let events = read_events(file)?;
     let mut engine = Engine::with_options(
-        &config,
+        &config.detect,
+        config.host_name(),
         store,
         EngineOptions {
             live: false,
@@ -105,7 +106,8 @@ async fn learn_live(
     use crate::collect::Collector;
     config.validate()?;
     let mut engine = Engine::with_options(
-        config,
+        &config.detect,
+        config.host_name(),
         store,
         EngineOptions {
             live: true,
@@ -119,8 +121,9 @@ async fn learn_live(
         "sentinel: learning for {}s; Ctrl-C to end early",
         duration.as_secs()
     );
-    let deadline = tokio::time::sleep(duration);
-    tokio::pin!(deadline);
+    // The end of the period, Ctrl-C or SIGTERM (as `sentinel run`).
+    let stop = crate::agent::wait_for_stop(Some(duration));
+    tokio::pin!(stop);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     let mut anomalies = Vec::new();
     loop {
@@ -130,8 +133,7 @@ async fn learn_live(
                 None => break,
             },
             _ = tick.tick() => anomalies.extend(engine.tick(store::now_ns())),
-            _ = &mut deadline => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stop => break,
         }
     }
     let summary = collector.stop().await;
@@ -163,7 +165,7 @@ fn report_learned(engine: &mut Engine, anomalies: &[Anomaly]) -> anyhow::Result<
         "learned {} events in {} windows; {} profiles now calibrated; {} anomalies seen during learning",
         s.events, s.windows_learned, vouched, s.anomalies
     );
-    Ok(crate::cli::exit::OK)
+    Ok(crate::exit::OK)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -301,7 +303,7 @@ pub async fn baseline(config: Config, args: BaselineArgs) -> anyhow::Result<i32>
             println!("removed {n} profiles");
         }
     }
-    Ok(crate::cli::exit::OK)
+    Ok(crate::exit::OK)
 }
 
 fn show(items: &[ExportItem], json: bool, users: &UserDb) -> std::io::Result<()> {

@@ -3,14 +3,18 @@
 //! collect -> (proc) enrich -> profile -> detect -> feed / explain / server.
 
 pub mod agent;
+pub mod analyze;
 pub mod audit;
 pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod detect;
+pub mod edge;
 pub mod event;
+pub mod exit;
 pub mod explain;
 pub mod feed;
+pub mod feedback_cmd;
 pub mod incident;
 pub mod learn;
 pub mod logging;
@@ -22,3 +26,4 @@ pub mod server;
 pub mod snapshot;
 pub mod store;
 pub mod syscalls;
+pub mod timefmt;

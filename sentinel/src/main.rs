@@ -8,9 +8,9 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() {
-                sentinel::cli::exit::ERROR
+                sentinel::exit::ERROR
             } else {
-                sentinel::cli::exit::OK
+                sentinel::exit::OK
             };
             let _ = e.print();
             std::process::exit(code);
@@ -24,14 +24,14 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sentinel: cannot start the async runtime: {e}");
-            std::process::exit(sentinel::cli::exit::ERROR);
+            std::process::exit(sentinel::exit::ERROR);
         }
     };
     let code = rt
         .block_on(sentinel::cli::dispatch(cli))
         .unwrap_or_else(|e| {
             eprintln!("sentinel: error: {e:#}");
-            sentinel::cli::exit::ERROR
+            sentinel::exit::ERROR
         });
     drop(rt);
     std::process::exit(code);

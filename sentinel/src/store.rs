@@ -56,6 +56,12 @@ const MIGRATIONS: &[&str] = &[
         record TEXT NOT NULL
      );
      CREATE INDEX incidents_time ON incidents(last_ns);",
+    // 3: analysts' verdicts (detect/feedback.rs), one per anomaly.
+    "CREATE TABLE feedback (
+        anomaly_id TEXT PRIMARY KEY,
+        time_ns INTEGER NOT NULL,
+        rule TEXT NOT NULL
+     );",
 ];
 
 pub struct Store {
@@ -222,6 +228,42 @@ impl Store {
             Some(t) => Some(serde_json::from_str(&t)?),
             None => None,
         })
+    }
+
+    /// Saves an analyst's verdict (`detect::feedback::Rule` as JSON), replacing an earlier one
+    /// on the same anomaly.
+    pub fn put_feedback(
+        &self,
+        anomaly_id: &str,
+        time_ns: i64,
+        rule: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO feedback (anomaly_id, time_ns, rule) VALUES (?1, ?2, ?3)",
+            params![anomaly_id, time_ns, rule.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Takes a verdict back; returns whether there was one.
+    pub fn delete_feedback(&self, anomaly_id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM feedback WHERE anomaly_id = ?1",
+            params![anomaly_id],
+        )? > 0)
+    }
+
+    /// Every verdict (as saved), oldest first.
+    pub fn feedback_rules(&self) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT rule FROM feedback ORDER BY time_ns, anomaly_id")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row?)?);
+        }
+        Ok(out)
     }
 
     /// Saves the latest state of an incident (replacing the earlier one).

@@ -199,6 +199,188 @@ fn main() {
                 );
                 say("unlink", libc::unlinkat(libc::AT_FDCWD, c2.as_ptr(), 0));
             }
+            "utime" => {
+                // utime PATH: set atime to 1e9 s + 5 ns and leave mtime alone; then the file
+                // by fd with NULL times (now); then a missing file (ENOENT).
+                let c = cstr(a(1));
+                let times = [
+                    libc::timespec {
+                        tv_sec: 1_000_000_000,
+                        tv_nsec: 5,
+                    },
+                    libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: libc::UTIME_OMIT,
+                    },
+                ];
+                let r = libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0);
+                say("set", if r < 0 { -errno() } else { r });
+                let fd = libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                say("fd", fd);
+                let r = libc::syscall(
+                    libc::SYS_utimensat,
+                    fd,
+                    std::ptr::null::<libc::c_char>(),
+                    std::ptr::null::<libc::timespec>(),
+                    0,
+                );
+                say("now", if r < 0 { -errno() } else { r as i32 });
+                let missing = cstr(&format!("{}.missing", a(1)));
+                let r = libc::utimensat(libc::AT_FDCWD, missing.as_ptr(), times.as_ptr(), 0);
+                say("missing", if r < 0 { -errno() } else { r });
+            }
+            "xattr" => {
+                // xattr PATH: give PATH cap_net_raw+ep, set and remove a user attribute by
+                // fd, then remove an attribute that is not there (ENODATA).
+                let c = cstr(a(1));
+                // vfs_cap_data revision 2, effective, permitted = cap_net_raw (13).
+                let caps: [u32; 5] = [0x0200_0001, 1 << 13, 0, 0, 0];
+                let name = cstr("security.capability");
+                let r = libc::setxattr(c.as_ptr(), name.as_ptr(), caps.as_ptr().cast(), 20, 0);
+                say("setcap", if r < 0 { -errno() } else { r });
+                let fd = libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                say("fd", fd);
+                let user = cstr("user.sentinel");
+                let r = libc::fsetxattr(fd, user.as_ptr(), b"v".as_ptr().cast(), 1, 0);
+                say("fset", if r < 0 { -errno() } else { r });
+                let r = libc::fremovexattr(fd, user.as_ptr());
+                say("fremove", if r < 0 { -errno() } else { r });
+                let r = libc::removexattr(c.as_ptr(), user.as_ptr());
+                say("missing", if r < 0 { -errno() } else { r });
+            }
+            "link" => {
+                // link DIR: DIR/target, a symlink and a hard link to it, and a hard link over
+                // an existing name (EEXIST).
+                let dir = a(1);
+                let target = cstr(&format!("{dir}/target"));
+                let fd = libc::open(
+                    target.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o600,
+                );
+                libc::close(fd);
+                let sym = cstr(&format!("{dir}/sym"));
+                let hard = cstr(&format!("{dir}/hard"));
+                say("symlink", libc::symlink(target.as_ptr(), sym.as_ptr()));
+                say(
+                    "link",
+                    libc::linkat(
+                        libc::AT_FDCWD,
+                        target.as_ptr(),
+                        libc::AT_FDCWD,
+                        hard.as_ptr(),
+                        0,
+                    ),
+                );
+                let r = libc::linkat(
+                    libc::AT_FDCWD,
+                    target.as_ptr(),
+                    libc::AT_FDCWD,
+                    hard.as_ptr(),
+                    0,
+                );
+                say("again", if r < 0 { -errno() } else { r });
+            }
+            "truncate" => {
+                // truncate PATH: truncate to 10 bytes by path, then to 3 by fd; prints
+                // `held=1` and keeps the fd open until stdin closes (so that the agent can
+                // read the fd's path while the process is there).
+                let c = cstr(a(1));
+                let r = libc::truncate(c.as_ptr(), 10);
+                say("path", if r < 0 { -errno() } else { r });
+                let fd = libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                say("fd", fd);
+                let r = libc::ftruncate(fd, 3);
+                say("fd_ret", if r < 0 { -errno() } else { r });
+                let r = libc::truncate(c.as_ptr(), -1);
+                say("negative", if r < 0 { -errno() } else { r });
+                say("held", 1);
+                let mut sink = [0u8; 64];
+                while libc::read(0, sink.as_mut_ptr().cast(), sink.len()) > 0 {}
+            }
+            "process-vm" => {
+                // Read and write a forked child's memory; then a pid that cannot exist (ESRCH).
+                let child = libc::fork();
+                if child == 0 {
+                    libc::pause();
+                    libc::_exit(0);
+                }
+                say("child", child);
+                let mut word = 0u64;
+                let local = libc::iovec {
+                    iov_base: (&mut word as *mut u64).cast(),
+                    iov_len: 8,
+                };
+                // The child is a copy of us: the same address holds the same variable there.
+                let remote = local;
+                let r = libc::process_vm_readv(child, &local, 1, &remote, 1, 0);
+                say("read", if r < 0 { -errno() as isize } else { r });
+                let r = libc::process_vm_writev(child, &local, 1, &remote, 1, 0);
+                say("write", if r < 0 { -errno() as isize } else { r });
+                let r = libc::process_vm_readv(i32::MAX, &local, 1, &remote, 1, 0);
+                say("gone", if r < 0 { -errno() as isize } else { r });
+                libc::kill(child, libc::SIGKILL);
+                let mut st = 0;
+                libc::waitpid(child, &mut st, 0);
+            }
+            "prctl" => {
+                // prctl NAME: rename this thread; other options must not be reported.
+                let name = cstr(a(1));
+                let r = libc::prctl(libc::PR_SET_DUMPABLE, 1);
+                say("dumpable", r);
+                let r = libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+                say("ret", if r < 0 { -errno() } else { r });
+                let mut buf = [0u8; 16];
+                let r = libc::prctl(libc::PR_GET_NAME, buf.as_mut_ptr());
+                say("get", r);
+            }
+            "sockets" => {
+                // A packet socket and a raw ICMP socket (reported), a TCP and a raw netlink
+                // socket (dropped in the kernel), and a raw socket with a bad protocol.
+                let packet = libc::socket(
+                    libc::AF_PACKET,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    (libc::ETH_P_ALL as u16).to_be() as i32,
+                );
+                say("packet", if packet < 0 { -errno() } else { packet });
+                let icmp = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP);
+                say("icmp", if icmp < 0 { -errno() } else { icmp });
+                let tcp = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                say("tcp", if tcp < 0 { -errno() } else { tcp });
+                let nl = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, 0);
+                say("netlink", if nl < 0 { -errno() } else { nl });
+                let bad = libc::socket(libc::AF_INET, libc::SOCK_RAW, 300);
+                say("bad", if bad < 0 { -errno() } else { bad });
+            }
+            "bind-listen" => {
+                // Bind a TCP socket to 127.0.0.1:0 and listen with a backlog of 7; binding
+                // it again fails (EINVAL).
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+                say("fd", fd);
+                let sa = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as u16,
+                    sin_port: 0,
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+                    },
+                    sin_zero: [0; 8],
+                };
+                let len = size_of::<libc::sockaddr_in>() as u32;
+                let r = libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), len);
+                say("bind", if r < 0 { -errno() } else { r });
+                let r = libc::listen(fd, 7);
+                say("listen", if r < 0 { -errno() } else { r });
+                let r = libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), len);
+                say("again", if r < 0 { -errno() } else { r });
+            }
+            "delete-module" => {
+                let r = libc::syscall(
+                    libc::SYS_delete_module,
+                    cstr(a(1)).as_ptr(),
+                    libc::O_NONBLOCK,
+                );
+                say("ret", if r < 0 { -errno() } else { r as i32 });
+            }
             "thread-exec" => {
                 // Exec from a second thread: the kernel moves the thread to the leader's pid.
                 let t = std::thread::spawn(|| {

@@ -49,6 +49,13 @@ async function logout(page) {
   check(page.url().endsWith("/login"), "signed out to /login");
 }
 
+// Ingest keys are bound to one host each: INGEST_KEYS maps host name -> key.
+function keyFor(host) {
+  const k = JSON.parse(env("INGEST_KEYS"))[host];
+  if (!k) throw new Error("no ingest key for host " + host);
+  return k;
+}
+
 async function ingest(id, host, level) {
   const now = Date.now() * 1e6;
   const anomaly = {
@@ -62,7 +69,7 @@ async function ingest(id, host, level) {
   };
   const r = await fetch(BASE + "/api/ingest", {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: "Bearer " + env("INGEST_KEY") },
+    headers: { "content-type": "application/json", authorization: "Bearer " + keyFor(host) },
     body: JSON.stringify({ batch_id: "browser-" + id, anomalies: [anomaly] }),
   });
   check(r.ok, "ingest accepted: " + r.status);
@@ -82,7 +89,7 @@ async function snapshot(host) {
   };
   const r = await fetch(BASE + "/api/ingest", {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: "Bearer " + env("INGEST_KEY") },
+    headers: { "content-type": "application/json", authorization: "Bearer " + keyFor(host) },
     body: JSON.stringify({ batch_id: "snap-" + Date.now(), snapshots: [snap] }),
   });
   check(r.ok, "snapshot accepted: " + r.status);
@@ -106,6 +113,8 @@ try {
   await login(page, env("ADMIN_USER"), env("ADMIN_PASS"));
   check(new URL(page.url()).pathname === "/", "admin lands on the feed, at " + page.url());
   await page.goto(BASE + "/profile");
+  // Setting up two-factor asks for the password again (a session cookie alone is not enough).
+  await page.fill("#totp-setup-password", env("ADMIN_PASS"));
   await Promise.all([page.waitForNavigation(), page.click("#totp-setup")]);
   const secret = (await page.textContent("#totp-secret")).trim();
   check(await page.isVisible(".qr svg"), "QR code shown");

@@ -12,14 +12,48 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use sentinel::model::Anomaly;
 
-/// How long the agent may take to start, to catch up, or to stop.
-const AGENT_WAIT: Duration = Duration::from_secs(180);
+/// How long the agent may take to start, to catch up, or to stop (a debug build on a busy
+/// machine drains, learns and stores thousands of profiles when it stops learning).
+const AGENT_WAIT: Duration = Duration::from_secs(600);
 
-/// Writes the agent's configuration into `dir` (store in `dir`, never the system's).
-pub fn config_in(dir: &Path) -> anyhow::Result<PathBuf> {
+/// Writes the agent's configuration into `dir`: the store in `dir` (never the system's), and
+/// open events under `ignore` dropped in the kernel.
+pub fn config_in(dir: &Path, ignore: &[String]) -> anyhow::Result<PathBuf> {
     let cfg = dir.join("sentinel.toml");
-    std::fs::write(&cfg, format!("store = {:?}\n", dir.join("agent.db")))?;
+    let list: Vec<String> = ignore.iter().map(|p| format!("{p:?}")).collect();
+    std::fs::write(
+        &cfg,
+        format!(
+            "store = {:?}\n\n[collect]\nignore_prefixes = [{}]\n",
+            dir.join("agent.db"),
+            list.join(", ")
+        ),
+    )?;
     Ok(cfg)
+}
+
+/// Where builds running next to the evaluation open their files (this repository and its
+/// sibling checkouts, cargo's and rustup's homes): none of it is a scenario's, and on a
+/// shared build machine it is most of what the agent would otherwise have to analyse.
+pub fn build_noise(workspace: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let shared = ["/", "/home", "/root", "/tmp", "/usr", "/var"];
+    let root = workspace
+        .parent()
+        .filter(|p| !shared.iter().any(|s| Path::new(s) == *p))
+        .unwrap_or(workspace);
+    out.push(root.to_path_buf());
+    for (var, dflt) in [("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup")] {
+        match std::env::var_os(var) {
+            Some(v) => out.push(PathBuf::from(v)),
+            None => out.extend(home.as_ref().map(|h| h.join(dflt))),
+        }
+    }
+    out.into_iter()
+        .filter(|p| p.is_absolute() && p.exists())
+        .map(|p| format!("{}/", p.display().to_string().trim_end_matches('/')))
+        .collect()
 }
 
 fn signal(child: &Child, sig: i32) {

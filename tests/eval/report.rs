@@ -53,12 +53,14 @@ fn factors(a: &Anomaly) -> String {
         .join("; ")
 }
 
-/// (detected, in scope) per tactic, and overall.
-pub fn recall(e: &Evaluation) -> (BTreeMap<String, (usize, usize)>, (usize, usize)) {
+type Tally = (BTreeMap<String, (usize, usize)>, (usize, usize));
+
+/// (scenarios for which `pred` holds, in scope) per tactic, and overall.
+fn tally(e: &Evaluation, pred: impl Fn(&Outcome) -> bool) -> Tally {
     let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut all = (0, 0);
     for o in e.outcomes.iter().filter(|o| o.scenario.in_scope()) {
-        let d = detected(o) as usize;
+        let d = pred(o) as usize;
         let t = per.entry(o.scenario.tactic.clone()).or_default();
         t.0 += d;
         t.1 += 1;
@@ -66,6 +68,16 @@ pub fn recall(e: &Evaluation) -> (BTreeMap<String, (usize, usize)>, (usize, usiz
         all.1 += 1;
     }
     (per, all)
+}
+
+/// Detected (>= medium), per tactic and overall.
+pub fn recall(e: &Evaluation) -> Tally {
+    tally(e, detected)
+}
+
+/// Detected and named by one of the expected detections.
+pub fn named_recall(e: &Evaluation) -> Tally {
+    tally(e, |o| detected(o) && expected_named(o))
 }
 
 fn pct((d, n): (usize, usize)) -> String {
@@ -150,6 +162,11 @@ pub fn text(e: &Evaluation) -> String {
         let _ = writeln!(s, "  {t:<22} {}", pct(*r));
     }
     let _ = writeln!(s, "  {:<22} {}", "overall", pct(all));
+    let _ = writeln!(
+        s,
+        "  named by an expected detection: {}",
+        pct(named_recall(e).1)
+    );
     let fps: usize = e
         .outcomes
         .iter()
@@ -211,14 +228,25 @@ pub fn markdown(e: &Evaluation, filter: Option<&str>) -> String {
             .map(|f| format!(" (only scenarios matching `{f}`)"))
             .unwrap_or_default()
     );
+    let (named, named_all) = named_recall(e);
     let _ = writeln!(
         s,
-        "## Recall per tactic\n\n| tactic | detected |\n|---|---|"
+        "## Recall per tactic\n\n| tactic | detected (≥ medium) | detected and named by an expected detection |\n|---|---|---|"
     );
     for (t, r) in &per {
-        let _ = writeln!(s, "| {t} | {} |", pct(*r));
+        let _ = writeln!(
+            s,
+            "| {t} | {} | {} |",
+            pct(*r),
+            named.get(t).copied().map(pct).unwrap_or_default()
+        );
     }
-    let _ = writeln!(s, "| **overall** | **{}** |\n", pct(all));
+    let _ = writeln!(
+        s,
+        "| **overall** | **{}** | **{}** |\n",
+        pct(all),
+        pct(named_all)
+    );
     let fps: usize = benign.iter().map(|o| loud(o).count()).sum();
     let _ = writeln!(
         s,
@@ -255,8 +283,8 @@ pub fn markdown(e: &Evaluation, filter: Option<&str>) -> String {
             .flat_map(|a| a.factors.iter())
             .map(|f| format!("{} +{}", f.detection, f.weight))
             .collect();
-        let mut fs_dedup = fs.clone();
-        fs_dedup.dedup();
+        let mut seen = std::collections::HashSet::new();
+        let fs_dedup: Vec<&String> = fs.iter().filter(|f| seen.insert(*f)).collect();
         let problems = if o.ran.problems.is_empty() {
             String::new()
         } else {
@@ -274,7 +302,11 @@ pub fn markdown(e: &Evaluation, filter: Option<&str>) -> String {
             result,
             problems,
             top_level(o).map(|l| l.as_str()).unwrap_or("-"),
-            fs_dedup.join(", ")
+            fs_dedup
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let _ = writeln!(s, "\n## Benign workloads\n");

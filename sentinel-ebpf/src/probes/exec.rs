@@ -1,6 +1,7 @@
-//! Exec: the record (filename, argv) is built at entry, because a successful exec replaces the
-//! memory argv lives in, parked per thread, and sent at exit with the result and the new
-//! identity (a setuid binary changes euid, the comm changes).
+//! Exec: the record (filename, argv, the configured environment variables) is built at entry,
+//! because a successful exec replaces the memory argv and envp live in, parked per thread, and
+//! sent at exit with the result and the new identity (a setuid binary changes euid, the comm
+//! changes).
 
 use core::ffi::c_void;
 
@@ -12,30 +13,38 @@ use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
-use sentinel_common::{Kind, MAX_ARGS, MAX_ARGV_BYTES, MAX_PATH, MAX_RECORD, flags};
+use sentinel_common::{
+    ENV_CHUNK, ENV_NAME_LEN, EnvName, Kind, MAX_ARGS, MAX_ARGV_BYTES, MAX_ENV_BYTES, MAX_ENV_SCAN,
+    MAX_PATH, MAX_RECORD, flags,
+};
 
 use super::{NR_OFF, RET_OFF, enter_args, field};
 use crate::{
     emit,
-    maps::{EXEC_INFLIGHT, ExecBuf, OFF_MASK, count_lost, kind_enabled, load_config},
+    maps::{
+        ENV_NAMES, EXEC_INFLIGHT, ExecBuf, OFF_MASK, SETTINGS, count_lost, kind_enabled,
+        load_config,
+    },
 };
 
 /// Where argv is gathered: the upper half of the scratch buffer.
 const ARGV_BASE: usize = MAX_RECORD;
 /// Longest single argument kept (longer ones are cut and flagged).
 const ARG_CHUNK: usize = 4096;
+/// Where the kept environment is gathered: the upper half again, free once argv moved down.
+const ENV_BASE: usize = MAX_RECORD;
 
 /// sys_enter_execve(filename, argv, envp).
 #[tracepoint]
 pub fn proc_enter_execve(ctx: TracePointContext) -> u32 {
-    enter(&ctx, 0, 1);
+    enter(&ctx, 0, 1, 2);
     0
 }
 
 /// sys_enter_execveat(dfd, filename, argv, envp, flags).
 #[tracepoint]
 pub fn proc_enter_execveat(ctx: TracePointContext) -> u32 {
-    enter(&ctx, 1, 2);
+    enter(&ctx, 1, 2, 3);
     0
 }
 
@@ -82,7 +91,7 @@ pub fn proc_sched_exec(ctx: RawTracePointContext) -> u32 {
 }
 
 #[inline(always)]
-fn enter(ctx: &TracePointContext, filename_arg: usize, argv_arg: usize) {
+fn enter(ctx: &TracePointContext, filename_arg: usize, argv_arg: usize, envp_arg: usize) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if (pid_tgid >> 32) as u32 == load_config().agent_tgid || !kind_enabled(Kind::Exec as u32) {
         return;
@@ -153,6 +162,7 @@ fn enter(ctx: &TracePointContext, filename_arg: usize, argv_arg: usize) {
     if truncated {
         emit::header(buf).flags |= flags::ARGV_TRUNCATED;
     }
+    let envp = args[envp_arg];
     {
         let b = emit::body(buf);
         b.args = args;
@@ -160,9 +170,106 @@ fn enter(ctx: &TracePointContext, filename_arg: usize, argv_arg: usize) {
         b.str_lens[1] = argv_len as u16;
     }
     emit::header(buf).size = (off & OFF_MASK) as u32;
+    if env_wanted() {
+        append_env(buf, envp);
+    }
     // SAFETY: the scratch buffer is at least MAX_RECORD bytes, the size of ExecBuf.
     let rec = unsafe { &*(buf as *const ExecBuf) };
     if EXEC_INFLIGHT.insert(&(pid_tgid as u32), rec, 0).is_err() {
         count_lost(Kind::Exec as u32);
     }
+}
+
+/// Whether user space asked for any environment variable.
+#[inline(always)]
+fn env_wanted() -> bool {
+    matches!(SETTINGS.get(0), Some(s) if s.exec_env_names != 0)
+}
+
+/// Appends the `NAME=value` strings of envp whose names are in `ENV_NAMES` to the record
+/// (as its third string), each with its NUL. Looks at `MAX_ENV_SCAN` entries at most and
+/// keeps `MAX_ENV_BYTES` (`ENV_CHUNK` per string); sets ENV_TRUNCATED when either cut.
+///
+/// Takes the record's end from its header, not from the caller: a value the verifier only
+/// knows as "read from memory" is the same on every path out of the argv loop, so it checks
+/// this loop once instead of once per way the argv loop ended (which exceeded its limit).
+#[inline(always)]
+fn append_env(buf: *mut u8, envp: u64) {
+    let envp = envp as *const u64;
+    if envp.is_null() {
+        return;
+    }
+    let mut rel: usize = 0;
+    let mut truncated = false;
+    let mut k = 0;
+    while k < MAX_ENV_SCAN {
+        // SAFETY: user pointer read through the helper, which tolerates faults.
+        let p = match unsafe { bpf_probe_read_user(envp.wrapping_add(k)) } {
+            Ok(p) if p != 0 => p,
+            _ => break,
+        };
+        // The first bytes of the entry, enough for any configured name and its '='.
+        let mut head = [0u64; ENV_NAME_LEN / 8];
+        // SAFETY: the destination is this stack array of ENV_NAME_LEN bytes.
+        let n = unsafe {
+            bpf_probe_read_user_str(
+                head.as_mut_ptr() as *mut c_void,
+                ENV_NAME_LEN as u32,
+                p as *const c_void,
+            )
+        };
+        // SAFETY: a lookup by a key on the stack; the value is not used.
+        if n > 0 && unsafe { ENV_NAMES.get(&EnvName::of_entry(&head)) }.is_some() {
+            if rel >= MAX_ENV_BYTES {
+                truncated = true;
+                break;
+            }
+            // SAFETY: ENV_BASE + (rel masked below MAX_ENV_BYTES) + ENV_CHUNK lies inside the
+            // scratch buffer (asserted in sentinel-common).
+            let m = unsafe {
+                bpf_probe_read_user_str(
+                    buf.add(ENV_BASE + (rel & (MAX_ENV_BYTES - 1))) as *mut c_void,
+                    ENV_CHUNK as u32,
+                    p as *const c_void,
+                )
+            };
+            if m > 0 {
+                rel += m as usize;
+                if m as usize >= ENV_CHUNK {
+                    truncated = true;
+                }
+            }
+        }
+        k += 1;
+    }
+    if k >= MAX_ENV_SCAN {
+        // SAFETY: as above.
+        if let Ok(p) = unsafe { bpf_probe_read_user(envp.wrapping_add(k)) } {
+            truncated |= p != 0;
+        }
+    }
+    let mut len = rel;
+    if len > MAX_ENV_BYTES {
+        len = MAX_ENV_BYTES;
+        truncated = true;
+    }
+    // SAFETY: the header is at the start of the scratch buffer; a volatile read, so that the
+    // compiler does not carry the caller's value over (see the function's doc).
+    let off = unsafe { core::ptr::read_volatile(&emit::header(buf).size) } as usize;
+    if truncated {
+        emit::header(buf).flags |= flags::ENV_TRUNCATED;
+    }
+    if len > 0 {
+        // SAFETY: both ranges lie inside the scratch buffer (off masked below MAX_RECORD, len
+        // <= MAX_ENV_BYTES).
+        unsafe {
+            bpf_probe_read_kernel(
+                buf.add(off & OFF_MASK) as *mut c_void,
+                (len & (2 * MAX_ENV_BYTES - 1)) as u32,
+                buf.add(ENV_BASE) as *const c_void,
+            )
+        };
+    }
+    emit::body(buf).str_lens[2] = len as u16;
+    emit::header(buf).size = ((off + len) & OFF_MASK) as u32;
 }

@@ -1,4 +1,4 @@
-//! Audit facts as `detect::model::Factor`s, so the audit summary is scored by the same
+//! Audit facts as `model::Factor`s, so the audit summary is scored by the same
 //! explainable model as the eBPF anomalies (`Anomaly::score_of`). Weights are documented in
 //! docs/audit.md; evidence ids are "audit:<serial>".
 

@@ -118,7 +118,7 @@ impl UserHasher {
         };
         mac.update(name.as_bytes());
         let digest = mac.finalize().into_bytes();
-        let hex = hex::encode(digest);
+        let hex = data_encoding::HEXLOWER.encode(&digest);
         format!("user_{}", &hex[..SHOWN_HEX])
     }
 }

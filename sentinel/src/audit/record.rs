@@ -195,7 +195,8 @@ pub fn decode_hex(v: &str) -> Option<String> {
     if v.is_empty() || !v.len().is_multiple_of(2) || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    hex::decode(v)
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(v.as_bytes())
         .ok()
         .map(|b| String::from_utf8_lossy(&b).into_owned())
 }

@@ -224,7 +224,7 @@ fn chain_of(ev: &AuditEvent, hasher: &UserHasher) -> Vec<ChainLink> {
 }
 
 pub fn iso_ms(ms: i64) -> String {
-    crate::snapshot::time::iso8601(ms.div_euclid(1000), ms.rem_euclid(1000) as u32)
+    crate::timefmt::rfc3339_ms(ms.saturating_mul(1_000_000))
 }
 
 /// Builds the summary of `events` (already limited to `window`).

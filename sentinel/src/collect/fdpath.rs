@@ -1,5 +1,6 @@
 //! Paths of the file descriptors some records name instead of a path (ftruncate, fsetxattr,
-//! fremovexattr, finit_module): the kernel hooks cannot turn an fd into a path, so the drain
+//! fremovexattr, finit_module) or next to a relative path (openat and unlinkat under a
+//! directory fd): the kernel hooks cannot turn an fd into a path, so the drain
 //! reads /proc/PID/fd/N as soon as the record arrives (within one drain interval). A process
 //! that already exited, or closed the fd, leaves the fd number alone; the fd may also have
 //! been reused in between, which is rare for the few milliseconds involved.
@@ -23,6 +24,21 @@ pub fn resolve(ev: &mut Event) {
                 *path = p;
             }
         }
+        // A relative path under a directory fd (openat/unlinkat by find, tar -C, fts walks)
+        // means nothing without that directory: it is made absolute here, while the fd is
+        // still open, rather than against the working directory later.
+        Payload::Open { dfd, path, .. } | Payload::Unlink { dfd, path, .. }
+            if *dfd >= 0 && !path.is_empty() && !path.as_bytes().starts_with(b"/") =>
+        {
+            if let Some(dir) = fd_path(pid, *dfd) {
+                let mut full = dir.0;
+                if !full.ends_with(b"/") {
+                    full.push(b'/');
+                }
+                full.extend_from_slice(path.as_bytes());
+                *path = RawStr(full);
+            }
+        }
         Payload::Module {
             name,
             fd: Some(fd),
@@ -36,19 +52,6 @@ pub fn resolve(ev: &mut Event) {
                     *name = RawStr::from(n.as_str());
                 }
                 *slot = Some(p);
-            }
-        }
-        // openat/unlinkat relative to a directory fd (find, tar -C, rm -r walk trees this
-        // way): the directory's path, else the engine would join the name to the cwd.
-        Payload::Open { dfd, path, .. } | Payload::Unlink { dfd, path, .. }
-            if *dfd >= 0 && !path.as_bytes().starts_with(b"/") && !path.is_empty() =>
-        {
-            if let Some(mut dir) = fd_path(pid, *dfd) {
-                if !dir.0.ends_with(b"/") {
-                    dir.0.push(b'/');
-                }
-                dir.0.extend_from_slice(path.as_bytes());
-                *path = dir;
             }
         }
         _ => {}
@@ -94,31 +97,36 @@ mod tests {
     }
 
     #[test]
-    fn names_relative_to_a_directory_fd_become_absolute() {
+    fn relative_paths_under_a_directory_fd_become_absolute() {
         let dir = tempfile::tempdir().unwrap();
         let d = std::fs::File::open(dir.path()).unwrap();
-        let mut ev = event(Payload::Open {
-            dfd: d.as_raw_fd(),
-            path: RawStr::from("docs/a.txt"),
-            flags: 0,
-            mode: 0,
-        });
-        resolve(&mut ev);
-        let want = format!("{}/docs/a.txt", dir.path().display());
-        assert!(
-            matches!(&ev.payload, Payload::Open { path, .. } if path.as_bytes() == want.as_bytes()),
-            "{ev:?}"
+        let open = |dfd: i32, path: &str| {
+            let mut ev = event(Payload::Open {
+                dfd,
+                path: RawStr::from(path),
+                flags: 0,
+                mode: 0,
+            });
+            resolve(&mut ev);
+            match ev.payload {
+                Payload::Open { path, .. } => path.lossy().into_owned(),
+                _ => unreachable!(),
+            }
+        };
+        let base = dir.path().to_str().unwrap();
+        assert_eq!(
+            open(d.as_raw_fd(), ".aws/credentials"),
+            format!("{base}/.aws/credentials")
         );
-        // AT_FDCWD and absolute paths stay as they are.
-        let mut ev = event(Payload::Open {
-            dfd: -100,
-            path: RawStr::from("docs/a.txt"),
-            flags: 0,
-            mode: 0,
-        });
-        resolve(&mut ev);
-        assert!(
-            matches!(&ev.payload, Payload::Open { path, .. } if path.as_bytes() == b"docs/a.txt")
+        assert_eq!(
+            open(d.as_raw_fd(), "/etc/shadow"),
+            "/etc/shadow",
+            "absolute stays"
+        );
+        assert_eq!(
+            open(-100, "notes.txt"),
+            "notes.txt",
+            "AT_FDCWD: the cwd's business"
         );
     }
 

@@ -271,7 +271,7 @@ pub const DEFAULT_EXEC_ENV: [&str; 10] = [
     "ENV",
 ];
 
-/// Checks `[collect] exec_env`: at most `MAX_ENV_NAMES` names of 1-31 bytes made of letters,
+/// Checks `[collect] exec_env`: at most `MAX_ENV_NAMES` names of 1-30 bytes made of letters,
 /// digits and `_`, not starting with a digit (what shells accept as a variable name).
 pub fn validate_exec_env(names: &[String]) -> Result<(), String> {
     if names.len() > sentinel_common::MAX_ENV_NAMES as usize {
@@ -282,13 +282,13 @@ pub fn validate_exec_env(names: &[String]) -> Result<(), String> {
     }
     for n in names {
         let ok = !n.is_empty()
-            && n.len() < sentinel_common::ENV_NAME_LEN
+            && n.len() <= sentinel_common::MAX_ENV_NAME
             && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
             && !n.as_bytes()[0].is_ascii_digit();
         if !ok {
             return Err(format!(
                 "collect.exec_env: {n:?} is not a variable name (1-{} letters, digits or _, not starting with a digit)",
-                sentinel_common::ENV_NAME_LEN - 1
+                sentinel_common::MAX_ENV_NAME
             ));
         }
     }

@@ -42,7 +42,8 @@ impl Sim {
             ..Config::default()
         };
         let e = Engine::with_options(
-            &cfg,
+            &cfg.detect,
+            cfg.host_name(),
             store,
             EngineOptions {
                 live: false,

@@ -47,7 +47,7 @@ impl Engine {
             reason: format!(
                 "the agent lost {} events (kernel ring buffer full or analysis behind) since {}: activity in this time may be unseen, as when an attacker floods the host to hide{who}",
                 self.losses.lost,
-                crate::detect::engine::clock_time(since),
+                crate::timefmt::local_clock(since),
             ),
             weight: self.cfg.weights.blind_spot,
             evidence: Vec::new(),

@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::config::DetectConfig;
-use crate::config::Config;
 use crate::event::{Event, Payload};
 use crate::model::{Anomaly, Evidence, Factor, Principal};
 use crate::proc::users::UserDb;
@@ -90,32 +89,22 @@ pub struct Engine {
     pub(super) fired: HashSet<(u32, &'static str, String)>,
     repeats: super::repeats::Repeats,
     pub(super) mass: HashMap<ProcKey, MassRead>,
-    /// Per principal and login session: recent discovery commands (time, matched entry, event).
-    pub(super) discovery: HashMap<(u32, Option<u32>), DiscoveryQueue>,
+    /// Per principal: recent discovery commands (time, matched entry, event).
+    pub(super) discovery: HashMap<u32, DiscoveryQueue>,
     /// Failed authentications per target account and source (brute force).
     pub(super) auth: super::bursts::AuthFailures,
     /// Events lost in the current window (blind spots).
     pub(super) losses: super::blind::Losses,
+    /// Analysts' verdicts in force.
+    pub(super) feedback: super::feedback::Feedback,
     /// Who wrote the files that may be run later.
     pub(super) provenance: super::provenance::Provenance,
     exceptions: super::exceptions::Exceptions,
     pub(super) behaviour: super::behaviour::BehaviourState,
 }
 
-/// Recent discovery commands of one session: (time, matched entry, event).
+/// Recent discovery commands of one principal: (time, matched entry, event).
 pub(super) type DiscoveryQueue = VecDeque<(i64, String, Event)>;
-
-/// Local hour (0-23) of an epoch-ns time.
-pub fn local_hour(t_ns: i64) -> u8 {
-    let secs = t_ns.div_euclid(1_000_000_000) as libc::time_t;
-    // SAFETY: zeroed tm is a valid out-parameter; localtime_r is thread-safe.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::localtime_r(&secs, &mut tm) };
-    if r.is_null() {
-        return ((secs.rem_euclid(86_400)) / 3_600) as u8;
-    }
-    tm.tm_hour.clamp(0, 23) as u8
-}
 
 pub(super) fn evidence_of(e: &Event) -> Evidence {
     Evidence {
@@ -124,17 +113,6 @@ pub(super) fn evidence_of(e: &Event) -> Evidence {
         summary: super::evidence::summary(e),
         detail: serde_json::to_value(e).unwrap_or_default(),
     }
-}
-
-/// "HH:MM:SS" local time of an epoch-ns time.
-pub fn clock_time(t_ns: i64) -> String {
-    let secs = t_ns.div_euclid(1_000_000_000) as libc::time_t;
-    // SAFETY: zeroed tm is a valid out-parameter; localtime_r is thread-safe.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
-        return format!("{secs}");
-    }
-    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
 /// A stable 64-bit FNV-1a hash (std's hasher may change between releases).
@@ -151,9 +129,10 @@ pub(super) fn fnv(parts: &[&str]) -> String {
 
 impl Engine {
     /// An engine on the live system (process table seeded from /proc).
-    pub fn new(cfg: &Config, store: Store) -> Result<Engine, DetectError> {
+    pub fn new(cfg: &DetectConfig, host: String, store: Store) -> Result<Engine, DetectError> {
         Engine::with_options(
             cfg,
+            host,
             store,
             EngineOptions {
                 live: true,
@@ -163,12 +142,14 @@ impl Engine {
         )
     }
 
+    /// An engine with the `[detect]` settings, naming this host in its anomalies.
     pub fn with_options(
-        cfg: &Config,
+        cfg: &DetectConfig,
+        host: String,
         store: Store,
         opts: EngineOptions,
     ) -> Result<Engine, DetectError> {
-        let dcfg = cfg.detect.clone();
+        let dcfg = cfg.clone();
         let cats = match &dcfg.categories_file {
             Some(p) => Categories::load(p)?,
             None => Categories::defaults(),
@@ -180,13 +161,13 @@ impl Engine {
             let n = procs.seed_from_proc();
             tracing::debug!("process table seeded with {n} processes");
         }
-        Ok(Engine {
+        let mut engine = Engine {
             cats: std::sync::Arc::new(cats),
             users: opts.users.unwrap_or_else(UserDb::system),
             procs,
             baselines: Baselines::load(store)?,
             window: None,
-            host: cfg.host_name(),
+            host,
             live: opts.live,
             learn_all: opts.learn_all,
             own_pid: std::process::id(),
@@ -197,6 +178,7 @@ impl Engine {
             mass: HashMap::new(),
             discovery: HashMap::new(),
             losses: Default::default(),
+            feedback: Default::default(),
             auth: super::bursts::AuthFailures::new(
                 dcfg.brute_force_window_secs,
                 dcfg.brute_force_threshold,
@@ -205,7 +187,9 @@ impl Engine {
             exceptions,
             behaviour: Default::default(),
             cfg: dcfg,
-        })
+        };
+        engine.reload_feedback();
+        Ok(engine)
     }
 
     /// Switches between an explicit learning period (every window learned) and detection.
@@ -268,11 +252,13 @@ impl Engine {
         self.fingerprint(ev, principal, before.as_ref());
         let hits = self.detect(ev, principal, before.as_ref());
         if !hits.is_empty()
-            && let Some(a) = self.anomaly(ev, principal, hits)
+            && let Some((a, pinned)) = self.anomaly(ev, principal, hits)
         {
             if let Some(w) = self.window.as_mut() {
                 let pw = w.principal(principal);
-                pw.max_score = pw.max_score.max(a.score);
+                // A finding an analyst pinned as malicious keeps its window from being learned.
+                let mark = if pinned { u8::MAX } else { a.score };
+                pw.max_score = pw.max_score.max(mark);
             }
             self.stats.anomalies += 1;
             out.push(a);
@@ -416,7 +402,7 @@ impl Engine {
             .get(ev.pid)
             .map(|p| p.exe.clone())
             .unwrap_or_default();
-        let hour = local_hour(ev.time_ns);
+        let hour = crate::timefmt::local_hour(ev.time_ns);
         if let Some(w) = self.window.as_mut() {
             let pw = w.principal(principal);
             if pw.sample.len() < crate::profile::fingerprint::SAMPLE {
@@ -465,7 +451,13 @@ impl Engine {
         self.fired.insert((principal, det, key.to_string()))
     }
 
-    fn anomaly(&mut self, ev: &Event, principal: u32, mut hits: Vec<Hit>) -> Option<Anomaly> {
+    /// The anomaly of these hits, and whether an analyst pinned it as malicious.
+    fn anomaly(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        mut hits: Vec<Hit>,
+    ) -> Option<(Anomaly, bool)> {
         self.apply_exceptions(Some(ev), principal, &mut hits);
         if hits.is_empty() {
             return None;
@@ -492,6 +484,7 @@ impl Engine {
                 extra: Vec::new(),
             });
         }
+        let pinned = self.apply_feedback(principal, &proc.exe, &mut hits);
         let mut evidence: Vec<Evidence> = Vec::new();
         let mut seen = HashSet::new();
         let mut time_ns = ev.time_ns;
@@ -513,18 +506,21 @@ impl Engine {
         key.push(&proc.exe);
         let chain = self.chain_links_at(ev.pid, ev.time_ns);
         self.counter += 1;
-        Some(Anomaly {
-            id: format!("{}-{}-{}", self.host, ev.time_ns / 1_000_000, self.counter),
-            host: self.host.clone(),
-            time_ns,
-            principal: self.principal(principal, ev.session.or(proc.session)),
-            chain,
-            score,
-            level,
-            fingerprint: fnv(&key),
-            factors,
-            evidence,
-            explanation: None,
-        })
+        Some((
+            Anomaly {
+                id: format!("{}-{}-{}", self.host, ev.time_ns / 1_000_000, self.counter),
+                host: self.host.clone(),
+                time_ns,
+                principal: self.principal(principal, ev.session.or(proc.session)),
+                chain,
+                score,
+                level,
+                fingerprint: fnv(&key),
+                factors,
+                evidence,
+                explanation: None,
+            },
+            pinned,
+        ))
     }
 }

@@ -246,10 +246,12 @@ impl Engine {
         dirfd: Option<i32>,
         hits: &mut Vec<Hit>,
     ) {
-        if ev.auid.is_none()
-            || TIME_KEEPERS.contains(&p.name())
-            || self.under_package_manager(ev.pid)
-        {
+        // Copiers and archivers keep times as their job, and account tools keep them on the
+        // backups of the account files they write; only installed copies count (a /tmp/tar is
+        // no time keeper).
+        let keeper = (TIME_KEEPERS.contains(&p.name()) && under(&p.exe, &SYSTEM_DIRS))
+            || self.exempt(&self.cats.lists.account_tools, p);
+        if ev.auid.is_none() || keeper || self.under_package_manager(ev.pid) {
             return;
         }
         let mut file = self.file_of(ev.pid, path, if path.is_empty() { dirfd } else { None });

@@ -11,7 +11,9 @@ pub mod engine;
 mod escape;
 mod evidence;
 pub mod exceptions;
+pub mod feedback;
 mod files;
+mod habits;
 mod kinds;
 mod privs;
 mod provenance;
@@ -39,6 +41,8 @@ mod testing;
 mod tests;
 #[cfg(test)]
 mod tests_sessions;
+#[cfg(test)]
+mod tests_window;
 
 #[cfg(test)]
 mod behaviour_tests;

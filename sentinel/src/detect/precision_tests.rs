@@ -153,7 +153,8 @@ impl Script {
 
 pub(super) fn engine(cfg: &Config, store: Store, learn_all: bool) -> Engine {
     Engine::with_options(
-        cfg,
+        &cfg.detect,
+        cfg.host_name(),
         store,
         EngineOptions {
             live: false,

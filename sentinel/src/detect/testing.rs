@@ -9,7 +9,8 @@ use crate::store::Store;
 /// A recorded-stream engine (no /proc) with `passwd` as its user database.
 pub fn engine(passwd: &str) -> Engine {
     Engine::with_options(
-        &Config::default(),
+        &Config::default().detect,
+        Config::default().host_name(),
         Store::memory().expect("in-memory store"),
         EngineOptions {
             live: false,

@@ -12,26 +12,27 @@ use crate::proc::users::UserDb;
 use crate::profile::Calibration;
 use crate::store::Store;
 
-fn data(name: &str) -> PathBuf {
+pub(super) fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/data/detect")
         .join(name)
 }
 
-fn events(name: &str) -> Vec<Event> {
+pub(super) fn events(name: &str) -> Vec<Event> {
     read_events(&data(&format!("{name}.jsonl"))).unwrap()
 }
 
-fn config() -> Config {
+pub(super) fn config() -> Config {
     Config {
         host: Some("testhost".into()),
         ..Config::default()
     }
 }
 
-fn engine_with(cfg: &Config, store: Store, learn_all: bool) -> Engine {
+pub(super) fn engine_with(cfg: &Config, store: Store, learn_all: bool) -> Engine {
     Engine::with_options(
-        cfg,
+        &cfg.detect,
+        cfg.host_name(),
         store,
         EngineOptions {
             live: false,
@@ -43,7 +44,7 @@ fn engine_with(cfg: &Config, store: Store, learn_all: bool) -> Engine {
 }
 
 /// A store holding the vouched baseline of the recorded working days.
-fn learned() -> Store {
+pub(super) fn learned() -> Store {
     let mut e = engine_with(&config(), Store::memory().unwrap(), true);
     let a = replay(&mut e, &events("baseline"));
     assert!(a.is_empty(), "the baseline itself is benign: {a:#?}");
@@ -51,13 +52,16 @@ fn learned() -> Store {
     e.into_store()
 }
 
-fn play(name: &str) -> Vec<Anomaly> {
+pub(super) fn play(name: &str) -> Vec<Anomaly> {
     let mut e = engine_with(&config(), learned(), false);
     replay(&mut e, &events(name))
 }
 
 /// The factor of `detection` across the anomalies, asserting it exists.
-fn factor<'a>(anoms: &'a [Anomaly], detection: &str) -> (&'a Anomaly, &'a crate::model::Factor) {
+pub(super) fn factor<'a>(
+    anoms: &'a [Anomaly],
+    detection: &str,
+) -> (&'a Anomaly, &'a crate::model::Factor) {
     anoms
         .iter()
         .find_map(|a| {
@@ -69,7 +73,7 @@ fn factor<'a>(anoms: &'a [Anomaly], detection: &str) -> (&'a Anomaly, &'a crate:
         .unwrap_or_else(|| panic!("no {detection} factor in {anoms:#?}"))
 }
 
-fn assert_reason(anoms: &[Anomaly], detection: &str, parts: &[&str]) -> Anomaly {
+pub(super) fn assert_reason(anoms: &[Anomaly], detection: &str, parts: &[&str]) -> Anomaly {
     factor(anoms, detection);
     let (a, f) = anoms
         .iter()
@@ -376,100 +380,6 @@ fn off_hours_raised_by_an_exit_is_reported() {
 }
 
 #[test]
-fn a_high_scoring_window_is_never_learned() {
-    let mut e = engine_with(&config(), learned(), false);
-    let before = e.baselines().principal(1000).unwrap().windows;
-    let a = replay(&mut e, &events("exec_tmp"));
-    assert!(a.iter().any(|x| x.score >= 50));
-    let p = e.baselines().principal(1000).unwrap();
-    assert_eq!(p.windows, before, "poisoned window learned");
-    assert_eq!(p.rejected_windows, 1);
-    assert!(!p.binaries.contains_key("/tmp/.x/kworker"));
-    // An ordinary window afterwards is learned as usual.
-    replay(&mut e, &events("benign"));
-    let p = e.baselines().principal(1000).unwrap();
-    assert!(p.windows > before);
-    assert!(
-        p.binaries
-            .contains_key("/home/alice/proj/target/debug/deps/proj-3f2a1b")
-    );
-}
-
-#[test]
-fn windows_roll_over_on_event_time_and_on_tick() {
-    let mut cfg = config();
-    cfg.detect.window_secs = 60;
-    let mut e = engine_with(&cfg, Store::memory().unwrap(), false);
-    let evs = events("benign");
-    let t0 = evs[0].time_ns;
-    let first_minute: Vec<&Event> = evs
-        .iter()
-        .filter(|x| x.time_ns < t0 + 60_000_000_000)
-        .collect();
-    for ev in &first_minute {
-        e.observe(ev);
-    }
-    assert_eq!(e.stats().windows_learned, 0);
-    // Nothing for a while: the tick closes the window.
-    e.tick(t0 + 10 * 60_000_000_000);
-    let learned = e.stats().windows_learned;
-    assert!(learned >= 1, "{:?}", e.stats());
-    let p = e.baselines().principal(1000).unwrap();
-    assert_eq!(p.windows, 1);
-    assert_eq!(p.state, Calibration::Learning);
-    // Events later in time close windows as they pass.
-    for ev in evs.iter().skip(first_minute.len()) {
-        e.observe(ev);
-    }
-    assert!(e.baselines().principal(1000).unwrap().windows > 1);
-}
-
-#[test]
-fn novelty_waits_for_calibration_and_counts_half_while_calibrating() {
-    let mut cfg = config();
-    cfg.detect.calibrating_after_windows = 2;
-    cfg.detect.calibrated_after_windows = 1000;
-    // Not vouched: profiles only reach "calibrating" from the recorded days.
-    let mut e = engine_with(&cfg, Store::memory().unwrap(), false);
-    for ev in events("baseline") {
-        e.observe(&ev);
-    }
-    e.finish();
-    assert_eq!(
-        e.baselines().principal(1000).unwrap().state,
-        Calibration::Calibrating
-    );
-    let a = replay(&mut e, &events("new_destination"));
-    let (_, f) = factor(&a, "new_destination");
-    assert_eq!(f.weight, cfg.detect.weights.new_destination / 2);
-
-    let mut fresh = engine_with(&cfg, Store::memory().unwrap(), false);
-    let a = replay(&mut fresh, &events("new_destination"));
-    assert!(
-        a.iter()
-            .all(|x| x.factors.iter().all(|f| f.detection != "new_destination"))
-    );
-}
-
-#[test]
-fn baselines_persist_across_a_restart() {
-    let d = tempfile::tempdir().unwrap();
-    let db = d.path().join("sentinel.db");
-    {
-        let mut e = engine_with(&config(), Store::open(&db).unwrap(), true);
-        replay(&mut e, &events("baseline"));
-        e.vouch().unwrap();
-    }
-    let mut e = engine_with(&config(), Store::open(&db).unwrap(), false);
-    assert_eq!(
-        e.baselines().principal(1000).unwrap().state,
-        Calibration::Calibrated
-    );
-    let a = replay(&mut e, &events("new_destination"));
-    factor(&a, "new_destination");
-}
-
-#[test]
 fn weights_come_from_configuration() {
     let mut cfg = config();
     cfg.detect.weights.exec_from_writable = 90;
@@ -507,7 +417,8 @@ fn categories_file_from_configuration_replaces_the_defaults() {
 
     std::fs::write(&f, "[[category]]\nname = \"x\"\npaths = [\"relative\"]\n").unwrap();
     let err = Engine::with_options(
-        &cfg,
+        &cfg.detect,
+        cfg.host_name(),
         Store::memory().unwrap(),
         EngineOptions {
             live: false,

@@ -49,10 +49,11 @@ impl Engine {
                 tracing::warn!("cannot save baseline of uid {uid}: {e}");
             }
         }
+        self.reload_feedback();
         self.fired.clear();
         self.mass.clear();
         self.losses = Default::default();
-        // Discovery queues of sessions quiet for longer than the burst window say nothing.
+        // Discovery queues of users quiet for longer than the burst window say nothing.
         let span = self.cfg.discovery_window_secs as i64 * 1_000_000_000;
         self.discovery
             .retain(|_, q| q.back().is_some_and(|(t, _, _)| *t >= now_ns - span));

@@ -309,37 +309,10 @@ impl FileTime {
             FileTime::Omit => "omit".into(),
             FileTime::Unknown => "unknown".into(),
             FileTime::At { sec, nsec } => {
-                let days = sec.div_euclid(86_400);
-                let t = sec.rem_euclid(86_400);
-                let (y, m, d) = civil_from_days(days);
-                let frac = if nsec != 0 {
-                    format!(".{nsec:09}")
-                } else {
-                    String::new()
-                };
-                format!(
-                    "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{frac}Z",
-                    t / 3600,
-                    t % 3600 / 60,
-                    t % 60
-                )
+                crate::timefmt::rfc3339_nanos(sec, u32::try_from(nsec).unwrap_or(0))
             }
         }
     }
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z.saturating_add(719_468);
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// The text of a path field, or `fd N` when the path is empty and an fd stands for the file.

@@ -644,3 +644,18 @@ fn every_new_kind_survives_short_structures() {
         assert!(env.len() <= 2);
     }
 }
+
+#[test]
+fn examples_in_docs_events_md_parse() {
+    let doc = include_str!("../../../docs/events.md");
+    let mut n = 0;
+    for line in doc.lines().filter(|l| l.starts_with(r#"{"type":"event""#)) {
+        let e: Event = serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}"));
+        // Written back, the same fields come out.
+        let mut want: serde_json::Value = serde_json::from_str(line).unwrap();
+        want.as_object_mut().unwrap().remove("type");
+        assert_eq!(serde_json::to_value(&e).unwrap(), want, "{line}");
+        n += 1;
+    }
+    assert!(n >= 4, "the examples are there");
+}

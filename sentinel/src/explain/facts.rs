@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::prompt::{Fact, iso_time, redact_json};
+use super::prompt::{Fact, redact_json};
 use super::redact::{Counts, Redactor};
 
 /// Fields that change on every probe and say nothing about the host.
@@ -377,7 +377,7 @@ pub fn diff_facts(d: &Value, r: &Redactor, c: &mut Counts) -> Vec<Fact> {
             .or_else(|| {
                 d.pointer(&format!("/{k}/probe_time"))
                     .and_then(Value::as_i64)
-                    .map(iso_time)
+                    .map(crate::timefmt::rfc3339_secs)
             })
             .unwrap_or_else(|| "unknown time".into())
     };

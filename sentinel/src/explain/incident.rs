@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::prompt::{Fact, iso_time};
+use super::prompt::Fact;
 use super::redact::{Counts, Redactor};
 use crate::incident::Incident;
 use crate::model::{Explanation, NextStep};
@@ -24,8 +24,8 @@ pub fn facts(i: &Incident, r: &Redactor, c: &mut Counts) -> (Vec<Fact>, BTreeSet
             "id {}, {} from {} to {}, level {} (score {}/100, set by Sentinel: the highest step plus a bonus per further tactic), principal uid {}{user}, {} steps; story: {}",
             i.id,
             i.scope,
-            iso_time(i.first_ns),
-            iso_time(i.last_ns),
+            crate::timefmt::rfc3339_secs(i.first_ns),
+            crate::timefmt::rfc3339_secs(i.last_ns),
             i.level,
             i.score,
             i.principal.uid,
@@ -44,7 +44,7 @@ pub fn facts(i: &Incident, r: &Redactor, c: &mut Counts) -> (Vec<Fact>, BTreeSet
             Some(s.anomaly_id.clone()),
             format!(
                 "{} {} ({}, score {}, {}): {} [by {}]",
-                iso_time(s.time_ns),
+                crate::timefmt::rfc3339_secs(s.time_ns),
                 s.tactic,
                 s.detections.join("+"),
                 s.score,

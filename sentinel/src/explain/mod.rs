@@ -4,7 +4,6 @@
 //! deterministic local explanation whenever no model is configured or the model fails.
 //! The explainer never sets or changes a score. docs/llm.md describes it for operators.
 
-pub mod analyze;
 pub mod config;
 pub mod facts;
 pub mod incident;

@@ -55,7 +55,7 @@ likely_explanation, benign_alternatives (list of strings), confidence (number 0 
 evidence_ids (list of strings), next_steps (list of objects with description and command; \
 command may be an empty string).";
 
-/// The JSON schema of the answer; mirrors `detect::model::Explanation`'s model-set fields.
+/// The JSON schema of the answer; mirrors `model::Explanation`'s model-set fields.
 /// `max_string` > 0 bounds every string (llama.cpp enforces it in its grammar, which keeps a
 /// small model from rambling past `max_tokens`); 0 leaves lengths to the model.
 pub fn answer_schema(max_string: usize) -> Value {
@@ -318,7 +318,7 @@ fn anomaly_facts(a: &Anomaly, baseline: Option<&Value>, r: &Redactor, c: &mut Co
         format!(
             "id {}, time {}, level {} (score {}/100, set by Sentinel's detectors), principal uid {}{user}{session}",
             a.id,
-            iso_time(a.time_ns),
+            crate::timefmt::rfc3339_secs(a.time_ns),
             a.level,
             a.score,
             a.principal.uid
@@ -386,7 +386,7 @@ fn anomaly_facts(a: &Anomaly, baseline: Option<&Value>, r: &Redactor, c: &mut Co
             Some(e.id.clone()),
             format!(
                 "{} {}{detail}",
-                iso_time(e.time_ns),
+                crate::timefmt::rfc3339_secs(e.time_ns),
                 r.text_counted(&e.summary, c)
             ),
             500 + weight,
@@ -453,29 +453,6 @@ pub fn redact_json(v: &Value, r: &Redactor, c: &mut Counts) -> Value {
         }
     }
     walk("", v, r, c)
-}
-
-/// Epoch nanoseconds as ISO-8601 UTC.
-pub fn iso_time(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (H. Hinnant), valid for the proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]

@@ -144,9 +144,15 @@ fn json_redaction_hashes_user_fields_and_argv() {
 
 #[test]
 fn iso_time_formats_epoch_nanoseconds() {
-    assert_eq!(iso_time(0), "1970-01-01T00:00:00Z");
-    assert_eq!(iso_time(1_764_180_000_000_000_000), "2025-11-26T18:00:00Z");
-    assert_eq!(iso_time(951_782_400_000_000_000), "2000-02-29T00:00:00Z");
+    assert_eq!(crate::timefmt::rfc3339_secs(0), "1970-01-01T00:00:00Z");
+    assert_eq!(
+        crate::timefmt::rfc3339_secs(1_764_180_000_000_000_000),
+        "2025-11-26T18:00:00Z"
+    );
+    assert_eq!(
+        crate::timefmt::rfc3339_secs(951_782_400_000_000_000),
+        "2000-02-29T00:00:00Z"
+    );
 }
 
 #[test]

@@ -305,41 +305,8 @@ pub fn parse_retry_after(h: &reqwest::header::HeaderMap, now: SystemTime) -> Opt
     if let Ok(secs) = v.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
     }
-    let when = parse_http_date(v)?;
+    let when = crate::timefmt::parse_http_date(v)?;
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
-pub fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_, day, mon, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let m = months.iter().position(|x| x == mon)? as i64 + 1;
-    let d: i64 = day.parse().ok()?;
-    let y: i64 = year.parse().ok()?;
-    let hms: Vec<i64> = time.split(':').filter_map(|x| x.parse().ok()).collect();
-    let [hh, mm, ss] = hms.as_slice() else {
-        return None;
-    };
-    if !(1..=31).contains(&d) || *hh > 23 || *mm > 59 || *ss > 60 {
-        return None;
-    }
-    // Days from civil (H. Hinnant).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    u64::try_from(secs)
-        .ok()
-        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
 }
 
 #[cfg(test)]
@@ -389,17 +356,6 @@ mod tests {
             HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
         );
         assert_eq!(parse_retry_after(&h, later), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn http_dates_match_known_epochs() {
-        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(
-            t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
-            784_111_777
-        );
-        assert!(parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT").is_none());
-        assert!(parse_http_date("").is_none());
     }
 
     fn provider(kind: ProviderKind) -> Provider {

@@ -251,7 +251,7 @@ impl Redactor {
         mac.update(domain.as_bytes());
         mac.update(b":");
         mac.update(value.as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..8])
+        data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes()[..8])
     }
 
     /// "user_" + 64 bits of HMAC-SHA256(secret, name): stable per install, not reversible by

@@ -1,8 +1,8 @@
 //! Readable, optionally coloured, one-line renderings of events for a terminal.
 
 use crate::event::{Event, Payload, RawStr};
-use crate::feed::clock_time;
 use crate::model::{Anomaly, Level};
+use crate::timefmt::utc_clock_ms as clock_time;
 
 /// Whether to colour: only on a terminal, never with NO_COLOR set (https://no-color.org).
 pub fn use_color(is_tty: bool) -> bool {

@@ -110,11 +110,12 @@ pub(super) fn cwd(pid: u32) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-/// Socket inodes of every inet (TCP/UDP, v4 and v6) socket on the host.
-fn inet_socket_inodes() -> HashSet<u64> {
+/// The inodes of the inet sockets (TCP/UDP, v4 and v6) in `pid`'s network namespace (a shell in a container or
+/// another namespace has its sockets there, not in the agent's own /proc/net).
+fn inet_socket_inodes(pid: u32) -> HashSet<u64> {
     let mut out = HashSet::new();
     for table in ["tcp", "tcp6", "udp", "udp6"] {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/net/{table}")) else {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
             continue;
         };
         for line in text.lines().skip(1) {
@@ -151,7 +152,7 @@ pub fn stdio_inet_sockets(pid: u32) -> Option<Vec<u32>> {
     if sock.is_empty() {
         return Some(Vec::new());
     }
-    let inet = inet_socket_inodes();
+    let inet = inet_socket_inodes(pid);
     Some(
         sock.into_iter()
             .filter(|(_, i)| inet.contains(i))

@@ -81,14 +81,46 @@ pub fn basename(path: &str) -> &str {
 }
 
 /// Joins a possibly relative path onto a working directory; keeps it as is when unknown.
+/// The result is normalised lexically (`//`, `/./` and `/../` folded), so that
+/// `/etc/../etc//shadow` is seen as the `/etc/shadow` it opens.
 pub fn absolute(path: &str, cwd: Option<&str>) -> String {
     match cwd {
         Some(c) if !path.starts_with('/') && !path.is_empty() => {
-            let p = path.strip_prefix("./").unwrap_or(path);
-            format!("{}/{}", c.trim_end_matches('/'), p)
+            normalize(&format!("{}/{}", c.trim_end_matches('/'), path))
         }
-        _ => path.to_string(),
+        _ => normalize(path),
     }
+}
+
+/// Folds `//`, `/./` and `/../` of an absolute path; other paths are returned as they are.
+fn normalize(path: &str) -> String {
+    if !path.starts_with('/')
+        || !(path.contains("//")
+            || path.contains("/./")
+            || path.contains("/..")
+            || path.ends_with("/."))
+    {
+        return path.to_string();
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for p in &parts {
+        out.push('/');
+        out.push_str(p);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
 }
 
 /// The executable of an exec: the path as executed (made absolute), or the kernel's exe link

@@ -221,3 +221,21 @@ fn a_record_joined_after_the_exit_finds_the_process_of_its_time() {
     }
     assert!(t.chain_at(200, 2_500_000_000).is_empty());
 }
+
+#[test]
+fn paths_are_made_absolute_and_folded() {
+    use super::absolute;
+    assert_eq!(absolute("x/../y", Some("/home/a")), "/home/a/y");
+    assert_eq!(absolute("./notes", Some("/home/a/")), "/home/a/notes");
+    assert_eq!(absolute("/etc/../etc//shadow", None), "/etc/shadow");
+    assert_eq!(
+        absolute(
+            "/home/a/.mozilla/firefox/x.default-release//logins.json",
+            None
+        ),
+        "/home/a/.mozilla/firefox/x.default-release/logins.json"
+    );
+    assert_eq!(absolute("/..", None), "/");
+    assert_eq!(absolute("relative", None), "relative");
+    assert_eq!(absolute("/usr/bin/..hidden", None), "/usr/bin/..hidden");
+}

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::AppState;
 use super::auth;
-use super::store::{Role, Session};
+use super::store::{ApiKey, KeyScope, Role, Session, User};
 
 /// What a route requires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,14 +24,20 @@ pub enum Access {
     MfaPending,
     /// A signed-in user (or API key owner on /api) with at least this role.
     Role(Role),
-    /// An API key whose owner is operator or above (agents pushing data).
+    /// An API key of scope `ingest` whose owner is operator or above (agents pushing data
+    /// for the one host the key is bound to).
     Ingest,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Via {
     Session,
-    ApiKey(i64),
+    /// An API key: its id, scope and (ingest keys) the host it may write.
+    ApiKey {
+        id: i64,
+        scope: KeyScope,
+        host: Option<String>,
+    },
     /// Anonymous visitor of a read-only demo server.
     Demo,
 }
@@ -56,6 +62,44 @@ impl Actor {
     pub fn can(&self, r: Role) -> bool {
         self.via != Via::Demo && self.role >= r
     }
+    pub fn key_id(&self) -> Option<i64> {
+        match self.via {
+            Via::ApiKey { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Why a key may not be used now, or None. Checked on every request and, for open live
+/// streams, every few seconds.
+pub fn key_problem(k: &ApiKey, owner: &User, now: i64) -> Option<&'static str> {
+    if !k.enabled {
+        Some("API key disabled")
+    } else if k.expires_ns.is_some_and(|e| e <= now) {
+        Some("API key expired")
+    } else if !owner.active {
+        Some("API key owner is disabled")
+    } else {
+        None
+    }
+}
+
+/// Why a session may not be used now (revoked sessions are simply gone), or None.
+pub fn session_problem(st: &AppState, s: &Session, now: i64) -> Option<&'static str> {
+    let idle = st.cfg.session_idle_mins as i64 * 60_000_000_000;
+    let abs = st.cfg.session_max_hours as i64 * 3_600_000_000_000;
+    let pending_max = 5 * 60_000_000_000;
+    if !s.user_active {
+        Some("user disabled")
+    } else if now - s.last_seen_ns > idle {
+        Some("session idle too long")
+    } else if now - s.created_ns > abs {
+        Some("session too old")
+    } else if s.mfa_pending && now - s.created_ns > pending_max {
+        Some("second factor not given in time")
+    } else {
+        None
+    }
 }
 
 /// Client address and agent, recorded in sessions and the audit log.
@@ -67,6 +111,25 @@ pub struct Client {
 
 pub const SESSION_COOKIE: &str = "sentinel_session";
 pub const PRELOGIN_COOKIE: &str = "sentinel_prelogin";
+/// With Secure cookies the names carry the `__Host-` prefix: browsers then accept them only
+/// over HTTPS, for the exact host, with `Path=/` (no subdomain or plain-HTTP injection).
+pub const HOST_PREFIX: &str = "__Host-";
+
+pub fn session_cookie_name(st: &AppState) -> String {
+    cookie_name(st, SESSION_COOKIE)
+}
+
+pub fn prelogin_cookie_name(st: &AppState) -> String {
+    cookie_name(st, PRELOGIN_COOKIE)
+}
+
+fn cookie_name(st: &AppState, base: &str) -> String {
+    if st.secure_cookies() {
+        format!("{HOST_PREFIX}{base}")
+    } else {
+        base.to_string()
+    }
+}
 pub const CSRF_FIELD: &str = "csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -172,41 +235,35 @@ fn resolve(st: &AppState, req: &Request, now: i64) -> Result<Resolved, super::st
         let Some((k, user)) = st.store.api_key_by_hash(&auth::token_hash(&key))? else {
             return Ok(Resolved::BadKey("invalid API key"));
         };
-        if !k.enabled {
-            return Ok(Resolved::BadKey("API key disabled"));
-        }
-        if k.expires_ns.is_some_and(|e| e <= now) {
-            return Ok(Resolved::BadKey("API key expired"));
-        }
-        if !user.active {
-            return Ok(Resolved::BadKey("API key owner is disabled"));
+        if let Some(why) = key_problem(&k, &user, now) {
+            return Ok(Resolved::BadKey(why));
         }
         // Last-used to the minute is plenty and saves a write per ingest batch.
         if k.last_used_ns.is_none_or(|t| now - t > 60_000_000_000) {
             st.store.touch_api_key(k.id, now)?;
         }
+        // A key never acts above its owner's current role, nor above its own scope. Ingest
+        // keys keep the owner's role only for the ingest check; they pass no other route.
+        let role = k.scope.acts_as(user.role).unwrap_or(user.role);
         return Ok(Resolved::Actor(Actor {
             user_id: user.id,
             username: user.username,
-            role: user.role,
-            via: Via::ApiKey(k.id),
+            role,
+            via: Via::ApiKey {
+                id: k.id,
+                scope: k.scope,
+                host: k.host,
+            },
             session: None,
         }));
     }
-    let Some(token) = read_cookie(req.headers(), SESSION_COOKIE) else {
+    let Some(token) = read_cookie(req.headers(), &session_cookie_name(st)) else {
         return Ok(Resolved::Anonymous);
     };
     let Some(s) = st.store.session_by_token_hash(&auth::token_hash(&token))? else {
         return Ok(Resolved::Anonymous);
     };
-    let idle = st.cfg.session_idle_mins as i64 * 60_000_000_000;
-    let abs = st.cfg.session_max_hours as i64 * 3_600_000_000_000;
-    let pending_max = 5 * 60_000_000_000;
-    let expired = now - s.last_seen_ns > idle
-        || now - s.created_ns > abs
-        || (s.mfa_pending && now - s.created_ns > pending_max)
-        || !s.user_active;
-    if expired {
+    if session_problem(st, &s, now).is_some() {
         st.store.delete_session(s.id)?;
         return Ok(Resolved::Anonymous);
     }
@@ -330,8 +387,15 @@ pub async fn guard(
     };
     match access {
         Access::Ingest => {
-            if !matches!(actor.via, Via::ApiKey(_)) {
+            let Via::ApiKey { scope, .. } = &actor.via else {
                 return deny(&path, StatusCode::UNAUTHORIZED, "an API key is required");
+            };
+            if *scope != KeyScope::Ingest {
+                return deny(
+                    &path,
+                    StatusCode::FORBIDDEN,
+                    &format!("this key's scope is {scope}; pushing data needs an ingest key"),
+                );
             }
             if actor.role < Role::Operator {
                 return deny(
@@ -340,6 +404,21 @@ pub async fn guard(
                     "the key's owner may not ingest",
                 );
             }
+        }
+        Access::Role(_)
+            if matches!(
+                actor.via,
+                Via::ApiKey {
+                    scope: KeyScope::Ingest,
+                    ..
+                }
+            ) =>
+        {
+            return deny(
+                &path,
+                StatusCode::FORBIDDEN,
+                "an ingest key can only push data (POST /api/ingest)",
+            );
         }
         Access::Role(r) if actor.role < r => {
             return deny(

@@ -11,8 +11,9 @@ use serde::Deserialize;
 use super::AppState;
 use super::access::{Actor, Client, Via};
 use super::auth;
-use super::login::{CodeForm, verify_blocking};
-use super::store::{Role, Session, User};
+use super::login::CodeForm;
+use super::reauth::{self, Factor, Proof};
+use super::store::{Role, Session};
 use super::web::{self, csrf_field, fmt_time, page};
 
 fn now() -> i64 {
@@ -96,40 +97,26 @@ pub fn profile_view(
                 p { "Enabled. " (codes_left) " recovery codes left." }
                 form.stack method="post" action="/profile/totp/disable" {
                     (csrf_field(actor))
-                    label { "Password" input type="password" name="password" required; }
+                    label { "Password" input type="password" name="password" autocomplete="current-password" required; }
+                    label { "Current code (or a recovery code)" input name="code" autocomplete="one-time-code" required; }
                     button.danger type="submit" { "Disable two-factor" }
+                }
+                form.stack method="post" action="/profile/totp/setup" {
+                    (csrf_field(actor))
+                    label { "Password" input type="password" name="password" autocomplete="current-password" required; }
+                    label { "Current code (or a recovery code)" input name="code" autocomplete="one-time-code" required; }
+                    button type="submit" { "Move two-factor to a new device" }
                 }
             } @else {
                 p { "Not enabled." }
-                form method="post" action="/profile/totp/setup" { (csrf_field(actor)) button id="totp-setup" type="submit" { "Set up two-factor" } }
+                form.stack method="post" action="/profile/totp/setup" {
+                    (csrf_field(actor))
+                    label { "Password" input id="totp-setup-password" type="password" name="password" autocomplete="current-password" required; }
+                    button id="totp-setup" type="submit" { "Set up two-factor" }
+                }
             }
         }
-        section id="keys" {
-            h2 { "API keys" }
-            p.muted { "Keys act with your role (" (user.role) "). Agents need an operator's key to push. Send as "
-                code { "Authorization: Bearer <key>" } "." }
-            @if !keys.is_empty() { div.tablewrap { table {
-                thead { tr { th { "Name" } th { "Key" } th { "Created" } th { "Last used" } th { "Expires" } th { "State" } th {} } }
-                tbody { @for k in &keys { tr {
-                    td { (k.name) } td { code { (k.prefix) "…" } } td { (fmt_time(k.created_ns)) }
-                    td { (k.last_used_ns.map(fmt_time).unwrap_or_else(|| "never".into())) }
-                    td { (k.expires_ns.map(fmt_time).unwrap_or_else(|| "never".into())) }
-                    td { @if k.enabled { "enabled" } @else { "disabled" } }
-                    td {
-                        form.inline method="post" action={ "/profile/keys/" (k.id) "/toggle" } { (csrf_field(actor))
-                            button type="submit" { @if k.enabled { "Disable" } @else { "Enable" } } }
-                        form.inline method="post" action={ "/profile/keys/" (k.id) "/delete" } { (csrf_field(actor))
-                            button.danger type="submit" { "Delete" } }
-                    }
-                } } }
-            } } }
-            form.row method="post" action="/profile/keys" {
-                (csrf_field(actor))
-                label { "Name " input name="name" required maxlength="100" placeholder="e.g. web-1 agent"; }
-                label { "Expires in days " input type="number" name="expires_days" min="1" max="3650" placeholder="never"; }
-                button type="submit" { "Create key" }
-            }
-        }
+        (super::keys::section(actor, &user, &keys))
         section id="sessions" {
             h2 { "Your sessions" }
             (sessions_block(actor, &sessions, "/profile", false))
@@ -155,29 +142,10 @@ pub struct PasswordForm {
     confirm: String,
 }
 
-fn err(st: &AppState, actor: &Actor, status: StatusCode, msg: &str) -> Response {
+pub(crate) fn err(st: &AppState, actor: &Actor, status: StatusCode, msg: &str) -> Response {
     let mut r = profile_view(st, actor, Some(Notice::Err(msg.into())), None);
     *r.status_mut() = status;
     r
-}
-
-async fn check_own_password(st: &AppState, actor: &Actor, pw: &str) -> Result<User, StatusCode> {
-    let user = st
-        .store
-        .user_by_id(actor.user_id)
-        .ok()
-        .flatten()
-        .ok_or(StatusCode::UNAUTHORIZED)?;
-    if verify_blocking(
-        pw.chars().take(auth::MAX_PASSWORD).collect(),
-        user.password_hash.clone(),
-    )
-    .await
-    {
-        Ok(user)
-    } else {
-        Err(StatusCode::FORBIDDEN)
-    }
 }
 
 pub async fn change_password(
@@ -186,13 +154,21 @@ pub async fn change_password(
     Extension(client): Extension<Client>,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    if check_own_password(&st, &actor, &f.current).await.is_err() {
-        return err(
-            &st,
-            &actor,
-            StatusCode::BAD_REQUEST,
-            "The current password is wrong.",
-        );
+    let proof = Proof {
+        password: &f.current,
+        code: "",
+    };
+    if let Err((status, msg)) = reauth::check(
+        &st,
+        &actor,
+        &client,
+        &proof,
+        Factor::PasswordOnly,
+        "password_change",
+    )
+    .await
+    {
+        return err(&st, &actor, status, &msg);
     }
     if let Some(p) = auth::password_problem(&f.new) {
         return err(&st, &actor, StatusCode::BAD_REQUEST, p);
@@ -235,10 +211,39 @@ pub async fn change_password(
     )
 }
 
+/// Password, and a current code when two-factor is already on.
+#[derive(Deserialize)]
+pub struct ReauthForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// Starts (or, with two-factor on, moves) two-factor: needs the password and, when it is on,
+/// a current code, so a session cookie alone cannot re-enrol the account.
 pub async fn totp_setup(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<ReauthForm>,
 ) -> Response {
+    let proof = Proof {
+        password: &f.password,
+        code: &f.code,
+    };
+    if let Err((status, msg)) = reauth::check(
+        &st,
+        &actor,
+        &client,
+        &proof,
+        Factor::PasswordAndCode,
+        "2fa_setup",
+    )
+    .await
+    {
+        return err(&st, &actor, status, &msg);
+    }
     let (Some(sid), Ok(secret)) = (actor.session_id(), auth::new_totp_secret()) else {
         return web::internal("no session or random source");
     };
@@ -329,25 +334,27 @@ pub async fn totp_enable(
     )
 }
 
-#[derive(Deserialize)]
-pub struct PasswordOnly {
-    #[serde(default)]
-    password: String,
-}
-
 pub async fn totp_disable(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
     Extension(client): Extension<Client>,
-    Form(f): Form<PasswordOnly>,
+    Form(f): Form<ReauthForm>,
 ) -> Response {
-    if check_own_password(&st, &actor, &f.password).await.is_err() {
-        return err(
-            &st,
-            &actor,
-            StatusCode::BAD_REQUEST,
-            "The password is wrong.",
-        );
+    let proof = Proof {
+        password: &f.password,
+        code: &f.code,
+    };
+    if let Err((status, msg)) = reauth::check(
+        &st,
+        &actor,
+        &client,
+        &proof,
+        Factor::PasswordAndCode,
+        "2fa_disable",
+    )
+    .await
+    {
+        return err(&st, &actor, status, &msg);
     }
     if let Err(e) = st.store.set_totp(actor.user_id, None) {
         return web::internal(e);
@@ -365,149 +372,6 @@ pub async fn totp_disable(
         Some(Notice::Ok("Two-factor authentication is off.".into())),
         None,
     )
-}
-
-#[derive(Deserialize)]
-pub struct KeyForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    expires_days: String,
-}
-
-pub const MAX_KEYS: usize = 20;
-
-/// Creates a key for `actor`; returns (key, id) or a message for the user.
-pub fn create_key(
-    st: &AppState,
-    actor: &Actor,
-    client: &Client,
-    name: &str,
-    expires_days: Option<u32>,
-) -> Result<(String, i64), (StatusCode, String)> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "Give the key a name of 1-100 characters.".into(),
-        ));
-    }
-    if expires_days.is_some_and(|d| d == 0 || d > 3650) {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "Expiry must be 1-3650 days.".into(),
-        ));
-    }
-    let existing = st
-        .store
-        .list_api_keys(actor.user_id)
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    if existing.len() >= MAX_KEYS {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            format!("At most {MAX_KEYS} keys; delete one first."),
-        ));
-    }
-    let (key, prefix, hash) =
-        auth::new_api_key().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let expires = expires_days.map(|d| now() + i64::from(d) * 86_400_000_000_000);
-    let id = st
-        .store
-        .create_api_key(actor.user_id, name, &prefix, &hash, now(), expires)
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    st.audit(
-        Some((actor.user_id, &actor.username)),
-        "api_key_created",
-        name,
-        &client.ip,
-        &prefix,
-    );
-    Ok((key, id))
-}
-
-pub async fn key_create(
-    State(st): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Extension(client): Extension<Client>,
-    Form(f): Form<KeyForm>,
-) -> Response {
-    let days = match f.expires_days.trim() {
-        "" => None,
-        d => match d.parse::<u32>() {
-            Ok(d) => Some(d),
-            Err(_) => {
-                return err(
-                    &st,
-                    &actor,
-                    StatusCode::BAD_REQUEST,
-                    "Expiry must be a number of days.",
-                );
-            }
-        },
-    };
-    match create_key(&st, &actor, &client, &f.name, days) {
-        Ok((key, _)) => {
-            let extra = html! {
-                section.setup id="new-key" {
-                    h2 { "New API key" }
-                    p { "Copy it now: it is shown only once and stored only as a hash." }
-                    p { code id="api-key" { (key) } }
-                }
-            };
-            profile_view(&st, &actor, None, Some(extra))
-        }
-        Err((s, m)) => err(&st, &actor, s, &m),
-    }
-}
-
-pub async fn key_toggle(
-    State(st): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Extension(client): Extension<Client>,
-    Path(id): Path<i64>,
-) -> Response {
-    let keys = st.store.list_api_keys(actor.user_id).unwrap_or_default();
-    let Some(k) = keys.iter().find(|k| k.id == id) else {
-        return err(&st, &actor, StatusCode::NOT_FOUND, "No such key.");
-    };
-    if let Err(e) = st.store.set_api_key_enabled(actor.user_id, id, !k.enabled) {
-        return web::internal(e);
-    }
-    let action = if k.enabled {
-        "api_key_disabled"
-    } else {
-        "api_key_enabled"
-    };
-    st.audit(
-        Some((actor.user_id, &actor.username)),
-        action,
-        &k.name,
-        &client.ip,
-        &k.prefix,
-    );
-    Redirect::to("/profile#keys").into_response()
-}
-
-pub async fn key_delete(
-    State(st): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Extension(client): Extension<Client>,
-    Path(id): Path<i64>,
-) -> Response {
-    match st.store.delete_api_key(actor.user_id, id) {
-        Ok(true) => {
-            st.audit(
-                Some((actor.user_id, &actor.username)),
-                "api_key_deleted",
-                &id.to_string(),
-                &client.ip,
-                "",
-            );
-            Redirect::to("/profile#keys").into_response()
-        }
-        Ok(false) => err(&st, &actor, StatusCode::NOT_FOUND, "No such key."),
-        Err(e) => web::internal(e),
-    }
 }
 
 #[derive(Deserialize, Default)]

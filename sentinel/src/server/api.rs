@@ -1,6 +1,7 @@
-//! The JSON API: ingest for agents (API key, operator or above) and a read/write API for
-//! everything the UI shows. Session callers send the CSRF token in `X-CSRF-Token`; API key
-//! callers act with their owner's role. The contract is `openapi.json`, served as is.
+//! The JSON API: ingest for agents (an `ingest` key, bound to one host) and a read/write API
+//! for everything the UI shows. Session callers send the CSRF token in `X-CSRF-Token`; API
+//! key callers act with their key's scope, never above their owner's role. The contract is
+//! `openapi.json`, served as is.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -8,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
-use super::AppState;
-use super::access::{Actor, Client};
+use super::access::{Actor, Client, Via};
 use super::admin::AuditQuery;
 use super::store::IngestBatch;
 use super::web::FeedQuery;
+use super::{AppState, IngestError};
 
 pub const OPENAPI: &str = include_str!("openapi.json");
 
@@ -47,53 +48,95 @@ pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-pub const MAX_BATCH_ITEMS: usize = 10_000;
+pub use super::ingest::MAX_BATCH_ITEMS;
 
-/// Rejects batches the store should not see: missing id, oversized, absurd names.
-pub fn validate_batch(b: &IngestBatch) -> Result<(), String> {
-    if b.batch_id.is_empty() || b.batch_id.len() > 128 {
-        return Err("batch_id must be 1-128 characters".into());
+/// The host an ingest key writes for: its bound host, or (a key migrated from before scopes)
+/// the batch's single host, which then binds it for good.
+fn bound_host(
+    st: &AppState,
+    actor: &Actor,
+    named: &std::collections::BTreeSet<String>,
+) -> Result<String, (StatusCode, String)> {
+    let Via::ApiKey { id, host, .. } = &actor.via else {
+        return Err((StatusCode::UNAUTHORIZED, "an API key is required".into()));
+    };
+    if let Some(h) = host {
+        return Ok(h.clone());
     }
-    if b.anomalies.len() + b.snapshots.len() + b.fingerprints.len() > MAX_BATCH_ITEMS {
-        return Err(format!("at most {MAX_BATCH_ITEMS} items per batch"));
-    }
-    let bad_name = |h: &str| h.is_empty() || h.len() > 255;
-    if b.host.as_deref().is_some_and(bad_name) {
-        return Err("host must be 1-255 bytes".into());
-    }
-    for a in &b.anomalies {
-        if bad_name(&a.host) || a.id.is_empty() || a.id.len() > 255 {
-            return Err(format!(
-                "anomaly {:?}: host and id must be 1-255 bytes",
-                a.id
-            ));
+    let Some(first) = named.iter().next().filter(|_| named.len() == 1) else {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "this key is not bound to a host yet: its first batch must name exactly one host"
+                .into(),
+        ));
+    };
+    match st.store.bind_api_key_host(*id, first) {
+        Ok(Some(h)) => {
+            st.audit(
+                Some((actor.user_id, &actor.username)),
+                "api_key_bound",
+                &h,
+                "",
+                &format!("key {id}"),
+            );
+            Ok(h)
+        }
+        Ok(None) => Err((StatusCode::FORBIDDEN, "this key cannot be bound".into())),
+        Err(e) => {
+            tracing::error!("binding a key: {e}");
+            Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()))
         }
     }
-    let mut snapshot_names = b.snapshots.iter().flat_map(|s| {
-        ["/system/hostname", "/hostname", "/host"]
-            .into_iter()
-            .filter_map(|p| s.pointer(p).and_then(|v| v.as_str()))
-    });
-    if snapshot_names.any(bad_name) {
-        return Err("snapshot host names must be 1-255 bytes".into());
-    }
-    if b.snapshots
-        .iter()
-        .chain(&b.fingerprints)
-        .any(|v| !v.is_object())
-    {
-        return Err("snapshots and fingerprints must be JSON objects".into());
-    }
-    Ok(())
 }
 
-pub async fn ingest(State(st): State<AppState>, Json(batch): Json<IngestBatch>) -> Response {
-    if let Err(m) = validate_batch(&batch) {
+pub async fn ingest(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Json(batch): Json<IngestBatch>,
+) -> Response {
+    if let Some(m) = super::ingest::batch_problem(&batch) {
         return error(StatusCode::UNPROCESSABLE_ENTITY, m);
+    }
+    // An ingest key writes its own host and nothing else: another name anywhere in the
+    // batch refuses the whole batch, and the attempt is audited.
+    let named = super::ingest::hosts_named(&batch);
+    let host = match bound_host(&st, &actor, &named) {
+        Ok(h) => h,
+        Err((status, msg)) => return error(status, msg),
+    };
+    let foreign: Vec<&str> = named
+        .iter()
+        .filter(|n| **n != host)
+        .map(String::as_str)
+        .collect();
+    if !foreign.is_empty() {
+        let detail = format!(
+            "key {} bound to {host:?} tried to write {}",
+            actor.key_id().unwrap_or(0),
+            foreign
+                .iter()
+                .map(|f| format!("{:?}", f))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        tracing::warn!("ingest refused: {detail}");
+        st.audit(
+            Some((actor.user_id, &actor.username)),
+            "ingest_host_refused",
+            &host,
+            &client.ip,
+            &detail,
+        );
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("this key may only write host {host:?}"),
+        );
     }
     let st2 = st.clone();
     match tokio::task::spawn_blocking(move || st2.ingest(&batch)).await {
         Ok(Ok(out)) => ok(out),
+        Ok(Err(IngestError::Invalid(m))) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
     }
@@ -202,6 +245,35 @@ pub async fn keys(State(st): State<AppState>, Extension(actor): Extension<Actor>
     }
 }
 
+pub async fn all_keys(State(st): State<AppState>) -> Response {
+    match st.store.list_all_api_keys() {
+        Ok(k) => ok(k),
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn revoke_key(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Path(id): Path<i64>,
+) -> Response {
+    match st.store.delete_any_api_key(id) {
+        Ok(Some(k)) => {
+            st.audit(
+                Some((actor.user_id, &actor.username)),
+                "api_key_revoked",
+                &k.owner,
+                &client.ip,
+                &format!("{} ({}, scope {})", k.name, k.prefix, k.scope),
+            );
+            ok(json!({ "revoked": id }))
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such key"),
+        Err(e) => internal(e),
+    }
+}
+
 pub async fn users(State(st): State<AppState>) -> Response {
     match st.store.list_users() {
         Ok(u) => ok(u),
@@ -220,43 +292,5 @@ pub async fn all_sessions(State(st): State<AppState>) -> Response {
     match st.store.list_sessions(None) {
         Ok(s) => ok(s),
         Err(e) => internal(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_are_validated() {
-        let ok = IngestBatch {
-            batch_id: "b".into(),
-            ..Default::default()
-        };
-        assert!(validate_batch(&ok).is_ok());
-        assert!(
-            validate_batch(&IngestBatch::default()).is_err(),
-            "batch id required"
-        );
-        let long = IngestBatch {
-            host: Some("h".repeat(300)),
-            ..ok.clone()
-        };
-        assert!(validate_batch(&long).is_err());
-        let snap = IngestBatch {
-            snapshots: vec![json!({ "system": { "hostname": "x".repeat(300) } })],
-            ..ok.clone()
-        };
-        assert!(validate_batch(&snap).is_err());
-        let not_obj = IngestBatch {
-            fingerprints: vec![json!(3)],
-            ..ok.clone()
-        };
-        assert!(validate_batch(&not_obj).is_err());
-        let many = IngestBatch {
-            fingerprints: vec![json!({}); MAX_BATCH_ITEMS + 1],
-            ..ok
-        };
-        assert!(validate_batch(&many).is_err());
     }
 }

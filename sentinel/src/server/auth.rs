@@ -1,9 +1,6 @@
 //! Credentials and their checks: argon2id password hashes, random tokens (sessions, CSRF,
-//! API keys, recovery codes) stored only as SHA-256 digests, TOTP per RFC 6238, and the
-//! in-memory login rate limiter. Pure functions, no HTTP.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! API keys, recovery codes) stored only as SHA-256 digests and TOTP per RFC 6238. Pure
+//! functions, no HTTP. (Rate limits and login delays are in `throttle.rs`.)
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use hmac::{Hmac, KeyInit, Mac};
@@ -245,43 +242,7 @@ pub fn qr_svg(data: &str) -> Option<String> {
     )
 }
 
-// ---- Rate limiting ----
-
-/// Sliding-window attempt counter per key (client IP): bounds password guessing from one
-/// address even across many usernames. Per-account lockout lives in the store.
-pub struct RateLimiter {
-    max: usize,
-    window_ns: i64,
-    hits: Mutex<HashMap<String, Vec<i64>>>,
-}
-
-impl RateLimiter {
-    pub fn new(max: usize, window_secs: u64) -> RateLimiter {
-        RateLimiter {
-            max,
-            window_ns: (window_secs as i64).saturating_mul(1_000_000_000),
-            hits: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Records an attempt; false when the key is over its budget.
-    pub fn allow(&self, key: &str, now_ns: i64) -> bool {
-        let Ok(mut map) = self.hits.lock() else {
-            return false;
-        };
-        if map.len() > 100_000 {
-            // Bound memory under a spray of addresses: forget the oldest state wholesale.
-            map.clear();
-        }
-        let v = map.entry(key.to_string()).or_default();
-        v.retain(|&t| now_ns - t < self.window_ns);
-        if v.len() >= self.max {
-            return false;
-        }
-        v.push(now_ns);
-        true
-    }
-}
+pub use super::throttle::RateLimiter;
 
 #[cfg(test)]
 mod tests {
@@ -373,15 +334,6 @@ mod tests {
         assert!(username_problem("alice.b-1").is_none());
         assert!(username_problem("<script>").is_some());
         assert!(username_problem("").is_some());
-    }
-
-    #[test]
-    fn rate_limiter_caps_attempts_per_window() {
-        let r = RateLimiter::new(3, 60);
-        assert!(r.allow("ip", 0) && r.allow("ip", 1) && r.allow("ip", 2));
-        assert!(!r.allow("ip", 3));
-        assert!(r.allow("other", 3));
-        assert!(r.allow("ip", 61_000_000_000));
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<i32> {
     eprintln!("sentinel: dashboard on {}", handle.url());
     wait_for_stop().await;
     handle.shutdown().await;
-    Ok(crate::cli::exit::OK)
+    Ok(crate::exit::OK)
 }
 
 async fn wait_for_stop() {
@@ -250,5 +250,5 @@ pub fn user(config: Config, args: UserArgs) -> anyhow::Result<i32> {
             audit("user_deleted", &username, "");
         }
     }
-    Ok(crate::cli::exit::OK)
+    Ok(crate::exit::OK)
 }

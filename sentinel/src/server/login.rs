@@ -1,5 +1,6 @@
 //! Signing in and out: the password step (pre-login CSRF cookie, per-address rate limit,
-//! per-account lockout), the TOTP or recovery-code step, and logout.
+//! growing per-account delays that expire by themselves), the TOTP or recovery-code step,
+//! and logout.
 
 use axum::Extension;
 use axum::extract::{Form, State};
@@ -65,7 +66,7 @@ fn login_response(st: &AppState, status: StatusCode, error: Option<&str>) -> Res
     with_cookie(
         resp,
         access::cookie(
-            access::PRELOGIN_COOKIE,
+            &access::prelogin_cookie_name(st),
             &token,
             st.secure_cookies(),
             Some(1800),
@@ -118,7 +119,7 @@ fn start_session(
     let resp = with_cookie(
         Redirect::to(to).into_response(),
         access::cookie(
-            access::SESSION_COOKIE,
+            &access::session_cookie_name(st),
             &token,
             st.secure_cookies(),
             Some(max_age),
@@ -126,7 +127,7 @@ fn start_session(
     );
     with_cookie(
         resp,
-        access::clear_cookie(access::PRELOGIN_COOKIE, st.secure_cookies()),
+        access::clear_cookie(&access::prelogin_cookie_name(st), st.secure_cookies()),
     )
 }
 
@@ -135,6 +136,9 @@ fn finish_login(st: &AppState, user: &User, client: &Client, with_2fa: bool) -> 
     if let Err(e) = st.store.login_succeeded(user.id, now()) {
         return web::internal(e);
     }
+    let (pair, account) = throttle_keys(&user.username, &client.ip);
+    st.login_pair.clear(&pair);
+    st.login_account.clear(&account);
     if user.role == Role::Admin {
         let known = st.store.login_ips(user.id).unwrap_or_default();
         if !known.is_empty() && !known.contains(&client.ip) {
@@ -151,13 +155,15 @@ fn finish_login(st: &AppState, user: &User, client: &Client, with_2fa: bool) -> 
     start_session(st, user, client, false, "/")
 }
 
+/// Throttle keys: the account from this address, and the account from anywhere.
+fn throttle_keys(username: &str, ip: &str) -> (String, String) {
+    (format!("{username}\u{0}{ip}"), username.to_string())
+}
+
 fn fail_login(st: &AppState, user: Option<&User>, tried: &str, client: &Client, reason: &str) {
-    if let Some(u) = user {
-        let lock = now() + st.cfg.lockout_mins as i64 * 60_000_000_000;
-        if let Err(e) = st.store.login_failed(u.id, st.cfg.login_max_failures, lock) {
-            tracing::error!("cannot record failed login: {e}");
-        }
-    }
+    let (pair, account) = throttle_keys(tried, &client.ip);
+    st.login_pair.fail(&pair, now());
+    st.login_account.fail(&account, now());
     st.audit(
         user.map(|u| (u.id, u.username.as_str())),
         "login_failed",
@@ -174,7 +180,8 @@ pub async fn login_submit(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let cookie = access::read_cookie(&headers, access::PRELOGIN_COOKIE).unwrap_or_default();
+    let cookie =
+        access::read_cookie(&headers, &access::prelogin_cookie_name(&st)).unwrap_or_default();
     if cookie.is_empty() || !auth::same(&cookie, &f.csrf) {
         return login_response(
             &st,
@@ -195,6 +202,42 @@ pub async fn login_submit(
         Ok(u) => u,
         Err(e) => return web::internal(e),
     };
+    // Growing delays after failures, per account from this address and per account. The
+    // account-wide delay does not apply from addresses the owner signed in from before, so
+    // strangers failing on purpose cannot keep the owner out; waits end by themselves and
+    // attempts during a wait are not counted (they cannot extend it).
+    let (pair, account) = throttle_keys(&username, &client.ip);
+    let known = user
+        .as_ref()
+        .map(|u| {
+            st.store
+                .login_ips(u.id)
+                .unwrap_or_default()
+                .contains(&client.ip)
+        })
+        .unwrap_or(false);
+    let wait = st.login_pair.wait(&pair, now()).or_else(|| {
+        (!known)
+            .then(|| st.login_account.wait(&account, now()))
+            .flatten()
+    });
+    if let Some(w) = wait {
+        let secs = (w + 999_999_999) / 1_000_000_000;
+        st.audit(
+            user.as_ref().map(|u| (u.id, u.username.as_str())),
+            "login_delayed",
+            &username,
+            &client.ip,
+            &format!("{secs} s to wait"),
+        );
+        return login_response(
+            &st,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many failed attempts; try again in {secs} seconds."
+            )),
+        );
+    }
     let hash = user
         .as_ref()
         .map(|u| u.password_hash.clone())
@@ -205,9 +248,7 @@ pub async fn login_submit(
         fail_login(&st, None, &username, &client, "unknown user");
         return login_response(&st, StatusCode::UNAUTHORIZED, Some(LOGIN_FAILED));
     };
-    let reason = if user.locked_until_ns > now() {
-        Some("locked")
-    } else if !user.active {
+    let reason = if !user.active {
         Some("disabled")
     } else if !ok {
         Some("bad password")
@@ -288,7 +329,7 @@ pub async fn totp_submit(
             .use_recovery_code(user.id, &auth::recovery_hash(code))
             .unwrap_or(false);
     let _ = st.store.delete_session(s.id);
-    if user.locked_until_ns > now() || !user.active || !(by_totp || by_recovery) {
+    if !user.active || !(by_totp || by_recovery) {
         fail_login(
             &st,
             Some(&user),
@@ -299,7 +340,7 @@ pub async fn totp_submit(
         let resp = login_response(&st, StatusCode::UNAUTHORIZED, Some(LOGIN_FAILED));
         return with_cookie(
             resp,
-            access::clear_cookie(access::SESSION_COOKIE, st.secure_cookies()),
+            access::clear_cookie(&access::session_cookie_name(&st), st.secure_cookies()),
         );
     }
     if by_recovery {
@@ -331,6 +372,6 @@ pub async fn logout(
     );
     with_cookie(
         Redirect::to("/login").into_response(),
-        access::clear_cookie(access::SESSION_COOKIE, st.secure_cookies()),
+        access::clear_cookie(&access::session_cookie_name(&st), st.secure_cookies()),
     )
 }

@@ -12,12 +12,16 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod hosts;
+pub mod ingest;
+pub mod keys;
 pub mod live;
 pub mod login;
 pub mod mail;
+pub mod reauth;
 pub mod routes;
 pub mod sqlite;
 pub mod store;
+pub mod throttle;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -28,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::model::Anomaly;
-use store::{DbResult, IngestBatch, IngestOutcome, ServerStore, StoredAnomaly};
+use store::{DbError, DbResult, IngestBatch, IngestOutcome, ServerStore};
 
 pub const DEFAULT_DB: &str = "/var/lib/sentinel/server.db";
 
@@ -55,13 +59,21 @@ pub struct ServerConfig {
     pub demo: bool,
     pub max_ingest_bytes: usize,
     pub max_form_bytes: usize,
-    /// Failed logins in a row before an account is locked for `lockout_mins`.
+    /// Failed sign-ins (per account and address, and per account) before each further
+    /// failure makes the next attempt wait: `login_delay_secs`, doubling up to `lockout_mins`.
     pub login_max_failures: i64,
     pub lockout_mins: u64,
+    pub login_delay_secs: u64,
     /// Login attempts per client address per 5 minutes.
     pub login_rate_per_ip: usize,
     /// The dashboard's public URL, for links in alerts.
     pub public_url: Option<String>,
+    /// How far ahead of the server's clock an agent's `time_ns` may be; items further in the
+    /// future are refused (the server orders and expires by its own receipt time anyway).
+    pub max_clock_skew_secs: u64,
+    /// Allow plain HTTP on a non-loopback address (`--insecure-http`): passwords and session
+    /// cookies then cross the network in clear. Off by default: such a server refuses to start.
+    pub insecure_http: bool,
     pub alerts: alerts::AlertsConfig,
 }
 
@@ -83,8 +95,11 @@ impl Default for ServerConfig {
             max_form_bytes: 64 << 10,
             login_max_failures: 5,
             lockout_mins: 15,
+            login_delay_secs: 1,
             login_rate_per_ip: 20,
             public_url: None,
+            max_clock_skew_secs: 300,
+            insecure_http: false,
             alerts: alerts::AlertsConfig::default(),
         }
     }
@@ -92,9 +107,18 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
-        self.listen
+        let addr = self
+            .listen
             .parse::<SocketAddr>()
             .map_err(|e| format!("server.listen {:?}: {e}", self.listen))?;
+        if !addr.ip().is_loopback() && !self.tls() && !self.insecure_http {
+            return Err(format!(
+                "refusing plain HTTP on {addr}: passwords, session cookies and API keys would cross \
+                 the network in clear. Give --tls-cert/--tls-key, keep the server on 127.0.0.1 \
+                 behind a TLS reverse proxy, or pass --insecure-http (server.insecure_http) if \
+                 you really mean it"
+            ));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("server.tls_cert and server.tls_key must be given together".into());
         }
@@ -113,6 +137,16 @@ impl ServerConfig {
     pub fn tls(&self) -> bool {
         self.tls_cert.is_some()
     }
+}
+
+/// Why an ingest was not stored at all.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The batch envelope is unacceptable (its id, size or host name).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,8 +169,13 @@ pub enum ServerError {
 pub struct AppState {
     pub store: Arc<dyn ServerStore>,
     pub cfg: Arc<ServerConfig>,
-    pub live: broadcast::Sender<Arc<StoredAnomaly>>,
+    pub live: broadcast::Sender<Arc<store::StoredAnomaly>>,
     pub login_limiter: Arc<auth::RateLimiter>,
+    /// Failed sign-ins per (account, address) and per account: growing delays.
+    pub login_pair: Arc<throttle::Delays>,
+    pub login_account: Arc<throttle::Delays>,
+    /// Password (and code) checks of signed-in users: per user and per address.
+    pub reauth_limiter: Arc<auth::RateLimiter>,
     pub alerts: alerts::Alerts,
     pub tls: bool,
 }
@@ -145,8 +184,20 @@ impl AppState {
     pub fn new(store: Arc<dyn ServerStore>, cfg: ServerConfig) -> AppState {
         let (live, _) = broadcast::channel(1024);
         let tls = cfg.tls();
+        let free = u32::try_from(cfg.login_max_failures).unwrap_or(5);
+        let delays = || {
+            Arc::new(throttle::Delays::new(
+                free,
+                cfg.login_delay_secs,
+                cfg.lockout_mins * 60,
+                100_000,
+            ))
+        };
         AppState {
             login_limiter: Arc::new(auth::RateLimiter::new(cfg.login_rate_per_ip, 300)),
+            login_pair: delays(),
+            login_account: delays(),
+            reauth_limiter: Arc::new(auth::RateLimiter::new(5, 900)),
             alerts: alerts::Alerts::start(
                 cfg.alerts.clone(),
                 cfg.public_url.clone(),
@@ -163,19 +214,47 @@ impl AppState {
         self.tls || self.cfg.secure_cookies
     }
 
-    /// Stores a batch and fans its new anomalies out to live browsers and alert rules.
-    pub fn ingest(&self, batch: &IngestBatch) -> DbResult<IngestOutcome> {
+    /// Screens a batch (refusing bad items one by one), stores the rest with the server's
+    /// receipt time, audits id conflicts and fans new anomalies out to live browsers and
+    /// alert rules. The outcome says what was stored, duplicated or refused.
+    pub fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome, IngestError> {
+        if let Some(p) = ingest::batch_problem(batch) {
+            return Err(IngestError::Invalid(p));
+        }
         let now = crate::store::now_ns();
-        let out = self.store.ingest(batch, now)?;
+        let mut clean = batch.clone();
+        let refused = ingest::screen(&mut clean, now, self.cfg.max_clock_skew_secs);
+        let mut out = self.store.ingest(&clean, now)?;
+        if !out.duplicate {
+            out.refused = refused;
+        }
+        for c in &out.conflicts {
+            let host = out
+                .new
+                .iter()
+                .find(|a| a.anomaly.id == c.stored_as)
+                .map(|a| a.anomaly.host.as_str())
+                .unwrap_or("");
+            tracing::warn!(
+                "anomaly id {:?} from {host:?} was already stored with other content; kept as {}",
+                c.id,
+                c.stored_as
+            );
+            self.audit(
+                None,
+                "ingest_id_conflict",
+                &c.stored_as,
+                "",
+                &format!(
+                    "host {host}: id {:?} already stored with other content",
+                    c.id
+                ),
+            );
+        }
         for a in &out.new {
-            self.alerts.anomaly(a);
+            self.alerts.anomaly(&a.anomaly);
             // No receivers is fine: nobody has the feed open.
-            let _ = self.live.send(Arc::new(StoredAnomaly {
-                anomaly: a.clone(),
-                received_ns: now,
-                acked_by: None,
-                acked_ns: None,
-            }));
+            let _ = self.live.send(Arc::new(a.clone()));
         }
         Ok(out)
     }
@@ -248,12 +327,12 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// In-process ingest (`sentinel run --serve`): same path as `POST /api/ingest`.
-    pub fn ingest(&self, batch: &IngestBatch) -> DbResult<IngestOutcome> {
+    pub fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome, IngestError> {
         self.state.ingest(batch)
     }
 
     /// Convenience for the agent's anomaly bus.
-    pub fn ingest_anomaly(&self, a: &Anomaly) -> DbResult<IngestOutcome> {
+    pub fn ingest_anomaly(&self, a: &Anomaly) -> Result<IngestOutcome, IngestError> {
         self.state.ingest(&IngestBatch {
             batch_id: format!("local-{}", a.id),
             host: Some(a.host.clone()),

@@ -10,7 +10,7 @@ use axum::routing::{MethodRouter, delete, get, post};
 
 use super::access::{self, Access};
 use super::store::Role;
-use super::{AppState, account, admin, api, hosts, live, login, web};
+use super::{AppState, account, admin, api, hosts, keys, live, login, web};
 
 pub struct RouteSpec {
     pub method: Method,
@@ -78,18 +78,18 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
             V,
             post(account::totp_disable),
         ),
-        (p.clone(), "/profile/keys", V, post(account::key_create)),
+        (p.clone(), "/profile/keys", V, post(keys::key_create)),
         (
             p.clone(),
             "/profile/keys/{id}/toggle",
             V,
-            post(account::key_toggle),
+            post(keys::key_toggle),
         ),
         (
             p.clone(),
             "/profile/keys/{id}/delete",
             V,
-            post(account::key_delete),
+            post(keys::key_delete),
         ),
         (
             p.clone(),
@@ -141,6 +141,13 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         ),
         (g.clone(), "/admin/audit", A, get(admin::audit_page)),
         (g.clone(), "/admin/sessions", A, get(admin::sessions_page)),
+        (g.clone(), "/admin/keys", A, get(keys::admin_page)),
+        (
+            p.clone(),
+            "/admin/keys/{id}/delete",
+            A,
+            post(keys::admin_revoke),
+        ),
         // JSON API (session cookie + CSRF header, or API key).
         (p.clone(), "/api/ingest", Access::Ingest, post(api::ingest)),
         (g.clone(), "/api/live", V, get(live::stream)),
@@ -167,6 +174,13 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         (g.clone(), "/api/users", A, get(api::users)),
         (g.clone(), "/api/audit", A, get(api::audit)),
         (g.clone(), "/api/admin/sessions", A, get(api::all_sessions)),
+        (g.clone(), "/api/admin/keys", A, get(api::all_keys)),
+        (
+            Method::DELETE,
+            "/api/admin/keys/{id}",
+            A,
+            delete(api::revoke_key),
+        ),
     ]
 }
 

@@ -110,11 +110,92 @@ pub struct NewSession {
     pub user_agent: String,
 }
 
+/// What an API key may do. A key never exceeds its owner's current role: `read` needs a
+/// viewer, `ack` an operator, `admin` an admin, and `ingest` (push only, bound to one host
+/// identity) an operator. Stored as text; the names never change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyScope {
+    Ingest,
+    Read,
+    Ack,
+    Admin,
+}
+
+impl KeyScope {
+    pub const ALL: [KeyScope; 4] = [
+        KeyScope::Ingest,
+        KeyScope::Read,
+        KeyScope::Ack,
+        KeyScope::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyScope::Ingest => "ingest",
+            KeyScope::Read => "read",
+            KeyScope::Ack => "ack",
+            KeyScope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyScope> {
+        KeyScope::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The least role an owner needs to hold a key of this scope.
+    pub fn needs(self) -> Role {
+        match self {
+            KeyScope::Read => Role::Viewer,
+            KeyScope::Ingest | KeyScope::Ack => Role::Operator,
+            KeyScope::Admin => Role::Admin,
+        }
+    }
+
+    /// The dashboard role a key of this scope acts with on the read/ack/admin routes
+    /// (never above its owner's role); None for ingest keys, which only push.
+    pub fn acts_as(self, owner: Role) -> Option<Role> {
+        let r = match self {
+            KeyScope::Ingest => return None,
+            KeyScope::Read => Role::Viewer,
+            KeyScope::Ack => Role::Operator,
+            KeyScope::Admin => Role::Admin,
+        };
+        Some(r.min(owner))
+    }
+}
+
+impl std::fmt::Display for KeyScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A key to create (its secret is shown once; only `key_hash` is stored).
+#[derive(Clone, Debug)]
+pub struct NewApiKey<'a> {
+    pub user_id: i64,
+    pub name: &'a str,
+    pub prefix: &'a str,
+    pub key_hash: &'a str,
+    pub now_ns: i64,
+    pub expires_ns: Option<i64>,
+    pub scope: KeyScope,
+    /// The host identity an ingest key may write (required for new ingest keys).
+    pub host: Option<&'a str>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ApiKey {
     pub id: i64,
     pub user_id: i64,
+    /// The owner's user name (for the admins' list of every key).
+    pub owner: String,
     pub name: String,
+    pub scope: KeyScope,
+    /// The only host an ingest key may write; None for other scopes, and for ingest keys
+    /// migrated from before scopes until their first push binds them.
+    pub host: Option<String>,
     /// The first characters of the key, for recognising it in lists.
     pub prefix: String,
     pub created_ns: i64,
@@ -160,7 +241,13 @@ pub struct AuditFilter {
 pub struct StoredAnomaly {
     #[serde(flatten)]
     pub anomaly: Anomaly,
+    /// When the server received it: the feed's order and the retention clock (an agent's
+    /// own `time_ns` is shown but never trusted for ordering).
     pub received_ns: i64,
+    /// Set when the agent reused an id already stored with different content: this record
+    /// was kept under a derived id instead of being dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict_of: Option<String>,
     pub acked_by: Option<String>,
     pub acked_ns: Option<i64>,
 }
@@ -209,15 +296,44 @@ pub struct Host {
 
 pub use crate::feed::push::IngestBatch;
 
+/// The answer to an ingest: exactly what was stored, what was already there and what was
+/// refused (and why), item by item.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct IngestOutcome {
+    /// The whole batch was seen before (same `batch_id`): nothing was stored.
     pub duplicate: bool,
+    /// Anomalies stored now (including conflicts, under their derived id).
     pub anomalies: usize,
     pub snapshots: usize,
     pub fingerprints: usize,
+    /// Ids of the anomalies stored now.
+    pub stored: Vec<String>,
+    /// Ids already stored with the same content (retries): nothing changed.
+    pub duplicates: Vec<String>,
+    /// Ids already stored for other content: the new record was kept as `stored_as`.
+    pub conflicts: Vec<IdConflict>,
+    /// Items not stored, with the reason.
+    pub refused: Vec<Refused>,
     /// Anomalies not seen before (the live feed and alerts get these).
     #[serde(skip)]
-    pub new: Vec<Anomaly>,
+    pub new: Vec<StoredAnomaly>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct IdConflict {
+    pub id: String,
+    pub stored_as: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Refused {
+    /// "anomaly", "snapshot" or "fingerprint".
+    pub kind: &'static str,
+    /// Position in its list in the batch.
+    pub index: usize,
+    /// The item's id, when it has one (escaped for display, never used as a key).
+    pub id: Option<String>,
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -279,16 +395,15 @@ pub trait AccountStore: Send + Sync {
     fn session_by_id(&self, id: i64) -> DbResult<Option<Session>>;
 
     // API keys.
-    fn create_api_key(
-        &self,
-        user_id: i64,
-        name: &str,
-        prefix: &str,
-        key_hash: &str,
-        now_ns: i64,
-        expires_ns: Option<i64>,
-    ) -> DbResult<i64>;
+    fn create_api_key(&self, k: &NewApiKey<'_>) -> DbResult<i64>;
     fn list_api_keys(&self, user_id: i64) -> DbResult<Vec<ApiKey>>;
+    /// Every key of every user (admins).
+    fn list_all_api_keys(&self) -> DbResult<Vec<ApiKey>>;
+    /// Deletes any user's key (admins).
+    fn delete_any_api_key(&self, id: i64) -> DbResult<Option<ApiKey>>;
+    /// Binds an unbound (migrated) ingest key to `host`; returns the key's host afterwards.
+    fn bind_api_key_host(&self, id: i64, host: &str) -> DbResult<Option<String>>;
+    fn api_key_by_id(&self, id: i64) -> DbResult<Option<(ApiKey, User)>>;
     fn api_key_by_hash(&self, key_hash: &str) -> DbResult<Option<(ApiKey, User)>>;
     fn set_api_key_enabled(&self, user_id: i64, id: i64, enabled: bool) -> DbResult<bool>;
     fn delete_api_key(&self, user_id: i64, id: i64) -> DbResult<bool>;

@@ -53,15 +53,7 @@ pub fn seg(s: &str) -> String {
 
 /// "2026-11-26 19:49:09" (UTC) from epoch nanoseconds.
 pub fn fmt_time(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let (y, m, d) = crate::feed::civil_from_days(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        t / 3600,
-        t % 3600 / 60,
-        t % 60
-    )
+    crate::timefmt::utc_stamp(ns)
 }
 
 pub fn ago(ns: i64) -> String {
@@ -114,6 +106,7 @@ pub fn page(st: &AppState, actor: Option<&Actor>, title: &str, body: Markup) -> 
                                 a href="/admin/users" { "Users" }
                                 a href="/admin/audit" { "Audit" }
                                 a href="/admin/sessions" { "Sessions" }
+                                a href="/admin/keys" { "Keys" }
                             }
                             @if a.via == Via::Session {
                                 a href="/profile" { (a.username) " (" (a.role) ")" }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{Fingerprint, SnapshotConfig};
-use crate::cli::exit;
+use crate::exit;
 use crate::model::Level;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

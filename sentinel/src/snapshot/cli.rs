@@ -9,8 +9,8 @@ use anyhow::Context;
 
 use super::render::{self, Palette};
 use super::{ProbeOptions, baseline, take, time, watch};
-use crate::cli::exit;
 use crate::config::Config;
+use crate::exit;
 use crate::store::Store;
 
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -312,7 +312,12 @@ async fn super_watch(cfg: &Config, args: &SnapshotArgs, palette: Palette) -> any
     );
     let mut prev = probe(cfg, args, store, None).await?;
     let mut worst = prev.exit_code;
-    let ts = |ms| format!("[{}]", time::stamp(ms));
+    let ts = |ms: i64| {
+        format!(
+            "[{}]",
+            crate::timefmt::utc_stamp(ms.saturating_mul(1_000_000))
+        )
+    };
     if args.json {
         out(&(serde_json::to_string(&prev)? + "\n"))?;
     } else {

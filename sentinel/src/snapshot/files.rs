@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::time::iso8601;
+use super::time::iso_ms;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConfigFile {
@@ -52,9 +52,10 @@ pub fn probe_file(path: &Path, max_bytes: u64) -> ConfigFile {
     };
     f.exists = true;
     f.size_bytes = Some(meta.len());
-    f.modified = Some(iso8601(
-        meta.mtime(),
-        (meta.mtime_nsec() / 1_000_000) as u32,
+    f.modified = Some(iso_ms(
+        meta.mtime()
+            .saturating_mul(1000)
+            .saturating_add(meta.mtime_nsec() / 1_000_000),
     ));
     f.permissions = Some(format!("{:04o}", meta.mode() & 0o7777));
     f.owner_uid = Some(meta.uid());
@@ -90,7 +91,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(hex::encode(h.finalize()))
+    Ok(data_encoding::HEXLOWER.encode(&h.finalize()))
 }
 
 #[cfg(test)]

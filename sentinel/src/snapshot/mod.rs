@@ -197,7 +197,7 @@ pub fn take(
     let mut fp = Fingerprint {
         schema_version: SCHEMA_VERSION,
         sentinel_version: env!("CARGO_PKG_VERSION"),
-        probe_time: time::iso8601(time_ms.div_euclid(1000), time_ms.rem_euclid(1000) as u32),
+        probe_time: time::iso_ms(time_ms),
         probe_duration_ms: 0.0,
         probe_errors: errors.len(),
         probe_error_details: errors,
@@ -208,7 +208,7 @@ pub fn take(
         audit_summary,
         findings: Vec::new(),
         status: "ok",
-        exit_code: crate::cli::exit::OK,
+        exit_code: crate::exit::OK,
         time_ms,
     };
     analysis::analyse(cfg, &mut fp);

@@ -43,6 +43,9 @@ pub fn errno_name(errno: i64) -> String {
         libc::EALREADY => "EALREADY",
         libc::EISCONN => "EISCONN",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ENODATA => "ENODATA",
+        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
+        libc::ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
         _ => return format!("E{errno}"),
     };
     n.to_string()

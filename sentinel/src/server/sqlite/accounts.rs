@@ -44,10 +44,12 @@ fn session_row(r: &Row) -> rusqlite::Result<Session> {
     })
 }
 
-const KEY_COLS: &str =
-    "k.id, k.user_id, k.name, k.prefix, k.created_ns, k.last_used_ns, k.expires_ns, k.enabled";
+const KEY_SELECT: &str =
+    "SELECT k.id, k.user_id, k.name, k.prefix, k.created_ns, k.last_used_ns, k.expires_ns,
+    k.enabled, k.scope, k.host, u.username FROM api_keys k JOIN users u ON u.id = k.user_id";
 
 fn key_row(r: &Row) -> rusqlite::Result<ApiKey> {
+    let scope: String = r.get(8)?;
     Ok(ApiKey {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -57,7 +59,38 @@ fn key_row(r: &Row) -> rusqlite::Result<ApiKey> {
         last_used_ns: r.get(5)?,
         expires_ns: r.get(6)?,
         enabled: r.get(7)?,
+        scope: KeyScope::parse(&scope).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                8,
+                rusqlite::types::Type::Text,
+                format!("bad key scope {scope}").into(),
+            )
+        })?,
+        host: r.get(9)?,
+        owner: r.get(10)?,
     })
+}
+
+impl SqliteStore {
+    fn key_with_user(
+        &self,
+        cond: &str,
+        p: impl rusqlite::Params,
+    ) -> DbResult<Option<(ApiKey, User)>> {
+        let c = self.db()?;
+        let key = c
+            .query_row(&format!("{KEY_SELECT} WHERE {cond}"), p, key_row)
+            .optional()?;
+        let Some(key) = key else { return Ok(None) };
+        let user = c
+            .query_row(
+                &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
+                params![key.user_id],
+                user_row,
+            )
+            .optional()?;
+        Ok(user.map(|u| (key, u)))
+    }
 }
 
 impl AccountStore for SqliteStore {
@@ -315,19 +348,21 @@ impl AccountStore for SqliteStore {
         .optional()?)
     }
 
-    fn create_api_key(
-        &self,
-        user_id: i64,
-        name: &str,
-        prefix: &str,
-        key_hash: &str,
-        now_ns: i64,
-        expires_ns: Option<i64>,
-    ) -> DbResult<i64> {
+    fn create_api_key(&self, k: &NewApiKey<'_>) -> DbResult<i64> {
         let c = self.db()?;
         c.execute(
-            "INSERT INTO api_keys (user_id, name, prefix, key_hash, created_ns, expires_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![user_id, name, prefix, key_hash, now_ns, expires_ns],
+            "INSERT INTO api_keys (user_id, name, prefix, key_hash, created_ns, expires_ns, scope, host)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                k.user_id,
+                k.name,
+                k.prefix,
+                k.key_hash,
+                k.now_ns,
+                k.expires_ns,
+                k.scope.as_str(),
+                k.host
+            ],
         )?;
         Ok(c.last_insert_rowid())
     }
@@ -335,31 +370,57 @@ impl AccountStore for SqliteStore {
     fn list_api_keys(&self, user_id: i64) -> DbResult<Vec<ApiKey>> {
         let c = self.db()?;
         let mut st = c.prepare(&format!(
-            "SELECT {KEY_COLS} FROM api_keys k WHERE k.user_id = ?1 ORDER BY k.created_ns"
+            "{KEY_SELECT} WHERE k.user_id = ?1 ORDER BY k.created_ns, k.id"
         ))?;
         Ok(st
             .query_map(params![user_id], key_row)?
             .collect::<Result<Vec<_>, _>>()?)
     }
 
-    fn api_key_by_hash(&self, key_hash: &str) -> DbResult<Option<(ApiKey, User)>> {
+    fn list_all_api_keys(&self) -> DbResult<Vec<ApiKey>> {
         let c = self.db()?;
-        let key = c
+        let mut st = c.prepare(&format!(
+            "{KEY_SELECT} ORDER BY u.username, k.created_ns, k.id"
+        ))?;
+        Ok(st.query_map([], key_row)?.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn delete_any_api_key(&self, id: i64) -> DbResult<Option<ApiKey>> {
+        let c = self.db()?;
+        let k = c
             .query_row(
-                &format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.key_hash = ?1"),
-                params![key_hash],
+                &format!("{KEY_SELECT} WHERE k.id = ?1"),
+                params![id],
                 key_row,
             )
             .optional()?;
-        let Some(key) = key else { return Ok(None) };
-        let user = c
-            .query_row(
-                &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
-                params![key.user_id],
-                user_row,
-            )
-            .optional()?;
-        Ok(user.map(|u| (key, u)))
+        if k.is_some() {
+            c.execute("DELETE FROM api_keys WHERE id = ?1", params![id])?;
+        }
+        Ok(k)
+    }
+
+    fn bind_api_key_host(&self, id: i64, host: &str) -> DbResult<Option<String>> {
+        let c = self.db()?;
+        c.execute(
+            "UPDATE api_keys SET host = ?2 WHERE id = ?1 AND host IS NULL AND scope = 'ingest'",
+            params![id, host],
+        )?;
+        Ok(c.query_row(
+            "SELECT host FROM api_keys WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten())
+    }
+
+    fn api_key_by_id(&self, id: i64) -> DbResult<Option<(ApiKey, User)>> {
+        self.key_with_user("k.id = ?1", params![id])
+    }
+
+    fn api_key_by_hash(&self, key_hash: &str) -> DbResult<Option<(ApiKey, User)>> {
+        self.key_with_user("k.key_hash = ?1", params![key_hash])
     }
 
     fn set_api_key_enabled(&self, user_id: i64, id: i64, enabled: bool) -> DbResult<bool> {

@@ -7,16 +7,21 @@ use super::{SqliteStore, level_rank, rank_level};
 use crate::model::Anomaly;
 use crate::server::store::*;
 
-fn anomaly_row(r: &Row) -> rusqlite::Result<(String, i64, Option<String>, Option<i64>)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+type RawAnomaly = (String, i64, Option<String>, Option<i64>, Option<String>);
+
+const ANOMALY_COLS: &str = "record, received_ns, acked_by, acked_ns, conflict_of";
+
+fn anomaly_row(r: &Row) -> rusqlite::Result<RawAnomaly> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn stored(raw: (String, i64, Option<String>, Option<i64>)) -> DbResult<StoredAnomaly> {
+fn stored(raw: RawAnomaly) -> DbResult<StoredAnomaly> {
     Ok(StoredAnomaly {
         anomaly: serde_json::from_str(&raw.0)?,
         received_ns: raw.1,
         acked_by: raw.2,
         acked_ns: raw.3,
+        conflict_of: raw.4,
     })
 }
 
@@ -29,17 +34,13 @@ fn snapshot_host(v: &serde_json::Value) -> Option<String> {
         .map(str::to_string)
 }
 
-fn value_time(v: &serde_json::Value, now_ns: i64) -> i64 {
-    v.get("time_ns").and_then(|t| t.as_i64()).unwrap_or(now_ns)
-}
-
 pub(super) fn host_of(c: &Connection, name: &str, now_ns: i64) -> DbResult<Option<Host>> {
     let day = now_ns - 86_400_000_000_000;
     let row = c
         .query_row(
             "SELECT h.name, h.first_seen_ns, h.last_seen_ns, h.snapshot, h.snapshot_ns,
-                (SELECT MAX(level_rank) FROM anomalies a WHERE a.host = h.name AND a.time_ns >= ?2),
-                (SELECT COUNT(*) FROM anomalies a WHERE a.host = h.name AND a.time_ns >= ?2),
+                (SELECT MAX(level_rank) FROM anomalies a WHERE a.host = h.name AND a.received_ns >= ?2),
+                (SELECT COUNT(*) FROM anomalies a WHERE a.host = h.name AND a.received_ns >= ?2),
                 (SELECT COUNT(*) FROM anomalies a WHERE a.host = h.name AND a.acked_ns IS NULL)
              FROM hosts h WHERE h.name = ?1",
             params![name, day],
@@ -94,7 +95,20 @@ fn touch_host(c: &Connection, name: &str, now_ns: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn insert_anomaly(c: &Connection, a: &Anomaly, now_ns: i64) -> DbResult<bool> {
+/// The record without its explanation: an explanation that follows later (same id) is an
+/// addition, not different content.
+fn content_key(a: &Anomaly) -> DbResult<String> {
+    let mut a = a.clone();
+    a.explanation = None;
+    Ok(serde_json::to_string(&a)?)
+}
+
+fn insert_row(
+    c: &Connection,
+    a: &Anomaly,
+    now_ns: i64,
+    conflict_of: Option<&str>,
+) -> DbResult<bool> {
     let user = a
         .principal
         .user
@@ -106,11 +120,62 @@ fn insert_anomaly(c: &Connection, a: &Anomaly, now_ns: i64) -> DbResult<bool> {
         dets.push(',');
     }
     let n = c.execute(
-        "INSERT OR IGNORE INTO anomalies (id, host, time_ns, received_ns, level_rank, score, user, detections, record)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![a.id, a.host, a.time_ns, now_ns, level_rank(a.level), a.score, user, dets, serde_json::to_string(a)?],
+        "INSERT OR IGNORE INTO anomalies (id, host, time_ns, received_ns, level_rank, score, user, detections, record, conflict_of)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![a.id, a.host, a.time_ns, now_ns, level_rank(a.level), a.score, user, dets, serde_json::to_string(a)?, conflict_of],
     )?;
     Ok(n == 1)
+}
+
+enum Inserted {
+    New(StoredAnomaly),
+    Duplicate,
+    Conflict(StoredAnomaly),
+}
+
+/// Stores an anomaly. Its id is the agent's; an id already stored with the same content is
+/// a retry (nothing changes, except that a late explanation is added); an id already stored
+/// with other content (or by another host) is kept under `<id>~<digest>` and marked as a
+/// conflict, so a pre-claimed id can never make a real anomaly disappear.
+fn insert_anomaly(c: &Connection, a: &Anomaly, now_ns: i64) -> DbResult<Inserted> {
+    let fresh = |a: &Anomaly, conflict_of: Option<String>| StoredAnomaly {
+        anomaly: a.clone(),
+        received_ns: now_ns,
+        acked_by: None,
+        acked_ns: None,
+        conflict_of,
+    };
+    if insert_row(c, a, now_ns, None)? {
+        return Ok(Inserted::New(fresh(a, None)));
+    }
+    let existing: Option<String> = c
+        .query_row(
+            "SELECT record FROM anomalies WHERE id = ?1",
+            params![a.id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(rec) = existing {
+        let old: Anomaly = serde_json::from_str(&rec)?;
+        if old.host == a.host && content_key(&old)? == content_key(a)? {
+            if old.explanation.is_none() && a.explanation.is_some() {
+                c.execute(
+                    "UPDATE anomalies SET record = ?2 WHERE id = ?1",
+                    params![a.id, serde_json::to_string(a)?],
+                )?;
+            }
+            return Ok(Inserted::Duplicate);
+        }
+    }
+    let digest = crate::server::auth::token_hash(&format!("{}\n{}", a.host, content_key(a)?));
+    let mut renamed = a.clone();
+    renamed.id = format!("{}~{}", a.id, &digest[..12]);
+    if insert_row(c, &renamed, now_ns, Some(&a.id))? {
+        Ok(Inserted::Conflict(fresh(&renamed, Some(a.id.clone()))))
+    } else {
+        // The same conflicting record sent again.
+        Ok(Inserted::Duplicate)
+    }
 }
 
 impl DataStore for SqliteStore {
@@ -133,25 +198,38 @@ impl DataStore for SqliteStore {
         }
         for a in &batch.anomalies {
             touch_host(&tx, &a.host, now_ns)?;
-            if insert_anomaly(&tx, a, now_ns)? {
-                out.new.push(a.clone());
+            match insert_anomaly(&tx, a, now_ns)? {
+                Inserted::New(s) => {
+                    out.stored.push(s.anomaly.id.clone());
+                    out.new.push(s);
+                }
+                Inserted::Duplicate => out.duplicates.push(a.id.clone()),
+                Inserted::Conflict(s) => {
+                    out.conflicts.push(IdConflict {
+                        id: a.id.clone(),
+                        stored_as: s.anomaly.id.clone(),
+                    });
+                    out.stored.push(s.anomaly.id.clone());
+                    out.new.push(s);
+                }
             }
-            out.anomalies += 1;
         }
+        out.anomalies = out.stored.len();
         for s in &batch.snapshots {
             let Some(host) = snapshot_host(s).or_else(|| batch.host.clone()) else {
                 continue;
             };
             touch_host(&tx, &host, now_ns)?;
-            let t = value_time(s, now_ns);
+            // The server's receipt time: the latest snapshot received is the current one,
+            // whatever time the agent wrote into it.
             let text = s.to_string();
             tx.execute(
                 "INSERT INTO snapshots (host, time_ns, data) VALUES (?1, ?2, ?3)",
-                params![host, t, text],
+                params![host, now_ns, text],
             )?;
             tx.execute(
-                "UPDATE hosts SET snapshot = ?2, snapshot_ns = ?3 WHERE name = ?1 AND (snapshot_ns IS NULL OR snapshot_ns <= ?3)",
-                params![host, text, t],
+                "UPDATE hosts SET snapshot = ?2, snapshot_ns = ?3 WHERE name = ?1",
+                params![host, text, now_ns],
             )?;
             out.snapshots += 1;
         }
@@ -163,7 +241,7 @@ impl DataStore for SqliteStore {
                 .unwrap_or_default();
             tx.execute(
                 "INSERT INTO fingerprints (host, time_ns, data) VALUES (?1, ?2, ?3)",
-                params![host, value_time(f, now_ns), f.to_string()],
+                params![host, now_ns, f.to_string()],
             )?;
             out.fingerprints += 1;
         }
@@ -173,13 +251,13 @@ impl DataStore for SqliteStore {
 
     fn list_anomalies(&self, f: &AnomalyFilter) -> DbResult<Vec<StoredAnomaly>> {
         let c = self.db()?;
-        let mut st = c.prepare(
-            "SELECT record, received_ns, acked_by, acked_ns FROM anomalies
+        let mut st = c.prepare(&format!(
+            "SELECT {ANOMALY_COLS} FROM anomalies
              WHERE (?1 IS NULL OR host = ?1) AND (?2 IS NULL OR user = ?2) AND level_rank >= ?3
                AND (?4 IS NULL OR instr(detections, ',' || ?4 || ',') > 0)
                AND (?5 = 0 OR acked_ns IS NULL)
-             ORDER BY time_ns DESC LIMIT ?6",
-        )?;
+             ORDER BY received_ns DESC, time_ns DESC, rowid DESC LIMIT ?6"
+        ))?;
         let rows = st
             .query_map(
                 params![
@@ -205,7 +283,7 @@ impl DataStore for SqliteStore {
         let c = self.db()?;
         let raw = c
             .query_row(
-                "SELECT record, received_ns, acked_by, acked_ns FROM anomalies WHERE id = ?1",
+                &format!("SELECT {ANOMALY_COLS} FROM anomalies WHERE id = ?1"),
                 params![id],
                 anomaly_row,
             )
@@ -251,7 +329,7 @@ impl DataStore for SqliteStore {
 
     fn risk_series(&self, host: &str, since_ns: i64) -> DbResult<Vec<(i64, u8)>> {
         let c = self.db()?;
-        let mut st = c.prepare("SELECT time_ns, score FROM anomalies WHERE host = ?1 AND time_ns >= ?2 ORDER BY time_ns")?;
+        let mut st = c.prepare("SELECT received_ns, score FROM anomalies WHERE host = ?1 AND received_ns >= ?2 ORDER BY received_ns")?;
         Ok(st
             .query_map(params![host, since_ns], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<Vec<_>, _>>()?)
@@ -272,7 +350,7 @@ impl DataStore for SqliteStore {
     fn detections(&self) -> DbResult<Vec<String>> {
         let c = self.db()?;
         let mut st = c.prepare(
-            "SELECT DISTINCT detections FROM anomalies ORDER BY time_ns DESC LIMIT 2000",
+            "SELECT DISTINCT detections FROM anomalies ORDER BY received_ns DESC LIMIT 2000",
         )?;
         let mut set = std::collections::BTreeSet::new();
         for d in st.query_map([], |r| r.get::<_, String>(0))? {
@@ -294,7 +372,7 @@ impl DataStore for SqliteStore {
         let tx = c.transaction()?;
         let p = Purged {
             anomalies: tx.execute(
-                "DELETE FROM anomalies WHERE time_ns < ?1",
+                "DELETE FROM anomalies WHERE received_ns < ?1",
                 params![data_before_ns],
             )?,
             snapshots: tx.execute(

@@ -14,7 +14,8 @@ use super::store::{DbError, DbResult, Role};
 use crate::model::Level;
 
 /// Append-only: entry i brings the schema to version i + 1. Never edit a released entry.
-const MIGRATIONS: &[&str] = &["CREATE TABLE users (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE users (
         id INTEGER PRIMARY KEY,
         username TEXT NOT NULL UNIQUE,
         password_hash TEXT NOT NULL,
@@ -112,7 +113,20 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE users (
      CREATE TABLE ingest_batches (
         batch_id TEXT PRIMARY KEY,
         received_ns INTEGER NOT NULL
-     );"];
+     );",
+    // 2: scoped API keys, server-side receipt order, id conflicts. Keys made before scopes
+    // were documented as agent credentials: those of operators and admins become `ingest`
+    // keys bound to the first host they push for after the upgrade; viewers' keys (which
+    // could never push) become `read`. docs/server.md, "Upgrading".
+    "ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'read'
+        CHECK (scope IN ('ingest','read','ack','admin'));
+     ALTER TABLE api_keys ADD COLUMN host TEXT;
+     UPDATE api_keys SET scope = 'ingest' WHERE user_id IN
+        (SELECT id FROM users WHERE role IN ('operator','admin'));
+     ALTER TABLE anomalies ADD COLUMN conflict_of TEXT;
+     CREATE INDEX anomalies_received ON anomalies(received_ns);
+     CREATE INDEX anomalies_host_received ON anomalies(host, received_ns);",
+];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -189,7 +203,9 @@ impl SqliteStore {
 mod tests {
     use super::*;
     use crate::model::{Anomaly, Factor, Principal};
-    use crate::server::store::{AccountStore, AnomalyFilter, DataStore, IngestBatch, NewSession};
+    use crate::server::store::{
+        AccountStore, AnomalyFilter, DataStore, IngestBatch, KeyScope, NewSession,
+    };
 
     fn anomaly(id: &str, host: &str, level: Level, det: &str, time_ns: i64) -> Anomaly {
         Anomaly {
@@ -253,6 +269,88 @@ mod tests {
             "same anomaly id in a new batch"
         );
         assert_eq!(s.count_anomalies().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_reused_id_with_other_content_is_kept_as_a_conflict_never_dropped() {
+        let s = SqliteStore::memory().unwrap();
+        // An attacker pushes the id in advance, with harmless content.
+        let planted = anomaly("web-1-1", "web-1", Level::Low, "x", 5);
+        s.ingest(&batch("b1", vec![planted]), 10).unwrap();
+        let real = anomaly("web-1-1", "web-1", Level::Critical, "credential_access", 6);
+        let out = s.ingest(&batch("b2", vec![real.clone()]), 11).unwrap();
+        assert_eq!(out.conflicts.len(), 1, "{out:?}");
+        let kept = &out.conflicts[0].stored_as;
+        assert!(kept.starts_with("web-1-1~"), "{kept}");
+        assert_eq!(out.stored, vec![kept.clone()]);
+        let got = s.get_anomaly(kept).unwrap().unwrap();
+        assert_eq!(got.anomaly.level, Level::Critical);
+        assert_eq!(got.conflict_of.as_deref(), Some("web-1-1"));
+        // The same conflicting record again is a duplicate, not a second conflict.
+        let again = s.ingest(&batch("b3", vec![real.clone()]), 12).unwrap();
+        assert!(again.new.is_empty() && again.conflicts.is_empty());
+        // A retry of the original (an explanation added later) is a duplicate.
+        let out = s
+            .ingest(
+                &batch("b4", vec![anomaly("web-1-1", "web-1", Level::Low, "x", 5)]),
+                13,
+            )
+            .unwrap();
+        assert_eq!(out.duplicates, vec!["web-1-1".to_string()]);
+        assert_eq!(s.count_anomalies().unwrap(), 2);
+    }
+
+    #[test]
+    fn the_feed_follows_receipt_order_not_agent_time() {
+        let s = SqliteStore::memory().unwrap();
+        let future = anomaly("f", "h", Level::Low, "x", i64::MAX / 2);
+        s.ingest(&batch("b1", vec![future]), 100).unwrap();
+        s.ingest(
+            &batch("b2", vec![anomaly("r", "h", Level::High, "x", 50)]),
+            200,
+        )
+        .unwrap();
+        let ids: Vec<String> = s
+            .list_anomalies(&AnomalyFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|a| a.anomaly.id)
+            .collect();
+        assert_eq!(ids, ["r", "f"]);
+        let p = s.purge(150, 0, 0, 0).unwrap();
+        assert_eq!(p.anomalies, 1, "retention counts from receipt");
+        assert!(s.get_anomaly("f").unwrap().is_none());
+    }
+
+    #[test]
+    fn keys_from_before_scopes_are_migrated_by_their_owners_role() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(MIGRATIONS[0]).unwrap();
+        tx.pragma_update(None, "user_version", 1i64).unwrap();
+        tx.execute_batch(
+            "INSERT INTO users (id, username, password_hash, role, created_ns) VALUES
+                (1, 'agent', 'h', 'operator', 0), (2, 'vera', 'h', 'viewer', 0);
+             INSERT INTO api_keys (user_id, name, prefix, key_hash, created_ns) VALUES
+                (1, 'old agent', 'snt_a', 'hash-a', 0), (2, 'old viewer', 'snt_b', 'hash-b', 0);",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let s = SqliteStore::init(conn).unwrap();
+        let (a, _) = s.api_key_by_hash("hash-a").unwrap().unwrap();
+        let (b, _) = s.api_key_by_hash("hash-b").unwrap().unwrap();
+        assert_eq!((a.scope, a.host.as_deref()), (KeyScope::Ingest, None));
+        assert_eq!(b.scope, KeyScope::Read);
+        // The first push binds the migrated ingest key, and it stays bound.
+        assert_eq!(
+            s.bind_api_key_host(a.id, "web-1").unwrap().as_deref(),
+            Some("web-1")
+        );
+        assert_eq!(
+            s.bind_api_key_host(a.id, "db-1").unwrap().as_deref(),
+            Some("web-1")
+        );
+        assert_eq!(s.bind_api_key_host(b.id, "x").unwrap(), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 # behaviour: a Python sniffer opens a raw AF_PACKET socket and reads frames (no capture tool)
 # as: root
 # expect: packet_capture
+# known-miss: no packet_capture detection yet (an AF_PACKET socket is not looked at)
 set -u
 python3 - <<'PY'
 import socket, threading, time

@@ -4,6 +4,7 @@
 # behaviour: walks /proc itself (no ps) to list every process's owner and command line, looking for security tools and interesting daemons
 # as: user
 # expect: recon_breadth, discovery_burst
+# known-miss: reading /proc/*/cmdline in a loop runs no discovery command; recon_breadth does not exist yet
 set -u
 for p in /proc/[0-9]*; do
   cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue

@@ -6,6 +6,7 @@
 # setup: mkdir -p "$SNTL_VICTIM_HOME/share-$SNTL_ID" && for i in $(seq 1 25); do echo "contract $i" > "$SNTL_VICTIM_HOME/share-$SNTL_ID/c$i.odt"; done && chown -R "$SNTL_VICTIM": "$SNTL_VICTIM_HOME/share-$SNTL_ID"
 # teardown: rm -rf "$SNTL_VICTIM_HOME/share-$SNTL_ID"
 # expect: mass_read
+# known-miss: one openssl process per file: no single process reads mass_read's 20 files
 set -u
 for f in "$SNTL_VICTIM_HOME/share-$SNTL_ID"/*.odt; do
   openssl enc -aes-256-cbc -pbkdf2 -k 'ransom' -in "$f" -out "$f.locked" && rm -f "$f"

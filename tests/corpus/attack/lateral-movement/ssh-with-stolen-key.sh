@@ -7,4 +7,4 @@
 # expect: credential_access, new_destination
 set -u
 cp "$SNTL_VICTIM_HOME/.ssh/id_ed25519" "$SNTL_TMP/k"; chmod 600 "$SNTL_TMP/k"
-timeout 8 ssh -i "$SNTL_TMP/k" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=3 deploy@$SNTL_REMOTE true 2>/dev/null || true
+timeout 3 ssh -i "$SNTL_TMP/k" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=3 deploy@$SNTL_REMOTE true 2>/dev/null || true

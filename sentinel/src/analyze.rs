@@ -1,5 +1,6 @@
-//! `sentinel analyze`: explain the host snapshot, one stored anomaly (`--anomaly ID`) or the
-//! difference of two snapshots (`--diff A B`); `--show-prompt` prints what would be sent.
+//! `sentinel analyze`: explain the host snapshot, one stored anomaly (`--anomaly ID`), one
+//! stored incident as a story (`--incident ID`) or the difference of two snapshots (`--diff A
+//! B`); `--show-prompt` prints what would be sent.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -7,9 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use super::{Engine, LlmConfig, ProviderKind, Subject, facts};
-use crate::cli::exit;
 use crate::config::Config;
+use crate::exit;
+use crate::explain::{Engine, LlmConfig, ProviderKind, Subject, facts};
 use crate::model::Explanation;
 
 #[derive(Debug, clap::Args)]
@@ -379,14 +380,14 @@ mod tests {
         };
         let t = load_target(&args, &Config::default()).unwrap();
         let subject = t.subject();
-        let x = super::super::local::explain(&subject);
+        let x = crate::explain::local::explain(&subject);
         assert!(
             x.summary.contains("discovery -> credential access"),
             "{}",
             x.summary
         );
         assert_eq!(x.evidence_ids, ["h-0", "h-1"]);
-        let p = super::super::prompt::build(
+        let p = crate::explain::prompt::build(
             &subject,
             &crate::explain::redact::Redactor::new(b"analyze-test-key-0123456789".to_vec()),
             3000,

@@ -1,0 +1,103 @@
+//! Time as people read it, in one place (a leaf every room may use), on the `jiff` crate:
+//! UTC stamps for records and logs, the local hour and clock for findings about habits.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+/// Epoch nanoseconds as a timestamp; out-of-range values clamp to the nearest end.
+fn at(ns: i64) -> Timestamp {
+    Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(if ns < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
+/// RFC 3339 UTC with milliseconds: `2026-11-26T19:41:05.123Z`.
+pub fn rfc3339_ms(ns: i64) -> String {
+    at(ns).strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// RFC 3339 UTC to the second: `2026-11-26T19:41:05Z`.
+pub fn rfc3339_secs(ns: i64) -> String {
+    at(ns).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// RFC 3339 UTC to the second, with all nine digits of nanoseconds when there are any.
+pub fn rfc3339_nanos(secs: i64, nsec: u32) -> String {
+    let t = Timestamp::from_second(secs).unwrap_or(if secs < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    });
+    let whole = t.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    match nsec.min(999_999_999) {
+        0 => format!("{whole}Z"),
+        n => format!("{whole}.{n:09}Z"),
+    }
+}
+
+/// UTC wall clock with milliseconds: `19:41:05.123`.
+pub fn utc_clock_ms(ns: i64) -> String {
+    at(ns).strftime("%H:%M:%S%.3f").to_string()
+}
+
+/// `2026-11-26 19:41:05` (UTC) for line prefixes.
+pub fn utc_stamp(ns: i64) -> String {
+    at(ns).strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// Local hour (0-23): habits are learned in the host's own time.
+pub fn local_hour(ns: i64) -> u8 {
+    TimeZone::system().to_datetime(at(ns)).hour() as u8
+}
+
+/// Local wall clock `14:02:11`.
+pub fn local_clock(ns: i64) -> String {
+    TimeZone::system()
+        .to_datetime(at(ns))
+        .strftime("%H:%M:%S")
+        .to_string()
+}
+
+/// An HTTP date (IMF-fixdate, RFC 850 or asctime), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn parse_http_date(s: &str) -> Option<std::time::SystemTime> {
+    httpdate::parse_http_date(s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_stamps() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_ms(1_795_722_065_123_000_000),
+            "2026-11-26T19:41:05.123Z"
+        );
+        assert_eq!(
+            rfc3339_ms(951_782_400_005_000_000),
+            "2000-02-29T00:00:00.005Z"
+        );
+        assert_eq!(
+            rfc3339_secs(1_764_180_000_000_000_000),
+            "2025-11-26T18:00:00Z"
+        );
+        assert_eq!(rfc3339_nanos(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_nanos(1, 5), "1970-01-01T00:00:01.000000005Z");
+        assert_eq!(utc_clock_ms(1_795_722_065_123_000_000), "19:41:05.123");
+        assert_eq!(utc_stamp(1_795_722_574_357_000_000), "2026-11-26 19:49:34");
+        assert!(local_hour(1_795_722_065_123_000_000) < 24);
+        assert_eq!(local_clock(0).len(), 8);
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777))
+        );
+        assert_eq!(parse_http_date("yesterday"), None);
+        // Far outside the calendar: clamped, never a panic.
+        assert!(
+            rfc3339_ms(i64::MAX).starts_with("2262-") || rfc3339_ms(i64::MAX).starts_with("9999-")
+        );
+    }
+}
