@@ -32,6 +32,8 @@ pub use engine::{DetectError, Engine, EngineOptions, ExceptionCount, Stats};
 pub use evidence::summary;
 
 #[cfg(test)]
+mod baseline_tests;
+#[cfg(test)]
 mod precision_tests;
 #[cfg(test)]
 mod testing;

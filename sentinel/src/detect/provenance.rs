@@ -83,10 +83,11 @@ impl Provenance {
     }
 }
 
-/// Paths whose writers are not worth remembering (devices, kernel files, unresolved).
+/// Paths whose writers are not worth remembering (devices, kernel files, unresolved); files
+/// in /dev/shm are files like any other.
 fn trackable(path: &str) -> bool {
     path.starts_with('/')
-        && !path.starts_with("/dev/")
+        && (!path.starts_with("/dev/") || path.starts_with("/dev/shm/"))
         && !path.starts_with("/proc/")
         && !path.starts_with("/sys/")
 }
@@ -455,6 +456,12 @@ mod tests {
         assert_eq!(p.evicted, 1);
         assert_eq!(p.len(), 2);
         assert!(p.get("/tmp/a").is_none() && p.get("/tmp/c").is_some());
+    }
+
+    #[test]
+    fn shared_memory_files_are_tracked_devices_are_not() {
+        assert!(trackable("/dev/shm/.x/e") && trackable("/tmp/a"));
+        assert!(!trackable("/dev/null") && !trackable("/proc/self/fd/3") && !trackable("rel"));
     }
 
     #[test]
