@@ -115,7 +115,7 @@ pub enum UserCmd {
     },
     /// Disable a user and end their sessions.
     Disable { username: String },
-    /// Re-enable a user (also clears a login lockout).
+    /// Re-enable a user (sign-in delays end by themselves).
     Enable { username: String },
     /// Set a new password (ends the user's sessions).
     Passwd {
