@@ -93,6 +93,10 @@ fn decode_code() -> &'static Regex {
             # interpreters: decode and execute in one breath
             | (exec|eval|system|popen|spawn|execSync|subprocess|os\.system|`)[^\n]{0,200}(b64decode|b32decode|a85decode|decodebytes|unhexlify|fromhex|decode_base64|MIME::Base64|base64_decode|Base64\.decode64|unpack\(["']m|atob\(|Buffer\.from\([^)]*base64)
             | (b64decode|b32decode|decodebytes|unhexlify|decode_base64|MIME::Base64|base64_decode|Base64\.decode64|atob\(|Buffer\.from\([^)]*base64)[^\n]{0,400}(exec|eval|system|popen|spawn|subprocess|os\.system)\b
+            # fetched and run without touching the disk
+            | (curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(\S*/)?(sh|bash|dash|zsh|python\d*(\.\d+)?|perl|ruby)\b
+            | (eval|exec|source|\.|sh|bash)\s+["']?(\$\(|`|<\()\s*(curl|wget)\b
+            | (exec|eval)\s*\([^\n]{0,200}(urlopen|requests\.get|urllib|http\.client|fetch\()
             "#,
         )
         .expect("decode pattern")
@@ -319,7 +323,23 @@ impl Engine {
                 hits.push(hit(
                     "decode_and_run",
                     format!(
-                        "decoded a hidden payload and ran it: `{}` in {}",
+                        "{}: `{}` in {}",
+                        if [
+                            "curl",
+                            "wget",
+                            "urlopen",
+                            "requests",
+                            "urllib",
+                            "http.client",
+                            "fetch("
+                        ]
+                        .iter()
+                        .any(|f| m.as_str().contains(f))
+                        {
+                            "ran code fetched from the network without saving it"
+                        } else {
+                            "decoded a hidden payload and ran it"
+                        },
                         shorten(m.as_str(), 80),
                         shorten(&cmd.line(), 100)
                     ),

@@ -15,6 +15,14 @@ const ARCHIVERS: [&str; 17] = [
     "pax", "lz4", "lzma", "bsdtar",
 ];
 
+/// Discovery areas that are a finding on their own when new to the principal.
+const POINTED: [&str; 4] = [
+    "setuid_search",
+    "credential_search",
+    "security_software",
+    "virtualization",
+];
+
 /// Where collected data is put before it leaves.
 const STAGING_DIRS: [&str; 3] = ["/tmp/", "/var/tmp/", "/dev/shm/"];
 
@@ -57,6 +65,41 @@ impl Engine {
 
     fn recon_breadth(&mut self, ev: &Event, principal: u32, cmd: &Cmd, hits: &mut Vec<Hit>) {
         let areas = self.recon_areas(cmd);
+        self.recon_seen(ev, principal, areas, hits);
+    }
+
+    /// An interpreter reading the files discovery commands read (`pwd.getpwall()`,
+    /// `open("/etc/os-release")`): the same areas, without a command.
+    fn recon_file(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        p: &Process,
+        path: &str,
+        hits: &mut Vec<Hit>,
+    ) {
+        if !super::behaviour::is_interpreter(p.name()) {
+            return;
+        }
+        let area = match path {
+            "/etc/passwd" => "accounts",
+            "/etc/group" => "groups",
+            "/etc/hosts" | "/etc/resolv.conf" => "network",
+            "/proc/mounts" | "/etc/fstab" | "/proc/self/mounts" => "storage",
+            "/etc/os-release" | "/proc/version" | "/proc/cpuinfo" | "/etc/issue" => "system",
+            "/proc/1/cgroup" | "/.dockerenv" => "virtualization",
+            "/etc/shells" => "shells",
+            "/etc/sudoers" => "sudo",
+            "/etc/login.defs" => "password_policy",
+            "/etc/crontab" => "scheduled_tasks",
+            _ if path.starts_with("/proc/net/") => "network",
+            _ if path.starts_with("/sys/class/dmi/id/") => "virtualization",
+            _ => return,
+        };
+        self.recon_seen(ev, principal, vec![area.to_string()], hits);
+    }
+
+    fn recon_seen(&mut self, ev: &Event, principal: u32, areas: Vec<String>, hits: &mut Vec<Hit>) {
         if areas.is_empty() {
             return;
         }
@@ -72,6 +115,31 @@ impl Engine {
         }
         if fresh.is_empty() {
             return;
+        }
+        // Some areas point at a next step on their own: a set-uid or credential search, a
+        // look for the security tools watching, a sandbox check.
+        for a in &fresh {
+            if POINTED.contains(&a.as_str()) && self.first_time(principal, "recon_breadth", a) {
+                let what = super::evidence::summary(ev);
+                let r = match &baseline {
+                    Some(s) => format!(
+                        "{} discovery ({}): never explored by this user in {s} of baseline, a step towards escalation or evasion",
+                        a.replace('_', " "),
+                        shorten(&what, 80)
+                    ),
+                    None => format!(
+                        "{} discovery ({}): a step towards escalation or evasion",
+                        a.replace('_', " "),
+                        shorten(&what, 80)
+                    ),
+                };
+                hits.push(hit(
+                    "recon_breadth",
+                    r,
+                    self.cfg.weights.recon_breadth * 5 / 7,
+                    ev,
+                ));
+            }
         }
         let span = self.cfg.recon_window_secs as i64 * 1_000_000_000;
         let q = self.behaviour.recon.entry(principal).or_default();
@@ -103,6 +171,7 @@ impl Engine {
                         .map(|x| x.lossy().into_owned())
                         .collect::<Vec<_>>()
                         .join(" "),
+                    crate::event::Payload::Open { path, .. } => format!("read {path}"),
                     _ => String::new(),
                 };
                 format!("{a} ({})", shorten(&what, 40))
@@ -253,6 +322,10 @@ impl Engine {
         if ev.auid.is_none() {
             return;
         }
+        if !write {
+            self.recon_file(ev, principal, p, path, hits);
+            self.other_history(ev, principal, p, path, hits);
+        }
         let cat = self.cats.categorize(path, principal, &self.users);
         let sensitive = cat.is_some_and(|c| c == OTHER_HOME || self.cats.is_credential(c));
         let staging_write = write && STAGING_DIRS.iter().any(|d| path.starts_with(d));
@@ -314,5 +387,44 @@ impl Engine {
                 evidence,
             ));
         }
+    }
+}
+
+impl Engine {
+    /// Another user's shell history read: the commands they typed, passwords given on
+    /// command lines among them.
+    fn other_history(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        p: &Process,
+        path: &str,
+        hits: &mut Vec<Hit>,
+    ) {
+        if !super::tamper::is_history_file(path) {
+            return;
+        }
+        let Some(owner) = self.users.home_owner(path) else {
+            return;
+        };
+        if owner == principal
+            || !self.first_time(
+                principal,
+                "credential_access",
+                &format!("history:{}", ev.pid),
+            )
+        {
+            return;
+        }
+        hits.push(hit(
+            "credential_access",
+            format!(
+                "read {}'s shell history {path} with {}: the commands they typed, passwords given on command lines among them",
+                self.users.display(owner),
+                p.exe_or_comm()
+            ),
+            self.cfg.weights.credential_access,
+            ev,
+        ));
     }
 }
