@@ -150,6 +150,13 @@ const DAEMONS: [&str; 20] = [
     "accounts-daemon",
 ];
 
+/// A thread name that is a daemon's (the kernel keeps 15 bytes of it).
+fn daemon_comm(comm: &str) -> bool {
+    DAEMONS
+        .iter()
+        .any(|d| *d == comm || (d.len() > 15 && comm.len() == 15 && d.starts_with(comm)))
+}
+
 /// Extensions of documents and media: a program named like one is meant to deceive.
 const DOC_EXTS: [&str; 22] = [
     "jpg", "jpeg", "png", "gif", "bmp", "ico", "svg", "pdf", "txt", "doc", "docx", "xls", "xlsx",
@@ -550,8 +557,7 @@ impl Engine {
         }
         let name = p.name();
         let short: String = name.chars().take(15).collect();
-        let borrowed =
-            kernel_thread_like(comm) || (DAEMONS.contains(&comm) && !under(&p.exe, &SYSTEM_DIRS));
+        let borrowed = kernel_thread_like(comm) || (daemon_comm(comm) && !name.starts_with(comm));
         if comm == short || !borrowed {
             return;
         }

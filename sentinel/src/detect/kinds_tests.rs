@@ -354,6 +354,21 @@ fn thread_renamed_like_a_kernel_thread_and_raw_sockets() {
         &["renamed itself to [kworker/0:2]"],
         Level::Medium,
     );
+    // The kernel keeps 15 bytes of a thread name.
+    let mut s = Sim::new();
+    let m = s.run(&["python3", "implant.py"]);
+    s.send(
+        m,
+        Payload::Prctl {
+            option: 15,
+            name: RawStr::from("systemd-journal"),
+        },
+    );
+    s.expect(
+        "masquerade",
+        &["renamed itself to systemd-journal"],
+        Level::Medium,
+    );
     let mut s = Sim::new();
     let f = s.run(&["/usr/bin/firefox"]);
     s.send(
