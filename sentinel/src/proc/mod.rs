@@ -82,13 +82,39 @@ pub fn basename(path: &str) -> &str {
 
 /// Joins a possibly relative path onto a working directory; keeps it as is when unknown.
 pub fn absolute(path: &str, cwd: Option<&str>) -> String {
-    match cwd {
+    let joined = match cwd {
         Some(c) if !path.starts_with('/') && !path.is_empty() => {
             let p = path.strip_prefix("./").unwrap_or(path);
             format!("{}/{}", c.trim_end_matches('/'), p)
         }
         _ => path.to_string(),
+    };
+    tidy(joined)
+}
+
+/// Collapses doubled slashes and "/./" (a glob ending in '/' makes `dir//file`), which name
+/// the same file, so path patterns match. ".." is kept: through a symlink it is not lexical.
+fn tidy(p: String) -> String {
+    if !p.contains("//") && !p.contains("/./") {
+        return p;
     }
+    let mut out = String::with_capacity(p.len());
+    for (i, part) in p.split('/').enumerate() {
+        if i > 0 && (part.is_empty() || part == ".") {
+            continue;
+        }
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(part);
+    }
+    if p.ends_with('/') && !out.ends_with('/') {
+        out.push('/');
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
 }
 
 /// The executable of an exec: the path as executed (made absolute), or the kernel's exe link

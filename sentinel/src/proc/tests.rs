@@ -221,3 +221,18 @@ fn a_record_joined_after_the_exit_finds_the_process_of_its_time() {
     }
     assert!(t.chain_at(200, 2_500_000_000).is_empty());
 }
+
+#[test]
+fn absolute_paths_lose_doubled_slashes_and_dots() {
+    use super::absolute;
+    assert_eq!(
+        absolute("/home/v/.mozilla/firefox/x.default//logins.json", None),
+        "/home/v/.mozilla/firefox/x.default/logins.json"
+    );
+    assert_eq!(absolute("a/./b", Some("/tmp/")), "/tmp/a/b");
+    assert_eq!(absolute("//etc//shadow", None), "/etc/shadow");
+    assert_eq!(absolute("/etc/../etc/x", None), "/etc/../etc/x");
+    assert_eq!(absolute("/tmp/d/", None), "/tmp/d/");
+    assert_eq!(absolute("/", None), "/");
+    assert_eq!(absolute("rel", None), "rel");
+}
