@@ -166,6 +166,7 @@ impl Engine {
                 | Payload::Module { .. }
                 | Payload::Prctl { .. }
                 | Payload::Socket { .. }
+                | Payload::Unshare { .. }
         );
         let renamed = self
             .procs

@@ -413,3 +413,40 @@ fn thread_renamed_like_a_kernel_thread_and_raw_sockets() {
     );
     s.none("packet_capture");
 }
+
+#[test]
+fn ordinary_user_root_in_a_new_user_namespace() {
+    let mut s = Sim::new();
+    let u = s.run(&["unshare", "-Urm", "sh"]);
+    s.send(
+        u,
+        Payload::Unshare {
+            flags: 0x10020000,
+            namespaces: vec!["user".into(), "mnt".into()],
+        },
+    );
+    s.expect(
+        "privilege_escalation",
+        &["/usr/bin/unshare made itself root in new namespaces (user, mnt)"],
+        Level::Medium,
+    );
+    // A browser sandbox, or a mount namespace alone.
+    let mut s = Sim::new();
+    let c = s.run(&["chromium"]);
+    s.send(
+        c,
+        Payload::Unshare {
+            flags: 0x10000000,
+            namespaces: vec!["user".into()],
+        },
+    );
+    let u = s.run(&["unshare", "-m", "true"]);
+    s.send(
+        u,
+        Payload::Unshare {
+            flags: 0x20000,
+            namespaces: vec!["mnt".into()],
+        },
+    );
+    s.none("privilege_escalation");
+}
