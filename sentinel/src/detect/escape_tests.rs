@@ -459,3 +459,13 @@ fn crontab_at_python_startup_and_git_hooks_persist() {
     );
     s.none("persistence");
 }
+
+#[test]
+fn archived_relative_to_a_directory() {
+    let mut s = Sim::new();
+    s.sudo(&["tar", "czf", "/var/tmp/.h.tgz", "-C", "/home", "bob"]);
+    s.expect("staging", &["packed /home/bob with tar"], Level::Medium);
+    let mut s = Sim::new();
+    s.run(&["tar", "czf", "/tmp/p.tgz", "-C", "/home/alice", "proj"]);
+    s.none("staging");
+}

@@ -256,13 +256,28 @@ impl Engine {
         let n = cmd.name.as_str();
         let w = self.cfg.weights.staging;
         let (what, weight) = if ARCHIVERS.contains(&n) {
-            let src = cmd
-                .args
-                .iter()
-                .map(|a| a.split_once('=').map(|(_, v)| v).unwrap_or(a))
-                .filter(|a| !a.starts_with('-'))
-                .map(|a| self.path_of(ev.pid, a))
-                .find(|a| self.sensitive_source(principal, a));
+            // Operands are relative to the last `-C DIR` (tar) when one was given.
+            let mut dir: Option<String> = None;
+            let mut src = None;
+            let mut it = cmd.args.iter().peekable();
+            while let Some(a) = it.next() {
+                if a == "-C" || a == "--directory" {
+                    dir = it.next().map(|d| self.path_of(ev.pid, d));
+                    continue;
+                }
+                let a = a.split_once('=').map(|(_, v)| v).unwrap_or(a);
+                if a.starts_with('-') {
+                    continue;
+                }
+                let path = match &dir {
+                    Some(d) if !a.starts_with('/') => crate::proc::absolute(a, Some(d)),
+                    _ => self.path_of(ev.pid, a),
+                };
+                if self.sensitive_source(principal, &path) {
+                    src = Some(path);
+                    break;
+                }
+            }
             match src {
                 Some(s) => (format!("packed {s} with {}", shorten(&cmd.line(), 120)), w),
                 None => return,
