@@ -469,3 +469,20 @@ fn archived_relative_to_a_directory() {
     s.run(&["tar", "czf", "/tmp/p.tgz", "-C", "/home/alice", "proj"]);
     s.none("staging");
 }
+
+#[test]
+fn areas_explored_while_learning_do_not_count_right_after() {
+    let mut s = Sim::with_store(Store::memory().unwrap(), true);
+    s.run(&["dpkg", "-l"]);
+    s.run(&["uname", "-a"]);
+    s.e.finish();
+    s.e.vouch().unwrap();
+    s.e.set_learn_all(false);
+    s.out.clear();
+    // Seconds later, still inside the recon window: three new areas are not four.
+    s.t += 10_000_000_000;
+    for c in [&["id"][..], &["ip", "a"], &["ps", "aux"]] {
+        s.run(c);
+    }
+    s.none("recon_breadth");
+}

@@ -142,13 +142,18 @@ impl Engine {
             }
         }
         let span = self.cfg.recon_window_secs as i64 * 1_000_000_000;
-        let q = self.behaviour.recon.entry(principal).or_default();
+        let mut q = self.behaviour.recon.remove(&principal).unwrap_or_default();
         for a in fresh {
             q.push_back((ev.time_ns, a, ev.clone()));
         }
         while q.front().is_some_and(|(t, _, _)| *t < ev.time_ns - span) || q.len() > 128 {
             q.pop_front();
         }
+        // Areas explored while the baseline was still being learned are known by now.
+        if baseline.is_some() {
+            q.retain(|(_, a, _)| !self.known_behaviour(principal, "", &format!("recon:{a}")));
+        }
+        let q = self.behaviour.recon.entry(principal).or_insert(q);
         // The first command that explored each area is its evidence.
         let mut areas: Vec<(String, Event)> = Vec::new();
         for (_, a, e) in q.iter() {
