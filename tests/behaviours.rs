@@ -326,3 +326,48 @@ fn benign_work_after_learning_stays_low() {
         .collect();
     assert!(loud.is_empty(), "{loud:#?}");
 }
+
+/// The same behaviours seen only through the kernel's dedicated events (no telling command
+/// line): the exec environment, utimensat, prctl, raw sockets.
+#[test]
+fn behaviours_seen_through_kernel_events() {
+    let w = world();
+    // HISTFILE exported by the attacker's shell: visible in its children's environment.
+    w.atk
+        .run(&["sh", "-c", "export HISTFILE=/dev/null; /usr/bin/true"]);
+    expect(
+        "history_tampering",
+        &["HISTFILE=/dev/null in the environment of"],
+    );
+    w.atk.run(&[
+        "sh",
+        "-c",
+        "export LD_PRELOAD=/dev/shm/sntl-k.so; /usr/bin/true",
+    ]);
+    expect("loader_hijack", &["LD_PRELOAD=/dev/shm/sntl-k.so"]);
+    let f = format!("{TOOLS}/stomped-{}", std::process::id());
+    sh(&format!("touch {f}"));
+    w.atk.run_root(&[
+        "/usr/bin/python3",
+        "-c",
+        &format!("import os; os.utime('{f}', (1500000000, 1500000000))"),
+    ]);
+    expect(
+        "timestomp",
+        &[&format!("set the times of {f}"), "utimensat"],
+    );
+    w.atk.run(&[
+        "/usr/bin/python3",
+        "-c",
+        "import ctypes; ctypes.CDLL(None).prctl(15, b'systemd-journald', 0, 0, 0)",
+    ]);
+    expect("masquerade", &["renamed itself to systemd-journal"]);
+    w.atk.run_root(&[
+        "/usr/bin/python3",
+        "-c",
+        "import socket; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)); s.close()",
+    ]);
+    expect("packet_capture", &["opened a raw packet socket (AF_PACKET"]);
+    // Module loads (finit_module) are not played: the test kernel has no CONFIG_MODULES, so
+    // the module syscalls do not exist there (unit tests cover kernel_module's event route).
+}

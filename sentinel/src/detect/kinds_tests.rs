@@ -354,6 +354,21 @@ fn thread_renamed_like_a_kernel_thread_and_raw_sockets() {
         &["renamed itself to [kworker/0:2]"],
         Level::Medium,
     );
+    // The kernel keeps 15 bytes of a thread name.
+    let mut s = Sim::new();
+    let m = s.run(&["python3", "implant.py"]);
+    s.send(
+        m,
+        Payload::Prctl {
+            option: 15,
+            name: RawStr::from("systemd-journal"),
+        },
+    );
+    s.expect(
+        "masquerade",
+        &["renamed itself to systemd-journal"],
+        Level::Medium,
+    );
     let mut s = Sim::new();
     let f = s.run(&["/usr/bin/firefox"]);
     s.send(
@@ -397,4 +412,41 @@ fn thread_renamed_like_a_kernel_thread_and_raw_sockets() {
         },
     );
     s.none("packet_capture");
+}
+
+#[test]
+fn ordinary_user_root_in_a_new_user_namespace() {
+    let mut s = Sim::new();
+    let u = s.run(&["unshare", "-Urm", "sh"]);
+    s.send(
+        u,
+        Payload::Unshare {
+            flags: 0x10020000,
+            namespaces: vec!["user".into(), "mnt".into()],
+        },
+    );
+    s.expect(
+        "privilege_escalation",
+        &["/usr/bin/unshare made itself root in new namespaces (user, mnt)"],
+        Level::Medium,
+    );
+    // A browser sandbox, or a mount namespace alone.
+    let mut s = Sim::new();
+    let c = s.run(&["chromium"]);
+    s.send(
+        c,
+        Payload::Unshare {
+            flags: 0x10000000,
+            namespaces: vec!["user".into()],
+        },
+    );
+    let u = s.run(&["unshare", "-m", "true"]);
+    s.send(
+        u,
+        Payload::Unshare {
+            flags: 0x20000,
+            namespaces: vec!["mnt".into()],
+        },
+    );
+    s.none("privilege_escalation");
 }

@@ -15,6 +15,7 @@ pub mod feedback;
 mod files;
 mod habits;
 mod kinds;
+mod persist;
 mod privs;
 mod provenance;
 mod recon;

@@ -7,7 +7,7 @@ use super::engine::{Engine, Hit};
 use super::rules::{hit, multi_hit};
 use crate::event::Event;
 use crate::proc::Process;
-use crate::profile::categories::{OTHER_HOME, entry_match};
+use crate::profile::categories::{OTHER_HOME, entry_match, in_list};
 
 /// Archivers and compressors (collection into one file).
 const ARCHIVERS: [&str; 17] = [
@@ -41,6 +41,46 @@ fn pointed_area(area: &str) -> Option<&'static str> {
         }
         _ => return None,
     })
+}
+
+impl Engine {
+    /// Another user's shell history read: the commands they typed, passwords given on
+    /// command lines among them.
+    fn other_history(
+        &mut self,
+        ev: &Event,
+        principal: u32,
+        p: &Process,
+        path: &str,
+        hits: &mut Vec<Hit>,
+    ) {
+        if !super::tamper::is_history_file(path) {
+            return;
+        }
+        let Some(owner) = self.users.home_owner(path) else {
+            return;
+        };
+        if owner == principal
+            || owner == p.uid
+            || !self.first_time(
+                principal,
+                "credential_access",
+                &format!("history:{}", ev.pid),
+            )
+        {
+            return;
+        }
+        hits.push(hit(
+            "credential_access",
+            format!(
+                "read {}'s shell history {path} with {}: the commands they typed, passwords given on command lines among them",
+                self.users.display(owner),
+                p.exe_or_comm()
+            ),
+            self.cfg.weights.credential_access,
+            ev,
+        ));
+    }
 }
 
 /// What an archiver is asked to read: (directory given with -C, operand). tar counts only
@@ -138,8 +178,9 @@ impl Engine {
         self.explored(ev, principal, areas, hits);
     }
 
-    /// A file a discovery area is about was opened or listed (`[lists] recon_files`): reading
-    /// the system's description without running a discovery command counts the same.
+    /// A file a discovery area is about was opened or listed (`[lists] recon_files`) by an
+    /// interpreter or a shell: reading the system's description without running a discovery
+    /// command counts the same.
     pub(super) fn recon_file(
         &mut self,
         ev: &Event,
@@ -148,7 +189,13 @@ impl Engine {
         path: &str,
         hits: &mut Vec<Hit>,
     ) {
-        if ev.auid.is_none() || !path.starts_with('/') {
+        // Only programs whose own code surveys (interpreters, shells reading through a
+        // redirection): ls, df or ps read these files for their job, and a command that
+        // surveys is counted by `recon` already.
+        let name = p.name();
+        let surveyor =
+            super::behaviour::is_interpreter(name) || in_list(&self.cats.lists.shells, name);
+        if ev.auid.is_none() || !path.starts_with('/') || !surveyor {
             return;
         }
         // /proc/self, /proc/thread-self and the process's own pid describe itself.
@@ -213,13 +260,18 @@ impl Engine {
             }
         }
         let span = self.cfg.recon_window_secs as i64 * 1_000_000_000;
-        let q = self.behaviour.recon.entry(principal).or_default();
+        let mut q = self.behaviour.recon.remove(&principal).unwrap_or_default();
         for a in fresh {
             q.push_back((ev.time_ns, a, ev.clone()));
         }
         while q.front().is_some_and(|(t, _, _)| *t < ev.time_ns - span) || q.len() > 128 {
             q.pop_front();
         }
+        // Areas explored while the baseline was still being learned are known by now.
+        if baseline.is_some() {
+            q.retain(|(_, a, _)| !self.known_behaviour(principal, "", &format!("recon:{a}")));
+        }
+        let q = self.behaviour.recon.entry(principal).or_insert(q);
         // The first command that explored each area is its evidence.
         let mut areas: Vec<(String, Event)> = Vec::new();
         for (_, a, e) in q.iter() {
@@ -396,6 +448,9 @@ impl Engine {
     ) {
         if ev.auid.is_none() {
             return;
+        }
+        if !write {
+            self.other_history(ev, principal, p, path, hits);
         }
         // The home of the process's own uid or euid is not another user's (root in /root).
         let cat = self.category_of(path, principal, p);
@@ -583,7 +638,7 @@ mod tests {
     #[test]
     fn surveying_the_host_by_reading_files_is_recon_breadth() {
         let mut e = crate::detect::testing::engine(PASSWD);
-        let mut out = Vec::new();
+        let mut out = e.observe(&exec(9, 60, &["python3", "-"]));
         for (i, p) in [
             "/etc/crontab",
             "/etc/systemd/system",
@@ -598,8 +653,24 @@ mod tests {
         let r = found(&out, "recon_breadth");
         assert_eq!(r.len(), 1, "{out:#?}");
         assert!(r[0].contains("scheduled_tasks (/etc/crontab)"), "{}", r[0]);
+        // A program reading the same files for its own work is not surveying.
+        let mut e = crate::detect::testing::engine(PASSWD);
+        let mut out = e.observe(&exec(30, 62, &["ls", "-l"]));
+        for (i, p) in [
+            "/etc/crontab",
+            "/etc/systemd/system",
+            "/proc/mounts",
+            "/proc/net/route",
+        ]
+        .iter()
+        .enumerate()
+        {
+            out.extend(e.observe(&open(31 + i as u64, 62, p)));
+        }
+        assert!(found(&out, "recon_breadth").is_empty(), "{out:#?}");
         // The process's own /proc entries are not discovery.
         let mut e = crate::detect::testing::engine(PASSWD);
+        e.observe(&exec(19, 61, &["python3", "-"]));
         assert!(e.observe(&open(20, 61, "/proc/61/cmdline")).is_empty());
         assert!(e.observe(&open(21, 61, "/proc/self/status")).is_empty());
         let v = e.observe(&open(22, 61, "/proc/1/cgroup"));
