@@ -46,10 +46,15 @@ pub(super) struct Origin {
 
 /// Processes whose last destination is remembered.
 const REMOTES: usize = 4096;
+/// Files remembered per process for a later connect.
+const WRITTEN_PER_PROCESS: usize = 8;
 
 pub(super) struct Provenance {
     files: LruCache<String, Origin>,
     remotes: LruCache<ProcKey, String>,
+    /// The last files each process opened for writing: a program that opens its output
+    /// first and connects after (`open(out).write(urlopen(..).read())`) is a downloader too.
+    written: LruCache<ProcKey, Vec<String>>,
     /// Records pushed out by the cap before their file was run (or deleted).
     pub evicted: u64,
 }
@@ -61,6 +66,7 @@ impl Provenance {
         Provenance {
             files: LruCache::new(cap),
             remotes: LruCache::new(remotes),
+            written: LruCache::new(remotes),
             evicted: 0,
         }
     }
@@ -147,6 +153,14 @@ impl Engine {
                 if trackable(&path)
                     && let Some(o) = self.writer(ev, principal)
                 {
+                    if let Some(p) = self.procs.get(ev.pid) {
+                        let key = p.key();
+                        let list = self.provenance.written.get_or_insert_mut(key, Vec::new);
+                        if list.len() >= WRITTEN_PER_PROCESS {
+                            list.remove(0);
+                        }
+                        list.push(path.clone());
+                    }
                     self.provenance.put(path, o);
                 }
             }
@@ -163,7 +177,23 @@ impl Engine {
             }
             Payload::Connect { .. } => {
                 if let (Some((d, _)), Some(p)) = (destination(ev), self.procs.get(ev.pid)) {
-                    self.provenance.remotes.put(p.key(), d);
+                    let key = p.key();
+                    // What it wrote before connecting was filled from the network.
+                    let paths = self
+                        .provenance
+                        .written
+                        .peek(&key)
+                        .cloned()
+                        .unwrap_or_default();
+                    for path in paths {
+                        if let Some(o) = self.provenance.files.peek_mut(&path)
+                            && matches!(o.kind, WriterKind::Other)
+                        {
+                            o.kind = WriterKind::Downloader;
+                            o.remote = Some(d.clone());
+                        }
+                    }
+                    self.provenance.remotes.put(key, d);
                 }
             }
             _ => {}

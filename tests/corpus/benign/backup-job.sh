@@ -2,7 +2,6 @@
 # workload: backup
 # behaviour: the nightly backup job run by the operator as root: tar czf of every home directory into a dated archive in the backup directory, then a listing and rotation of old archives
 # as: root
-# known-fp: mass_read: the backup job reads every home directory every night; the engine does not yet lower mass_read for a learned habit
 # teardown: rm -rf /var/backups/sntl-ev-home
 set -eu
 d=/var/backups/sntl-ev-home

@@ -2,7 +2,6 @@
 # workload: developer
 # behaviour: builds a Rust crate (cargo --offline, no dependencies) and a C project (make, gcc) in the home directory and under /tmp, commits with git, runs the results and the tests
 # as: user
-# known-fp: exec_from_writable: runs the scratch build it just compiled under /tmp (a developer habit the baseline should absorb)
 set -eu
 export CARGO_HOME="$HOME/.cargo"
 w="$HOME/src"; mkdir -p "$w"; cd "$w"

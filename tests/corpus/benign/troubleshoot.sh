@@ -2,7 +2,6 @@
 # workload: troubleshooting
 # behaviour: someone looks into "the machine is slow": processes, sockets, top, open files, disk, memory, kernel, addresses, OS release
 # as: user
-# known-fp: discovery_burst: troubleshooting runs many system commands in a row; the burst is not yet relative to what the user normally runs
 set -u
 uptime
 ps aux --sort=-%cpu | head -10

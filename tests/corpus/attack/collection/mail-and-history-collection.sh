@@ -4,7 +4,6 @@
 # behaviour: gathers every user's shell history, ssh config and mail into one file
 # as: root
 # expect: mass_read, credential_access
-# known-miss: reads three files per home (history, ssh config, known_hosts): below mass_read's 20, and none is a credential category
 set -u
 for h in /home/*; do
   cat "$h/.bash_history" "$h/.ssh/config" "$h/.ssh/known_hosts" 2>/dev/null

@@ -4,7 +4,6 @@
 # behaviour: captures traffic on an interface with tcpdump into a file (here the namespace's loopback)
 # as: root
 # expect: packet_capture
-# known-miss: no packet_capture detection yet
 set -u
 timeout 3 tcpdump -i lo -c 5 -w "$SNTL_TMP/c.pcap" > /dev/null 2>&1 &
 sleep 1

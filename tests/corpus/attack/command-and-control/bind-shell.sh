@@ -4,7 +4,6 @@
 # behaviour: a shell listens on a TCP port for the operator to connect in (here the operator is played by nc from the same namespace)
 # as: user
 # expect: reverse_shell
-# known-miss: the shell's stdio is a socket in the scenario's network namespace; the live check looks the inode up in the agent's /proc/net/tcp (the host's namespace) and does not find it; accept() is not a connect
 set -u
 python3 -c "
 import os, socket, subprocess

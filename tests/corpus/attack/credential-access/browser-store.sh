@@ -4,7 +4,6 @@
 # behaviour: copies another user's Firefox saved logins and key database
 # as: root
 # expect: credential_access
-# known-miss: the path is built from a glob ending in '/', so the open names .../x1y2.default-release//logins.json; the category patterns do not match a doubled slash
 set -u
 for p in "$SNTL_VICTIM_HOME"/.mozilla/firefox/*/; do
   cp "$p/logins.json" "$p/key4.db" "$SNTL_TMP/" 2>/dev/null || true

@@ -4,6 +4,5 @@
 # behaviour: copies another user's GnuPG private key store with python's shutil
 # as: root
 # expect: credential_access
-# known-miss: ~/.gnupg/private-keys-v1.d is not a credential category
 set -u
 python3 -c "import shutil,sys; shutil.copytree(sys.argv[1] + '/.gnupg/private-keys-v1.d', sys.argv[2] + '/g')" "$SNTL_VICTIM_HOME" "$SNTL_TMP"

@@ -4,6 +4,5 @@
 # behaviour: greps every user's shell history for passwords typed on command lines
 # as: root
 # expect: credential_access, mass_read
-# known-miss: shell history is not a credential category, and a handful of files is below mass_read's threshold
 set -u
 grep -HiE 'pass|-p[^ ]|secret|token|key' /home/*/.bash_history /root/.bash_history 2>/dev/null || true

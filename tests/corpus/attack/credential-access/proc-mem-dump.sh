@@ -4,7 +4,6 @@
 # behaviour: reads another user's process memory through /proc/PID/maps and /proc/PID/mem, searching it for secrets
 # as: root
 # expect: process_memory_access, ptrace
-# known-miss: no process_memory_access detection yet (/proc/PID/mem read of another user's process)
 set -u
 python3 - "$SNTL_VICTIM_PID" <<'PY'
 import re, sys

@@ -4,7 +4,6 @@
 # behaviour: reads the environment of every other user's processes for passwords and tokens
 # as: root
 # expect: process_memory_access, credential_access
-# known-miss: no process_memory_access detection yet (/proc/PID/environ of other users' processes)
 set -u
 for p in /proc/[0-9]*; do
   tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -E 'PASS|TOKEN|SECRET|KEY' || true

@@ -4,6 +4,5 @@
 # behaviour: an obfuscated one-liner: base64 text decoded and piped straight into a shell
 # as: user
 # expect: decode_and_run
-# known-miss: no decode_and_run detection yet
 set -u
 echo 'aWQ7IHVuYW1lIC1hOyBjYXQgL2V0Yy9wYXNzd2QgfCB3YyAtbAo=' | base64 -d | sh

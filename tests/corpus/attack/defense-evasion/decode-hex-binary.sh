@@ -4,7 +4,6 @@
 # behaviour: rebuilds a binary from a hex dump with xxd, makes it executable in the home directory and runs it
 # as: user
 # expect: decode_and_run, new_binary
-# known-miss: no decode_and_run detection yet; a new binary in ~/.cache is only context
 set -u
 xxd -p /usr/bin/true > "$SNTL_TMP/blob.hex"
 mkdir -p "$HOME/.cache"

@@ -4,7 +4,6 @@
 # behaviour: Python decodes a zlib+base64 blob and exec()s it (typical of packed droppers)
 # as: user
 # expect: decode_and_run
-# known-miss: no decode_and_run detection yet
 set -u
 blob=$(python3 -c "import base64,zlib; print(base64.b64encode(zlib.compress(b'import os\nos.system(\"id; hostname\")\n')).decode())")
 python3 -c "import base64,zlib;exec(zlib.decompress(base64.b64decode('$blob')))"

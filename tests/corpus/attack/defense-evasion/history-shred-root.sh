@@ -4,7 +4,6 @@
 # behaviour: an admin shreds another user's history file so the session cannot be reconstructed
 # as: root
 # expect: history_tampering
-# known-miss: no history_tampering detection yet
 set -u
 cp -p "$SNTL_VICTIM_HOME/.bash_history" "$SNTL_TMP/keep"
 shred -u "$SNTL_VICTIM_HOME/.bash_history"

@@ -5,7 +5,6 @@
 # as: user
 # setup: printf 'ls\nwget http://x/y\n' > "/home/$SNTL_USER/.bash_history" && chown "$SNTL_USER": "/home/$SNTL_USER/.bash_history"
 # expect: history_tampering
-# known-miss: no history_tampering detection yet
 set -u
 : > "$HOME/.bash_history"
 rm -f "$HOME/.bash_history"

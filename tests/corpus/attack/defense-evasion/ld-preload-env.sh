@@ -4,7 +4,6 @@
 # behaviour: builds a shared object that hooks libc and injects it into a program with LD_PRELOAD
 # as: user
 # expect: loader_hijack
-# known-miss: no loader_hijack detection yet (LD_PRELOAD in an exec's environment)
 set -u
 mkdir -p "$HOME/.cache"
 printf '#include <stdio.h>\n__attribute__((constructor)) static void init(void){ fputs("hooked\\n", stderr); }\n' > "$SNTL_TMP/h.c"

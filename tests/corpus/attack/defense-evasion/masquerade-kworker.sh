@@ -4,7 +4,6 @@
 # behaviour: runs its tool under a kernel thread's name ([kworker/0:2]) from a hidden cache directory
 # as: user
 # expect: masquerade
-# known-miss: no masquerade detection yet
 set -u
 mkdir -p "$HOME/.cache/.k"
 cp /usr/bin/sleep "$HOME/.cache/.k/kworker"

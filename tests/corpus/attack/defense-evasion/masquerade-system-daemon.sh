@@ -4,7 +4,6 @@
 # behaviour: copies a shell to a path named like a system daemon (sshd) in the user's tree and runs it
 # as: user
 # expect: masquerade
-# known-miss: no masquerade detection yet
 set -u
 mkdir -p "$HOME/.local/sbin"
 cp /bin/bash "$HOME/.local/sbin/sshd"

@@ -4,7 +4,6 @@
 # behaviour: a Python implant renames itself (prctl PR_SET_NAME) to look like systemd-journald while it works
 # as: user
 # expect: masquerade
-# known-miss: no masquerade detection yet (prctl PR_SET_NAME is not captured)
 set -u
 python3 - <<'PY'
 import ctypes, time

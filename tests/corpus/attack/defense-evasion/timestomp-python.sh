@@ -4,7 +4,6 @@
 # behaviour: an admin backdates a file it planted under /usr/local with os.utime (no touch command)
 # as: root
 # expect: timestomp
-# known-miss: no timestomp detection yet
 set -u
 f=$SNTL_FIX/libupdate.so
 cp /bin/true "$f"

@@ -3,8 +3,7 @@
 # technique: T1057 Process Discovery
 # behaviour: walks /proc itself (no ps) to list every process's owner and command line, looking for security tools and interesting daemons
 # as: user
-# expect: recon_breadth, discovery_burst
-# known-miss: reading /proc/*/cmdline in a loop runs no discovery command; recon_breadth does not exist yet
+# expect: recon_breadth, discovery_burst, targeted_discovery
 set -u
 for p in /proc/[0-9]*; do
   cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue

@@ -3,8 +3,7 @@
 # technique: T1497.001 Virtualization/Sandbox Evasion: System Checks
 # behaviour: checks whether it runs in a container, a VM or a sandbox before doing anything else (cgroups, DMI, CPU flags, init process)
 # as: user
-# expect: recon_breadth, discovery_burst
-# known-miss: reads of /proc/1/cgroup, DMI and cpuinfo are not discovery commands; recon_breadth does not exist yet
+# expect: recon_breadth, discovery_burst, targeted_discovery
 set -u
 cat /proc/1/cgroup
 ls -la /.dockerenv 2>/dev/null || true

@@ -4,7 +4,6 @@
 # behaviour: starts a shell from inside vim and less (the classic restricted-shell escape)
 # as: user
 # expect: unusual_child
-# known-miss: no unusual_child detection yet (a shell started by vim, less or gdb)
 set -u
 vim -es -c ':silent !sh -c id' -c ':q!' < /dev/null
 echo x > "$SNTL_TMP/f"

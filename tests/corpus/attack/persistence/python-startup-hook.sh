@@ -4,7 +4,6 @@
 # behaviour: drops a .pth file in the user's site-packages, which Python runs at every start
 # as: user
 # expect: persistence
-# known-miss: site-packages .pth files are not persistence places
 set -u
 d=$(python3 -c 'import site; print(site.getusersitepackages())')
 trap 'rm -f "$d/zz-sntl.pth"' EXIT

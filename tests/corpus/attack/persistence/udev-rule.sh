@@ -4,7 +4,6 @@
 # behaviour: an admin adds a udev rule that runs a program whenever a device appears
 # as: root
 # expect: persistence
-# known-miss: /etc/udev/rules.d is not a persistence place
 set -u
 f=/etc/udev/rules.d/99-sntl-eval-$SNTL_ID.rules
 if [ -d /etc/udev/rules.d ]; then trap 'rm -f "$f"' EXIT

@@ -4,7 +4,6 @@
 # behaviour: gives a copy of an interpreter cap_setuid with setcap so any user can become root through it
 # as: root
 # expect: file_capability
-# known-miss: no file_capability detection yet
 set -u
 f=$SNTL_FIX/perl
 cp /usr/bin/perl "$f"

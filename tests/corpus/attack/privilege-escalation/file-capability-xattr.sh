@@ -4,7 +4,6 @@
 # behaviour: the same capability written as the raw security.capability extended attribute with setfattr, not setcap
 # as: root
 # expect: file_capability
-# known-miss: no file_capability detection yet
 set -u
 f=$SNTL_FIX/tar
 cp /usr/bin/tar "$f"

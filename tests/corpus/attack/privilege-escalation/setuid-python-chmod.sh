@@ -4,7 +4,6 @@
 # behaviour: sets the set-uid and set-gid bits on a copied interpreter with Python's os.chmod (no chmod command)
 # as: root
 # expect: setuid_bit
-# known-miss: no setuid_bit detection yet
 set -u
 f=$SNTL_FIX/python
 cp /usr/bin/python3 "$f"

@@ -4,7 +4,6 @@
 # behaviour: an insider leaves a set-uid root copy of bash in /var/tmp as a back door for later
 # as: root
 # expect: setuid_bit
-# known-miss: no setuid_bit detection yet
 set -u
 f=/var/tmp/.$SNTL_ID
 trap 'rm -f "$f"' EXIT
