@@ -84,14 +84,22 @@ pub fn run(root: &Path, args: FuzzArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `cargo +nightly fuzz` in fuzz/, without the variables the outer (stable) cargo set.
+/// `cargo +nightly fuzz` in fuzz/, without the variables the outer (stable) `cargo run` set:
+/// build scripts that track `CARGO_PKG_NAME` and the like (ring's) would otherwise see
+/// xtask's values, and every run would rebuild the whole fuzz crate.
 fn nightly_fuzz(dir: &Path) -> Command {
     let mut c = Command::new("cargo");
-    c.args(["+nightly", "fuzz"])
-        .current_dir(dir)
-        .env_remove("CARGO")
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("CARGO_TARGET_DIR");
+    c.args(["+nightly", "fuzz"]).current_dir(dir);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let outer = (k.starts_with("CARGO") && k != "CARGO_HOME")
+            || k.starts_with("RUSTUP_TOOLCHAIN")
+            || k == "RUST_RECURSION_COUNT"
+            || k == "LD_LIBRARY_PATH";
+        if outer {
+            c.env_remove(k.as_ref());
+        }
+    }
     c
 }
 
