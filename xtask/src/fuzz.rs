@@ -162,15 +162,16 @@ fn run_one(dir: &Path, target: &str, seconds: u64) -> anyhow::Result<Outcome> {
 /// `stat::` lines and the paths of inputs it wrote for crashes, leaks, timeouts and OOMs.
 fn parse_output(text: &str) -> Outcome {
     let mut o = Outcome::default();
+    // `corp: 25/14Kb` is a count and a size: the count is wanted.
     let field = |line: &str, name: &str| -> Option<u64> {
         let mut it = line.split_whitespace();
         it.find(|w| *w == name)?;
-        it.next()?.parse().ok()
+        it.next()?.split('/').next()?.parse().ok()
     };
     for line in text.lines() {
         if line.starts_with('#') {
             if let Some(c) = field(line, "cov:") {
-                if line.contains(" INITED ") {
+                if line.split_whitespace().nth(1) == Some("INITED") {
                     o.cov_start = Some(c);
                 }
                 o.cov_end = Some(c);
