@@ -1,7 +1,8 @@
-//! Developer tasks: `cargo xtask setup | build-ebpf | run | test | bench | eval`. Every task installs
+//! Developer tasks: `cargo xtask setup | build-ebpf | run | test | bench | eval | fuzz`. Every task installs
 //! what it needs first (idempotently), so the README's two commands work on a new machine.
 
 mod bench;
+mod fuzz;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install the prerequisites: rust-src for nightly, LLVM 22 (apt), bpf-linker 0.13.
+    /// Install the prerequisites: rust-src for nightly, LLVM 22 (apt), bpf-linker 0.13,
+    /// cargo-fuzz.
     Setup,
     /// Build the kernel programs (through the agent's build script) and print the object path.
     BuildEbpf {
@@ -32,7 +34,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up everything, then run the whole test suite (unit, end-to-end, lint).
+    /// Set up everything, then run the whole test suite (unit, end-to-end, lint) and a short
+    /// fuzzing pass (10 s per target).
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -51,6 +54,9 @@ enum Task {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run every fuzz target (fuzz/, on nightly) for a while each, seeded from fuzz/seeds;
+    /// reports runs, new coverage and crashes, and fails on a crash.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,9 +100,17 @@ fn main() -> anyhow::Result<()> {
             run(cargo().args(["build", "-p", "sentinel"]))?;
             // Every failing suite is reported, not just the first.
             run(cargo().args(["test", "--no-fail-fast"]).args(&args))?;
-            Ok(())
+            eprintln!("xtask: fuzzing every target for {FUZZ_SECONDS} s each (bounded CI pass)");
+            fuzz::run(
+                &root,
+                fuzz::FuzzArgs {
+                    seconds: FUZZ_SECONDS,
+                    target: None,
+                },
+            )
         }
         Task::Bench(args) => bench::run(&root, args),
+        Task::Fuzz(args) => fuzz::run(&root, args),
         Task::Eval { filter, out } => {
             setup::toolchain()?;
             run(Command::new("bash").arg(root.join("tests/setup/corpus.sh")))?;
@@ -115,6 +129,9 @@ fn main() -> anyhow::Result<()> {
         }
     }
 }
+
+/// Seconds per fuzz target in `cargo xtask test` (`cargo xtask fuzz` runs longer).
+const FUZZ_SECONDS: u64 = 10;
 
 fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))

@@ -9,14 +9,29 @@ use anyhow::{Context as _, bail};
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_VERSION: &str = "0.13";
 
-/// Nightly rust-src, LLVM 22 and bpf-linker: what building the kernel programs needs.
+/// Nightly rust-src, LLVM 22 and bpf-linker: what building the kernel programs needs; and
+/// cargo-fuzz for the fuzz targets.
 pub fn toolchain() -> anyhow::Result<()> {
     rust_src()?;
     if !Path::new(LLVM_PREFIX).join("bin/llvm-config").exists() {
         apt_install(&["llvm-22-dev"])?;
     }
     bpf_linker()?;
+    cargo_fuzz()?;
     Ok(())
+}
+
+/// cargo-fuzz (the fuzz targets under fuzz/ run with it on nightly).
+pub fn cargo_fuzz() -> anyhow::Result<()> {
+    let installed = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if installed {
+        return Ok(());
+    }
+    eprintln!("xtask: installing cargo-fuzz (once)");
+    run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))
 }
 
 fn rust_src() -> anyhow::Result<()> {

@@ -351,7 +351,8 @@ pub fn decode(bytes: &[u8], id: u64, clock: &Clock) -> Result<Event, DecodeError
         comm: RawStr(nul_trimmed(&h.comm).to_vec()),
         syscall,
         ret,
-        errno: (ret < 0).then(|| syscalls::errno_name(-ret)),
+        // Saturating: a return of i64::MIN has no negation (found by fuzzing).
+        errno: (ret < 0).then(|| syscalls::errno_name(ret.saturating_neg())),
         truncated: h.flags & flags::TRUNCATED != 0,
         repeats: 0,
         repeat_head: h.flags & flags::REPEAT_HEAD != 0,

@@ -642,3 +642,16 @@ fn raw_str_escaping_is_lossless() {
         let _ = RawStr::unescape(s);
     }
 }
+
+#[test]
+fn return_value_of_i64_min_decodes() {
+    // The fuzzer's input (fuzz/, event_decode): an exec record whose return value is
+    // i64::MIN; negating it for the errno name overflowed.
+    let input = include_bytes!("../../../tests/data/fuzz/event_decode-ret-min.bin");
+    let ev = decode(input, 1, &Clock::identity()).expect("a well-framed record decodes");
+    assert_eq!(ev.ret, i64::MIN);
+    assert!(ev.errno.is_some());
+    // The same through the test builder, independent of the fuzzer's file.
+    let r = record(Kind::Fork, u32::MAX, i64::MIN, [0; 6], &[], &[]);
+    assert_eq!(dec(&r).ret, i64::MIN);
+}

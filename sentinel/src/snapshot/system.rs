@@ -79,8 +79,11 @@ pub fn parse_meminfo(text: &str) -> (u64, u64) {
             .and_then(|v| v.parse::<u64>().ok())
     };
     let total = get("MemTotal").unwrap_or(0);
+    // Saturating: a corrupt or hostile file must not overflow the sum.
     let avail = get("MemAvailable").unwrap_or_else(|| {
-        get("MemFree").unwrap_or(0) + get("Buffers").unwrap_or(0) + get("Cached").unwrap_or(0)
+        ["MemFree", "Buffers", "Cached"]
+            .into_iter()
+            .fold(0u64, |sum, k| sum.saturating_add(get(k).unwrap_or(0)))
     });
     (total, avail.min(total))
 }
@@ -102,6 +105,14 @@ mod tests {
         assert_eq!(parse_meminfo("junk"), (0, 0));
         assert_eq!(parse_loadavg("0.5 1.25 2 1/100 42"), [0.5, 1.25, 2.0]);
         assert_eq!(uptime_secs("123.4 5"), Some(123.4));
+    }
+
+    #[test]
+    fn meminfo_sum_does_not_overflow() {
+        // Without MemAvailable the fallback adds three fields; huge values used to overflow.
+        let text = "MemTotal: 18446744073709551615 kB\nMemFree: 18446744073709551615 kB\n\
+                    Buffers: 1 kB\nCached: 18446744073709551615 kB\n";
+        assert_eq!(parse_meminfo(text), (u64::MAX, u64::MAX));
     }
 
     #[test]
