@@ -14,9 +14,13 @@ use serde_json::Value;
 struct TmpBinary(std::path::PathBuf);
 
 impl TmpBinary {
-    fn new() -> TmpBinary {
-        let p =
-            std::path::PathBuf::from(format!("/tmp/sentinel-e2e-detect-{}", std::process::id()));
+    /// A copy named after the test that uses it (tests run in parallel in one process, and
+    /// one test's copy must not be removed under another's feet).
+    fn new(tag: &str) -> TmpBinary {
+        let p = std::path::PathBuf::from(format!(
+            "/tmp/sentinel-e2e-detect-{}-{tag}",
+            std::process::id()
+        ));
         std::fs::copy(workload_bin(), &p).expect("copy to /tmp");
         TmpBinary(p)
     }
@@ -30,9 +34,9 @@ impl Drop for TmpBinary {
 
 /// Runs `sentinel run --json ARGS`; once its probes are attached, runs the /tmp binary and
 /// returns (its pid, every JSON line, exit code).
-fn run_and_exec_from_tmp(args: &[&str]) -> (u32, Vec<Value>, i32) {
+fn run_and_exec_from_tmp(tag: &str, args: &[&str]) -> (u32, Vec<Value>, i32) {
     require_root();
-    let tmp = TmpBinary::new();
+    let tmp = TmpBinary::new(tag);
     let mut child = Command::new(sentinel_bin())
         .args(["run", "--json"])
         .args(args)
@@ -94,15 +98,18 @@ fn exec_from_tmp_is_an_anomaly_with_evidence_and_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("agent.db");
     let cfg = config_in(dir.path(), "");
-    let (pid, recs, code) = run_and_exec_from_tmp(&[
-        "--config",
-        cfg.to_str().unwrap(),
-        "--events",
-        "--kinds",
-        "exec,fork,exit",
-        "--duration",
-        "4s",
-    ]);
+    let (pid, recs, code) = run_and_exec_from_tmp(
+        "stored",
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--events",
+            "--kinds",
+            "exec,fork,exit",
+            "--duration",
+            "4s",
+        ],
+    );
     assert!(code == 0 || code == 1, "exit {code}");
     assert_ne!(pid, 0, "the exec event was shown (--events)");
     let exec_id = recs
@@ -153,7 +160,7 @@ fn one_sessions_anomalies_become_an_incident() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("agent.db");
     let cfg = config_in(dir.path(), "");
-    let tmp = TmpBinary::new();
+    let tmp = TmpBinary::new("incident");
     let cron = format!("/etc/cron.d/sentinel-e2e-incident-{}", std::process::id());
     let mut child = Command::new(sentinel_bin())
         .args([
@@ -263,7 +270,7 @@ fn feedback_teaches_the_next_run() {
         "--duration",
         "4s",
     ];
-    let (_, recs, _) = run_and_exec_from_tmp(&args);
+    let (_, recs, _) = run_and_exec_from_tmp("feedback", &args);
     let first = tmp_exec_anomaly(&recs);
     assert!(first["score"].as_u64().unwrap() >= 25, "{first}");
     let id = first["id"].as_str().unwrap();
@@ -281,7 +288,7 @@ fn feedback_teaches_the_next_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (_, recs, _) = run_and_exec_from_tmp(&args);
+    let (_, recs, _) = run_and_exec_from_tmp("feedback", &args);
     let second = tmp_exec_anomaly(&recs);
     assert!(second["score"].as_u64().unwrap() < 25, "lowered: {second}");
     let f = second["factors"]
@@ -324,18 +331,21 @@ fn anomalies_reach_a_dashboard_through_push() {
     let reader = dash::read_key(&server, uid);
     let url = format!("http://{}", server.addr);
     let cfg = config_in(dir.path(), "host = \"e2e-push-host\"\n");
-    let (_, recs, _) = run_and_exec_from_tmp(&[
-        "--config",
-        cfg.to_str().unwrap(),
-        "--kinds",
-        "exec,fork,exit",
-        "--duration",
-        "4s",
-        "--push",
-        &url,
-        "--api-key",
-        &key,
-    ]);
+    let (_, recs, _) = run_and_exec_from_tmp(
+        "anomalies_re",
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--kinds",
+            "exec,fork,exit",
+            "--duration",
+            "4s",
+            "--push",
+            &url,
+            "--api-key",
+            &key,
+        ],
+    );
     let id = tmp_exec_anomaly(&recs)["id"].as_str().unwrap().to_string();
     // The agent flushed before exiting: the server has it now.
     let got: Value = rt.block_on(async {
@@ -458,15 +468,18 @@ fn llm_explanations_follow_the_anomaly_without_changing_its_score() {
             dir.path().join("explain.key").to_str().unwrap()
         ),
     );
-    let (_, recs, _) = run_and_exec_from_tmp(&[
-        "--config",
-        cfg.to_str().unwrap(),
-        "--kinds",
-        "exec,fork,exit",
-        "--duration",
-        "5s",
-        "--llm",
-    ]);
+    let (_, recs, _) = run_and_exec_from_tmp(
+        "llm_explanat",
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--kinds",
+            "exec,fork,exit",
+            "--duration",
+            "5s",
+            "--llm",
+        ],
+    );
     let first = tmp_exec_anomaly(&recs);
     let id = first["id"].as_str().unwrap();
     assert!(

@@ -24,7 +24,9 @@ pub fn config_in(dir: &Path, ignore: &[String]) -> anyhow::Result<PathBuf> {
     std::fs::write(
         &cfg,
         format!(
-            "store = {:?}\n\n[collect]\nignore_prefixes = [{}]\n",
+            // Room for bursts (a backup job's tar of /home) while a debug agent on a busy
+            // machine catches up: a lost event while learning is a false positive later.
+            "store = {:?}\n\n[collect]\nignore_prefixes = [{}]\nring_buffer_bytes = 67108864\nchannel_capacity = 1048576\n",
             dir.join("agent.db"),
             list.join(", ")
         ),
