@@ -78,16 +78,18 @@ fn config_in(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
     cfg
 }
 
-fn tmp_exec_anomaly(recs: &[Value]) -> &Value {
+/// The anomaly of the /tmp copy of the test named `tag` (every agent sees every test's copies).
+fn tmp_exec_anomaly<'a>(recs: &'a [Value], tag: &str) -> &'a Value {
+    let mine = format!(
+        "executed /tmp/sentinel-e2e-detect-{}-{tag} from",
+        std::process::id()
+    );
     recs.iter()
         .find(|r| {
             r["type"] == "anomaly"
                 && r["factors"].as_array().unwrap().iter().any(|f| {
                     f["detection"] == "exec_from_writable"
-                        && f["reason"]
-                            .as_str()
-                            .unwrap_or("")
-                            .contains("/tmp/sentinel-e2e-detect-")
+                        && f["reason"].as_str().unwrap_or("").contains(&mine)
                 })
         })
         .unwrap_or_else(|| panic!("no exec_from_writable anomaly in {} records", recs.len()))
@@ -117,7 +119,7 @@ fn exec_from_tmp_is_an_anomaly_with_evidence_and_is_stored() {
         .find(|r| r["type"] == "event" && r["kind"] == "exec" && r["pid"] == pid)
         .map(|r| r["id"].to_string())
         .unwrap();
-    let a = tmp_exec_anomaly(&recs);
+    let a = tmp_exec_anomaly(&recs, "stored");
     assert!(a["score"].as_u64().unwrap() > 0);
     assert!(["low", "medium", "high", "critical"].contains(&a["level"].as_str().unwrap()));
     let f = a["factors"]
@@ -271,7 +273,7 @@ fn feedback_teaches_the_next_run() {
         "4s",
     ];
     let (_, recs, _) = run_and_exec_from_tmp("feedback", &args);
-    let first = tmp_exec_anomaly(&recs);
+    let first = tmp_exec_anomaly(&recs, "feedback");
     assert!(first["score"].as_u64().unwrap() >= 25, "{first}");
     let id = first["id"].as_str().unwrap();
     let feedback = |extra: &[&str]| {
@@ -289,7 +291,7 @@ fn feedback_teaches_the_next_run() {
         String::from_utf8_lossy(&out.stderr)
     );
     let (_, recs, _) = run_and_exec_from_tmp("feedback", &args);
-    let second = tmp_exec_anomaly(&recs);
+    let second = tmp_exec_anomaly(&recs, "feedback");
     assert!(second["score"].as_u64().unwrap() < 25, "lowered: {second}");
     let f = second["factors"]
         .as_array()
@@ -346,7 +348,10 @@ fn anomalies_reach_a_dashboard_through_push() {
             &key,
         ],
     );
-    let id = tmp_exec_anomaly(&recs)["id"].as_str().unwrap().to_string();
+    let id = tmp_exec_anomaly(&recs, "anomalies_re")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The agent flushed before exiting: the server has it now.
     let got: Value = rt.block_on(async {
         reqwest::Client::new()
@@ -480,7 +485,7 @@ fn llm_explanations_follow_the_anomaly_without_changing_its_score() {
             "--llm",
         ],
     );
-    let first = tmp_exec_anomaly(&recs);
+    let first = tmp_exec_anomaly(&recs, "llm_explanat");
     let id = first["id"].as_str().unwrap();
     assert!(
         first.get("explanation").is_none_or(|e| e.is_null()),
