@@ -316,14 +316,7 @@ fn benign_work_after_learning_stays_low() {
     }
     let _ = std::fs::remove_file("/tmp/sntl-bdev-proj.tgz");
     w.settle();
-    let loud: Vec<Anomaly> = w
-        .anomalies
-        .lock()
-        .expect("lock")
-        .iter()
-        .filter(|a| a.principal.uid == w.dev.uid && a.level > Level::Low)
-        .cloned()
-        .collect();
+    let loud = w.loud(w.dev.uid);
     assert!(loud.is_empty(), "{loud:#?}");
 }
 

@@ -49,14 +49,7 @@ fn benign_developer_work_after_learning_raises_nothing_above_low() {
         benign_work(&w.dev, round);
     }
     settle(w);
-    let loud: Vec<Anomaly> = w
-        .anomalies
-        .lock()
-        .expect("lock")
-        .iter()
-        .filter(|a| a.principal.uid == w.dev.uid && a.level > Level::Low)
-        .cloned()
-        .collect();
+    let loud = w.loud(w.dev.uid);
     assert!(loud.is_empty(), "{loud:#?}");
 }
 

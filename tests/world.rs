@@ -206,6 +206,17 @@ pub struct World {
 }
 
 impl World {
+    /// The anomalies above low of `uid` so far (what a quiet user must not have).
+    pub fn loud(&self, uid: u32) -> Vec<Anomaly> {
+        self.anomalies
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|a| a.principal.uid == uid && a.level > sentinel::model::Level::Low)
+            .cloned()
+            .collect()
+    }
+
     /// Creates the users, runs `setup` (root, before anything is learned), learns both
     /// users' benign work, vouches for it, and leaves an engine detecting in the background.
     pub fn start(
