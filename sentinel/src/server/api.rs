@@ -258,17 +258,8 @@ pub async fn revoke_key(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    match st.store.delete_any_api_key(id) {
-        Ok(Some(k)) => {
-            st.audit(
-                Some((actor.user_id, &actor.username)),
-                "api_key_revoked",
-                &k.owner,
-                &client.ip,
-                &format!("{} ({}, scope {})", k.name, k.prefix, k.scope),
-            );
-            ok(json!({ "revoked": id }))
-        }
+    match super::keys::revoke_any(&st, &actor, &client, id) {
+        Ok(Some(_)) => ok(json!({ "revoked": id })),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such key"),
         Err(e) => internal(e),
     }

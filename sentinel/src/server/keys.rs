@@ -331,23 +331,34 @@ pub async fn admin_page(
     page(&st, Some(&actor), "API keys", body).into_response()
 }
 
+/// An admin revokes any key (page and JSON API alike), audit-logged with its owner and scope.
+pub(super) fn revoke_any(
+    st: &AppState,
+    actor: &Actor,
+    client: &Client,
+    id: i64,
+) -> super::store::DbResult<Option<ApiKey>> {
+    let k = st.store.delete_any_api_key(id)?;
+    if let Some(k) = &k {
+        st.audit(
+            Some((actor.user_id, &actor.username)),
+            "api_key_revoked",
+            &k.owner,
+            &client.ip,
+            &format!("{} ({}, scope {})", k.name, k.prefix, k.scope),
+        );
+    }
+    Ok(k)
+}
+
 pub async fn admin_revoke(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    match st.store.delete_any_api_key(id) {
-        Ok(Some(k)) => {
-            st.audit(
-                Some((actor.user_id, &actor.username)),
-                "api_key_revoked",
-                &k.owner,
-                &client.ip,
-                &format!("{} ({}, scope {})", k.name, k.prefix, k.scope),
-            );
-            Redirect::to("/admin/keys").into_response()
-        }
+    match revoke_any(&st, &actor, &client, id) {
+        Ok(Some(_)) => Redirect::to("/admin/keys").into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,
             web::error_page(StatusCode::NOT_FOUND, "No such key."),
