@@ -183,7 +183,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
             engine,
             events,
             pipeline::Inputs {
-                audit: audit_facts,
+                side: audit_facts,
                 losses: Some(Box::new(losses)),
             },
             feed_tx,
