@@ -167,10 +167,7 @@ pub fn take(
     let time_ms = time::now_ms();
     let mut errors = Vec::new();
     let system = system::probe(&mut errors);
-    let uptime = std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|t| system::uptime_secs(&t))
-        .unwrap_or(system.uptime_days * 86400.0);
+    let uptime = system::uptime_secs().unwrap_or(system.uptime_days * 86400.0);
     let process_summary = process::probe(cfg, uptime, &mut errors);
     let mut seen = std::collections::HashSet::new();
     let config_files = cfg
