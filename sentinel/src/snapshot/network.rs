@@ -62,24 +62,20 @@ const UDP_UNCONNECTED: u8 = 0x07;
 
 /// The rows of /proc/net/`proto` (tcp, tcp6, udp, udp6).
 fn table(proto: &str) -> procfs::ProcResult<Vec<Row>> {
-    let tcp = |v: Vec<procfs::net::TcpNetEntry>| {
-        v.into_iter()
-            .map(|e| Row {
-                local: e.local_address,
-                remote: e.remote_address,
-                state: e.state.to_u8(),
-                inode: e.inode,
-            })
+    let row = |local, remote, state, inode| Row {
+        local,
+        remote,
+        state,
+        inode,
+    };
+    let tcp = |v: Vec<procfs::net::TcpNetEntry>| -> Vec<Row> {
+        let it = v.into_iter();
+        it.map(|e| row(e.local_address, e.remote_address, e.state.to_u8(), e.inode))
             .collect()
     };
-    let udp = |v: Vec<procfs::net::UdpNetEntry>| {
-        v.into_iter()
-            .map(|e| Row {
-                local: e.local_address,
-                remote: e.remote_address,
-                state: e.state.to_u8(),
-                inode: e.inode,
-            })
+    let udp = |v: Vec<procfs::net::UdpNetEntry>| -> Vec<Row> {
+        let it = v.into_iter();
+        it.map(|e| row(e.local_address, e.remote_address, e.state.to_u8(), e.inode))
             .collect()
     };
     Ok(match proto {
