@@ -152,6 +152,25 @@ pub fn stdio_inet_sockets(pid: u32) -> Option<Vec<u32>> {
 mod tests {
     use super::*;
 
+    /// A process may name itself anything (its executable's name, or prctl): parentheses and
+    /// spaces in comm must not confuse the stat reader (procfs splits at the last ')'; the
+    /// proc_text fuzzer found that it panics on framings only a non-kernel writer produces).
+    #[test]
+    fn a_hostile_comm_is_read_back_as_it_is() {
+        let d = tempfile::tempdir().unwrap();
+        let exe = d.path().join(") S 1 (x");
+        // A link, not a copy: the kernel names the process after the path it was asked to run,
+        // and a file just written can be busy for exec while another test thread forks.
+        std::os::unix::fs::symlink("/bin/sleep", &exe).unwrap();
+        let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
+        let got = read_one(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        let p = got.expect("the process is read");
+        assert_eq!(p.comm, ") S 1 (x");
+        assert_eq!(p.ppid, std::process::id());
+    }
+
     #[test]
     fn container_ids_from_cgroup_paths() {
         let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
