@@ -80,9 +80,11 @@ pub struct Origin<'a> {
     pub detail: &'a str,
 }
 
-/// Notices sent, failed, and skipped (no SMTP settings, or no address).
+/// Notices queued (counted before the handler returns), sent, failed, and skipped (no SMTP
+/// settings, or no address).
 #[derive(Debug, Default)]
 struct Counts {
+    queued: AtomicU64,
     sent: AtomicU64,
     failed: AtomicU64,
     skipped: AtomicU64,
@@ -90,6 +92,7 @@ struct Counts {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct MailCounts {
+    pub queued: u64,
     pub sent: u64,
     pub failed: u64,
     pub skipped: u64,
@@ -119,6 +122,7 @@ impl Notifier {
 
     pub fn counts(&self) -> MailCounts {
         MailCounts {
+            queued: self.counts.queued.load(Ordering::Relaxed),
             sent: self.counts.sent.load(Ordering::Relaxed),
             failed: self.counts.failed.load(Ordering::Relaxed),
             skipped: self.counts.skipped.load(Ordering::Relaxed),
@@ -166,6 +170,7 @@ impl Notifier {
             self.counts.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        self.counts.queued.fetch_add(1, Ordering::Relaxed);
         let (cfg, counts, store) = (cfg.clone(), self.counts.clone(), self.store.clone());
         let (username, user_id) = (user.username.clone(), user.id);
         rt.spawn(async move {
