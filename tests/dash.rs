@@ -266,3 +266,219 @@ pub async fn login_from(
     .await
     .unwrap()
 }
+
+/// Submits a TOTP or recovery code with the pending session's CSRF token.
+pub async fn second_factor(
+    c: &reqwest::Client,
+    base: &str,
+    pending: &str,
+    code: &str,
+) -> reqwest::Response {
+    let page = c
+        .get(format!("{base}/login/totp"))
+        .header(COOKIE, pending)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    c.post(format!("{base}/login/totp"))
+        .header(COOKIE, pending)
+        .form(&[("csrf", csrf.as_str()), ("code", code)])
+        .send()
+        .await
+        .unwrap()
+}
+
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("sentinel_session=") && !v.starts_with("sentinel_session=;"))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+/// The session's CSRF token, as `/api/me` tells a session caller.
+pub async fn csrf(c: &reqwest::Client, base: &str, cookie: &str) -> String {
+    let me: serde_json::Value = c
+        .get(format!("{base}/api/me"))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    me["csrf_token"]
+        .as_str()
+        .expect("a session's CSRF token")
+        .to_string()
+}
+
+/// A TOTP code the server accepts after `last` (the time step it consumed last): for the
+/// current step, or the next unused one within the server's one-step drift window, waiting
+/// (bounded) for the clock when that window is used up. Returns (code, its step).
+pub async fn fresh_code(secret: &str, last: i64) -> (String, i64) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let cur = (now / auth::TOTP_STEP) as i64;
+        let step = (last + 1).max(cur);
+        if step <= cur + 1 {
+            let code = auth::totp_code(secret, step as u64 * auth::TOTP_STEP).unwrap();
+            return (code, step);
+        }
+        assert!(Instant::now() < deadline, "the clock does not advance");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Enrols two-factor through the profile pages (password, then a code from the shown
+/// secret): returns the secret and the step its code used.
+pub async fn enrol_totp(
+    c: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    password: &str,
+) -> (String, i64) {
+    let csrf = csrf(c, base, cookie).await;
+    let page = c
+        .post(format!("{base}/profile/totp/setup"))
+        .header(COOKIE, cookie)
+        .form(&[("csrf", csrf.as_str()), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let secret = page
+        .split("id=\"totp-secret\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap_or_else(|| panic!("no secret shown: {page}"))
+        .to_string();
+    let (code, step) = fresh_code(&secret, 0).await;
+    let r = c
+        .post(format!("{base}/profile/totp/enable"))
+        .header(COOKIE, cookie)
+        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Two-factor authentication is on"), "{body}");
+    (secret, step)
+}
+
+/// Signs in with the password and a fresh code after step `last`; returns the session
+/// cookie and the step used.
+pub async fn login_with_totp(
+    c: &reqwest::Client,
+    base: &str,
+    user: &str,
+    pw: &str,
+    secret: &str,
+    last: i64,
+) -> (String, i64) {
+    let r = login(c, base, user, pw).await;
+    assert_eq!(
+        r.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("/login/totp"),
+        "the password leads to the second step"
+    );
+    let pending = session_cookie(&r).expect("a pending session");
+    let (code, step) = fresh_code(secret, last).await;
+    let r = second_factor(c, base, &pending, &code).await;
+    assert_eq!(
+        r.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("/"),
+        "the code completes the sign-in"
+    );
+    (session_cookie(&r).expect("a full session"), step)
+}
+
+/// A `sentinel serve` process (the real binary), stopped when dropped.
+pub struct Served {
+    child: std::process::Child,
+    pub url: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then waits; returns the exit code.
+    pub fn stop(mut self) -> i32 {
+        crate::stop_sentinel(&mut self.child)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts `sentinel serve ARGS` and waits (bounded) until it says where it listens. A server
+/// that exits instead returns its exit code and stderr.
+pub fn serve(args: &[&str]) -> Result<Served, (i32, String)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(crate::sentinel_bin())
+        .arg("serve")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning sentinel serve");
+    let err = child.stderr.take().expect("piped stderr");
+    let text: std::sync::Arc<std::sync::Mutex<String>> = Default::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&format!("{l}\n"));
+            let _ = tx.send(l);
+        }
+    });
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(l) => {
+                if let Some(url) = l.split("dashboard on ").nth(1) {
+                    return Ok(Served {
+                        child,
+                        url: url.trim().to_string(),
+                        stderr: text,
+                    });
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let code = child.wait().map(|s| s.code().unwrap_or(-1)).unwrap_or(-1);
+                let out = text.lock().unwrap().clone();
+                return Err((code, out));
+            }
+            Err(e) => panic!("sentinel serve neither listened nor exited: {e}"),
+        }
+    }
+}

@@ -1,8 +1,9 @@
 //! Helpers shared by the end-to-end tests: a live collector shared by all tests of a binary,
 //! waiting for events from a given process, and the paths of the binaries under test. The
-//! dashboard helpers live in `dash`, the detection evaluation (tests/corpus) in `eval`.
+//! dashboard helpers live in `dash` (and a local SMTP receiver in `smtp`), the detection evaluation (tests/corpus) in `eval`.
 
 pub mod dash;
+pub mod smtp;
 
 pub mod auditd;
 

@@ -309,47 +309,6 @@ async fn hostile_host_and_user_names_are_shown_escaped() {
     h.shutdown().await;
 }
 
-/// Submits a TOTP or recovery code with the pending session's CSRF token.
-async fn second_factor(
-    c: &reqwest::Client,
-    base: &str,
-    pending: &str,
-    code: &str,
-) -> reqwest::Response {
-    let page = c
-        .get(format!("{base}/login/totp"))
-        .header(COOKIE, pending)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    c.post(format!("{base}/login/totp"))
-        .header(COOKIE, pending)
-        .form(&[("csrf", csrf.as_str()), ("code", code)])
-        .send()
-        .await
-        .unwrap()
-}
-
-fn session_cookie(r: &reqwest::Response) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|v| v.starts_with("sentinel_session=") && !v.starts_with("sentinel_session=;"))
-        .map(|v| v.split(';').next().unwrap().to_string())
-}
-
 /// Retries the right password until the delay ends (each try during the wait is refused
 /// and must not extend it); fails after a deadline far beyond the configured delays.
 async fn login_when_the_wait_ends(c: &reqwest::Client, base: &str, user: &str, from: Option<&str>) {
@@ -430,7 +389,7 @@ async fn login_lockout_totp_once_and_recovery_codes() {
     // Good password: a session with the expected cookie flags.
     let r = dash::login(&c, &base, "alice", "password-123456").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(session_cookie(&r).is_some());
+    assert!(dash::session_cookie(&r).is_some());
     // Five wrong passwords make this address wait, even with the right one; the wait is
     // audited and ends by itself (attempts while waiting do not extend it).
     for _ in 0..5 {
@@ -466,7 +425,7 @@ async fn login_lockout_totp_once_and_recovery_codes() {
     h.store().set_recovery_codes(id, &hashes).unwrap();
     let r = dash::login(&c, &base, "alice", "password-123456").await;
     assert_eq!(r.headers().get(LOCATION).unwrap(), "/login/totp");
-    let pending = session_cookie(&r).unwrap();
+    let pending = dash::session_cookie(&r).unwrap();
     let page = c
         .get(format!("{base}/"))
         .header(COOKIE, &pending)
@@ -482,15 +441,14 @@ async fn login_lockout_totp_once_and_recovery_codes() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let key = auth::decode_secret(&secret).unwrap();
-    let code = format!("{:06}", auth::totp_at(auth::TotpAlg::Sha1, &key, now, 6));
-    let r = second_factor(&c, &base, &pending, &code).await;
+    let code = auth::totp_code(&secret, now).unwrap();
+    let r = dash::second_factor(&c, &base, &pending, &code).await;
     assert_eq!(
         r.headers().get(LOCATION).unwrap(),
         "/",
         "valid code signs in"
     );
-    let full = session_cookie(&r).unwrap();
+    let full = dash::session_cookie(&r).unwrap();
     assert_ne!(full, pending, "a new token after the second factor");
     let r = c
         .get(format!("{base}/"))
@@ -501,7 +459,7 @@ async fn login_lockout_totp_once_and_recovery_codes() {
     assert_eq!(r.status(), StatusCode::OK);
     // The same code a second time fails (one use per code).
     let r = dash::login(&c, &base, "alice", "password-123456").await;
-    let r = second_factor(&c, &base, &session_cookie(&r).unwrap(), &code).await;
+    let r = dash::second_factor(&c, &base, &dash::session_cookie(&r).unwrap(), &code).await;
     assert_eq!(
         r.status(),
         StatusCode::UNAUTHORIZED,
@@ -510,7 +468,8 @@ async fn login_lockout_totp_once_and_recovery_codes() {
     // A recovery code works once.
     for expect_ok in [true, false] {
         let r = dash::login(&c, &base, "alice", "password-123456").await;
-        let r = second_factor(&c, &base, &session_cookie(&r).unwrap(), "ABCDE-FGHIJ").await;
+        let r =
+            dash::second_factor(&c, &base, &dash::session_cookie(&r).unwrap(), "ABCDE-FGHIJ").await;
         assert_eq!(r.status() == StatusCode::SEE_OTHER, expect_ok);
     }
     // Logout ends the session server-side.

@@ -517,59 +517,11 @@ async fn admin_sign_in_from_a_new_address_alerts() {
     h.shutdown().await;
 }
 
-/// A minimal SMTP server: accepts one message and returns its DATA.
-async fn fake_smtp(l: tokio::net::TcpListener) -> String {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let (sock, _) = l.accept().await.unwrap();
-    let (r, mut w) = sock.into_split();
-    let mut lines = BufReader::new(r).lines();
-    w.write_all(b"220 localhost ESMTP test\r\n").await.unwrap();
-    let mut data = String::new();
-    let mut in_data = false;
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if in_data {
-            if line == "." {
-                in_data = false;
-                w.write_all(b"250 queued\r\n").await.unwrap();
-            } else {
-                data.push_str(&line);
-                data.push('\n');
-            }
-            continue;
-        }
-        let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
-        let reply: &[u8] = match verb.as_str() {
-            "EHLO" | "HELO" => b"250-localhost\r\n250 8BITMIME\r\n",
-            "DATA" => {
-                in_data = true;
-                b"354 go ahead\r\n"
-            }
-            "QUIT" => {
-                w.write_all(b"221 bye\r\n").await.unwrap();
-                break;
-            }
-            _ => b"250 ok\r\n",
-        };
-        w.write_all(reply).await.unwrap();
-    }
-    data
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_alerts_go_out_over_smtp() {
-    use sentinel::server::alerts::{Alert, EmailConfig};
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let server = tokio::spawn(fake_smtp(l));
-    let cfg = EmailConfig {
-        smtp_host: "127.0.0.1".into(),
-        smtp_port: port,
-        security: "none".into(),
-        username: None,
-        password: None,
-        from: "Sentinel <sentinel@example.org>".into(),
-        to: vec!["soc@example.org".into()],
-    };
+    use sentinel::server::alerts::Alert;
+    let smtp = sentinel_e2e::smtp::Receiver::start().await;
+    let cfg = smtp.config();
     let alert = Alert {
         rule: "level".into(),
         title: "Sentinel: critical anomaly on web-1".into(),
@@ -581,10 +533,10 @@ async fn email_alerts_go_out_over_smtp() {
         time_ns: 0,
     };
     sentinel::server::mail::send(&cfg, &alert).await.unwrap();
-    let data = tokio::time::timeout(Duration::from_secs(60), server)
-        .await
-        .unwrap()
-        .unwrap();
+    let got = smtp.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt, ["soc@example.org"]);
+    let data = &got[0].data;
     assert!(
         data.contains("Subject: Sentinel: critical anomaly on web-1"),
         "{data}"

@@ -535,8 +535,7 @@ fn totp_now(secret: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let key = auth::decode_secret(secret).unwrap();
-    format!("{:06}", auth::totp_at(auth::TotpAlg::Sha1, &key, now, 6))
+    auth::totp_code(secret, now).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use super::AppState;
 use super::access::{Actor, Client, Via};
 use super::auth;
 use super::login::CodeForm;
+use super::notify::{Change, Origin};
 use super::reauth::{self, Factor, Proof};
 use super::store::{Role, Session};
 use super::web::{self, csrf_field, fmt_time, page};
@@ -22,6 +23,15 @@ fn now() -> i64 {
 
 fn unix_secs() -> u64 {
     (now() / 1_000_000_000).max(0) as u64
+}
+
+/// The notice's "by ... from ..." for a change the signed-in user made.
+pub(crate) fn origin<'a>(actor: &'a Actor, client: &'a Client) -> Origin<'a> {
+    Origin {
+        by: &actor.username,
+        ip: &client.ip,
+        detail: "",
+    }
 }
 
 pub enum Notice {
@@ -80,6 +90,7 @@ pub fn profile_view(
             dt { "Role" } dd { (user.role) }
             dt { "Created" } dd { (fmt_time(user.created_ns)) }
             dt { "Last sign-in" } dd { (user.last_login_ns.map(fmt_time).unwrap_or_default()) }
+            dt { "Email" } dd { (user.email.as_deref().unwrap_or("none: no security notices")) }
         }
         section {
             h2 { "Password" }
@@ -89,6 +100,19 @@ pub fn profile_view(
                 label { "New password (10+ characters)" input type="password" name="new" autocomplete="new-password" required minlength="10"; }
                 label { "Repeat new password" input type="password" name="confirm" autocomplete="new-password" required; }
                 button type="submit" { "Change password" }
+            }
+        }
+        section id="email" {
+            h2 { "Email for security notices" }
+            p.muted { "Two-factor, password and new-key changes are mailed here (when the server has SMTP settings)." }
+            form.stack method="post" action="/profile/email" {
+                (csrf_field(actor))
+                label { "Address (empty: none)" input type="email" name="email" maxlength="254" value=[user.email.as_deref()]; }
+                label { "Password" input type="password" name="password" autocomplete="current-password" required; }
+                @if user.totp_enabled {
+                    label { "Current code (or a recovery code)" input name="code" autocomplete="one-time-code" required; }
+                }
+                button type="submit" { "Save address" }
             }
         }
         section id="twofactor" {
@@ -158,7 +182,7 @@ pub async fn change_password(
         password: &f.current,
         code: "",
     };
-    if let Err((status, msg)) = reauth::check(
+    let user = match reauth::check(
         &st,
         &actor,
         &client,
@@ -168,8 +192,9 @@ pub async fn change_password(
     )
     .await
     {
-        return err(&st, &actor, status, &msg);
-    }
+        Ok(u) => u,
+        Err((status, msg)) => return err(&st, &actor, status, &msg),
+    };
     if let Some(p) = auth::password_problem(&f.new) {
         return err(&st, &actor, StatusCode::BAD_REQUEST, p);
     }
@@ -201,6 +226,8 @@ pub async fn change_password(
         &client.ip,
         &format!("{n} other sessions ended"),
     );
+    st.notify
+        .security_change(&user, Change::PasswordChanged, &origin(&actor, &client));
     profile_view(
         &st,
         &actor,
@@ -209,6 +236,52 @@ pub async fn change_password(
         )),
         None,
     )
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// Changes the user's notice address: needs the password (and a code with two-factor on),
+/// so a stolen session cannot quietly redirect the notices; the old address is told.
+pub async fn change_email(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<EmailForm>,
+) -> Response {
+    let proof = Proof {
+        password: &f.password,
+        code: &f.code,
+    };
+    let user = match reauth::check(
+        &st,
+        &actor,
+        &client,
+        &proof,
+        Factor::PasswordAndCode,
+        "email_change",
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err((status, msg)) => return err(&st, &actor, status, &msg),
+    };
+    match super::admin::set_email(&st, &actor, &client, &user, &f.email) {
+        Ok(()) => profile_view(
+            &st,
+            &actor,
+            Some(Notice::Ok("Email address saved.".into())),
+            None,
+        ),
+        Err((s, m)) => err(&st, &actor, s, &m),
+    }
 }
 
 /// Password, and a current code when two-factor is already on.
@@ -250,7 +323,7 @@ pub async fn totp_setup(
     if let Err(e) = st.store.set_pending_totp(sid, Some(&secret)) {
         return web::internal(e);
     }
-    let uri = auth::otpauth_uri("Sentinel", &actor.username, &secret);
+    let uri = auth::otpauth_uri(&actor.username, &secret).unwrap_or_default();
     let qr = auth::qr_svg(&uri).unwrap_or_default();
     let extra = html! {
         section.setup id="totp-setup-box" {
@@ -303,6 +376,11 @@ pub async fn totp_enable(
     let Ok((codes, hashes)) = auth::new_recovery_codes() else {
         return web::internal("random source failed");
     };
+    let user = match st.store.user_by_id(actor.user_id) {
+        Ok(Some(u)) => u,
+        Ok(None) => return Redirect::to("/login").into_response(),
+        Err(e) => return web::internal(e),
+    };
     let res = st
         .store
         .set_totp(actor.user_id, Some(&secret))
@@ -317,8 +395,15 @@ pub async fn totp_enable(
         "2fa_enabled",
         &actor.username,
         &client.ip,
-        "",
+        if user.totp_enabled { "moved" } else { "" },
     );
+    let change = if user.totp_enabled {
+        Change::TwoFactorMoved
+    } else {
+        Change::TwoFactorOn
+    };
+    st.notify
+        .security_change(&user, change, &origin(&actor, &client));
     let extra = html! {
         section.setup id="recovery-codes" {
             h2 { "Recovery codes" }
@@ -344,7 +429,7 @@ pub async fn totp_disable(
         password: &f.password,
         code: &f.code,
     };
-    if let Err((status, msg)) = reauth::check(
+    let user = match reauth::check(
         &st,
         &actor,
         &client,
@@ -354,8 +439,9 @@ pub async fn totp_disable(
     )
     .await
     {
-        return err(&st, &actor, status, &msg);
-    }
+        Ok(u) => u,
+        Err((status, msg)) => return err(&st, &actor, status, &msg),
+    };
     if let Err(e) = st.store.set_totp(actor.user_id, None) {
         return web::internal(e);
     }
@@ -366,6 +452,10 @@ pub async fn totp_disable(
         &client.ip,
         "",
     );
+    if user.totp_enabled {
+        st.notify
+            .security_change(&user, Change::TwoFactorOff, &origin(&actor, &client));
+    }
     profile_view(
         &st,
         &actor,

@@ -11,10 +11,11 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::access::{Actor, Client};
-use super::account::sessions_block;
-use super::auth;
+use super::account::{origin, sessions_block};
+use super::notify::Change;
 use super::store::{AuditFilter, DbResult, Role};
 use super::web::{self, csrf_field, fmt_time, page};
+use super::{auth, mail};
 
 fn now() -> i64 {
     crate::store::now_ns()
@@ -29,7 +30,7 @@ fn users_view(st: &AppState, actor: &Actor, status: StatusCode, msg: Option<&str
         h1 { "Users" }
         @if let Some(m) = msg { p.error role="alert" { (m) } }
         div.tablewrap { table {
-            thead { tr { th { "User" } th { "Role" } th { "State" } th { "2FA" } th { "Last sign-in" } th { "Actions" } } }
+            thead { tr { th { "User" } th { "Role" } th { "State" } th { "2FA" } th { "Email" } th { "Last sign-in" } th { "Actions" } } }
             tbody { @for u in &users { tr {
                 td { (u.username) }
                 td { form.inline method="post" action={ "/admin/users/" (u.id) "/role" } { (csrf_field(actor))
@@ -37,6 +38,9 @@ fn users_view(st: &AppState, actor: &Actor, status: StatusCode, msg: Option<&str
                     button type="submit" { "Set" } } }
                 td { @if u.active { "active" } @else { "disabled" } }
                 td { @if u.totp_enabled { "on" } @else { "off" } }
+                td { form.inline method="post" action={ "/admin/users/" (u.id) "/email" } { (csrf_field(actor))
+                    input type="email" name="email" maxlength="254" value=[u.email.as_deref()] placeholder="none";
+                    button type="submit" { "Set" } } }
                 td { (u.last_login_ns.map(fmt_time).unwrap_or_else(|| "never".into())) }
                 td.actions {
                     form.inline method="post" action={ "/admin/users/" (u.id) "/active" } { (csrf_field(actor))
@@ -59,6 +63,7 @@ fn users_view(st: &AppState, actor: &Actor, status: StatusCode, msg: Option<&str
             label { "Username " input name="username" required maxlength="64" pattern="[A-Za-z0-9._-]+"; }
             label { "Password " input type="password" name="password" required minlength="10"; }
             label { "Role " select name="role" { @for r in Role::ALL { option value=(r) { (r) } } } }
+            label { "Email (security notices) " input type="email" name="email" maxlength="254"; }
             button type="submit" { "Create" }
         }
     };
@@ -108,6 +113,8 @@ pub struct NewUserForm {
     pub password: String,
     #[serde(default)]
     pub role: String,
+    #[serde(default)]
+    pub email: String,
 }
 
 /// Validates and creates a user (shared with the CLI and JSON API).
@@ -142,8 +149,20 @@ pub async fn user_create(
     Extension(client): Extension<Client>,
     Form(f): Form<NewUserForm>,
 ) -> Response {
+    let email = f.email.trim();
+    if let Some(p) = (!email.is_empty())
+        .then(|| mail::address_problem(email))
+        .flatten()
+    {
+        return users_view(&st, &actor, StatusCode::BAD_REQUEST, Some(&p));
+    }
     match create_user(&st, f.username.trim(), &f.password, &f.role).await {
-        Ok(_) => {
+        Ok(id) => {
+            if !email.is_empty()
+                && let Err(e) = st.store.set_email(id, Some(email))
+            {
+                return web::internal(e);
+            }
             st.audit(
                 Some((actor.user_id, &actor.username)),
                 "user_created",
@@ -269,6 +288,10 @@ pub async fn user_password(
             None
         };
         let _ = st.store.delete_user_sessions(id, keep);
+        if let Ok(Some(u)) = st.store.user_by_id(id) {
+            st.notify
+                .security_change(&u, Change::PasswordChanged, &origin(&actor, &client));
+        }
     }
     outcome(
         &st,
@@ -287,13 +310,17 @@ pub async fn user_totp_reset(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    match st.store.user_by_id(id) {
-        Ok(Some(_)) => {}
+    let user = match st.store.user_by_id(id) {
+        Ok(Some(u)) => u,
         Ok(None) => return users_view(&st, &actor, StatusCode::NOT_FOUND, Some("No such user.")),
         Err(e) => return web::internal(e),
-    }
+    };
     if let Err(e) = st.store.set_totp(id, None) {
         return web::internal(e);
+    }
+    if user.totp_enabled {
+        st.notify
+            .security_change(&user, Change::TwoFactorOff, &origin(&actor, &client));
     }
     st.audit(
         Some((actor.user_id, &actor.username)),
@@ -303,6 +330,67 @@ pub async fn user_totp_reset(
         "",
     );
     Redirect::to("/admin/users").into_response()
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    email: String,
+}
+
+/// Sets (or, empty, removes) a user's notice address; the old address is told.
+pub async fn user_email(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Path(id): Path<i64>,
+    Form(f): Form<EmailForm>,
+) -> Response {
+    let user = match st.store.user_by_id(id) {
+        Ok(Some(u)) => u,
+        Ok(None) => return users_view(&st, &actor, StatusCode::NOT_FOUND, Some("No such user.")),
+        Err(e) => return web::internal(e),
+    };
+    match set_email(&st, &actor, &client, &user, &f.email) {
+        Ok(()) => Redirect::to("/admin/users").into_response(),
+        Err((s, m)) => users_view(&st, &actor, s, Some(&m)),
+    }
+}
+
+/// Validates and stores `user`'s new notice address (empty: none), audits it and tells the
+/// old address. Shared by the admin page and the profile.
+pub fn set_email(
+    st: &AppState,
+    actor: &Actor,
+    client: &Client,
+    user: &super::store::User,
+    email: &str,
+) -> Result<(), (StatusCode, String)> {
+    let email = email.trim();
+    let new = (!email.is_empty()).then_some(email);
+    if let Some(p) = new.and_then(mail::address_problem) {
+        return Err((StatusCode::BAD_REQUEST, p));
+    }
+    if new == user.email.as_deref() {
+        return Ok(());
+    }
+    st.store
+        .set_email(user.id, new)
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    st.audit(
+        Some((actor.user_id, &actor.username)),
+        "user_email_changed",
+        &user.username,
+        &client.ip,
+        new.unwrap_or("removed"),
+    );
+    st.notify.security_change_to(
+        user,
+        user.email.as_deref(),
+        Change::EmailChanged,
+        &origin(actor, client),
+    );
+    Ok(())
 }
 
 pub async fn user_delete(
@@ -383,6 +471,9 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "user_disabled",
     "user_password_reset",
     "user_2fa_reset",
+    "user_email_changed",
+    "notice_failed",
+    "secret_key_rotated",
     "user_deleted",
     "session_revoked",
     "sessions_revoked_own",

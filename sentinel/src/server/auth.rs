@@ -3,7 +3,6 @@
 //! functions, no HTTP. (Rate limits and login delays are in `throttle.rs`.)
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
-use hmac::{Hmac, KeyInit, Mac};
 use sha2::Digest;
 
 #[derive(Debug, thiserror::Error)]
@@ -127,108 +126,57 @@ pub fn recovery_hash(code: &str) -> String {
     token_hash(&norm)
 }
 
-// ---- TOTP (RFC 6238 over RFC 4226 HOTP) ----
-
-#[derive(Clone, Copy, Debug)]
-pub enum TotpAlg {
-    Sha1,
-    Sha256,
-    Sha512,
-}
+// ---- TOTP (RFC 6238: SHA-1, 6 digits, 30 s steps) through the totp-rs crate ----
 
 pub const TOTP_STEP: u64 = 30;
-pub const TOTP_DIGITS: u32 = 6;
-
-fn hmac_of(alg: TotpAlg, key: &[u8], msg: &[u8]) -> Vec<u8> {
-    macro_rules! run {
-        ($d:ty) => {{
-            let Ok(mut m) = <Hmac<$d> as KeyInit>::new_from_slice(key) else {
-                return Vec::new();
-            };
-            m.update(msg);
-            m.finalize().into_bytes().to_vec()
-        }};
-    }
-    match alg {
-        TotpAlg::Sha1 => run!(sha1::Sha1),
-        TotpAlg::Sha256 => run!(sha2::Sha256),
-        TotpAlg::Sha512 => run!(sha2::Sha512),
-    }
-}
-
-/// HOTP value of `counter` with `digits` digits (RFC 4226 dynamic truncation).
-pub fn hotp(alg: TotpAlg, key: &[u8], counter: u64, digits: u32) -> u32 {
-    let mac = hmac_of(alg, key, &counter.to_be_bytes());
-    let Some(&last) = mac.last() else { return 0 };
-    let off = (last & 0x0f) as usize;
-    let Some(b) = mac.get(off..off + 4) else {
-        return 0;
-    };
-    let bin = (u32::from(b[0] & 0x7f) << 24)
-        | (u32::from(b[1]) << 16)
-        | (u32::from(b[2]) << 8)
-        | u32::from(b[3]);
-    bin % 10u32.pow(digits)
-}
-
-pub fn totp_at(alg: TotpAlg, key: &[u8], unix_secs: u64, digits: u32) -> u32 {
-    hotp(alg, key, unix_secs / TOTP_STEP, digits)
-}
 
 /// A new 160-bit secret in base32 (what authenticator apps expect).
 pub fn new_totp_secret() -> Result<String, AuthError> {
     Ok(data_encoding::BASE32_NOPAD.encode(&random_bytes::<20>()?))
 }
 
-pub fn decode_secret(b32: &str) -> Result<Vec<u8>, AuthError> {
-    let clean: String = b32
+/// The TOTP of a base32 secret (spaces, lower case and padding tolerated), named `account`
+/// for the otpauth URI.
+fn totp(secret_b32: &str, account: &str) -> Result<totp_rs::Totp, AuthError> {
+    let clean: String = secret_b32
         .chars()
         .filter(|c| !c.is_whitespace())
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    data_encoding::BASE32_NOPAD
+    let key = data_encoding::BASE32_NOPAD
         .decode(clean.trim_end_matches('=').as_bytes())
-        .map_err(|_| AuthError::Secret)
+        .map_err(|_| AuthError::Secret)?;
+    let b = totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_skew(1)
+        .with_step_duration(TOTP_STEP)
+        .with_secret(key);
+    let b = if account.is_empty() {
+        b
+    } else {
+        b.with_issuer(Some("Sentinel")).with_account_name(account)
+    };
+    b.build().map_err(|_| AuthError::Secret)
+}
+
+/// The 6-digit code of `secret_b32` at `unix_secs` (None for an unusable secret).
+pub fn totp_code(secret_b32: &str, unix_secs: u64) -> Option<String> {
+    Some(totp(secret_b32, "").ok()?.generate(unix_secs).to_string())
 }
 
 /// The time step a 6-digit `code` matches for `secret` at `unix_secs`, allowing one step
 /// of clock drift either way. The caller must still consume the step (one use per code).
 pub fn totp_match(secret_b32: &str, code: &str, unix_secs: u64) -> Option<i64> {
-    let code = code.trim();
-    if code.len() != TOTP_DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let want: u32 = code.parse().ok()?;
-    let key = decode_secret(secret_b32).ok()?;
-    let now = unix_secs / TOTP_STEP;
-    let mut found = None;
-    // Check every candidate so the time taken does not depend on which one matched.
-    for step in [now.saturating_sub(1), now, now + 1] {
-        if hotp(TotpAlg::Sha1, &key, step, TOTP_DIGITS) == want && found.is_none() {
-            found = Some(step as i64);
-        }
-    }
-    found
+    let t = totp(secret_b32, "").ok()?;
+    let step = t.check(code.trim(), unix_secs)?;
+    i64::try_from(step).ok()
 }
 
-pub fn otpauth_uri(issuer: &str, account: &str, secret_b32: &str) -> String {
-    fn enc(s: &str) -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    }
-    format!(
-        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits=6&period=30",
-        enc(issuer),
-        enc(account),
-        secret_b32,
-        enc(issuer)
-    )
+/// The `otpauth://` URI authenticator apps read (issuer "Sentinel"). User names are
+/// restricted to characters the URI can carry; None for anything else.
+pub fn otpauth_uri(account: &str, secret_b32: &str) -> Option<String> {
+    totp(secret_b32, account).ok()?.to_url().ok()
 }
 
 /// The otpauth URI as an SVG QR code (rendered by us, so no image leaves the server).
@@ -248,43 +196,22 @@ pub use super::throttle::RateLimiter;
 mod tests {
     use super::*;
 
-    // RFC 6238 appendix B: seeds are the ASCII strings below, 8 digits.
+    // RFC 6238 appendix B, SHA-1 seed "12345678901234567890", last 6 of the 8 digits.
     const SEED1: &[u8] = b"12345678901234567890";
-    const SEED256: &[u8] = b"12345678901234567890123456789012";
-    const SEED512: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
 
     #[test]
     fn totp_matches_rfc6238_vectors() {
-        let cases: &[(u64, u32, u32, u32)] = &[
-            (59, 94287082, 46119246, 90693936),
-            (1111111109, 7081804, 68084774, 25091201),
-            (1111111111, 14050471, 67062674, 99943326),
-            (1234567890, 89005924, 91819424, 93441116),
-            (2000000000, 69279037, 90698825, 38618901),
-            (20000000000, 65353130, 77737706, 47863826),
+        let secret = data_encoding::BASE32_NOPAD.encode(SEED1);
+        let cases: &[(u64, &str)] = &[
+            (59, "287082"),
+            (1111111109, "081804"),
+            (1111111111, "050471"),
+            (1234567890, "005924"),
+            (2000000000, "279037"),
+            (20000000000, "353130"),
         ];
-        for &(t, s1, s256, s512) in cases {
-            assert_eq!(totp_at(TotpAlg::Sha1, SEED1, t, 8), s1, "sha1 t={t}");
-            assert_eq!(
-                totp_at(TotpAlg::Sha256, SEED256, t, 8),
-                s256,
-                "sha256 t={t}"
-            );
-            assert_eq!(
-                totp_at(TotpAlg::Sha512, SEED512, t, 8),
-                s512,
-                "sha512 t={t}"
-            );
-        }
-    }
-
-    #[test]
-    fn hotp_matches_rfc4226_vectors() {
-        let want = [
-            755224, 287082, 359152, 969429, 338314, 254676, 287922, 162583, 399871, 520489,
-        ];
-        for (i, w) in want.iter().enumerate() {
-            assert_eq!(hotp(TotpAlg::Sha1, SEED1, i as u64, 6), *w);
+        for &(t, want) in cases {
+            assert_eq!(totp_code(&secret, t).as_deref(), Some(want), "t={t}");
         }
     }
 
@@ -292,13 +219,21 @@ mod tests {
     fn totp_match_accepts_adjacent_steps_only_and_rejects_junk() {
         let secret = data_encoding::BASE32_NOPAD.encode(SEED1);
         let t = 1_111_111_111u64;
-        let code = format!("{:06}", totp_at(TotpAlg::Sha1, SEED1, t, 6));
+        let code = totp_code(&secret, t).unwrap();
         assert_eq!(totp_match(&secret, &code, t), Some((t / 30) as i64));
-        assert!(totp_match(&secret, &code, t + 30).is_some());
+        assert_eq!(
+            totp_match(&secret.to_lowercase(), &format!(" {code} "), t + 30),
+            Some((t / 30) as i64)
+        );
         assert!(totp_match(&secret, &code, t + 95).is_none());
         assert!(totp_match(&secret, "12345", t).is_none());
         assert!(totp_match(&secret, "abcdef", t).is_none());
+        assert!(totp_match(&secret, "+12345", t).is_none());
         assert!(totp_match("!!notbase32", &code, t).is_none());
+        assert!(
+            totp_match("GEZDGNBV", &code, t).is_none(),
+            "too short a secret"
+        );
     }
 
     #[test]
@@ -338,8 +273,14 @@ mod tests {
 
     #[test]
     fn otpauth_uri_and_qr() {
-        let u = otpauth_uri("Sentinel", "a b", "JBSWY3DPEHPK3PXP");
-        assert!(u.starts_with("otpauth://totp/Sentinel:a%20b?secret=JBSWY3DPEHPK3PXP"));
+        let secret = data_encoding::BASE32_NOPAD.encode(SEED1);
+        let u = otpauth_uri("olga.b-1", &secret).unwrap();
+        assert!(
+            u.starts_with(&format!("otpauth://totp/Sentinel:olga.b-1?secret={secret}"))
+                && u.contains("issuer=Sentinel"),
+            "{u}"
+        );
+        assert!(otpauth_uri("a:b", &secret).is_none());
         assert!(qr_svg(&u).unwrap().contains("<svg"));
     }
 }

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
-use super::auth;
 use super::sqlite::SqliteStore;
 use super::store::{AccountStore, Role};
 use super::{Server, ServerConfig};
+use super::{auth, mail, secrets};
 use crate::config::Config;
 
 #[derive(Debug, clap::Args)]
@@ -18,8 +18,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Database file (default /var/lib/sentinel/server.db).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub db: Option<PathBuf>,
+    /// The key that seals two-factor secrets (default: the database path + ".key";
+    /// created 0600 at first start).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
     /// PEM certificate chain; serve HTTPS (needs --tls-key).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -33,6 +37,16 @@ pub struct ServeArgs {
     /// session cookies then cross the network in clear.
     #[arg(long)]
     pub insecure_http: bool,
+    #[command(subcommand)]
+    pub cmd: Option<ServeCmd>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ServeCmd {
+    /// Re-seal every two-factor secret under a new key (stop the server first). The
+    /// database is resealed in one transaction; the new key replaces the key file only
+    /// after it commits.
+    RotateKey,
 }
 
 impl ServeArgs {
@@ -42,6 +56,9 @@ impl ServeArgs {
         }
         if let Some(d) = &self.db {
             c.db = d.clone();
+        }
+        if let Some(k) = &self.secret_key_file {
+            c.secret_key_file = Some(k.clone());
         }
         if self.tls_cert.is_some() {
             c.tls_cert = self.tls_cert.clone();
@@ -55,6 +72,9 @@ impl ServeArgs {
 
 pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<i32> {
     let cfg = args.apply(config.server.clone());
+    if let Some(ServeCmd::RotateKey) = args.cmd {
+        return rotate_key(&cfg);
+    }
     let store =
         SqliteStore::open(&cfg.db).with_context(|| format!("opening {}", cfg.db.display()))?;
     if store.count_admins()? == 0 {
@@ -68,6 +88,57 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<i32> {
     eprintln!("sentinel: dashboard on {}", handle.url());
     wait_for_stop().await;
     handle.shutdown().await;
+    Ok(crate::exit::OK)
+}
+
+/// `sentinel serve rotate-key`: settle any interrupted rotation, write the next key to
+/// `<file>.new`, reseal the database under it in one transaction, then rename it over the
+/// key file. Interrupted anywhere, the server still starts: it opens secrets under either
+/// key and reseals them under the key file's (docs/server.md, "Secrets at rest").
+fn rotate_key(cfg: &ServerConfig) -> anyhow::Result<i32> {
+    let path = cfg.secret_key_path();
+    let mut rot = secrets::Rotation::begin(&path)
+        .with_context(|| format!("rotating the key in {}", path.display()))?;
+    let (store, settled) = SqliteStore::open_sealed(&cfg.db, rot.settle.clone())
+        .with_context(|| format!("opening {}", cfg.db.display()))?;
+    drop(store);
+    if !settled.unreadable.is_empty() {
+        bail!(
+            "the two-factor secrets of {} do not open with {}: restore the key they were sealed \
+             with, or reset their two-factor (sentinel user reset-totp), then rotate",
+            settled.unreadable.join(", "),
+            path.display()
+        );
+    }
+    let next = rot.prepare()?;
+    let resealed = match SqliteStore::open_sealed(&cfg.db, next) {
+        Ok((_, r)) => r,
+        Err(e) => {
+            // The transaction rolled back: the database is still under the old key.
+            rot.abort();
+            return Err(e).context("resealing the two-factor secrets (nothing changed)");
+        }
+    };
+    let id = rot.finish()?;
+    let n = resealed.rekeyed + resealed.clear;
+    println!(
+        "rotated: {n} two-factor secrets resealed under key {id}; {} holds the new key",
+        path.display()
+    );
+    let audit = |action: &str, detail: &str| {
+        if let Ok(s) = SqliteStore::open(&cfg.db) {
+            let _ = s.audit(&super::store::NewAudit {
+                user_id: None,
+                username: "cli",
+                action,
+                target: "secret_key",
+                ip: "local",
+                detail,
+                time_ns: crate::store::now_ns(),
+            });
+        }
+    };
+    audit("secret_key_rotated", &format!("{n} secrets, key {id}"));
     Ok(crate::exit::OK)
 }
 
@@ -104,6 +175,14 @@ pub enum UserCmd {
         role: String,
         #[arg(long)]
         password_stdin: bool,
+        /// Address for security notices (two-factor, password and new-key changes).
+        #[arg(long, value_name = "ADDRESS")]
+        email: Option<String>,
+    },
+    /// Set the address a user's security notices go to (none given: remove it).
+    SetEmail {
+        username: String,
+        email: Option<String>,
     },
     /// List users.
     List,
@@ -199,25 +278,45 @@ pub fn user(config: Config, args: UserArgs) -> anyhow::Result<i32> {
             username,
             role,
             password_stdin,
+            email,
         } => {
             if let Some(p) = auth::username_problem(&username) {
+                bail!("{p}");
+            }
+            if let Some(p) = email.as_deref().and_then(mail::address_problem) {
                 bail!("{p}");
             }
             let role = Role::parse(&role).context("unknown role")?;
             let pw = read_password(password_stdin)?;
             let hash = auth::hash_password(&pw)?;
-            store.create_user(&username, &hash, role, now)?;
+            let id = store.create_user(&username, &hash, role, now)?;
+            if let Some(e) = &email {
+                store.set_email(id, Some(e))?;
+            }
             audit("user_created", &username, role.as_str());
             println!("created {role} {username}");
+        }
+        UserCmd::SetEmail { username, email } => {
+            let email = email.filter(|e| !e.trim().is_empty());
+            if let Some(p) = email.as_deref().and_then(mail::address_problem) {
+                bail!("{p}");
+            }
+            store.set_email(user_id(&store, &username)?, email.as_deref())?;
+            audit(
+                "user_email_changed",
+                &username,
+                email.as_deref().unwrap_or(""),
+            );
         }
         UserCmd::List => {
             for u in store.list_users()? {
                 println!(
-                    "{}\t{}\t{}\t2fa:{}",
+                    "{}\t{}\t{}\t2fa:{}\t{}",
                     u.username,
                     u.role,
                     if u.active { "active" } else { "disabled" },
-                    if u.totp_enabled { "on" } else { "off" }
+                    if u.totp_enabled { "on" } else { "off" },
+                    u.email.as_deref().unwrap_or("-")
                 );
             }
         }

@@ -13,6 +13,7 @@ use super::AppState;
 use super::access::{Actor, Client};
 use super::account::{err, profile_view};
 use super::auth;
+use super::notify::{Change, Origin};
 use super::reauth::{self, Factor, Proof};
 use super::store::{ApiKey, KeyScope, NewApiKey, User};
 use super::web::{self, csrf_field, fmt_time, page};
@@ -166,16 +167,27 @@ pub fn create_key(
             host,
         })
         .map_err(|e| internal(e.to_string()))?;
+    let what = format!(
+        "{prefix} scope {}{}",
+        spec.scope,
+        host.map(|h| format!(" host {h}")).unwrap_or_default()
+    );
     st.audit(
         Some((actor.user_id, &actor.username)),
         "api_key_created",
         name,
         &client.ip,
-        &format!(
-            "{prefix} scope {}{}",
-            spec.scope,
-            host.map(|h| format!(" host {h}")).unwrap_or_default()
-        ),
+        &what,
+    );
+    let detail = format!("Key: {name} ({what})");
+    st.notify.security_change(
+        owner,
+        Change::ApiKeyCreated,
+        &Origin {
+            by: &actor.username,
+            ip: &client.ip,
+            detail: &detail,
+        },
     );
     Ok((key, id))
 }

@@ -16,6 +16,18 @@ pub enum MailError {
     Smtp(String),
 }
 
+/// Why `addr` cannot receive security notices, or None when it is a plain mailbox address
+/// (`name@domain`, no display name, no control characters, at most 254 bytes).
+pub fn address_problem(addr: &str) -> Option<String> {
+    if addr.len() > 254 || addr.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Some("the email address is too long or contains spaces".into());
+    }
+    match addr.parse::<lettre::Address>() {
+        Ok(_) => None,
+        Err(_) => Some(format!("{:?} is not an email address", plain(addr))),
+    }
+}
+
 /// Removes the SMTP credentials from a text about to be logged.
 pub fn redact(cfg: &EmailConfig, text: &str) -> String {
     let mut out = text.to_string();
@@ -59,7 +71,33 @@ pub fn message(cfg: &EmailConfig, a: &Alert) -> Result<Message, MailError> {
 }
 
 pub async fn send(cfg: &EmailConfig, a: &Alert) -> Result<(), MailError> {
-    let msg = message(cfg, a)?;
+    deliver(cfg, message(cfg, a)?).await
+}
+
+/// A plain-text mail to one address (security notices to a user): subject and body are
+/// cleaned of control characters other than the body's line breaks.
+pub fn notice(
+    cfg: &EmailConfig,
+    to: &str,
+    subject: &str,
+    body: &str,
+) -> Result<Message, MailError> {
+    let from: Mailbox = cfg
+        .from
+        .parse()
+        .map_err(|_| MailError::Address(cfg.from.clone()))?;
+    let to: Mailbox = to.parse().map_err(|_| MailError::Address(plain(to)))?;
+    let body: String = body.lines().map(plain).collect::<Vec<_>>().join("\n");
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(plain(subject))
+        .body(body)
+        .map_err(|e| MailError::Build(e.to_string()))
+}
+
+/// Sends one message over the configured relay.
+pub async fn deliver(cfg: &EmailConfig, msg: Message) -> Result<(), MailError> {
     let builder = match cfg.security.as_str() {
         "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.smtp_host),
         "none" => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
@@ -115,5 +153,23 @@ mod tests {
         let mut bad = cfg.clone();
         bad.to = vec!["not an address".into()];
         assert!(message(&bad, &a).is_err());
+        // A notice: one recipient, control characters cannot add headers or lines.
+        let n = notice(
+            &cfg,
+            "olga@example.org",
+            "Sentinel: new API key\r\nBcc: x@evil.example",
+            "Key: k\u{7}1\nBy: olga",
+        )
+        .unwrap();
+        let m = String::from_utf8(n.formatted()).unwrap();
+        assert!(
+            m.contains("To: olga@example.org") && !m.contains("\nBcc:"),
+            "{m}"
+        );
+        assert!(m.contains("Key: k 1") && m.contains("By: olga"), "{m}");
+        assert!(address_problem("olga@example.org").is_none());
+        for bad in ["olga", "Olga <olga@example.org>", "a b@example.org", "x@\n"] {
+            assert!(address_problem(bad).is_some(), "{bad}");
+        }
     }
 }

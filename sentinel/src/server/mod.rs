@@ -17,8 +17,10 @@ pub mod keys;
 pub mod live;
 pub mod login;
 pub mod mail;
+pub mod notify;
 pub mod reauth;
 pub mod routes;
+pub mod secrets;
 pub mod sqlite;
 pub mod store;
 pub mod throttle;
@@ -42,6 +44,10 @@ pub struct ServerConfig {
     /// Address to listen on. Keep it on localhost when a reverse proxy terminates TLS.
     pub listen: String,
     pub db: PathBuf,
+    /// The key that seals TOTP secrets in the database (32 bytes, mode 0600, created at
+    /// first start). Default: the database path with `.key` appended. Back it up with the
+    /// database, but keep it out of the database's backups if you can.
+    pub secret_key_file: Option<PathBuf>,
     /// PEM certificate chain and private key: both set means HTTPS (and Secure cookies).
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -82,6 +88,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             db: PathBuf::from(DEFAULT_DB),
+            secret_key_file: None,
             tls_cert: None,
             tls_key: None,
             trust_proxy: false,
@@ -124,6 +131,15 @@ impl ServerConfig {
             return Err("server login limits must be positive".into());
         }
         self.alerts.validate()
+    }
+
+    /// Where the key that seals TOTP secrets lives.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file.clone().unwrap_or_else(|| {
+            let mut p = self.db.as_os_str().to_owned();
+            p.push(".key");
+            PathBuf::from(p)
+        })
     }
 
     pub fn tls(&self) -> bool {
@@ -169,6 +185,8 @@ pub enum ServerError {
     Tls(String),
     #[error("invalid server configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Secrets(#[from] secrets::SecretError),
 }
 
 /// Shared by every handler.
@@ -184,6 +202,8 @@ pub struct AppState {
     /// Password (and code) checks of signed-in users: per user and per address.
     pub reauth_limiter: Arc<auth::RateLimiter>,
     pub alerts: alerts::Alerts,
+    /// Security notices to users' own addresses.
+    pub notify: notify::Notifier,
     pub tls: bool,
 }
 
@@ -207,6 +227,11 @@ impl AppState {
             reauth_limiter: Arc::new(auth::RateLimiter::new(10, 900)),
             alerts: alerts::Alerts::start(
                 cfg.alerts.clone(),
+                cfg.public_url.clone(),
+                store.clone(),
+            ),
+            notify: notify::Notifier::new(
+                cfg.alerts.email.clone(),
                 cfg.public_url.clone(),
                 store.clone(),
             ),
@@ -330,6 +355,8 @@ pub struct ServerHandle {
     pub state: AppState,
     stop: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<()>,
+    /// Shared lock on the secret key file while serving (a key rotation waits for none).
+    _key_lock: Option<secrets::KeyLock>,
 }
 
 impl ServerHandle {
@@ -367,11 +394,40 @@ impl ServerHandle {
 pub struct Server;
 
 impl Server {
-    /// Opens the SQLite store at `cfg.db` and starts serving.
+    /// Opens the SQLite store at `cfg.db` with the secret key file (created when missing;
+    /// refused when others may read it) and starts serving. Clear TOTP secrets from before
+    /// encryption are sealed first.
     pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         cfg.validate().map_err(ServerError::Config)?;
-        let store = Arc::new(sqlite::SqliteStore::open(&cfg.db)?);
-        Self::start_with(cfg, store).await
+        let key_path = cfg.secret_key_path();
+        let (keys, lock) = secrets::load_for_server(&key_path)?;
+        let (store, r) = sqlite::SqliteStore::open_sealed(&cfg.db, keys)?;
+        if r.clear > 0 {
+            // Worth more than info: copies of the database made before hold them in clear.
+            tracing::warn!(
+                "sealed {} clear TOTP secrets under {} (database backups made before today \
+                 still hold them in clear)",
+                r.clear,
+                key_path.display()
+            );
+        }
+        if r.rekeyed > 0 {
+            tracing::warn!(
+                "resealed {} TOTP secrets left under another key by an interrupted rotation",
+                r.rekeyed
+            );
+        }
+        if !r.unreadable.is_empty() {
+            tracing::error!(
+                "the two-factor secrets of {} do not open with {}: restore the key file they \
+                 were sealed with, or reset their two-factor (sentinel user reset-totp)",
+                r.unreadable.join(", "),
+                key_path.display()
+            );
+        }
+        let mut h = Self::start_with(cfg, Arc::new(store)).await?;
+        h._key_lock = Some(lock);
+        Ok(h)
     }
 
     /// Starts serving over any store backend.
@@ -443,6 +499,7 @@ impl Server {
             state,
             stop,
             task,
+            _key_lock: None,
         })
     }
 }

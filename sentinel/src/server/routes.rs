@@ -60,6 +60,7 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
             V,
             post(account::change_password),
         ),
+        (p.clone(), "/profile/email", V, post(account::change_email)),
         (
             p.clone(),
             "/profile/totp/setup",
@@ -126,6 +127,12 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
             "/admin/users/{id}/password",
             A,
             post(admin::user_password),
+        ),
+        (
+            p.clone(),
+            "/admin/users/{id}/email",
+            A,
+            post(admin::user_email),
         ),
         (
             p.clone(),

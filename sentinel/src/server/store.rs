@@ -18,6 +18,10 @@ pub enum DbError {
     Conflict(String),
     #[error("database lock poisoned")]
     Poisoned,
+    #[error("two-factor secret: {0}")]
+    Secret(#[from] super::secrets::SecretError),
+    #[error("no secret key loaded: two-factor secrets cannot be sealed")]
+    NoSecretKey,
 }
 
 pub type DbResult<T> = Result<T, DbError>;
@@ -75,6 +79,8 @@ pub struct User {
     pub failed_logins: i64,
     #[serde(skip)]
     pub locked_until_ns: i64,
+    /// Where security notices go (two-factor, password, new keys); none means none are sent.
+    pub email: Option<String>,
 }
 
 /// A server-side session joined with its user. The cookie holds a random token; only its
@@ -372,6 +378,9 @@ pub trait AccountStore: Send + Sync {
     /// Counts a failed login; locks the account until `lock_until_ns` once `max` is reached.
     fn login_failed(&self, id: i64, max: i64, lock_until_ns: i64) -> DbResult<()>;
     fn login_succeeded(&self, id: i64, now_ns: i64) -> DbResult<()>;
+    fn set_email(&self, id: i64, email: Option<&str>) -> DbResult<bool>;
+    /// Sets (base32, clear) or removes a user's TOTP secret. Backends keep it sealed at rest
+    /// and return it opened.
     fn set_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()>;
     /// Consumes TOTP time step `step` for the user: true only the first time a step at or
     /// after the last accepted one is used, so each code works once.

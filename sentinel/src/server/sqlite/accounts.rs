@@ -3,10 +3,10 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{SqliteStore, role_of};
+use super::{SqliteStore, role_of, session_context, user_context};
 use crate::server::store::*;
 
-const USER_COLS: &str = "id, username, role, active, created_ns, last_login_ns, password_hash, totp_secret, totp_enabled, failed_logins, locked_until_ns";
+const USER_COLS: &str = "id, username, role, active, created_ns, last_login_ns, password_hash, totp_secret, totp_enabled, failed_logins, locked_until_ns, email";
 
 fn user_row(r: &Row) -> rusqlite::Result<User> {
     Ok(User {
@@ -21,6 +21,7 @@ fn user_row(r: &Row) -> rusqlite::Result<User> {
         totp_enabled: r.get(8)?,
         failed_logins: r.get(9)?,
         locked_until_ns: r.get(10)?,
+        email: r.get(11)?,
     })
 }
 
@@ -72,6 +73,17 @@ fn key_row(r: &Row) -> rusqlite::Result<ApiKey> {
 }
 
 impl SqliteStore {
+    /// A user as read, with the sealed TOTP secret opened (or absent; see `unseal`).
+    fn opened_user(&self, mut u: User) -> User {
+        u.totp_secret = self.unseal(u.totp_secret.take(), &user_context(u.id));
+        u
+    }
+
+    fn opened_session(&self, mut s: Session) -> Session {
+        s.pending_totp = self.unseal(s.pending_totp.take(), &session_context(s.id));
+        s
+    }
+
     fn key_with_user(
         &self,
         cond: &str,
@@ -89,7 +101,8 @@ impl SqliteStore {
                 user_row,
             )
             .optional()?;
-        Ok(user.map(|u| (key, u)))
+        drop(c);
+        Ok(user.map(|u| (key, self.opened_user(u))))
     }
 }
 
@@ -113,30 +126,44 @@ impl AccountStore for SqliteStore {
     }
 
     fn user_by_name(&self, username: &str) -> DbResult<Option<User>> {
-        let c = self.db()?;
-        Ok(c.query_row(
-            &format!("SELECT {USER_COLS} FROM users WHERE username = ?1"),
-            params![username],
-            user_row,
-        )
-        .optional()?)
+        let u = self
+            .db()?
+            .query_row(
+                &format!("SELECT {USER_COLS} FROM users WHERE username = ?1"),
+                params![username],
+                user_row,
+            )
+            .optional()?;
+        Ok(u.map(|u| self.opened_user(u)))
     }
 
     fn user_by_id(&self, id: i64) -> DbResult<Option<User>> {
-        let c = self.db()?;
-        Ok(c.query_row(
-            &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
-            params![id],
-            user_row,
-        )
-        .optional()?)
+        let u = self
+            .db()?
+            .query_row(
+                &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
+                params![id],
+                user_row,
+            )
+            .optional()?;
+        Ok(u.map(|u| self.opened_user(u)))
     }
 
     fn list_users(&self) -> DbResult<Vec<User>> {
+        let rows = {
+            let c = self.db()?;
+            let mut st = c.prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
+            st.query_map([], user_row)?.collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(rows.into_iter().map(|u| self.opened_user(u)).collect())
+    }
+
+    fn set_email(&self, id: i64, email: Option<&str>) -> DbResult<bool> {
         let c = self.db()?;
-        let mut st = c.prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
-        let rows = st.query_map([], user_row)?.collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        Ok(c.execute(
+            "UPDATE users SET email = ?2 WHERE id = ?1",
+            params![id, email],
+        )? == 1)
     }
 
     fn count_admins(&self) -> DbResult<i64> {
@@ -198,10 +225,13 @@ impl AccountStore for SqliteStore {
     }
 
     fn set_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()> {
+        let sealed = secret
+            .map(|s| self.seal(s, &user_context(id)))
+            .transpose()?;
         let c = self.db()?;
         c.execute(
             "UPDATE users SET totp_secret = ?2, totp_enabled = ?3, totp_last_step = 0 WHERE id = ?1",
-            params![id, secret, secret.is_some()],
+            params![id, sealed, secret.is_some()],
         )?;
         if secret.is_none() {
             c.execute("DELETE FROM recovery_codes WHERE user_id = ?1", params![id])?;
@@ -274,13 +304,15 @@ impl AccountStore for SqliteStore {
     }
 
     fn session_by_token_hash(&self, token_hash: &str) -> DbResult<Option<Session>> {
-        let c = self.db()?;
-        Ok(c.query_row(
-            &format!("{SESSION_SELECT} WHERE s.token_hash = ?1"),
-            params![token_hash],
-            session_row,
-        )
-        .optional()?)
+        let s = self
+            .db()?
+            .query_row(
+                &format!("{SESSION_SELECT} WHERE s.token_hash = ?1"),
+                params![token_hash],
+                session_row,
+            )
+            .optional()?;
+        Ok(s.map(|s| self.opened_session(s)))
     }
 
     fn touch_session(&self, id: i64, now_ns: i64) -> DbResult<()> {
@@ -307,10 +339,13 @@ impl AccountStore for SqliteStore {
     }
 
     fn set_pending_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()> {
+        let sealed = secret
+            .map(|s| self.seal(s, &session_context(id)))
+            .transpose()?;
         let c = self.db()?;
         c.execute(
             "UPDATE sessions SET pending_totp = ?2 WHERE id = ?1",
-            params![id, secret],
+            params![id, sealed],
         )?;
         Ok(())
     }
@@ -329,23 +364,27 @@ impl AccountStore for SqliteStore {
     }
 
     fn list_sessions(&self, user_id: Option<i64>) -> DbResult<Vec<Session>> {
-        let c = self.db()?;
-        let mut st = c.prepare(&format!(
-            "{SESSION_SELECT} WHERE s.mfa_pending = 0 AND (?1 IS NULL OR s.user_id = ?1) ORDER BY s.last_seen_ns DESC"
-        ))?;
-        Ok(st
-            .query_map(params![user_id], session_row)?
-            .collect::<Result<Vec<_>, _>>()?)
+        let rows = {
+            let c = self.db()?;
+            let mut st = c.prepare(&format!(
+                "{SESSION_SELECT} WHERE s.mfa_pending = 0 AND (?1 IS NULL OR s.user_id = ?1) ORDER BY s.last_seen_ns DESC"
+            ))?;
+            st.query_map(params![user_id], session_row)?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(rows.into_iter().map(|s| self.opened_session(s)).collect())
     }
 
     fn session_by_id(&self, id: i64) -> DbResult<Option<Session>> {
-        let c = self.db()?;
-        Ok(c.query_row(
-            &format!("{SESSION_SELECT} WHERE s.id = ?1"),
-            params![id],
-            session_row,
-        )
-        .optional()?)
+        let s = self
+            .db()?
+            .query_row(
+                &format!("{SESSION_SELECT} WHERE s.id = ?1"),
+                params![id],
+                session_row,
+            )
+            .optional()?;
+        Ok(s.map(|s| self.opened_session(s)))
     }
 
     fn create_api_key(&self, k: &NewApiKey<'_>) -> DbResult<i64> {

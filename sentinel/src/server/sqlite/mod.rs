@@ -7,9 +7,14 @@ use std::sync::{Mutex, MutexGuard};
 
 mod accounts;
 mod data;
+mod sealed;
+
+pub use sealed::Resealed;
+pub(crate) use sealed::{session_context, user_context};
 
 use rusqlite::Connection;
 
+use super::secrets::Keyring;
 use super::store::{DbError, DbResult, Role};
 use crate::model::Level;
 
@@ -126,10 +131,16 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE anomalies ADD COLUMN conflict_of TEXT;
      CREATE INDEX anomalies_received ON anomalies(received_ns);
      CREATE INDEX anomalies_host_received ON anomalies(host, received_ns);",
+    // 3: an optional address for security notices (two-factor, password and key changes).
+    // TOTP secrets are sealed from here on; clear ones are sealed by `reseal` at start.
+    "ALTER TABLE users ADD COLUMN email TEXT;",
 ];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Seals and opens TOTP secrets. None for `open` (the `sentinel user` commands, which
+    /// never read a secret): secrets then read as absent and cannot be set.
+    keys: Option<Keyring>,
 }
 
 pub(crate) fn level_rank(l: Level) -> i64 {
@@ -164,23 +175,37 @@ impl SqliteStore {
             path: path.display().to_string(),
             msg: e.to_string(),
         })?;
-        // The database holds password hashes and TOTP secrets: owner-only.
+        // The database holds password hashes and (sealed) TOTP secrets: owner-only.
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
-        Self::init(conn)
+        Self::init(conn, None)
     }
 
+    /// Opens the database with the key that seals TOTP secrets, and reseals at once every
+    /// secret not under it (clear ones from before, or ones left under the other key by an
+    /// interrupted rotation) in one transaction.
+    pub fn open_sealed(path: &Path, keys: Keyring) -> DbResult<(SqliteStore, Resealed)> {
+        let mut s = Self::open(path)?;
+        s.keys = Some(keys);
+        let r = s.reseal()?;
+        Ok((s, r))
+    }
+
+    /// An in-memory database with a key that lives only in memory.
     pub fn memory() -> DbResult<SqliteStore> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, Some(Keyring::ephemeral()?))
     }
 
-    fn init(mut conn: Connection) -> DbResult<SqliteStore> {
+    fn init(mut conn: Connection, keys: Option<Keyring>) -> DbResult<SqliteStore> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Overwrite freed content with zeros, so a replaced secret (a clear one sealed at
+        // the upgrade, a password hash, a revoked key's hash) does not linger in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
@@ -191,7 +216,31 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            keys,
         })
+    }
+
+    pub(crate) fn keys(&self) -> DbResult<&Keyring> {
+        self.keys.as_ref().ok_or(DbError::NoSecretKey)
+    }
+
+    /// Seals a TOTP secret for the row named by `context`.
+    pub(crate) fn seal(&self, plain: &str, context: &str) -> DbResult<String> {
+        Ok(self.keys()?.seal(plain, context)?)
+    }
+
+    /// Opens a stored TOTP secret. Fails closed: without a key, or when it does not open,
+    /// the secret reads as absent (so no code matches) and the reason is logged.
+    pub(crate) fn unseal(&self, stored: Option<String>, context: &str) -> Option<String> {
+        let stored = stored?;
+        let keys = self.keys.as_ref()?;
+        match keys.open(&stored, context) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!("two-factor secret of {context} unusable: {e}");
+                None
+            }
+        }
     }
 
     pub(crate) fn db(&self) -> DbResult<MutexGuard<'_, Connection>> {
@@ -336,7 +385,7 @@ mod tests {
         )
         .unwrap();
         tx.commit().unwrap();
-        let s = SqliteStore::init(conn).unwrap();
+        let s = SqliteStore::init(conn, None).unwrap();
         let (a, _) = s.api_key_by_hash("hash-a").unwrap().unwrap();
         let (b, _) = s.api_key_by_hash("hash-b").unwrap().unwrap();
         assert_eq!((a.scope, a.host.as_deref()), (KeyScope::Ingest, None));
