@@ -20,6 +20,8 @@ pub struct EdgeOptions {
     /// Push anomalies to this server with this API key.
     pub push: Option<(String, String)>,
     pub spool_dir: Option<std::path::PathBuf>,
+    /// How often an idle push client asks for verdicts (`[push] verdict_poll_secs`).
+    pub verdict_poll_secs: Option<u64>,
     /// Serve the dashboard in this process.
     pub serve: Option<ServerConfig>,
     /// Explain anomalies at or above `[llm] min_level` with the configured model.
@@ -74,7 +76,7 @@ impl Edge {
             edge.explained = Some(std::mem::replace(&mut handle.explained, closed));
             edge.explainer = Some(handle);
         }
-        if let Some(path) = opts.store {
+        if let Some(path) = opts.store.clone() {
             let store = Arc::new(std::sync::Mutex::new(
                 Store::open(&path).context("opening the agent store")?,
             ));
@@ -116,6 +118,11 @@ impl Edge {
                 .unwrap_or_else(|| crate::feed::push::DEFAULT_SPOOL.into());
             let mut cfg = PushConfig::new(&url, &key, spool);
             cfg.host = Some(opts.host.clone());
+            // Verdicts given on the server apply to the store the engine reads them from.
+            cfg.store = opts.store.clone();
+            if let Some(s) = opts.verdict_poll_secs {
+                cfg.verdict_poll = Duration::from_secs(s.max(1));
+            }
             let pusher = Arc::new(Pusher::start(cfg).context("starting the push client")?);
             let p = pusher.clone();
             edge.consumers.push((
