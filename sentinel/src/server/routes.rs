@@ -245,3 +245,24 @@ pub fn router(st: AppState) -> Router {
         .layer(from_fn_with_state(st.clone(), access::security_headers))
         .with_state(st)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The OpenAPI document names every JSON route of the table with its method.
+    #[test]
+    fn every_api_route_is_in_the_openapi_document() {
+        let doc: serde_json::Value = serde_json::from_str(super::super::api::OPENAPI).unwrap();
+        for s in super::specs() {
+            if !s.path.starts_with("/api/") && s.path != "/healthz" {
+                continue;
+            }
+            let m = s.method.as_str().to_ascii_lowercase();
+            assert!(
+                doc["paths"][s.path][&m].is_object(),
+                "{} {} is missing from openapi.json",
+                s.method,
+                s.path
+            );
+        }
+    }
+}
