@@ -38,6 +38,7 @@ pub struct Edge {
     consumers: Vec<(&'static str, JoinHandle<u64>)>,
     pusher: Option<Arc<Pusher>>,
     server: Option<Arc<ServerHandle>>,
+    local_verdicts: Option<JoinHandle<()>>,
 }
 
 /// Lagged (lost) anomalies per consumer.
@@ -54,6 +55,7 @@ impl Edge {
             consumers: Vec::new(),
             pusher: None,
             server: None,
+            local_verdicts: None,
         };
         if let Some(cfg) = opts.llm {
             let mut handle =
@@ -154,6 +156,15 @@ impl Edge {
                     }
                 }),
             ));
+            // Verdicts given on this dashboard apply to this agent's store.
+            if let Some(store) = opts.store.clone() {
+                edge.local_verdicts = Some(crate::server::feedback::spawn_local_delivery(
+                    handle.state.clone(),
+                    opts.host.clone(),
+                    store,
+                    Duration::from_secs(1),
+                ));
+            }
             edge.server = Some(handle);
         }
         Ok(edge)
@@ -180,6 +191,9 @@ impl Edge {
         }
         if let Some(p) = self.pusher.and_then(|p| Arc::try_unwrap(p).ok()) {
             p.shutdown(Duration::from_secs(5)).await;
+        }
+        if let Some(t) = self.local_verdicts {
+            t.abort();
         }
         if let Some(s) = self.server.and_then(|s| Arc::try_unwrap(s).ok()) {
             s.shutdown().await;

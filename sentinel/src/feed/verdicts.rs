@@ -78,13 +78,15 @@ pub fn by_of(d: &Delivery) -> String {
     format!("{} (server)", d.by)
 }
 
-/// Applies the deliveries in order, each at most once (a delivery already recorded in the
-/// store is acknowledged again with its first outcome, never re-applied). Stops at a store
-/// failure: what follows waits for the next round, so the order holds.
-pub fn apply(store: &Store, deliveries: &[Delivery]) -> Vec<Ack> {
+/// Applies the deliveries of the server `source` (its URL; "local" for `run --serve`) in
+/// order, each at most once (a delivery already recorded in the store is acknowledged again
+/// with its first outcome, never re-applied). Stops at a store failure: what follows waits
+/// for the next round, so the order holds.
+pub fn apply(store: &Store, source: &str, deliveries: &[Delivery]) -> Vec<Ack> {
     let mut acks = Vec::new();
     for d in deliveries {
-        let key = format!("{}:{}", d.id, d.action.as_str());
+        // Verdict ids are per server: an agent may hear from two (--push and --serve).
+        let key = format!("{source}#{}:{}", d.id, d.action.as_str());
         let error = match store.server_verdict(&key) {
             Ok(Some(outcome)) => outcome,
             Ok(None) => {
@@ -176,9 +178,10 @@ pub async fn sync(
         return Ok(0);
     }
     let path: PathBuf = store.to_path_buf();
+    let source = url.to_string();
     let acks = tokio::task::spawn_blocking(move || {
         Store::open(&path)
-            .map(|s| apply(&s, &pending.verdicts))
+            .map(|s| apply(&s, &source, &pending.verdicts))
             .map_err(|e| e.to_string())
     })
     .await
@@ -248,13 +251,15 @@ mod tests {
         }
     }
 
+    const SRC: &str = "https://sentinel.example.org";
+
     #[test]
     fn each_delivery_is_applied_once_and_an_undo_takes_back_only_its_own_rule() {
         let s = Store::memory().unwrap();
         s.put_anomaly(&anomaly("h-1")).unwrap();
         let give = delivery(7, Action::Give, "h-1");
         assert_eq!(
-            apply(&s, std::slice::from_ref(&give)),
+            apply(&s, SRC, std::slice::from_ref(&give)),
             [Ack {
                 id: 7,
                 action: Action::Give,
@@ -268,18 +273,18 @@ mod tests {
         // A local undo, then the same delivery again (its acknowledgement was lost): it is
         // acknowledged, not re-applied.
         feedback::take_back(&s, "h-1", None).unwrap();
-        assert_eq!(apply(&s, std::slice::from_ref(&give)).len(), 1);
+        assert_eq!(apply(&s, SRC, std::slice::from_ref(&give)).len(), 1);
         assert!(s.feedback_rules().unwrap().is_empty(), "not re-applied");
         // The server's undo of a verdict replaced locally leaves the local one in place.
         feedback::give(&s, "h-1", Verdict::Malicious, Scope::Host, None, "root", 99).unwrap();
-        apply(&s, &[delivery(7, Action::Undo, "h-1")]);
+        apply(&s, SRC, &[delivery(7, Action::Undo, "h-1")]);
         assert_eq!(
             s.feedback_rules().unwrap().len(),
             1,
             "the local verdict stays"
         );
         // A verdict the agent cannot apply is acknowledged with why.
-        let acks = apply(&s, &[delivery(8, Action::Give, "nope")]);
+        let acks = apply(&s, SRC, &[delivery(8, Action::Give, "nope")]);
         assert!(
             acks[0]
                 .error
@@ -289,9 +294,16 @@ mod tests {
         );
         // Give and undo of a server verdict.
         s.delete_feedback("h-1").unwrap();
-        apply(&s, &[delivery(9, Action::Give, "h-1")]);
+        apply(&s, SRC, &[delivery(9, Action::Give, "h-1")]);
         assert_eq!(s.feedback_rules().unwrap().len(), 1);
-        apply(&s, &[delivery(9, Action::Undo, "h-1")]);
+        apply(&s, SRC, &[delivery(9, Action::Undo, "h-1")]);
         assert!(s.feedback_rules().unwrap().is_empty());
+        // Another server's verdict 9 is another verdict.
+        assert!(
+            apply(&s, "local", &[delivery(9, Action::Give, "h-1")])[0]
+                .error
+                .is_none()
+        );
+        assert_eq!(s.feedback_rules().unwrap().len(), 1);
     }
 }

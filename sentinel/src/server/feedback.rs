@@ -370,6 +370,43 @@ pub async fn api_list(State(st): State<AppState>, Query(q): Query<VerdictFilter>
     }
 }
 
+/// `sentinel run --serve`: verdicts given on the in-process dashboard for this host go
+/// straight into the agent store, through the same apply-once and acknowledge steps as over
+/// HTTP (checked every `every`).
+pub fn spawn_local_delivery(
+    st: AppState,
+    host: String,
+    store: std::path::PathBuf,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let (st, host, store) = (st.clone(), host.clone(), store.clone());
+            let r = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+                let pending = st
+                    .store
+                    .pending_verdicts(&host)
+                    .map_err(|e| e.to_string())?;
+                if pending.is_empty() {
+                    return Ok(0);
+                }
+                let agent = crate::store::Store::open(&store).map_err(|e| e.to_string())?;
+                let acks = crate::feed::verdicts::apply(&agent, "local", &pending);
+                st.store
+                    .ack_verdicts(&host, &acks, crate::store::now_ns())
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+            match r {
+                Ok(Err(e)) => tracing::warn!("delivering verdicts to this agent: {e}"),
+                Err(e) => tracing::warn!("delivering verdicts to this agent: {e}"),
+                Ok(Ok(_)) => {}
+            }
+        }
+    })
+}
+
 /// The host an agent's ingest key is bound to (a key migrated from before scopes is bound
 /// by its first push, not here).
 fn agent_host(actor: &Actor) -> Result<String, Refusal> {
@@ -425,5 +462,96 @@ pub async fn agent_ack(
     {
         Ok(n) => ok(StatusCode::OK, json!({ "acknowledged": n })),
         Err(e) => refused(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::model::{Anomaly, Factor, Level, Principal};
+    use crate::server::store::IngestBatch;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_in_process_dashboard_delivers_its_verdicts_to_the_agent_store() {
+        let d = tempfile::tempdir().unwrap();
+        let agent_db = d.path().join("agent.db");
+        let a = Anomaly {
+            id: "h-1".into(),
+            host: "h".into(),
+            time_ns: 1,
+            principal: Principal {
+                uid: 1000,
+                user: None,
+                session: None,
+            },
+            chain: vec![],
+            score: 40,
+            level: Level::Medium,
+            factors: vec![Factor {
+                detection: "exec_from_writable".into(),
+                reason: "r".into(),
+                weight: 40,
+                evidence: vec![],
+            }],
+            evidence: vec![],
+            fingerprint: String::new(),
+            explanation: None,
+        };
+        crate::store::Store::open(&agent_db)
+            .unwrap()
+            .put_anomaly(&a)
+            .unwrap();
+        let st = AppState::new(
+            Arc::new(crate::server::sqlite::SqliteStore::memory().unwrap()),
+            Default::default(),
+        );
+        st.ingest(&IngestBatch {
+            batch_id: "b".into(),
+            anomalies: vec![a],
+            ..Default::default()
+        })
+        .unwrap();
+        let id = st
+            .store
+            .add_verdict(&NewVerdict {
+                host: "h",
+                target: "h-1",
+                kind: TargetKind::Anomaly,
+                verdict: Verdict::Benign,
+                scope: Scope::Exe,
+                note: None,
+                by: "olga",
+                now_ns: 5,
+            })
+            .unwrap();
+        let task = spawn_local_delivery(
+            st.clone(),
+            "h".into(),
+            agent_db.clone(),
+            Duration::from_millis(20),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while st
+            .store
+            .get_verdict(id)
+            .unwrap()
+            .unwrap()
+            .delivered_ns
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "never delivered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+        let rules = crate::store::Store::open(&agent_db)
+            .unwrap()
+            .feedback_rules()
+            .unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0]["by"], "olga (server)");
+        assert_eq!(rules[0]["scope"], "exe");
     }
 }
