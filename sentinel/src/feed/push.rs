@@ -298,12 +298,19 @@ impl Pusher {
         let batcher = tokio::spawn(batch_loop(cfg.clone(), rx, wake.clone()));
         let accepted = Arc::new(Notify::new());
         let verdicts = cfg.store.clone().map(|store| {
-            tokio::spawn(verdict_loop(
-                cfg.clone(),
-                client.clone(),
-                store,
+            let counted = stats.clone();
+            tokio::spawn(super::verdicts::poll_loop(
+                super::verdicts::Poll {
+                    client: client.clone(),
+                    url: cfg.url.clone(),
+                    api_key: cfg.api_key.clone(),
+                    store,
+                    every: cfg.verdict_poll,
+                },
                 accepted.clone(),
-                stats.clone(),
+                move |n| {
+                    counted.verdicts.fetch_add(n as u64, Ordering::Relaxed);
+                },
             ))
         });
         let sender = tokio::spawn(send_loop(
@@ -460,29 +467,6 @@ async fn post(cfg: &PushConfig, client: &reqwest::Client, body: Vec<u8>) -> Outc
             }
         }
         Err(e) => Outcome::Retry(e.to_string()),
-    }
-}
-
-/// Asks the server for this host's verdicts after each accepted batch and every
-/// `verdict_poll` (feed/verdicts.rs).
-async fn verdict_loop(
-    cfg: PushConfig,
-    client: reqwest::Client,
-    store: PathBuf,
-    accepted: Arc<Notify>,
-    stats: Arc<Stats>,
-) {
-    loop {
-        match super::verdicts::sync(&client, &cfg.url, &cfg.api_key, &store).await {
-            Ok(n) => {
-                stats.verdicts.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            Err(e) => tracing::debug!(target: "sentinel::feed", "fetching verdicts: {e}"),
-        }
-        tokio::select! {
-            _ = accepted.notified() => {}
-            _ = tokio::time::sleep(cfg.verdict_poll) => {}
-        }
     }
 }
 

@@ -203,6 +203,34 @@ pub async fn sync(
     Ok(n)
 }
 
+/// Where and how often the push client asks for verdicts.
+pub struct Poll {
+    pub client: reqwest::Client,
+    pub url: String,
+    pub api_key: String,
+    pub store: PathBuf,
+    pub every: std::time::Duration,
+}
+
+/// Asks for this host's verdicts at start, after each batch the server accepted
+/// (`accepted`) and every `every`; `handled` counts what was applied and acknowledged.
+pub async fn poll_loop(
+    p: Poll,
+    accepted: std::sync::Arc<tokio::sync::Notify>,
+    handled: impl Fn(usize),
+) {
+    loop {
+        match sync(&p.client, &p.url, &p.api_key, &p.store).await {
+            Ok(n) => handled(n),
+            Err(e) => tracing::debug!(target: "sentinel::feed", "fetching verdicts: {e}"),
+        }
+        tokio::select! {
+            _ = accepted.notified() => {}
+            _ = tokio::time::sleep(p.every) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
