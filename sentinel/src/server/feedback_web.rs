@@ -94,7 +94,10 @@ fn refused(r: Refusal) -> Response {
 fn back(v: &StoredVerdict) -> Redirect {
     match v.kind {
         TargetKind::Anomaly => Redirect::to(&format!("/anomalies/{}", seg(&v.target))),
-        TargetKind::Incident => Redirect::to(&format!("/incidents/{}", seg(&v.target))),
+        // Incidents are kept per host (the incident page is /incidents/{host}/{id}).
+        TargetKind::Incident => {
+            Redirect::to(&format!("/incidents/{}/{}", seg(&v.host), seg(&v.target)))
+        }
     }
 }
 
