@@ -69,7 +69,9 @@ pub fn section(st: &AppState, actor: &Actor, a: &StoredAnomaly) -> Markup {
                     option value="exe" { "this program, whoever runs it" }
                     option value="host" { "these detections anywhere on this host" }
                 } }
+                " "
                 label { "Note " input name="note" maxlength="1000" placeholder="optional"; }
+                " "
                 button id="verdict-benign" type="submit" name="verdict" value="benign" { "Benign" }
                 " "
                 button id="verdict-malicious" type="submit" name="verdict" value="malicious" { "Malicious" }
