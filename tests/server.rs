@@ -43,7 +43,8 @@ fn policy(method: &reqwest::Method, path: &str) -> Access {
         Access::Public
     } else if path == "/login/totp" {
         Access::MfaPending
-    } else if path == "/api/ingest" {
+    } else if path == "/api/ingest" || path.starts_with("/api/ingest/") {
+        // Agents: push, and fetch and acknowledge their host's verdicts.
         Access::Ingest
     } else if path.starts_with("/admin/")
         || path.starts_with("/api/admin/")
@@ -52,6 +53,9 @@ fn policy(method: &reqwest::Method, path: &str) -> Access {
         Access::Role(Role::Admin)
     } else if path.ends_with("/ack") {
         assert_eq!(method, reqwest::Method::POST);
+        Access::Role(Role::Operator)
+    } else if path.contains("feedback") && method != reqwest::Method::GET {
+        // Giving and undoing verdicts (listing them is reading).
         Access::Role(Role::Operator)
     } else {
         Access::Role(Role::Viewer)

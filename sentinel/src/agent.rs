@@ -168,6 +168,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         EdgeOptions {
             push,
             spool_dir: config.push.spool_dir.clone(),
+            verdict_poll_secs: config.push.verdict_poll_secs,
             serve: args.serve.then(|| config.server.clone()),
             store: (!args.no_detect).then(|| config.store.clone()),
             llm: args.llm.then(|| config.llm.clone()),

@@ -20,6 +20,8 @@ pub struct EdgeOptions {
     /// Push anomalies to this server with this API key.
     pub push: Option<(String, String)>,
     pub spool_dir: Option<std::path::PathBuf>,
+    /// How often an idle push client asks for verdicts (`[push] verdict_poll_secs`).
+    pub verdict_poll_secs: Option<u64>,
     /// Serve the dashboard in this process.
     pub serve: Option<ServerConfig>,
     /// Explain anomalies at or above `[llm] min_level` with the configured model.
@@ -36,6 +38,7 @@ pub struct Edge {
     consumers: Vec<(&'static str, JoinHandle<u64>)>,
     pusher: Option<Arc<Pusher>>,
     server: Option<Arc<ServerHandle>>,
+    local_verdicts: Option<JoinHandle<()>>,
 }
 
 /// Lagged (lost) anomalies per consumer.
@@ -52,6 +55,7 @@ impl Edge {
             consumers: Vec::new(),
             pusher: None,
             server: None,
+            local_verdicts: None,
         };
         if let Some(cfg) = opts.llm {
             let mut handle =
@@ -74,7 +78,7 @@ impl Edge {
             edge.explained = Some(std::mem::replace(&mut handle.explained, closed));
             edge.explainer = Some(handle);
         }
-        if let Some(path) = opts.store {
+        if let Some(path) = opts.store.clone() {
             let store = Arc::new(std::sync::Mutex::new(
                 Store::open(&path).context("opening the agent store")?,
             ));
@@ -116,6 +120,11 @@ impl Edge {
                 .unwrap_or_else(|| crate::feed::push::DEFAULT_SPOOL.into());
             let mut cfg = PushConfig::new(&url, &key, spool);
             cfg.host = Some(opts.host.clone());
+            // Verdicts given on the server apply to the store the engine reads them from.
+            cfg.store = opts.store.clone();
+            if let Some(s) = opts.verdict_poll_secs {
+                cfg.verdict_poll = Duration::from_secs(s.max(1));
+            }
             let pusher = Arc::new(Pusher::start(cfg).context("starting the push client")?);
             let p = pusher.clone();
             edge.consumers.push((
@@ -147,6 +156,15 @@ impl Edge {
                     }
                 }),
             ));
+            // Verdicts given on this dashboard apply to this agent's store.
+            if let Some(store) = opts.store.clone() {
+                edge.local_verdicts = Some(crate::server::feedback::spawn_local_delivery(
+                    handle.state.clone(),
+                    opts.host.clone(),
+                    store,
+                    Duration::from_secs(1),
+                ));
+            }
             edge.server = Some(handle);
         }
         Ok(edge)
@@ -173,6 +191,9 @@ impl Edge {
         }
         if let Some(p) = self.pusher.and_then(|p| Arc::try_unwrap(p).ok()) {
             p.shutdown(Duration::from_secs(5)).await;
+        }
+        if let Some(t) = self.local_verdicts {
+            t.abort();
         }
         if let Some(s) = self.server.and_then(|s| Arc::try_unwrap(s).ok()) {
             s.shutdown().await;

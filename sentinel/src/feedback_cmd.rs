@@ -61,11 +61,7 @@ pub fn run(config: Config, args: FeedbackArgs) -> anyhow::Result<i32> {
         return Ok(crate::exit::OK);
     }
     if let Some(id) = &args.undo {
-        let ids = anomaly_ids(&store, id)?;
-        let mut removed = 0;
-        for a in &ids {
-            removed += store.delete_feedback(a)? as usize;
-        }
+        let removed = feedback::take_back(&store, id, None)?;
         if removed == 0 {
             bail!("no verdict on {id}");
         }
@@ -79,32 +75,13 @@ pub fn run(config: Config, args: FeedbackArgs) -> anyhow::Result<i32> {
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "root".into());
     let now = crate::store::now_ns();
-    let ids = anomaly_ids(&store, id)?;
-    for a in &ids {
-        let anomaly = store
-            .get_anomaly(a)?
-            .with_context(|| format!("anomaly {a} is not in the store"))?;
-        let rule = Rule::for_anomaly(&anomaly, verdict, args.scope, args.note.clone(), &by, now);
-        if rule.detections.is_empty() {
-            bail!("anomaly {a} has only context factors: nothing to judge");
-        }
-        feedback::save(&store, &rule)?;
+    for rule in feedback::give(&store, id, verdict, args.scope, args.note.clone(), &by, now)? {
         println!(
-            "{a}: {verdict:?} for {} in scope {:?}",
+            "{}: {verdict:?} for {} in scope {:?}",
+            rule.anomaly_id,
             rule.detections.join(", "),
             args.scope
         );
     }
     Ok(crate::exit::OK)
-}
-
-/// The anomalies an id names: itself, or every step of the incident it names.
-fn anomaly_ids(store: &Store, id: &str) -> anyhow::Result<Vec<String>> {
-    if let Some(i) = store.get_incident(id)? {
-        return Ok(i.steps.into_iter().map(|s| s.anomaly_id).collect());
-    }
-    if store.get_anomaly(id)?.is_some() {
-        return Ok(vec![id.to_string()]);
-    }
-    bail!("no anomaly or incident {id} in the store")
 }

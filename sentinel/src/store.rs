@@ -62,6 +62,12 @@ const MIGRATIONS: &[&str] = &[
         time_ns INTEGER NOT NULL,
         rule TEXT NOT NULL
      );",
+    // 4: verdicts delivered by a server (feed/verdicts.rs): each delivery is applied once.
+    "CREATE TABLE server_verdicts (
+        delivery TEXT PRIMARY KEY,
+        applied_ns INTEGER NOT NULL,
+        outcome TEXT
+     );",
 ];
 
 pub struct Store {
@@ -251,6 +257,49 @@ impl Store {
             "DELETE FROM feedback WHERE anomaly_id = ?1",
             params![anomaly_id],
         )? > 0)
+    }
+
+    /// The verdict saved on one anomaly, if any.
+    pub fn get_feedback(&self, anomaly_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.get_record(
+            "SELECT rule FROM feedback WHERE anomaly_id = ?1",
+            anomaly_id,
+        )
+    }
+
+    /// Whether a server's verdict delivery was applied already, and its outcome then (None:
+    /// applied; Some(error): refused).
+    #[allow(clippy::type_complexity)]
+    pub fn server_verdict(&self, delivery: &str) -> Result<Option<Option<String>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT outcome FROM server_verdicts WHERE delivery = ?1",
+                params![delivery],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?)
+    }
+
+    /// Records that a server's verdict delivery was handled (applied, or refused with why).
+    pub fn mark_server_verdict(
+        &self,
+        delivery: &str,
+        outcome: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO server_verdicts (delivery, applied_ns, outcome) VALUES (?1, ?2, ?3)",
+            params![delivery, now_ns(), outcome],
+        )?;
+        Ok(())
+    }
+
+    /// Changes when another connection (the CLI, the push client, the anomaly writer)
+    /// commits: the engine re-reads the verdicts when it moves.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
     }
 
     /// Every verdict (as saved), oldest first.

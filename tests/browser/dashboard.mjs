@@ -165,6 +165,16 @@ try {
   const status = await page.textContent("dl.facts");
   check(status.includes("Acknowledged by " + env("OPERATOR_USER")), "acknowledged by the operator");
   await page.screenshot({ path: join(SHOTS, "anomaly.png"), fullPage: true });
+  // ... and marks it benign for this program, with a note: pending until its agent asks.
+  await page.selectOption("form.feedback select[name=scope]", "exe");
+  await page.fill("form.feedback input[name=note]", "our build helper");
+  await Promise.all([page.waitForNavigation(), page.click("#verdict-benign")]);
+  const verdicts = await page.textContent("table.verdicts");
+  check(verdicts.includes("benign") && verdicts.includes("exe") && verdicts.includes("our build helper")
+    && verdicts.includes("pending"), "verdict shown as pending: " + verdicts);
+  check((await page.$("#verdict-benign")) === null && (await page.$("button.undo")) !== null,
+    "one verdict in force, with its undo");
+  await page.screenshot({ path: join(SHOTS, "anomaly-verdict.png"), fullPage: true });
   await logout(page);
 
   // 5. A viewer cannot: no button, and a forged POST with their own CSRF token gets 403.
@@ -173,6 +183,7 @@ try {
   await login(page, env("VIEWER_USER"), env("VIEWER_PASS"));
   await page.goto(BASE + "/anomalies/" + encodeURIComponent(id2));
   check((await page.$("#ack")) === null, "viewer sees no acknowledge button");
+  check((await page.$("#verdict-benign")) === null, "viewer sees no verdict buttons");
   const code = await page.evaluate(async (id) => {
     const csrf = document.querySelector("meta[name=csrf-token]").content;
     const r = await fetch("/anomalies/" + encodeURIComponent(id) + "/ack", {

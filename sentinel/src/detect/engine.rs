@@ -266,8 +266,10 @@ impl Engine {
         out
     }
 
-    /// Periodic call with the wall clock: closes the window when its time is up.
+    /// Periodic call with the wall clock: picks up verdicts another writer saved, and closes
+    /// the window when its time is up.
     pub fn tick(&mut self, now_ns: i64) -> Vec<Anomaly> {
+        self.reload_feedback_if_changed();
         match &self.window {
             Some(w) if now_ns >= w.end_ns() => {
                 let out = self.roll(now_ns);

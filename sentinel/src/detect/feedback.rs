@@ -3,11 +3,14 @@
 //! anyone, or the whole host). "Benign" lowers the same finding below medium next time (its
 //! factors keep their reasons at weight 0, saying who judged them); "malicious" pins it: the
 //! anomaly is raised in full and its window is never learned. Rules live in the agent store
-//! (table `feedback`), are read again at every window roll-over, and are reversible.
+//! (table `feedback`), are read again at every window roll-over and whenever another writer
+//! (the CLI, the push client delivering a server's verdict) changed the store, and are
+//! reversible. `give` and `take_back` are the one path both the CLI and the push client use.
 
 use serde::{Deserialize, Serialize};
 
 use super::engine::{Engine, Hit};
+use crate::store::{Store, StoreError};
 
 /// What an analyst said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -113,17 +116,94 @@ impl Rule {
 #[derive(Default)]
 pub(super) struct Feedback {
     pub rules: Vec<Rule>,
+    /// The store's data version when the rules were read (another writer changes it).
+    pub version: Option<i64>,
 }
 
 /// Saves a verdict in the agent store.
-pub fn save(store: &crate::store::Store, rule: &Rule) -> Result<(), crate::store::StoreError> {
+pub fn save(store: &Store, rule: &Rule) -> Result<(), StoreError> {
     store.put_feedback(&rule.anomaly_id, rule.time_ns, &serde_json::to_value(rule)?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedbackError {
+    #[error("no anomaly or incident {0} in the store")]
+    Unknown(String),
+    #[error("anomaly {0} has only context factors: nothing to judge")]
+    NothingToJudge(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The anomalies an id names: itself, or every step of the incident it names.
+pub fn anomaly_ids(store: &Store, id: &str) -> Result<Vec<String>, FeedbackError> {
+    if let Some(i) = store.get_incident(id)? {
+        return Ok(i.steps.into_iter().map(|s| s.anomaly_id).collect());
+    }
+    if store.get_anomaly(id)?.is_some() {
+        return Ok(vec![id.to_string()]);
+    }
+    Err(FeedbackError::Unknown(id.to_string()))
+}
+
+/// Gives a verdict on an anomaly, or on every step of an incident: one rule per anomaly,
+/// saved (replacing an earlier verdict on it). Nothing is saved unless every step can be
+/// judged.
+pub fn give(
+    store: &Store,
+    id: &str,
+    verdict: Verdict,
+    scope: Scope,
+    note: Option<String>,
+    by: &str,
+    time_ns: i64,
+) -> Result<Vec<Rule>, FeedbackError> {
+    let mut rules = Vec::new();
+    for a in anomaly_ids(store, id)? {
+        let anomaly = store
+            .get_anomaly(&a)?
+            .ok_or_else(|| FeedbackError::Unknown(a.clone()))?;
+        let rule = Rule::for_anomaly(&anomaly, verdict, scope, note.clone(), by, time_ns);
+        if rule.detections.is_empty() {
+            return Err(FeedbackError::NothingToJudge(a));
+        }
+        rules.push(rule);
+    }
+    for r in &rules {
+        save(store, r)?;
+    }
+    Ok(rules)
+}
+
+/// Takes back the verdicts on an anomaly or on the steps of an incident. With `given`
+/// (who, when), only the rules that verdict made: a later verdict given meanwhile stays.
+/// Returns how many went.
+pub fn take_back(
+    store: &Store,
+    id: &str,
+    given: Option<(&str, i64)>,
+) -> Result<usize, FeedbackError> {
+    let mut removed = 0;
+    for a in anomaly_ids(store, id)? {
+        if let Some((by, time_ns)) = given {
+            let mine = store
+                .get_feedback(&a)?
+                .and_then(|v| serde_json::from_value::<Rule>(v).ok())
+                .is_some_and(|r| r.by == by && r.time_ns == time_ns);
+            if !mine {
+                continue;
+            }
+        }
+        removed += store.delete_feedback(&a)? as usize;
+    }
+    Ok(removed)
 }
 
 impl Engine {
     /// Re-reads the rules from the store (at start and at each window roll-over, so a verdict
     /// given while the agent runs takes effect within a window).
     pub(super) fn reload_feedback(&mut self) {
+        self.feedback.version = self.baselines.store().data_version().ok();
         match self.baselines.store().feedback_rules() {
             Ok(rules) => {
                 self.feedback.rules = rules
@@ -138,6 +218,15 @@ impl Engine {
                     .collect()
             }
             Err(e) => tracing::warn!("cannot read analyst feedback: {e}"),
+        }
+    }
+
+    /// Re-reads the rules when another writer changed the store since they were read (checked
+    /// each second: a verdict from the CLI or a server applies within about a second).
+    pub(super) fn reload_feedback_if_changed(&mut self) {
+        let now = self.baselines.store().data_version().ok();
+        if now.is_some() && now != self.feedback.version {
+            self.reload_feedback();
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod push;
 pub mod terminal;
+pub mod verdicts;
 
 use serde::Serialize;
 

@@ -5,6 +5,8 @@
 //! outage or an agent restart loses nothing; a retried batch keeps its `batch_id`, which the
 //! server de-duplicates, so nothing arrives twice either. Batches the server rejects as
 //! malformed (4xx) move to `spool/rejected/` instead of blocking the queue forever.
+//! After each accepted batch (and every `verdict_poll_secs` when idle) it fetches the
+//! analysts' verdicts given on the server for this host and applies them (verdicts.rs).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,7 +60,13 @@ pub struct PushSettings {
     pub api_key_file: Option<PathBuf>,
     /// Where unsent batches wait (default /var/lib/sentinel/push-spool).
     pub spool_dir: Option<PathBuf>,
+    /// How often an idle agent asks the server for analysts' verdicts on its host (it also
+    /// asks after every batch the server accepted; feed/verdicts.rs). Default 30.
+    pub verdict_poll_secs: Option<u64>,
 }
+
+/// How often an idle agent asks for verdicts by default.
+pub const DEFAULT_VERDICT_POLL_SECS: u64 = 30;
 
 /// Environment variable that may carry the agent's key.
 pub const KEY_ENV: &str = "SENTINEL_API_KEY";
@@ -160,6 +168,10 @@ pub struct PushConfig {
     pub flush_every: Duration,
     pub max_backoff: Duration,
     pub timeout: Duration,
+    /// The agent store: verdicts given on the server are fetched and applied to it
+    /// (feed/verdicts.rs). None: not fetched.
+    pub store: Option<PathBuf>,
+    pub verdict_poll: Duration,
 }
 
 impl PushConfig {
@@ -173,6 +185,8 @@ impl PushConfig {
             flush_every: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             timeout: Duration::from_secs(30),
+            store: None,
+            verdict_poll: Duration::from_secs(DEFAULT_VERDICT_POLL_SECS),
         }
     }
 }
@@ -190,6 +204,7 @@ pub struct Pusher {
     spool: PathBuf,
     batcher: tokio::task::JoinHandle<()>,
     sender: tokio::task::JoinHandle<()>,
+    verdicts: Option<tokio::task::JoinHandle<()>>,
     stats: Arc<Stats>,
 }
 
@@ -199,6 +214,8 @@ pub struct Stats {
     pub items_sent: AtomicU64,
     pub failures: AtomicU64,
     pub rejected: AtomicU64,
+    /// Server verdicts applied (or refused) and acknowledged.
+    pub verdicts: AtomicU64,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PushError + '_ {
@@ -279,12 +296,36 @@ impl Pusher {
         let wake = Arc::new(Notify::new());
         let stats = Arc::new(Stats::default());
         let batcher = tokio::spawn(batch_loop(cfg.clone(), rx, wake.clone()));
-        let sender = tokio::spawn(send_loop(cfg.clone(), client, wake, stats.clone()));
+        let accepted = Arc::new(Notify::new());
+        let verdicts = cfg.store.clone().map(|store| {
+            let counted = stats.clone();
+            tokio::spawn(super::verdicts::poll_loop(
+                super::verdicts::Poll {
+                    client: client.clone(),
+                    url: cfg.url.clone(),
+                    api_key: cfg.api_key.clone(),
+                    store,
+                    every: cfg.verdict_poll,
+                },
+                accepted.clone(),
+                move |n| {
+                    counted.verdicts.fetch_add(n as u64, Ordering::Relaxed);
+                },
+            ))
+        });
+        let sender = tokio::spawn(send_loop(
+            cfg.clone(),
+            client,
+            wake,
+            accepted,
+            stats.clone(),
+        ));
         Ok(Pusher {
             tx,
             spool: cfg.spool_dir,
             batcher,
             sender,
+            verdicts,
             stats,
         })
     }
@@ -341,6 +382,10 @@ impl Pusher {
         let _ = self.batcher.await;
         self.sender.abort();
         let _ = self.sender.await;
+        if let Some(v) = self.verdicts {
+            v.abort();
+            let _ = v.await;
+        }
     }
 }
 
@@ -425,7 +470,13 @@ async fn post(cfg: &PushConfig, client: &reqwest::Client, body: Vec<u8>) -> Outc
     }
 }
 
-async fn send_loop(cfg: PushConfig, client: reqwest::Client, wake: Arc<Notify>, stats: Arc<Stats>) {
+async fn send_loop(
+    cfg: PushConfig,
+    client: reqwest::Client,
+    wake: Arc<Notify>,
+    accepted: Arc<Notify>,
+    stats: Arc<Stats>,
+) {
     let mut backoff = Duration::from_millis(250);
     loop {
         let files = spool_files(&cfg.spool_dir);
@@ -453,6 +504,8 @@ async fn send_loop(cfg: PushConfig, client: reqwest::Client, wake: Arc<Notify>, 
                 stats.batches_sent.fetch_add(1, Ordering::Relaxed);
                 stats.items_sent.fetch_add(items as u64, Ordering::Relaxed);
                 backoff = Duration::from_millis(250);
+                // Verdicts given since are fetched on the heels of each push.
+                accepted.notify_one();
             }
             Outcome::Rejected(why) => {
                 tracing::warn!(

@@ -480,6 +480,8 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "sessions_revoked_all",
     "acknowledge",
     "acknowledge_host",
+    "feedback",
+    "feedback_undo",
 ];
 
 pub async fn audit_page(

@@ -11,6 +11,8 @@ pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod feedback;
+pub mod feedback_web;
 pub mod hosts;
 pub mod ingest;
 pub mod keys;

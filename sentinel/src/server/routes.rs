@@ -10,7 +10,7 @@ use axum::routing::{MethodRouter, delete, get, post};
 
 use super::access::{self, Access};
 use super::store::Role;
-use super::{AppState, account, admin, api, hosts, keys, live, login, web};
+use super::{AppState, account, admin, api, feedback, feedback_web, hosts, keys, live, login, web};
 
 pub struct RouteSpec {
     pub method: Method,
@@ -107,6 +107,18 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         // Operators.
         (p.clone(), "/anomalies/{id}/ack", O, post(web::ack_anomaly)),
         (p.clone(), "/hosts/{name}/ack", O, post(hosts::ack_host)),
+        (
+            p.clone(),
+            "/anomalies/{id}/feedback",
+            O,
+            post(feedback_web::give_form),
+        ),
+        (
+            p.clone(),
+            "/feedback/{id}/undo",
+            O,
+            post(feedback_web::undo_form),
+        ),
         // Admins.
         (g.clone(), "/admin/users", A, get(admin::users_page)),
         (p.clone(), "/admin/users", A, post(admin::user_create)),
@@ -157,6 +169,26 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         ),
         // JSON API (session cookie + CSRF header, or API key).
         (p.clone(), "/api/ingest", Access::Ingest, post(api::ingest)),
+        (
+            g.clone(),
+            "/api/ingest/verdicts",
+            Access::Ingest,
+            get(feedback::agent_pending),
+        ),
+        (
+            p.clone(),
+            "/api/ingest/verdicts/ack",
+            Access::Ingest,
+            post(feedback::agent_ack),
+        ),
+        (g.clone(), "/api/feedback", V, get(feedback::api_list)),
+        (p.clone(), "/api/feedback", O, post(feedback::api_give)),
+        (
+            Method::DELETE,
+            "/api/feedback/{id}",
+            O,
+            delete(feedback::api_undo),
+        ),
         (g.clone(), "/api/live", V, get(live::stream)),
         (g.clone(), "/api/me", V, get(api::me)),
         (g.clone(), "/api/anomalies", V, get(api::anomalies)),
@@ -219,4 +251,25 @@ pub fn router(st: AppState) -> Router {
     r.fallback(web::not_found)
         .layer(from_fn_with_state(st.clone(), access::security_headers))
         .with_state(st)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The OpenAPI document names every JSON route of the table with its method.
+    #[test]
+    fn every_api_route_is_in_the_openapi_document() {
+        let doc: serde_json::Value = serde_json::from_str(super::super::api::OPENAPI).unwrap();
+        for s in super::specs() {
+            if !s.path.starts_with("/api/") && s.path != "/healthz" {
+                continue;
+            }
+            let m = s.method.as_str().to_ascii_lowercase();
+            assert!(
+                doc["paths"][s.path][&m].is_object(),
+                "{} {} is missing from openapi.json",
+                s.method,
+                s.path
+            );
+        }
+    }
 }

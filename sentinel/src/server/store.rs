@@ -353,9 +353,11 @@ pub struct Purged {
 
 /// Everything the server persists. Implementations must be safe to call from many request
 /// handlers at once and must make each method atomic.
-pub trait ServerStore: AccountStore + DataStore {}
+pub trait ServerStore: AccountStore + DataStore + FeedbackStore {}
 
-impl<T: AccountStore + DataStore> ServerStore for T {}
+impl<T: AccountStore + DataStore + FeedbackStore> ServerStore for T {}
+
+pub use super::feedback::FeedbackStore;
 
 /// People: users, second factors, sessions, API keys, the admin audit log.
 pub trait AccountStore: Send + Sync {

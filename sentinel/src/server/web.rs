@@ -305,6 +305,7 @@ pub async fn anomaly(
                 }
             }
         }
+        (super::feedback_web::section(&st, &actor, &a))
         h2 { "Factors" }
         div.tablewrap { table {
             thead { tr { th { "Detection" } th { "Reason" } th { "Weight" } th { "Evidence" } } }

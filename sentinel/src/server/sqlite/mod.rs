@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 mod accounts;
 mod data;
+mod feedback;
 mod sealed;
 
 pub use sealed::Resealed;
@@ -134,6 +135,8 @@ const MIGRATIONS: &[&str] = &[
     // 3: an optional address for security notices (two-factor, password and key changes).
     // TOTP secrets are sealed from here on; clear ones are sealed by `reseal` at start.
     "ALTER TABLE users ADD COLUMN email TEXT;",
+    // 4: analysts' verdicts and their delivery to agents (sqlite/feedback.rs).
+    feedback::MIGRATION,
 ];
 
 pub struct SqliteStore {
