@@ -118,12 +118,24 @@ impl Edge {
             cfg.host = Some(opts.host.clone());
             let pusher = Arc::new(Pusher::start(cfg).context("starting the push client")?);
             let p = pusher.clone();
+            // Incidents are pushed as they grow, built from the same anomalies as the feed's.
+            let incidents = Arc::new(std::sync::Mutex::new(crate::incident::Tracker::default()));
             edge.consumers.push((
                 "push",
                 consume(tx.subscribe(), move |a| {
                     let p = p.clone();
+                    let incident = incidents.lock().ok().and_then(|mut t| t.observe(&a));
                     async move {
                         if let Err(e) = p.send_anomaly((*a).clone()).await {
+                            tracing::warn!(target: "sentinel::feed", "push: {e}");
+                        }
+                        if let Some(mut i) = incident
+                            && let Err(e) = {
+                                // Redacted before it leaves the host (the server does it again).
+                                crate::server::incidents::redact_incident(&mut i);
+                                p.send_incident(i).await
+                            }
+                        {
                             tracing::warn!(target: "sentinel::feed", "push: {e}");
                         }
                     }

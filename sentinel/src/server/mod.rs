@@ -12,6 +12,8 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod hosts;
+pub mod incident_pages;
+pub mod incidents;
 pub mod ingest;
 pub mod keys;
 pub mod live;

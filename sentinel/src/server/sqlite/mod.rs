@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 mod accounts;
 mod data;
+mod incidents;
 
 use rusqlite::Connection;
 
@@ -126,6 +127,8 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE anomalies ADD COLUMN conflict_of TEXT;
      CREATE INDEX anomalies_received ON anomalies(received_ns);
      CREATE INDEX anomalies_host_received ON anomalies(host, received_ns);",
+    // 3: session incidents (sqlite/incidents.rs).
+    incidents::MIGRATION,
 ];
 
 pub struct SqliteStore {
