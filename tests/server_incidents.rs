@@ -96,10 +96,11 @@ fn an_agents_incident_reaches_the_api_and_the_dashboard_with_its_steps() {
     std::fs::write(
         &cfg,
         format!(
-            "host = {HOST:?}\nstore = {:?}\n[push]\nurl = {base:?}\napi_key_file = {:?}\nspool_dir = {:?}\n",
+            "host = {HOST:?}\nstore = {:?}\n[push]\nurl = {base:?}\napi_key_file = {:?}\nspool_dir = {:?}\n[llm]\nsecret_file = {:?}\n",
             dir.path().join("agent.db"),
             key_file,
             dir.path().join("spool"),
+            dir.path().join("explain.key"),
         ),
     )
     .unwrap();
@@ -113,7 +114,16 @@ fn an_agents_incident_reaches_the_api_and_the_dashboard_with_its_steps() {
         std::process::id()
     );
     let mut child = Command::new(sentinel_bin())
-        .args(["run", "--json", "--duration", "7s", "--push", &base])
+        // --llm without a provider: the local story, through the same explainer service.
+        .args([
+            "run",
+            "--json",
+            "--duration",
+            "7s",
+            "--llm",
+            "--push",
+            &base,
+        ])
         .arg("--config")
         .arg(&cfg)
         .stdout(Stdio::piped())
@@ -142,8 +152,30 @@ fn an_agents_incident_reaches_the_api_and_the_dashboard_with_its_steps() {
         .filter(|r| r["type"] == "incident" && r["principal"]["uid"] == AUID)
         .collect();
     let last = states
-        .last()
+        .iter()
+        .rfind(|s| s["explanation"].is_null())
         .unwrap_or_else(|| panic!("no incident for login uid {AUID} in:\n{rest}"));
+    // High or above: told as one story, a further record of the same incident.
+    let told = states
+        .iter()
+        .rfind(|s| s["explanation"].is_object())
+        .unwrap_or_else(|| panic!("no incident story in {states:?}"));
+    assert_eq!(told["id"], last["id"]);
+    assert_eq!(told["explanation"]["source"], "local");
+    assert!(
+        ["high", "critical"].contains(&told["level"].as_str().unwrap()),
+        "{told}"
+    );
+    let told_score = told["score"].clone();
+    let told_steps = told["step_count"].as_u64().unwrap();
+    assert_eq!(
+        states
+            .iter()
+            .find(|s| s["step_count"] == told["step_count"] && s["explanation"].is_null())
+            .map(|s| &s["score"]),
+        Some(&told_score),
+        "the story never changes the score"
+    );
     let id = last["id"].as_str().unwrap();
     let steps = last["step_count"].as_u64().unwrap();
     assert!(
@@ -176,6 +208,15 @@ fn an_agents_incident_reaches_the_api_and_the_dashboard_with_its_steps() {
         .await;
         assert_eq!(s, StatusCode::OK, "{got}");
         assert_eq!(got["story"], last["story"]);
+        assert_eq!(
+            got["explanation"]["source"], "local",
+            "the story was pushed too: {got}"
+        );
+        // The latest story the feed showed, or a later one pushed as the run ended.
+        assert!(
+            got["explained_step_count"].as_u64() >= Some(told_steps),
+            "{got}"
+        );
         assert_eq!(got["score"], last["score"], "the agent's score, untouched");
         let step_ids: Vec<&str> = got["steps"]
             .as_array()
@@ -218,6 +259,7 @@ fn an_agents_incident_reaches_the_api_and_the_dashboard_with_its_steps() {
             assert!(inc.contains(t), "{t} on the incident page");
         }
         assert!(inc.contains("exec_from_writable"));
+        assert!(inc.contains("The story"), "the explanation is shown");
     });
     rt.block_on(server.shutdown());
 }
