@@ -174,12 +174,19 @@ impl Edge {
             let scheme = if handle.state.tls { "https" } else { "http" };
             eprintln!("sentinel: dashboard on {scheme}://{}", handle.addr);
             let h = handle.clone();
+            let incidents = Arc::new(std::sync::Mutex::new(crate::incident::Tracker::default()));
             edge.consumers.push((
                 "serve",
                 consume(tx.subscribe(), move |a| {
                     let h = h.clone();
+                    let incident = incidents.lock().ok().and_then(|mut t| t.observe(&a));
                     async move {
                         if let Err(e) = h.ingest_anomaly(&a) {
+                            tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
+                        }
+                        if let Some(i) = incident
+                            && let Err(e) = ingest_incident(&h, i)
+                        {
                             tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
                         }
                     }
@@ -192,8 +199,14 @@ impl Edge {
         if let Some(mut from) = edge.explained_incidents.take() {
             let (to_feed, feed_rx) = tokio::sync::mpsc::channel(64);
             let pusher = edge.pusher.clone();
+            let server = edge.server.clone();
             edge.incident_fanout = Some(tokio::spawn(async move {
                 while let Some(i) = from.recv().await {
+                    if let Some(h) = &server
+                        && let Err(e) = ingest_incident(h, i.clone())
+                    {
+                        tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
+                    }
                     if let Some(p) = &pusher {
                         let mut out = i.clone();
                         crate::server::incidents::redact_incident(&mut out);
@@ -243,6 +256,30 @@ impl Edge {
         }
         report
     }
+}
+
+/// One incident state into the in-process dashboard (`--serve`), the same path as a push.
+fn ingest_incident(
+    h: &ServerHandle,
+    i: crate::incident::Incident,
+) -> Result<(), crate::server::IngestError> {
+    let batch = crate::feed::push::IngestBatch {
+        // One batch per state, and another for its story (same step_count).
+        batch_id: format!(
+            "local-{}-{}-{}",
+            if i.explanation.is_some() {
+                "story"
+            } else {
+                "state"
+            },
+            i.step_count,
+            i.id
+        ),
+        host: Some(i.host.clone()),
+        incidents: vec![i],
+        ..Default::default()
+    };
+    h.ingest(&batch).map(|_| ())
 }
 
 /// Runs `f` for every anomaly until the broadcast closes; returns how many were lost to lag.
