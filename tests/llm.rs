@@ -313,3 +313,64 @@ async fn snapshot_diff_is_explained_through_the_real_model() {
         assert!(p.known_ids.contains(id), "unknown id {id} survived");
     }
 }
+
+/// Two anomalies of one login session with different tactics: an incident above high.
+fn incident() -> sentinel::incident::Incident {
+    let a = anomaly();
+    let mut b = a.clone();
+    b.id = format!("{}-2", a.id);
+    b.time_ns = a.time_ns + 1_000_000_000;
+    b.factors = vec![sentinel::model::Factor {
+        detection: "persistence".into(),
+        reason: "wrote /etc/cron.d/backup-check".into(),
+        weight: 40,
+        evidence: vec![],
+    }];
+    let mut t = sentinel::incident::Tracker::default();
+    assert!(t.observe(&a).is_none());
+    t.observe(&b).expect("two steps make an incident")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incident_is_told_as_one_story_through_the_real_model() {
+    let _one = PEER_LOCK.lock().await;
+    let peer = Peer::start();
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = peer.config(ProviderKind::OpenAi, &peer.key, d.path());
+    // This tiny model fills every bounded string of the schema to its limit for this prompt
+    // (about 930 tokens): room for the whole object, or the grammar is cut mid-string.
+    cfg.max_tokens = 2000;
+    let i = incident();
+    assert!(i.level >= Level::High, "{i:?}");
+    let engine = Engine::with_redactor(&cfg, redactor()).unwrap();
+    let p = engine.prompt(&Subject::Incident(&i));
+    assert!(p.user.contains(&i.story), "{}", p.user);
+    for s in &i.steps {
+        assert!(
+            p.known_ids.contains(&s.anomaly_id),
+            "{} citable",
+            s.anomaly_id
+        );
+    }
+    assert!(!p.user.contains("alice"), "the user name is pseudonymised");
+    // The live service, as `sentinel run --llm` uses it.
+    let mut h = Explainer::spawn_engine(engine);
+    h.submitter.try_submit_incident(i.clone()).unwrap();
+    let told = h.explained_incidents.recv().await.unwrap();
+    assert_eq!(
+        (told.score, told.level, told.step_count),
+        (i.score, i.level, i.step_count),
+        "the score is Sentinel's"
+    );
+    let e = told.explanation.expect("a story");
+    assert_eq!(e.source, "openai:smollm2", "{e:?}");
+    assert!(!e.summary.trim().is_empty());
+    assert!((0.0..=1.0).contains(&e.confidence));
+    for id in &e.evidence_ids {
+        assert!(
+            p.known_ids.contains(id),
+            "unknown id {id} survived validation"
+        );
+    }
+    assert_eq!(h.stats().from_llm, 1);
+}

@@ -65,6 +65,7 @@ fn policy(method: &reqwest::Method, path: &str) -> Access {
 fn concrete(path: &str) -> String {
     path.replace("{id}", "999999")
         .replace("{name}", "no-such-host")
+        .replace("{host}", "no-such-host")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! The dashboard in a real headless Chromium (tests/browser/dashboard.mjs via playwright-core):
 //! sign in, enable 2FA with a generated code, sign in again with it, watch an agent's anomaly
-//! appear live, acknowledge it as operator, fail to as viewer. Needs tests/setup/server.sh.
+//! appear live, acknowledge it as operator, fail to as viewer, and find a pushed incident
+//! first on the home page with its steps. Needs tests/setup/server.sh.
 
 use sentinel::server::store::Role;
 use sentinel_e2e::dash;

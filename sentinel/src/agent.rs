@@ -180,6 +180,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     let sink = tokio::spawn(write_feed(
         feed_rx,
         consumers.explained.take(),
+        consumers.explained_incidents.take(),
         Sink {
             json: args.json,
             color,
@@ -284,6 +285,7 @@ const FEED_BATCH: usize = 256;
 async fn write_feed(
     mut rx: mpsc::Receiver<FeedItem>,
     mut explained: Option<mpsc::Receiver<Anomaly>>,
+    mut stories: Option<mpsc::Receiver<crate::incident::Incident>>,
     sink: Sink,
     edge: broadcast::Sender<Arc<Anomaly>>,
 ) {
@@ -298,6 +300,14 @@ async fn write_feed(
             },
             Some(a) = async { match explained.as_mut() { Some(e) => e.recv().await, None => None } } => {
                 batch.push(FeedItem::Anomaly(Arc::new(a)));
+            }
+            // An incident's story (`--llm`): shown as the incident again, with its explanation.
+            Some(i) = async { match stories.as_mut() { Some(s) => s.recv().await, None => None } } => {
+                let _ = if sink.json {
+                    Record::Incident(&i).write_json_line(&mut out)
+                } else {
+                    writeln!(out, "{}", terminal::incident_lines(&i, sink.color))
+                };
             }
         }
         for item in batch.drain(..) {
@@ -332,6 +342,7 @@ async fn write_feed(
     }
     let _ = out.flush();
     drop(explained);
+    drop(stories);
 }
 
 /// Returns after `duration`, or at Ctrl-C or SIGTERM, whichever comes first.

@@ -34,6 +34,10 @@ pub struct EdgeOptions {
 pub struct Edge {
     /// Anomalies coming back with their explanation, for the sinks to show and pass on.
     pub explained: Option<tokio::sync::mpsc::Receiver<Anomaly>>,
+    /// Incident states with their story (`--llm`), for the feed to show; already pushed.
+    pub explained_incidents: Option<tokio::sync::mpsc::Receiver<crate::incident::Incident>>,
+    /// Passes explained incidents on to the push client and the feed.
+    incident_fanout: Option<JoinHandle<()>>,
     explainer: Option<crate::explain::ExplainerHandle>,
     consumers: Vec<(&'static str, JoinHandle<u64>)>,
     pusher: Option<Arc<Pusher>>,
@@ -51,6 +55,8 @@ impl Edge {
     ) -> anyhow::Result<Edge> {
         let mut edge = Edge {
             explained: None,
+            explained_incidents: None,
+            incident_fanout: None,
             explainer: None,
             consumers: Vec::new(),
             pusher: None,
@@ -61,6 +67,14 @@ impl Edge {
             let mut handle =
                 crate::explain::Explainer::spawn(&cfg).context("starting the explainer")?;
             let submitter = handle.submitter.clone();
+            // Incidents high or above get one story of the whole session, told again when
+            // the level rises or a tactic is added (within the same calls-per-hour budget).
+            let stories = std::sync::Mutex::new((
+                crate::incident::Tracker::default(),
+                crate::explain::incident::StoryGate::new(
+                    cfg.min_level.max(crate::model::Level::High),
+                ),
+            ));
             edge.consumers.push((
                 "llm",
                 consume(tx.subscribe(), move |a| {
@@ -70,12 +84,24 @@ impl Edge {
                     {
                         tracing::debug!(target: "sentinel::feed", "not explained: {e}");
                     }
+                    let story = stories.lock().ok().and_then(|mut g| {
+                        let (tracker, gate) = &mut *g;
+                        tracker.observe(&a).filter(|i| gate.should_tell(i))
+                    });
+                    if let Some(i) = story
+                        && let Err(e) = submitter.try_submit_incident(i)
+                    {
+                        tracing::debug!(target: "sentinel::feed", "incident not explained: {e}");
+                    }
                     std::future::ready(())
                 }),
             ));
             // The sinks take the explained anomalies; the handle stays here for its counters.
             let (_, closed) = tokio::sync::mpsc::channel(1);
             edge.explained = Some(std::mem::replace(&mut handle.explained, closed));
+            let (_, closed) = tokio::sync::mpsc::channel(1);
+            edge.explained_incidents =
+                Some(std::mem::replace(&mut handle.explained_incidents, closed));
             edge.explainer = Some(handle);
         }
         if let Some(path) = opts.store.clone() {
@@ -127,12 +153,24 @@ impl Edge {
             }
             let pusher = Arc::new(Pusher::start(cfg).context("starting the push client")?);
             let p = pusher.clone();
+            // Incidents are pushed as they grow, built from the same anomalies as the feed's.
+            let incidents = Arc::new(std::sync::Mutex::new(crate::incident::Tracker::default()));
             edge.consumers.push((
                 "push",
                 consume(tx.subscribe(), move |a| {
                     let p = p.clone();
+                    let incident = incidents.lock().ok().and_then(|mut t| t.observe(&a));
                     async move {
                         if let Err(e) = p.send_anomaly((*a).clone()).await {
+                            tracing::warn!(target: "sentinel::feed", "push: {e}");
+                        }
+                        if let Some(mut i) = incident
+                            && let Err(e) = {
+                                // Redacted before it leaves the host (the server does it again).
+                                crate::server::incidents::redact_incident(&mut i);
+                                p.send_incident(i).await
+                            }
+                        {
                             tracing::warn!(target: "sentinel::feed", "push: {e}");
                         }
                     }
@@ -145,12 +183,19 @@ impl Edge {
             let scheme = if handle.state.tls { "https" } else { "http" };
             eprintln!("sentinel: dashboard on {scheme}://{}", handle.addr);
             let h = handle.clone();
+            let incidents = Arc::new(std::sync::Mutex::new(crate::incident::Tracker::default()));
             edge.consumers.push((
                 "serve",
                 consume(tx.subscribe(), move |a| {
                     let h = h.clone();
+                    let incident = incidents.lock().ok().and_then(|mut t| t.observe(&a));
                     async move {
                         if let Err(e) = h.ingest_anomaly(&a) {
+                            tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
+                        }
+                        if let Some(i) = incident
+                            && let Err(e) = ingest_incident(&h, i)
+                        {
                             tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
                         }
                     }
@@ -166,6 +211,33 @@ impl Edge {
                 ));
             }
             edge.server = Some(handle);
+        }
+        // Explained incidents go to the server as one more state of the incident (the server
+        // keeps the story apart from the latest state), then to the feed.
+        if let Some(mut from) = edge.explained_incidents.take() {
+            let (to_feed, feed_rx) = tokio::sync::mpsc::channel(64);
+            let pusher = edge.pusher.clone();
+            let server = edge.server.clone();
+            edge.incident_fanout = Some(tokio::spawn(async move {
+                while let Some(i) = from.recv().await {
+                    if let Some(h) = &server
+                        && let Err(e) = ingest_incident(h, i.clone())
+                    {
+                        tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
+                    }
+                    if let Some(p) = &pusher {
+                        let mut out = i.clone();
+                        crate::server::incidents::redact_incident(&mut out);
+                        if let Err(e) = p.send_incident(out).await {
+                            tracing::warn!(target: "sentinel::feed", "push: {e}");
+                        }
+                    }
+                    if to_feed.send(i).await.is_err() {
+                        break;
+                    }
+                }
+            }));
+            edge.explained_incidents = Some(feed_rx);
         }
         Ok(edge)
     }
@@ -189,6 +261,11 @@ impl Edge {
         for (name, h) in self.consumers {
             report.push((name, h.await.unwrap_or(0)));
         }
+        // Stories still being told are dropped with the run, as anomalies' explanations are.
+        if let Some(t) = self.incident_fanout {
+            t.abort();
+            let _ = t.await;
+        }
         if let Some(p) = self.pusher.and_then(|p| Arc::try_unwrap(p).ok()) {
             p.shutdown(Duration::from_secs(5)).await;
         }
@@ -200,6 +277,30 @@ impl Edge {
         }
         report
     }
+}
+
+/// One incident state into the in-process dashboard (`--serve`), the same path as a push.
+fn ingest_incident(
+    h: &ServerHandle,
+    i: crate::incident::Incident,
+) -> Result<(), crate::server::IngestError> {
+    let batch = crate::feed::push::IngestBatch {
+        // One batch per state, and another for its story (same step_count).
+        batch_id: format!(
+            "local-{}-{}-{}",
+            if i.explanation.is_some() {
+                "story"
+            } else {
+                "state"
+            },
+            i.step_count,
+            i.id
+        ),
+        host: Some(i.host.clone()),
+        incidents: vec![i],
+        ..Default::default()
+    };
+    h.ingest(&batch).map(|_| ())
 }
 
 /// Runs `f` for every anomaly until the broadcast closes; returns how many were lost to lag.

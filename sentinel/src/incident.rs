@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Anomaly, Level, Principal};
+use crate::model::{Anomaly, Explanation, Factor, Level, Principal};
 
 /// Points added to the highest step score for each further tactic in the story.
 const TACTIC_BONUS: u32 = 15;
@@ -35,6 +35,10 @@ pub struct Step {
     pub summary: String,
     /// The acting program.
     pub exe: String,
+    /// The step's anomaly's factors (detection, reason, weight, evidence ids), so the story
+    /// reads on its own where the anomaly itself is not at hand (a dashboard, a later look).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub factors: Vec<Factor>,
 }
 
 /// The anomalies of one session as a story.
@@ -57,8 +61,13 @@ pub struct Incident {
     /// "discovery -> credential access -> persistence".
     pub story: String,
     pub steps: Vec<Step>,
-    /// Steps in all (more than `steps` holds when the incident is long).
+    /// Steps in all (more than `steps` holds when the incident is long). It grows by one at
+    /// every update, so it is also the version of this state: a consumer keeps the highest.
     pub step_count: u32,
+    /// The story in plain words (`sentinel run --llm`): sent as a further record with the same
+    /// id and `step_count` as the state it explains. Never changes the score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
 }
 
 /// The ATT&CK tactic a detection speaks of.
@@ -131,6 +140,7 @@ impl Tracker {
             story: String::new(),
             steps: Vec::new(),
             step_count: 0,
+            explanation: None,
         });
         if inc.steps.iter().any(|s| s.anomaly_id == a.id) {
             return None;
@@ -145,6 +155,7 @@ impl Tracker {
             level: a.level,
             summary: strongest.reason.clone(),
             exe: a.chain.last().map(|l| l.exe.clone()).unwrap_or_default(),
+            factors: a.factors.clone(),
         };
         if !inc.tactics.contains(&step.tactic) {
             inc.tactics.push(step.tactic.clone());

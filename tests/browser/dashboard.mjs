@@ -196,6 +196,42 @@ try {
   check(api.acked_by === null, "still open after the viewer's attempt");
   await page.goto(BASE + "/hosts");
   await page.screenshot({ path: join(SHOTS, "hosts.png"), fullPage: true });
+
+  // 6. An agent's incident comes first on the home page; its page lists the steps in order,
+  // each linking to its anomaly.
+  const incId = "db-1-inc-" + Date.now();
+  const t0 = Date.now() * 1e6 - 60e9;
+  const stepOf = (n, anomaly_id, tactic, detection) => ({
+    anomaly_id, time_ns: t0 + n * 1e9, tactic, detections: [detection], score: 45, level: "medium",
+    summary: detection + " <i>step</i> " + n, exe: "/tmp/.x",
+    factors: [{ detection, reason: detection + " <i>step</i> " + n, weight: 45, evidence: ["e" + n] }],
+  });
+  const incident = {
+    id: incId, host: "db-1", principal: { uid: 1001, user: "mallory", session: 44 }, scope: "session 44",
+    first_ns: t0 + 1e9, last_ns: t0 + 2e9, score: 60, level: "high",
+    tactics: ["execution", "persistence"], story: "execution -> persistence",
+    steps: [stepOf(1, id2, "execution", "exec_from_tmp"), stepOf(2, "db-1-missing", "persistence", "persistence")],
+    step_count: 2,
+  };
+  const ri = await fetch(BASE + "/api/ingest", {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: "Bearer " + keyFor("db-1") },
+    body: JSON.stringify({ batch_id: "browser-inc-" + incId, incidents: [incident] }),
+  });
+  check(ri.ok && (await ri.json()).incidents.stored[0] === incId, "incident accepted");
+  await page.goto(BASE + "/");
+  const row = await page.waitForSelector(`#incidents tr[data-incident="${incId}"]`);
+  const feedBox = await (await page.$("#feed")).boundingBox();
+  check((await row.boundingBox()).y < feedBox.y, "incidents above the anomaly feed");
+  check((await row.textContent()).includes("execution -> persistence"), "story in the row");
+  await page.screenshot({ path: join(SHOTS, "home-incidents.png"), fullPage: true });
+  await Promise.all([page.waitForNavigation(), page.click(`#incidents tr[data-incident="${incId}"] td.reason a`)]);
+  check((await page.textContent("h1")).includes("execution -> persistence"), "incident page");
+  const links = await page.$$eval("table.steps a[href^='/anomalies/']", (as) => as.map((a) => a.getAttribute("href")));
+  check(links.length === 1 && links[0] === "/anomalies/" + encodeURIComponent(id2), "step 1 links its anomaly: " + links);
+  check((await page.textContent("table.steps")).includes("not received"), "the missing step's anomaly is said");
+  check((await page.$("table.steps i")) === null, "agent text is not markup");
+  await page.screenshot({ path: join(SHOTS, "incident.png"), fullPage: true });
   check(errors.length === 0, "no page errors: " + errors.join("; "));
   console.log("browser e2e: ok");
 } finally {

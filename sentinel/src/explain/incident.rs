@@ -1,13 +1,62 @@
 //! Incidents for the explainer: the facts of a session's story for the model (header, one
-//! line per step in time order, the steps' own evidence ids) and the local explanation told
-//! from the steps when no model answers.
+//! line per step in time order, the steps' own evidence ids), the local explanation told
+//! from the steps when no model answers, and which states of a growing incident are worth a
+//! new story (`StoryGate`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::prompt::Fact;
 use super::redact::{Counts, Redactor};
 use crate::incident::Incident;
-use crate::model::{Explanation, NextStep};
+use crate::model::{Explanation, Level, NextStep};
+
+/// Incidents remembered by a `StoryGate` (the oldest are forgotten first).
+const GATE_CAP: usize = 1024;
+
+/// Decides which states of a growing incident `sentinel run --llm` explains: the first state
+/// at or above the level, then each state that raised the level or added a tactic to the
+/// story (a further step of a tactic already told changes little). Bounded memory. The
+/// calls-per-hour budget of the explainer still applies to every state let through.
+pub struct StoryGate {
+    min: Level,
+    told: HashMap<String, (Level, usize)>,
+    order: VecDeque<String>,
+}
+
+impl StoryGate {
+    pub fn new(min: Level) -> StoryGate {
+        StoryGate {
+            min,
+            told: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// True when this state deserves a (new) story; remembers it as told.
+    pub fn should_tell(&mut self, i: &Incident) -> bool {
+        if i.level < self.min {
+            return false;
+        }
+        let now = (i.level, i.tactics.len());
+        match self.told.get_mut(&i.id) {
+            Some(told) if now.0 <= told.0 && now.1 <= told.1 => false,
+            Some(told) => {
+                *told = now;
+                true
+            }
+            None => {
+                if self.order.len() >= GATE_CAP
+                    && let Some(old) = self.order.pop_front()
+                {
+                    self.told.remove(&old);
+                }
+                self.order.push_back(i.id.clone());
+                self.told.insert(i.id.clone(), now);
+                true
+            }
+        }
+    }
+}
 
 /// The facts of an incident and the ids an answer may cite (the steps' anomaly ids).
 pub fn facts(i: &Incident, r: &Redactor, c: &mut Counts) -> (Vec<Fact>, BTreeSet<String>) {
@@ -113,5 +162,71 @@ fn capitalised(s: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Principal;
+
+    fn state(id: &str, level: Level, tactics: usize, steps: u32) -> Incident {
+        Incident {
+            id: id.into(),
+            host: "h".into(),
+            principal: Principal {
+                uid: 1,
+                user: None,
+                session: Some(1),
+            },
+            scope: "session 1".into(),
+            first_ns: 0,
+            last_ns: 0,
+            score: 0,
+            level,
+            tactics: (0..tactics).map(|t| format!("t{t}")).collect(),
+            story: String::new(),
+            steps: vec![],
+            step_count: steps,
+            explanation: None,
+        }
+    }
+
+    #[test]
+    fn stories_are_told_on_reaching_the_level_and_on_significant_updates_only() {
+        let mut g = StoryGate::new(Level::High);
+        assert!(
+            !g.should_tell(&state("a", Level::Medium, 1, 2)),
+            "below high"
+        );
+        assert!(
+            g.should_tell(&state("a", Level::High, 2, 3)),
+            "reached high"
+        );
+        assert!(
+            !g.should_tell(&state("a", Level::High, 2, 4)),
+            "one more step of a told tactic"
+        );
+        assert!(
+            g.should_tell(&state("a", Level::High, 3, 5)),
+            "a new tactic"
+        );
+        assert!(
+            g.should_tell(&state("a", Level::Critical, 3, 6)),
+            "level rose"
+        );
+        assert!(!g.should_tell(&state("a", Level::Critical, 3, 7)));
+        assert!(
+            g.should_tell(&state("b", Level::Critical, 1, 2)),
+            "another incident"
+        );
+        for n in 0..GATE_CAP {
+            g.should_tell(&state(&format!("x{n}"), Level::High, 1, 2));
+        }
+        assert!(g.told.len() <= GATE_CAP);
+        assert!(
+            g.should_tell(&state("a", Level::Critical, 3, 8)),
+            "forgotten after the cap: told again rather than never"
+        );
     }
 }

@@ -168,6 +168,17 @@ pub fn build(subject: &Subject, r: &Redactor, max_tokens: usize) -> Prompt {
             )
         }
         Subject::Incident(i) => {
+            // As for anomalies: the session's user is pseudonymised even when /etc/passwd
+            // did not list it.
+            let p = &i.principal;
+            let extended;
+            let r = match &p.user {
+                Some(u) if (1000..65534).contains(&p.uid) || r.hashes_system_users() => {
+                    extended = r.clone().with_users([u.clone()]);
+                    &extended
+                }
+                _ => r,
+            };
             let (facts, ids) = super::incident::facts(i, r, &mut counts);
             (
                 "Explain this incident: the anomalies one login session raised on a Linux host, in order. Tell it as one story: what the person or intruder was doing, and what to check first.",

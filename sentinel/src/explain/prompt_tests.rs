@@ -176,3 +176,18 @@ fn snapshot_ids_are_unique_and_empty_sections_are_skipped() {
     assert!(p.known_ids.contains("findings[zombie]"));
     assert!(!p.user.contains("anomalies"));
 }
+
+#[test]
+fn incident_prompt_pseudonymises_the_sessions_user() {
+    let a = anomaly();
+    let mut b = a.clone();
+    b.id = format!("{}-2", a.id);
+    b.time_ns += 1;
+    let mut t = crate::incident::Tracker::default();
+    t.observe(&a);
+    let i = t.observe(&b).expect("two steps");
+    let r = redactor();
+    let p = build(&Subject::Incident(&i), &r, 3000);
+    assert!(!p.user.contains("alice"), "{}", p.user);
+    assert!(p.user.contains(&r.user_hash("alice")), "{}", p.user);
+}

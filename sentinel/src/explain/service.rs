@@ -1,7 +1,8 @@
 //! The explainer service for the live agent: a bounded queue in front of one worker task,
 //! a calls-per-hour budget, a cache keyed by `Anomaly::fingerprint` and failure counters.
-//! Submitting never blocks: a full queue drops the request and counts it. The worker only
-//! ever fills `Anomaly::explanation`; score and level pass through untouched.
+//! Submitting never blocks: a full queue drops the request and counts it. Session incidents
+//! go through the same queue and budget (one story of the whole incident). The worker only
+//! ever fills `explanation`; score and level pass through untouched.
 
 use std::collections::BTreeMap;
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -17,6 +18,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{Engine, ExplainError, LlmConfig, Subject, local};
+use crate::incident::Incident;
 use crate::model::{Anomaly, Explanation, Level};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -93,10 +95,16 @@ fn inc(a: &AtomicU64) {
     a.fetch_add(1, Ordering::Relaxed);
 }
 
+/// What the worker explains.
+enum Job {
+    Anomaly(Box<Anomaly>),
+    Incident(Box<Incident>),
+}
+
 /// The cloneable submitting side.
 #[derive(Clone)]
 pub struct ExplainerSubmitter {
-    tx: mpsc::Sender<Anomaly>,
+    tx: mpsc::Sender<Job>,
     counters: Arc<Counters>,
     min_level: Level,
 }
@@ -108,7 +116,21 @@ impl ExplainerSubmitter {
             inc(&self.counters.below_level);
             return Err(SubmitError::BelowLevel);
         }
-        match self.tx.try_send(a) {
+        self.queue(Job::Anomaly(Box::new(a)))
+    }
+
+    /// Queues an incident's state for one story of the whole incident, without waiting.
+    /// Incidents below high (or below `min_level`, if that is higher) are not explained.
+    pub fn try_submit_incident(&self, i: Incident) -> Result<(), SubmitError> {
+        if i.level < self.min_level.max(Level::High) {
+            inc(&self.counters.below_level);
+            return Err(SubmitError::BelowLevel);
+        }
+        self.queue(Job::Incident(Box::new(i)))
+    }
+
+    fn queue(&self, job: Job) -> Result<(), SubmitError> {
+        match self.tx.try_send(job) {
             Ok(()) => {
                 inc(&self.counters.submitted);
                 Ok(())
@@ -130,6 +152,8 @@ pub struct ExplainerHandle {
     pub submitter: ExplainerSubmitter,
     /// Explained anomalies, in the order they were processed.
     pub explained: mpsc::Receiver<Anomaly>,
+    /// Explained incident states (same id and `step_count` as submitted).
+    pub explained_incidents: mpsc::Receiver<Incident>,
 }
 
 impl ExplainerHandle {
@@ -158,6 +182,7 @@ impl Explainer {
         let cfg = engine.config().clone();
         let (tx, rx) = mpsc::channel(cfg.queue);
         let (out_tx, out_rx) = mpsc::channel(cfg.queue);
+        let (inc_tx, inc_rx) = mpsc::channel(cfg.queue);
         let counters = Arc::new(Counters::default());
         let worker = Worker {
             engine,
@@ -165,7 +190,7 @@ impl Explainer {
             cache: Cache::new(cfg.cache_size),
             budget: Budget::per_hour(cfg.calls_per_hour),
         };
-        tokio::spawn(worker.run(rx, out_tx));
+        tokio::spawn(worker.run(rx, out_tx, inc_tx));
         ExplainerHandle {
             submitter: ExplainerSubmitter {
                 tx,
@@ -173,6 +198,7 @@ impl Explainer {
                 min_level: cfg.min_level,
             },
             explained: out_rx,
+            explained_incidents: inc_rx,
         }
     }
 }
@@ -185,12 +211,31 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(mut self, mut rx: mpsc::Receiver<Anomaly>, out: mpsc::Sender<Anomaly>) {
-        while let Some(mut a) = rx.recv().await {
-            let e = self.explain(&a).await;
-            a.explanation = Some(e);
-            inc(&self.counters.explained);
-            if out.send(a).await.is_err() {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Job>,
+        out: mpsc::Sender<Anomaly>,
+        incidents: mpsc::Sender<Incident>,
+    ) {
+        while let Some(job) = rx.recv().await {
+            let sent = match job {
+                Job::Anomaly(mut a) => {
+                    let e = self.explain(&a).await;
+                    a.explanation = Some(e);
+                    inc(&self.counters.explained);
+                    out.send(*a).await.is_ok()
+                }
+                Job::Incident(mut i) => {
+                    i.explanation = None;
+                    let (e, _) = self.call(&Subject::Incident(&i)).await;
+                    i.explanation = Some(e);
+                    inc(&self.counters.explained);
+                    // Nobody taking incidents is fine: anomalies keep flowing.
+                    let _ = incidents.send(*i).await;
+                    true
+                }
+            };
+            if !sent {
                 break;
             }
         }
@@ -206,15 +251,27 @@ impl Worker {
             anomaly: a,
             baseline: None,
         };
+        let (e, from_llm) = self.call(&subject).await;
+        if from_llm {
+            self.cache
+                .put(a.fingerprint.clone(), (e.clone(), a.id.clone()));
+        }
+        e
+    }
+
+    /// One explanation within the calls-per-hour budget, counted; the local one when the
+    /// budget is used up or the model fails. True when the model's answer is used.
+    async fn call(&mut self, subject: &Subject<'_>) -> (Explanation, bool) {
+        let c = &self.counters;
         if !self.budget.try_take() {
             inc(&c.budget_exhausted);
             inc(&c.local_fallbacks);
-            let mut e = local::explain(&subject);
+            let mut e = local::explain(subject);
             e.warnings
                 .push("LLM calls-per-hour budget used up; local explanation used".into());
-            return e;
+            return (e, false);
         }
-        let outcome = self.engine.explain(&subject).await;
+        let outcome = self.engine.explain(subject).await;
         c.requests
             .fetch_add(outcome.stats.requests as u64, Ordering::Relaxed);
         c.retries
@@ -222,24 +279,25 @@ impl Worker {
         if outcome.repaired {
             inc(&c.repairs);
         }
-        match &outcome.failure {
+        let from_llm = match &outcome.failure {
             Some(f) => {
                 inc(&c.failures);
                 inc(&c.local_fallbacks);
                 if let Ok(mut m) = c.failures_by_kind.lock() {
                     *m.entry(f.kind().to_string()).or_default() += 1;
                 }
+                false
             }
-            None if outcome.explanation.source == "local" => inc(&c.local_fallbacks),
+            None if outcome.explanation.source == "local" => {
+                inc(&c.local_fallbacks);
+                false
+            }
             None => {
                 inc(&c.from_llm);
-                self.cache.put(
-                    a.fingerprint.clone(),
-                    (outcome.explanation.clone(), a.id.clone()),
-                );
+                true
             }
-        }
-        outcome.explanation
+        };
+        (outcome.explanation, from_llm)
     }
 }
 

@@ -351,3 +351,75 @@ fn budget_window_rolls_and_cache_evicts_least_recent() {
     c.put("c".into(), (e, "3".into()));
     assert!(c.get("b").is_none() && c.get("a").is_some() && c.get("c").is_some());
 }
+
+/// Two anomalies of one session (different tactics): an incident above high.
+fn incident() -> crate::incident::Incident {
+    let a = anomaly();
+    let mut b = a.clone();
+    b.id = format!("{}-2", a.id);
+    b.time_ns = a.time_ns + 1_000_000_000;
+    b.factors = vec![crate::model::Factor {
+        detection: "persistence".into(),
+        reason: "wrote /etc/cron.d/x".into(),
+        weight: 40,
+        evidence: vec![],
+    }];
+    let mut t = crate::incident::Tracker::default();
+    assert!(t.observe(&a).is_none());
+    t.observe(&b).expect("two steps make an incident")
+}
+
+#[tokio::test]
+async fn incidents_get_one_story_within_the_same_queue_and_budget() {
+    let (addr, seen) = server().await;
+    let d = tempfile::tempdir().unwrap();
+    let i = incident();
+    assert!(i.level >= Level::High, "{i:?}");
+    let mut h = Explainer::spawn_engine(engine(addr, ProviderKind::OpenAi, "ok", d.path()));
+    let mut medium = i.clone();
+    medium.level = Level::Medium;
+    assert_eq!(
+        h.submitter.try_submit_incident(medium),
+        Err(SubmitError::BelowLevel)
+    );
+    h.submitter.try_submit_incident(i.clone()).unwrap();
+    let told = h.explained_incidents.recv().await.unwrap();
+    let e = told.explanation.as_ref().expect("a story");
+    assert_eq!(e.source, "openai:test-model");
+    assert_eq!(
+        (told.id.as_str(), told.score, told.level, told.step_count),
+        (i.id.as_str(), i.score, i.level, i.step_count),
+        "the explainer never sets the score"
+    );
+    // Evidence ids an answer may cite are the steps' anomaly ids: the canned ones are dropped.
+    assert!(e.evidence_ids.is_empty(), "{e:?}");
+    let body = seen.bodies.lock().unwrap().join("\n");
+    assert!(body.contains("Explain this incident"), "{body}");
+    assert_eq!(h.stats().from_llm, 1);
+
+    // The calls-per-hour budget is shared: once an anomaly used it, the incident is told
+    // locally, with a warning.
+    let key_file = d.path().join("key");
+    let cfg = LlmConfig {
+        provider: ProviderKind::OpenAi,
+        model: "test-model".into(),
+        base_url: format!("http://{addr}/ok/v1"),
+        api_key_file: Some(key_file),
+        calls_per_hour: 1,
+        ..Default::default()
+    };
+    let r = Redactor::new(b"service-test-key-0123456789".to_vec());
+    let mut h = Explainer::spawn_engine(Engine::with_redactor(&cfg, r).unwrap());
+    h.try_submit(anomaly()).unwrap();
+    h.submitter.try_submit_incident(i.clone()).unwrap();
+    assert_eq!(
+        h.recv().await.unwrap().explanation.unwrap().source,
+        "openai:test-model"
+    );
+    let told = h.explained_incidents.recv().await.unwrap();
+    let e = told.explanation.unwrap();
+    assert_eq!(e.source, "local");
+    assert!(e.warnings.iter().any(|w| w.contains("budget")), "{e:?}");
+    assert!(e.summary.contains(&i.story), "{}", e.summary);
+    assert_eq!(h.stats().budget_exhausted, 1);
+}

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::incident::Incident;
 use crate::model::Anomaly;
 
 /// Where unsent batches wait by default.
@@ -37,11 +38,14 @@ pub struct IngestBatch {
     /// Behaviour fingerprints (opaque JSON objects).
     #[serde(default)]
     pub fingerprints: Vec<serde_json::Value>,
+    /// Session incidents: each state as it grows (the server keeps the highest `step_count`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incidents: Vec<Incident>,
 }
 
 impl IngestBatch {
     pub fn len(&self) -> usize {
-        self.anomalies.len() + self.snapshots.len() + self.fingerprints.len()
+        self.anomalies.len() + self.snapshots.len() + self.fingerprints.len() + self.incidents.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -195,6 +199,7 @@ enum Item {
     Anomaly(Box<Anomaly>),
     Snapshot(serde_json::Value),
     Fingerprint(serde_json::Value),
+    Incident(Box<Incident>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -351,6 +356,14 @@ impl Pusher {
             .map_err(|_| PushError::Stopped)
     }
 
+    /// Queues an incident's current state (sent again at every update; same id).
+    pub async fn send_incident(&self, i: Incident) -> Result<(), PushError> {
+        self.tx
+            .send(Item::Incident(Box::new(i)))
+            .await
+            .map_err(|_| PushError::Stopped)
+    }
+
     /// Returns once everything sent so far is on disk in the spool.
     pub async fn flush(&self) -> Result<(), PushError> {
         let (tx, rx) = oneshot::channel();
@@ -419,6 +432,7 @@ async fn batch_loop(cfg: PushConfig, mut rx: mpsc::Receiver<Item>, wake: Arc<Not
                 Some(Item::Anomaly(a)) => batch.anomalies.push(*a),
                 Some(Item::Snapshot(s)) => batch.snapshots.push(s),
                 Some(Item::Fingerprint(f)) => batch.fingerprints.push(f),
+                Some(Item::Incident(i)) => batch.incidents.push(*i),
                 Some(Item::Flush(done)) => {
                     write(&mut batch);
                     let _ = done.send(());

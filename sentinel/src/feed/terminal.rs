@@ -318,6 +318,9 @@ pub fn incident_lines(i: &crate::incident::Incident, color: bool) -> String {
             s.summary
         ));
     }
+    if let Some(x) = &i.explanation {
+        out.push_str(&format!("\n    story ({}): {}", x.source, x.summary));
+    }
     out
 }
 

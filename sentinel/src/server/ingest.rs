@@ -15,7 +15,7 @@ use crate::model::Anomaly;
 /// The LLM prompts' secret redaction (passwords after flags, tokens, URL credentials, key
 /// material), without user or address pseudonyms: the key only feeds those, so a fixed one
 /// keeps the result deterministic (a retried anomaly redacts to the same record).
-static REDACTOR: LazyLock<Redactor> = LazyLock::new(|| Redactor::new(vec![0x5e; 32]));
+pub(super) static REDACTOR: LazyLock<Redactor> = LazyLock::new(|| Redactor::new(vec![0x5e; 32]));
 
 /// Passes every command line in an anomaly (process chain argv, evidence summaries, and
 /// `argv` / `cmdline` / `command` fields of evidence details) through the redaction used
@@ -188,6 +188,11 @@ pub fn screen(b: &mut IngestBatch, now_ns: i64, skew_secs: u64) -> Vec<Refused> 
         }
         *list = keep;
     }
+    refused.extend(super::incidents::screen(
+        &mut b.incidents,
+        latest,
+        skew_secs,
+    ));
     refused
 }
 
@@ -196,6 +201,7 @@ pub fn screen(b: &mut IngestBatch, now_ns: i64, skew_secs: u64) -> Vec<Refused> 
 pub fn hosts_named(b: &IngestBatch) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = b.host.iter().cloned().collect();
     out.extend(b.anomalies.iter().map(|a| a.host.clone()));
+    out.extend(b.incidents.iter().map(|i| i.host.clone()));
     out.extend(
         b.snapshots
             .iter()

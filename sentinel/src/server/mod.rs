@@ -14,6 +14,8 @@ pub mod cli;
 pub mod feedback;
 pub mod feedback_web;
 pub mod hosts;
+pub mod incident_pages;
+pub mod incidents;
 pub mod ingest;
 pub mod keys;
 pub mod live;

@@ -10,7 +10,10 @@ use axum::routing::{MethodRouter, delete, get, post};
 
 use super::access::{self, Access};
 use super::store::Role;
-use super::{AppState, account, admin, api, feedback, feedback_web, hosts, keys, live, login, web};
+use super::{
+    AppState, account, admin, api, feedback, feedback_web, hosts, incident_pages, incidents, keys,
+    live, login, web,
+};
 
 pub struct RouteSpec {
     pub method: Method,
@@ -51,6 +54,12 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         (p.clone(), "/logout", V, post(login::logout)),
         (g.clone(), "/", V, get(web::feed)),
         (g.clone(), "/anomalies/{id}", V, get(web::anomaly)),
+        (
+            g.clone(),
+            "/incidents/{host}/{id}",
+            V,
+            get(incident_pages::incident),
+        ),
         (g.clone(), "/hosts", V, get(hosts::hosts)),
         (g.clone(), "/hosts/{name}", V, get(hosts::host)),
         (g.clone(), "/profile", V, get(account::profile)),
@@ -193,6 +202,13 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         (g.clone(), "/api/me", V, get(api::me)),
         (g.clone(), "/api/anomalies", V, get(api::anomalies)),
         (g.clone(), "/api/anomalies/{id}", V, get(api::anomaly)),
+        (g.clone(), "/api/incidents", V, get(incidents::api_list)),
+        (
+            g.clone(),
+            "/api/incidents/{host}/{id}",
+            V,
+            get(incidents::api_get),
+        ),
         (
             p.clone(),
             "/api/anomalies/{id}/ack",

@@ -320,6 +320,8 @@ pub struct IngestOutcome {
     pub conflicts: Vec<IdConflict>,
     /// Items not stored, with the reason.
     pub refused: Vec<Refused>,
+    /// Incidents stored, updated, repeated or older than the stored state.
+    pub incidents: super::incidents::IncidentOutcome,
     /// Anomalies not seen before (the live feed and alerts get these).
     #[serde(skip)]
     pub new: Vec<StoredAnomaly>,
@@ -333,7 +335,7 @@ pub struct IdConflict {
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Refused {
-    /// "anomaly", "snapshot" or "fingerprint".
+    /// "anomaly", "snapshot", "fingerprint" or "incident".
     pub kind: &'static str,
     /// Position in its list in the batch.
     pub index: usize,
@@ -347,17 +349,19 @@ pub struct Purged {
     pub anomalies: usize,
     pub snapshots: usize,
     pub fingerprints: usize,
+    pub incidents: usize,
     pub sessions: usize,
     pub audit: usize,
 }
 
 /// Everything the server persists. Implementations must be safe to call from many request
 /// handlers at once and must make each method atomic.
-pub trait ServerStore: AccountStore + DataStore + FeedbackStore {}
+pub trait ServerStore: AccountStore + DataStore + FeedbackStore + IncidentStore {}
 
-impl<T: AccountStore + DataStore + FeedbackStore> ServerStore for T {}
+impl<T: AccountStore + DataStore + FeedbackStore + IncidentStore> ServerStore for T {}
 
 pub use super::feedback::FeedbackStore;
+pub use super::incidents::IncidentStore;
 
 /// People: users, second factors, sessions, API keys, the admin audit log.
 pub trait AccountStore: Send + Sync {

@@ -232,6 +232,7 @@ pub async fn feed(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
     Query(q): Query<FeedQuery>,
+    Query(iq): Query<super::incidents::IncidentQuery>,
 ) -> Response {
     let rows = match st.store.list_anomalies(&q.filter(200)) {
         Ok(r) => r,
@@ -244,6 +245,7 @@ pub async fn feed(
     let dets = st.store.detections().unwrap_or_default();
     let sel = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
     let body = html! {
+        (super::incident_pages::section(&st, &iq))
         h1 { "Live anomalies " span.status id="live-status" { "connecting…" } }
         form.filters method="get" action="/" {
             label { "Host " select name="host" {

@@ -86,7 +86,7 @@ pub(super) fn host_of(c: &Connection, name: &str, now_ns: i64) -> DbResult<Optio
     }))
 }
 
-fn touch_host(c: &Connection, name: &str, now_ns: i64) -> rusqlite::Result<()> {
+pub(super) fn touch_host(c: &Connection, name: &str, now_ns: i64) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO hosts (name, first_seen_ns, last_seen_ns) VALUES (?1, ?2, ?2)
          ON CONFLICT(name) DO UPDATE SET last_seen_ns = MAX(last_seen_ns, excluded.last_seen_ns)",
@@ -215,6 +215,7 @@ impl DataStore for SqliteStore {
             }
         }
         out.anomalies = out.stored.len();
+        super::incidents::ingest(&tx, &batch.incidents, now_ns, &mut out.incidents)?;
         for s in &batch.snapshots {
             let Some(host) = snapshot_host(s).or_else(|| batch.host.clone()) else {
                 continue;
@@ -383,6 +384,7 @@ impl DataStore for SqliteStore {
                 "DELETE FROM fingerprints WHERE time_ns < ?1",
                 params![data_before_ns],
             )?,
+            incidents: super::incidents::purge(&tx, data_before_ns)?,
             sessions: tx.execute(
                 "DELETE FROM sessions WHERE last_seen_ns < ?1 OR created_ns < ?2",
                 params![idle_before_ns, created_before_ns],

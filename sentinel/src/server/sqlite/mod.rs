@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 mod accounts;
 mod data;
 mod feedback;
+mod incidents;
 mod sealed;
 
 pub use sealed::Resealed;
@@ -137,6 +138,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE users ADD COLUMN email TEXT;",
     // 4: analysts' verdicts and their delivery to agents (sqlite/feedback.rs).
     feedback::MIGRATION,
+    // 5: session incidents (sqlite/incidents.rs).
+    incidents::MIGRATION,
 ];
 
 pub struct SqliteStore {
