@@ -139,4 +139,38 @@ mod tests {
         assert!(parse(&["--config", "/x.toml", "run"]).check().is_ok());
         assert!(parse(&["--quick", "--network"]).check().is_ok());
     }
+
+    /// One name for one thing: every command that reads the agent store takes `--store`, and
+    /// `--db` (the old name of some) still works without being shown.
+    #[test]
+    fn every_agent_store_command_takes_store_and_the_hidden_db_alias() {
+        use clap::CommandFactory;
+        let cmds: [&[&str]; 7] = [
+            &["learn", "--duration", "1s"],
+            &["baseline", "show"],
+            &["snapshot"],
+            &["quick"],
+            &["analyze", "--anomaly", "x"],
+            &["feedback", "--list"],
+            &["watch"],
+        ];
+        for flag in ["--store", "--db"] {
+            for c in cmds {
+                let mut args = vec!["sentinel"];
+                args.extend_from_slice(c);
+                args.extend([flag, "/x/s.db"]);
+                Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            }
+        }
+        let mut cmd = Cli::command();
+        for name in ["learn", "baseline", "snapshot", "analyze", "feedback"] {
+            let help = cmd
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            assert!(help.contains("--store"), "{name}: {help}");
+            assert!(!help.contains("--db"), "{name} shows the alias: {help}");
+        }
+    }
 }
