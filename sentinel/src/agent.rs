@@ -136,8 +136,10 @@ pub async fn run(
     // A safe point: the probes are attached, nothing else has started. A stop asked during
     // start-up ends here, with the summary.
     if control.signals.stop_requested() {
-        drop(events);
+        // The channel stays open until the collector has stopped: a closed one would count
+        // the events still arriving as dropped.
         let summary = collector.stop().await;
+        drop(events);
         print_summary(&summary, &stats.snapshot(), None, args.json);
         return Ok(exit_code(&summary));
     }
