@@ -56,15 +56,14 @@ fn under_journald() -> bool {
     let Ok(v) = std::env::var("JOURNAL_STREAM") else {
         return false;
     };
-    let Some((dev, ino)) = v.split_once(':') else {
-        return false;
-    };
-    // Only when stderr still is that stream: a child started from a unit with its stderr
-    // redirected elsewhere inherits the variable too.
-    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
-        return false;
-    };
-    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
+    std::fs::metadata("/proc/self/fd/2").is_ok_and(|m| is_stream(&v, m.dev(), m.ino()))
+}
+
+/// Whether JOURNAL_STREAM's "dev:inode" is stderr's: a child started from a unit with its
+/// stderr redirected elsewhere inherits the variable too, and then it does not count.
+fn is_stream(var: &str, dev: u64, ino: u64) -> bool {
+    var.split_once(':')
+        .is_some_and(|(d, i)| d.parse() == Ok(dev) && i.parse() == Ok(ino))
 }
 
 /// Installs the subscriber; the level comes from RUST_LOG, else "warn" until `apply`.
@@ -118,6 +117,14 @@ pub fn apply(cfg: &LogConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_journal_is_recognised_only_when_stderr_is_its_stream() {
+        assert!(is_stream("8:1234", 8, 1234));
+        assert!(!is_stream("8:1234", 8, 1235), "stderr redirected elsewhere");
+        assert!(!is_stream("8", 8, 1234));
+        assert!(!is_stream("", 0, 0));
+    }
 
     #[test]
     fn levels_and_filters_are_checked() {
