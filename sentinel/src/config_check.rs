@@ -177,7 +177,9 @@ fn entry_at(text: &str, at: usize) -> Option<Range<usize>> {
     walk(doc.as_table(), &mut consider);
     best.or_else(|| {
         // Not inside a known entry: the line itself.
-        let start = text[..at.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+        let start = text[..text.floor_char_boundary(at)]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
         let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         Some(start..end)
     })
@@ -283,6 +285,31 @@ mod tests {
         let p = places(text);
         assert_eq!(p.len(), 2, "{p:?}");
         assert_eq!(p[0].0, 2, "{p:?}");
+    }
+
+    /// Damaged files (a character replaced here and there in the default) give problems
+    /// placed inside the text, never a panic.
+    #[test]
+    fn damaged_files_are_reported_not_panicked_on() {
+        let text = crate::config_cmd::default_toml();
+        let mut reported = 0;
+        for (n, at) in (0..text.len()).step_by(89).enumerate() {
+            if !text.is_char_boundary(at) {
+                continue;
+            }
+            let with = ["[", "\"", "=", "\u{e9}", "\n", "x", "]]"][n % 7];
+            let mut t = text.clone();
+            let end = t[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+            t.replace_range(at..end, with);
+            for p in check(&t) {
+                reported += 1;
+                if let Some(s) = &p.span {
+                    assert!(s.start <= t.len(), "{s:?} outside the text");
+                }
+                let _ = render(Path::new("x.toml"), &t, &p);
+            }
+        }
+        assert!(reported > 10, "{reported} problems in damaged files");
     }
 
     #[test]
