@@ -175,9 +175,10 @@ mod tests {
     #[test]
     fn every_agent_store_command_takes_store_and_the_hidden_db_alias() {
         use clap::CommandFactory;
-        let cmds: [&[&str]; 7] = [
+        let cmds: [&[&str]; 8] = [
             &["learn", "--duration", "1s"],
             &["baseline", "show"],
+            &["baseline", "reset", "--principal", "1000"],
             &["snapshot"],
             &["quick"],
             &["analyze", "--anomaly", "x"],
@@ -189,7 +190,8 @@ mod tests {
                 let mut args = vec!["sentinel"];
                 args.extend_from_slice(c);
                 args.extend([flag, "/x/s.db"]);
-                Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+                let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+                cli.check().unwrap_or_else(|e| panic!("{args:?}: {e}"));
             }
         }
         let mut cmd = Cli::command();

@@ -35,7 +35,15 @@ pub struct LearnArgs {
 #[derive(Debug, clap::Args)]
 pub struct BaselineArgs {
     /// The agent store holding the baselines (default: the top-level `store` setting).
-    #[arg(long, alias = "db", global = true, value_name = "FILE")]
+    // An id of its own: a global argument's value also reaches its parent's argument of the
+    // same id, here the snapshot mode's `--store`, which would then refuse the command.
+    #[arg(
+        id = "baseline_store",
+        long = "store",
+        alias = "db",
+        global = true,
+        value_name = "FILE"
+    )]
     pub store: Option<PathBuf>,
     #[command(subcommand)]
     pub action: BaselineAction,
