@@ -329,3 +329,62 @@ fn config_default_round_trips_and_check_points_at_each_error() {
     let r = sentinel(&["--config", bad.to_str().unwrap(), "baseline", "show"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
 }
+
+/// The configuration's `store` is where every store command looks when no --store is given
+/// (`analyze --anomaly` used to look in the system path whatever the file said).
+#[test]
+fn store_commands_honour_the_configured_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_in(dir.path(), "");
+    let a: sentinel::model::Anomaly = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/explain/anomaly.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    sentinel::store::Store::open(&dir.path().join("agent.db"))
+        .unwrap()
+        .put_anomaly(&a)
+        .unwrap();
+    let c = cfg.to_str().unwrap();
+    let r = sentinel(&[
+        "--config",
+        c,
+        "analyze",
+        "--anomaly",
+        &a.id,
+        "--provider",
+        "local",
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let user = a.principal.user.clone().unwrap();
+    let summary = r.json()["summary"].as_str().unwrap_or("").to_string();
+    assert!(
+        summary.contains(&user),
+        "explains the stored anomaly: {summary}"
+    );
+    let r = sentinel(&["--config", c, "feedback", "--list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = sentinel(&["--config", c, "baseline", "show"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // --store (and the old --db) still choose another one.
+    let other = dir.path().join("other.db");
+    for flag in ["--store", "--db"] {
+        let r = sentinel(&[
+            "--config",
+            c,
+            "analyze",
+            "--anomaly",
+            &a.id,
+            "--provider",
+            "local",
+            flag,
+            other.to_str().unwrap(),
+        ]);
+        assert_eq!(r.code, 3, "{flag}: {}", r.stderr);
+        assert!(r.stderr.contains("no store at"), "{flag}: {}", r.stderr);
+    }
+}
