@@ -35,6 +35,13 @@ fn lines_of(r: impl std::io::Read + Send + 'static) -> Receiver<String> {
     rx
 }
 
+/// One agent at a time: the tests assert clean exits (no losses), and several agents with
+/// every kind on load each other.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Starts `sentinel run --json ARGS`; with `ignore_sigint`, as a non-interactive shell starts
 /// a background job: SIGINT ignored.
 fn start(args: &[&str], ignore_sigint: bool) -> Agent {
@@ -161,6 +168,7 @@ fn config_in(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
 }
 
 fn stops_cleanly_on_sigint(ignore_sigint: bool, after_status: bool) {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_in(dir.path(), "");
     let agent = start(&["--config", cfg.to_str().unwrap()], ignore_sigint);
@@ -247,6 +255,7 @@ impl TmpBinary {
 
 #[test]
 fn sighup_reloads_a_weight_and_a_broken_file_keeps_the_running_configuration() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (
         TmpBinary::new("a"),

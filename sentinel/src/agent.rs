@@ -136,10 +136,12 @@ pub async fn run(
     // A safe point: the probes are attached, nothing else has started. A stop asked during
     // start-up ends here, with the summary.
     if control.signals.stop_requested() {
-        // The channel stays open until the collector has stopped: a closed one would count
-        // the events still arriving as dropped.
+        // Events are taken (and let go) until the collector has stopped: a closed or full
+        // channel would count the events still arriving as dropped.
+        let mut events = events;
+        let discard = tokio::spawn(async move { while events.recv().await.is_some() {} });
         let summary = collector.stop().await;
-        drop(events);
+        let _ = discard.await;
         print_summary(&summary, &stats.snapshot(), None, args.json);
         return Ok(exit_code(&summary));
     }
