@@ -21,6 +21,7 @@ fn ok(args: &[&str]) -> String {
 }
 
 fn principals(db: &str) -> String {
+    // `--db`, the old name of `--store`, still works (a hidden alias).
     ok(&["baseline", "show", "--db", db, "--kind", "principal"])
 }
 
@@ -37,7 +38,7 @@ fn learn_from_a_recording_then_manage_the_baseline() {
         events.to_str().unwrap(),
         "--passwd",
         passwd.to_str().unwrap(),
-        "--db",
+        "--store",
         db,
     ]);
     assert!(out.contains("learned 3636 events"), "{out}");
@@ -54,7 +55,7 @@ fn learn_from_a_recording_then_manage_the_baseline() {
     );
     assert!(alice.contains("09,10,11,12,13,14,15,16"), "{alice}");
 
-    let json = sentinel(&["baseline", "show", "--db", db, "--json"]).json();
+    let json = sentinel(&["baseline", "show", "--store", db, "--json"]).json();
     let n = json.as_array().unwrap().len();
     assert!(n > 3);
 
@@ -62,24 +63,30 @@ fn learn_from_a_recording_then_manage_the_baseline() {
     ok(&[
         "baseline",
         "export",
-        "--db",
+        "--store",
         db,
         "--out",
         export.to_str().unwrap(),
     ]);
-    let removed = ok(&["baseline", "reset", "--db", db, "--principal", "1000"]);
+    let removed = ok(&["baseline", "reset", "--store", db, "--principal", "1000"]);
     assert!(removed.starts_with("removed "), "{removed}");
-    let show = ok(&["baseline", "show", "--db", db]);
+    let show = ok(&["baseline", "show", "--store", db]);
     assert!(!show.contains("(1000)"), "{show}");
 
-    let out = ok(&["baseline", "import", "--db", db, export.to_str().unwrap()]);
+    let out = ok(&[
+        "baseline",
+        "import",
+        "--store",
+        db,
+        export.to_str().unwrap(),
+    ]);
     assert_eq!(out.trim(), format!("imported {n} profiles"));
-    let show = ok(&["baseline", "show", "--db", db]);
+    let show = ok(&["baseline", "show", "--store", db]);
     assert!(show.contains("(1000)"), "{show}");
 
-    let out = ok(&["baseline", "reset", "--db", db]);
+    let out = ok(&["baseline", "reset", "--store", db]);
     assert_eq!(out.trim(), format!("removed {n} profiles"));
-    let show = ok(&["baseline", "show", "--db", db]);
+    let show = ok(&["baseline", "show", "--store", db]);
     assert!(show.contains("nothing learned yet"), "{show}");
 
     // A damaged export is refused with its name, and nothing is imported.
@@ -88,7 +95,13 @@ fn learn_from_a_recording_then_manage_the_baseline() {
         "{\"format\": \"other\", \"version\": 1, \"profiles\": []}",
     )
     .unwrap();
-    let r = sentinel(&["baseline", "import", "--db", db, export.to_str().unwrap()]);
+    let r = sentinel(&[
+        "baseline",
+        "import",
+        "--store",
+        db,
+        export.to_str().unwrap(),
+    ]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("e.json"), "{}", r.stderr);
 }
@@ -107,7 +120,7 @@ fn live_learning_from_the_kernel() {
         ])
         .spawn()
         .unwrap();
-    let out = ok(&["learn", "--duration", "3s", "--db", db]);
+    let out = ok(&["learn", "--duration", "3s", "--store", db]);
     busy.wait().unwrap();
     let learned: u64 = out
         .strip_prefix("learned ")

@@ -1,4 +1,5 @@
-//! The agent's configuration file: TOML parse and validation of every section.
+//! The agent's configuration file: TOML parse and validation of every section, and
+//! `sentinel config check`'s error places (every problem inside the text).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,5 +11,11 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(cfg) = Config::parse(text, std::path::Path::new("fuzz.toml")) {
         let _ = cfg.host_name();
+    }
+    for p in sentinel::config_check::check(text) {
+        if let Some(s) = p.span {
+            assert!(s.start <= text.len(), "{s:?} outside the text");
+        }
+        let _ = sentinel::config_check::render(std::path::Path::new("fuzz.toml"), text, &p);
     }
 });

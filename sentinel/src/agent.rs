@@ -1,5 +1,6 @@
-//! `sentinel run`: wires collect -> enrich -> detect -> sinks for a live session, handles
-//! Ctrl-C/SIGTERM and bounded runs, and prints the final counts.
+//! `sentinel run`: wires collect -> enrich -> detect -> sinks for a live session, answers
+//! Ctrl-C/SIGTERM (from the first instant, signals.rs) and SIGHUP (reload.rs), ends bounded
+//! runs, and prints the final counts.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -63,7 +64,11 @@ pub struct RunArgs {
     pub ignore_prefixes: Vec<String>,
 }
 
-pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
+pub async fn run(
+    mut config: Config,
+    args: RunArgs,
+    mut control: crate::reload::Reload,
+) -> anyhow::Result<i32> {
     if !args.kinds.is_empty() {
         config.collect.kinds = args.kinds.clone();
     }
@@ -128,6 +133,18 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     }
 
     let stats = Arc::new(PipelineStats::default());
+    // A safe point: the probes are attached, nothing else has started. A stop asked during
+    // start-up ends here, with the summary.
+    if control.signals.stop_requested() {
+        // Events are taken (and let go) until the collector has stopped: a closed or full
+        // channel would count the events still arriving as dropped.
+        let mut events = events;
+        let discard = tokio::spawn(async move { while events.recv().await.is_some() {} });
+        let summary = collector.stop().await;
+        let _ = discard.await;
+        print_summary(&summary, &stats.snapshot(), None, args.json);
+        return Ok(exit_code(&summary));
+    }
     let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
     let show_events = args.events || args.no_detect;
     let audit_facts = if args.audit && !args.no_detect {
@@ -135,6 +152,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     } else {
         None
     };
+    let mut engine_control = None;
     let analysis = if args.no_detect {
         AnalysisThread::Events(pipeline::spawn_analysis(
             Passthrough,
@@ -151,12 +169,15 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         let losses = collector
             .loss_gauge()
             .context("reading the kernel's loss counters")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        engine_control = Some(tx);
         AnalysisThread::Detect(pipeline::spawn_analysis(
             engine,
             events,
             pipeline::Inputs {
                 side: audit_facts,
                 losses: Some(Box::new(losses)),
+                control: Some(rx),
             },
             feed_tx,
             show_events,
@@ -188,7 +209,22 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         edge.clone(),
     ));
 
-    wait_for_stop(args.duration).await;
+    // Until --duration is up or a stop is asked (at once if one was during start-up);
+    // SIGHUP reloads the configuration meanwhile.
+    let deadline = until(args.duration);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            r = control.signals.next() => match r {
+                crate::signals::Request::Stop => break,
+                crate::signals::Request::Reload => {
+                    crate::reload::reload(control.path.as_deref(), engine_control.as_ref()).await;
+                }
+            },
+        }
+    }
+    drop(engine_control);
     let summary = collector.stop().await;
     // The collector's channel is closed now: the analysis stage drains what is queued and
     // ends, which closes the feed, which ends the sink.
@@ -209,11 +245,24 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         detect_stats.as_ref(),
         args.json,
     );
-    Ok(if summary.total_lost() > 0 {
+    Ok(exit_code(&summary))
+}
+
+/// 1 when events were lost, else 0.
+fn exit_code(summary: &Summary) -> i32 {
+    if summary.total_lost() > 0 {
         exit::WARNINGS
     } else {
         exit::OK
-    })
+    }
+}
+
+/// Returns after `duration`, or never.
+async fn until(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Starts following audit records and classifying them (usernames hashed, secrets redacted)
@@ -347,12 +396,7 @@ async fn write_feed(
 
 /// Returns after `duration`, or at Ctrl-C or SIGTERM, whichever comes first.
 pub(crate) async fn wait_for_stop(duration: Option<Duration>) {
-    let sleep = async {
-        match duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
+    let sleep = until(duration);
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

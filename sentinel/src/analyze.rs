@@ -28,9 +28,10 @@ pub struct AnalyzeArgs {
     /// (the default: system, processes, config files, network, and audit when readable).
     #[arg(long, value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
-    /// The agent's store, where `--anomaly` and `--incident` look.
-    #[arg(long, value_name = "FILE", default_value = crate::store::DEFAULT_PATH)]
-    pub store: PathBuf,
+    /// The agent store, where `--anomaly` and `--incident` look (default: the top-level
+    /// `store` setting).
+    #[arg(long, alias = "db", value_name = "FILE")]
+    pub store: Option<PathBuf>,
     /// Print exactly what would be sent to the model, and send nothing.
     #[arg(long)]
     pub show_prompt: bool,
@@ -126,19 +127,21 @@ fn open_store(path: &Path) -> anyhow::Result<crate::store::Store> {
 }
 
 pub fn load_target(args: &AnalyzeArgs, config: &Config) -> anyhow::Result<Target> {
+    // --store, else the configuration's `store` (whose default is the system path).
+    let store_path = args.store.as_deref().unwrap_or(&config.store);
     if let Some(id) = &args.incident {
-        let i = open_store(&args.store)?
+        let i = open_store(store_path)?
             .get_incident(id)
             .with_context(|| format!("reading incident {id}"))?
-            .with_context(|| format!("no incident {id} in {}", args.store.display()))?;
+            .with_context(|| format!("no incident {id} in {}", store_path.display()))?;
         return Ok(Target::Incident(Box::new(i)));
     }
     if let Some(id) = &args.anomaly {
-        let store = open_store(&args.store)?;
+        let store = open_store(store_path)?;
         let a = store
             .get_anomaly(id)
             .with_context(|| format!("reading anomaly {id}"))?
-            .with_context(|| format!("no anomaly {id} in {}", args.store.display()))?;
+            .with_context(|| format!("no anomaly {id} in {}", store_path.display()))?;
         return Ok(Target::Anomaly(Box::new(a)));
     }
     if let Some(paths) = &args.diff {
@@ -294,7 +297,7 @@ mod tests {
             incident: None,
             diff: None,
             snapshot: None,
-            store: db.clone(),
+            store: Some(db.clone()),
             show_prompt: false,
             json: false,
             provider: None,
@@ -304,19 +307,30 @@ mod tests {
         assert!(
             matches!(load_target(&args(&a.id), &Config::default()).unwrap(), Target::Anomaly(x) if x.id == a.id)
         );
+        // Without --store, the configuration's `store` is where it looks.
+        let from_config = Config {
+            store: db.clone(),
+            ..Config::default()
+        };
+        let mut no_flag = args(&a.id);
+        no_flag.store = None;
+        assert!(
+            matches!(load_target(&no_flag, &from_config).unwrap(), Target::Anomaly(x) if x.id == a.id)
+        );
         let err = load_target(&args("nope"), &Config::default())
             .err()
             .unwrap()
             .to_string();
         assert!(err.contains("no anomaly nope"), "{err}");
         let mut missing = args("x");
-        missing.store = d.path().join("absent.db");
+        let absent = d.path().join("absent.db");
+        missing.store = Some(absent.clone());
         let err = load_target(&missing, &Config::default())
             .err()
             .unwrap()
             .to_string();
         assert!(err.contains("no store at"), "{err}");
-        assert!(!missing.store.exists(), "a read created the store");
+        assert!(!absent.exists(), "a read created the store");
     }
 
     #[test]
@@ -371,7 +385,7 @@ mod tests {
             incident: Some(inc.id.clone()),
             diff: None,
             snapshot: None,
-            store: db.clone(),
+            store: Some(db.clone()),
             show_prompt: false,
             json: false,
             provider: None,

@@ -19,6 +19,17 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// How diagnostics are written to stderr: readable lines or JSON lines (without
+    /// timestamps under systemd, whose journal stamps each line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SENTINEL_LOG_FORMAT",
+        default_value_t = crate::logging::LogFormat::Text
+    )]
+    pub log_format: crate::logging::LogFormat,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -49,6 +60,8 @@ pub enum Command {
     Analyze(crate::analyze::AnalyzeArgs),
     /// Tell Sentinel an anomaly or incident was benign (learn it) or malicious (pin it).
     Feedback(crate::feedback_cmd::FeedbackArgs),
+    /// Print the default configuration, or check a configuration file.
+    Config(crate::config_cmd::ConfigArgs),
 }
 
 impl Cli {
@@ -82,6 +95,7 @@ impl Command {
             Command::User(_) => "user",
             Command::Analyze(_) => "analyze",
             Command::Feedback(_) => "feedback",
+            Command::Config(_) => "config",
         }
     }
 }
@@ -89,27 +103,43 @@ impl Command {
 /// Runs the parsed command line; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     cli.check().map_err(anyhow::Error::msg)?;
-    let config = Config::load(cli.config.as_deref())?;
+    // Read by every command but `config` (whose `check` is for files that do not load).
+    let path = cli.config.clone();
+    let config = || -> anyhow::Result<Config> {
+        let config = Config::load(path.as_deref())?;
+        crate::logging::apply(&config.log).map_err(anyhow::Error::msg)?;
+        Ok(config)
+    };
     match cli.command {
-        Some(Command::Run(args)) => crate::agent::run(config, args).await,
-        Some(Command::Learn(args)) => crate::learn::learn(config, args).await,
-        Some(Command::Feedback(args)) => crate::feedback_cmd::run(config, args),
-        Some(Command::Baseline(args)) => crate::learn::baseline(config, args).await,
+        Some(Command::Run(args)) => {
+            // Stop signals are caught from here on, before the configuration is even read,
+            // so that a run stopped during start-up still stops cleanly with its summary.
+            let signals = crate::signals::Signals::install()?;
+            let reload = crate::reload::Reload {
+                path: cli.config.clone(),
+                signals,
+            };
+            crate::agent::run(config()?, args, reload).await
+        }
+        Some(Command::Learn(args)) => crate::learn::learn(config()?, args).await,
+        Some(Command::Feedback(args)) => crate::feedback_cmd::run(config()?, args),
+        Some(Command::Baseline(args)) => crate::learn::baseline(config()?, args).await,
         Some(Command::Quick(args)) => {
-            crate::snapshot_cmd::run(config, args, crate::snapshot_cmd::Mode::Quick).await
+            crate::snapshot_cmd::run(config()?, args, crate::snapshot_cmd::Mode::Quick).await
         }
         Some(Command::Watch(args)) => {
-            crate::snapshot_cmd::run(config, args, crate::snapshot_cmd::Mode::Watch).await
+            crate::snapshot_cmd::run(config()?, args, crate::snapshot_cmd::Mode::Watch).await
         }
         Some(Command::Snapshot(args)) => {
-            crate::snapshot_cmd::run(config, args, crate::snapshot_cmd::Mode::Flags).await
+            crate::snapshot_cmd::run(config()?, args, crate::snapshot_cmd::Mode::Flags).await
         }
         None if cli.legacy.any() => {
-            crate::snapshot_cmd::run(config, cli.legacy, crate::snapshot_cmd::Mode::Flags).await
+            crate::snapshot_cmd::run(config()?, cli.legacy, crate::snapshot_cmd::Mode::Flags).await
         }
-        Some(Command::Serve(args)) => crate::server::cli::serve(config, args).await,
-        Some(Command::User(args)) => crate::server::cli::user(config, args),
-        Some(Command::Analyze(args)) => crate::analyze::run(config, args).await,
+        Some(Command::Serve(args)) => crate::server::cli::serve(config()?, args).await,
+        Some(Command::User(args)) => crate::server::cli::user(config()?, args),
+        Some(Command::Analyze(args)) => crate::analyze::run(config()?, args).await,
+        Some(Command::Config(args)) => crate::config_cmd::run(args, cli.config),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
@@ -138,5 +168,41 @@ mod tests {
         assert!(parse(&["run", "--json"]).check().is_ok());
         assert!(parse(&["--config", "/x.toml", "run"]).check().is_ok());
         assert!(parse(&["--quick", "--network"]).check().is_ok());
+    }
+
+    /// One name for one thing: every command that reads the agent store takes `--store`, and
+    /// `--db` (the old name of some) still works without being shown.
+    #[test]
+    fn every_agent_store_command_takes_store_and_the_hidden_db_alias() {
+        use clap::CommandFactory;
+        let cmds: [&[&str]; 8] = [
+            &["learn", "--duration", "1s"],
+            &["baseline", "show"],
+            &["baseline", "reset", "--principal", "1000"],
+            &["snapshot"],
+            &["quick"],
+            &["analyze", "--anomaly", "x"],
+            &["feedback", "--list"],
+            &["watch"],
+        ];
+        for flag in ["--store", "--db"] {
+            for c in cmds {
+                let mut args = vec!["sentinel"];
+                args.extend_from_slice(c);
+                args.extend([flag, "/x/s.db"]);
+                let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+                cli.check().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            }
+        }
+        let mut cmd = Cli::command();
+        for name in ["learn", "baseline", "snapshot", "analyze", "feedback"] {
+            let help = cmd
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            assert!(help.contains("--store"), "{name}: {help}");
+            assert!(!help.contains("--db"), "{name} shows the alias: {help}");
+        }
     }
 }

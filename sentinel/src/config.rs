@@ -24,21 +24,30 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Host name reported in anomalies (default: the system's host name).
     pub host: Option<String>,
     /// The agent's SQLite store: baselines of every kind and the anomalies raised here.
     pub store: PathBuf,
+    /// What the kernel probes capture and how events reach the agent (docs/events.md).
     pub collect: crate::collect::CollectConfig,
+    /// Detection: windows, calibration, thresholds, weights and exceptions
+    /// (docs/anomalies.md).
     pub detect: crate::detect::DetectConfig,
+    /// Host snapshots, `sentinel --quick` and friends (docs/fingerprint.md).
     pub snapshot: crate::snapshot::SnapshotConfig,
+    /// Reading auditd's log (docs/audit.md).
     pub audit: crate::audit::AuditConfig,
+    /// The dashboard, `sentinel serve` (docs/server.md).
     pub server: crate::server::ServerConfig,
+    /// Explanations in plain words by a language model (docs/llm.md).
     pub llm: crate::explain::LlmConfig,
     /// Where `sentinel run --push` sends data and where its key lives.
     pub push: crate::feed::push::PushSettings,
+    /// The agent's own diagnostics (stderr, or the journal under systemd).
+    pub log: crate::logging::LogConfig,
 }
 
 impl Default for Config {
@@ -53,6 +62,7 @@ impl Default for Config {
             server: Default::default(),
             llm: Default::default(),
             push: Default::default(),
+            log: Default::default(),
         }
     }
 }
@@ -85,13 +95,26 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.collect.validate().map_err(ConfigError::Invalid)?;
-        self.detect.validate().map_err(ConfigError::Invalid)?;
-        self.snapshot.validate().map_err(ConfigError::Invalid)?;
-        self.audit.validate().map_err(ConfigError::Invalid)?;
-        self.server.validate().map_err(ConfigError::Invalid)?;
-        self.llm.validate().map_err(ConfigError::Invalid)?;
-        Ok(())
+        match self.problems().into_iter().next() {
+            Some(e) => Err(ConfigError::Invalid(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Each section's first problem, every section checked (`sentinel config check`).
+    pub fn problems(&self) -> Vec<String> {
+        [
+            self.collect.validate(),
+            self.detect.validate(),
+            self.snapshot.validate(),
+            self.audit.validate(),
+            self.server.validate(),
+            self.llm.validate(),
+            self.log.validate(),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect()
     }
 
     pub fn host_name(&self) -> String {

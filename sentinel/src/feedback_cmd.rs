@@ -32,7 +32,7 @@ pub struct FeedbackArgs {
     #[arg(long, conflicts_with_all = ["id", "verdict"])]
     pub list: bool,
     /// The agent store (default: the top-level `store` setting).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, alias = "db", value_name = "FILE")]
     pub store: Option<PathBuf>,
 }
 

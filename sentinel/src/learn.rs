@@ -24,9 +24,9 @@ pub struct LearnArgs {
     /// Learn from a recorded JSON-lines event stream instead of the kernel.
     #[arg(long, value_name = "EVENTS.JSONL")]
     pub from_file: Option<PathBuf>,
-    /// Baseline database (default: the top-level `store` setting).
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// The agent store holding the baselines (default: the top-level `store` setting).
+    #[arg(long, alias = "db", value_name = "FILE")]
+    pub store: Option<PathBuf>,
     /// passwd-format user database for a recording from another host.
     #[arg(long, value_name = "FILE")]
     pub passwd: Option<PathBuf>,
@@ -34,9 +34,17 @@ pub struct LearnArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct BaselineArgs {
-    /// Baseline database.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// The agent store holding the baselines (default: the top-level `store` setting).
+    // An id of its own: a global argument's value also reaches its parent's argument of the
+    // same id, here the snapshot mode's `--store`, which would then refuse the command.
+    #[arg(
+        id = "baseline_store",
+        long = "store",
+        alias = "db",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub store: Option<PathBuf>,
     #[command(subcommand)]
     pub action: BaselineAction,
 }
@@ -73,7 +81,7 @@ pub enum BaselineAction {
 }
 
 pub async fn learn(config: Config, args: LearnArgs) -> anyhow::Result<i32> {
-    let store = Store::open(args.db.as_ref().unwrap_or(&config.store))?;
+    let store = Store::open(args.store.as_ref().unwrap_or(&config.store))?;
     let users = args.passwd.as_deref().map(UserDb::load);
     let Some(file) = &args.from_file else {
         let duration = args
@@ -222,7 +230,7 @@ fn active_hours(p: &Profile) -> String {
 }
 
 pub async fn baseline(config: Config, args: BaselineArgs) -> anyhow::Result<i32> {
-    let store = Store::open(args.db.as_ref().unwrap_or(&config.store))?;
+    let store = Store::open(args.store.as_ref().unwrap_or(&config.store))?;
     let users = UserDb::system();
     match args.action {
         BaselineAction::Show { kind, json } => {

@@ -16,7 +16,7 @@ fn main() {
             std::process::exit(code);
         }
     };
-    sentinel::logging::init();
+    sentinel::logging::init(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

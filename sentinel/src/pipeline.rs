@@ -168,18 +168,24 @@ impl<S: SideRecord> SideHold<S> {
 /// Events analysed between two looks at the clock, the side records and the tick.
 const BATCH: usize = 256;
 
-/// What the analysis stage reads besides events: side records (live audit), and the
-/// collector's loss total (for blind spots).
-pub struct Inputs<S> {
-    pub side: Option<mpsc::Receiver<S>>,
+/// A change to the analyzer made on its own thread between two batches (a configuration
+/// reload): the analyzer's state, such as the process table, stays.
+pub type Control<A> = Box<dyn FnOnce(&mut A) + Send>;
+
+/// What the analysis stage reads besides events: side records (live audit), the collector's
+/// loss total (for blind spots) and changes to apply (reloads).
+pub struct Inputs<A: Analyzer> {
+    pub side: Option<mpsc::Receiver<A::Side>>,
     pub losses: Option<LossGauge>,
+    pub control: Option<std::sync::mpsc::Receiver<Control<A>>>,
 }
 
-impl<S> Default for Inputs<S> {
+impl<A: Analyzer> Default for Inputs<A> {
     fn default() -> Self {
         Inputs {
             side: None,
             losses: None,
+            control: None,
         }
     }
 }
@@ -190,7 +196,7 @@ impl<S> Default for Inputs<S> {
 pub fn spawn_analysis<A: Analyzer>(
     mut analyzer: A,
     mut events: mpsc::Receiver<Event>,
-    inputs: Inputs<A::Side>,
+    inputs: Inputs<A>,
     feed: mpsc::Sender<FeedItem>,
     forward_events: bool,
     stats: Arc<PipelineStats>,
@@ -198,6 +204,7 @@ pub fn spawn_analysis<A: Analyzer>(
     let Inputs {
         side: mut audit,
         losses,
+        control,
     } = inputs;
     std::thread::Builder::new()
         .name("sentinel-analyze".into())
@@ -233,6 +240,11 @@ pub fn spawn_analysis<A: Analyzer>(
                 stats.analyzed.fetch_add(n as u64, Relaxed);
                 if closed {
                     break;
+                }
+                if let Some(rx) = control.as_ref() {
+                    while let Ok(change) = rx.try_recv() {
+                        change(&mut analyzer);
+                    }
                 }
                 if n == 0 {
                     // Idle: wait a little, but keep ticking.

@@ -66,7 +66,7 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
     /// Agent store holding the baselines (default: the top-level `store` setting).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, alias = "db", value_name = "FILE")]
     pub store: Option<PathBuf>,
     /// Extra file to fingerprint (repeatable), besides [snapshot] config_files.
     #[arg(long = "file", value_name = "PATH")]

@@ -29,7 +29,7 @@ pub use summary::AuditSummary;
 use crate::store::Store;
 
 /// The `[audit]` section of the configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
     /// auditd's log; rotated files (`<path>.1`, `<path>.2`, ...) are read too.

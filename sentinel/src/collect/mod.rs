@@ -235,7 +235,7 @@ pub fn parse_kinds(names: &[String]) -> Result<BTreeSet<Kind>, String> {
 }
 
 /// `[collect]` in the config file.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CollectConfig {
     /// Event kinds to capture (names as in docs/events.md); empty means all.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::profile::CalibrationRule;
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectConfig {
     /// Length of a fingerprint window in seconds.
@@ -16,7 +16,9 @@ pub struct DetectConfig {
     pub categories_file: Option<PathBuf>,
     /// A window whose highest anomaly score reaches this is never learned.
     pub learn_below_score: u8,
+    /// Learned windows after which a profile is calibrating (its novelties start to count).
     pub calibrating_after_windows: u64,
+    /// Learned windows after which a profile is calibrated (fully trusted).
     pub calibrated_after_windows: u64,
     /// Learned windows must also span this many hours before a profile is calibrated.
     pub calibrated_min_hours: u64,
@@ -26,6 +28,7 @@ pub struct DetectConfig {
     pub mass_read_threshold: u32,
     /// Distinct discovery commands within `discovery_window_secs` that make a burst.
     pub discovery_threshold: u32,
+    /// Seconds within which `discovery_threshold` commands make a burst.
     pub discovery_window_secs: u64,
     /// Hours either side of a learned active hour that still count as usual.
     pub off_hours_slack: u8,
@@ -34,13 +37,16 @@ pub struct DetectConfig {
     /// Failed authentications for one account from one source within
     /// `brute_force_window_secs` that make password guessing.
     pub brute_force_threshold: u32,
+    /// Seconds within which `brute_force_threshold` failures make password guessing.
     pub brute_force_window_secs: u64,
     /// Files whose writer is remembered for the provenance of later executions (LRU).
     pub provenance_cap: usize,
     /// Discovery categories new to the principal within `recon_window_secs` that make
     /// `recon_breadth` fire.
     pub recon_categories: u32,
+    /// Seconds within which `recon_categories` discovery categories make `recon_breadth`.
     pub recon_window_secs: u64,
+    /// Points each detection adds to an anomaly's score (docs/anomalies.md).
     pub weights: Weights,
     /// Operator tuning: factors to drop (`[[detect.exceptions]]`, docs/anomalies.md).
     pub exceptions: Vec<super::exceptions::Exception>,
@@ -123,47 +129,83 @@ impl DetectConfig {
 }
 
 /// Points each detection adds to an anomaly's score (0-100 after summing).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Weights {
+    /// A credential file (shadow, sudoers, SSH keys, cloud and browser stores) read by a program unusual for it.
     pub credential_access: u8,
+    /// A program run from a world-writable place (/tmp, /var/tmp, /dev/shm, ...), weighed by who wrote it.
     pub exec_from_writable: u8,
+    /// A program run from memory only (memfd, /proc/self/fd/N).
     pub exec_from_memfd: u8,
+    /// A shell whose standard streams are a network socket, or started right after its parent connected out.
     pub reverse_shell: u8,
+    /// A shell started below a network-facing service.
     pub service_shell: u8,
+    /// A connection to an address and port this user never reached in its baseline.
     pub new_destination: u8,
+    /// A non-root process becoming root (setuid, or a set-uid binary that is not a known helper).
     pub privilege_escalation: u8,
+    /// sudo, su, doas or pkexec run by a user who never used them in its baseline.
     pub unusual_switch_user: u8,
+    /// Attaching to, seizing or poking into another process.
     pub ptrace: u8,
+    /// One process reading many files in other users' homes within a window.
     pub mass_read: u8,
+    /// A write to a persistence place (cron, systemd units, authorized_keys, shell rc, ld.so.preload, ...).
     pub persistence: u8,
+    /// Deleting, truncating or renaming files under /var/log.
     pub log_tampering: u8,
+    /// An account tool run, or /etc/passwd, group, shadow or sudoers written.
     pub account_change: u8,
+    /// Several distinct discovery commands in a short time.
     pub discovery_burst: u8,
+    /// A BPF program loaded by a program that is not a known BPF user.
     pub bpf_load: u8,
+    /// A kernel module loaded or unloaded.
     pub kernel_module: u8,
+    /// Activity at a local hour the calibrated baseline never saw for this user.
     pub off_hours: u8,
     /// Context only: added to another detection's anomaly when the program is new.
     pub new_binary: u8,
+    /// A window with far more events than the user's usual.
     pub rate_spike: u8,
+    /// Repeated failed authentications for one account from one source.
     pub brute_force: u8,
+    /// Events lost before analysis (ring buffer full, analysis behind): what was not seen.
     pub blind_spot: u8,
     // Behaviour families (detect/tamper.rs, privs.rs, escape.rs, recon.rs).
+    /// Shell history turned off or erased.
     pub history_tampering: u8,
+    /// File times set to a chosen value on programs, libraries or system files.
     pub timestomp: u8,
+    /// A set-uid or set-gid bit added to a file.
     pub setuid_bit: u8,
+    /// File capabilities (security.capability) written.
     pub file_capability: u8,
+    /// LD_PRELOAD or LD_AUDIT naming a library outside the system library directories.
     pub loader_hijack: u8,
+    /// PAM, sshd or name-service configuration changed from a login session.
     pub auth_config: u8,
+    /// Auditing or a security service stopped from a login session.
     pub watcher_silenced: u8,
+    /// An interactive shell started by a program that does not start shells.
     pub unusual_child: u8,
+    /// Code fetched over the network or decoded, and run without a file.
     pub decode_and_run: u8,
+    /// Another process's memory, environment or maps read.
     pub process_memory_access: u8,
+    /// A raw packet socket opened from a login session.
     pub packet_capture: u8,
+    /// A program named like a kernel thread or system daemon, from outside the system directories.
     pub masquerade: u8,
+    /// Many discovery areas new to the user explored in one login session.
     pub recon_breadth: u8,
+    /// Sensitive files gathered into an archive from a login session.
     pub staging: u8,
+    /// A discovery step that points at a next move, new to the baseline.
     pub targeted_discovery: u8,
+    /// A program run that a downloader wrote shortly before.
     pub downloaded_exec: u8,
 }
 

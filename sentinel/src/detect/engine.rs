@@ -99,7 +99,7 @@ pub struct Engine {
     pub(super) feedback: super::feedback::Feedback,
     /// Who wrote the files that may be run later.
     pub(super) provenance: super::provenance::Provenance,
-    exceptions: super::exceptions::Exceptions,
+    pub(super) exceptions: super::exceptions::Exceptions,
     pub(super) behaviour: super::behaviour::BehaviourState,
 }
 

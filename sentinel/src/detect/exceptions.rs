@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::config::Weights;
 
 /// A principal by uid or by user name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum PrincipalRef {
     Uid(u32),
@@ -26,7 +26,7 @@ impl std::fmt::Display for PrincipalRef {
 }
 
 /// One `[[detect.exceptions]]` entry as written in the config file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Exception {
     /// The detection id whose factors are dropped (a key of `[detect.weights]`).

@@ -20,6 +20,7 @@ mod persist;
 mod privs;
 mod provenance;
 mod recon;
+mod reload;
 mod repeats;
 pub mod replay;
 mod rules;

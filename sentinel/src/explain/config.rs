@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::model::Level;
 
 /// Which API the endpoint speaks. `None` means the deterministic local explanation only.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     #[default]
@@ -55,13 +57,14 @@ impl ProviderKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
     pub provider: ProviderKind,
     /// Endpoint base. OpenAI style includes the version ("https://api.openai.com/v1"); the
     /// Anthropic base does not ("https://api.anthropic.com"). Empty: the provider's default.
     pub base_url: String,
+    /// The model name the provider knows (empty: the provider's default).
     pub model: String,
     /// Environment variable holding the API key (default OPENAI_API_KEY / ANTHROPIC_API_KEY).
     pub api_key_env: Option<String>,
@@ -69,7 +72,9 @@ pub struct LlmConfig {
     pub api_key_file: Option<PathBuf>,
     /// Whole-request timeout.
     pub timeout_secs: u64,
+    /// Most tokens the model may answer with (1-32768).
     pub max_tokens: u32,
+    /// Sampling temperature (0.0-2.0); low keeps explanations factual.
     pub temperature: f32,
     /// Budget for the whole prompt (system + user), estimated at 3 characters per token.
     pub max_prompt_tokens: usize,

@@ -12,10 +12,12 @@ use crate::collect::Summary;
 use crate::event::Event;
 use crate::model::Anomaly;
 
+/// The agent's version, in the status, summary and anomaly records (`agent_version`), so a
+/// SIEM can tell which build said what.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// One JSON line of `sentinel run --json`:
 /// `{"type": "event" | "anomaly" | "incident" | "status" | "summary", ...}`.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record<'a> {
     Event(&'a Event),
     Anomaly(&'a Anomaly),
@@ -53,10 +55,91 @@ pub struct Status {
     pub syscall_args: crate::collect::ArgsSource,
 }
 
+/// A record with the agent's version added to its fields.
+#[derive(Serialize)]
+struct Stamped<'a, T: Serialize> {
+    #[serde(flatten)]
+    record: &'a T,
+    agent_version: &'static str,
+}
+
+fn stamped<T: Serialize>(record: &T) -> Stamped<'_, T> {
+    Stamped {
+        record,
+        agent_version: AGENT_VERSION,
+    }
+}
+
+impl Serialize for Record<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        /// The wire shape: the type tag, then the record's own fields (events stay as they
+        /// are: they are many, and the status record names the version of their run).
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        enum Wire<'a> {
+            Event(&'a Event),
+            Anomaly(Stamped<'a, Anomaly>),
+            Incident(&'a crate::incident::Incident),
+            Status(Stamped<'a, Status>),
+            Summary(Stamped<'a, RunSummary<'a>>),
+        }
+        match *self {
+            Record::Event(e) => Wire::Event(e),
+            Record::Anomaly(a) => Wire::Anomaly(stamped(a)),
+            Record::Incident(i) => Wire::Incident(i),
+            Record::Status(st) => Wire::Status(stamped(st)),
+            Record::Summary(sum) => Wire::Summary(stamped(sum)),
+        }
+        .serialize(s)
+    }
+}
+
 impl Record<'_> {
     /// One JSON line (with its newline) straight into `w`, without an intermediate string.
     pub fn write_json_line(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
         serde_json::to_writer(&mut *w, self)?;
         w.write_all(b"\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(r: &Record) -> serde_json::Value {
+        let mut out = Vec::new();
+        r.write_json_line(&mut out).unwrap();
+        assert_eq!(out.last(), Some(&b'\n'));
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    /// Fields are only added: an anomaly keeps every field it had, beside the version.
+    #[test]
+    fn anomaly_and_status_records_carry_the_agent_version() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/data/explain/anomaly.json"
+        ))
+        .unwrap();
+        let a: Anomaly = serde_json::from_str(&text).unwrap();
+        let v = json(&Record::Anomaly(&a));
+        assert_eq!(v["type"], "anomaly");
+        assert_eq!(v["agent_version"], env!("CARGO_PKG_VERSION"));
+        let plain = serde_json::to_value(&a).unwrap();
+        for (k, val) in plain.as_object().unwrap() {
+            assert_eq!(&v[k], val, "field {k} unchanged");
+        }
+        let st = Status {
+            attached: vec!["sched/sched_process_exec".into()],
+            failed: vec![],
+            unavailable: vec![],
+            missing_fields: vec![],
+            mounted_tracefs: false,
+            syscall_args: crate::collect::ArgsSource::Registers,
+        };
+        let v = json(&Record::Status(&st));
+        assert_eq!(v["type"], "status");
+        assert_eq!(v["agent_version"], AGENT_VERSION);
+        assert_eq!(v["attached"][0], "sched/sched_process_exec");
     }
 }

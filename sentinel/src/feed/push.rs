@@ -54,7 +54,7 @@ impl IngestBatch {
 
 /// The `[push]` section of the configuration: where the agent sends its data and where its
 /// credential lives.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PushSettings {
     /// Server base URL (`--push` overrides).

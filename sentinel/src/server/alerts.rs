@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::store::ServerStore;
 use crate::model::{Anomaly, Level};
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Slack incoming-webhook URL.
@@ -28,6 +28,7 @@ pub struct AlertsConfig {
     /// Attempts per webhook delivery (network errors, 5xx and 429 are retried with
     /// exponential backoff from 1 s).
     pub webhook_attempts: u32,
+    /// Alerts by email (unset: none).
     pub email: Option<EmailConfig>,
     /// Minutes before the same rule (for the same host or user) fires again.
     pub cooldown_mins: u64,
@@ -36,6 +37,7 @@ pub struct AlertsConfig {
     /// Alert on brute force: dashboard logins failing `brute_force_failures` times in 5
     /// minutes from one address, and agent anomalies whose detection mentions brute force.
     pub brute_force: bool,
+    /// Failed dashboard logins from one address in 5 minutes that raise a brute force alert.
     pub brute_force_failures: usize,
     /// Alert on any anomaly with an exec-from-/tmp (or /dev/shm) factor, whatever its level.
     pub exec_from_tmp: bool,
@@ -43,20 +45,26 @@ pub struct AlertsConfig {
     pub new_admin_ip: bool,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
+    /// SMTP relay to send through.
     pub smtp_host: String,
     #[serde(default = "default_smtp_port")]
+    /// SMTP port (587 for starttls, 465 for tls).
     pub smtp_port: u16,
     /// "starttls" (default), "tls" (implicit) or "none" (local relays only).
     #[serde(default = "default_security")]
     pub security: String,
+    /// SMTP user name, when the relay wants one.
     #[serde(default)]
     pub username: Option<String>,
+    /// SMTP password, when the relay wants one.
     #[serde(default)]
     pub password: Option<String>,
+    /// Sender address.
     pub from: String,
+    /// Recipient addresses.
     pub to: Vec<String>,
 }
 

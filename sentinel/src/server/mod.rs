@@ -42,11 +42,12 @@ use store::{DbError, DbResult, IngestBatch, IngestOutcome, ServerStore};
 
 pub const DEFAULT_DB: &str = "/var/lib/sentinel/server.db";
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on. Keep it on localhost when a reverse proxy terminates TLS.
     pub listen: String,
+    /// The dashboard's SQLite database (users, hosts, anomalies).
     pub db: PathBuf,
     /// The key that seals TOTP secrets in the database (32 bytes, mode 0600, created at
     /// first start). Default: the database path with `.key` appended. Back it up with the
@@ -54,25 +55,33 @@ pub struct ServerConfig {
     pub secret_key_file: Option<PathBuf>,
     /// PEM certificate chain and private key: both set means HTTPS (and Secure cookies).
     pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
     /// Take the client address from the last X-Forwarded-For entry (only behind a proxy
     /// that sets it; otherwise clients could spoof their address).
     pub trust_proxy: bool,
     /// Mark cookies Secure even without TLS here (TLS terminated by a reverse proxy).
     pub secure_cookies: bool,
+    /// A dashboard session idle this long ends.
     pub session_idle_mins: u64,
+    /// A dashboard session ends this long after sign-in, however active.
     pub session_max_hours: u64,
     /// Anomalies, snapshots and fingerprints older than this are deleted.
     pub retention_days: u64,
+    /// The dashboard's own audit trail (sign-ins, changes) is kept this long.
     pub audit_retention_days: u64,
     /// Read-only demo: anonymous visitors may look, nobody anonymous may change anything.
     pub demo: bool,
+    /// Largest ingest request body an agent may send.
     pub max_ingest_bytes: usize,
+    /// Largest form body the dashboard accepts.
     pub max_form_bytes: usize,
     /// Failed sign-ins (per account and address, and per account) before each further
     /// failure makes the next attempt wait: `login_delay_secs`, doubling up to `lockout_mins`.
     pub login_max_failures: i64,
+    /// Longest wait imposed after repeated failed sign-ins.
     pub lockout_mins: u64,
+    /// First wait imposed after `login_max_failures`, doubling each further failure.
     pub login_delay_secs: u64,
     /// Login attempts per client address per 5 minutes.
     pub login_rate_per_ip: usize,
@@ -84,6 +93,7 @@ pub struct ServerConfig {
     /// Allow plain HTTP on a non-loopback address (`--insecure-http`): passwords and session
     /// cookies then cross the network in clear. Off by default: such a server refuses to start.
     pub insecure_http: bool,
+    /// When and where the dashboard sends alerts.
     pub alerts: alerts::AlertsConfig,
 }
 

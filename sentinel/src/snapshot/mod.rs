@@ -28,7 +28,7 @@ pub const DEFAULT_KNOWN_PORTS: &[u16] = &[
 ];
 
 /// The `[snapshot]` section of the configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SnapshotConfig {
     /// Files fingerprinted (SHA-256, owner, mode); `--file` adds more.
@@ -39,16 +39,21 @@ pub struct SnapshotConfig {
     pub high_fd_threshold: usize,
     /// More high-fd processes than this is a warning.
     pub high_fd_warn_count: usize,
+    /// A process older than this many days is long-running (counted, not listed).
     pub long_running_days: f64,
+    /// A process older than this many days is listed as very long-running.
     pub very_long_running_days: f64,
     /// A process in D state for longer than this is "stuck".
     pub stuck_secs: u64,
+    /// A process with more resident memory than this (MiB) is listed.
     pub high_memory_mb: u64,
     /// More zombies than this is critical.
     pub zombie_threshold: usize,
     /// Unusual listeners: any is a warning, more than this is critical.
     pub unusual_port_threshold: usize,
+    /// System memory use above this percentage is a warning.
     pub memory_warn_percent: f64,
+    /// System memory use above this percentage is critical.
     pub memory_crit_percent: f64,
     /// 1-minute load above cpus x this factor is a warning.
     pub load_warn_factor: f64,
