@@ -12,10 +12,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(cfg) = Config::parse(text, std::path::Path::new("fuzz.toml")) {
         let _ = cfg.host_name();
     }
-    for p in sentinel::config_check::check(text) {
+    for p in sentinel::config_cmd::check::check(text) {
         if let Some(s) = p.span {
             assert!(s.start <= text.len(), "{s:?} outside the text");
         }
-        let _ = sentinel::config_check::render(std::path::Path::new("fuzz.toml"), text, &p);
+        let _ = sentinel::config_cmd::check::render(std::path::Path::new("fuzz.toml"), text, &p);
     }
 });

@@ -8,7 +8,6 @@ pub mod audit;
 pub mod cli;
 pub mod collect;
 pub mod config;
-pub mod config_check;
 pub mod config_cmd;
 pub mod detect;
 pub mod edge;

@@ -10,7 +10,6 @@ use super::sqlite::SqliteStore;
 use super::store::{AccountStore, Role};
 use super::{Server, ServerConfig};
 use super::{auth, mail, secrets};
-use crate::config::Config;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -70,8 +69,8 @@ impl ServeArgs {
     }
 }
 
-pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<i32> {
-    let cfg = args.apply(config.server.clone());
+pub async fn serve(config: ServerConfig, args: ServeArgs) -> anyhow::Result<i32> {
+    let cfg = args.apply(config);
     if let Some(ServeCmd::RotateKey) = args.cmd {
         return rotate_key(&cfg);
     }
@@ -258,8 +257,8 @@ fn user_id(store: &SqliteStore, name: &str) -> anyhow::Result<i64> {
         .id)
 }
 
-pub fn user(config: Config, args: UserArgs) -> anyhow::Result<i32> {
-    let db = args.db.unwrap_or(config.server.db.clone());
+pub fn user(config: ServerConfig, args: UserArgs) -> anyhow::Result<i32> {
+    let db = args.db.unwrap_or(config.db);
     let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
     let now = crate::store::now_ns();
     let audit = |action: &str, target: &str, detail: &str| {

@@ -542,11 +542,23 @@ fn spawn_retention(st: AppState) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
+    use super::ServerConfig;
+
+    /// The `[server]` section of a TOML text, validated as at load.
+    fn parse(text: &str) -> Result<ServerConfig, String> {
+        #[derive(serde::Deserialize)]
+        struct File {
+            #[serde(default)]
+            server: ServerConfig,
+        }
+        let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        f.server.validate()?;
+        Ok(f.server)
+    }
 
     #[test]
     fn server_section_parses_validates_and_rejects_unknown_keys() {
-        let cfg: Config = toml::from_str(
+        let cfg = parse(
             r#"
             [server]
             listen = "0.0.0.0:8443"
@@ -563,15 +575,11 @@ mod tests {
             "#,
         )
         .unwrap();
-        cfg.validate().unwrap();
-        assert!(cfg.server.tls());
-        assert_eq!(cfg.server.alerts.email.as_ref().unwrap().smtp_port, 587);
-        assert!(!cfg.server.demo, "demo is off by default");
-        assert!(toml::from_str::<Config>("[server]\nbogus = 1\n").is_err());
-        let half_tls: Config = toml::from_str("[server]\ntls_cert = \"/c.pem\"\n").unwrap();
-        assert!(half_tls.validate().is_err());
-        let bad_hook: Config =
-            toml::from_str("[server.alerts]\nslack_webhook = \"file:///etc/passwd\"\n").unwrap();
-        assert!(bad_hook.validate().is_err());
+        assert!(cfg.tls());
+        assert_eq!(cfg.alerts.email.as_ref().unwrap().smtp_port, 587);
+        assert!(!cfg.demo, "demo is off by default");
+        assert!(parse("[server]\nbogus = 1\n").is_err());
+        assert!(parse("[server]\ntls_cert = \"/c.pem\"\n").is_err());
+        assert!(parse("[server.alerts]\nslack_webhook = \"file:///etc/passwd\"\n").is_err());
     }
 }

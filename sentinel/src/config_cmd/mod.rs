@@ -1,7 +1,9 @@
 //! `sentinel config default`: the whole default configuration as TOML, every key under its
 //! doc comment. Generated from the configuration types themselves (their serde form for the
 //! values, their doc comments through `schemars` for the words), so it cannot drift from what
-//! the agent reads. `sentinel config check` is in config_check.rs.
+//! the agent reads. `sentinel config check` is in check.rs.
+
+pub mod check;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -35,7 +37,7 @@ pub fn run(args: ConfigArgs, config: Option<PathBuf>) -> anyhow::Result<i32> {
             print!("{}", default_toml());
             Ok(crate::exit::OK)
         }
-        ConfigAction::Check { file } => Ok(crate::config_check::run(file.or(config))),
+        ConfigAction::Check { file } => Ok(check::run(file.or(config))),
     }
 }
 

@@ -251,7 +251,7 @@ mod tests {
     fn a_valid_file_and_the_printed_default_have_no_problems() {
         assert!(check("").is_empty());
         assert!(check("[detect.weights]\nptrace = 10\n").is_empty());
-        assert!(check(&crate::config_cmd::default_toml()).is_empty());
+        assert!(check(&super::super::default_toml()).is_empty());
     }
 
     #[test]
@@ -291,7 +291,7 @@ mod tests {
     /// placed inside the text, never a panic.
     #[test]
     fn damaged_files_are_reported_not_panicked_on() {
-        let text = crate::config_cmd::default_toml();
+        let text = super::super::default_toml();
         let mut reported = 0;
         for (n, at) in (0..text.len()).step_by(89).enumerate() {
             if !text.is_char_boundary(at) {
