@@ -94,11 +94,7 @@ impl Engine {
         }
         match cat.as_str() {
             "persistence"
-                if !self.learned_write(principal, ev.pid, p, "persistence")
-                    // The crontab tool's own write: its lineage installed a crontab while
-                    // learning (persist.rs), even when that write was not placed then.
-                    && !(self.usable_profile(principal).is_some()
-                        && self.lineage_knows_behaviour(principal, ev.pid, "persistence"))
+                if !self.learned_persistence(principal, ev.pid, p)
                     && self.first_time(principal, "persistence", &format!("{}:{path}", ev.pid)) =>
             {
                 hits.push(hit(
@@ -165,6 +161,15 @@ impl Engine {
                     .baselines
                     .exe(&p.exe)
                     .is_some_and(|x| x.categories.contains_key(&key)))
+    }
+
+    /// A persistence write this principal makes by habit: `learned_write`, or the crontab
+    /// tool's own write in a lineage that installed a crontab while learning (persist.rs),
+    /// even when that write was not placed then.
+    fn learned_persistence(&self, principal: u32, pid: u32, p: &Process) -> bool {
+        self.learned_write(principal, pid, p, "persistence")
+            || (self.usable_profile(principal).is_some()
+                && self.lineage_knows_behaviour(principal, pid, "persistence"))
     }
 
     fn on_other_home_read(
