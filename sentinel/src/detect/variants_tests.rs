@@ -157,6 +157,27 @@ fn host_files_read_by_any_program_are_discovery() {
 }
 
 #[test]
+fn commands_that_explore_an_area_count_toward_a_burst() {
+    // Not on the discovery list, but each explores an area (`[lists] recon`).
+    let store = learned(dev_day());
+    let mut s = Script::new(T0 + DAY, Some(ALICE));
+    s.login(ALICE);
+    let cmds: [&[&str]; 4] = [&["lsblk"], &["lscpu"], &["dpkg", "-l"], &["free", "-m"]];
+    for (i, c) in cmds.iter().enumerate() {
+        let exe = format!("/usr/bin/{}", c[0]);
+        s.spawn(1101, 2300 + i as u32, &exe, c, (ALICE, ALICE));
+    }
+    let a = run(store, &s);
+    let f = factors(&a, "discovery_burst");
+    assert_eq!(f.len(), 1, "{a:#?}");
+    assert!(
+        f[0].reason.contains("lsblk, lscpu, dpkg -l, free"),
+        "{}",
+        f[0].reason
+    );
+}
+
+#[test]
 fn host_files_on_a_command_line_count_as_discovery_areas() {
     // Four areas through file readers alone: accounts, groups, network, password policy.
     let mut s = Sim::new();
