@@ -25,7 +25,7 @@ pub struct Options {
     pub corpus: PathBuf,
     /// The agent binary under test.
     pub sentinel: PathBuf,
-    /// Only scenarios whose id contains this.
+    /// Only scenarios whose id contains this (or one of its `|`-separated parts).
     pub filter: Option<String>,
     /// Where each script's output is kept.
     pub log_dir: PathBuf,
@@ -416,7 +416,7 @@ pub fn evaluate(opts: &Options) -> anyhow::Result<Evaluation> {
         .filter(|(_, s)| {
             opts.filter
                 .as_ref()
-                .is_none_or(|f| s.id.contains(f.as_str()))
+                .is_none_or(|f| f.split('|').any(|f| s.id.contains(f)))
         })
         .collect();
     if chosen.is_empty() {

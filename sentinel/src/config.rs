@@ -158,7 +158,7 @@ mod tests {
         std::fs::write(&p, "").unwrap();
         let c = Config::load(Some(&p)).unwrap();
         assert!(c.collect.exec_env.iter().any(|n| n == "LD_PRELOAD"));
-        assert_eq!(c.collect.exec_env.len(), 10);
+        assert_eq!(c.collect.exec_env.len(), 11);
         std::fs::write(&p, "[collect]\nexec_env = [\"MY_VAR\", \"ENV\"]\n").unwrap();
         let c = Config::load(Some(&p)).unwrap();
         assert_eq!(c.collect.exec_env, ["MY_VAR", "ENV"]);

@@ -258,7 +258,7 @@ pub struct CollectConfig {
 
 /// Variables that change how programs load or how shells keep history: what attackers set to
 /// inject a library or hide their commands.
-pub const DEFAULT_EXEC_ENV: [&str; 10] = [
+pub const DEFAULT_EXEC_ENV: [&str; 11] = [
     "LD_PRELOAD",
     "LD_LIBRARY_PATH",
     "LD_AUDIT",
@@ -266,6 +266,7 @@ pub const DEFAULT_EXEC_ENV: [&str; 10] = [
     "HISTSIZE",
     "HISTFILESIZE",
     "HISTCONTROL",
+    "HISTIGNORE",
     "PROMPT_COMMAND",
     "BASH_ENV",
     "ENV",

@@ -59,7 +59,7 @@ fn discovery_commands_of_the_baseline_do_not_make_a_burst() {
     assert_eq!(f.len(), 1, "{a:#?}");
     assert!(
         f[0].reason.starts_with(
-            "ran 4 discovery commands within 120 s: whoami, hostname, cat /etc/passwd, find -perm*"
+            "ran 4 discovery commands within 120 s: whoami, hostname, read /etc/passwd, find -perm*"
         ) && f[0].reason.contains("none of them run by this user in"),
         "{}",
         f[0].reason

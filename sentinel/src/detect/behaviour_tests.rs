@@ -100,6 +100,11 @@ impl Sim {
 
     pub(super) fn send(&mut self, pid: u32, payload: Payload) {
         let ev = self.ev(pid, payload);
+        self.deliver(ev);
+    }
+
+    /// Feeds an event built (and adjusted) by the test.
+    pub(super) fn deliver(&mut self, ev: Event) {
         let a = self.e.observe(&ev);
         self.out.extend(a);
     }

@@ -241,6 +241,9 @@ impl Engine {
             return out;
         }
         self.procs.ensure(ev);
+        // A file named relative to a directory descriptor (tar -C, find): its real path.
+        let resolved = self.procs.resolve_at(ev);
+        let ev = resolved.as_ref().unwrap_or(ev);
         // Only exec and setuid compare the process with its state before the event.
         let before = match ev.payload {
             Payload::Exec { .. } | Payload::SetUid { .. } => self.procs.get(ev.pid).cloned(),

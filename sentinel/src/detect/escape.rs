@@ -15,6 +15,10 @@ use crate::proc::Process;
 use crate::profile::baseline::KIND_LINEAGE;
 use crate::profile::categories::in_list;
 
+/// Service scripts are named after the daemon they start (/etc/init.d/cron runs cron): a
+/// daemon's name there is what the place is for, not a disguise.
+const SERVICE_SCRIPT_DIRS: [&str; 3] = ["/etc/init.d/", "/etc/rc.d/init.d/", "/etc/rc.d/"];
+
 /// Programs that start interactive shells as their job: logins, terminals, multiplexers,
 /// privilege switches, container entry.
 const SHELL_STARTERS: [&str; 45] = [
@@ -511,7 +515,10 @@ impl Engine {
                 "it is named like a kernel thread ({})",
                 if kernel_thread_like(name) { name } else { a0 }
             ));
-        } else if !system && (DAEMONS.contains(&name) || (DAEMONS.contains(&a0) && a0 != name)) {
+        } else if !system
+            && !under(exe, &SERVICE_SCRIPT_DIRS)
+            && (DAEMONS.contains(&name) || (DAEMONS.contains(&a0) && a0 != name))
+        {
             why.push(format!(
                 "it is named like the system daemon {} but runs from {exe}",
                 if DAEMONS.contains(&name) { name } else { a0 }

@@ -93,29 +93,23 @@ impl Engine {
             return;
         }
         match cat.as_str() {
-            "persistence" => {
-                let learned = self.usable_profile(principal).is_some()
-                    && self
-                        .baselines
-                        .exe(&p.exe)
-                        .is_some_and(|x| x.categories.contains_key("write:persistence"));
-                if !learned
-                    && self.first_time(principal, "persistence", &format!("{}:{path}", ev.pid))
-                {
-                    hits.push(hit(
-                        "persistence",
-                        format!(
-                            "wrote {path} with {}: a persistence place (code there runs again later)",
-                            p.exe_or_comm()
-                        ),
-                        w.persistence,
-                        ev,
-                    ));
-                }
+            "persistence"
+                if !self.learned_persistence(principal, ev.pid, p)
+                    && self.first_time(principal, "persistence", &format!("{}:{path}", ev.pid)) =>
+            {
+                hits.push(hit(
+                    "persistence",
+                    format!(
+                        "wrote {path} with {}: a persistence place (code there runs again later)",
+                        p.exe_or_comm()
+                    ),
+                    w.persistence,
+                    ev,
+                ));
             }
             "accounts" | "credentials"
                 if !self.exempt(&lists.account_tools, p)
-                    && !self.learned_write(principal, p, &cat)
+                    && !self.learned_write(principal, ev.pid, p, &cat)
                     && self.first_time(
                         principal,
                         "account_change",
@@ -144,15 +138,38 @@ impl Engine {
         }
     }
 
-    /// Did this program write `category` while learning, for a principal with a usable
-    /// baseline (visudo replacing /etc/sudoers, an admin's own account script)?
-    fn learned_write(&self, principal: u32, p: &Process, category: &str) -> bool {
+    /// Did this principal write `category` this way while learning: in this lineage (a
+    /// user's editor on its own shell rc, an admin's account script), or with this program
+    /// (visudo replacing /etc/sudoers) when the principal itself wrote the category? Another
+    /// user's habit never covers this principal: `bash` writing someone's ~/.bashrc while
+    /// learning says nothing about `bash` writing /etc/systemd/system for someone else.
+    pub(super) fn learned_write(
+        &self,
+        principal: u32,
+        pid: u32,
+        p: &Process,
+        category: &str,
+    ) -> bool {
         let key = format!("write:{category}");
-        self.usable_profile(principal).is_some()
-            && self
-                .baselines
-                .exe(&p.exe)
-                .is_some_and(|x| x.categories.contains_key(&key))
+        let Some(prof) = self.usable_profile(principal) else {
+            return false;
+        };
+        self.lineage_profile(principal, pid)
+            .is_some_and(|l| l.categories.contains_key(&key))
+            || (prof.categories.contains_key(&key)
+                && self
+                    .baselines
+                    .exe(&p.exe)
+                    .is_some_and(|x| x.categories.contains_key(&key)))
+    }
+
+    /// A persistence write this principal makes by habit: `learned_write`, or the crontab
+    /// tool's own write in a lineage that installed a crontab while learning (persist.rs),
+    /// even when that write was not placed then.
+    fn learned_persistence(&self, principal: u32, pid: u32, p: &Process) -> bool {
+        self.learned_write(principal, pid, p, "persistence")
+            || (self.usable_profile(principal).is_some()
+                && self.lineage_knows_behaviour(principal, pid, "persistence"))
     }
 
     fn on_other_home_read(

@@ -263,6 +263,8 @@ impl Engine {
             let history = match k.as_ref() {
                 "HISTFILE" if v.is_empty() || v == "/dev/null" => Some(true),
                 "HISTSIZE" | "HISTFILESIZE" if v.trim() == "0" => Some(true),
+                // A pattern that ignores every command line keeps nothing (`*`, `*:...`).
+                "HISTIGNORE" if v.split(':').any(|p| p.trim() == "*") => Some(true),
                 // Commands typed with a leading space are not kept: weaker, half weight.
                 "HISTCONTROL" if v.contains("ignorespace") || v.contains("ignoreboth") => {
                     Some(false)

@@ -54,6 +54,13 @@ fn history_off_in_the_exec_environment() {
     let mut s = Sim::new();
     s.run_env(&["ls"], &[("HISTSIZE", "0")]);
     s.expect("history_tampering", &["HISTSIZE=0"], Level::Medium);
+    // Ignoring every command line is the same as keeping none; ignoring some is not.
+    let mut s = Sim::new();
+    s.run_env(&["ls"], &[("HISTIGNORE", "ls:*")]);
+    s.expect("history_tampering", &["HISTIGNORE=ls:*"], Level::Medium);
+    let mut s = Sim::new();
+    s.run_env(&["ls"], &[("HISTIGNORE", "ls:bg:fg:exit")]);
+    s.none("history_tampering");
     // A leading space hides a command: weaker, half weight.
     let mut s = Sim::new();
     s.run_env(&["ls"], &[("HISTCONTROL", "ignoreboth")]);

@@ -53,3 +53,5 @@ mod behaviour_tests;
 mod escape_tests;
 #[cfg(test)]
 mod kinds_tests;
+#[cfg(test)]
+mod variants_tests;

@@ -36,11 +36,18 @@ impl Engine {
             }
             _ => return,
         };
-        if self.first_time(
-            principal,
-            "persistence",
-            &format!("{}:{}", ev.pid, cmd.name),
-        ) {
+        // Judged against the baseline: a principal that installed its crontab (or queued
+        // at jobs) this way while learning does so by habit.
+        let known = self.usable_profile(principal).is_some()
+            && self.lineage_knows_behaviour(principal, ev.pid, "persistence");
+        self.note_behaviour(ev, principal, "persistence");
+        if !known
+            && self.first_time(
+                principal,
+                "persistence",
+                &format!("{}:{}", ev.pid, cmd.name),
+            )
+        {
             hits.push(hit(
                 "persistence",
                 format!(

@@ -174,6 +174,15 @@ impl Engine {
                 out.push(area.to_string());
             }
         }
+        // A file that describes the host named on the command line explores its area
+        // whatever the program (`awk -F: ... /etc/passwd`, `head /proc/net/route`).
+        for a in cmd.operands().filter(|a| a.starts_with('/')) {
+            for area in self.cats.recon_file_areas(a) {
+                if !out.contains(&area) {
+                    out.push(area);
+                }
+            }
+        }
         out
     }
 

@@ -7,7 +7,7 @@ use crate::event::{Event, Family, Payload};
 use crate::model::Factor;
 use crate::proc::{Process, absolute};
 use crate::profile::Fact;
-use crate::profile::categories::{discovery_match, lists_program};
+use crate::profile::categories::lists_program;
 
 /// An owned `Fact` (facts are computed before the window borrows them).
 pub(super) enum OwnedFact {
@@ -131,8 +131,8 @@ impl Engine {
                     .skip(1)
                     .map(|a| a.lossy().into_owned())
                     .collect();
-                if let Some(d) = discovery_match(&self.cats.lists.discovery, p.name(), &args) {
-                    out.push(OwnedFact::Discovery(d.to_string()));
+                for d in self.cats.discovery_entries(p.name(), &args) {
+                    out.push(OwnedFact::Discovery(d));
                 }
                 let writable = in_dirs(&self.cats.lists.writable_exec_dirs, &p.exe);
                 if writable || memfd_exec(&filename.lossy(), &p.exe, before).is_some() {
@@ -425,8 +425,9 @@ impl Engine {
                 ev,
             ));
         }
-        if let Some(entry) = discovery_match(&lists.discovery, &name, &args) {
-            self.on_discovery(ev, principal, entry.to_string(), hits);
+        let cats = std::sync::Arc::clone(&self.cats);
+        for entry in cats.discovery_entries(&name, &args) {
+            self.on_discovery(ev, principal, entry, hits);
         }
     }
 }

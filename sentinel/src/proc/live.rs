@@ -79,6 +79,7 @@ fn read_proc(p: &procfs::process::Process, boot: i64) -> Option<Process> {
         euid_before_exec: euid,
         inet_connected: false,
         memfds: Vec::new(),
+        dir_fds: Vec::new(),
     })
 }
 

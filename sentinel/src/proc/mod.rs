@@ -46,7 +46,14 @@ pub struct Process {
     pub inet_connected: bool,
     /// memfd names created by this process since its last exec.
     pub memfds: Vec<String>,
+    /// The last files this process opened, by descriptor (at most `DIR_FDS`, newest last):
+    /// `openat(fd, "name")` relative to one of them (tar -C, find, fts walks) names
+    /// `<its path>/name`. A descriptor's entry is replaced when an open returns it again.
+    pub dir_fds: Vec<(i32, String)>,
 }
+
+/// Descriptors remembered per process for relative opens.
+pub const DIR_FDS: usize = 64;
 
 impl Process {
     pub fn key(&self) -> ProcKey {
@@ -183,6 +190,38 @@ impl ProcessTable {
                 p.parent = keys.get(&p.ppid).copied();
             }
         }
+    }
+
+    /// The event with its path made absolute when it names a file relative to a directory
+    /// descriptor (`openat(fd, "name")`, `unlinkat(fd, "name")`) this process opened: tar
+    /// -C, find and other tree walkers open every file that way, and the process's cwd says
+    /// nothing about where they are. `None` when the event needs no change or the
+    /// descriptor is unknown.
+    pub fn resolve_at(&self, ev: &Event) -> Option<Event> {
+        let (dfd, path) = match &ev.payload {
+            Payload::Open { dfd, path, .. } | Payload::Unlink { dfd, path, .. } => (*dfd, path),
+            _ => return None,
+        };
+        let rel = path.lossy();
+        if dfd < 0 || rel.starts_with('/') {
+            return None;
+        }
+        let (_, dir) = self
+            .live
+            .get(&ev.pid)?
+            .dir_fds
+            .iter()
+            .find(|(f, _)| *f == dfd)?;
+        let abs = absolute(&rel, Some(dir));
+        let mut out = ev.clone();
+        match &mut out.payload {
+            Payload::Open { dfd, path, .. } | Payload::Unlink { dfd, path, .. } => {
+                *dfd = libc::AT_FDCWD;
+                *path = crate::event::RawStr::from(abs.as_str());
+            }
+            _ => return None,
+        }
+        Some(out)
     }
 
     pub fn get(&self, pid: u32) -> Option<&Process> {
@@ -351,6 +390,18 @@ impl ProcessTable {
                 if let Some(p) = self.live.get_mut(&ev.pid) {
                     p.uid = ruid.unwrap_or(ev.uid);
                     p.euid = euid.unwrap_or(ev.euid);
+                }
+            }
+            Payload::Open { path, .. } if ev.ret >= 0 => {
+                if let Some(p) = self.live.get_mut(&ev.pid)
+                    && let Ok(fd) = i32::try_from(ev.ret)
+                {
+                    let abs = absolute(&path.lossy(), p.cwd.as_deref());
+                    p.dir_fds.retain(|(f, _)| *f != fd);
+                    if p.dir_fds.len() >= DIR_FDS {
+                        p.dir_fds.remove(0);
+                    }
+                    p.dir_fds.push((fd, abs));
                 }
             }
             Payload::MemfdCreate { name, .. } if ev.ok() => {

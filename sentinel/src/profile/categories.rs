@@ -428,6 +428,39 @@ pub fn entry_match(entry: &str, name: &str, args: &[String]) -> bool {
 }
 
 impl Categories {
+    /// The discovery entries one command counts as (`discovery_burst`): one "read PATH"
+    /// for every absolute operand that names a file describing the host (`recon_files`),
+    /// whatever program reads it (`cat`, `head`, `awk -F:`, `grep`, a renamed copy: the act
+    /// is reading the file); otherwise the `discovery` list entry the command matches, or
+    /// else the `recon` entry (every command that explores a discovery area is one:
+    /// `lsblk`, `dpkg -l`, `systemctl list-timers`).
+    pub fn discovery_entries(&self, name: &str, args: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for a in args {
+            if a.starts_with('/') && !self.recon_file_areas(a).is_empty() {
+                let e = format!("read {}", a.trim_end_matches('/'));
+                if !out.contains(&e) {
+                    out.push(e);
+                }
+            }
+        }
+        if !out.is_empty() {
+            return out;
+        }
+        if let Some(d) = discovery_match(&self.lists.discovery, name, args) {
+            out.push(d.to_string());
+        } else if let Some(e) = self
+            .lists
+            .recon
+            .iter()
+            .filter_map(|e| e.split_once(':').map(|(_, x)| x.trim()))
+            .find(|x| entry_match(x, name, args))
+        {
+            out.push(e.to_string());
+        }
+        out
+    }
+
     /// The discovery areas whose `recon_files` patterns match `path` ("*" within a component,
     /// "**" across). The patterns' fixed prefixes are checked first: most opens match none.
     pub fn recon_file_areas(&self, path: &str) -> Vec<String> {

@@ -4,7 +4,6 @@
 # behaviour: archives another user's home directory into a hidden file in /var/tmp
 # as: root
 # expect: mass_read, staging
-# known-miss: tar -C opens the files relative to a directory fd; the engine resolves them against the process's cwd (/root), so mass_read counts the wrong paths (owner root) and fires only sometimes (flaky, 2 of 4 runs)
 set -u
 f=/var/tmp/.cache-$SNTL_ID.tgz
 trap 'rm -f "$f"' EXIT

@@ -4,7 +4,6 @@
 # behaviour: surveys scheduled jobs, services and unit files for something to hijack
 # as: user
 # expect: discovery_burst, recon_breadth
-# known-miss: only one command of the discovery list (systemctl list-units); discovery_burst needs 4 distinct ones and recon_breadth does not exist yet
 set -u
 cat /etc/crontab 2>/dev/null
 ls -la /etc/cron.d /etc/cron.daily /var/spool/cron 2>&1

@@ -4,7 +4,6 @@
 # behaviour: one Python process profiles the host without running a single discovery command: users, groups, interfaces, kernel, mounts, processes
 # as: user
 # expect: recon_breadth
-# known-miss: one Python process, no discovery command; recon_breadth does not exist yet
 set -u
 python3 - <<'PY'
 import os, pwd, grp, socket, platform

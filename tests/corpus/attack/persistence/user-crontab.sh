@@ -4,7 +4,6 @@
 # behaviour: a user installs a crontab entry with the crontab command (a reboot-time job), then the scenario removes it
 # as: user
 # expect: persistence
-# known-miss: the crontab tool's write into /var/spool/cron/crontabs is reported in some runs only (flaky, 1 of 3 runs)
 set -u
 trap 'crontab -r 2>/dev/null' EXIT
 ( crontab -l 2>/dev/null; echo "@reboot $HOME/.cache/.u >/dev/null 2>&1" ) | crontab -
