@@ -177,13 +177,33 @@ fn status_summary(line: &str) -> String {
         return line.to_string();
     };
     let n = |k: &str| v[k].as_array().map_or(0, Vec::len);
+    // Failed hooks grouped by reason (one refused program fails many hooks).
+    let mut failed: Vec<(String, Vec<String>)> = Vec::new();
+    for f in v["failed"].as_array().into_iter().flatten() {
+        let hook = f[0].as_str().unwrap_or_default().to_string();
+        let why: String = f[1]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
+        match failed.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, hooks)) => hooks.push(hook),
+            None => failed.push((why, vec![hook])),
+        }
+    }
+    let failed: Vec<String> = failed
+        .iter()
+        .map(|(why, hooks)| format!("\n    {} hooks ({} ...): {why}", hooks.len(), hooks[0]))
+        .collect();
     format!(
-        "{} hooks attached, failed {}, unavailable {}, missing_fields {}, syscall_args {}",
+        "{} hooks attached, unavailable {}, missing_fields {}, syscall_args {}, failed {}{}",
         n("attached"),
-        v["failed"],
         v.get("unavailable").unwrap_or(&serde_json::Value::Null),
         v.get("missing_fields").unwrap_or(&serde_json::Value::Null),
-        v["syscall_args"]
+        v["syscall_args"],
+        n("failed"),
+        failed.concat()
     )
 }
 
@@ -392,5 +412,20 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_summary;
+
+    #[test]
+    fn failed_hooks_are_grouped_by_reason() {
+        let line = r#"{"type":"status","attached":["a","b"],"failed":[["syscalls/x","too large"],["syscalls/y","denied"],["syscalls/z","denied"]],"missing_fields":[],"syscall_args":"stash"}"#;
+        let s = status_summary(line);
+        assert!(s.starts_with("2 hooks attached"), "{s}");
+        assert!(s.contains("failed 3"), "{s}");
+        assert!(s.contains("1 hooks (syscalls/x ...): too large"), "{s}");
+        assert!(s.contains("2 hooks (syscalls/y ...): denied"), "{s}");
     }
 }
