@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
     programs::{RawTracePoint, TracePoint},
 };
 use sentinel_common::{
@@ -221,6 +221,8 @@ fn attach_all(
 ) -> Result<(), CollectError> {
     let wants = |k: Kind| opts.kinds.contains(&k);
     if wants(Kind::Exec) {
+        // Before the entries that tail-call it.
+        exec_env_tail(ebpf, report)?;
         attach_tp(ebpf, "proc_enter_execve", &["sys_enter_execve"], report)?;
         attach_tp(ebpf, "proc_enter_execveat", &["sys_enter_execveat"], report)?;
         attach_tp(
@@ -300,6 +302,27 @@ fn attach_tp(
         return Ok(());
     }
     attach_loaded(ebpf, prog, tps, report)
+}
+
+/// Loads the exec environment program into the exec entries' tail-call slot. Refused, it is
+/// reported as a failed hook `tail/proc_exec_env`, and exec records come without the
+/// environment.
+fn exec_env_tail(ebpf: &mut Ebpf, report: &mut AttachReport) -> Result<(), CollectError> {
+    const PROG: &str = "proc_exec_env";
+    if let Err(e) = load_tp(ebpf, PROG) {
+        report
+            .failed
+            .push((format!("tail/{PROG}"), refusal(PROG, &e)));
+        return Ok(());
+    }
+    let fd = tracepoint(ebpf, PROG)?
+        .fd()
+        .map_err(|e| CollectError::Program(PROG, Box::new(e)))?
+        .try_clone()
+        .map_err(|e| CollectError::Program(PROG, Box::new(e.into())))?;
+    let mut tail: ProgramArray<_> = map_mut(ebpf, names::EXEC_TAIL)?;
+    tail.set(0, &fd, 0)
+        .map_err(|e| CollectError::Map(names::EXEC_TAIL, e))
 }
 
 /// Why the kernel refused `prog`, short enough for the status record: the error and the last

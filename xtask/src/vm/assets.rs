@@ -247,16 +247,33 @@ fn unpack(debs: &[PathBuf], dir: &Path) -> anyhow::Result<()> {
     std::fs::rename(&tmp, dir).with_context(|| format!("renaming to {}", dir.display()))
 }
 
-/// Kernel modules the guest needs for the shared root (virtio PCI and 9p), with their
-/// dependencies first, read from each module's `depends=` field.
-pub fn modules_for_9p(k: &Kernel) -> anyhow::Result<Vec<PathBuf>> {
+/// Kernel modules the guest needs, with their dependencies first (read from each module's
+/// `depends=` field): virtio PCI and 9p for the shared root; a RAM disk, crc32c and ext4 for
+/// /tmp (6.1's tmpfs has no user.* extended attributes, which the xattr probe test sets).
+pub fn guest_modules(k: &Kernel) -> anyhow::Result<Vec<PathBuf>> {
     let mut by_name = std::collections::HashMap::new();
     index_modules(&k.modules, &mut by_name)?;
     let mut order = Vec::new();
-    for m in ["virtio_pci", "9pnet_virtio", "9p"] {
+    for m in [
+        "virtio_pci",
+        "9pnet_virtio",
+        "9p",
+        "brd",
+        "crc32c_generic",
+        "ext4",
+    ] {
         visit(m, &by_name, &mut order, 0)?;
     }
     Ok(order)
+}
+
+/// insmod parameters by module file name.
+fn module_params(file: &str) -> &'static str {
+    match file {
+        // One RAM disk of 512 MiB (allocated as written) for the guest's /tmp.
+        "brd.ko" => "rd_nr=1 rd_size=524288",
+        _ => "",
+    }
 }
 
 fn index_modules(
@@ -303,7 +320,7 @@ fn visit(
 }
 
 /// Writes an uncompressed newc initramfs: /init, /bin/busybox and /modules/*.ko (in load
-/// order, listed in /modules/order).
+/// order, listed in /modules/order with their parameters).
 pub fn initramfs(
     out: &Path,
     busybox: &Path,
@@ -337,6 +354,8 @@ pub fn initramfs(
         let data = std::fs::read(m).with_context(|| format!("reading {}", m.display()))?;
         entries.push(file(&format!("modules/{name}"), 0o644, data));
         order.push_str(name);
+        order.push(' ');
+        order.push_str(module_params(name));
         order.push('\n');
     }
     entries.push(file("modules/order", 0o644, order.into_bytes()));

@@ -17,16 +17,22 @@ fail() {
 btf=no
 [ -r /sys/kernel/btf/vmlinux ] && btf=yes
 echo "$M booted $(uname -r) btf=$btf"
-while read -r m; do
-    insmod "/modules/$m" || fail "insmod $m"
+while read -r m params; do
+    # shellcheck disable=SC2086 # the parameters are words
+    insmod "/modules/$m" $params || fail "insmod $m"
 done < /modules/order
+# Loopback up: the tests connect to listeners on 127.0.0.1.
+ip link set lo up || fail "loopback"
 mkdir -p /host
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro hostroot /host ||
     fail "mounting the host root over 9p"
 mount -t proc proc /host/proc || fail "proc"
 mount -t sysfs sysfs /host/sys || fail "sysfs"
 mount -t devtmpfs devtmpfs /host/dev || fail "devtmpfs"
-mount -t tmpfs tmpfs /host/tmp || fail "tmpfs /tmp"
+# /tmp on ext4 in a RAM disk: 6.1's tmpfs has no user.* extended attributes (6.6 added them).
+chroot /host /usr/sbin/mkfs.ext4 -q -F /dev/ram0 || fail "mkfs.ext4 /dev/ram0"
+mount -t ext4 /dev/ram0 /host/tmp || fail "ext4 /tmp"
+chmod 1777 /host/tmp
 mount -t tmpfs tmpfs /host/run || fail "tmpfs /run"
 mount -t tmpfs tmpfs /host/var/tmp || fail "tmpfs /var/tmp"
 mount -t cgroup2 cgroup2 /host/sys/fs/cgroup || fail "cgroup2"

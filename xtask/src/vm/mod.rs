@@ -243,7 +243,7 @@ fn run_guest(
     let (accel, cpu) = accelerator();
     let qemu = assets::qemu(root)?;
     let busybox = assets::busybox(root)?;
-    let modules = assets::modules_for_9p(kernel)?;
+    let modules = assets::guest_modules(kernel)?;
     let mark = format!("@@sentinel-vm-{}-{}@@", std::process::id(), now_nanos());
     let script = include_str!("init.sh")
         .replace("@MARK@", &mark)
