@@ -111,20 +111,18 @@ for rel in ["README.md"] + ["docs/" + n for n in sorted(os.listdir(os.path.join(
 put("config_toml", "small.toml", 'host = "web-1"\nstore = "/var/lib/sentinel/store.db"\n')
 
 # proc_text: first byte selects the parser (see fuzz_targets/proc_text.rs).
-put("proc_text", "net-tcp.txt", b"\0" + b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-    b"   0: 0100007F:0CEA 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n"
-    b"   1: 00000000000000000000000001000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 999 1\n")
-put("proc_text", "addr.txt", b"\1" + b"0100007F:0CEA")
-put("proc_text", "proc-stat.txt", b"\2" + b"1234 (my (weird) proc) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 12345 1000000 200 18446744073709551615\n")
+put("proc_text", "proc-stat.txt", b"\0" + b"1234 (my (weird) proc) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 12345 1000000 200 18446744073709551615\n")
+put("proc_text", "status.txt", b"\1" + b"Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t42\nNgid:\t0\nPid:\t42\nPPid:\t1\nTracerPid:\t0\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nFDSize:\t256\nGroups:\t4 27\nThreads:\t1\n")
+put("proc_text", "meminfo.txt", b"\2" + b"MemTotal:       16303108 kB\nMemFree:         1209228 kB\nMemAvailable:    9123456 kB\n")
 put("proc_text", "uptime.txt", b"\3" + b"12345.67 23456.78\n")
 put("proc_text", "loadavg.txt", b"\4" + b"0.52 0.58 0.59 1/467 12345\n")
-put("proc_text", "meminfo.txt", b"\5" + b"MemTotal:       16303108 kB\nMemFree:         1209228 kB\nMemAvailable:    9123456 kB\n")
+put("proc_text", "io.txt", b"\5" + b"rchar: 323934931\nwchar: 323929600\nsyscr: 632687\nsyscw: 632675\nread_bytes: 0\nwrite_bytes: 323932160\ncancelled_write_bytes: 0\n")
 put("proc_text", "cgroup.txt", b"\6" + b"0::/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n")
 put("proc_text", "passwd.txt", b"\7" + read("tests/data/detect/passwd"))
 put("proc_text", "time.bin", b"\x08" + struct.pack("<q", 1_700_000_000_000))
 bench = "tests/data/bench/"
-put("proc_text", "bench-proc-stat.txt", b"\2" + read(bench + "proc-stat.txt"))
-put("proc_text", "bench-proc-status.txt", b"\5" + read(bench + "proc-status.txt"))
+put("proc_text", "bench-proc-stat.txt", b"\0" + read(bench + "proc-stat.txt"))
+put("proc_text", "bench-proc-status.txt", b"\1" + read(bench + "proc-status.txt"))
 
 # redact: the redaction corpus and policy commands, line by line and whole.
 corpus = read("tests/data/explain/redaction_corpus.txt")

@@ -28,7 +28,7 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub kinds: Vec<String>,
     /// Stop after this long (e.g. 30s, 5m, 1h); default: until Ctrl-C or SIGTERM.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = crate::timefmt::parse_duration)]
     pub duration: Option<Duration>,
     /// Show raw events in the feed too (always on with --no-detect).
     #[arg(long)]
@@ -61,34 +61,6 @@ pub struct RunArgs {
     /// Ignore open events under this path prefix (repeatable; adds to the config's list).
     #[arg(long = "ignore-prefix", value_name = "PREFIX")]
     pub ignore_prefixes: Vec<String>,
-}
-
-/// Parses `500ms`, `30s`, `5m`, `1h`, `2d`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (try 30s, 5m, 1h)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86_400.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit {unit:?} in {s:?} (use ms, s, m, h, d)"
-            ));
-        }
-    };
-    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
-        return Err(format!("duration {s:?} out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
@@ -183,7 +155,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
             engine,
             events,
             pipeline::Inputs {
-                audit: audit_facts,
+                side: audit_facts,
                 losses: Some(Box::new(losses)),
             },
             feed_tx,
@@ -457,23 +429,5 @@ fn print_summary(
             "sentinel: syscall exits without a seen entry: {}",
             s.unpaired
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 }

@@ -24,7 +24,7 @@ pub struct Cli {
 
     /// C-Sentinel's flags, used when no subcommand is given (`sentinel --quick --network`).
     #[command(flatten)]
-    pub legacy: crate::snapshot::SnapshotArgs,
+    pub legacy: crate::snapshot_cmd::SnapshotArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,11 +36,11 @@ pub enum Command {
     /// Inspect and manage learned baselines.
     Baseline(crate::learn::BaselineArgs),
     /// Print a readable host summary (same as `sentinel --quick`).
-    Quick(crate::snapshot::SnapshotArgs),
+    Quick(crate::snapshot_cmd::SnapshotArgs),
     /// Re-check the host every --interval seconds, printing only changes (`sentinel --watch`).
-    Watch(crate::snapshot::SnapshotArgs),
+    Watch(crate::snapshot_cmd::SnapshotArgs),
     /// Take one host fingerprint (JSON by default; same flags as `sentinel --quick`).
-    Snapshot(crate::snapshot::SnapshotArgs),
+    Snapshot(crate::snapshot_cmd::SnapshotArgs),
     /// Serve the web dashboard and ingest API for agents.
     Serve(crate::server::cli::ServeArgs),
     /// Manage dashboard users (the first admin is created here).
@@ -96,16 +96,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Feedback(args)) => crate::feedback_cmd::run(config, args),
         Some(Command::Baseline(args)) => crate::learn::baseline(config, args).await,
         Some(Command::Quick(args)) => {
-            crate::snapshot::run(config, args, crate::snapshot::cli::Mode::Quick).await
+            crate::snapshot_cmd::run(config, args, crate::snapshot_cmd::Mode::Quick).await
         }
         Some(Command::Watch(args)) => {
-            crate::snapshot::run(config, args, crate::snapshot::cli::Mode::Watch).await
+            crate::snapshot_cmd::run(config, args, crate::snapshot_cmd::Mode::Watch).await
         }
         Some(Command::Snapshot(args)) => {
-            crate::snapshot::run(config, args, crate::snapshot::cli::Mode::Flags).await
+            crate::snapshot_cmd::run(config, args, crate::snapshot_cmd::Mode::Flags).await
         }
         None if cli.legacy.any() => {
-            crate::snapshot::run(config, cli.legacy, crate::snapshot::cli::Mode::Flags).await
+            crate::snapshot_cmd::run(config, cli.legacy, crate::snapshot_cmd::Mode::Flags).await
         }
         Some(Command::Serve(args)) => crate::server::cli::serve(config, args).await,
         Some(Command::User(args)) => crate::server::cli::user(config, args),

@@ -160,4 +160,36 @@ mod tests {
         .unwrap();
         assert!(Config::load(Some(&p)).is_ok());
     }
+
+    #[test]
+    fn snapshot_and_audit_sections_load_and_validate() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.toml");
+        std::fs::write(
+            &p,
+            "[snapshot]\nknown_ports = [22, 8443]\nconfig_files = [\"/etc/hosts\"]\n\
+             interval_secs = 300\n[audit]\nlog_path = \"/x/audit.log\"\nbrute_force_threshold = 4\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.snapshot.known_ports, vec![22, 8443]);
+        assert_eq!(c.snapshot.interval_secs, 300);
+        assert_eq!(
+            c.snapshot.high_fd_threshold, 100,
+            "unset keys keep defaults"
+        );
+        assert_eq!(c.audit.brute_force_threshold, 4);
+        assert_eq!(c.audit.window_secs, 3600);
+        for bad in [
+            "[snapshot]\ninterval_secs = 0\n",
+            "[snapshot]\nknown_ports = [0]\n",
+            "[snapshot]\nmemory_warn_percent = 99.0\nmemory_crit_percent = 98.0\n",
+            "[snapshot]\nbogus = 1\n",
+            "[audit]\nbrute_force_threshold = 1\n",
+            "[audit]\nwindow_secs = 0\n",
+        ] {
+            std::fs::write(&p, bad).unwrap();
+            assert!(Config::load(Some(&p)).is_err(), "{bad}");
+        }
+    }
 }

@@ -19,7 +19,7 @@ use crate::store::{self, Store};
 #[derive(Debug, clap::Args)]
 pub struct LearnArgs {
     /// Length of the learning period, e.g. 30m, 1h, 2d (live collection).
-    #[arg(long, value_parser = crate::agent::parse_duration)]
+    #[arg(long, value_parser = crate::timefmt::parse_duration)]
     pub duration: Option<std::time::Duration>,
     /// Learn from a recorded JSON-lines event stream instead of the kernel.
     #[arg(long, value_name = "EVENTS.JSONL")]

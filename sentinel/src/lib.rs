@@ -24,6 +24,7 @@ pub mod proc;
 pub mod profile;
 pub mod server;
 pub mod snapshot;
+pub mod snapshot_cmd;
 pub mod store;
 pub mod syscalls;
 pub mod timefmt;

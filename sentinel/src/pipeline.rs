@@ -11,49 +11,44 @@ use futures_util::FutureExt as _;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::audit::LiveFact;
 use crate::event::Event;
 use crate::model::Anomaly;
 
-/// What turns events into anomalies. The detection engine implements it; tests use fakes.
+/// A record from a side source (live audit records, for the agent) that the analysis stage
+/// holds until the kernel events of the same moment have been analysed.
+pub trait SideRecord: Send + 'static {
+    /// Wall-clock time of the record (ns).
+    fn time_ns(&self) -> i64;
+}
+
+/// The side record of analyzers that have no side source.
+pub enum NoSide {}
+
+impl SideRecord for NoSide {
+    fn time_ns(&self) -> i64 {
+        match *self {}
+    }
+}
+
+/// What turns events into anomalies. The detection engine implements it (in `detect`, with
+/// live audit records as its side records); tests use fakes.
 pub trait Analyzer: Send + 'static {
+    /// Records of the side source joined with the events (`Inputs::side`).
+    type Side: SideRecord;
     fn observe(&mut self, ev: &Event) -> Vec<Anomaly>;
     /// Called about once a second with the wall-clock time, for window roll-over.
     fn tick(&mut self, now_ns: i64) -> Vec<Anomaly>;
     /// Called once at the end: close the open window.
     fn finish(&mut self) -> Vec<Anomaly>;
-    /// A live audit record (`sentinel run --audit`), to be joined with the kernel events of
-    /// the same process. Analyzers without a process table ignore it.
-    fn observe_audit(&mut self, _fact: &LiveFact) -> Vec<Anomaly> {
+    /// A side record (a live audit record with `sentinel run --audit`), to be joined with the
+    /// kernel events of the same process.
+    fn observe_side(&mut self, _record: &Self::Side) -> Vec<Anomaly> {
         Vec::new()
     }
     /// Events lost before analysis (kernel or channel) since the last call; called about
     /// once a second while losses grow.
     fn blind(&mut self, _lost: u64, _now_ns: i64) -> Vec<Anomaly> {
         Vec::new()
-    }
-}
-
-/// The engine is the pipeline's analysis stage (`pipeline::spawn_analysis`).
-impl Analyzer for crate::detect::Engine {
-    fn observe(&mut self, ev: &Event) -> Vec<Anomaly> {
-        crate::detect::Engine::observe(self, ev)
-    }
-
-    fn tick(&mut self, now_ns: i64) -> Vec<Anomaly> {
-        crate::detect::Engine::tick(self, now_ns)
-    }
-
-    fn finish(&mut self) -> Vec<Anomaly> {
-        crate::detect::Engine::finish(self)
-    }
-
-    fn blind(&mut self, lost: u64, now_ns: i64) -> Vec<Anomaly> {
-        crate::detect::Engine::blind(self, lost, now_ns)
-    }
-
-    fn observe_audit(&mut self, fact: &LiveFact) -> Vec<Anomaly> {
-        crate::detect::Engine::observe_audit(self, fact)
     }
 }
 
@@ -65,6 +60,7 @@ pub type LossGauge = Box<dyn Fn() -> u64 + Send>;
 pub struct Passthrough;
 
 impl Analyzer for Passthrough {
+    type Side = NoSide;
     fn observe(&mut self, _: &Event) -> Vec<Anomaly> {
         Vec::new()
     }
@@ -113,26 +109,26 @@ fn now_ns() -> i64 {
     crate::store::now_ns()
 }
 
-/// Holds live audit records until the kernel events of the same moment have been analysed.
-/// Audit records reach us through auditd's log or the kernel's multicast socket, often before
+/// Holds side records until the kernel events of the same moment have been analysed.
+/// Live audit records reach us through auditd's log or the kernel's multicast socket, often before
 /// the ring buffer's exec and fork events of the process they name; joined at once, they would
 /// find no process chain. A record is released when the events seen have passed its time, or
 /// after `max_hold` when the event stream is quiet or far behind. Audit stamps come from the
 /// kernel's coarse clock (up to a tick behind) cut to whole milliseconds: hence the margin.
-struct AuditHold {
-    held: std::collections::VecDeque<(Instant, LiveFact)>,
+struct SideHold<S> {
+    held: std::collections::VecDeque<(Instant, S)>,
     /// Latest event time analysed (wall-clock ns).
     watermark: i64,
     max_hold: Duration,
 }
 
-impl AuditHold {
+impl<S: SideRecord> SideHold<S> {
     const MARGIN_NS: i64 = 20_000_000;
     /// Beyond this many held records the oldest are joined at once (memory bound).
     const CAP: usize = 4096;
 
-    fn new(max_hold: Duration) -> AuditHold {
-        AuditHold {
+    fn new(max_hold: Duration) -> SideHold<S> {
+        SideHold {
             held: std::collections::VecDeque::new(),
             watermark: i64::MIN,
             max_hold,
@@ -143,16 +139,16 @@ impl AuditHold {
         self.watermark = self.watermark.max(time_ns);
     }
 
-    fn hold(&mut self, fact: LiveFact, now: Instant) {
+    fn hold(&mut self, fact: S, now: Instant) {
         self.held.push_back((now, fact));
     }
 
     /// Records ready to join, oldest first.
-    fn ready(&mut self, now: Instant) -> Vec<LiveFact> {
+    fn ready(&mut self, now: Instant) -> Vec<S> {
         let mut out = Vec::new();
         while let Some((at, fact)) = self.held.front() {
             let due = self.held.len() > Self::CAP
-                || fact.time_ns.saturating_add(Self::MARGIN_NS) <= self.watermark
+                || fact.time_ns().saturating_add(Self::MARGIN_NS) <= self.watermark
                 || now.duration_since(*at) >= self.max_hold;
             if !due {
                 break;
@@ -164,20 +160,28 @@ impl AuditHold {
         out
     }
 
-    fn drain(&mut self) -> Vec<LiveFact> {
+    fn drain(&mut self) -> Vec<S> {
         self.held.drain(..).map(|(_, f)| f).collect()
     }
 }
 
-/// Events analysed between two looks at the clock, the audit records and the tick.
+/// Events analysed between two looks at the clock, the side records and the tick.
 const BATCH: usize = 256;
 
-/// What the analysis stage reads besides events: live audit records, and the collector's
-/// loss total (for blind spots).
-#[derive(Default)]
-pub struct Inputs {
-    pub audit: Option<mpsc::Receiver<LiveFact>>,
+/// What the analysis stage reads besides events: side records (live audit), and the
+/// collector's loss total (for blind spots).
+pub struct Inputs<S> {
+    pub side: Option<mpsc::Receiver<S>>,
     pub losses: Option<LossGauge>,
+}
+
+impl<S> Default for Inputs<S> {
+    fn default() -> Self {
+        Inputs {
+            side: None,
+            losses: None,
+        }
+    }
 }
 
 /// Runs `analyzer` on its own thread over `events` until the channel closes. Events go on to
@@ -186,12 +190,15 @@ pub struct Inputs {
 pub fn spawn_analysis<A: Analyzer>(
     mut analyzer: A,
     mut events: mpsc::Receiver<Event>,
-    inputs: Inputs,
+    inputs: Inputs<A::Side>,
     feed: mpsc::Sender<FeedItem>,
     forward_events: bool,
     stats: Arc<PipelineStats>,
 ) -> std::thread::JoinHandle<A> {
-    let Inputs { mut audit, losses } = inputs;
+    let Inputs {
+        side: mut audit,
+        losses,
+    } = inputs;
     std::thread::Builder::new()
         .name("sentinel-analyze".into())
         .spawn(move || {
@@ -204,10 +211,10 @@ pub fn spawn_analysis<A: Analyzer>(
             };
             let mut last_tick = Instant::now();
             let mut lost_seen = 0u64;
-            let mut held = AuditHold::new(Duration::from_millis(500));
+            let mut held = SideHold::new(Duration::from_millis(500));
             let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
             loop {
-                // A batch of events between looks at the clock and the audit channel, taken
+                // A batch of events between looks at the clock and the side channel, taken
                 // in one go: per event, those and the channel's bookkeeping cost more than the
                 // channel itself. Polled once, never awaited: this thread also has to tick.
                 let (n, closed) = match events.recv_many(&mut batch, BATCH).now_or_never() {
@@ -236,7 +243,7 @@ pub fn spawn_analysis<A: Analyzer>(
                         held.hold(fact, Instant::now());
                     }
                     for fact in held.ready(Instant::now()) {
-                        send_anomalies(analyzer.observe_audit(&fact), &stats);
+                        send_anomalies(analyzer.observe_side(&fact), &stats);
                     }
                 }
                 if last_tick.elapsed() >= Duration::from_secs(1) {
@@ -251,14 +258,14 @@ pub fn spawn_analysis<A: Analyzer>(
                     }
                 }
             }
-            // The events are all in: whatever audit holds can join now.
+            // The events are all in: whatever the side source holds can join now.
             if let Some(rx) = audit.as_mut() {
                 while let Ok(fact) = rx.try_recv() {
                     held.hold(fact, Instant::now());
                 }
             }
             for fact in held.drain() {
-                send_anomalies(analyzer.observe_audit(&fact), &stats);
+                send_anomalies(analyzer.observe_side(&fact), &stats);
             }
             send_anomalies(analyzer.finish(), &stats);
             analyzer
@@ -299,6 +306,7 @@ mod tests {
     }
 
     impl Analyzer for EveryThird {
+        type Side = NoSide;
         fn observe(&mut self, ev: &Event) -> Vec<Anomaly> {
             self.0 += 1;
             if ev.id.is_multiple_of(3) {
@@ -366,36 +374,30 @@ mod tests {
         );
     }
 
-    fn fact(time_ns: i64) -> LiveFact {
-        LiveFact {
-            pid: Some(1),
-            ppid: None,
-            uid: Some(0),
-            auid: None,
-            session: None,
-            time_ns,
-            kind: "other",
-            factor: None,
-            evidence: crate::model::Evidence {
-                id: format!("audit:{time_ns}"),
-                time_ns,
-                summary: String::new(),
-                detail: serde_json::Value::Null,
-            },
+    /// A side record that is only a time.
+    struct Stamp(i64);
+
+    impl SideRecord for Stamp {
+        fn time_ns(&self) -> i64 {
+            self.0
         }
     }
 
+    fn fact(time_ns: i64) -> Stamp {
+        Stamp(time_ns)
+    }
+
     #[test]
-    fn audit_records_wait_for_the_events_of_their_time_or_the_hold_limit() {
+    fn side_records_wait_for_the_events_of_their_time_or_the_hold_limit() {
         let t0 = Instant::now();
-        let mut h = AuditHold::new(Duration::from_millis(500));
+        let mut h = SideHold::new(Duration::from_millis(500));
         h.hold(fact(1_000_000_000), t0);
         h.hold(fact(2_000_000_000), t0);
         assert!(h.ready(t0).is_empty(), "no events seen yet");
         h.saw_event(1_015_000_000);
         assert!(h.ready(t0).is_empty(), "within the margin");
         h.saw_event(1_020_000_000);
-        let got: Vec<i64> = h.ready(t0).iter().map(|f| f.time_ns).collect();
+        let got: Vec<i64> = h.ready(t0).iter().map(|f| f.0).collect();
         assert_eq!(got, [1_000_000_000]);
         // A quiet event stream: the hold limit releases the rest.
         assert!(h.ready(t0 + Duration::from_millis(499)).is_empty());
@@ -404,10 +406,10 @@ mod tests {
     }
 
     #[test]
-    fn held_audit_records_are_bounded_and_drained_at_the_end() {
+    fn held_side_records_are_bounded_and_drained_at_the_end() {
         let t0 = Instant::now();
-        let mut h = AuditHold::new(Duration::from_secs(60));
-        for i in 0..AuditHold::CAP as i64 + 3 {
+        let mut h = SideHold::new(Duration::from_secs(60));
+        for i in 0..SideHold::<Stamp>::CAP as i64 + 3 {
             h.hold(fact(i), t0);
         }
         assert_eq!(
@@ -415,6 +417,6 @@ mod tests {
             3,
             "the oldest beyond the cap join at once"
         );
-        assert_eq!(h.drain().len(), AuditHold::CAP);
+        assert_eq!(h.drain().len(), SideHold::<Stamp>::CAP);
     }
 }

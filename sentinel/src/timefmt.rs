@@ -1,5 +1,6 @@
 //! Time as people read it, in one place (a leaf every room may use), on the `jiff` crate:
-//! UTC stamps for records and logs, the local hour and clock for findings about habits.
+//! UTC stamps for records and logs, the local hour and clock for findings about habits, and
+//! the durations people type (`--for 5m`).
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -65,6 +66,33 @@ pub fn parse_http_date(s: &str) -> Option<std::time::SystemTime> {
     httpdate::parse_http_date(s).ok()
 }
 
+/// Parses a duration as people type it: `500ms`, `30s`, `5m`, `1h30m`, `2d`, `1w` (jiff's
+/// friendly format, days of 24 hours), or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let hint = "(try 30s, 5m, 1h)";
+    let d = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let secs: f64 = s
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?} {hint}"))?;
+        std::time::Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("duration {s:?} out of range"))?
+    } else {
+        let span: jiff::Span = s
+            .parse()
+            .map_err(|e| format!("invalid duration {s:?} {hint}: {e}"))?;
+        let signed = span
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .map_err(|e| format!("invalid duration {s:?} (units up to weeks): {e}"))?;
+        std::time::Duration::try_from(signed)
+            .map_err(|_| format!("duration {s:?} must be positive"))?
+    };
+    if d.is_zero() || d.as_secs() > 1_000_000_000 {
+        return Err(format!("duration {s:?} out of range"));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +127,29 @@ mod tests {
         assert!(
             rfc3339_ms(i64::MAX).starts_with("2262-") || rfc3339_ms(i64::MAX).starts_with("9999-")
         );
+    }
+
+    #[test]
+    fn durations_parse() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        for bad in [
+            "",
+            "5 parsecs",
+            "0s",
+            "0",
+            "-1s",
+            "1y",
+            "1e99",
+            "99999999999",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

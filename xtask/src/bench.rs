@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: Sentinel's overhead and capacity measured side by side with auditd and
 //! bpftrace on the same bounded workloads, written to docs/benchmarks.md.
 
+mod audit;
 mod observe;
 mod report;
 
@@ -8,11 +9,12 @@ use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
 use crate::setup;
+use audit::AuditGuard;
 use observe::{Ctx, Observed, Observer, Session, Target};
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +44,10 @@ pub struct BenchArgs {
     /// Keep the observers' raw outputs (in the temporary directory it prints) for inspection.
     #[arg(long)]
     keep: bool,
+    /// Remove the audit rules other tools left loaded for the run (they slow every syscall and
+    /// flatter every ratio) and restore them after, on every exit path.
+    #[arg(long)]
+    clear_audit_rules: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -264,14 +270,14 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
         std::fs::write(long_path(&work, i), "bench\n")?;
     }
     let bpf_stats = std::fs::read_to_string(observe::BPF_STATS).ok();
-    let audit = AuditGuard::start(&work)?;
+    let audit = AuditGuard::start(&work, args.clear_audit_rules)?;
     let ctx = Ctx {
         sentinel: root.join("target/release/sentinel"),
         work: work.clone(),
         audit_log: audit.log.clone(),
     };
     let workload_bin = root.join("target/release/sentinel-workload");
-    let env = environment(&args, rounds);
+    let env = format!("{}\n\n{}", environment(&args, rounds), audit.description);
     let started = Instant::now();
 
     let result = (|| -> anyhow::Result<(Vec<Run>, Vec<Step>, Option<Procs>)> {
@@ -596,103 +602,6 @@ fn install_observers() -> anyhow::Result<()> {
         setup::apt_install(&missing)?;
     }
     Ok(())
-}
-
-/// auditd for the bench: the running daemon, or one started with a private log (stopped
-/// again at the end); the backlog limit raised as production configurations do, and restored.
-struct AuditGuard {
-    log: PathBuf,
-    own: Option<Child>,
-    backlog_limit: u64,
-}
-
-impl AuditGuard {
-    fn start(work: &Path) -> anyhow::Result<AuditGuard> {
-        let st = observe::audit_status()?;
-        let (log, own) = if st.pid != 0 {
-            let conf = std::fs::read_to_string("/etc/audit/auditd.conf").unwrap_or_default();
-            let log = conf_value(&conf, "log_file").unwrap_or("/var/log/audit/audit.log");
-            (PathBuf::from(log), None)
-        } else {
-            let dir = work.join("audit");
-            std::fs::create_dir_all(&dir)?;
-            let log = dir.join("audit.log");
-            let base = std::fs::read_to_string("/etc/audit/auditd.conf").unwrap_or_default();
-            std::fs::write(dir.join("auditd.conf"), private_conf(&base, &log))?;
-            let child = Command::new("auditd")
-                .args(["-n", "-c"])
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(work.join("auditd.err"))?)
-                .spawn()
-                .context("starting auditd")?;
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while observe::audit_status()?.pid == 0 {
-                if Instant::now() > deadline {
-                    let err = std::fs::read_to_string(work.join("auditd.err")).unwrap_or_default();
-                    bail!("auditd did not start: {}", err.trim());
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            (log, Some(child))
-        };
-        setup::run(
-            Command::new("auditctl")
-                .args(["-b", "8192"])
-                .stdout(Stdio::null()),
-        )?;
-        Ok(AuditGuard {
-            log,
-            own,
-            backlog_limit: st.backlog_limit,
-        })
-    }
-
-    /// Removes the bench rule if a failed run left it, restores the backlog limit and stops
-    /// the daemon if the bench started it.
-    fn stop(self) -> anyhow::Result<()> {
-        let _ = observe::auditctl(&["-d"]);
-        let limit = self.backlog_limit.to_string();
-        setup::run(
-            Command::new("auditctl")
-                .args(["-b", &limit])
-                .stdout(Stdio::null()),
-        )?;
-        if let Some(mut c) = self.own {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            c.wait()?;
-        }
-        Ok(())
-    }
-}
-
-fn conf_value<'a>(conf: &'a str, key: &str) -> Option<&'a str> {
-    conf.lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim())
-}
-
-/// The system auditd.conf with the log moved to `log` and never rotated (the bench counts
-/// records in it).
-fn private_conf(base: &str, log: &Path) -> String {
-    let overrides = [
-        ("log_file", log.display().to_string()),
-        ("max_log_file_action", "IGNORE".to_string()),
-        ("space_left_action", "IGNORE".to_string()),
-        ("admin_space_left_action", "IGNORE".to_string()),
-        ("disk_full_action", "IGNORE".to_string()),
-    ];
-    let mut out: Vec<String> = base
-        .lines()
-        .filter(|l| {
-            l.split_once('=')
-                .is_none_or(|(k, _)| !overrides.iter().any(|(o, _)| *o == k.trim()))
-        })
-        .map(str::to_string)
-        .collect();
-    out.extend(overrides.iter().map(|(k, v)| format!("{k} = {v}")));
-    out.join("\n") + "\n"
 }
 
 /// Machine, kernel, tools and the commands, for the top of the generated section.

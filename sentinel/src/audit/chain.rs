@@ -5,33 +5,12 @@ use crate::model::ChainLink;
 
 const MAX_DEPTH: usize = 16;
 
-/// Parses the fields of /proc/<pid>/stat that follow the `(comm)`; comm may hold spaces and
-/// parentheses, so the split is at the last ')'.
-pub fn parse_stat(text: &str) -> Option<(String, Vec<&str>)> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    if close < open {
-        return None;
-    }
-    let comm = text[open + 1..close].to_string();
-    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
-    Some((comm, rest))
-}
-
-/// (ppid, comm, uid) of a live process.
+/// (ppid, comm, uid) of a live process, from its stat and status files (the `procfs` crate).
 fn proc_info(pid: u32) -> Option<(u32, String, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (comm, rest) = parse_stat(&stat)?;
-    // rest[0] is the state, rest[1] the ppid.
-    let ppid = rest.get(1)?.parse().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u32::MAX);
-    Some((ppid, comm, uid))
+    let p = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+    let stat = p.stat().ok()?;
+    let uid = p.status().map(|s| s.ruid).unwrap_or(u32::MAX);
+    Some((u32::try_from(stat.ppid).unwrap_or(0), stat.comm, uid))
 }
 
 fn exe_of(pid: u32, comm: &str) -> String {
@@ -174,11 +153,11 @@ mod tests {
     }
 
     #[test]
-    fn stat_with_parens_in_comm() {
-        let (comm, rest) = parse_stat("42 (a (b) c) S 1 42 42 0").unwrap();
-        assert_eq!(comm, "a (b) c");
-        assert_eq!(rest[0], "S");
-        assert_eq!(rest[1], "1");
-        assert!(parse_stat("garbage").is_none());
+    fn live_chain_of_this_process_ends_with_it_and_starts_at_init() {
+        let me = std::process::id();
+        let chain = live_chain(me);
+        assert_eq!(chain.last().map(|l| l.pid), Some(me));
+        assert!(chain.len() >= 2, "{chain:?}");
+        assert!(chain.iter().all(|l| l.uid != u32::MAX), "{chain:?}");
     }
 }

@@ -151,20 +151,12 @@ pub fn read_lines<R: BufRead>(
 
 /// Whether an `auditd` process is alive (by exact comm, so the kernel's kauditd does not count).
 pub fn auditd_running() -> bool {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
+    let Ok(all) = procfs::process::all_processes() else {
         return false;
     };
-    rd.flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .any(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            super::chain::parse_stat(&stat)
-                .is_some_and(|(comm, rest)| comm == "auditd" && rest.first() != Some(&"Z"))
-        })
+    all.flatten()
+        .filter_map(|p| p.stat().ok())
+        .any(|st| st.comm == "auditd" && st.state != 'Z')
 }
 
 #[cfg(test)]

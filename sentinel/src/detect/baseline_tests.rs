@@ -7,7 +7,6 @@ use super::precision_tests::{
     ALICE, DAY, Proc, Script, T0, config, dev_day, engine, factors, learned, run,
 };
 use super::replay::replay;
-use crate::config::Config;
 use crate::store::Store;
 
 #[test]
@@ -229,21 +228,14 @@ fn exceptions_drop_matching_factors_and_count_them() {
 
 #[test]
 fn bad_exceptions_are_clear_errors_at_load() {
-    let parse = |text: &str| -> Result<Config, String> {
-        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-        c.validate().map_err(|e| e.to_string())?;
-        Ok(c)
-    };
+    let parse = super::testing::parse_detect;
     let ok = parse(
         "[[detect.exceptions]]\ndetection = \"mass_read\"\nprincipal = \"backup\"\nlineage = \"cron>*>tar\"\n\
          [[detect.exceptions]]\ndetection = \"discovery_burst\"\nprincipal = 1000\n",
     )
     .expect("valid exceptions");
-    assert_eq!(ok.detect.exceptions.len(), 2);
-    assert_eq!(
-        ok.detect.exceptions[1].principal,
-        Some(PrincipalRef::Uid(1000))
-    );
+    assert_eq!(ok.exceptions.len(), 2);
+    assert_eq!(ok.exceptions[1].principal, Some(PrincipalRef::Uid(1000)));
     let cases = [
         (
             "detection = \"mass_reed\"\nprincipal = 1",

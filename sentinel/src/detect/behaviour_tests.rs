@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::engine::{Engine, EngineOptions};
-use crate::config::Config;
+use super::testing::TestConfig;
 use crate::event::{Event, Payload, RawStr};
 use crate::model::{Anomaly, Level};
 use crate::proc::users::UserDb;
@@ -37,10 +37,7 @@ impl Sim {
     }
 
     pub(super) fn with_store(store: Store, learn_all: bool) -> Sim {
-        let cfg = Config {
-            host: Some("t".into()),
-            ..Config::default()
-        };
+        let cfg = TestConfig::default();
         let e = Engine::with_options(
             &cfg.detect,
             cfg.host_name(),

@@ -213,24 +213,15 @@ impl Default for Weights {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
-
-    fn parse(text: &str) -> Result<Config, String> {
-        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-        c.validate().map_err(|e| e.to_string())?;
-        Ok(c)
-    }
+    use super::super::testing::parse_detect as parse;
 
     #[test]
     fn weights_and_thresholds_from_toml() {
         let c =
             parse("[detect]\nwindow_secs = 60\n[detect.weights]\nreverse_shell = 90\n").unwrap();
-        assert_eq!(c.detect.window_secs, 60);
-        assert_eq!(c.detect.weights.reverse_shell, 90);
-        assert_eq!(
-            c.detect.weights.ptrace, 40,
-            "unset weights keep their default"
-        );
+        assert_eq!(c.window_secs, 60);
+        assert_eq!(c.weights.reverse_shell, 90);
+        assert_eq!(c.weights.ptrace, 40, "unset weights keep their default");
     }
 
     #[test]

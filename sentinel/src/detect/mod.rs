@@ -2,6 +2,7 @@
 //! table and learned baselines) into explainable anomalies, and the `learn` and `baseline`
 //! commands that manage what was learned.
 
+mod analyzer;
 mod audit_join;
 mod behaviour;
 mod blind;

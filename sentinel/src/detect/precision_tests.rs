@@ -8,7 +8,7 @@ use std::path::Path;
 use super::engine::{Engine, EngineOptions};
 use super::model::{Anomaly, Factor, Level};
 use super::replay::replay;
-use crate::config::Config;
+use super::testing::TestConfig;
 use crate::event::Event;
 use crate::proc::users::UserDb;
 use crate::store::Store;
@@ -151,7 +151,7 @@ impl Script {
     }
 }
 
-pub(super) fn engine(cfg: &Config, store: Store, learn_all: bool) -> Engine {
+pub(super) fn engine(cfg: &TestConfig, store: Store, learn_all: bool) -> Engine {
     Engine::with_options(
         &cfg.detect,
         cfg.host_name(),
@@ -165,11 +165,8 @@ pub(super) fn engine(cfg: &Config, store: Store, learn_all: bool) -> Engine {
     .expect("engine")
 }
 
-pub(super) fn config() -> Config {
-    Config {
-        host: Some("testhost".into()),
-        ..Config::default()
-    }
+pub(super) fn config() -> TestConfig {
+    TestConfig::default()
 }
 
 /// A store with `script` learned and vouched for.

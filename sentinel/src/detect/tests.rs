@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::engine::{Engine, EngineOptions};
 use super::replay::{read_events, replay};
-use crate::config::Config;
+use super::testing::TestConfig;
 use crate::event::Event;
 use crate::model::{Anomaly, Level};
 use crate::proc::users::UserDb;
@@ -22,14 +22,11 @@ pub(super) fn events(name: &str) -> Vec<Event> {
     read_events(&data(&format!("{name}.jsonl"))).unwrap()
 }
 
-pub(super) fn config() -> Config {
-    Config {
-        host: Some("testhost".into()),
-        ..Config::default()
-    }
+pub(super) fn config() -> TestConfig {
+    TestConfig::default()
 }
 
-pub(super) fn engine_with(cfg: &Config, store: Store, learn_all: bool) -> Engine {
+pub(super) fn engine_with(cfg: &TestConfig, store: Store, learn_all: bool) -> Engine {
     Engine::with_options(
         &cfg.detect,
         cfg.host_name(),

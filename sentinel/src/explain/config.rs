@@ -86,7 +86,8 @@ pub struct LlmConfig {
     pub min_level: Level,
     /// Anomalies waiting for the explainer; more are dropped (counted), never blocking.
     pub queue: usize,
-    /// Provider calls (explanations) per rolling hour; beyond it the local explanation is used.
+    /// Provider calls (explanations) per hour: a burst of this many, refilled evenly over the
+    /// hour; beyond it the local explanation is used.
     pub calls_per_hour: u32,
     /// Explanations remembered by anomaly fingerprint.
     pub cache_size: usize,

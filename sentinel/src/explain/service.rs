@@ -3,11 +3,16 @@
 //! Submitting never blocks: a full queue drops the request and counts it. The worker only
 //! ever fills `Anomaly::explanation`; score and level pass through untouched.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use lru::LruCache;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -158,7 +163,7 @@ impl Explainer {
             engine,
             counters: counters.clone(),
             cache: Cache::new(cfg.cache_size),
-            budget: Budget::new(cfg.calls_per_hour, Duration::from_secs(3600)),
+            budget: Budget::per_hour(cfg.calls_per_hour),
         };
         tokio::spawn(worker.run(rx, out_tx));
         ExplainerHandle {
@@ -201,7 +206,7 @@ impl Worker {
             anomaly: a,
             baseline: None,
         };
-        if !self.budget.try_take(Instant::now()) {
+        if !self.budget.try_take() {
             inc(&c.budget_exhausted);
             inc(&c.local_fallbacks);
             let mut e = local::explain(&subject);
@@ -256,73 +261,46 @@ fn reuse((e, from): (Explanation, String), a: &Anomaly) -> Explanation {
 }
 
 /// Bounded map with least-recently-used eviction.
-struct Cache {
-    cap: usize,
-    map: HashMap<String, (Explanation, String)>,
-    order: VecDeque<String>,
-}
+struct Cache(LruCache<String, (Explanation, String)>);
 
 impl Cache {
     fn new(cap: usize) -> Cache {
-        Cache {
-            cap: cap.max(1),
-            map: HashMap::new(),
-            order: VecDeque::new(),
-        }
+        Cache(LruCache::new(
+            NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN),
+        ))
     }
 
     fn get(&mut self, k: &str) -> Option<(Explanation, String)> {
-        let v = self.map.get(k)?.clone();
-        self.order.retain(|x| x != k);
-        self.order.push_back(k.to_string());
-        Some(v)
+        self.0.get(k).cloned()
     }
 
     fn put(&mut self, k: String, v: (Explanation, String)) {
-        if self.map.insert(k.clone(), v).is_none() {
-            self.order.push_back(k);
-        }
-        while self.map.len() > self.cap {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.map.remove(&old);
-                }
-                None => break,
-            }
-        }
+        self.0.put(k, v);
     }
 }
 
-/// At most `limit` calls in any rolling `window`.
-struct Budget {
-    limit: u32,
-    window: Duration,
-    calls: VecDeque<Instant>,
-}
+/// At most `limit` calls an hour: a burst of `limit`, refilled evenly over the hour (GCRA, by
+/// the `governor` crate). A limit of 0 allows none.
+struct Budget<C: Clock = DefaultClock>(
+    Option<RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>>,
+);
 
 impl Budget {
-    fn new(limit: u32, window: Duration) -> Budget {
-        Budget {
-            limit,
-            window,
-            calls: VecDeque::new(),
-        }
+    fn per_hour(limit: u32) -> Budget {
+        Budget::with_clock(limit, DefaultClock::default())
+    }
+}
+
+impl<C: Clock> Budget<C> {
+    fn with_clock(limit: u32, clock: C) -> Budget<C> {
+        Budget(
+            NonZeroU32::new(limit)
+                .map(|n| RateLimiter::direct_with_clock(Quota::per_hour(n), clock)),
+        )
     }
 
-    fn try_take(&mut self, now: Instant) -> bool {
-        while self
-            .calls
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            self.calls.pop_front();
-        }
-        if (self.calls.len() as u32) < self.limit {
-            self.calls.push_back(now);
-            true
-        } else {
-            false
-        }
+    fn try_take(&self) -> bool {
+        self.0.as_ref().is_some_and(|l| l.check().is_ok())
     }
 }
 

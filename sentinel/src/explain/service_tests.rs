@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -330,11 +331,18 @@ async fn submitting_never_blocks_a_full_queue_drops_and_low_levels_are_skipped()
 
 #[test]
 fn budget_window_rolls_and_cache_evicts_least_recent() {
-    let mut b = Budget::new(2, Duration::from_secs(3600));
-    let t0 = Instant::now();
-    assert!(b.try_take(t0) && b.try_take(t0));
-    assert!(!b.try_take(t0 + Duration::from_secs(10)));
-    assert!(b.try_take(t0 + Duration::from_secs(3600)));
+    let clock = governor::clock::FakeRelativeClock::default();
+    let b = Budget::with_clock(2, clock.clone());
+    assert!(b.try_take() && b.try_take(), "a burst of the hourly limit");
+    assert!(!b.try_take());
+    clock.advance(Duration::from_secs(1799));
+    assert!(!b.try_take(), "refilled evenly: one call per half hour");
+    clock.advance(Duration::from_secs(1));
+    assert!(b.try_take() && !b.try_take());
+    assert!(
+        !Budget::per_hour(0).try_take(),
+        "a zero budget allows nothing"
+    );
     let mut c = Cache::new(2);
     let e = local::anomaly_explanation(&anomaly());
     c.put("a".into(), (e.clone(), "1".into()));

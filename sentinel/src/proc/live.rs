@@ -110,39 +110,26 @@ pub(super) fn cwd(pid: u32) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-/// The inodes of the inet sockets (TCP/UDP, v4 and v6) in `pid`'s network namespace (a shell in a container or
-/// another namespace has its sockets there, not in the agent's own /proc/net).
-fn inet_socket_inodes(pid: u32) -> HashSet<u64> {
-    let mut out = HashSet::new();
-    for table in ["tcp", "tcp6", "udp", "udp6"] {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            if let Some(inode) = line.split_whitespace().nth(9).and_then(|s| s.parse().ok()) {
-                out.insert(inode);
-            }
-        }
-    }
-    out
+/// The inodes of the inet sockets (TCP/UDP, v4 and v6) in `p`'s network namespace (a shell
+/// in a container or another namespace has its sockets there, not in the agent's own /proc/net).
+fn inet_socket_inodes(p: &procfs::process::Process) -> HashSet<u64> {
+    let tcp = [p.tcp(), p.tcp6()].into_iter().flatten().flatten();
+    let udp = [p.udp(), p.udp6()].into_iter().flatten().flatten();
+    tcp.map(|e| e.inode).chain(udp.map(|e| e.inode)).collect()
 }
 
 /// Which of fds 0, 1, 2 of `pid` are inet sockets (a shell talking to the network directly
 /// is the mark of a reverse shell). None when the process cannot be read.
 pub fn stdio_inet_sockets(pid: u32) -> Option<Vec<u32>> {
+    let p = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
     let mut sock = Vec::new();
     let mut readable = false;
     for fd in 0..3u32 {
-        let Ok(target) = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")) else {
+        let Ok(info) = p.fd_from_fd(fd as i32) else {
             continue;
         };
         readable = true;
-        let t = target.to_string_lossy();
-        if let Some(inode) = t
-            .strip_prefix("socket:[")
-            .and_then(|r| r.strip_suffix(']'))
-            .and_then(|n| n.parse::<u64>().ok())
-        {
+        if let procfs::process::FDTarget::Socket(inode) = info.target {
             sock.push((fd, inode));
         }
     }
@@ -152,7 +139,7 @@ pub fn stdio_inet_sockets(pid: u32) -> Option<Vec<u32>> {
     if sock.is_empty() {
         return Some(Vec::new());
     }
-    let inet = inet_socket_inodes(pid);
+    let inet = inet_socket_inodes(&p);
     Some(
         sock.into_iter()
             .filter(|(_, i)| inet.contains(i))

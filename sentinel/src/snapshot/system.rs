@@ -1,6 +1,7 @@
 //! Host facts: name, kernel, uptime, load and memory (MemAvailable, so page cache is not
-//! counted as used, unlike C-Sentinel's sysinfo free RAM).
+//! counted as used, unlike C-Sentinel's sysinfo free RAM), read by the `procfs` crate.
 
+use procfs::Current;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -36,9 +37,24 @@ pub fn probe(errors: &mut Vec<String>) -> SystemInfo {
         read("/proc/sys/kernel/ostype", errors).trim(),
         read("/proc/sys/kernel/osrelease", errors).trim()
     );
-    let uptime = uptime_secs(&read("/proc/uptime", errors)).unwrap_or(0.0);
-    let load = parse_loadavg(&read("/proc/loadavg", errors));
-    let (total_kb, avail_kb) = parse_meminfo(&read("/proc/meminfo", errors));
+    let uptime = uptime_secs().unwrap_or_else(|e| {
+        errors.push(format!("/proc/uptime: {e}"));
+        0.0
+    });
+    let load = match procfs::LoadAverage::current() {
+        Ok(l) => [l.one, l.five, l.fifteen].map(|v| round(f64::from(v), 2)),
+        Err(e) => {
+            errors.push(format!("/proc/loadavg: {e}"));
+            [0.0; 3]
+        }
+    };
+    let (total_kb, avail_kb) = match procfs::Meminfo::current() {
+        Ok(m) => memory_kb(&m),
+        Err(e) => {
+            errors.push(format!("/proc/meminfo: {e}"));
+            (0, 0)
+        }
+    };
     let gb = |kb: u64| round(kb as f64 / 1024.0 / 1024.0, 2);
     SystemInfo {
         hostname,
@@ -55,35 +71,20 @@ pub fn probe(errors: &mut Vec<String>) -> SystemInfo {
     }
 }
 
-pub fn uptime_secs(text: &str) -> Option<f64> {
-    text.split_whitespace().next()?.parse().ok()
-}
-
-pub fn parse_loadavg(text: &str) -> [f64; 3] {
-    let mut it = text
-        .split_whitespace()
-        .map(|v| v.parse::<f64>().unwrap_or(0.0));
-    [
-        it.next().unwrap_or(0.0),
-        it.next().unwrap_or(0.0),
-        it.next().unwrap_or(0.0),
-    ]
+/// Seconds since boot.
+pub fn uptime_secs() -> procfs::ProcResult<f64> {
+    procfs::Uptime::current().map(|u| u.uptime)
 }
 
 /// (MemTotal, MemAvailable) in kB; MemFree + Buffers + Cached when MemAvailable is missing.
-pub fn parse_meminfo(text: &str) -> (u64, u64) {
-    let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .and_then(|r| r.trim_start_matches(':').split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    let total = get("MemTotal").unwrap_or(0);
+fn memory_kb(m: &procfs::Meminfo) -> (u64, u64) {
+    let kb = |bytes: u64| bytes / 1024;
+    let total = kb(m.mem_total);
     // Saturating: a corrupt or hostile file must not overflow the sum.
-    let avail = get("MemAvailable").unwrap_or_else(|| {
-        ["MemFree", "Buffers", "Cached"]
-            .into_iter()
-            .fold(0u64, |sum, k| sum.saturating_add(get(k).unwrap_or(0)))
+    let avail = m.mem_available.map(kb).unwrap_or_else(|| {
+        kb(m.mem_free)
+            .saturating_add(kb(m.buffers))
+            .saturating_add(kb(m.cached))
     });
     (total, avail.min(total))
 }
@@ -91,29 +92,6 @@ pub fn parse_meminfo(text: &str) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parsers() {
-        assert_eq!(
-            parse_meminfo("MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 600 kB\n"),
-            (1000, 600)
-        );
-        assert_eq!(
-            parse_meminfo("MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 50 kB\n"),
-            (1000, 200)
-        );
-        assert_eq!(parse_meminfo("junk"), (0, 0));
-        assert_eq!(parse_loadavg("0.5 1.25 2 1/100 42"), [0.5, 1.25, 2.0]);
-        assert_eq!(uptime_secs("123.4 5"), Some(123.4));
-    }
-
-    #[test]
-    fn meminfo_sum_does_not_overflow() {
-        // Without MemAvailable the fallback adds three fields; huge values used to overflow.
-        let text = "MemTotal: 18446744073709551615 kB\nMemFree: 18446744073709551615 kB\n\
-                    Buffers: 1 kB\nCached: 18446744073709551615 kB\n";
-        assert_eq!(parse_meminfo(text), (u64::MAX, u64::MAX));
-    }
 
     #[test]
     fn live_probe_has_no_nan() {

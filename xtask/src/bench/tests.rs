@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
+use super::audit::{conf_value, parse_rules, private_conf, syscall_rules};
 use super::observe::{self, Seen, Target};
 use super::report::{self, median, splice};
-use super::{Procs, Run, Step, Workload, conf_value, parse_facts, private_conf};
+use super::{Procs, Run, Step, Workload, parse_facts};
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -267,4 +268,131 @@ fn the_generated_section_is_replaced_in_place() {
     assert_eq!(splice(&out, "new table\n"), out, "idempotent");
     let fresh = splice("# B\n", "t");
     assert!(fresh.starts_with("# B\n\n") && fresh.contains(report::BEGIN));
+}
+
+#[test]
+fn other_tools_rules_are_told_apart_from_the_benchs_own() {
+    let listed = "-a always,exit -F arch=b64 -S execve -F key=ci\n\
+                  -w /etc/shadow -p wa -k identity\n\
+                  -a always,exit -F arch=b64 -S execve,openat,connect -F key=sentinel-bench\n\
+                  -e 2\n";
+    let rules = parse_rules(listed);
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert_eq!(syscall_rules(&rules), 2, "-e is not a syscall rule");
+    assert!(parse_rules("No rules\n").is_empty());
+}
+
+/// The child side of `a_signal_restores_the_hosts_audit_state`: holds the bench's audit guard
+/// (with `--clear-audit-rules`) until a signal ends the process.
+#[test]
+#[ignore = "a helper process, started by a_signal_restores_the_hosts_audit_state"]
+fn hold_audit_guard_until_signalled() {
+    let work = std::env::var_os("SENTINEL_BENCH_GUARD_WORK").expect("run by the parent test");
+    super::audit::hold_for_test(std::path::Path::new(&work)).expect("holding the guard");
+}
+
+/// A bench stopped by SIGINT or SIGTERM puts the host back: other tools' rules it cleared are
+/// loaded again, the backlog limit is restored, and a private auditd it started is stopped.
+#[test]
+fn a_signal_restores_the_hosts_audit_state() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "needs root (auditctl): run the suite as CI does, with sudo"
+    );
+    let ctl = |args: &[&str]| {
+        let out = Command::new("auditctl")
+            .args(args)
+            .output()
+            .expect("auditctl installed (tests/setup/audit.sh)");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let key = format!("sntl-bench-guard-{}", std::process::id());
+    let rule = [
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "getpgid",
+        "-k",
+        key.as_str(),
+    ];
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let before = observe::parse_audit_status(&ctl(&["-s"]).1);
+        assert!(ctl(&rule).0, "adding a stand-in rule of another tool");
+        // Removed again however the test ends: a leftover rule would slow every later bench.
+        let _cleanup = Cleanup(rule[1..].iter().map(|s| s.to_string()).collect());
+        let work = tempfile_dir(&format!("guard-{sig}"));
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "bench::tests::hold_audit_guard_until_signalled",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("SENTINEL_BENCH_GUARD_WORK", &work)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        // libtest may print "test NAME ... " on the same line before the test's own output.
+        let ready = out
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split_once("ready: ").map(|(_, r)| r.to_string()));
+        let ready =
+            ready.unwrap_or_else(|| panic!("the guard never got ready: {:?}", child.wait()));
+        assert!(ready.contains("cleared for the run"), "{ready}");
+        assert!(
+            !ctl(&["-l"]).1.contains(&key),
+            "the other tool's rule is cleared during the run"
+        );
+        let during = observe::parse_audit_status(&ctl(&["-s"]).1);
+        assert_eq!(during.backlog_limit, 8192);
+        assert_ne!(during.pid, 0, "an auditd runs during the bench");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(128 + sig),
+            "exits as the signal would: {status:?}"
+        );
+        let after = observe::parse_audit_status(&ctl(&["-s"]).1);
+        let listed = ctl(&["-l"]).1;
+        assert!(listed.contains(&key), "the rule is loaded again: {listed}");
+        assert_eq!(
+            after.backlog_limit, before.backlog_limit,
+            "backlog limit restored"
+        );
+        assert_eq!(
+            after.pid, before.pid,
+            "the bench's own auditd is stopped (or the host's left running)"
+        );
+        let _ = std::fs::remove_dir_all(&work);
+    }
+}
+
+/// Deletes an audit rule (the arguments after `-a`) when dropped.
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("auditctl")
+            .arg("-d")
+            .args(&self.0)
+            .output();
+    }
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("sentinel-xtask-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }

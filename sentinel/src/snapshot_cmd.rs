@@ -1,4 +1,4 @@
-//! The snapshot commands: C-Sentinel's flags (`sentinel --quick --network --audit`, `--learn`,
+//! The snapshot commands (at the top: they read the whole configuration): C-Sentinel's flags (`sentinel --quick --network --audit`, `--learn`,
 //! `--baseline`, `--json`, `--watch --interval N`, `--color`) and the `quick` / `watch` /
 //! `snapshot` subcommands, which take the same flags.
 
@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::render::{self, Palette};
-use super::{ProbeOptions, baseline, take, time, watch};
 use crate::config::Config;
 use crate::exit;
+use crate::snapshot::render::{self, Palette};
+use crate::snapshot::{ProbeOptions, baseline, take, time, watch};
 use crate::store::Store;
 
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -177,7 +177,7 @@ async fn probe(
     args: &SnapshotArgs,
     store: Option<&Store>,
     audit_since: Option<i64>,
-) -> anyhow::Result<super::Fingerprint> {
+) -> anyhow::Result<crate::snapshot::Fingerprint> {
     let now = time::now_ms();
     let audit = args.audit.then(|| {
         let since = audit_since.unwrap_or(now - cfg.audit.window_secs as i64 * 1000);
@@ -193,7 +193,7 @@ async fn probe(
     Ok(take(&cfg.snapshot, &cfg.audit, &opts))
 }
 
-fn host_key(fp: &super::Fingerprint) -> String {
+fn host_key(fp: &crate::snapshot::Fingerprint) -> String {
     if fp.system.hostname.is_empty() {
         "localhost".into()
     } else {
