@@ -32,13 +32,15 @@ pub fn require_root() {
 }
 
 static EVENTS: Mutex<Vec<Event>> = Mutex::new(Vec::new());
-static LIVE: OnceLock<()> = OnceLock::new();
+/// Whether the shared collector started, and why not: kept, so that after one failed start
+/// every test fails at once with the same reason instead of loading the programs again.
+static LIVE: OnceLock<Result<(), String>> = OnceLock::new();
 static COLLECTOR: Mutex<Option<Collector>> = Mutex::new(None);
 
 /// Starts (once per test binary) a collector with every kind enabled, feeding `EVENTS`.
 fn live() -> &'static Mutex<Vec<Event>> {
-    LIVE.get_or_init(|| {
-        require_root();
+    require_root();
+    let started = LIVE.get_or_init(|| {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -85,13 +87,15 @@ fn live() -> &'static Mutex<Vec<Event>> {
                 }
             });
         });
-        let r = ready_rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("collector thread died");
-        if let Err(e) = r {
-            panic!("cannot start the collector: {e}");
-        }
+        // Generous: under an emulated guest (cargo xtask vm-test) the verifier alone takes
+        // a minute.
+        ready_rx
+            .recv_timeout(Duration::from_secs(300))
+            .unwrap_or_else(|e| Err(format!("collector thread died: {e}")))
     });
+    if let Err(e) = started {
+        panic!("cannot start the collector: {e}");
+    }
     &EVENTS
 }
 

@@ -15,6 +15,7 @@ pub mod names {
     pub const SETTINGS: &str = "SETTINGS";
     pub const REPEATS: &str = "REPEATS";
     pub const ENV_NAMES: &str = "ENV_NAMES";
+    pub const EXEC_TAIL: &str = "EXEC_TAIL";
 }
 
 /// Stable numeric event kinds. Grouped by area with gaps for growth; a retired number is never

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use sentinel_common::{
     EnvName, LoadConfig, MAX_ENV_NAMES, MAX_IGNORE_PREFIXES, MAX_KINDS, MAX_RECORD, MAX_SYSCALLS,
@@ -59,6 +59,12 @@ pub static REPEAT_KEY: PerCpuArray<RepeatKey> = PerCpuArray::with_max_entries(1,
 /// Exec records are built at entry (argv is gone after a successful exec) and sent at exit.
 #[map]
 pub static EXEC_INFLIGHT: LruHashMap<u32, ExecBuf> = LruHashMap::with_max_entries(256, 0);
+
+/// The exec environment scan (`proc_exec_env`), reached by a tail call from the exec entry
+/// programs: verified on its own, because the argv loop and the environment loop in one
+/// program exceed older verifiers' limit of a million instructions (6.1).
+#[map]
+pub static EXEC_TAIL: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Per-CPU record under construction. Twice the largest record, so that masked offsets plus a
 /// bounded read length always stay inside it (the verifier needs to see that).

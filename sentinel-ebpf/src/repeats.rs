@@ -50,11 +50,17 @@ pub fn check(buf: *mut u8, off: usize, n: usize, nr: u32, flags: u32, ret: i64) 
     k.ret = if ret >= 0 { 0 } else { ret as i32 };
     k.exec_id = task::field::<u64>(task::current(), cfg.offsets.task_self_exec_id).unwrap_or(0);
     k.path = [0; REPEAT_PATH];
-    // SAFETY: n < REPEAT_PATH bytes from the scratch into the key; probe_read cannot fault.
+    // The length through a volatile read, so the compiler keeps the mask: it knows n <
+    // REPEAT_PATH from the test above and drops it otherwise, and older verifiers (6.1) do not
+    // carry that test's bound over to the copy of n the helper gets ("invalid access to map
+    // value, size=4094").
+    // SAFETY: a read of a local.
+    let len = unsafe { core::ptr::read_volatile(&n) } & (REPEAT_PATH - 1);
+    // SAFETY: len < REPEAT_PATH bytes from the scratch into the key; probe_read cannot fault.
     unsafe {
         bpf_probe_read_kernel(
             k.path.as_mut_ptr() as *mut c_void,
-            (n & (REPEAT_PATH - 1)) as u32,
+            len as u32,
             buf.add(src) as *const c_void,
         );
     }

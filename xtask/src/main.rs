@@ -1,9 +1,10 @@
-//! Developer tasks: `cargo xtask setup | build-ebpf | run | test | bench | eval | fuzz`. Every task installs
+//! Developer tasks: `cargo xtask setup | build-ebpf | run | test | bench | eval | fuzz | vm-test`. Every task installs
 //! what it needs first (idempotently), so the README's two commands work on a new machine.
 
 mod bench;
 mod fuzz;
 mod setup;
+mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,6 +58,9 @@ enum Task {
     /// Run every fuzz target (fuzz/, on nightly) for a while each, seeded from fuzz/seeds;
     /// reports runs, new coverage and crashes, and fails on a crash.
     Fuzz(fuzz::FuzzArgs),
+    /// Run the live probe suite on another kernel: `--kernel debian-6.1` boots Debian 12's
+    /// kernel under qemu/KVM (fetched once into .vm/); `--kernel host` runs it here.
+    VmTest(vm::VmArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -107,10 +111,22 @@ fn main() -> anyhow::Result<()> {
                     seconds: FUZZ_SECONDS,
                     target: None,
                 },
+            )?;
+            // Last, so that its verdict never hides the others': the probe suite once more on
+            // the oldest kernel supported (Debian 12's 6.1) in a guest (docs/kernels.md).
+            vm::run(
+                &root,
+                vm::VmArgs {
+                    kernel: vm::KernelChoice::Debian61,
+                    timeout: VM_TIMEOUT_SECONDS,
+                    probes_only: true,
+                    test_args: Vec::new(),
+                },
             )
         }
         Task::Bench(args) => bench::run(&root, args),
         Task::Fuzz(args) => fuzz::run(&root, args),
+        Task::VmTest(args) => vm::run(&root, args),
         Task::Eval { filter, out } => {
             setup::toolchain()?;
             run(Command::new("bash").arg(root.join("tests/setup/corpus.sh")))?;
@@ -129,6 +145,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
 }
+
+/// Bound of the guest run in `cargo xtask test`: boot and probe suite take about a minute
+/// under qemu's emulator (docs/kernels.md), less with hardware KVM.
+const VM_TIMEOUT_SECONDS: u64 = 300;
 
 /// Seconds per fuzz target in `cargo xtask test` (`cargo xtask fuzz` runs longer).
 const FUZZ_SECONDS: u64 = 10;

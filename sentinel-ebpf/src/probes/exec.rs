@@ -22,8 +22,8 @@ use super::{NR_OFF, RET_OFF, enter_args, field};
 use crate::{
     emit,
     maps::{
-        ENV_NAMES, EXEC_INFLIGHT, ExecBuf, OFF_MASK, SETTINGS, count_lost, kind_enabled,
-        load_config,
+        ENV_NAMES, EXEC_INFLIGHT, EXEC_TAIL, ExecBuf, OFF_MASK, SCRATCH_SIZE, SETTINGS, count_lost,
+        kind_enabled, load_config,
     },
 };
 
@@ -171,13 +171,42 @@ fn enter(ctx: &TracePointContext, filename_arg: usize, argv_arg: usize, envp_arg
     }
     emit::header(buf).size = (off & OFF_MASK) as u32;
     if env_wanted() {
-        append_env(buf, envp);
+        // SAFETY: ENVP_SLOT + 8 == SCRATCH_SIZE, inside this CPU's scratch buffer.
+        unsafe { *(buf.add(ENVP_SLOT) as *mut u64) = envp };
+        // Continues in proc_exec_env, which parks the record; returns only when the tail call
+        // failed (the environment program was refused: user space reports it), and then the
+        // record is parked without the environment.
+        // SAFETY: slot 0 holds proc_exec_env, a tracepoint program like this one.
+        unsafe { EXEC_TAIL.tail_call(ctx, 0) };
     }
+    park(buf, pid_tgid);
+}
+
+/// Keeps the record built in the scratch buffer until the exec's exit.
+#[inline(always)]
+fn park(buf: *mut u8, pid_tgid: u64) {
     // SAFETY: the scratch buffer is at least MAX_RECORD bytes, the size of ExecBuf.
     let rec = unsafe { &*(buf as *const ExecBuf) };
     if EXEC_INFLIGHT.insert(&(pid_tgid as u32), rec, 0).is_err() {
         count_lost(Kind::Exec as u32);
     }
+}
+
+/// Where the entry program leaves envp for proc_exec_env: the last 8 bytes of the scratch
+/// buffer, above the argv and environment gathering areas.
+const ENVP_SLOT: usize = SCRATCH_SIZE - 8;
+
+/// Tail of sys_enter_execve and sys_enter_execveat when environment variables are wanted:
+/// appends them to the record in this CPU's scratch buffer and parks it.
+#[tracepoint]
+pub fn proc_exec_env(_ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(buf) = emit::scratch() else { return 0 };
+    // SAFETY: written by the entry program just before the tail call, on this CPU.
+    let envp = unsafe { *(buf.add(ENVP_SLOT) as *const u64) };
+    append_env(buf, envp);
+    park(buf, pid_tgid);
+    0
 }
 
 /// Whether user space asked for any environment variable.

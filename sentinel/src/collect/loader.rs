@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
     programs::{RawTracePoint, TracePoint},
 };
 use sentinel_common::{
@@ -221,6 +221,8 @@ fn attach_all(
 ) -> Result<(), CollectError> {
     let wants = |k: Kind| opts.kinds.contains(&k);
     if wants(Kind::Exec) {
+        // Before the entries that tail-call it.
+        exec_env_tail(ebpf, report)?;
         attach_tp(ebpf, "proc_enter_execve", &["sys_enter_execve"], report)?;
         attach_tp(ebpf, "proc_enter_execveat", &["sys_enter_execveat"], report)?;
         attach_tp(
@@ -283,16 +285,77 @@ fn attach_all(
     Ok(())
 }
 
-/// Loads `prog` (a verifier rejection is fatal: it is a bug in the object, and the verifier
-/// log says why) and attaches it to each `syscalls/<tp>`; failures to attach are recorded.
+/// Loads `prog` and attaches it to each `syscalls/<tp>`; a program the kernel refuses (an
+/// older verifier can reject what a newer one accepts) and failures to attach are recorded
+/// per hook, and the other hooks keep running.
 fn attach_tp(
     ebpf: &mut Ebpf,
     prog: &'static str,
     tps: &[&str],
     report: &mut AttachReport,
 ) -> Result<(), CollectError> {
-    load_tp(ebpf, prog)?;
+    if let Err(e) = load_tp(ebpf, prog) {
+        let why = refusal(prog, &e);
+        for tp in tps {
+            report.failed.push((format!("syscalls/{tp}"), why.clone()));
+        }
+        return Ok(());
+    }
     attach_loaded(ebpf, prog, tps, report)
+}
+
+/// Loads the exec environment program into the exec entries' tail-call slot. Refused, it is
+/// reported as a failed hook `tail/proc_exec_env`, and exec records come without the
+/// environment.
+fn exec_env_tail(ebpf: &mut Ebpf, report: &mut AttachReport) -> Result<(), CollectError> {
+    const PROG: &str = "proc_exec_env";
+    if let Err(e) = load_tp(ebpf, PROG) {
+        report
+            .failed
+            .push((format!("tail/{PROG}"), refusal(PROG, &e)));
+        return Ok(());
+    }
+    let fd = tracepoint(ebpf, PROG)?
+        .fd()
+        .map_err(|e| CollectError::Program(PROG, Box::new(e)))?
+        .try_clone()
+        .map_err(|e| CollectError::Program(PROG, Box::new(e.into())))?;
+    let mut tail: ProgramArray<_> = map_mut(ebpf, names::EXEC_TAIL)?;
+    tail.set(0, &fd, 0)
+        .map_err(|e| CollectError::Map(names::EXEC_TAIL, e))
+}
+
+/// Why the kernel refused `prog`, short enough for the status record: the error and the last
+/// lines of the verifier log (which say what limit was hit). The whole log goes to the debug
+/// log.
+fn refusal(prog: &str, e: &CollectError) -> String {
+    let full = error_chain(e);
+    tracing::warn!("kernel program {prog} refused; its hooks are reported failed");
+    tracing::debug!("{full}");
+    match full.split_once("Verifier output:") {
+        Some((head, log)) => {
+            // The last lines that are not the closing statistics ("processed N insns").
+            let stats = [
+                "verification time",
+                "stack depth",
+                "processed ",
+                "BPF program is",
+            ];
+            let mut tail: Vec<&str> = log
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !stats.iter().any(|s| l.starts_with(s)))
+                .rev()
+                .take(2)
+                .collect();
+            if let Some(limit) = log.lines().find(|l| l.starts_with("processed ")) {
+                tail.insert(0, limit.trim());
+            }
+            tail.reverse();
+            format!("{} verifier: {}", head.trim(), tail.join(" | "))
+        }
+        None => full,
+    }
 }
 
 fn tracepoint<'a>(
@@ -339,8 +402,11 @@ fn attach_raw(
         .ok_or(CollectError::MissingProgram(prog))?
         .try_into()
         .map_err(|e| CollectError::Program(prog, Box::new(e)))?;
-    p.load()
-        .map_err(|e| CollectError::Program(prog, Box::new(e)))?;
+    if let Err(e) = p.load() {
+        let why = refusal(prog, &CollectError::Program(prog, Box::new(e)));
+        report.failed.push((format!("raw_tracepoint/{tp}"), why));
+        return Ok(());
+    }
     match p.attach(tp) {
         Ok(_) => report.attached.push(format!("raw_tracepoint/{tp}")),
         Err(e) => report
