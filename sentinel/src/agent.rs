@@ -115,6 +115,8 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    // Before anything is said on the terminal: from then on, SIGTERM stops the run cleanly.
+    let stop = wait_for_stop(args.duration);
     let (collector, events) =
         Collector::start_with(&config.collect).context("starting the kernel probes")?;
 
@@ -214,7 +216,7 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
         edge.clone(),
     ));
 
-    wait_for_stop(args.duration).await;
+    stop.await;
     let summary = collector.stop().await;
     // The collector's channel is closed now: the analysis stage drains what is queued and
     // ends, which closes the feed, which ends the sink.
@@ -361,26 +363,34 @@ async fn write_feed(
     drop(explained);
 }
 
-/// Returns after `duration`, or at Ctrl-C or SIGTERM, whichever comes first.
-pub(crate) async fn wait_for_stop(duration: Option<Duration>) {
-    let sleep = async {
-        match duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves after `duration`, or at Ctrl-C or SIGTERM, whichever comes first. The signal
+/// handlers are installed when this is called, not when the future is first polled: a SIGTERM
+/// that arrives between the "hooks attached" line and the wait stops the run cleanly instead
+/// of killing it with the default action.
+pub(crate) fn wait_for_stop(duration: Option<Duration>) -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        let sleep = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
             }
-            Err(_) => std::future::pending().await,
+        };
+        let on = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {}
+            _ = on(int) => {}
+            _ = on(term) => {}
         }
-    };
-    tokio::select! {
-        _ = sleep => {}
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }
 
