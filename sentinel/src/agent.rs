@@ -120,6 +120,13 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     let (collector, events) =
         Collector::start_with(&config.collect).context("starting the kernel probes")?;
 
+    // Following the audit log starts before the status line: a record written after the line
+    // is one the run sees.
+    let audit_facts = if args.audit && !args.no_detect {
+        Some(follow_audit(&config)?)
+    } else {
+        None
+    };
     let stdout = std::io::stdout();
     let color = terminal::use_color(std::io::IsTerminal::is_terminal(&stdout));
     let report = collector.report();
@@ -160,11 +167,6 @@ pub async fn run(mut config: Config, args: RunArgs) -> anyhow::Result<i32> {
     let stats = Arc::new(PipelineStats::default());
     let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
     let show_events = args.events || args.no_detect;
-    let audit_facts = if args.audit && !args.no_detect {
-        Some(follow_audit(&config)?)
-    } else {
-        None
-    };
     let analysis = if args.no_detect {
         AnalysisThread::Events(pipeline::spawn_analysis(
             Passthrough,
