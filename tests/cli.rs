@@ -4,7 +4,6 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use sentinel_e2e::*;
 use serde_json::Value;

@@ -242,7 +242,7 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
     pc.max_backoff = Duration::from_millis(400);
     // The key must exist before the server runs; create it in the database file up front.
     // The server listens on a port of its own (127.0.0.1:0), behind the proxy.
-    let mut cfg = dash::config(dir.path());
+    let cfg = dash::config(dir.path());
     let key = {
         let store = sentinel::server::sqlite::SqliteStore::open(&cfg.db).unwrap();
         use sentinel::server::store::AccountStore;
