@@ -422,12 +422,45 @@ fn connect_to_listener_and_refused() {
     assert_eq!(*p, Some(port));
 
     drop(l);
-    let refused = run_workload(&["connect", &port.to_string()]);
+    // Refused: a port bound but not listening, held for the whole check (a port merely freed
+    // could be taken by a parallel test's listener).
+    let (closed, _bound) = bound_not_listening();
+    let refused = run_workload(&["connect", &closed.to_string()]);
     assert_eq!(refused.fact("ret"), -(libc::ECONNREFUSED as i64));
     let ev = wait_for("refused connect", |e| {
         e.pid == refused.pid && e.kind() == sentinel_common::Kind::Connect
     });
     assert_eq!(ev.errno.as_deref(), Some("ECONNREFUSED"));
+    assert!(matches!(ev.payload, Payload::Connect { port: Some(p), .. } if p == closed));
+}
+
+/// A TCP socket bound to 127.0.0.1 on a free port and not listening: connects are refused.
+fn bound_not_listening() -> (u16, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a socket we own, bound with a correctly sized address, then asked its port.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+            },
+            sin_zero: [0; 8],
+        };
+        let mut len = size_of::<libc::sockaddr_in>() as u32;
+        assert_eq!(
+            libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), len),
+            0
+        );
+        assert_eq!(
+            libc::getsockname(fd, (&mut sa as *mut libc::sockaddr_in).cast(), &mut len),
+            0
+        );
+        (u16::from_be(sa.sin_port), owned)
+    }
 }
 
 #[test]

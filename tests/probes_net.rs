@@ -67,14 +67,40 @@ fn connect_ipv6_to_listener_and_refused() {
         }
     );
     drop(l);
+    // Refused: a port bound but not listening, held for the whole check (a port merely freed
+    // could be taken by a parallel test's listener).
+    let (closed, _bound) = bound_not_listening();
+    let sa = sockaddr_in6(closed);
     let (pid, [_, r]) = in_child(|| unsafe { connect_to(libc::AF_INET6, &sa, len) });
     assert_eq!(r, -(libc::ECONNREFUSED as i64));
     let ev = connect_of(pid);
     assert_eq!(ev.errno.as_deref(), Some("ECONNREFUSED"));
     assert!(matches!(
         ev.payload,
-        Payload::Connect { family: Family::Inet6, port: Some(p), .. } if p == port
+        Payload::Connect { family: Family::Inet6, port: Some(p), .. } if p == closed
     ));
+}
+
+/// A TCP socket bound to [::1] on a free port and not listening: connects to it are refused.
+fn bound_not_listening() -> (u16, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a socket we own, bound with a correctly sized address, then asked its port.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut sa = sockaddr_in6(0);
+        let mut len = size_of::<libc::sockaddr_in6>() as u32;
+        assert_eq!(
+            libc::bind(fd, (&sa as *const libc::sockaddr_in6).cast(), len),
+            0
+        );
+        assert_eq!(
+            libc::getsockname(fd, (&mut sa as *mut libc::sockaddr_in6).cast(), &mut len),
+            0
+        );
+        (u16::from_be(sa.sin6_port), owned)
+    }
 }
 
 #[test]
