@@ -1,4 +1,5 @@
-//! End-to-end against the real auditd (as root): the test starts auditd if needed, adds watch
+//! End-to-end against the real auditd (as root): the test starts its own auditd (one that ran
+//! before is stopped and started again afterwards), adds watch
 //! and exec rules, causes real records (failed `su` authentications from a throw-away user on a
 //! pty, `sudo` with a secret on its command line, reads of a watched file, execution of a binary
 //! copied to /tmp, a user added) and asserts the summary the built `sentinel` prints, the live
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use sentinel::audit::privacy::UserHasher;
 use sentinel_e2e::auditd::{
-    active_log, auditd_pid, must, same_auditd, sh, start_auditd, stop_our_auditd, wait_until,
+    OwnAuditd, active_log, must, same_auditd, sh, take_over_auditd, wait_until,
 };
 use sentinel_e2e::{require_root, sentinel, spawn_sentinel, stop_sentinel, wait_line};
 use serde_json::Value;
@@ -22,8 +23,8 @@ use serde_json::Value;
 struct Cleanup {
     rules: Vec<Vec<String>>,
     user: Option<String>,
-    /// The auditd this test started, stopped at the end.
-    ours: Option<u32>,
+    /// The auditd this test started, stopped at the end (the one that ran before started again).
+    auditd: OwnAuditd,
 }
 
 impl Drop for Cleanup {
@@ -34,9 +35,6 @@ impl Drop for Cleanup {
         }
         if let Some(u) = &self.user {
             let _ = sh("userdel", &[u]);
-        }
-        if let Some(pid) = self.ours {
-            stop_our_auditd(pid);
         }
     }
 }
@@ -122,8 +120,8 @@ fn real_auditd_records_are_summarised() {
     require_root();
     // Any build of the agent happens now, not between the records and the runs reading them.
     sentinel_e2e::sentinel_bin();
-    let ours = start_auditd();
-    let daemon = auditd_pid().expect("auditd registered");
+    let auditd = take_over_auditd();
+    let daemon = auditd.pid;
     let log = active_log();
     let log_s = log.display().to_string();
     let me = std::process::id();
@@ -162,7 +160,7 @@ fn real_auditd_records_are_summarised() {
     let mut cleanup = Cleanup {
         rules: vec![watch_rule("-W"), exec_rule("-d")],
         user: None,
-        ours,
+        auditd,
     };
     let since_ms = sentinel::snapshot::time::now_ms() - 2000;
     for rule in [watch_rule("-w"), exec_rule("-a")] {
@@ -472,24 +470,28 @@ fn real_auditd_records_are_summarised() {
     }
 
     // Without auditd: said plainly, and the run keeps going.
-    match ours {
-        Some(pid) => {
-            stop_our_auditd(pid);
-            let down = sentinel(&["--json", "--audit", "--config", &cfg]);
-            let s = &down.json()["audit_summary"];
-            assert_eq!(s["auditd_running"], false);
-            let notes = s["notes"].as_array().unwrap();
-            assert!(
-                notes
-                    .iter()
-                    .any(|n| n.as_str().unwrap().contains("auditd is not running")),
-                "{s}"
-            );
-            assert_ne!(down.code, 3, "a stopped auditd is not a probe error");
-        }
-        // Another process's auditd is not ours to stop (only on a shared machine, not in CI).
-        None => eprintln!("auditd was already running: the 'not running' check was not made"),
-    }
+    cleanup.auditd.stop();
+    let down = sentinel(&["--json", "--audit", "--config", &cfg]);
+    let s = &down.json()["audit_summary"];
+    assert_eq!(s["auditd_running"], false);
+    let notes = s["notes"].as_array().unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("auditd is not running")),
+        "{s}"
+    );
+    let fp_down = down.json();
+    assert_eq!(
+        fp_down["probe_errors"], 0,
+        "a stopped auditd is not a probe error: {fp_down}"
+    );
+    assert_eq!(
+        Value::from(down.code),
+        fp_down["exit_code"],
+        "the exit code is the one the snapshot reports"
+    );
+    assert_ne!(down.code, 3);
     drop(cleanup);
 }
 
@@ -534,6 +536,12 @@ fn unprivileged_audit_run_says_why_and_keeps_going() {
             .any(|n| n.as_str().unwrap().contains("cannot read the audit log")),
         "{a}"
     );
-    assert_ne!(code, 3, "an unreadable audit log is reported, not an error");
+    assert_eq!(a["enabled"], false);
+    assert_eq!(
+        fp["probe_errors"], 0,
+        "an unreadable audit log is reported, not an error"
+    );
+    assert_eq!(Value::from(code), fp["exit_code"]);
+    assert_ne!(code, 3);
     assert!(!dir.path().join("hmac.key").exists());
 }

@@ -1,6 +1,7 @@
-//! Managing the machine's auditd from end-to-end tests: start it when absent, stop only the
-//! one a test started, find the log the registered auditd writes, and notice when another
-//! process takes the kernel's single auditd slot mid-test.
+//! Managing the machine's auditd from end-to-end tests: take the kernel's single auditd slot
+//! (stopping one that ran before and starting it again afterwards), stop only the one a test
+//! started, find the log the registered auditd writes, and notice when another process takes
+//! the slot mid-test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,22 +44,68 @@ pub fn wait_until(what: &str, f: impl Fn() -> bool) {
     panic!("gave up waiting for {what}");
 }
 
-/// Starts auditd when none is registered with the kernel; returns its pid when we started it.
-pub fn start_auditd() -> Option<u32> {
-    if auditd_pid().is_some() {
-        return None;
-    }
-    must("/usr/sbin/auditd", &[]);
-    wait_until("auditd to start", || auditd_pid().is_some());
-    auditd_pid()
+/// The auditd a test owns: it started it, after stopping any that ran before; dropping it
+/// stops ours and starts the previous one again with its own command line.
+pub struct OwnAuditd {
+    pub pid: u32,
+    /// The command line of the auditd that ran before the test, to start again.
+    previous: Option<Vec<String>>,
 }
 
-/// Stops the auditd we started (never someone else's).
-pub fn stop_our_auditd(pid: u32) {
-    if auditd_pid() == Some(pid) {
-        // SAFETY: signalling the auditd this test started.
+/// Makes the registered auditd one this test started, whatever ran before: a test that needs
+/// to stop auditd (the "not running" report) must not depend on whether the machine ran one.
+pub fn take_over_auditd() -> OwnAuditd {
+    let previous = auditd_pid().map(|pid| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_else(|e| panic!("reading the running auditd's command line: {e}"));
+        let argv: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        assert!(!argv.is_empty(), "auditd {pid} has no command line");
+        // SAFETY: signalling the registered auditd; it is started again on drop.
         unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        wait_until("auditd to stop", || auditd_pid() != Some(pid));
+        wait_until("the running auditd to stop", || auditd_pid().is_none());
+        argv
+    });
+    must("/usr/sbin/auditd", &[]);
+    wait_until("auditd to start", || auditd_pid().is_some());
+    OwnAuditd {
+        pid: auditd_pid().expect("auditd registered"),
+        previous,
+    }
+}
+
+impl OwnAuditd {
+    /// Stops our auditd (idempotent; never someone else's).
+    pub fn stop(&self) {
+        if auditd_pid() == Some(self.pid) {
+            // SAFETY: signalling the auditd this test started.
+            unsafe { libc::kill(self.pid as i32, libc::SIGTERM) };
+            wait_until("auditd to stop", || auditd_pid() != Some(self.pid));
+        }
+    }
+}
+
+impl Drop for OwnAuditd {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(argv) = self.previous.take() {
+            // Detached: an auditd run in the foreground (-n) keeps running after the test.
+            let started = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+            match started {
+                Ok(_) => wait_until("the previous auditd to start again", || {
+                    auditd_pid().is_some()
+                }),
+                Err(e) => eprintln!("could not start the previous auditd again ({argv:?}): {e}"),
+            }
+        }
     }
 }
 

@@ -285,15 +285,10 @@ fn user_timer_planted() {
 fn benign_work_after_learning_stays_low() {
     let w = world();
     let p = format!("{}/proj", w.dev.home);
+    // Unique per run: another run of this binary (another worktree) must not share it.
+    let tgz = format!("/tmp/sntl-bdev-proj-{}.tgz", std::process::id());
     for c in [
-        &[
-            "tar",
-            "czf",
-            "/tmp/sntl-bdev-proj.tgz",
-            "-C",
-            &w.dev.home,
-            "proj",
-        ][..],
+        &["tar", "czf", &tgz, "-C", &w.dev.home, "proj"][..],
         &["bash", "-c", &format!("make -C {p} 2>&1 | tail -1")],
         &[
             "find",
@@ -314,7 +309,7 @@ fn benign_work_after_learning_stays_low() {
     ] {
         w.dev.run(c);
     }
-    let _ = std::fs::remove_file("/tmp/sntl-bdev-proj.tgz");
+    let _ = std::fs::remove_file(&tgz);
     w.settle();
     let loud = w.loud(w.dev.uid);
     assert!(loud.is_empty(), "{loud:#?}");

@@ -102,7 +102,7 @@ fn learn_from_a_recording_then_manage_the_baseline() {
         db,
         export.to_str().unwrap(),
     ]);
-    assert_ne!(r.code, 0);
+    assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("e.json"), "{}", r.stderr);
 }
 

@@ -346,3 +346,83 @@ pub fn stop_sentinel(child: &mut std::process::Child) -> i32 {
         .code()
         .unwrap_or(-1)
 }
+
+/// Runs `f` in a forked child of the test process and returns the child's pid and the values
+/// `f` returned (sent back through a pipe). For syscalls the workload binary has no action
+/// for: the child makes the real call, the shared collector sees it (only the test process
+/// itself is filtered). `f` runs after a fork of a multithreaded process: it must only make
+/// syscalls on data prepared before (no allocation, no locks).
+pub fn in_child<const N: usize>(f: impl FnOnce() -> [i64; N]) -> (u32, [i64; N]) {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills the array we own.
+    assert_eq!(
+        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) },
+        0,
+        "pipe2"
+    );
+    // SAFETY: the child only runs `f` (syscalls, by contract), writes and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        // SAFETY: raw write of plain integers and _exit, both async-signal-safe.
+        unsafe {
+            match out {
+                Ok(v) => {
+                    let n = size_of::<[i64; N]>();
+                    let ok = libc::write(fds[1], v.as_ptr().cast(), n) == n as isize;
+                    libc::_exit(if ok { 0 } else { 3 });
+                }
+                Err(_) => libc::_exit(101),
+            }
+        }
+    }
+    // SAFETY: closing our copy of the write end, reading into a buffer we own.
+    unsafe { libc::close(fds[1]) };
+    let mut v = [0i64; N];
+    let n = size_of::<[i64; N]>();
+    let mut got = 0usize;
+    while got < n {
+        let r = unsafe { libc::read(fds[0], (v.as_mut_ptr() as *mut u8).add(got).cast(), n - got) };
+        if r <= 0 {
+            break;
+        }
+        got += r as usize;
+    }
+    unsafe { libc::close(fds[0]) };
+    let mut st = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    assert!(
+        libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 && got == n,
+        "the forked child failed (wait status {st:#x}, {got} of {n} bytes)"
+    );
+    (pid as u32, v)
+}
+
+/// A syscall's result as the records carry it: the value, or -errno when it failed.
+pub fn ret_or_errno(r: i64) -> i64 {
+    if r < 0 {
+        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64)
+    } else {
+        r
+    }
+}
+
+/// The only record of `syscall` made by process `pid` (panics when none arrives in time, or
+/// when there are two: each call in these tests is made once).
+pub fn one_call(pid: u32, syscall: &str) -> Event {
+    let ev = wait_for(syscall, |e| {
+        e.pid == pid && e.syscall.as_deref() == Some(syscall)
+    });
+    let all = collected(|e| e.pid == pid && e.syscall.as_deref() == Some(syscall));
+    assert_eq!(all.len(), 1, "one {syscall} by {pid}: {all:?}");
+    ev
+}
+
+/// The record of `syscall` by `pid` whose result is `ret` (a call made twice, once failing).
+pub fn call_with_ret(pid: u32, syscall: &str, ret: i64) -> Event {
+    wait_for(&format!("{syscall} returning {ret}"), |e| {
+        e.pid == pid && e.syscall.as_deref() == Some(syscall) && e.ret == ret
+    })
+}

@@ -400,6 +400,51 @@ fn module_syscalls_are_captured_or_reported_unavailable() {
             Payload::Module { op: sentinel::event::ModuleOp::Unload, name, .. }
                 if *name == raw("sentinel_no_such_module")
         ));
+        // Loads that fail: an empty image (init_module) and an empty file (finit_module).
+        let dir = tempfile::tempdir().unwrap();
+        let ko = dir.path().join("sentinel_empty.ko");
+        std::fs::write(&ko, "").unwrap();
+        let ko = std::ffi::CString::new(ko.to_str().unwrap()).unwrap();
+        let params = std::ffi::CString::new("sentinel_param=1").unwrap();
+        let (pid, r) = in_child(|| unsafe {
+            let fd = libc::open(ko.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            [
+                ret_or_errno(libc::syscall(
+                    libc::SYS_init_module,
+                    params.as_ptr(),
+                    0usize,
+                    params.as_ptr(),
+                )),
+                fd as i64,
+                ret_or_errno(libc::syscall(
+                    libc::SYS_finit_module,
+                    fd,
+                    params.as_ptr(),
+                    0,
+                )),
+            ]
+        });
+        assert!(r[0] < 0 && r[1] >= 0 && r[2] < 0, "{r:?}");
+        let ev = one_call(pid, "init_module");
+        assert_eq!(ev.ret, r[0]);
+        assert!(
+            matches!(
+                &ev.payload,
+                Payload::Module { op: sentinel::event::ModuleOp::Load, size: Some(0), params, .. }
+                    if *params == raw("sentinel_param=1")
+            ),
+            "{ev:?}"
+        );
+        let ev = one_call(pid, "finit_module");
+        assert_eq!(ev.ret, r[2]);
+        assert!(
+            matches!(
+                &ev.payload,
+                Payload::Module { op: sentinel::event::ModuleOp::Load, fd: Some(fd), params, flags: 0, .. }
+                    if *fd as i64 == r[1] && *params == raw("sentinel_param=1")
+            ),
+            "{ev:?}"
+        );
     }
 }
 

@@ -1,7 +1,9 @@
 //! End-to-end tests of agent data reaching the dashboard server: ingest idempotency, API key
 //! states, body limits, the push client across a server outage and an agent restart (nothing
-//! lost, nothing twice), and an ingest load run that prints latency quantiles.
+//! lost, nothing twice, counted at a recording proxy in front of the server), and an ingest
+//! load run that prints latency quantiles.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -162,11 +164,73 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     panic!("gave up waiting for {what}");
 }
 
+/// One ingest request as a recording proxy in front of the server saw it: the anomaly ids it
+/// carried and the server's answer.
+#[derive(Debug)]
+struct Delivery {
+    ids: Vec<String>,
+    status: u16,
+    duplicate: Option<bool>,
+}
+
+type Deliveries = Arc<Mutex<Vec<Delivery>>>;
+
+/// Serves `POST /api/ingest` on `listener`, forwards each request to `upstream` and records
+/// it: what reached the server is counted here, not in the server's store (whose insert
+/// ignores a batch it already has, so it could not show a duplicate).
+fn recording_proxy(listener: tokio::net::TcpListener, upstream: String) -> Deliveries {
+    let got: Deliveries = Arc::default();
+    let record = got.clone();
+    let client = client();
+    let forward = move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+        let (record, client, upstream) = (record.clone(), client.clone(), upstream.clone());
+        async move {
+            let mut req = client
+                .post(format!("{upstream}/api/ingest"))
+                .header("content-type", "application/json")
+                .body(body.to_vec());
+            if let Some(a) = headers.get("authorization") {
+                req = req.header("authorization", a.as_bytes());
+            }
+            let r = req
+                .send()
+                .await
+                .expect("the server behind the proxy answers");
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            let sent: serde_json::Value =
+                serde_json::from_slice(&body).expect("the pusher sends JSON");
+            let ids = sent["anomalies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| a["id"].as_str().expect("anomaly id").to_string())
+                .collect();
+            let duplicate = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["duplicate"].as_bool());
+            record.lock().unwrap().push(Delivery {
+                ids,
+                status,
+                duplicate,
+            });
+            (
+                axum::http::StatusCode::from_u16(status).expect("status"),
+                text,
+            )
+        }
+    };
+    let app = axum::Router::new().route("/api/ingest", axum::routing::post(forward));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    got
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
-    // Reserve a port, then free it: the server is "down" there until we start it.
+    // Reserve a port, then free it: the server is "down" there until the recording proxy in
+    // front of it listens there.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -177,8 +241,8 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
     pc.flush_every = Duration::from_millis(50);
     pc.max_backoff = Duration::from_millis(400);
     // The key must exist before the server runs; create it in the database file up front.
-    let mut cfg = dash::config(dir.path());
-    cfg.listen = addr.to_string();
+    // The server listens on a port of its own (127.0.0.1:0), behind the proxy.
+    let cfg = dash::config(dir.path());
     let key = {
         let store = sentinel::server::sqlite::SqliteStore::open(&cfg.db).unwrap();
         use sentinel::server::store::AccountStore;
@@ -221,9 +285,34 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
     // Agent 2 (a restart) reuses the spool and adds 40 more.
     let p2 = Pusher::start(pc.clone()).unwrap();
     send_range(&p2, 40..80).await;
-    // Server comes up: everything arrives exactly once.
+    // Server comes up (on a port of its own, behind the proxy): everything arrives exactly
+    // once.
     let h = sentinel::server::Server::start(cfg).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let got = recording_proxy(listener, h.url());
     wait_until("the spool to drain", || p2.pending() == 0).await;
+    {
+        let got = got.lock().unwrap();
+        assert!(
+            got.iter()
+                .all(|d| d.status == 200 && d.duplicate == Some(false)),
+            "every request accepted as new, none a duplicate: {got:?}"
+        );
+        let mut ids: Vec<&str> = got
+            .iter()
+            .flat_map(|d| &d.ids)
+            .map(String::as_str)
+            .collect();
+        let sent = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 80, "every anomaly reached the server: {got:?}");
+        assert_eq!(sent, 80, "no anomaly was sent twice: {got:?}");
+        assert!(
+            got.iter().all(|d| d.ids.len() <= 7),
+            "batches of at most batch_max"
+        );
+    }
     assert_eq!(h.store().count_anomalies().unwrap(), 80);
     for i in 0..80 {
         assert!(

@@ -197,7 +197,11 @@ fn clean_host_exits_zero_and_bare_sentinel_prints_help() {
         help.stdout
     );
     let bad = sentinel(&["--interval", "0", "--watch"]);
-    assert_ne!(bad.code, 0);
+    assert_eq!(
+        bad.code, 3,
+        "a zero interval is a usage error: {}",
+        bad.stderr
+    );
 }
 
 #[test]
@@ -291,11 +295,26 @@ fn watch_prints_only_changes_as_json_lines() {
     let gone = wait_line(&rx, "the listener going away", |l| {
         l.contains(&tag) && l.contains("listener_removed")
     });
-    serde_json::from_str::<Value>(&gone).unwrap();
+    let gone: Value = serde_json::from_str(&gone).unwrap();
     let code = stop_sentinel(&mut child);
+    // The exit code is the worst status of the run: every line that was printed says its own.
+    let mut worst = [&first, &v, &gone]
+        .iter()
+        .map(|l| l["exit_code"].as_i64().expect("exit_code on every line"))
+        .max()
+        .unwrap();
+    for l in rx.iter() {
+        let l: Value = serde_json::from_str(&l).expect("each watch line is JSON");
+        worst = worst.max(l["exit_code"].as_i64().expect("exit_code"));
+    }
     assert!(
-        code >= 1,
-        "worst status seen includes the unusual listener: {code}"
+        v["exit_code"].as_i64() >= Some(1),
+        "the unusual listener is at least a warning: {v}"
+    );
+    assert_eq!(
+        i64::from(code),
+        worst,
+        "the exit code is the worst status seen"
     );
 }
 

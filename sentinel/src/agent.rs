@@ -95,6 +95,13 @@ pub async fn run(
     let (collector, events) =
         Collector::start_with(&config.collect).context("starting the kernel probes")?;
 
+    // Following the audit log starts before the status line: a record written after the line
+    // is one the run sees.
+    let audit_facts = if args.audit && !args.no_detect {
+        Some(follow_audit(&config)?)
+    } else {
+        None
+    };
     let stdout = std::io::stdout();
     let color = terminal::use_color(std::io::IsTerminal::is_terminal(&stdout));
     let report = collector.report();
@@ -147,11 +154,6 @@ pub async fn run(
     }
     let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
     let show_events = args.events || args.no_detect;
-    let audit_facts = if args.audit && !args.no_detect {
-        Some(follow_audit(&config)?)
-    } else {
-        None
-    };
     let mut engine_control = None;
     let analysis = if args.no_detect {
         AnalysisThread::Events(pipeline::spawn_analysis(
@@ -394,21 +396,34 @@ async fn write_feed(
     drop(stories);
 }
 
-/// Returns after `duration`, or at Ctrl-C or SIGTERM, whichever comes first.
-pub(crate) async fn wait_for_stop(duration: Option<Duration>) {
-    let sleep = until(duration);
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves after `duration`, or at Ctrl-C or SIGTERM, whichever comes first. The signal
+/// handlers are installed when this is called, not when the future is first polled: a SIGTERM
+/// that arrives between the "hooks attached" line and the wait stops the run cleanly instead
+/// of killing it with the default action.
+pub(crate) fn wait_for_stop(duration: Option<Duration>) -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        let sleep = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
             }
-            Err(_) => std::future::pending().await,
+        };
+        let on = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {}
+            _ = on(int) => {}
+            _ = on(term) => {}
         }
-    };
-    tokio::select! {
-        _ = sleep => {}
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }
 

@@ -125,12 +125,13 @@ async fn learn_live(
     )?;
     let (collector, mut events) =
         Collector::start_with(&config.collect).context("starting the kernel probes")?;
+    // The end of the period, Ctrl-C or SIGTERM (as `sentinel run`), handled from before the
+    // line that says so.
+    let stop = crate::agent::wait_for_stop(Some(duration));
     eprintln!(
         "sentinel: learning for {}s; Ctrl-C to end early",
         duration.as_secs()
     );
-    // The end of the period, Ctrl-C or SIGTERM (as `sentinel run`).
-    let stop = crate::agent::wait_for_stop(Some(duration));
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     let mut anomalies = Vec::new();

@@ -56,7 +56,8 @@ impl Follower {
     }
 }
 
-/// Follows `path` from its current end. The thread stops when the receiver is dropped.
+/// Follows `path` from its current end (where it is when this returns, so that every record
+/// written after the call is delivered). The thread stops when the receiver is dropped.
 pub fn follow(path: PathBuf) -> Follower {
     follow_with(path, FollowOptions::default())
 }
@@ -65,9 +66,15 @@ pub fn follow_with(path: PathBuf, opts: FollowOptions) -> Follower {
     let (tx, rx) = mpsc::channel(opts.capacity.max(1));
     let stats = Arc::new(FollowStats::default());
     let st = stats.clone();
+    // The end is taken now, not when the thread first opens the file: a record written in
+    // between would otherwise be skipped.
+    let start = (!opts.from_start)
+        .then(|| std::fs::metadata(&path).ok())
+        .flatten()
+        .map(|m| (m.ino(), m.len()));
     let spawned = std::thread::Builder::new()
         .name("audit-follow".into())
-        .spawn(move || Tail::new(path, opts, tx, st).run());
+        .spawn(move || Tail::new(path, opts, tx, st).run(start));
     if let Err(e) = spawned {
         tracing::error!("cannot start the audit follower: {e}");
     }
@@ -96,7 +103,9 @@ impl Tail {
         }
     }
 
-    fn run(mut self) {
+    /// `start`: the file (inode) and offset to begin at; without it (the log did not exist
+    /// yet, or `from_start`), the first file is read from its beginning.
+    fn run(mut self, start: Option<(u64, u64)>) {
         let mut first = true;
         while !self.asm.closed() {
             let file = match std::fs::File::open(&self.path) {
@@ -110,7 +119,13 @@ impl Tail {
             let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
             let mut r = BufReader::new(file);
             if first && !self.from_start {
-                let _ = r.seek(SeekFrom::End(0));
+                // The same file as at the call: go on from where it ended then. A file that
+                // replaced it since (rotation) holds only newer records: read it all.
+                if let Some((start_ino, end)) = start
+                    && start_ino == ino
+                {
+                    let _ = r.seek(SeekFrom::Start(end));
+                }
             }
             first = false;
             if !self.read_until_replaced(&mut r, ino) {

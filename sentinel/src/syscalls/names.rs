@@ -44,6 +44,7 @@ pub fn errno_name(errno: i64) -> String {
         libc::EISCONN => "EISCONN",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
         libc::ENODATA => "ENODATA",
+        libc::ENODEV => "ENODEV",
         libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
         libc::ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
         _ => return format!("E{errno}"),
