@@ -390,15 +390,25 @@ fn verdicts_given_on_the_server_teach_the_agent_and_undo_restores() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "an incident names its host: {b}"
     );
-    let (s, v) = api.post(
-        "/api/feedback",
-        &ack_key,
-        json!({ "incident": "no-such-incident", "host": host, "verdict": "benign" }),
+    // Given with the incident page's form (the same path as the API's).
+    let (s, loc) = api.form(
+        &format!("/incidents/{host}/no-such-incident/feedback"),
+        &operator_cookie,
+        &form_body(&operator_csrf, "benign", "principal", "incident"),
     );
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let v = api.verdict_when(v["id"].as_i64().unwrap(), &read_key, "answered", |v| {
-        v["delivered_ns"].is_i64()
-    });
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(
+        loc.as_deref(),
+        Some(format!("/incidents/{host}/no-such-incident").as_str())
+    );
+    let (_, list) = api.get("/api/feedback?target=no-such-incident", &read_key);
+    assert_eq!(list[0]["kind"].as_str(), Some("incident"), "{list}");
+    let v = api.verdict_when(
+        list[0]["id"].as_i64().unwrap(),
+        &read_key,
+        "answered",
+        |v| v["delivered_ns"].is_i64(),
+    );
     assert!(
         v["delivery_error"]
             .as_str()

@@ -219,6 +219,8 @@ pub fn give(
             if st.store.get_host(h, crate::store::now_ns())?.is_none() {
                 return Err(Refusal(StatusCode::NOT_FOUND, "no such host".into()));
             }
+            // An incident the server has not received (yet) is still accepted: the agent
+            // resolves the id or refuses it with why, which the verdict then shows.
             h.to_string()
         }
     };

@@ -1,6 +1,6 @@
-//! The verdicts part of the anomaly page: the verdicts given on it with their delivery to
-//! the agent, and for operators the "benign" / "malicious" form (scope, note) and an undo
-//! button per verdict in force. Both forms post with the session's CSRF token and go
+//! The verdicts part of the anomaly and incident pages: the verdicts given on it with their
+//! delivery to the agent, and for operators the "benign" / "malicious" form (scope, note) and
+//! an undo button per verdict in force. Both forms post with the session's CSRF token and go
 //! through the same checks and audit as the JSON API (feedback.rs).
 
 use axum::Extension;
@@ -22,11 +22,22 @@ use super::web::{csrf_field, error_page, fmt_time, seg};
 /// The verdicts on an anomaly and, for operators, the form to give one.
 pub fn section(st: &AppState, actor: &Actor, a: &StoredAnomaly) -> Markup {
     let an = &a.anomaly;
+    let action = format!("/anomalies/{}/feedback", seg(&an.id));
+    verdicts(st, actor, &an.host, &an.id, &action)
+}
+
+/// The verdicts on an incident (all its steps' findings at once) and the form.
+pub fn incident_section(st: &AppState, actor: &Actor, host: &str, id: &str) -> Markup {
+    let action = format!("/incidents/{}/{}/feedback", seg(host), seg(id));
+    verdicts(st, actor, host, id, &action)
+}
+
+fn verdicts(st: &AppState, actor: &Actor, host: &str, target: &str, action: &str) -> Markup {
     let verdicts = st
         .store
         .list_verdicts(&VerdictFilter {
-            host: Some(an.host.clone()),
-            target: Some(an.id.clone()),
+            host: Some(host.to_string()),
+            target: Some(target.to_string()),
             limit: Some(50),
         })
         .unwrap_or_else(|e| {
@@ -62,7 +73,7 @@ pub fn section(st: &AppState, actor: &Actor, a: &StoredAnomaly) -> Markup {
             } }
         }
         @if operator && !in_force {
-            form.feedback method="post" action={ "/anomalies/" (seg(&an.id)) "/feedback" } {
+            form.feedback method="post" action=(action) {
                 (csrf_field(actor))
                 label { "Scope " select name="scope" {
                     option value="principal" selected { "this user running this program" }
@@ -103,12 +114,36 @@ fn back(v: &StoredVerdict) -> Redirect {
     }
 }
 
+/// `POST /anomalies/{id}/feedback`.
 pub async fn give_form(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
     Extension(client): Extension<Client>,
     Path(id): Path<String>,
     Form(f): Form<GiveForm>,
+) -> Response {
+    give_target(&st, &actor, &client, &id, None, f)
+}
+
+/// `POST /incidents/{host}/{id}/feedback`.
+pub async fn give_incident_form(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(client): Extension<Client>,
+    Path((host, id)): Path<(String, String)>,
+    Form(f): Form<GiveForm>,
+) -> Response {
+    give_target(&st, &actor, &client, &id, Some(&host), f)
+}
+
+/// An anomaly's verdict (no host) or an incident's (its host).
+fn give_target(
+    st: &AppState,
+    actor: &Actor,
+    client: &Client,
+    id: &str,
+    incident_host: Option<&str>,
+    f: GiveForm,
 ) -> Response {
     let bad = |m: &str| refused(Refusal(StatusCode::UNPROCESSABLE_ENTITY, m.into()));
     let Some(verdict) = f.verdict.as_deref().and_then(parse_verdict) else {
@@ -118,14 +153,17 @@ pub async fn give_form(
         return bad("the scope is principal, exe or host");
     };
     let ask = Ask {
-        target: &id,
-        kind: TargetKind::Anomaly,
-        host: None,
+        target: id,
+        kind: match incident_host {
+            Some(_) => TargetKind::Incident,
+            None => TargetKind::Anomaly,
+        },
+        host: incident_host,
         verdict,
         scope,
         note: f.note.as_deref(),
     };
-    match feedback::give(&st, &actor, &client.ip, &ask) {
+    match feedback::give(st, actor, &client.ip, &ask) {
         Ok(v) => back(&v).into_response(),
         Err(r) => refused(r),
     }

@@ -232,6 +232,7 @@ pub async fn incident(
             tbody { @for (n, step) in i.steps.iter().enumerate() { (step_rows(&st, &i.host, n + 1, step)) } }
         } }
         @if i.steps.is_empty() { p.empty { "No steps recorded." } }
+        (super::feedback_web::incident_section(&st, &actor, &i.host, &i.id))
     };
     page(&st, Some(&actor), "Incident", body).into_response()
 }

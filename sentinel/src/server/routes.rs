@@ -124,6 +124,12 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         ),
         (
             p.clone(),
+            "/incidents/{host}/{id}/feedback",
+            O,
+            post(feedback_web::give_incident_form),
+        ),
+        (
+            p.clone(),
             "/feedback/{id}/undo",
             O,
             post(feedback_web::undo_form),
