@@ -39,16 +39,15 @@ pub async fn js() -> Response {
         .into_response()
 }
 
-/// Percent-encodes one path segment (host names and ids come from agents).
+/// Percent-encodes one path segment (host names and ids come from agents): everything but
+/// RFC 3986's unreserved characters.
 pub fn seg(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 /// "2026-11-26 19:49:09" (UTC) from epoch nanoseconds.
