@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = cfg.host_name();
     }
     for p in sentinel::config_cmd::check::check(text) {
-        if let Some(s) = p.span {
+        if let Some(s) = &p.span {
             assert!(s.start <= text.len(), "{s:?} outside the text");
         }
         let _ = sentinel::config_cmd::check::render(std::path::Path::new("fuzz.toml"), text, &p);
