@@ -650,36 +650,27 @@ mod tests {
 
     #[test]
     fn surveying_the_host_by_reading_files_is_recon_breadth() {
-        let mut e = crate::detect::testing::engine(PASSWD);
-        let mut out = e.observe(&exec(9, 60, &["python3", "-"]));
-        for (i, p) in [
-            "/etc/crontab",
-            "/etc/systemd/system",
-            "/proc/mounts",
-            "/proc/net/route",
-        ]
-        .iter()
-        .enumerate()
-        {
-            out.extend(e.observe(&open(10 + i as u64, 60, p)));
-        }
+        // One program reading one file of each of four host areas.
+        let survey = |argv: &[&str], first: u64, pid: u32| {
+            let mut e = crate::detect::testing::engine(PASSWD);
+            let mut out = e.observe(&exec(first - 1, pid, argv));
+            let files = [
+                "/etc/crontab",
+                "/etc/systemd/system",
+                "/proc/mounts",
+                "/proc/net/route",
+            ];
+            for (i, p) in files.iter().enumerate() {
+                out.extend(e.observe(&open(first + i as u64, pid, p)));
+            }
+            out
+        };
+        let out = survey(&["python3", "-"], 10, 60);
         let r = found(&out, "recon_breadth");
         assert_eq!(r.len(), 1, "{out:#?}");
         assert!(r[0].contains("scheduled_tasks (/etc/crontab)"), "{}", r[0]);
         // A program reading the same files for its own work is not surveying.
-        let mut e = crate::detect::testing::engine(PASSWD);
-        let mut out = e.observe(&exec(30, 62, &["ls", "-l"]));
-        for (i, p) in [
-            "/etc/crontab",
-            "/etc/systemd/system",
-            "/proc/mounts",
-            "/proc/net/route",
-        ]
-        .iter()
-        .enumerate()
-        {
-            out.extend(e.observe(&open(31 + i as u64, 62, p)));
-        }
+        let out = survey(&["ls", "-l"], 31, 62);
         assert!(found(&out, "recon_breadth").is_empty(), "{out:#?}");
         // The process's own /proc entries are not discovery.
         let mut e = crate::detect::testing::engine(PASSWD);

@@ -14,7 +14,7 @@ use super::auth;
 use super::login::CodeForm;
 use super::notify::{Change, Origin};
 use super::reauth::{self, Factor, Proof};
-use super::store::{Role, Session};
+use super::store::{Role, Session, User};
 use super::web::{self, csrf_field, fmt_time, page};
 
 fn now() -> i64 {
@@ -172,28 +172,40 @@ pub(crate) fn err(st: &AppState, actor: &Actor, status: StatusCode, msg: &str) -
     r
 }
 
+/// Re-authenticates the signed-in user for `action` (reauth.rs: rate-limited and audited); a
+/// refusal is the profile page saying why.
+async fn reauthenticate(
+    st: &AppState,
+    actor: &Actor,
+    client: &Client,
+    (password, code): (&str, &str),
+    factor: Factor,
+    action: &str,
+) -> Result<User, Response> {
+    let proof = Proof { password, code };
+    reauth::check(st, actor, client, &proof, factor, action)
+        .await
+        .map_err(|(status, msg)| err(st, actor, status, &msg))
+}
+
 pub async fn change_password(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
     Extension(client): Extension<Client>,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    let proof = Proof {
-        password: &f.current,
-        code: "",
-    };
-    let user = match reauth::check(
+    let user = match reauthenticate(
         &st,
         &actor,
         &client,
-        &proof,
+        (&f.current, ""),
         Factor::PasswordOnly,
         "password_change",
     )
     .await
     {
         Ok(u) => u,
-        Err((status, msg)) => return err(&st, &actor, status, &msg),
+        Err(r) => return r,
     };
     if let Some(p) = auth::password_problem(&f.new) {
         return err(&st, &actor, StatusCode::BAD_REQUEST, p);
@@ -256,22 +268,18 @@ pub async fn change_email(
     Extension(client): Extension<Client>,
     Form(f): Form<EmailForm>,
 ) -> Response {
-    let proof = Proof {
-        password: &f.password,
-        code: &f.code,
-    };
-    let user = match reauth::check(
+    let user = match reauthenticate(
         &st,
         &actor,
         &client,
-        &proof,
+        (&f.password, &f.code),
         Factor::PasswordAndCode,
         "email_change",
     )
     .await
     {
         Ok(u) => u,
-        Err((status, msg)) => return err(&st, &actor, status, &msg),
+        Err(r) => return r,
     };
     match super::admin::set_email(&st, &actor, &client, &user, &f.email) {
         Ok(()) => profile_view(
@@ -301,21 +309,17 @@ pub async fn totp_setup(
     Extension(client): Extension<Client>,
     Form(f): Form<ReauthForm>,
 ) -> Response {
-    let proof = Proof {
-        password: &f.password,
-        code: &f.code,
-    };
-    if let Err((status, msg)) = reauth::check(
+    if let Err(r) = reauthenticate(
         &st,
         &actor,
         &client,
-        &proof,
+        (&f.password, &f.code),
         Factor::PasswordAndCode,
         "2fa_setup",
     )
     .await
     {
-        return err(&st, &actor, status, &msg);
+        return r;
     }
     let (Some(sid), Ok(secret)) = (actor.session_id(), auth::new_totp_secret()) else {
         return web::internal("no session or random source");
@@ -425,22 +429,18 @@ pub async fn totp_disable(
     Extension(client): Extension<Client>,
     Form(f): Form<ReauthForm>,
 ) -> Response {
-    let proof = Proof {
-        password: &f.password,
-        code: &f.code,
-    };
-    let user = match reauth::check(
+    let user = match reauthenticate(
         &st,
         &actor,
         &client,
-        &proof,
+        (&f.password, &f.code),
         Factor::PasswordAndCode,
         "2fa_disable",
     )
     .await
     {
         Ok(u) => u,
-        Err((status, msg)) => return err(&st, &actor, status, &msg),
+        Err(r) => return r,
     };
     if let Err(e) = st.store.set_totp(actor.user_id, None) {
         return web::internal(e);
