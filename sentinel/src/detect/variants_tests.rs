@@ -243,3 +243,30 @@ fn files_opened_relative_to_a_directory_descriptor_are_placed() {
     open_at(&mut s, p, 9, "id_rsa", 6);
     s.none("credential_access");
 }
+
+#[test]
+fn descriptors_of_the_image_before_exec_do_not_place_files() {
+    // A shell reads a PAM file on fd 3 (close-on-exec), then runs rm -r, whose walk deletes
+    // names relative to its own fd 3: they are not in /etc/pam.d.
+    let mut s = Sim::new();
+    let sh = s.run(&["bash"]);
+    open_at(
+        &mut s,
+        sh,
+        -100,
+        "/etc/pam.d/common-session-noninteractive",
+        3,
+    );
+    s.exec(sh, "/usr/bin/rm", &["rm", "-rf", "build"]);
+    let mut ev = s.ev(
+        sh,
+        crate::event::Payload::Unlink {
+            dfd: 3,
+            path: crate::event::RawStr::from("notes.csv"),
+            flags: 0,
+        },
+    );
+    ev.ret = 0;
+    s.deliver(ev);
+    s.none("auth_config");
+}

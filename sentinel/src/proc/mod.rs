@@ -48,7 +48,8 @@ pub struct Process {
     pub memfds: Vec<String>,
     /// The last files this process opened, by descriptor (at most `DIR_FDS`, newest last):
     /// `openat(fd, "name")` relative to one of them (tar -C, find, fts walks) names
-    /// `<its path>/name`. A descriptor's entry is replaced when an open returns it again.
+    /// `<its path>/name`. A descriptor's entry is replaced when an open returns it again;
+    /// all are forgotten at exec.
     pub dir_fds: Vec<(i32, String)>,
 }
 
@@ -382,6 +383,10 @@ impl ProcessTable {
                     p.session = ev.session;
                     p.cgroup_id = ev.cgroup_id;
                     p.memfds.clear();
+                    // The old image's descriptors: most were close-on-exec (a PAM config read
+                    // by sudo, say), and their numbers are reused by the new image, which opens
+                    // its own directories (tar -C, find, rm -r) before it walks relative to them.
+                    p.dir_fds.clear();
                 }
             }
             Payload::Exit { .. } if ev.tid == ev.pid => self.retire(ev.pid, ev.time_ns),
