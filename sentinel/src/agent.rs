@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// Ignore open events under this path prefix (repeatable; adds to the config's list).
     #[arg(long = "ignore-prefix", value_name = "PREFIX")]
     pub ignore_prefixes: Vec<String>,
+    /// For `cargo xtask bench` only: attach stand-in programs that capture nothing to the same
+    /// hooks, to measure what any observer of these tracepoints pays.
+    #[arg(long, hide = true, value_enum)]
+    pub probe_floor: Option<crate::collect::Floor>,
 }
 
 pub async fn run(
@@ -76,6 +80,7 @@ pub async fn run(
         .collect
         .ignore_prefixes
         .extend(args.ignore_prefixes.iter().cloned());
+    config.collect.floor = args.probe_floor;
     config.validate()?;
     // The push target and its key, resolved before anything starts so that a missing or
     // world-readable key file is a clear error, not a silent agent.

@@ -15,7 +15,7 @@ use sentinel_common::Kind;
 use serde::{Deserialize, Serialize};
 
 pub use drain::{KindCounts, Stats, StatsSnapshot};
-pub use loader::{ArgsSource, AttachReport, LoadOptions};
+pub use loader::{ArgsSource, AttachReport, Floor, LoadOptions};
 
 use crate::event::Event;
 
@@ -254,6 +254,10 @@ pub struct CollectConfig {
     pub syscall_args: String,
     /// Environment variables kept from each exec (by name; only these leave the kernel).
     pub exec_env: Vec<String>,
+    /// The bench's floor (`sentinel run --probe-floor`), never read from a file.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub floor: Option<Floor>,
 }
 
 /// Variables that change how programs load or how shells keep history: what attackers set to
@@ -308,6 +312,7 @@ impl Default for CollectConfig {
             channel_capacity: 65536,
             syscall_args: "auto".into(),
             exec_env: DEFAULT_EXEC_ENV.iter().map(|s| s.to_string()).collect(),
+            floor: None,
         }
     }
 }
@@ -324,6 +329,7 @@ impl CollectConfig {
             agent_tgid: std::process::id(),
             stash_args: self.syscall_args == "stash",
             exec_env: self.exec_env.clone(),
+            floor: self.floor,
         })
     }
 
