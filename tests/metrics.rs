@@ -139,13 +139,25 @@ impl Drop for Agent {
 /// `sentinel run --json` with its metrics on a free loopback port and its status socket in
 /// `dir`; returns once both are up.
 fn start_agent(dir: &Path) -> Agent {
+    start_agent_with(dir, "", &[])
+}
+
+/// One agent at a time: the healthy test asserts no losses, and agents with every kind on load
+/// each other on a small machine.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// `start_agent` with more configuration (`extra`, TOML sections) and environment.
+fn start_agent_with(dir: &Path, extra: &str, env: &[(&str, &str)]) -> Agent {
     require_root();
     let socket = dir.join("run/agent.sock");
     let config = dir.join("sentinel.toml");
     std::fs::write(
         &config,
         format!(
-            "store = {:?}\n[metrics]\nlisten = \"127.0.0.1:0\"\n[status]\nsocket = {:?}\n",
+            "store = {:?}\n[metrics]\nlisten = \"127.0.0.1:0\"\n[status]\nsocket = {:?}\n{extra}",
             dir.join("agent.db"),
             socket
         ),
@@ -155,6 +167,7 @@ fn start_agent(dir: &Path) -> Agent {
         .arg("--config")
         .arg(&config)
         .args(["run", "--json"])
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -209,6 +222,7 @@ fn status_as_nobody(bin: &Path, args: &[&str]) -> (i32, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_metrics_move_with_real_execs_and_status_answers_root_only() {
+    let _one = serial().await;
     let dir = tempfile::tempdir().unwrap();
     let agent = start_agent(dir.path());
     let url = agent.metrics.clone();
@@ -338,6 +352,114 @@ async fn agent_metrics_move_with_real_execs_and_status_answers_root_only() {
     let r = sentinel(&["status", "--socket", sock]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("no agent is running"), "{}", r.stderr);
+}
+
+/// A loopback TCP port held bound but not listening: connecting to it is refused, and no
+/// other process can take it while the returned descriptor lives.
+fn refusing_port() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns; the address structs are
+    // zeroed and filled field by field.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, &a as *const _ as *const libc::sockaddr, len),
+            0
+        );
+        let mut got: libc::sockaddr_in = std::mem::zeroed();
+        let mut glen = len;
+        assert_eq!(
+            libc::getsockname(fd, &mut got as *mut _ as *mut libc::sockaddr, &mut glen),
+            0
+        );
+        (owned, u16::from_be(got.sin_port))
+    }
+}
+
+/// An agent whose server refuses every connection: the anomaly of a binary run from /tmp is
+/// spooled, every push attempt fails, and the agent reports itself degraded (exit 1) in
+/// status and metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_pushes_make_the_agent_degraded() {
+    let _one = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_held, port) = refusing_port();
+    let extra = format!(
+        "[push]\nurl = \"http://127.0.0.1:{port}\"\nspool_dir = {:?}\n",
+        dir.path().join("spool")
+    );
+    let agent = start_agent_with(
+        dir.path(),
+        &extra,
+        &[("SENTINEL_API_KEY", "metrics-e2e-key")],
+    );
+    // A binary run from /tmp: an exec_from_writable anomaly, pushed (and failing).
+    let tmp = PathBuf::from(format!(
+        "/tmp/sentinel-e2e-metrics-{}-push",
+        std::process::id()
+    ));
+    std::fs::copy("/bin/true", &tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ran = Command::new(&tmp).status();
+    let _ = std::fs::remove_file(&tmp);
+    assert!(ran.unwrap().success());
+    let sock = agent.socket.to_str().unwrap().to_string();
+    let start = Instant::now();
+    let r = loop {
+        let r = sentinel(&["status", "--socket", &sock]);
+        if r.code != 0 && r.stdout.contains("pushing is failing") {
+            break r;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "status never said pushing fails (exit {}):\n{}{}",
+            r.code,
+            r.stdout,
+            r.stderr
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(r.code, 1, "degraded exits 1:\n{}", r.stdout);
+    assert!(r.stdout.contains("status:    degraded"), "{}", r.stdout);
+    let h = sentinel(&["status", "--json", "--socket", &sock]).json();
+    assert!(
+        h["push"]["consecutive_failures"].as_u64().unwrap() >= 1,
+        "{h}"
+    );
+    assert!(h["push"]["spool_files"].as_u64().unwrap() >= 1, "{h}");
+    assert!(h["push"]["spool_bytes"].as_u64().unwrap() > 0, "{h}");
+    assert!(
+        h["anomalies"]["per_detection"]["exec_from_writable"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    let t = scrape(&agent.metrics).await;
+    promtool_check(&t);
+    assert_eq!(sample(&t, "sentinel_agent_healthy"), Some(0.0), "{t}");
+    assert!(
+        sample(&t, "sentinel_push_failures_total").unwrap() >= 1.0,
+        "{t}"
+    );
+    assert!(
+        sample(&t, "sentinel_push_spool_bytes").unwrap() > 0.0,
+        "{t}"
+    );
+    assert!(
+        sample(
+            &t,
+            "sentinel_anomaly_detections_total{detection=\"exec_from_writable\"}"
+        )
+        .unwrap()
+            >= 1.0,
+        "{t}"
+    );
 }
 
 #[test]
