@@ -48,6 +48,12 @@ pub struct Config {
     pub push: crate::feed::push::PushSettings,
     /// The agent's own diagnostics (stderr, or the journal under systemd).
     pub log: crate::logging::LogConfig,
+    /// How long and how much the agent store keeps of its anomalies and incidents.
+    pub retention: crate::retention::RetentionConfig,
+    /// Outputs for SIEMs: `[[output]]` entries, each a JSON-lines file (rotated) or syslog
+    /// (RFC 5424 over /dev/log, UDP or TCP) taking chosen record types at or above a level
+    /// (docs/configuration.md, "Outputs"). None by default; stdout is not one of them.
+    pub output: Vec<crate::output::OutputConfig>,
 }
 
 impl Default for Config {
@@ -63,6 +69,8 @@ impl Default for Config {
             llm: Default::default(),
             push: Default::default(),
             log: Default::default(),
+            retention: Default::default(),
+            output: Vec::new(),
         }
     }
 }
@@ -111,6 +119,8 @@ impl Config {
             self.server.validate(),
             self.llm.validate(),
             self.log.validate(),
+            self.retention.validate(),
+            crate::output::config::validate(&self.output),
         ]
         .into_iter()
         .filter_map(Result::err)
