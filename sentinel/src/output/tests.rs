@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::model::Level;
 use crate::feed::{Record, Status};
 use crate::model::Anomaly;
+use crate::model::Level;
 
 fn anomaly(level: Level) -> Anomaly {
     let text = std::fs::read_to_string(concat!(
