@@ -170,31 +170,39 @@ pub struct OutputConfig {
     /// file: rotate before the file would grow past this many bytes; 0 never (default
     /// 104857600, 100 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 104857600))]
     pub max_bytes: Option<u64>,
     /// file: rotate a file this many seconds after it was started; 0 never (default 86400).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 86400))]
     pub max_age_secs: Option<u64>,
     /// file: rotated files kept (`PATH.1` the newest, up to `PATH.N`); older ones are
     /// deleted (default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 5))]
     pub keep: Option<u32>,
     /// file: "never", "record" (fsync after every record) or "interval" (default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "interval"))]
     pub fsync: Option<FsyncPolicy>,
     /// file: with `fsync = "interval"`, at most this many seconds between fsyncs (default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 5))]
     pub fsync_interval_secs: Option<u64>,
     /// syslog: "unix" (the local socket, default), "udp" or "tcp".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<Transport>,
     /// syslog: the socket path for "unix" (default /dev/log), HOST:PORT for "udp" and "tcp".
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "/dev/log"))]
     pub address: Option<String>,
     /// syslog: the facility, "kern" to "local7" (default "local0").
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "local0"))]
     pub facility: Option<Facility>,
     /// syslog: APP-NAME of each message (default "sentinel"; 1-48 printable ASCII).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "sentinel"))]
     pub app_name: Option<String>,
     /// syslog: "json" (the JSON record as the message, default) or "structured" (key
     /// fields as structured data, a one-line summary as the message).
@@ -203,6 +211,7 @@ pub struct OutputConfig {
     /// syslog: the SD-ID of the structured data (default "sentinel@32473"; use your
     /// organisation's enterprise number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "sentinel@32473"))]
     pub sd_id: Option<String>,
 }
 
