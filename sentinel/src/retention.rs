@@ -78,6 +78,28 @@ pub struct RetentionStats {
     pub errors: AtomicU64,
 }
 
+/// A copy of the retention counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RetentionCounters {
+    pub passes: u64,
+    pub removed_anomalies: u64,
+    pub removed_incidents: u64,
+    pub bytes: u64,
+    pub errors: u64,
+}
+
+impl RetentionStats {
+    pub fn snapshot(&self) -> RetentionCounters {
+        RetentionCounters {
+            passes: self.passes.load(Relaxed),
+            removed_anomalies: self.removed_anomalies.load(Relaxed),
+            removed_incidents: self.removed_incidents.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+        }
+    }
+}
+
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
 /// Bytes of anomaly and incident records in the store.

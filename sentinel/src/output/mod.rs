@@ -38,6 +38,8 @@ pub struct OutputStats {
     pub errors: AtomicU64,
     /// Files rotated (file outputs).
     pub rotations: AtomicU64,
+    /// Records in the queue now (out of the entry's `queue`).
+    pub queued: AtomicU64,
 }
 
 /// A copy of one output's counters.
@@ -49,6 +51,7 @@ pub struct OutputCounters {
     pub dropped: u64,
     pub errors: u64,
     pub rotations: u64,
+    pub queued: u64,
 }
 
 impl OutputStats {
@@ -60,6 +63,7 @@ impl OutputStats {
             dropped: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             rotations: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
         }
     }
 
@@ -71,6 +75,7 @@ impl OutputStats {
             dropped: self.dropped.load(Relaxed),
             errors: self.errors.load(Relaxed),
             rotations: self.rotations.load(Relaxed),
+            queued: self.queued.load(Relaxed),
         }
     }
 }
@@ -226,7 +231,9 @@ impl Outputs {
         let item = Arc::new(Prepared::new(rec, structured));
         for w in takers {
             match w.tx.try_send(item.clone()) {
-                Ok(()) => {}
+                Ok(()) => {
+                    w.stats.queued.fetch_add(1, Relaxed);
+                }
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                     w.stats.dropped.fetch_add(1, Relaxed);
                 }
@@ -375,10 +382,15 @@ impl Run {
         loop {
             match self.rx.recv_timeout(TICK) {
                 Ok(rec) => {
+                    let _ = self
+                        .stats
+                        .queued
+                        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
                     if !self.deliver(&rec) {
                         // Given up (closing while failing): what is queued is lost.
                         let rest = 1 + self.rx.try_iter().count() as u64;
                         self.stats.dropped.fetch_add(rest, Relaxed);
+                        self.stats.queued.store(0, Relaxed);
                         break;
                     }
                 }

@@ -82,6 +82,7 @@ async fn files_get_the_chosen_records_as_the_feeds_bytes() {
             dropped: 0,
             errors: 0,
             rotations: 0,
+            queued: 0,
         }]
     );
 }
@@ -110,6 +111,8 @@ async fn a_full_queue_drops_and_counts_and_a_server_back_gets_what_waited() {
     // One record is held by the thread (retrying), two wait in the queue, the rest are lost.
     let dropped = stats[0].dropped.load(Relaxed);
     assert!((7..=8).contains(&dropped), "dropped {dropped}");
+    let queued = stats[0].queued.load(Relaxed);
+    assert!((1..=2).contains(&queued), "queued {queued}");
     let listener = std::net::TcpListener::bind(addr).unwrap();
     let (mut conn, _) = listener.accept().unwrap();
     wait_for("the held records sent", || {
@@ -117,6 +120,7 @@ async fn a_full_queue_drops_and_counts_and_a_server_back_gets_what_waited() {
     });
     let counters = outputs.close().await;
     assert_eq!(counters[0].written + counters[0].dropped, 10);
+    assert_eq!(counters[0].queued, 0);
     let mut all = Vec::new();
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     std::io::Read::read_to_end(&mut conn, &mut all).unwrap();
