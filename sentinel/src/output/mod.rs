@@ -230,11 +230,12 @@ impl Outputs {
         });
         let item = Arc::new(Prepared::new(rec, structured));
         for w in takers {
+            // Counted before the thread can take it, so that its decrement never comes first.
+            w.stats.queued.fetch_add(1, Relaxed);
             match w.tx.try_send(item.clone()) {
-                Ok(()) => {
-                    w.stats.queued.fetch_add(1, Relaxed);
-                }
+                Ok(()) => {}
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    w.stats.queued.fetch_sub(1, Relaxed);
                     w.stats.dropped.fetch_add(1, Relaxed);
                 }
             }
