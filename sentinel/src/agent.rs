@@ -83,6 +83,10 @@ pub async fn run(
         .extend(args.ignore_prefixes.iter().cloned());
     config.collect.floor = args.probe_floor;
     config.validate()?;
+    // Outputs start before the probes: a file output in an unsafe place is a clear error.
+    let outputs = crate::output::Outputs::start(&config.output, &config.host_name())
+        .map_err(anyhow::Error::msg)
+        .context("starting the outputs")?;
     // The push target and its key, resolved before anything starts so that a missing or
     // world-readable key file is a clear error, not a silent agent.
     let push = match args.push.clone().or_else(|| config.push.url.clone()) {
@@ -119,6 +123,7 @@ pub async fn run(
         mounted_tracefs: report.mounted_tracefs,
         syscall_args: report.syscall_args,
     };
+    outputs.send(&Record::Status(&status));
     if args.json {
         print_record(&Record::Status(&status));
     } else {
@@ -166,11 +171,15 @@ pub async fn run(
         let discard = tokio::spawn(async move { while events.recv().await.is_some() {} });
         let summary = collector.stop().await;
         let _ = discard.await;
-        print_summary(&summary, &stats.snapshot(), None, args.json);
+        print_summary(&summary, &stats.snapshot(), None, args.json, &outputs);
+        close_outputs(&outputs).await;
         return Ok(exit_code(&summary));
     }
     let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
     let show_events = args.events || args.no_detect;
+    // Events reach the sinks when shown or when an output takes them (at start: a reload
+    // that adds an event output does not start the flow).
+    let forward_events = show_events || outputs.wants(crate::output::RecordType::Event);
     let mut engine_control = None;
     let analysis = if args.no_detect {
         AnalysisThread::Events(pipeline::spawn_analysis(
@@ -200,7 +209,7 @@ pub async fn run(
                 control: Some(rx),
             },
             feed_tx,
-            show_events,
+            forward_events,
             stats.clone(),
         ))
     };
@@ -241,9 +250,20 @@ pub async fn run(
         Sink {
             json: args.json,
             color,
+            show_events,
+            outputs: outputs.clone(),
         },
         edge.clone(),
     ));
+    // Bounded disk: the store's old anomalies and incidents go, at start and periodically.
+    let retention_stats = Arc::new(crate::retention::RetentionStats::default());
+    let retention = (!args.no_detect).then(|| {
+        crate::retention::spawn(
+            config.store.clone(),
+            config.retention.clone(),
+            retention_stats.clone(),
+        )
+    });
 
     // Until --duration is up or a stop is asked (at once if one was during start-up);
     // SIGHUP reloads the configuration meanwhile.
@@ -255,13 +275,21 @@ pub async fn run(
             r = control.signals.next() => match r {
                 crate::signals::Request::Stop => break,
                 crate::signals::Request::Reload => {
-                    crate::reload::reload(control.path.as_deref(), engine_control.as_ref()).await;
+                    crate::reload::reload(
+                        control.path.as_deref(),
+                        engine_control.as_ref(),
+                        Some(&outputs),
+                    )
+                    .await;
                 }
             },
         }
     }
     drop(engine_control);
     sampler.abort();
+    if let Some(r) = retention {
+        r.abort();
+    }
     let summary = collector.stop().await;
     // The collector's channel is closed now: the analysis stage drains what is queued and
     // ends, which closes the feed, which ends the sink.
@@ -282,7 +310,9 @@ pub async fn run(
         &stats.snapshot(),
         detect_stats.as_ref(),
         args.json,
+        &outputs,
     );
+    close_outputs(&outputs).await;
     Ok(exit_code(&summary))
 }
 
@@ -333,6 +363,22 @@ impl Watch {
         }
         if let Some(e) = self.endpoint {
             e.stop().await;
+        }
+    }
+}
+
+/// Lets the outputs write what they hold, then tells their counters when any record was
+/// dropped or failed (stderr; the summary record was already written).
+async fn close_outputs(outputs: &crate::output::Outputs) {
+    for c in outputs.close().await {
+        let line = format!(
+            "sentinel: output {}: {} records written, {} dropped, {} errors",
+            c.name, c.written, c.dropped, c.errors
+        );
+        if c.dropped > 0 || c.errors > 0 {
+            eprintln!("{line}");
+        } else {
+            tracing::info!(target: "sentinel::output", "{}", &line["sentinel: ".len()..]);
         }
     }
 }
@@ -415,6 +461,9 @@ const FEED_CAPACITY: usize = 8192;
 struct Sink {
     json: bool,
     color: bool,
+    /// Events on stdout (they may flow for the outputs only).
+    show_events: bool,
+    outputs: Arc<crate::output::Outputs>,
 }
 
 /// Feed items written between two looks at the channel.
@@ -441,6 +490,7 @@ async fn write_feed(
             }
             // An incident's story (`--llm`): shown as the incident again, with its explanation.
             Some(i) = async { match stories.as_mut() { Some(s) => s.recv().await, None => None } } => {
+                sink.outputs.send(&Record::Incident(&i));
                 let _ = if sink.json {
                     Record::Incident(&i).write_json_line(&mut out)
                 } else {
@@ -452,6 +502,15 @@ async fn write_feed(
             if let FeedItem::Anomaly(a) = &item {
                 // No receiver yet is fine: the edge is for optional consumers.
                 let _ = edge.send(a.clone());
+            }
+            match &item {
+                FeedItem::Event(ev) => sink.outputs.send(&Record::Event(ev)),
+                FeedItem::Anomaly(a) => sink.outputs.send(&Record::Anomaly(a)),
+            }
+            if let FeedItem::Event(_) = &item
+                && !sink.show_events
+            {
+                continue;
             }
             // A closed stdout (e.g. piped into head) must not stop the pipeline: keep consuming.
             let _ = match (&item, sink.json) {
@@ -467,6 +526,7 @@ async fn write_feed(
             if let FeedItem::Anomaly(a) = &item
                 && let Some(i) = incidents.observe(a)
             {
+                sink.outputs.send(&Record::Incident(&i));
                 let _ = if sink.json {
                     Record::Incident(&i).write_json_line(&mut out)
                 } else {
@@ -527,13 +587,16 @@ fn print_summary(
     p: &PipelineSnapshot,
     detect: Option<&crate::detect::Stats>,
     json: bool,
+    outputs: &crate::output::Outputs,
 ) {
+    let record = RunSummary {
+        collect: s,
+        pipeline: p,
+        detect,
+    };
+    outputs.send(&Record::Summary(&record));
     if json {
-        print_record(&Record::Summary(&RunSummary {
-            collect: s,
-            pipeline: p,
-            detect,
-        }));
+        print_record(&Record::Summary(&record));
         return;
     }
     if let Some(d) = detect {

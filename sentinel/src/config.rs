@@ -52,6 +52,12 @@ pub struct Config {
     pub metrics: crate::metrics::MetricsConfig,
     /// The agent's status socket, asked by `sentinel status` (docs/metrics.md).
     pub status: crate::metrics::StatusConfig,
+    /// How long and how much the agent store keeps of its anomalies and incidents.
+    pub retention: crate::retention::RetentionConfig,
+    /// Outputs for SIEMs: `[[output]]` entries, each a JSON-lines file (rotated) or syslog
+    /// (RFC 5424 over /dev/log, UDP or TCP) taking chosen record types at or above a level
+    /// (docs/configuration.md, "Outputs"). None by default; stdout is not one of them.
+    pub output: Vec<crate::output::OutputConfig>,
 }
 
 impl Default for Config {
@@ -69,6 +75,8 @@ impl Default for Config {
             log: Default::default(),
             metrics: Default::default(),
             status: Default::default(),
+            retention: Default::default(),
+            output: Vec::new(),
         }
     }
 }
@@ -119,6 +127,8 @@ impl Config {
             self.log.validate(),
             self.metrics.validate(),
             self.status.validate(),
+            self.retention.validate(),
+            crate::output::config::validate(&self.output),
         ]
         .into_iter()
         .filter_map(Result::err)

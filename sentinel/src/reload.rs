@@ -1,6 +1,7 @@
 //! `sentinel run` on SIGHUP: the configuration file is read again and what can change while
-//! running changes (detection weights, thresholds, categories and exceptions, and the log
-//! level) without detaching the probes or losing the process table. A file that does not
+//! running changes (detection weights, thresholds, categories and exceptions, the outputs,
+//! whose files are reopened, and the log level) without detaching the probes or losing the
+//! process table. A file that does not
 //! load, or a detection setting the engine refuses, keeps the running configuration, and the
 //! log says why.
 
@@ -26,7 +27,11 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 pub type EngineControl = std::sync::mpsc::Sender<Control<Engine>>;
 
 /// Reads `path` again and applies it; logs the outcome. Returns whether it was applied.
-pub async fn reload(path: Option<&Path>, engine: Option<&EngineControl>) -> bool {
+pub async fn reload(
+    path: Option<&Path>,
+    engine: Option<&EngineControl>,
+    outputs: Option<&crate::output::Outputs>,
+) -> bool {
     let shown = path
         .unwrap_or(Path::new(crate::config::DEFAULT_PATH))
         .display();
@@ -40,6 +45,17 @@ pub async fn reload(path: Option<&Path>, engine: Option<&EngineControl>) -> bool
             return false;
         }
     };
+    // Outputs that cannot start (a file in an unsafe place) refuse the whole file, before
+    // anything changed.
+    if outputs.is_some()
+        && let Err(e) = crate::output::Outputs::preflight(&fresh.output)
+    {
+        tracing::error!(
+            target: "sentinel::reload",
+            "configuration not reloaded, the running one stays: {e}"
+        );
+        return false;
+    }
     if let Some(tx) = engine {
         match reconfigure(tx, fresh.detect.clone()).await {
             Ok(later) if !later.is_empty() => tracing::warn!(
@@ -57,13 +73,19 @@ pub async fn reload(path: Option<&Path>, engine: Option<&EngineControl>) -> bool
             }
         }
     }
+    if let Some(o) = outputs
+        && let Err(e) = o.replace(&fresh.output)
+    {
+        // Checked above: only a thread that cannot start gets here.
+        tracing::error!(target: "sentinel::reload", "outputs not reloaded: {e}");
+    }
     if let Err(e) = crate::logging::apply(&fresh.log) {
         // Validated at load: only a subscriber that is not ours gets here.
         tracing::warn!(target: "sentinel::reload", "{e}");
     }
     tracing::info!(
         target: "sentinel::reload",
-        "configuration reloaded from {shown}: detection settings and log level"
+        "configuration reloaded from {shown}: detection settings, outputs (files reopened) and log level"
     );
     true
 }

@@ -196,12 +196,27 @@ fn locate(text: &str, message: &str) -> Option<Range<usize>> {
         .collect();
     for w in words.iter().filter(|w| w.contains('.')) {
         let mut t: &dyn toml_edit::TableLike = doc.as_table();
-        let parts: Vec<&str> = w.split('.').collect();
-        for (i, part) in parts.iter().enumerate() {
+        let mut parts = w.split('.').peekable();
+        while let Some(part) = parts.next() {
             let Some((key, item)) = t.get_key_value(part) else {
                 break;
             };
-            if i + 1 == parts.len() {
+            // A list of tables: the next part is the entry's index (`output.1.address`).
+            if let Some(list) = item.as_array_of_tables() {
+                let Some(entry) = parts
+                    .next()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .and_then(|n| list.get(n))
+                else {
+                    break;
+                };
+                if parts.peek().is_none() {
+                    return entry.span();
+                }
+                t = entry;
+                continue;
+            }
+            if parts.peek().is_none() {
                 return key.span().or_else(|| item.span());
             }
             match item.as_table_like() {
@@ -271,6 +286,16 @@ mod tests {
         assert!(p[0].2.contains("bogus"), "{p:?}");
         assert_eq!(p[0].1, 1, "column of `bogus`");
         assert_eq!(p[1].1, 15, "column of the value: {p:?}");
+    }
+
+    #[test]
+    fn checks_of_list_entries_point_at_the_entry_s_key() {
+        let text = "store = \"/x\"\n[[output]]\nkind = \"file\"\npath = \"/v/a\"\n\
+                    [[output]]\nkind = \"syslog\"\ntransport = \"udp\"\naddress = \"nohost\"\n";
+        let p = places(text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!((p[0].0, p[0].1), (8, 1), "{p:?}");
+        assert!(p[0].2.contains("output.1.address"), "{p:?}");
     }
 
     #[test]

@@ -141,9 +141,45 @@ fn value_text(v: &toml_edit::Value) -> String {
     v.clone().decorated("", "").to_string()
 }
 
+/// An example for a key that is unset by default: its default when the schema names one,
+/// else an enum's first value, else by its type.
+fn example(prop: &Value, target: &Value) -> String {
+    let default = [prop, target]
+        .iter()
+        .find_map(|s| s.get("default"))
+        .and_then(|d| toml::Value::try_from(d).ok());
+    if let Some(d) = default {
+        return d.to_string();
+    }
+    let first = target
+        .get("enum")
+        .and_then(|e| e.get(0))
+        .or_else(|| {
+            ["oneOf", "anyOf"]
+                .iter()
+                .find_map(|k| target.get(k).and_then(|alts| alts.get(0)))
+                .and_then(|a| a.get("const"))
+        })
+        .and_then(Value::as_str);
+    match first {
+        Some(v) => format!("{v:?}"),
+        None => unset_hint(target).to_string(),
+    }
+}
+
+/// Whether a schema is an array of tables (`[[output]]`).
+fn is_array_of_tables(s: &Value, root: &Value) -> bool {
+    s.get("items").is_some_and(|i| is_table(resolve(i, root)))
+}
+
 /// An example for a key that is unset by default, by its type.
 fn unset_hint(s: &Value) -> &'static str {
-    match s.get("type").and_then(Value::as_str) {
+    // `Option<u64>` is `"type": ["integer", "null"]`.
+    let ty = s.get("type").and_then(|t| match t {
+        Value::Array(alts) => alts.iter().filter_map(Value::as_str).find(|t| *t != "null"),
+        t => t.as_str(),
+    });
+    match ty {
         Some("integer") | Some("number") => "0",
         Some("boolean") => "false",
         Some("array") => "[]",
@@ -195,6 +231,13 @@ fn render_table(
                 tables.push((key, prop, None));
                 continue;
             }
+            // An empty array of tables: an example entry, commented out, shows its keys.
+            Some(toml_edit::Item::Value(toml_edit::Value::Array(a)))
+                if a.is_empty() && is_array_of_tables(target, root) =>
+            {
+                tables.push((key, prop, None));
+                continue;
+            }
             _ => {}
         }
         out.push('\n');
@@ -208,7 +251,7 @@ fn render_table(
             }
             // In a table that is unset as a whole, the table says so once.
             None if commented => {
-                let _ = writeln!(out, "# {k} = {}", unset_hint(target));
+                let _ = writeln!(out, "# {k} = {}", example(prop, target));
             }
             None => {
                 let _ = writeln!(out, "# {k} = {}    (unset by default)", unset_hint(target));
@@ -241,6 +284,15 @@ fn render_table(
                         commented,
                     );
                 }
+            }
+            _ if is_array_of_tables(target, root) => {
+                let element = target.get("items").map(|i| resolve(i, root));
+                let _ = writeln!(
+                    out,
+                    "# [[{}]]    (none by default; each entry takes these keys)",
+                    dotted(&sub)
+                );
+                render_table(out, &sub, element.unwrap_or(target), root, None, true);
             }
             _ => {
                 let _ = writeln!(out, "# [{}]    (unset by default)", dotted(&sub));
