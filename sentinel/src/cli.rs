@@ -62,6 +62,9 @@ pub enum Command {
     Feedback(crate::feedback_cmd::FeedbackArgs),
     /// Print the default configuration, or check a configuration file.
     Config(crate::config_cmd::ConfigArgs),
+    /// Write man pages or shell completions into a directory (for packagers).
+    #[command(hide = true)]
+    Generate(crate::generate::GenerateArgs),
 }
 
 impl Cli {
@@ -96,6 +99,7 @@ impl Command {
             Command::Analyze(_) => "analyze",
             Command::Feedback(_) => "feedback",
             Command::Config(_) => "config",
+            Command::Generate(_) => "generate",
         }
     }
 }
@@ -140,6 +144,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::User(args)) => crate::server::cli::user(config()?.server, args),
         Some(Command::Analyze(args)) => crate::analyze::run(config()?, args).await,
         Some(Command::Config(args)) => crate::config_cmd::run(args, cli.config),
+        Some(Command::Generate(args)) => {
+            use clap::CommandFactory;
+            crate::generate::run(Cli::command(), args)
+        }
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

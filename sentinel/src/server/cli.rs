@@ -85,7 +85,13 @@ pub async fn serve(config: ServerConfig, args: ServeArgs) -> anyhow::Result<i32>
     drop(store);
     let handle = Server::start(cfg).await.context("starting the dashboard")?;
     eprintln!("sentinel: dashboard on {}", handle.url());
-    wait_for_stop().await;
+    // Under systemd (Type=notify): ready once the listener is bound.
+    crate::service::ready(&format!("dashboard on {}", handle.url()));
+    tokio::select! {
+        _ = wait_for_stop() => {}
+        _ = crate::service::Watchdog::from_env().run() => {}
+    }
+    crate::service::stopping();
     handle.shutdown().await;
     Ok(crate::exit::OK)
 }
