@@ -265,6 +265,11 @@ pub async fn run(
         )
     });
 
+    // Under systemd (Type=notify): started once the hooks are attached and every consumer runs;
+    // the watchdog is pinged from this loop, so a wedged control loop is restarted.
+    crate::service::ready(&ready_status(&status));
+    let mut watchdog = crate::service::Watchdog::from_env();
+
     // Until --duration is up or a stop is asked (at once if one was during start-up);
     // SIGHUP reloads the configuration meanwhile.
     let deadline = until(args.duration);
@@ -272,6 +277,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut deadline => break,
+            _ = watchdog.tick() => watchdog.ping(),
             r = control.signals.next() => match r {
                 crate::signals::Request::Stop => break,
                 crate::signals::Request::Reload => {
@@ -285,6 +291,7 @@ pub async fn run(
             },
         }
     }
+    crate::service::stopping();
     drop(engine_control);
     sampler.abort();
     if let Some(r) = retention {
@@ -381,6 +388,15 @@ async fn close_outputs(outputs: &crate::output::Outputs) {
             tracing::info!(target: "sentinel::output", "{}", &line["sentinel: ".len()..]);
         }
     }
+}
+
+/// The unit's status line once started, e.g. "watching: 60 hooks attached, 2 failed".
+fn ready_status(status: &Status) -> String {
+    let mut s = format!("watching: {} hooks attached", status.attached.len());
+    if !status.failed.is_empty() {
+        s.push_str(&format!(", {} failed", status.failed.len()));
+    }
+    s
 }
 
 /// 1 when events were lost, else 0.

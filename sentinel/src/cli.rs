@@ -65,6 +65,9 @@ pub enum Command {
     /// Ask the running agent how it is: hooks, rates, losses, baselines, push and LLM health
     /// (exit 0 healthy, 1 degraded, 2 no agent running, 3 could not ask).
     Status(crate::status_cmd::StatusArgs),
+    /// Write man pages or shell completions into a directory (for packagers).
+    #[command(hide = true)]
+    Generate(crate::generate::GenerateArgs),
 }
 
 impl Cli {
@@ -100,6 +103,7 @@ impl Command {
             Command::Feedback(_) => "feedback",
             Command::Config(_) => "config",
             Command::Status(_) => "status",
+            Command::Generate(_) => "generate",
         }
     }
 }
@@ -148,6 +152,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Analyze(args)) => crate::analyze::run(config()?, args).await,
         Some(Command::Config(args)) => crate::config_cmd::run(args, cli.config),
         Some(Command::Status(args)) => crate::status_cmd::run(config()?, args).await,
+        Some(Command::Generate(args)) => {
+            use clap::CommandFactory;
+            crate::generate::run(Cli::command(), args)
+        }
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

@@ -1,8 +1,9 @@
-//! Developer tasks: `cargo xtask setup | build-ebpf | run | test | bench | eval | fuzz | vm-test`. Every task installs
+//! Developer tasks: `cargo xtask setup | build-ebpf | run | test | package | bench | eval | fuzz | vm-test`. Every task installs
 //! what it needs first (idempotently), so the README's two commands work on a new machine.
 
 mod bench;
 mod fuzz;
+mod package;
 mod setup;
 mod vm;
 
@@ -42,6 +43,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build the Debian package (release binary, hardened systemd units, conffile, man pages,
+    /// completions) into target/package/ and print its path (docs/install.md).
+    Package(package::PackageArgs),
     /// Measure overhead and capacity next to auditd and bpftrace (as root); writes
     /// docs/benchmarks.md.
     Bench(bench::BenchArgs),
@@ -102,6 +106,9 @@ fn main() -> anyhow::Result<()> {
             run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
             // The end-to-end tests run the agent binary itself.
             run(cargo().args(["build", "-p", "sentinel"]))?;
+            // And the package test installs the package (built here so that the release build's
+            // output is seen; the test's own `cargo xtask package` then finds it up to date).
+            package::run_package(&root, package::PackageArgs { out: None })?;
             // Every failing suite is reported, not just the first.
             run(cargo().args(["test", "--no-fail-fast"]).args(&args))?;
             eprintln!("xtask: fuzzing every target for {FUZZ_SECONDS} s each (bounded CI pass)");
@@ -124,6 +131,7 @@ fn main() -> anyhow::Result<()> {
                 },
             )
         }
+        Task::Package(args) => package::run_package(&root, args).map(|_| ()),
         Task::Bench(args) => bench::run(&root, args),
         Task::Fuzz(args) => fuzz::run(&root, args),
         Task::VmTest(args) => vm::run(&root, args),

@@ -89,6 +89,36 @@ fn bpf_linker() -> anyhow::Result<()> {
         .env("LLVM_PREFIX", LLVM_PREFIX))
 }
 
+/// What `cargo xtask package` runs besides cargo: dpkg-deb, dpkg-shlibdeps (dpkg-dev), strip
+/// (binutils), gzip and md5sum.
+pub fn packaging() -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for (tool, pkg) in [
+        ("dpkg-deb", "dpkg"),
+        ("dpkg-shlibdeps", "dpkg-dev"),
+        ("strip", "binutils"),
+        ("gzip", "gzip"),
+        ("md5sum", "coreutils"),
+    ] {
+        if which(tool).is_none() && !missing.contains(&pkg) {
+            missing.push(pkg);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    apt_install(&missing)
+}
+
+/// The path of `tool` on PATH.
+fn which(tool: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+    })
+}
+
 pub fn apt_install(pkgs: &[&str]) -> anyhow::Result<()> {
     eprintln!("xtask: apt-get install {}", pkgs.join(" "));
     run(Command::new("apt-get").arg("update").arg("-qq"))?;

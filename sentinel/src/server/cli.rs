@@ -101,7 +101,13 @@ pub async fn serve(
         }
         None => None,
     };
-    wait_for_stop().await;
+    // Under systemd (Type=notify): ready once the listener is bound.
+    crate::service::ready(&format!("dashboard on {}", handle.url()));
+    tokio::select! {
+        _ = wait_for_stop() => {}
+        _ = crate::service::Watchdog::from_env().run() => {}
+    }
+    crate::service::stopping();
     if let Some(e) = endpoint {
         e.stop().await;
     }

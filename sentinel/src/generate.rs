@@ -1,0 +1,122 @@
+//! `sentinel generate man|completions DIR` (hidden; used by `cargo xtask package`): man pages
+//! (clap_mangen) and bash, zsh and fish completions (clap_complete) written from the binary's
+//! own command line, so what is installed always matches the binary it came with. The command
+//! line is handed in by cli.rs (no import back to it).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap_complete::Shell;
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: Generate,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Generate {
+    /// Man pages: sentinel.1 and one page per subcommand (sentinel-run.1, ...).
+    Man {
+        /// Directory to write into (created when missing).
+        dir: PathBuf,
+    },
+    /// Shell completions: sentinel.bash, _sentinel (zsh) and sentinel.fish.
+    Completions {
+        /// Directory to write into (created when missing).
+        dir: PathBuf,
+    },
+}
+
+/// Writes what was asked for `cmd` (the whole command line); prints each file written.
+pub fn run(cmd: clap::Command, args: GenerateArgs) -> anyhow::Result<i32> {
+    let written = match &args.what {
+        Generate::Man { dir } => man(cmd, dir)?,
+        Generate::Completions { dir } => completions(cmd, dir)?,
+    };
+    for p in written {
+        println!("{}", p.display());
+    }
+    Ok(crate::exit::OK)
+}
+
+/// One man page per visible command, in section 1.
+pub fn man(cmd: clap::Command, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(cmd, dir)
+        .with_context(|| format!("writing man pages into {}", dir.display()))?;
+    list(dir, "1")
+}
+
+/// Completion scripts for bash, zsh and fish.
+pub fn completions(mut cmd: clap::Command, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    [Shell::Bash, Shell::Zsh, Shell::Fish]
+        .into_iter()
+        .map(|shell| {
+            clap_complete::generate_to(shell, &mut cmd, "sentinel", dir)
+                .with_context(|| format!("writing {shell} completions into {}", dir.display()))
+        })
+        .collect()
+}
+
+/// The files in `dir` with extension `ext`, sorted.
+fn list(dir: &Path, ext: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    /// The real command line (a test may look upward; the module itself does not).
+    fn cli() -> clap::Command {
+        crate::cli::Cli::command()
+    }
+
+    #[test]
+    fn man_pages_cover_every_visible_subcommand_and_not_the_hidden_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let pages = man(cli(), dir.path()).unwrap();
+        let names: Vec<String> = pages
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for want in [
+            "sentinel.1",
+            "sentinel-run.1",
+            "sentinel-serve.1",
+            "sentinel-config.1",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+        }
+        assert!(
+            !names.iter().any(|n| n.starts_with("sentinel-generate")),
+            "{names:?}"
+        );
+        let run = std::fs::read_to_string(dir.path().join("sentinel-run.1")).unwrap();
+        assert!(run.starts_with(".ie") || run.contains(".TH"), "{run}");
+        assert!(run.contains("\\-\\-duration"), "{run}");
+    }
+
+    #[test]
+    fn completions_for_three_shells_name_the_subcommands() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = completions(cli(), dir.path()).unwrap();
+        assert_eq!(files.len(), 3, "{files:?}");
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            // (zsh's and fish's scripts also list the hidden `generate`: clap_complete's choice.)
+            for sub in ["baseline", "serve", "config"] {
+                assert!(text.contains(sub), "{}: no {sub}: {text}", f.display());
+            }
+        }
+    }
+}
