@@ -38,7 +38,8 @@ pub struct AgentHealth {
     pub uptime_secs: f64,
     /// `uname -r`.
     pub kernel_release: String,
-    /// SHA-256 (hex) of the effective configuration as TOML: equal hashes, equal settings.
+    /// SHA-256 (hex) of the configuration file's settings as TOML (before command-line flags),
+    /// updated at each successful reload: equal hashes, equal files' settings.
     pub config_hash: String,
     pub hooks: Hooks,
     pub events: Events,
@@ -266,6 +267,8 @@ struct Sample {
 /// share (`Arc<HealthSource>`); `snapshot` may be called from any thread at any time.
 pub struct HealthSource {
     identity: Identity,
+    /// The configuration's hash: `identity.config_hash` until a reload changes it.
+    config_hash: Mutex<String>,
     started: Instant,
     started_ns: i64,
     kernel_release: String,
@@ -276,6 +279,7 @@ pub struct HealthSource {
 impl HealthSource {
     pub fn new(identity: Identity) -> Arc<HealthSource> {
         Arc::new(HealthSource {
+            config_hash: Mutex::new(identity.config_hash.clone()),
             identity,
             started: Instant::now(),
             started_ns: now_ns(),
@@ -283,6 +287,13 @@ impl HealthSource {
             parts: Mutex::new(Vec::new()),
             samples: Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// A reloaded configuration's hash (SIGHUP).
+    pub fn set_config_hash(&self, hash: String) {
+        if let Ok(mut h) = self.config_hash.lock() {
+            *h = hash;
+        }
     }
 
     /// Adds a room's counters (parts are read in the order added).
@@ -305,7 +316,11 @@ impl HealthSource {
             time_ns: now_ns(),
             uptime_secs: now.duration_since(self.started).as_secs_f64(),
             kernel_release: self.kernel_release.clone(),
-            config_hash: self.identity.config_hash.clone(),
+            config_hash: self
+                .config_hash
+                .lock()
+                .map(|h| h.clone())
+                .unwrap_or_default(),
             ..Default::default()
         };
         let parts: Vec<Arc<dyn HealthPart>> = match self.parts.lock() {
@@ -450,6 +465,8 @@ mod tests {
         assert_eq!(s.snapshot().events.per_kind["exec"], 9, "nothing cached");
         assert_eq!(h.verdict(), Verdict::Healthy);
         assert!(h.problems().is_empty());
+        s.set_config_hash("def".into());
+        assert_eq!(s.snapshot().config_hash, "def", "a reload shows");
     }
 
     #[test]
