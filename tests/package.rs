@@ -63,6 +63,11 @@ fn package() -> PathBuf {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut c = Command::new(cargo);
         c.args(["xtask", "package"]).current_dir(workspace());
+        // `cargo xtask test` packages its dev build (see xtask/src/package.rs); by hand, the
+        // release build is packaged.
+        if let Ok(profile) = std::env::var("SENTINEL_PACKAGE_PROFILE") {
+            c.args(["--profile", &profile]);
+        }
         // The test's own cargo variables would make that build differ from a hand-run one.
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy();

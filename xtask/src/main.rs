@@ -106,11 +106,16 @@ fn main() -> anyhow::Result<()> {
             run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
             // The end-to-end tests run the agent binary itself.
             run(cargo().args(["build", "-p", "sentinel"]))?;
-            // And the package test installs the package (built here so that the release build's
-            // output is seen; the test's own `cargo xtask package` then finds it up to date).
-            package::run_package(&root, package::PackageArgs { out: None })?;
+            // And the package test installs the package, built here from that same dev binary
+            // (the test's own `cargo xtask package --profile dev` then finds it up to date);
+            // `cargo xtask package` alone packages the release build.
+            let profile = package::Profile::Dev;
+            package::run_package(&root, package::PackageArgs { out: None, profile })?;
             // Every failing suite is reported, not just the first.
-            run(cargo().args(["test", "--no-fail-fast"]).args(&args))?;
+            run(cargo()
+                .args(["test", "--no-fail-fast"])
+                .args(&args)
+                .env(package::Profile::TEST_ENV, profile.name()))?;
             eprintln!("xtask: fuzzing every target for {FUZZ_SECONDS} s each (bounded CI pass)");
             fuzz::run(
                 &root,

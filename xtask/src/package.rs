@@ -20,6 +20,37 @@ pub struct PackageArgs {
     /// Directory for the .deb (default target/package).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Cargo profile of the packaged binary: `release` (what ships), or `dev` (what
+    /// `cargo xtask test` packages: the package, its units and scripts are what the tests
+    /// check, and a second, optimised build of everything would add minutes to CI).
+    #[arg(long, value_enum, default_value_t = Profile::Release)]
+    pub profile: Profile,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    Release,
+    Dev,
+}
+
+impl Profile {
+    /// The environment variable `cargo xtask test` sets for tests/package.rs.
+    pub const TEST_ENV: &str = "SENTINEL_PACKAGE_PROFILE";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Release => "release",
+            Profile::Dev => "dev",
+        }
+    }
+
+    /// Where cargo puts the profile's binaries.
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Release => "release",
+            Profile::Dev => "debug",
+        }
+    }
 }
 
 /// Where the dashboard keeps its database in the package: its own user's state directory
@@ -30,7 +61,7 @@ const SERVER_DB: &str = "/var/lib/sentinel-server/server.db";
 pub fn run_package(root: &Path, args: PackageArgs) -> anyhow::Result<PathBuf> {
     setup::toolchain()?;
     setup::packaging()?;
-    run(crate::cargo().args(["build", "--release", "-p", "sentinel"]))?;
+    run(crate::cargo().args(["build", "--profile", args.profile.name(), "-p", "sentinel"]))?;
     let version = workspace_version(root)?;
     let arch = output(Command::new("dpkg").arg("--print-architecture"))?;
     let src = root.join("packaging/deb");
@@ -42,7 +73,14 @@ pub fn run_package(root: &Path, args: PackageArgs) -> anyhow::Result<PathBuf> {
 
     // The binary, stripped the way dh_strip strips (the kernel object is data: untouched).
     let bin = stage.join("usr/bin/sentinel");
-    copy(&root.join("target/release/sentinel"), &bin, 0o755)?;
+    copy(
+        &root
+            .join("target")
+            .join(args.profile.dir())
+            .join("sentinel"),
+        &bin,
+        0o755,
+    )?;
     run(Command::new("strip")
         .args([
             "--remove-section=.comment",
