@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cli;
 pub mod feedback;
 pub mod feedback_web;
+pub mod fleet;
 pub mod hosts;
 pub mod incident_pages;
 pub mod incidents;
