@@ -196,6 +196,7 @@ pub async fn run(
             store: (!args.no_detect).then(|| config.store.clone()),
             llm: args.llm.then(|| config.llm.clone()),
             host: config.host_name(),
+            fleet: crate::feed::fleet::options(&config, interim_health(&status, &collector)),
         },
         &edge,
     )
@@ -248,6 +249,30 @@ pub async fn run(
         args.json,
     );
     Ok(exit_code(&summary))
+}
+
+/// The heartbeat's health snapshot until the shared agent health lands: hooks, losses and
+/// events received so far.
+fn interim_health(status: &Status, collector: &Collector) -> crate::feed::fleet::HealthFn {
+    let fixed = serde_json::json!({
+        "version": crate::feed::AGENT_VERSION,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "hooks": { "attached": status.attached, "failed": status.failed },
+        "syscall_args": status.syscall_args,
+    });
+    let stats = collector.stats().clone();
+    let gauge = collector.loss_gauge().ok();
+    Arc::new(crate::feed::fleet::HealthSource(Box::new(move || {
+        let s = stats.snapshot();
+        let mut v = fixed.clone();
+        // The gauge counts kernel losses and agent drops together.
+        let dropped: u64 = s.channel_dropped.values().sum();
+        let all = gauge.as_ref().map(|g| g()).unwrap_or(dropped);
+        v["kernel_lost"] = all.saturating_sub(dropped).into();
+        v["dropped"] = serde_json::to_value(&s.channel_dropped).unwrap_or_default();
+        v["received"] = serde_json::to_value(&s.received).unwrap_or_default();
+        v
+    })))
 }
 
 /// 1 when events were lost, else 0.

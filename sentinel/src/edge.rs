@@ -29,6 +29,22 @@ pub struct EdgeOptions {
     /// Keep every anomaly in the agent store (for `sentinel analyze --anomaly ID`).
     pub store: Option<std::path::PathBuf>,
     pub host: String,
+    /// Heartbeats, snapshots and the spool cap of the push client (feed/fleet.rs).
+    pub fleet: FleetOptions,
+}
+
+/// The fleet side of pushing: how often to send heartbeats and snapshots, and the spool cap.
+#[derive(Default)]
+pub struct FleetOptions {
+    /// Heartbeat interval and the agent's health snapshot (None: no heartbeats).
+    pub heartbeat: Option<(Duration, crate::feed::fleet::HealthFn)>,
+    /// Snapshot interval and what to probe (None: no snapshots).
+    pub snapshots: Option<(
+        Duration,
+        crate::snapshot::SnapshotConfig,
+        crate::audit::AuditConfig,
+    )>,
+    pub spool_max_bytes: Option<u64>,
 }
 
 pub struct Edge {
@@ -43,6 +59,7 @@ pub struct Edge {
     pusher: Option<Arc<Pusher>>,
     server: Option<Arc<ServerHandle>>,
     local_verdicts: Option<JoinHandle<()>>,
+    snapshots: Option<JoinHandle<()>>,
 }
 
 /// Lagged (lost) anomalies per consumer.
@@ -62,6 +79,7 @@ impl Edge {
             pusher: None,
             server: None,
             local_verdicts: None,
+            snapshots: None,
         };
         if let Some(cfg) = opts.llm {
             let mut handle =
@@ -151,7 +169,22 @@ impl Edge {
             if let Some(s) = opts.verdict_poll_secs {
                 cfg.verdict_poll = Duration::from_secs(s.max(1));
             }
+            if let Some(m) = opts.fleet.spool_max_bytes {
+                cfg.spool_max_bytes = m;
+            }
+            cfg.heartbeat = opts.fleet.heartbeat.clone();
             let pusher = Arc::new(Pusher::start(cfg).context("starting the push client")?);
+            if let Some((every, snapshot, audit)) = opts.fleet.snapshots.clone() {
+                edge.snapshots = Some(tokio::spawn(crate::feed::fleet::snapshot_loop(
+                    crate::feed::fleet::Snapshots {
+                        every,
+                        host: opts.host.clone(),
+                        snapshot,
+                        audit,
+                    },
+                    pusher.clone(),
+                )));
+            }
             let p = pusher.clone();
             // Incidents are pushed as they grow, built from the same anomalies as the feed's.
             let incidents = Arc::new(std::sync::Mutex::new(crate::incident::Tracker::default()));
@@ -266,7 +299,22 @@ impl Edge {
             t.abort();
             let _ = t.await;
         }
+        if let Some(t) = self.snapshots {
+            t.abort();
+            let _ = t.await;
+        }
         if let Some(p) = self.pusher.and_then(|p| Arc::try_unwrap(p).ok()) {
+            let st = p.stats();
+            let dropped = st
+                .spool_dropped_batches
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if dropped > 0 {
+                eprintln!(
+                    "sentinel: push spool full ([push] spool_max_bytes): {dropped} oldest batches ({} items) dropped",
+                    st.spool_dropped_items
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                );
+            }
             p.shutdown(Duration::from_secs(5)).await;
         }
         if let Some(t) = self.local_verdicts {
