@@ -17,6 +17,7 @@ pub mod exit;
 pub mod explain;
 pub mod feed;
 pub mod feedback_cmd;
+pub mod health;
 pub mod incident;
 pub mod learn;
 pub mod logging;

@@ -30,22 +30,9 @@ pub struct EnrolAnswer {
     pub rotated: bool,
 }
 
-/// The push spool as the agent sees it (feed/push.rs).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SpoolStatus {
-    /// Batches waiting to be sent, and their bytes on disk.
-    pub batches: u64,
-    pub bytes: u64,
-    /// `[push] spool_max_bytes` (0: no cap).
-    pub max_bytes: u64,
-    /// Batches (and the items in them) dropped, oldest first, to stay under the cap.
-    pub dropped_batches: u64,
-    pub dropped_items: u64,
-}
-
 /// The body of `POST /api/ingest/heartbeat`: who, when, how often, and the agent's health
-/// snapshot (the same document as `sentinel status`).
+/// snapshot (`crate::health::AgentHealth`, the document `sentinel status` shows; its `push`
+/// part carries the spool and the batches dropped to stay under its cap).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
@@ -56,16 +43,13 @@ pub struct Heartbeat {
     pub interval_secs: u64,
     /// The agent's health snapshot (a JSON object).
     pub health: serde_json::Value,
-    #[serde(default)]
-    pub spool: SpoolStatus,
 }
 
-/// Where the agent's health snapshot comes from (the running agent builds it on demand).
-pub struct HealthSource(pub Box<dyn Fn() -> serde_json::Value + Send + Sync>);
+/// The running agent's health (crate::health), read at each heartbeat.
+#[derive(Clone)]
+pub struct HealthFn(pub std::sync::Arc<crate::health::HealthSource>);
 
-pub type HealthFn = std::sync::Arc<HealthSource>;
-
-impl std::fmt::Debug for HealthSource {
+impl std::fmt::Debug for HealthFn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("HealthSource")
     }
@@ -128,26 +112,15 @@ pub struct Beat {
     pub host: String,
     pub every: std::time::Duration,
     pub health: HealthFn,
-    pub spool_dir: std::path::PathBuf,
-    pub spool_max_bytes: u64,
 }
 
 /// The heartbeat as it would be sent now.
-pub fn heartbeat_now(b: &Beat, stats: &super::push::Stats) -> Heartbeat {
-    use std::sync::atomic::Ordering::Relaxed;
-    let (batches, bytes) = spool_usage(&b.spool_dir);
+pub fn heartbeat_now(b: &Beat) -> Heartbeat {
     Heartbeat {
         host: b.host.clone(),
         time_ns: crate::store::now_ns(),
         interval_secs: b.every.as_secs().max(1),
-        health: (b.health.0)(),
-        spool: SpoolStatus {
-            batches,
-            bytes,
-            max_bytes: b.spool_max_bytes,
-            dropped_batches: stats.spool_dropped_batches.load(Relaxed),
-            dropped_items: stats.spool_dropped_items.load(Relaxed),
-        },
+        health: serde_json::to_value(b.health.0.snapshot()).unwrap_or_default(),
     }
 }
 
@@ -159,7 +132,7 @@ pub async fn heartbeat_loop(b: Beat, stats: std::sync::Arc<super::push::Stats>) 
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let hb = heartbeat_now(&b, &stats);
+        let hb = heartbeat_now(&b);
         let r = b
             .client
             .post(format!("{}/api/ingest/heartbeat", b.url))
@@ -230,7 +203,11 @@ pub async fn snapshot_loop(s: Snapshots, pusher: std::sync::Arc<super::push::Pus
 }
 
 /// The push client's fleet settings from `[push]`.
-pub fn options(config: &crate::config::Config, health: HealthFn) -> crate::edge::FleetOptions {
+pub fn options(
+    config: &crate::config::Config,
+    health: std::sync::Arc<crate::health::HealthSource>,
+) -> crate::edge::FleetOptions {
+    let health = HealthFn(health);
     let p = &config.push;
     let secs = |v: Option<u64>, d: u64| std::time::Duration::from_secs(v.unwrap_or(d).max(1));
     crate::edge::FleetOptions {

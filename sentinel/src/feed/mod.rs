@@ -4,6 +4,7 @@
 
 pub mod fleet;
 pub mod push;
+pub mod push_health;
 pub mod terminal;
 pub mod verdicts;
 

@@ -214,7 +214,7 @@ impl PushConfig {
     }
 }
 
-enum Item {
+pub(super) enum Item {
     Anomaly(Box<Anomaly>),
     Snapshot(serde_json::Value),
     Fingerprint(serde_json::Value),
@@ -244,9 +244,15 @@ pub struct Stats {
     /// Batches (and items) dropped, oldest first, to keep the spool under its cap.
     pub spool_dropped_batches: AtomicU64,
     pub spool_dropped_items: AtomicU64,
+    /// The cap (`PushConfig::spool_max_bytes`), for the agent's health.
+    pub spool_max_bytes: AtomicU64,
     /// Heartbeats the server accepted, and those that failed.
     pub heartbeats: AtomicU64,
     pub heartbeat_failures: AtomicU64,
+    /// Failed attempts since the last accepted batch (0: pushing works, or nothing to send).
+    pub consecutive_failures: AtomicU64,
+    /// Wall-clock time of the last accepted batch (ns, 0: none yet).
+    pub last_success_ns: std::sync::atomic::AtomicI64,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PushError + '_ {
@@ -326,6 +332,9 @@ impl Pusher {
         let (tx, rx) = mpsc::channel(10_000);
         let wake = Arc::new(Notify::new());
         let stats = Arc::new(Stats::default());
+        stats
+            .spool_max_bytes
+            .store(cfg.spool_max_bytes, Ordering::Relaxed);
         let inflight = Arc::new(std::sync::Mutex::new(None));
         let batcher = tokio::spawn(batch_loop(
             cfg.clone(),
@@ -344,8 +353,6 @@ impl Pusher {
                     host,
                     every,
                     health,
-                    spool_dir: cfg.spool_dir.clone(),
-                    spool_max_bytes: cfg.spool_max_bytes,
                 },
                 stats.clone(),
             )))
@@ -432,6 +439,16 @@ impl Pusher {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The push client's part of the agent's health (feed/push_health.rs); holds no sender,
+    /// so it never keeps the client from stopping.
+    pub fn health(&self) -> super::push_health::PushHealth {
+        super::push_health::PushHealth {
+            stats: self.stats.clone(),
+            queue: self.tx.downgrade(),
+            spool: self.spool.clone(),
+        }
     }
 
     /// Flushes to disk, gives the sender up to `grace` to deliver, then stops. Whatever is
@@ -602,6 +619,10 @@ async fn send_loop(
                 let _ = std::fs::remove_file(&path);
                 stats.batches_sent.fetch_add(1, Ordering::Relaxed);
                 stats.items_sent.fetch_add(items as u64, Ordering::Relaxed);
+                stats.consecutive_failures.store(0, Ordering::Relaxed);
+                stats
+                    .last_success_ns
+                    .store(crate::store::now_ns(), Ordering::Relaxed);
                 backoff = Duration::from_millis(250);
                 // Verdicts given since are fetched on the heels of each push.
                 accepted.notify_one();
@@ -618,6 +639,7 @@ async fn send_loop(
             }
             Outcome::Retry(why) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
+                stats.consecutive_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("push failed ({why}); retrying in {backoff:?}");
                 // Jitter spreads a fleet's retries after a server restart.
                 let jitter = Duration::from_millis(u64::from(random_id().as_bytes()[0]) % 100);

@@ -193,64 +193,30 @@ pub async fn enroll(
     }
 }
 
-/// Reads a number or sums the numbers of an object or array (counts per kind).
-fn total(v: &serde_json::Value) -> u64 {
-    match v {
-        serde_json::Value::Number(n) => n.as_u64().unwrap_or(0),
-        serde_json::Value::Object(m) => m.values().map(total).sum(),
-        serde_json::Value::Array(a) => a.iter().map(total).sum(),
-        _ => 0,
-    }
+/// The agent's health snapshot as sent (`crate::health::AgentHealth`; missing fields take
+/// their defaults, unknown ones are ignored), or None when it is not one.
+pub fn health_of(h: &serde_json::Value) -> Option<crate::health::AgentHealth> {
+    serde_json::from_value(h.clone()).ok()
 }
 
-/// The state-deciding figures of a health snapshot (metrics' `AgentHealth`, docs/server.md).
+/// The state-deciding figures of a health snapshot.
 pub fn vitals_of(h: &serde_json::Value) -> Vitals {
-    let first = |ps: &[&str]| ps.iter().find_map(|p| h.pointer(p));
-    let text = |ps: &[&str]| first(ps).and_then(|v| v.as_str()).map(str::to_string);
-    let failed = first(&["/hooks/failed", "/hooks_failed"])
-        .map(|v| match v {
-            serde_json::Value::Array(a) => a
-                .iter()
-                .map(|x| match x {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Array(p) => p
-                        .iter()
-                        .filter_map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(": "),
-                    other => other.to_string(),
-                })
-                .collect(),
-            serde_json::Value::Object(m) => m
-                .iter()
-                .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
-                .collect(),
-            _ => Vec::new(),
-        })
-        .unwrap_or_default();
-    let attached = first(&["/hooks/attached", "/hooks_attached"])
-        .map(|v| match v {
-            serde_json::Value::Array(a) => a.len() as u64,
-            other => total(other),
-        })
-        .unwrap_or(0);
-    let lost = ["/kernel_lost", "/losses/kernel_lost", "/lost"]
-        .iter()
-        .find_map(|p| h.pointer(p))
-        .map(total)
-        .unwrap_or(0)
-        + ["/dropped", "/losses/dropped"]
-            .iter()
-            .find_map(|p| h.pointer(p))
-            .map(total)
-            .unwrap_or(0);
+    let Some(h) = health_of(h) else {
+        return Vitals::default();
+    };
+    let some = |s: String| Some(s).filter(|s| !s.is_empty());
     Vitals {
-        version: text(&["/version", "/agent_version"]),
-        kernel: text(&["/kernel"]),
-        hooks_attached: attached,
-        hooks_failed: failed,
-        lost_total: lost,
-        last_event_ns: first(&["/last_event_ns"]).and_then(|v| v.as_i64()),
+        version: some(h.version),
+        kernel: some(h.kernel_release),
+        hooks_attached: h.hooks.attached.len() as u64,
+        hooks_failed: h
+            .hooks
+            .failed
+            .iter()
+            .map(|f| format!("{}: {}", f.hook, f.reason))
+            .collect(),
+        lost_total: h.events.lost_total,
+        last_event_ns: h.events.last_event_ns,
     }
 }
 
@@ -264,6 +230,9 @@ pub fn heartbeat_problem(hb: &Heartbeat, now_ns: i64, skew_secs: u64) -> Option<
     }
     if !hb.health.is_object() {
         return Some("health must be a JSON object".into());
+    }
+    if let Err(e) = serde_json::from_value::<crate::health::AgentHealth>(hb.health.clone()) {
+        return Some(format!("health is not an agent health snapshot: {e}"));
     }
     let latest = now_ns.saturating_add((skew_secs as i64).saturating_mul(1_000_000_000));
     if hb.time_ns > latest {
@@ -623,16 +592,24 @@ mod tests {
     #[test]
     fn vitals_read_hooks_and_losses_from_the_health_snapshot() {
         let h = json!({
-            "version": "0.1.0", "kernel": "6.18",
-            "hooks": { "attached": ["a", "b"], "failed": [["c", "permission denied"]] },
-            "kernel_lost": { "exec": 2, "open": 3 }, "dropped": 1
+            "schema": 1, "version": "0.1.0", "kernel_release": "6.18.0",
+            "hooks": { "attached": ["a", "b"], "failed": [{ "hook": "c", "reason": "permission denied" }] },
+            "events": { "kernel_lost": { "exec": 2 }, "lost_total": 6, "last_event_ns": 5 },
+            "a_field_from_a_later_agent": true
         });
         let v = vitals_of(&h);
         assert_eq!(v.hooks_attached, 2);
         assert_eq!(v.hooks_failed, ["c: permission denied"]);
         assert_eq!(v.lost_total, 6);
         assert_eq!(v.version.as_deref(), Some("0.1.0"));
+        assert_eq!(v.kernel.as_deref(), Some("6.18.0"));
+        assert_eq!(v.last_event_ns, Some(5));
         assert_eq!(vitals_of(&json!({})), Vitals::default());
+        assert_eq!(
+            vitals_of(&json!({ "hooks": 3 })),
+            Vitals::default(),
+            "not a snapshot"
+        );
     }
 
     #[test]
@@ -642,7 +619,6 @@ mod tests {
             time_ns: 0,
             interval_secs: 30,
             health: json!({}),
-            spool: Default::default(),
         };
         assert_eq!(heartbeat_problem(&ok, 0, 300), None);
         let bad = |f: &dyn Fn(&mut Heartbeat)| {
@@ -653,6 +629,10 @@ mod tests {
         assert!(bad(&|h| h.host = "a\nb".into()).contains("control"));
         assert!(bad(&|h| h.interval_secs = 0).contains("interval_secs"));
         assert!(bad(&|h| h.health = json!([1])).contains("object"));
+        assert!(
+            bad(&|h| h.health = json!({ "events": { "lost_total": "many" } }))
+                .contains("not an agent health snapshot")
+        );
         assert!(bad(&|h| h.time_ns = 301_000_000_000).contains("ahead"));
     }
 

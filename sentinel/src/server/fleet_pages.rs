@@ -32,16 +32,8 @@ pub fn state_badge(s: Option<AgentState>) -> Markup {
     html! { span class={ "badge agent " (class) } title="agent health" { (text) } }
 }
 
-fn scalar(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
 /// The "Agent" panel of a host page: state, why, heartbeat age, and the health snapshot's
-/// figures as the agent sent them.
+/// figures (hooks, events per second per kind, losses, baselines, spool).
 pub fn agent_section(a: Option<&AgentStatus>) -> Markup {
     let Some(a) = a else {
         return html! {
@@ -50,9 +42,10 @@ pub fn agent_section(a: Option<&AgentStatus>) -> Markup {
         };
     };
     let hb = a.heartbeat.as_ref();
-    let health = hb.and_then(|h| h.get("health"));
-    let vitals = health.map(fleet_api::vitals_of).unwrap_or_default();
-    let spool = hb.and_then(|h| h.get("spool"));
+    let raw = hb.and_then(|h| h.get("health"));
+    let h = raw.and_then(fleet_api::health_of).unwrap_or_default();
+    let lost = h.events.kernel_lost.values().sum::<u64>();
+    let dropped = h.events.channel_dropped.values().sum::<u64>();
     html! {
         h2 { "Agent " (state_badge(Some(a.state))) }
         dl.facts {
@@ -62,30 +55,41 @@ pub fn agent_section(a: Option<&AgentStatus>) -> Markup {
                 @if let Some(i) = a.interval_secs { " (every " (i) " s)" } }
             @if let Some(e) = a.enrolled_ns { dt { "Enrolled" } dd { (fmt_time(e)) " · " (a.enrolments) " enrolments" } }
             @if let Some(r) = a.retired_ns { dt { "Retired" } dd { (fmt_time(r)) } }
-            @if let Some(v) = &vitals.version { dt { "Version" } dd { (v) } }
-            @if let Some(k) = &vitals.kernel { dt { "Kernel" } dd { (k) } }
-            dt { "Hooks" } dd { (vitals.hooks_attached) " attached, " (vitals.hooks_failed.len()) " failed"
-                @for f in &vitals.hooks_failed { br; code { (f) } } }
-            dt { "Events lost" } dd { (vitals.lost_total) " since the agent started" }
-            @if let Some(t) = vitals.last_event_ns { dt { "Last event" } dd { (ago(t)) } }
-            @if let Some(s) = spool {
-                dt { "Push spool" } dd {
-                    (scalar(&s["batches"])) " batches, " (scalar(&s["bytes"])) " bytes"
-                    @if s["dropped_batches"].as_u64().unwrap_or(0) > 0 {
-                        " · " strong { (scalar(&s["dropped_batches"])) " batches (" (scalar(&s["dropped_items"])) " items) dropped" }
-                        " to stay under " (scalar(&s["max_bytes"])) " bytes"
-                    }
+            @if raw.is_some() {
+                dt { "Agent" } dd { "version " (h.version) " · up " (format!("{:.0}", h.uptime_secs)) " s · kernel " (h.kernel_release) }
+                dt { "Configuration" } dd { code { (h.config_hash.chars().take(16).collect::<String>()) } }
+                dt { "Hooks" } dd { (h.hooks.attached.len()) " attached, " (h.hooks.failed.len()) " failed · syscall arguments from " (h.hooks.syscall_args)
+                    @for f in &h.hooks.failed { br; code { (f.hook) } ": " (f.reason) } }
+                dt { "Events" } dd { (format!("{:.1}", h.events.rate_per_sec)) " /s · " (h.events.total) " since start"
+                    @if let Some(t) = h.events.last_event_ns { " · last " (ago(t)) } }
+                dt { "Lost" } dd { (lost) " in the kernel, " (dropped) " dropped in the agent since start; " (h.events.lost_recent) " in the last 5 minutes" }
+                @if let Some(d) = &h.detect {
+                    dt { "Baselines" } dd { @for (family, s) in &d.baselines {
+                        (family) ": " (s.calibrated) " calibrated, " (s.calibrating) " calibrating, " (s.learning) " learning" br;
+                    } }
+                }
+                @if let Some(p) = &h.push {
+                    dt { "Push spool" } dd { (p.spool_files) " batches, " (p.spool_bytes) " bytes"
+                        @if p.spool_dropped_batches > 0 {
+                            " · " strong { (p.spool_dropped_batches) " batches (" (p.spool_dropped_items) " items) dropped" }
+                            " to stay under " (p.spool_max_bytes) " bytes"
+                        } }
                 }
             }
         }
-        @if let Some(serde_json::Value::Object(m)) = health {
+        @if !h.events.rate_per_kind.is_empty() {
             details {
-                summary { "Health snapshot as sent" }
-                dl.facts { @for (k, v) in m {
-                    dt { (k) }
-                    dd { @if v.is_object() || v.is_array() { code { (v.to_string()) } } @else { (scalar(v)) } }
-                } }
+                summary { "Events per second by kind" }
+                div.tablewrap { table { thead { tr { th { "Kind" } th { "per s" } th { "since start" } th { "lost" } } }
+                    tbody { @for (k, r) in &h.events.rate_per_kind { tr {
+                        td { (k) } td.num { (format!("{r:.2}")) }
+                        td.num { (h.events.per_kind.get(k).copied().unwrap_or(0)) }
+                        td.num { (h.events.kernel_lost.get(k).copied().unwrap_or(0) + h.events.channel_dropped.get(k).copied().unwrap_or(0)) }
+                    } } } } }
             }
+        }
+        @if let Some(r) = raw {
+            details { summary { "Health snapshot as sent" } pre { code { (serde_json::to_string_pretty(r).unwrap_or_default()) } } }
         }
     }
 }
