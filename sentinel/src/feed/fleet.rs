@@ -130,6 +130,8 @@ pub async fn heartbeat_loop(b: Beat, stats: std::sync::Arc<super::push::Stats>) 
     use std::sync::atomic::Ordering::Relaxed;
     let mut tick = tokio::time::interval(b.every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A refusal is logged when it starts and when it changes, not every interval.
+    let mut refused: Option<reqwest::StatusCode> = None;
     loop {
         tick.tick().await;
         let hb = heartbeat_now(&b);
@@ -143,12 +145,19 @@ pub async fn heartbeat_loop(b: Beat, stats: std::sync::Arc<super::push::Stats>) 
         match r {
             Ok(r) if r.status().is_success() => {
                 stats.heartbeats.fetch_add(1, Relaxed);
+                if refused.take().is_some() {
+                    tracing::info!("heartbeats accepted again");
+                }
             }
             Ok(r) => {
                 stats.heartbeat_failures.fetch_add(1, Relaxed);
                 let status = r.status();
                 let text = r.text().await.unwrap_or_default();
-                tracing::warn!("heartbeat refused: HTTP {status} {text}");
+                if refused.replace(status) != Some(status) {
+                    tracing::warn!(
+                        "heartbeat refused: HTTP {status} {text} (an older server has no /api/ingest/heartbeat: 404)"
+                    );
+                }
             }
             Err(e) => {
                 stats.heartbeat_failures.fetch_add(1, Relaxed);

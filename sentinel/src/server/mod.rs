@@ -16,6 +16,7 @@ pub mod feedback_web;
 pub mod fleet;
 pub mod fleet_api;
 pub mod fleet_cli;
+pub mod fleet_lists;
 pub mod fleet_pages;
 pub mod hosts;
 pub mod incident_pages;
