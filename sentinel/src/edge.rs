@@ -344,6 +344,11 @@ impl Edge {
         self.consumers.push((name, consume(rx, f, lagged)));
     }
 
+    /// The in-process dashboard's counters (`run --serve`), for the agent's metrics.
+    pub fn server_metrics(&self) -> Option<crate::server::metrics::ServerMetrics> {
+        self.server.as_ref().map(|s| s.state.metrics.clone())
+    }
+
     /// The edge's parts of the agent's health: consumers' lag, the push client, the
     /// explainer. None of them keeps a consumer from stopping.
     pub fn health_parts(&self) -> Vec<Arc<dyn HealthPart>> {
