@@ -225,6 +225,12 @@ pub async fn run(
             store: (!args.no_detect).then(|| config.store.clone()),
             llm: args.llm.then(|| config.llm.clone()),
             host: config.host_name(),
+            fleet: crate::feed::fleet::options(
+                &config.push,
+                &config.snapshot,
+                &config.audit,
+                health.clone(),
+            ),
         },
         &edge,
     )

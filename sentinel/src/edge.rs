@@ -31,7 +31,11 @@ pub struct EdgeOptions {
     /// Keep every anomaly in the agent store (for `sentinel analyze --anomaly ID`).
     pub store: Option<std::path::PathBuf>,
     pub host: String,
+    /// Heartbeats, snapshots and the spool cap of the push client (feed/fleet.rs).
+    pub fleet: FleetOptions,
 }
+
+pub use crate::feed::fleet::FleetOptions;
 
 pub struct Edge {
     /// Anomalies coming back with their explanation, for the sinks to show and pass on.
@@ -47,6 +51,7 @@ pub struct Edge {
     pusher: Option<Arc<Pusher>>,
     server: Option<Arc<ServerHandle>>,
     local_verdicts: Option<JoinHandle<()>>,
+    snapshots: Option<JoinHandle<()>>,
 }
 
 /// Lagged (lost) anomalies per consumer.
@@ -67,6 +72,7 @@ impl Edge {
             pusher: None,
             server: None,
             local_verdicts: None,
+            snapshots: None,
         };
         if let Some(cfg) = opts.llm {
             let mut handle =
@@ -146,7 +152,22 @@ impl Edge {
             if let Some(s) = opts.verdict_poll_secs {
                 cfg.verdict_poll = Duration::from_secs(s.max(1));
             }
+            if let Some(m) = opts.fleet.spool_max_bytes {
+                cfg.spool_max_bytes = m;
+            }
+            cfg.heartbeat = opts.fleet.heartbeat.clone();
             let pusher = Arc::new(Pusher::start(cfg).context("starting the push client")?);
+            if let Some((every, snapshot, audit)) = opts.fleet.snapshots.clone() {
+                edge.snapshots = Some(tokio::spawn(crate::feed::fleet::snapshot_loop(
+                    crate::feed::fleet::Snapshots {
+                        every,
+                        host: opts.host.clone(),
+                        snapshot,
+                        audit,
+                    },
+                    pusher.clone(),
+                )));
+            }
             let p = pusher.clone();
             // Incidents are pushed as they grow, built from the same anomalies as the feed's.
             let incidents = Arc::new(std::sync::Mutex::new(crate::incident::Tracker::default()));
@@ -255,7 +276,22 @@ impl Edge {
             t.abort();
             let _ = t.await;
         }
+        if let Some(t) = self.snapshots {
+            t.abort();
+            let _ = t.await;
+        }
         if let Some(p) = self.pusher.and_then(|p| Arc::try_unwrap(p).ok()) {
+            let st = p.stats();
+            let dropped = st
+                .spool_dropped_batches
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if dropped > 0 {
+                eprintln!(
+                    "sentinel: push spool full ([push] spool_max_bytes): {dropped} oldest batches ({} items) dropped",
+                    st.spool_dropped_items
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                );
+            }
             p.shutdown(Duration::from_secs(5)).await;
         }
         if let Some(t) = self.local_verdicts {

@@ -176,6 +176,11 @@ pub struct Push {
     pub spool_bytes: u64,
     /// Server verdicts applied.
     pub verdicts: u64,
+    /// `[push] spool_max_bytes` (0: no cap), and the oldest batches (and their items)
+    /// dropped to stay under it.
+    pub spool_max_bytes: u64,
+    pub spool_dropped_batches: u64,
+    pub spool_dropped_items: u64,
 }
 
 /// The explainer (language model calls).

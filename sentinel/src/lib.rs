@@ -11,6 +11,7 @@ pub mod config;
 pub mod config_cmd;
 pub mod detect;
 pub mod edge;
+pub mod enroll_cmd;
 pub mod event;
 pub mod exit;
 pub mod explain;

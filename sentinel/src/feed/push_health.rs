@@ -40,6 +40,9 @@ impl HealthPart for PushHealth {
             spool_files: files.len() as u64,
             spool_bytes,
             verdicts: s.verdicts.load(Relaxed),
+            spool_max_bytes: s.spool_max_bytes.load(Relaxed),
+            spool_dropped_batches: s.spool_dropped_batches.load(Relaxed),
+            spool_dropped_items: s.spool_dropped_items.load(Relaxed),
         });
     }
 }

@@ -8,6 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 mod accounts;
 mod data;
 mod feedback;
+mod fleet;
+mod fleet_pages;
 mod incidents;
 mod sealed;
 
@@ -140,6 +142,8 @@ const MIGRATIONS: &[&str] = &[
     feedback::MIGRATION,
     // 5: session incidents (sqlite/incidents.rs).
     incidents::MIGRATION,
+    // 6: enrolment tokens, agents and their heartbeats (sqlite/fleet.rs).
+    fleet::MIGRATION,
 ];
 
 pub struct SqliteStore {
