@@ -60,6 +60,7 @@ fn live() -> &'static Mutex<Vec<Event>> {
                         .iter()
                         .map(|s| s.to_string())
                         .collect(),
+                    floor: None,
                 };
                 let (collector, mut rx) =
                     match Collector::start(&opts, Duration::from_millis(10), 1 << 20) {

@@ -16,6 +16,7 @@ use crate::detect::Engine;
 use crate::edge::{Edge, EdgeOptions};
 use crate::exit;
 use crate::feed::{Record, RunSummary, Status, terminal};
+use crate::health::{HealthSource, Identity};
 use crate::model::Anomaly;
 use crate::pipeline::{self, FeedItem, Passthrough, PipelineSnapshot, PipelineStats};
 use crate::store::Store;
@@ -62,6 +63,10 @@ pub struct RunArgs {
     /// Ignore open events under this path prefix (repeatable; adds to the config's list).
     #[arg(long = "ignore-prefix", value_name = "PREFIX")]
     pub ignore_prefixes: Vec<String>,
+    /// For `cargo xtask bench` only: attach stand-in programs that capture nothing to the same
+    /// hooks, to measure what any observer of these tracepoints pays.
+    #[arg(long, hide = true, value_enum)]
+    pub probe_floor: Option<crate::collect::Floor>,
 }
 
 pub async fn run(
@@ -76,6 +81,7 @@ pub async fn run(
         .collect
         .ignore_prefixes
         .extend(args.ignore_prefixes.iter().cloned());
+    config.collect.floor = args.probe_floor;
     config.validate()?;
     // Outputs start before the probes: a file output in an unsafe place is a clear error.
     let outputs = crate::output::Outputs::start(&config.output, &config.host_name())
@@ -145,6 +151,17 @@ pub async fn run(
     }
 
     let stats = Arc::new(PipelineStats::default());
+    // The agent's health: every room's live counters, for status, metrics and heartbeats.
+    let health = HealthSource::new(Identity {
+        host: config.host_name(),
+        config_hash: config.hash(),
+    });
+    health.add(Arc::new(
+        collector
+            .health()
+            .context("reading the kernel's loss counters")?,
+    ));
+    health.add(stats.clone());
     // A safe point: the probes are attached, nothing else has started. A stop asked during
     // start-up ends here, with the summary.
     if control.signals.stop_requested() {
@@ -177,6 +194,7 @@ pub async fn run(
         let store = Store::open(&config.store).context("opening the agent store")?;
         let engine =
             Engine::new(&config.detect, config.host_name(), store).context("starting detection")?;
+        health.add(engine.health());
         let losses = collector
             .loss_gauge()
             .context("reading the kernel's loss counters")?;
@@ -209,6 +227,22 @@ pub async fn run(
         &edge,
     )
     .await?;
+    for part in consumers.health_parts() {
+        health.add(part);
+    }
+    // Rates and recent losses are measured between samples: one every few seconds keeps
+    // them fresh whoever asks.
+    let sampler = {
+        let health = health.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                health.snapshot();
+            }
+        })
+    };
+    let watch = Watch::start(&config, health.clone(), consumers.server_metrics()).await?;
     let sink = tokio::spawn(write_feed(
         feed_rx,
         consumers.explained.take(),
@@ -252,6 +286,7 @@ pub async fn run(
         }
     }
     drop(engine_control);
+    sampler.abort();
     if let Some(r) = retention {
         r.abort();
     }
@@ -264,6 +299,7 @@ pub async fn run(
         .flatten();
     let _ = sink.await;
     drop(edge);
+    watch.stop().await;
     for (consumer, lost) in consumers.stop().await {
         if lost > 0 {
             eprintln!("sentinel: {consumer} fell behind and skipped {lost} anomalies");
@@ -278,6 +314,57 @@ pub async fn run(
     );
     close_outputs(&outputs).await;
     Ok(exit_code(&summary))
+}
+
+/// What lets others watch the running agent: the metrics endpoint and the status socket.
+struct Watch {
+    endpoint: Option<crate::metrics::http::Endpoint>,
+    socket: Option<crate::metrics::socket::StatusSocket>,
+}
+
+impl Watch {
+    async fn start(
+        config: &Config,
+        health: Arc<HealthSource>,
+        server: Option<crate::server::metrics::ServerMetrics>,
+    ) -> anyhow::Result<Watch> {
+        let endpoint = match config.metrics.agent_addr().map_err(anyhow::Error::msg)? {
+            Some(addr) => {
+                let mut registry = crate::metrics::registry(Some(health.clone()));
+                if let Some(s) = &server {
+                    s.register(&mut registry);
+                }
+                let e = crate::metrics::http::Endpoint::start(addr, registry)
+                    .await
+                    .with_context(|| format!("metrics endpoint on {addr}"))?;
+                eprintln!("sentinel: metrics on http://{}/metrics", e.addr);
+                Some(e)
+            }
+            None => None,
+        };
+        // Without the socket the agent still watches: `sentinel status` just cannot ask.
+        let socket = if config.status.enabled {
+            match crate::metrics::socket::StatusSocket::start(&config.status.socket, health).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(target: "sentinel::agent", "status socket not served: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Watch { endpoint, socket })
+    }
+
+    async fn stop(self) {
+        if let Some(s) = self.socket {
+            s.stop().await;
+        }
+        if let Some(e) = self.endpoint {
+            e.stop().await;
+        }
+    }
 }
 
 /// Lets the outputs write what they hold, then tells their counters when any record was

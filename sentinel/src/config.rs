@@ -48,6 +48,10 @@ pub struct Config {
     pub push: crate::feed::push::PushSettings,
     /// The agent's own diagnostics (stderr, or the journal under systemd).
     pub log: crate::logging::LogConfig,
+    /// Prometheus endpoints of the agent and the server (docs/metrics.md); off by default.
+    pub metrics: crate::metrics::MetricsConfig,
+    /// The agent's status socket, asked by `sentinel status` (docs/metrics.md).
+    pub status: crate::metrics::StatusConfig,
     /// How long and how much the agent store keeps of its anomalies and incidents.
     pub retention: crate::retention::RetentionConfig,
     /// Outputs for SIEMs: `[[output]]` entries, each a JSON-lines file (rotated) or syslog
@@ -69,6 +73,8 @@ impl Default for Config {
             llm: Default::default(),
             push: Default::default(),
             log: Default::default(),
+            metrics: Default::default(),
+            status: Default::default(),
             retention: Default::default(),
             output: Vec::new(),
         }
@@ -119,12 +125,22 @@ impl Config {
             self.server.validate(),
             self.llm.validate(),
             self.log.validate(),
+            self.metrics.validate(),
+            self.status.validate(),
             self.retention.validate(),
             crate::output::config::validate(&self.output),
         ]
         .into_iter()
         .filter_map(Result::err)
         .collect()
+    }
+
+    /// SHA-256 (hex) of the configuration as TOML: two agents with equal hashes run with
+    /// equal settings (the agent's health carries it).
+    pub fn hash(&self) -> String {
+        use sha2::Digest as _;
+        let text = toml::to_string(self).unwrap_or_default();
+        data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(text.as_bytes()))
     }
 
     pub fn host_name(&self) -> String {

@@ -28,8 +28,9 @@ pub struct BenchArgs {
     /// Only these workloads (open, exec, connect, devel; default all).
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
-    /// Only these observers (sentinel, sentinel-stash, auditd, bpftrace; default all). "none",
-    /// the baseline every ratio needs, always runs.
+    /// Only these observers (floor, floor-pid, floor-tp-exit, floor-raw-exit, sentinel,
+    /// sentinel-stash, auditd, bpftrace; default all). "none", the baseline every ratio needs,
+    /// always runs.
     #[arg(long, value_delimiter = ',')]
     observers: Vec<String>,
     /// Skip the capacity steps.
@@ -259,7 +260,9 @@ pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
         .iter()
         .find(|n| !Observer::ALL.iter().any(|o| o.name() == n.as_str()))
     {
-        bail!("unknown observer {n:?} (none, sentinel, sentinel-stash, auditd, bpftrace)");
+        bail!(
+            "unknown observer {n:?} (none, floor, floor-pid, floor-tp-exit, floor-raw-exit, sentinel, sentinel-stash, auditd, bpftrace)"
+        );
     }
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 4 }).max(1);
 

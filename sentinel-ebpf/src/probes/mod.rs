@@ -2,6 +2,7 @@
 //! share.
 
 mod exec;
+mod floor;
 mod sched;
 mod syscall;
 

@@ -33,6 +33,46 @@ pub struct LoadOptions {
     pub stash_args: bool,
     /// Environment variables an exec record keeps (names; empty: none, envp is not read).
     pub exec_env: Vec<String>,
+    /// The bench's floor: the same hooks with programs that do (almost) nothing.
+    pub floor: Option<Floor>,
+}
+
+/// Programs that stand in for Sentinel's on the same hooks, to measure what attaching alone
+/// costs (`cargo xtask bench`, observers `floor` and `floor-pid`). Nothing is captured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Floor {
+    /// Programs that only return.
+    Return,
+    /// Programs that only do the agent's own-pid filter every real program starts with.
+    Pid,
+    /// Per-syscall hooks replaced by one `raw_syscalls/sys_exit` tracepoint for every syscall,
+    /// filtering by number (the single-hook layout's floor).
+    TpSysExit,
+    /// Per-syscall hooks replaced by the raw `sys_exit` tracepoint, filtering by number.
+    RawSysExit,
+}
+
+/// The program each hook runs: Sentinel's, or the floor's stand-in.
+struct Programs {
+    floor: Option<Floor>,
+}
+
+impl Programs {
+    fn tp(&self, real: &'static str) -> &'static str {
+        match self.floor {
+            None => real,
+            Some(Floor::Pid) => "floor_tp_pid",
+            Some(_) => "floor_tp_return",
+        }
+    }
+
+    fn raw(&self, real: &'static str) -> &'static str {
+        match self.floor {
+            None => real,
+            Some(Floor::Pid) => "floor_raw_pid",
+            Some(_) => "floor_raw_return",
+        }
+    }
 }
 
 /// How the generic syscall hooks get their arguments.
@@ -220,24 +260,61 @@ fn attach_all(
     report: &mut AttachReport,
 ) -> Result<(), CollectError> {
     let wants = |k: Kind| opts.kinds.contains(&k);
+    let p = Programs { floor: opts.floor };
     if wants(Kind::Exec) {
-        // Before the entries that tail-call it.
-        exec_env_tail(ebpf, report)?;
-        attach_tp(ebpf, "proc_enter_execve", &["sys_enter_execve"], report)?;
-        attach_tp(ebpf, "proc_enter_execveat", &["sys_enter_execveat"], report)?;
+        if opts.floor.is_none() {
+            // Before the entries that tail-call it.
+            exec_env_tail(ebpf, report)?;
+        }
         attach_tp(
             ebpf,
-            "proc_exit_exec",
+            p.tp("proc_enter_execve"),
+            &["sys_enter_execve"],
+            report,
+        )?;
+        attach_tp(
+            ebpf,
+            p.tp("proc_enter_execveat"),
+            &["sys_enter_execveat"],
+            report,
+        )?;
+        attach_tp(
+            ebpf,
+            p.tp("proc_exit_exec"),
             &["sys_exit_execve", "sys_exit_execveat"],
             report,
         )?;
-        attach_raw(ebpf, "proc_sched_exec", "sched_process_exec", report)?;
+        attach_raw(ebpf, p.raw("proc_sched_exec"), "sched_process_exec", report)?;
     }
     if wants(Kind::Fork) {
-        attach_raw(ebpf, "proc_sched_fork", "sched_process_fork", report)?;
+        attach_raw(ebpf, p.raw("proc_sched_fork"), "sched_process_fork", report)?;
     }
     if wants(Kind::Exit) {
-        attach_raw(ebpf, "proc_sched_exit", "sched_process_exit", report)?;
+        attach_raw(ebpf, p.raw("proc_sched_exit"), "sched_process_exit", report)?;
+    }
+    match opts.floor {
+        Some(Floor::TpSysExit) => {
+            let prog = "floor_tp_sys_exit";
+            load_tp(ebpf, prog)?;
+            let name = "raw_syscalls/sys_exit".to_string();
+            match tracepoint(ebpf, prog)?.attach("raw_syscalls", "sys_exit") {
+                Ok(_) => report.attached.push(name),
+                Err(e) => report.failed.push((name, error_chain(&e))),
+            }
+            return Ok(());
+        }
+        Some(Floor::RawSysExit) => {
+            if report.syscall_args == ArgsSource::Registers {
+                attach_raw(ebpf, "floor_raw_sys_exit", "sys_exit", report)?;
+            } else {
+                report.failed.push((
+                    "raw_tracepoint/sys_exit".into(),
+                    "needs x86_64's register layout".into(),
+                ));
+            }
+            return Ok(());
+        }
+        _ => {}
     }
     let mut generic: Vec<&str> = Vec::new();
     for c in syscalls::generic().filter(|c| Kind::from_u32(c.spec.kind).is_some_and(wants)) {
@@ -255,9 +332,10 @@ fn attach_all(
         if report.syscall_args == ArgsSource::Registers {
             // Kernels without the helpers it uses (bpf_task_pt_regs, 5.15) refuse it: then
             // fall back to the stash.
-            match load_tp(ebpf, "syscall_exit_regs") {
+            let regs = p.tp("syscall_exit_regs");
+            match load_tp(ebpf, regs) {
                 Ok(()) => {
-                    attach_loaded(ebpf, "syscall_exit_regs", &exits, report)?;
+                    attach_loaded(ebpf, regs, &exits, report)?;
                     return Ok(());
                 }
                 Err(e) => {
@@ -270,7 +348,7 @@ fn attach_all(
             }
         }
         // Exits first: an enter without its exit hook would only fill the stash.
-        attach_tp(ebpf, "syscall_exit_emit", &exits, report)?;
+        attach_tp(ebpf, p.tp("syscall_exit_emit"), &exits, report)?;
         let live_exits: BTreeSet<String> = report
             .attached
             .iter()
@@ -280,7 +358,7 @@ fn attach_all(
             .into_iter()
             .filter(|e| live_exits.contains(&e["sys_enter_".len()..]))
             .collect();
-        attach_tp(ebpf, "syscall_enter_stash", &paired, report)?;
+        attach_tp(ebpf, p.tp("syscall_enter_stash"), &paired, report)?;
     }
     Ok(())
 }
@@ -368,9 +446,13 @@ fn tracepoint<'a>(
         .map_err(|e| CollectError::Program(prog, Box::new(e)))
 }
 
+/// Loads `prog` unless it is already loaded (the floor's stand-ins serve several hooks).
 fn load_tp(ebpf: &mut Ebpf, prog: &'static str) -> Result<(), CollectError> {
-    tracepoint(ebpf, prog)?
-        .load()
+    let p = tracepoint(ebpf, prog)?;
+    if p.fd().is_ok() {
+        return Ok(());
+    }
+    p.load()
         .map_err(|e| CollectError::Program(prog, Box::new(e)))
 }
 
@@ -402,7 +484,9 @@ fn attach_raw(
         .ok_or(CollectError::MissingProgram(prog))?
         .try_into()
         .map_err(|e| CollectError::Program(prog, Box::new(e)))?;
-    if let Err(e) = p.load() {
+    if p.fd().is_ok() {
+        // Loaded for an earlier hook (the floor's stand-ins serve several).
+    } else if let Err(e) = p.load() {
         let why = refusal(prog, &CollectError::Program(prog, Box::new(e)));
         report.failed.push((format!("raw_tracepoint/{tp}"), why));
         return Ok(());

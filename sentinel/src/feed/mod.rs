@@ -3,6 +3,7 @@
 //! client to a Sentinel server (push.rs, docs/server.md).
 
 pub mod push;
+pub mod push_health;
 pub mod terminal;
 pub mod verdicts;
 

@@ -195,7 +195,7 @@ impl PushConfig {
     }
 }
 
-enum Item {
+pub(super) enum Item {
     Anomaly(Box<Anomaly>),
     Snapshot(serde_json::Value),
     Fingerprint(serde_json::Value),
@@ -221,6 +221,10 @@ pub struct Stats {
     pub rejected: AtomicU64,
     /// Server verdicts applied (or refused) and acknowledged.
     pub verdicts: AtomicU64,
+    /// Failed attempts since the last accepted batch (0: pushing works, or nothing to send).
+    pub consecutive_failures: AtomicU64,
+    /// Wall-clock time of the last accepted batch (ns, 0: none yet).
+    pub last_success_ns: std::sync::atomic::AtomicI64,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PushError + '_ {
@@ -240,7 +244,7 @@ fn random_id() -> String {
 }
 
 /// Spool files sort by name in creation order.
-fn spool_files(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn spool_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -383,6 +387,16 @@ impl Pusher {
         &self.stats
     }
 
+    /// The push client's part of the agent's health (feed/push_health.rs); holds no sender,
+    /// so it never keeps the client from stopping.
+    pub fn health(&self) -> super::push_health::PushHealth {
+        super::push_health::PushHealth {
+            stats: self.stats.clone(),
+            queue: self.tx.downgrade(),
+            spool: self.spool.clone(),
+        }
+    }
+
     /// Flushes to disk, gives the sender up to `grace` to deliver, then stops. Whatever is
     /// still unsent stays in the spool for the next start.
     pub async fn shutdown(self, grace: Duration) {
@@ -517,6 +531,10 @@ async fn send_loop(
                 let _ = std::fs::remove_file(&path);
                 stats.batches_sent.fetch_add(1, Ordering::Relaxed);
                 stats.items_sent.fetch_add(items as u64, Ordering::Relaxed);
+                stats.consecutive_failures.store(0, Ordering::Relaxed);
+                stats
+                    .last_success_ns
+                    .store(crate::store::now_ns(), Ordering::Relaxed);
                 backoff = Duration::from_millis(250);
                 // Verdicts given since are fetched on the heels of each push.
                 accepted.notify_one();
@@ -533,6 +551,7 @@ async fn send_loop(
             }
             Outcome::Retry(why) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
+                stats.consecutive_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("push failed ({why}); retrying in {backoff:?}");
                 // Jitter spreads a fleet's retries after a server restart.
                 let jitter = Duration::from_millis(u64::from(random_id().as_bytes()[0]) % 100);

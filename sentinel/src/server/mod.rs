@@ -21,6 +21,7 @@ pub mod keys;
 pub mod live;
 pub mod login;
 pub mod mail;
+pub mod metrics;
 pub mod notify;
 pub mod reauth;
 pub mod routes;
@@ -219,6 +220,8 @@ pub struct AppState {
     /// Security notices to users' own addresses.
     pub notify: notify::Notifier,
     pub tls: bool,
+    /// Counters for the Prometheus exposition (`[metrics] server_listen`).
+    pub metrics: metrics::ServerMetrics,
 }
 
 impl AppState {
@@ -250,6 +253,7 @@ impl AppState {
                 store.clone(),
             ),
             store,
+            metrics: metrics::ServerMetrics::new(cfg.db.clone()),
             cfg: Arc::new(cfg),
             live,
             tls,

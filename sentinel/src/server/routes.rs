@@ -265,9 +265,15 @@ pub fn router(st: AppState) -> Router {
         } else {
             st.cfg.max_form_bytes
         };
-        let mr = mr
+        let mut mr = mr
             .route_layer(from_fn_with_state((st.clone(), access), access::guard))
             .layer(DefaultBodyLimit::max(limit));
+        if path == "/api/ingest" {
+            mr = mr.layer(from_fn_with_state(
+                st.metrics.clone(),
+                super::metrics::time_ingest,
+            ));
+        }
         r = r.route(path, mr);
     }
     r.fallback(web::not_found)

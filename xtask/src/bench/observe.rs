@@ -1,5 +1,5 @@
-//! The observers the bench compares (none, Sentinel, auditd, bpftrace): starting one around a
-//! workload, stopping it, and counting from its output what it saw of that workload.
+//! The observers the bench compares (none, the floor, Sentinel, auditd, bpftrace): starting one
+//! around a workload, stopping it, and counting from its output what it saw of that workload.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -12,6 +12,15 @@ use anyhow::{Context as _, bail};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Observer {
     None,
+    /// Sentinel's hooks with programs that only return: what attaching alone costs.
+    Floor,
+    /// Sentinel's hooks with programs that only do its own-pid filter.
+    FloorPid,
+    /// The floor with the per-syscall hooks replaced by one `raw_syscalls/sys_exit`
+    /// tracepoint that filters by syscall number.
+    FloorTpExit,
+    /// The same with the raw `sys_exit` tracepoint.
+    FloorRawExit,
     /// Sentinel as shipped: syscall arguments read at exit from the saved registers.
     Sentinel,
     /// Sentinel with `syscall_args = "stash"`: an enter hook per syscall as well (the
@@ -22,8 +31,12 @@ pub enum Observer {
 }
 
 impl Observer {
-    pub const ALL: [Observer; 5] = [
+    pub const ALL: [Observer; 9] = [
         Observer::None,
+        Observer::Floor,
+        Observer::FloorPid,
+        Observer::FloorTpExit,
+        Observer::FloorRawExit,
         Observer::Sentinel,
         Observer::SentinelStash,
         Observer::Auditd,
@@ -34,6 +47,10 @@ impl Observer {
     pub fn name(self) -> &'static str {
         match self {
             Observer::None => "none",
+            Observer::Floor => "floor",
+            Observer::FloorPid => "floor-pid",
+            Observer::FloorTpExit => "floor-tp-exit",
+            Observer::FloorRawExit => "floor-raw-exit",
             Observer::Sentinel => "sentinel",
             Observer::SentinelStash => "sentinel-stash",
             Observer::Auditd => "auditd",
@@ -46,8 +63,25 @@ impl Observer {
         match self {
             Observer::Sentinel => Some("auto"),
             Observer::SentinelStash => Some("stash"),
+            o if o.probe_floor().is_some() => Some("auto"),
             _ => None,
         }
+    }
+
+    /// `sentinel run --probe-floor` for the floor observers.
+    fn probe_floor(self) -> Option<&'static str> {
+        match self {
+            Observer::Floor => Some("return"),
+            Observer::FloorPid => Some("pid"),
+            Observer::FloorTpExit => Some("tp-sys-exit"),
+            Observer::FloorRawExit => Some("raw-sys-exit"),
+            _ => None,
+        }
+    }
+
+    /// Whether the observer reports events at all (the floor captures nothing by design).
+    pub fn captures(self) -> bool {
+        self != Observer::None && self.probe_floor().is_none()
     }
 }
 
@@ -175,7 +209,12 @@ impl Session {
     pub fn start(obs: Observer, ctx: &Ctx, tag: &str) -> anyhow::Result<Session> {
         Ok(match obs {
             Observer::None => Session::None,
-            Observer::Sentinel | Observer::SentinelStash => {
+            Observer::Sentinel
+            | Observer::SentinelStash
+            | Observer::Floor
+            | Observer::FloorPid
+            | Observer::FloorTpExit
+            | Observer::FloorRawExit => {
                 let out = ctx.work.join(format!("{tag}.{}.jsonl", obs.name()));
                 let cfg = ctx.work.join(format!("{}.toml", obs.name()));
                 std::fs::write(
@@ -185,10 +224,15 @@ impl Session {
                         obs.syscall_args().unwrap_or("auto")
                     ),
                 )?;
-                let child = Command::new(&ctx.sentinel)
-                    // Detection on (the full pipeline), raw events on to count completeness.
-                    .args(["run", "--json", "--events", "--duration", "15m", "--config"])
-                    .arg(&cfg)
+                let mut cmd = Command::new(&ctx.sentinel);
+                // Detection on (the full pipeline), raw events on to count completeness.
+                cmd.args(["run", "--json", "--events", "--duration", "15m", "--config"])
+                    .arg(&cfg);
+                if let Some(f) = obs.probe_floor() {
+                    // Nothing reaches user space: no pipeline to run.
+                    cmd.args(["--no-detect", "--probe-floor", f]);
+                }
+                let child = cmd
                     .stdout(std::fs::File::create(&out)?)
                     .stderr(std::fs::File::create(out.with_extension("err"))?)
                     .spawn()

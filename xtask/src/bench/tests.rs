@@ -177,7 +177,7 @@ fn run(w: Workload, o: observe::Observer, round: usize, tp: f64, seen: Seen) -> 
 
 #[test]
 fn ratios_pair_rounds_and_verdicts_follow() {
-    use observe::Observer::{None as Bare, Sentinel};
+    use observe::Observer::{Floor, None as Bare, Sentinel};
     let all_opens = Seen {
         open: 100,
         ..Default::default()
@@ -185,9 +185,11 @@ fn ratios_pair_rounds_and_verdicts_follow() {
     let runs = vec![
         run(Workload::Open, Bare, 0, 100.0, Seen::default()),
         run(Workload::Open, Sentinel, 0, 90.0, all_opens),
-        // A noisy second round: both slow, the ratio still 0.9.
+        run(Workload::Open, Floor, 0, 98.0, Seen::default()),
+        // A noisy second round: all slow, the ratios still 0.9 and 0.9/0.98.
         run(Workload::Open, Bare, 1, 50.0, Seen::default()),
         run(Workload::Open, Sentinel, 1, 45.0, all_opens),
+        run(Workload::Open, Floor, 1, 49.0, Seen::default()),
         run(Workload::Exec, Bare, 0, 100.0, Seen::default()),
         run(
             Workload::Exec,
@@ -202,6 +204,8 @@ fn ratios_pair_rounds_and_verdicts_follow() {
     ];
     let r = report::ratio(&runs, Workload::Open, Sentinel).unwrap();
     assert!((r - 0.9).abs() < 1e-9);
+    let f = report::ratio_to(&runs, Workload::Open, Sentinel, Floor).unwrap();
+    assert!((f - 90.0 / 98.0).abs() < 1e-9);
     let steps = vec![Step {
         target: 100e3,
         producers: 1,
@@ -209,17 +213,22 @@ fn ratios_pair_rounds_and_verdicts_follow() {
         expected: 300,
         captured: 300,
         lost: Some(0),
-        cpu_s: Some(0.3),
+        cpu_s: Some(0.25),
         events: 300_000,
         secs: 3.0,
     }];
     let v = report::verdicts(&runs, &steps, None);
     use report::Outcome::*;
     assert_eq!(v[0].outcome, Met, "{}", v[0].measured);
-    assert_eq!(v[1].outcome, Missed, "exec 11% slower: {}", v[1].measured);
-    assert_eq!(v[2].outcome, Met);
-    assert_eq!(v[3].outcome, Met, "{}", v[3].measured);
-    assert_eq!(v[4].outcome, NotMeasured);
+    assert_eq!(
+        v[1].outcome, Missed,
+        "0.92x of the floor: {}",
+        v[1].measured
+    );
+    assert_eq!(v[2].outcome, Missed, "exec 11% slower: {}", v[2].measured);
+    assert_eq!(v[3].outcome, Met);
+    assert_eq!(v[4].outcome, Met, "{}", v[4].measured);
+    assert_eq!(v[5].outcome, NotMeasured);
     let md = report::markdown(
         "env",
         &runs,
@@ -231,7 +240,7 @@ fn ratios_pair_rounds_and_verdicts_follow() {
     assert!(md.contains("**MISSED**"), "{md}");
     // Wall clock says met, CPU per operation says missed: no verdict either way.
     let mut mixed = runs;
-    mixed[3].cpu_us_per_op = Some(1e6 / 30.0);
+    mixed[4].cpu_us_per_op = Some(1e6 / 30.0);
     let v = report::verdicts(&mixed, &steps, None);
     assert_eq!(v[0].outcome, Inconclusive, "{}", v[0].measured);
     // Memory with many live processes: met only at the target's count, with all of them seen.
@@ -240,7 +249,7 @@ fn ratios_pair_rounds_and_verdicts_follow() {
         forks_seen: seen,
         rss_kib: Some(kib),
     };
-    let rss = |p: Procs| report::verdicts(&mixed, &steps, Some(&p)).remove(4).outcome;
+    let rss = |p: Procs| report::verdicts(&mixed, &steps, Some(&p)).remove(5).outcome;
     assert_eq!(rss(procs(10_000, 10_000, 50 * 1024)), Met);
     assert_eq!(rss(procs(10_000, 10_000, 70 * 1024)), Missed);
     assert_eq!(
