@@ -343,6 +343,31 @@ async fn agent_metrics_move_with_real_execs_and_status_answers_root_only() {
         "{err}"
     );
 
+    // A reload (SIGHUP) of a changed file shows as a new configuration hash.
+    let hash = h["config_hash"].as_str().unwrap().to_string();
+    let mut text = std::fs::read_to_string(&agent.config).unwrap();
+    text.push_str("[detect.weights]\nexec_from_writable = 41\n");
+    std::fs::write(&agent.config, text).unwrap();
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(
+        unsafe { libc::kill(agent.child.id() as i32, libc::SIGHUP) },
+        0
+    );
+    let start = Instant::now();
+    loop {
+        let now = sentinel(&["status", "--json", "--socket", sock]).json();
+        let got = now["config_hash"].as_str().unwrap();
+        if got != hash {
+            assert_eq!(got.len(), 64);
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the reload never showed in config_hash"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Stopped, the agent removes its socket: status then says no agent runs.
     let mut agent = agent;
     // 1 would mean events were lost (not this test's subject); anything else is a crash.

@@ -74,6 +74,8 @@ pub async fn run(
     args: RunArgs,
     mut control: crate::reload::Reload,
 ) -> anyhow::Result<i32> {
+    // The file's settings, before the flags: what a reload of the same file hashes to.
+    let config_hash = config.hash();
     if !args.kinds.is_empty() {
         config.collect.kinds = args.kinds.clone();
     }
@@ -154,7 +156,7 @@ pub async fn run(
     // The agent's health: every room's live counters, for status, metrics and heartbeats.
     let health = HealthSource::new(Identity {
         host: config.host_name(),
-        config_hash: config.hash(),
+        config_hash,
     });
     health.add(Arc::new(
         collector
@@ -277,12 +279,16 @@ pub async fn run(
             r = control.signals.next() => match r {
                 crate::signals::Request::Stop => break,
                 crate::signals::Request::Reload => {
-                    crate::reload::reload(
+                    if crate::reload::reload(
                         control.path.as_deref(),
                         engine_control.as_ref(),
                         Some(&outputs),
                     )
-                    .await;
+                    .await
+                        && let Ok(fresh) = Config::load(control.path.as_deref())
+                    {
+                        health.set_config_hash(fresh.hash());
+                    }
                 }
             },
         }

@@ -30,7 +30,12 @@ impl Collector for ProcessCollector {
         ConstCounter::new(cpu).encode(m)?;
         let mut gauge = |name: &str, help: &str, v: f64| -> Result<(), std::fmt::Error> {
             let m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            ConstGauge::new(v).encode(m)
+            // Whole values (bytes, counts) as integers: "62918656", not "62918656.0".
+            if v.fract() == 0.0 && v.abs() < 9e15 {
+                ConstGauge::new(v as i64).encode(m)
+            } else {
+                ConstGauge::new(v).encode(m)
+            }
         };
         gauge(
             "process_resident_memory_bytes",
