@@ -375,7 +375,7 @@ fn an_anomaly_reaches_rsyslog_over_the_socket_udp_and_tcp_and_a_file_gets_the_fe
     let cfg = write_config(
         dir.path(),
         &format!(
-            "[detect.weights]\nexec_from_writable = 60\n\
+            "[status]\nsocket = \"{status}\"\n[detect.weights]\nexec_from_writable = 60\n\
              [[output]]\nkind = \"syslog\"\nname = \"local\"\naddress = \"{sock}\"\n\
              [[output]]\nkind = \"syslog\"\nname = \"udp\"\ntransport = \"udp\"\n\
              address = \"127.0.0.1:{udp}\"\nformat = \"structured\"\nfacility = \"auth\"\n\
@@ -388,6 +388,7 @@ fn an_anomaly_reaches_rsyslog_over_the_socket_udp_and_tcp_and_a_file_gets_the_fe
             udp = rsyslog.udp,
             tcp = rsyslog.tcp,
             file = file.display(),
+            status = dir.path().join("run/agent.sock").display(),
         ),
     );
     let bin = TmpBinary::new("syslog");
@@ -442,6 +443,33 @@ fn an_anomaly_reaches_rsyslog_over_the_socket_udp_and_tcp_and_a_file_gets_the_fe
     });
     assert_eq!(got.severity, sev);
     assert_eq!(serde_json::from_str::<Value>(&got.msg).unwrap(), a);
+
+    // `sentinel status` has each output's counters, and the store's retention.
+    let socket = dir.path().join("run/agent.sock");
+    let health = until("the outputs' counters in the status", || {
+        let r = sentinel(&["status", "--json", "--socket", socket.to_str().unwrap()]);
+        let v: Value = serde_json::from_str(&r.stdout).ok()?;
+        let outs = v["outputs"].as_array()?;
+        (outs.len() == 4 && outs.iter().all(|o| o["written"].as_u64() >= Some(1))).then_some(v)
+    });
+    let names: Vec<&str> = health["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["local", "udp", "tcp", "file-3"]);
+    for o in health["outputs"].as_array().unwrap() {
+        assert_eq!(
+            (o["dropped"].as_u64(), o["errors"].as_u64()),
+            (Some(0), Some(0)),
+            "{o}"
+        );
+    }
+    assert!(
+        health["retention"]["passes"].as_u64() >= Some(1),
+        "{health}"
+    );
 
     let (lines, code) = agent.stop();
     assert!(code == 0 || code == 1, "exit {code}");

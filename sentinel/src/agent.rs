@@ -164,6 +164,7 @@ pub async fn run(
             .context("reading the kernel's loss counters")?,
     ));
     health.add(stats.clone());
+    health.add(outputs.clone());
     // A safe point: the probes are attached, nothing else has started. A stop asked during
     // start-up ends here, with the summary.
     if control.signals.stop_requested() {
@@ -266,6 +267,7 @@ pub async fn run(
     // Bounded disk: the store's old anomalies and incidents go, at start and periodically.
     let retention_stats = Arc::new(crate::retention::RetentionStats::default());
     let retention = (!args.no_detect).then(|| {
+        health.add(retention_stats.clone());
         crate::retention::spawn(
             config.store.clone(),
             config.retention.clone(),

@@ -211,6 +211,22 @@ mod tests {
     }
 
     #[test]
+    fn outputs_and_retention_are_checked_with_the_rest() {
+        let p = Path::new("s.toml");
+        let c = Config::parse(
+            "[retention]\ndays = 7\n[[output]]\nkind = \"syslog\"\n[[output]]\nkind = \"file\"\n\
+             path = \"/var/log/s.jsonl\"\n",
+            p,
+        )
+        .unwrap();
+        assert_eq!((c.retention.days, c.output.len()), (7, 2));
+        let e = Config::parse("[[output]]\nkind = \"file\"\n", p).unwrap_err();
+        assert!(e.to_string().contains("output.0.path"), "{e}");
+        let e = Config::parse("[retention]\ninterval_secs = 0\n", p).unwrap_err();
+        assert!(e.to_string().contains("retention.interval_secs"), "{e}");
+    }
+
+    #[test]
     fn snapshot_and_audit_sections_load_and_validate() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("s.toml");

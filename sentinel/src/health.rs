@@ -53,6 +53,39 @@ pub struct AgentHealth {
     pub llm: Option<Llm>,
     /// Anomalies each edge consumer (store, push, serve, llm) skipped because it fell behind.
     pub edge_lagged: BTreeMap<String, u64>,
+    /// Each `[[output]]` entry (none configured: empty).
+    pub outputs: Vec<Output>,
+    /// The agent store's retention (absent with `--no-detect`).
+    pub retention: Option<Retention>,
+}
+
+/// One `[[output]]` entry's counters (output/mod.rs).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Output {
+    pub name: String,
+    /// "file" or "syslog".
+    pub kind: String,
+    pub written: u64,
+    /// Not written: the queue was full, or the output gave up at exit while failing.
+    pub dropped: u64,
+    /// Failed writes, sends and connects.
+    pub errors: u64,
+    pub rotations: u64,
+    /// Records in its queue now.
+    pub queued: u64,
+}
+
+/// The store retention passes (retention.rs).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Retention {
+    pub passes: u64,
+    pub removed_anomalies: u64,
+    pub removed_incidents: u64,
+    /// Bytes of anomaly and incident records kept, after the last pass.
+    pub bytes: u64,
+    pub errors: u64,
 }
 
 /// The kernel hooks.

@@ -100,6 +100,19 @@ impl RetentionStats {
     }
 }
 
+impl crate::health::HealthPart for RetentionStats {
+    fn fill(&self, h: &mut crate::health::AgentHealth) {
+        let c = self.snapshot();
+        h.retention = Some(crate::health::Retention {
+            passes: c.passes,
+            removed_anomalies: c.removed_anomalies,
+            removed_incidents: c.removed_incidents,
+            bytes: c.bytes,
+            errors: c.errors,
+        });
+    }
+}
+
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
 /// Bytes of anomaly and incident records in the store.

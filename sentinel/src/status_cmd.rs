@@ -208,6 +208,22 @@ pub fn render(h: &AgentHealth) -> String {
             let _ = writeln!(o, "llm:       off");
         }
     }
+    for out in &h.outputs {
+        let _ = writeln!(
+            o,
+            "output:    {} ({}): {} written, {} dropped, {} errors, {} queued",
+            out.name, out.kind, out.written, out.dropped, out.errors, out.queued
+        );
+    }
+    if let Some(r) = &h.retention {
+        let _ = writeln!(
+            o,
+            "store:     {} of findings kept; retention removed {} anomalies and {} incidents",
+            bytes(r.bytes),
+            r.removed_anomalies,
+            r.removed_incidents
+        );
+    }
     let _ = writeln!(o, "config:    {}", h.config_hash);
     o
 }
@@ -249,5 +265,27 @@ mod tests {
         assert!(t.contains("status:    degraded"), "{t}");
         assert!(t.contains("  - hook openat not attached: gone"), "{t}");
         assert!(t.contains("(2.0 KiB)"), "{t}");
+        assert!(!t.contains("output:") && !t.contains("store:"), "{t}");
+        h.outputs.push(crate::health::Output {
+            name: "siem".into(),
+            kind: "syslog".into(),
+            written: 7,
+            dropped: 1,
+            ..Default::default()
+        });
+        h.retention = Some(crate::health::Retention {
+            removed_anomalies: 3,
+            bytes: 4096,
+            ..Default::default()
+        });
+        let t = render(&h);
+        assert!(
+            t.contains("output:    siem (syslog): 7 written, 1 dropped"),
+            "{t}"
+        );
+        assert!(
+            t.contains("4.0 KiB of findings kept; retention removed 3 anomalies"),
+            "{t}"
+        );
     }
 }

@@ -377,6 +377,74 @@ fn encode(h: &AgentHealth, o: &mut Out) -> Fmt {
         "consumer",
         h.edge_lagged.iter().map(|(c, n)| (c.as_str(), *n as f64)),
     )?;
+    outputs(h, o)
+}
+
+/// `[[output]]` entries (label: the configured name) and the store's retention.
+fn outputs(h: &AgentHealth, o: &mut Out) -> Fmt {
+    use MetricType::{Counter as C, Gauge as G};
+    let each = |f: fn(&crate::health::Output) -> u64| {
+        h.outputs
+            .iter()
+            .map(move |x| (x.name.as_str(), f(x) as f64))
+    };
+    o.by(
+        "sentinel_output_written_records",
+        "Records an output wrote or sent",
+        C,
+        "output",
+        each(|x| x.written),
+    )?;
+    o.by(
+        "sentinel_output_dropped_records",
+        "Records an output dropped (queue full, or given up at exit while failing)",
+        C,
+        "output",
+        each(|x| x.dropped),
+    )?;
+    o.by(
+        "sentinel_output_errors",
+        "Failed writes, sends and connects of an output",
+        C,
+        "output",
+        each(|x| x.errors),
+    )?;
+    o.by(
+        "sentinel_output_rotations",
+        "Files an output rotated",
+        C,
+        "output",
+        each(|x| x.rotations),
+    )?;
+    o.by(
+        "sentinel_output_queued_records",
+        "Records waiting in an output's queue",
+        G,
+        "output",
+        each(|x| x.queued),
+    )?;
+    if let Some(r) = &h.retention {
+        o.by(
+            "sentinel_store_retention_removed",
+            "Findings the store's retention removed, by record",
+            C,
+            "record",
+            [
+                ("anomaly", r.removed_anomalies as f64),
+                ("incident", r.removed_incidents as f64),
+            ],
+        )?;
+        o.counter(
+            "sentinel_store_retention_errors",
+            "Retention passes that failed",
+            r.errors,
+        )?;
+        o.gauge(
+            "sentinel_store_findings_bytes",
+            "Bytes of anomaly and incident records in the store after the last retention pass",
+            r.bytes as f64,
+        )?;
+    }
     Ok(())
 }
 
@@ -442,6 +510,10 @@ mod tests {
         }
         assert!(t.contains("config_hash=\"c0ffee\""));
         assert!(
+            !t.contains("sentinel_output_") && !t.contains("sentinel_store_"),
+            "no outputs, no retention: no such families"
+        );
+        assert!(
             !t.contains("sentinel_push_"),
             "no push client, no push metrics"
         );
@@ -460,6 +532,8 @@ mod tests {
                             "family",
                             "state",
                             "consumer",
+                            "output",
+                            "record",
                             "version",
                             "kernel_release",
                             "config_hash"
@@ -469,6 +543,37 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn outputs_and_retention_by_output_name() {
+        let mut h = AgentHealth::default();
+        h.outputs.push(crate::health::Output {
+            name: "siem".into(),
+            kind: "syslog".into(),
+            written: 12,
+            dropped: 2,
+            errors: 1,
+            rotations: 0,
+            queued: 3,
+        });
+        h.retention = Some(crate::health::Retention {
+            removed_anomalies: 5,
+            bytes: 1000,
+            ..Default::default()
+        });
+        let t = exposition(h);
+        for line in [
+            "sentinel_output_written_records_total{output=\"siem\"} 12",
+            "sentinel_output_dropped_records_total{output=\"siem\"} 2",
+            "sentinel_output_errors_total{output=\"siem\"} 1",
+            "sentinel_output_queued_records{output=\"siem\"} 3",
+            "sentinel_store_retention_removed_total{record=\"anomaly\"} 5",
+            "sentinel_store_retention_removed_total{record=\"incident\"} 0",
+            "sentinel_store_findings_bytes 1000",
+        ] {
+            assert!(t.lines().any(|l| l == line), "{line:?} not in\n{t}");
         }
     }
 }

@@ -459,12 +459,21 @@ pub fn validate(outputs: &[OutputConfig]) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::config::Config;
 
-    fn parse(text: &str) -> Result<Config, String> {
-        Config::parse(text, std::path::Path::new("t.toml")).map_err(|e| e.to_string())
+    /// The `[[output]]` list of a file, read and checked as the configuration reads it.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(crate) struct Outputs {
+        #[serde(default)]
+        pub output: Vec<OutputConfig>,
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<Outputs, String> {
+        let o: Outputs = toml::from_str(text).map_err(|e| e.to_string())?;
+        validate(&o.output)?;
+        Ok(o)
     }
 
     #[test]

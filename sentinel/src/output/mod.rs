@@ -283,6 +283,24 @@ impl Outputs {
     }
 }
 
+impl crate::health::HealthPart for Outputs {
+    fn fill(&self, h: &mut crate::health::AgentHealth) {
+        h.outputs = self
+            .counters()
+            .into_iter()
+            .map(|c| crate::health::Output {
+                name: c.name,
+                kind: c.kind.into(),
+                written: c.written,
+                dropped: c.dropped,
+                errors: c.errors,
+                rotations: c.rotations,
+                queued: c.queued,
+            })
+            .collect();
+    }
+}
+
 enum Sink {
     File(file::RotatingFile),
     Syslog(syslog::SyslogSink),

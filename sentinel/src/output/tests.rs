@@ -39,8 +39,7 @@ fn line(r: &Record) -> Vec<u8> {
 }
 
 fn configs(text: &str) -> Vec<OutputConfig> {
-    let c = crate::config::Config::parse(text, std::path::Path::new("t.toml")).unwrap();
-    c.output
+    config::tests::parse(text).unwrap().output
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
