@@ -459,7 +459,10 @@ pub struct RegsLayout {
 pub struct LoadConfig {
     /// The agent's own thread-group id: its syscalls are never reported.
     pub agent_tgid: u32,
-    pub _pad: u32,
+    /// Opens with any of these flags are never counted as repeats, always sent: the
+    /// directory opens (O_DIRECTORY, O_PATH; the host's values) whose descriptor later opens
+    /// are relative to. A counted repeat does not say which descriptor it returned.
+    pub uncounted_open_flags: u32,
     pub offsets: Offsets,
     pub regs: RegsLayout,
 }
