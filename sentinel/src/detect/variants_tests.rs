@@ -299,6 +299,23 @@ fn an_open_not_analysed_again_still_places_its_descriptor() {
 }
 
 #[test]
+fn a_copied_descriptor_places_files_like_its_original() {
+    // find's fts opens /home, then walks relative to an F_DUPFD copy of that descriptor.
+    let mut s = Sim::new();
+    let p = s.sudo(&["find", "/home", "-name", "id_*", "-exec", "cat", "{}", "+"]);
+    open_at(&mut s, p, -100, "/home", 4);
+    let mut dup = s.ev(p, crate::event::Payload::Dup { fd: 4 });
+    dup.ret = 5;
+    s.deliver(dup);
+    open_at(&mut s, p, 5, "bob/.ssh/id_rsa", 6);
+    s.expect(
+        "credential_access",
+        &["/home/bob/.ssh/id_rsa"],
+        Level::Medium,
+    );
+}
+
+#[test]
 fn descriptors_of_the_image_before_exec_do_not_place_files() {
     // A shell reads a PAM file on fd 3 (close-on-exec), then runs rm -r, whose walk deletes
     // names relative to its own fd 3: they are not in /etc/pam.d.

@@ -410,6 +410,27 @@ impl ProcessTable {
                 }
             }
             Payload::Open { .. } => self.note_descriptor(ev),
+            Payload::Dup { fd } if ev.ret >= 0 => {
+                // The copy names what the original names (fts walkers open a directory, then
+                // work relative to an F_DUPFD copy of it); an unknown original unknowns the copy.
+                if let Some(p) = self.live.get_mut(&ev.pid)
+                    && let Ok(new) = i32::try_from(ev.ret)
+                    && new != *fd
+                {
+                    let dir = p
+                        .dir_fds
+                        .iter()
+                        .find(|(f, _)| f == fd)
+                        .map(|(_, d)| d.clone());
+                    p.dir_fds.retain(|(f, _)| *f != new);
+                    if let Some(d) = dir {
+                        if p.dir_fds.len() >= DIR_FDS {
+                            p.dir_fds.remove(0);
+                        }
+                        p.dir_fds.push((new, d));
+                    }
+                }
+            }
             Payload::MemfdCreate { name, .. } if ev.ok() => {
                 if let Some(p) = self.live.get_mut(&ev.pid)
                     && p.memfds.len() < 16
