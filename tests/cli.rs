@@ -285,7 +285,7 @@ fn repeated_opens_are_counted_in_the_kernel_not_sent() {
     let long = dir.path().join("l".repeat(150));
     std::fs::write(&short, "x").unwrap();
     std::fs::write(&long, "x").unwrap();
-    let (mut counted, mut each) = (0, 0);
+    let (mut counted, mut each, mut dirs) = (0, 0, 0);
     let (recs, code, err) = run_json(&["--kinds", "open,exit", "--duration", "4s"], || {
         let storm = |p: &std::path::Path, n: &str| {
             let r = run_workload(&[
@@ -298,6 +298,13 @@ fn repeated_opens_are_counted_in_the_kernel_not_sent() {
         };
         counted = storm(&short, "20000");
         each = storm(&long, "300");
+        let r = run_workload(&[
+            std::ffi::OsStr::new("dir-storm"),
+            dir.path().as_os_str(),
+            "100".as_ref(),
+        ]);
+        assert!(r.status.success());
+        dirs = r.pid;
     });
     assert_eq!(code, 0, "{err}");
     let of = |pid: u32, path: &std::path::Path| -> Vec<&Value> {
@@ -327,6 +334,16 @@ fn repeated_opens_are_counted_in_the_kernel_not_sent() {
         (e.len(), opens(&e)),
         (300, 300),
         "long paths are not counted"
+    );
+    // Directory opens are all sent, each with its own descriptor: opens relative to a
+    // descriptor are placed by the open that returned it.
+    let d = of(dirs, dir.path());
+    let fds: std::collections::HashSet<i64> = d.iter().filter_map(|r| r["ret"].as_i64()).collect();
+    assert_eq!(
+        (d.len(), opens(&d), fds.len()),
+        (100, 100, 2),
+        "directory opens are never counted: {:?}",
+        d.iter().take(3).collect::<Vec<_>>()
     );
     let summary = recs.last().unwrap();
     assert!(

@@ -146,6 +146,22 @@ const LIVE_TESTS: &[(&str, &str)] = &[
         "ftruncate",
         "kinds::truncate_by_path_and_by_fd_resolved_while_held",
     ),
+    (
+        "dup",
+        "files::dup_dup2_dup3_and_fcntl_dupfd_copy_descriptors",
+    ),
+    (
+        "dup2",
+        "files::dup_dup2_dup3_and_fcntl_dupfd_copy_descriptors",
+    ),
+    (
+        "dup3",
+        "files::dup_dup2_dup3_and_fcntl_dupfd_copy_descriptors",
+    ),
+    (
+        "fcntl",
+        "files::dup_dup2_dup3_and_fcntl_dupfd_copy_descriptors",
+    ),
     ("process_vm_readv", "kinds::process_vm_read_write_and_esrch"),
     (
         "process_vm_writev",

@@ -1,6 +1,7 @@
 //! Live tests of the file syscalls the workload does not make: openat2, the older path-only
 //! calls of x86_64 (open, chmod, chown, lchown, link, rename, unlink, rmdir, utime, utimes,
-//! futimesat), renameat, symlinkat, lsetxattr and lremovexattr, and execveat. A forked child
+//! futimesat), renameat, symlinkat, lsetxattr and lremovexattr, execveat, and the dup family. A
+//! forked child
 //! makes each call, with failures, in a directory of the test's own.
 
 use std::ffi::CString;
@@ -433,4 +434,42 @@ fn execveat_runs_a_program_and_reports_enoent() {
                     == [b"/bin/true".to_vec(), b"execveat-marker".to_vec()]),
         "{ran:?}"
     );
+}
+
+#[test]
+fn dup_dup2_dup3_and_fcntl_dupfd_copy_descriptors() {
+    start_live();
+    let dir = tempfile::tempdir().unwrap();
+    let d = c(dir.path().to_str().unwrap());
+    // SAFETY: plain descriptor syscalls on a path prepared before the fork.
+    let (pid, [dfd, f, u, t, w]) = in_child(|| unsafe {
+        let dfd = libc::open(
+            d.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        let f = libc::fcntl(dfd, libc::F_DUPFD_CLOEXEC, 20);
+        // Not a copy: dropped in the kernel.
+        libc::fcntl(dfd, libc::F_GETFL);
+        let u = libc::dup(dfd);
+        let t = libc::dup3(dfd, 40, libc::O_CLOEXEC);
+        let w = libc::syscall(libc::SYS_dup2, dfd, 41);
+        [dfd as i64, f as i64, u as i64, t as i64, w]
+    });
+    assert!(dfd >= 0 && f >= 20 && u >= 0, "{dfd} {f} {u}");
+    assert_eq!((t, w), (40, 41));
+    // Records of one process arrive in order: once the last call is in, all are.
+    let last = one_call(pid, "dup2");
+    assert_eq!(
+        (&last.payload, last.ret),
+        (&Payload::Dup { fd: dfd as i32 }, 41)
+    );
+    super::check_identity(&last, pid);
+    for (call, ret) in [("fcntl", f), ("dup", u), ("dup3", 40)] {
+        let ev = one_call(pid, call);
+        assert_eq!(
+            (&ev.payload, ev.ret),
+            (&Payload::Dup { fd: dfd as i32 }, ret),
+            "{call}"
+        );
+    }
 }

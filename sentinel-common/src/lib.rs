@@ -43,6 +43,9 @@ pub enum Kind {
     Xattr = 47,
     Link = 48,
     Truncate = 49,
+    /// dup, dup2, dup3, fcntl(F_DUPFD, F_DUPFD_CLOEXEC): a descriptor copied to another
+    /// number (tree walkers work relative to the copies of their directory descriptors).
+    Dup = 50,
     SetUid = 60,
     SetGid = 61,
     Capset = 62,
@@ -58,7 +61,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 30] = [
+    pub const ALL: [Kind; 31] = [
         Kind::Exec,
         Kind::Fork,
         Kind::Exit,
@@ -77,6 +80,7 @@ impl Kind {
         Kind::Xattr,
         Kind::Link,
         Kind::Truncate,
+        Kind::Dup,
         Kind::SetUid,
         Kind::SetGid,
         Kind::Capset,
@@ -116,6 +120,7 @@ impl Kind {
             Kind::Xattr => "xattr",
             Kind::Link => "link",
             Kind::Truncate => "truncate",
+            Kind::Dup => "dup",
             Kind::SetUid => "setuid",
             Kind::SetGid => "setgid",
             Kind::Capset => "capset",
@@ -459,7 +464,10 @@ pub struct RegsLayout {
 pub struct LoadConfig {
     /// The agent's own thread-group id: its syscalls are never reported.
     pub agent_tgid: u32,
-    pub _pad: u32,
+    /// Opens with any of these flags are never counted as repeats, always sent: the
+    /// directory opens (O_DIRECTORY, O_PATH; the host's values) whose descriptor later opens
+    /// are relative to. A counted repeat does not say which descriptor it returned.
+    pub uncounted_open_flags: u32,
     pub offsets: Offsets,
     pub regs: RegsLayout,
 }

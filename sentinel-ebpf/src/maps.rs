@@ -88,7 +88,7 @@ pub struct ExecBuf {
 #[unsafe(no_mangle)]
 pub static LOAD_CONFIG: LoadConfig = LoadConfig {
     agent_tgid: 0,
-    _pad: 0,
+    uncounted_open_flags: 0,
     offsets: sentinel_common::Offsets {
         task_real_parent: 0,
         task_tgid: 0,

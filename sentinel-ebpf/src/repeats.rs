@@ -2,6 +2,8 @@
 //! a path by a process image is sent (flagged `REPEAT_HEAD`), the identical ones after it only
 //! bump a counter in `REPEATS` that user space reports. An open storm on a few files then
 //! costs a map lookup per open instead of a record, a ring buffer slot and user-space work.
+//! Directory opens (O_DIRECTORY, O_PATH: `LoadConfig::uncounted_open_flags`) are always sent:
+//! each may return another descriptor, which later relative opens name.
 
 use core::ffi::c_void;
 
@@ -16,7 +18,7 @@ use crate::{
 };
 
 pub enum Seen {
-    /// Not eligible (relative or long path, exec id unknown): send as usual.
+    /// Not eligible (relative or long path, a directory open, exec id unknown): send as usual.
     NotCounted,
     /// First of its kind: send it; its repeats will be counted.
     Head,
@@ -30,7 +32,11 @@ const BPF_NOEXIST: u64 = 1;
 #[inline(always)]
 pub fn check(buf: *mut u8, off: usize, n: usize, nr: u32, flags: u32, ret: i64) -> Seen {
     let cfg = load_config();
-    if cfg.offsets.task_self_exec_id == 0 || n == 0 || n >= REPEAT_PATH {
+    if cfg.offsets.task_self_exec_id == 0
+        || n == 0
+        || n >= REPEAT_PATH
+        || flags & cfg.uncounted_open_flags != 0
+    {
         return Seen::NotCounted;
     }
     let src = off & OFF_MASK;

@@ -38,6 +38,9 @@ pub trait Analyzer: Send + 'static {
     /// Records of the side source joined with the events (`Inputs::side`).
     type Side: SideRecord;
     fn observe(&mut self, ev: &Event) -> Vec<Anomaly>;
+    /// Fills in what the analysis knows about an event before it is observed and forwarded
+    /// (the engine places paths named relative to a directory descriptor).
+    fn place(&mut self, _ev: &mut Event) {}
     /// Called about once a second with the wall-clock time, for window roll-over.
     fn tick(&mut self, now_ns: i64) -> Vec<Anomaly>;
     /// Called once at the end: close the open window.
@@ -293,8 +296,9 @@ pub fn spawn_analysis<A: Analyzer>(
                     }
                     _ => stats.lag_ns.store(0, Relaxed),
                 }
-                for ev in batch.drain(..) {
+                for mut ev in batch.drain(..) {
                     held.saw_event(ev.time_ns);
+                    analyzer.place(&mut ev);
                     let found = analyzer.observe(&ev);
                     if forward_events && feed.try_send(FeedItem::Event(Arc::new(ev))).is_err() {
                         stats.feed_dropped_events.fetch_add(1, Relaxed);

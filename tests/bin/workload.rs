@@ -55,6 +55,26 @@ fn main() {
                 }
                 bound.report(done);
             }
+            "dir-storm" => {
+                // dir-storm DIR COUNT: opens DIR with O_DIRECTORY COUNT times, keeping the
+                // previous one open each time so the descriptors differ (a walker's pattern).
+                let p = cstr(a(1));
+                let n: u64 = a(2).parse().unwrap_or(100);
+                let mut prev = -1;
+                for _ in 0..n {
+                    let fd = libc::open(
+                        p.as_ptr(),
+                        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    );
+                    if prev >= 0 {
+                        libc::close(prev);
+                    }
+                    prev = fd;
+                }
+                if prev >= 0 {
+                    libc::close(prev);
+                }
+            }
             "exec-storm" => {
                 // exec-storm COUNT [MAX_SECS]: fork + exec /bin/true
                 let n: u64 = a(1).parse().unwrap_or(1000);

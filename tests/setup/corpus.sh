@@ -38,6 +38,9 @@ need less less
 need shred coreutils
 need ssh openssh-client
 need strings binutils
+need logrotate logrotate
+need pytest-3 python3-pytest   # benign/python-venv-pytest (offline: the system's pytest)
+/usr/bin/python3 -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
 [ -x /usr/bin/cargo ] || missing+=(cargo)   # the developer workload's own (distribution) Rust
 [ -x /usr/bin/python3.11 ] || [ -x /usr/bin/python3 ] || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,9 +1,15 @@
 //! Paths of the file descriptors some records name instead of a path (ftruncate, fsetxattr,
-//! fremovexattr, finit_module) or next to a relative path (openat and unlinkat under a
-//! directory fd): the kernel hooks cannot turn an fd into a path, so the drain
+//! fremovexattr, finit_module): the kernel hooks cannot turn an fd into a path, so the drain
 //! reads /proc/PID/fd/N as soon as the record arrives (within one drain interval). A process
 //! that already exited, or closed the fd, leaves the fd number alone; the fd may also have
 //! been reused in between, which is rare for the few milliseconds involved.
+//!
+//! A path relative to a directory fd (openat/unlinkat by tar -C, find, fts walks) is *not*
+//! placed here: a walker reuses its directory fds within microseconds, so by the time the
+//! drain read the link it often named the walk's next directory (a tar of /home placed most
+//! of its files, other users' keys among them, under the wrong home, differently from run to
+//! run). The process table places them from the ordered event stream instead
+//! (`ProcessTable::resolve_at`).
 
 use std::os::unix::ffi::OsStringExt;
 
@@ -22,21 +28,6 @@ pub fn resolve(ev: &mut Event) {
         } if path.is_empty() => {
             if let Some(p) = fd_path(pid, *fd) {
                 *path = p;
-            }
-        }
-        // A relative path under a directory fd (openat/unlinkat by find, tar -C, fts walks)
-        // means nothing without that directory: it is made absolute here, while the fd is
-        // still open, rather than against the working directory later.
-        Payload::Open { dfd, path, .. } | Payload::Unlink { dfd, path, .. }
-            if *dfd >= 0 && !path.is_empty() && !path.as_bytes().starts_with(b"/") =>
-        {
-            if let Some(dir) = fd_path(pid, *dfd) {
-                let mut full = dir.0;
-                if !full.ends_with(b"/") {
-                    full.push(b'/');
-                }
-                full.extend_from_slice(path.as_bytes());
-                *path = RawStr(full);
             }
         }
         Payload::Module {
@@ -97,37 +88,24 @@ mod tests {
     }
 
     #[test]
-    fn relative_paths_under_a_directory_fd_become_absolute() {
+    fn relative_paths_under_a_directory_fd_are_left_to_the_process_table() {
+        // The fd is open and names a directory now, but the record may be older than the fd's
+        // current file: the drain does not guess from /proc.
         let dir = tempfile::tempdir().unwrap();
         let d = std::fs::File::open(dir.path()).unwrap();
-        let open = |dfd: i32, path: &str| {
-            let mut ev = event(Payload::Open {
-                dfd,
-                path: RawStr::from(path),
-                flags: 0,
-                mode: 0,
-            });
-            resolve(&mut ev);
-            match ev.payload {
-                Payload::Open { path, .. } => path.lossy().into_owned(),
-                _ => unreachable!(),
+        let mut ev = event(Payload::Open {
+            dfd: d.as_raw_fd(),
+            path: RawStr::from(".ssh/id_rsa"),
+            flags: 0,
+            mode: 0,
+        });
+        resolve(&mut ev);
+        match ev.payload {
+            Payload::Open { path, dfd, .. } => {
+                assert_eq!((path.lossy().as_ref(), dfd), (".ssh/id_rsa", d.as_raw_fd()))
             }
-        };
-        let base = dir.path().to_str().unwrap();
-        assert_eq!(
-            open(d.as_raw_fd(), ".aws/credentials"),
-            format!("{base}/.aws/credentials")
-        );
-        assert_eq!(
-            open(d.as_raw_fd(), "/etc/shadow"),
-            "/etc/shadow",
-            "absolute stays"
-        );
-        assert_eq!(
-            open(-100, "notes.txt"),
-            "notes.txt",
-            "AT_FDCWD: the cwd's business"
-        );
+            _ => unreachable!(),
+        }
     }
 
     #[test]

@@ -128,7 +128,9 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, CollectError> {
 
     let cfg = LoadConfig {
         agent_tgid: opts.agent_tgid,
-        _pad: 0,
+        // A directory opened again by its absolute path may get another descriptor each time,
+        // and the process table must know which (relative opens under it are placed by it).
+        uncounted_open_flags: (libc::O_DIRECTORY | libc::O_PATH) as u32,
         offsets,
         regs: regs.unwrap_or_default(),
     };

@@ -19,6 +19,10 @@ impl Analyzer for Engine {
         Engine::observe(self, ev)
     }
 
+    fn place(&mut self, ev: &mut Event) {
+        Engine::place(self, ev)
+    }
+
     fn tick(&mut self, now_ns: i64) -> Vec<Anomaly> {
         Engine::tick(self, now_ns)
     }

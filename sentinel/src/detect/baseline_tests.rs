@@ -311,3 +311,52 @@ fn a_learned_backup_lineage_raises_neither_mass_read_nor_staging() {
     assert_eq!(factors(&a, "mass_read").len(), 1, "{a:#?}");
     assert_eq!(factors(&a, "staging").len(), 1, "{a:#?}");
 }
+
+/// Alice's root shell deletes `path` under /var/log with `exe` (find's retention clean-up, say).
+fn log_deletion(start: i64, exe: &str, path: &str) -> Script {
+    let mut s = Script::new(start, Some(ALICE));
+    s.login(ALICE);
+    s.spawn(1101, 1500, exe, &[crate::proc::basename(exe)], (0, 0));
+    s.push(
+        1500,
+        serde_json::json!({"kind": "unlink", "syscall": "unlinkat", "dfd": -100,
+            "path": path, "flags": 0}),
+    );
+    s.exit(1500);
+    s
+}
+
+#[test]
+fn a_learned_retention_clean_up_of_rotated_archives_is_not_log_tampering() {
+    let archive = "/var/log/app/worker.log.5.gz";
+    let day = || log_deletion(T0, "/usr/bin/find", archive);
+    let learned_day = || {
+        let mut d = dev_day();
+        d.evs.extend(day().evs);
+        d
+    };
+    // Learned, the same clean-up the next day is routine.
+    let a = run(
+        learned(learned_day()),
+        &log_deletion(T0 + DAY, "/usr/bin/find", archive),
+    );
+    assert!(factors(&a, "log_tampering").is_empty(), "{a:#?}");
+    // A live log deleted by that same lineage is still tampering.
+    let a = run(
+        learned(learned_day()),
+        &log_deletion(T0 + DAY, "/usr/bin/find", "/var/log/auth.log"),
+    );
+    assert_eq!(factors(&a, "log_tampering").len(), 1, "{a:#?}");
+    // Another lineage (python3) deleting the archive never did it while learning.
+    let a = run(
+        learned(learned_day()),
+        &log_deletion(T0 + DAY, "/usr/bin/python3", archive),
+    );
+    assert_eq!(factors(&a, "log_tampering").len(), 1, "{a:#?}");
+    // Without a baseline, it is reported.
+    let a = run(
+        Store::memory().unwrap(),
+        &log_deletion(T0 + DAY, "/usr/bin/find", archive),
+    );
+    assert_eq!(factors(&a, "log_tampering").len(), 1, "{a:#?}");
+}

@@ -242,6 +242,9 @@ impl Engine {
             self.window = Some(Window::containing(ev.time_ns, self.cfg.window_ns()));
         }
         if self.repeats.is_repeat(ev) {
+            // Not analysed again, but the descriptor it returned may be another than the
+            // first open's, and later opens relative to it must be placed.
+            self.procs.note_descriptor(ev);
             return out;
         }
         self.procs.ensure(ev);
@@ -271,6 +274,21 @@ impl Engine {
             out.push(a);
         }
         out
+    }
+
+    /// Makes a path named relative to a directory descriptor absolute in the event itself,
+    /// as the process table places it, so that the event feed shows where the file is; the
+    /// descriptor number stays. Call before `observe` (which does the same internally for
+    /// its own analysis).
+    pub fn place(&self, ev: &mut Event) {
+        if let Some(r) = self.procs.resolve_at(ev)
+            && let (
+                Payload::Open { path, .. } | Payload::Unlink { path, .. },
+                Payload::Open { path: abs, .. } | Payload::Unlink { path: abs, .. },
+            ) = (&mut ev.payload, r.payload)
+        {
+            *path = abs;
+        }
     }
 
     /// Periodic call with the wall clock: picks up verdicts another writer saved, and closes

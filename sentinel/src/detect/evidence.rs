@@ -96,6 +96,7 @@ pub fn summary(ev: &Event) -> String {
             "truncate {} to {length}",
             crate::event::path_or_fd(path, *fd)
         ),
+        Payload::Dup { fd } => format!("dup fd {fd} to {}", ev.ret),
         Payload::ProcessVm { target_pid, write } => format!(
             "process_vm_{} pid {target_pid}",
             if *write { "writev" } else { "readv" }

@@ -237,12 +237,63 @@ impl Engine {
             && !self.exempt(&self.cats.lists.log_maintainers, p)
             && !self.under_package_manager(ev.pid)
         {
+            // Old rotated archives removed by the lineage that removed them while learning
+            // (an admin's retention clean-up: find /var/log -name '*.gz' -mtime +7 -delete)
+            // are its routine; a live log, or a lineage that never did it, stays a finding.
+            if is_rotated_archive(path) {
+                let known = self.usable_profile(principal).is_some()
+                    && self.lineage_knows_behaviour(principal, ev.pid, "log_retention");
+                self.note_behaviour(ev, principal, "log_retention");
+                if known {
+                    return;
+                }
+            }
             hits.push(hit(
                 "log_tampering",
                 format!("{what} with {}", p.exe_or_comm()),
                 self.cfg.weights.log_tampering,
                 ev,
             ));
+        }
+    }
+}
+
+/// A rotated log's archive, not a live log: compressed (`auth.log.2.gz`), numbered
+/// (`syslog.1`), `.old`, or dated by logrotate's dateext (`syslog-20261129`).
+pub(super) fn is_rotated_archive(path: &str) -> bool {
+    let name = crate::proc::basename(path);
+    let compressed = [".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip"]
+        .iter()
+        .any(|x| name.len() > x.len() && name.ends_with(x));
+    let last = name.rsplit(['.', '-']).next().unwrap_or("");
+    let digits = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
+    let numbered = digits && last.len() <= 3 && name.len() > last.len() + 1;
+    let dated = digits && last.len() == 8 && name.len() > 9;
+    compressed || numbered || dated || name.ends_with(".old")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rotated_archives_are_told_from_live_logs() {
+        for a in [
+            "/var/log/auth.log.2.gz",
+            "/var/log/syslog.1",
+            "/var/log/app/worker.log.old",
+            "/var/log/syslog-20261129",
+            "/var/log/app/x.log-20261129.xz",
+        ] {
+            assert!(super::is_rotated_archive(a), "{a}");
+        }
+        for l in [
+            "/var/log/auth.log",
+            "/var/log/wtmp",
+            "/var/log/audit/audit.log",
+            "/var/log/sntl-ev-a012.log",
+            "/var/log/.gz",
+            "/var/log/app/2026",
+        ] {
+            assert!(!super::is_rotated_archive(l), "{l}");
         }
     }
 }

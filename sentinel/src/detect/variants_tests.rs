@@ -245,6 +245,77 @@ fn files_opened_relative_to_a_directory_descriptor_are_placed() {
 }
 
 #[test]
+fn a_repeat_report_does_not_move_a_descriptor() {
+    // tar looks up owner names as it walks: /etc/passwd, first on fd 4 (sent; its repeats are
+    // counted in the kernel). The walk then opens "home" on fd 4. The count of the passwd
+    // repeats arrives a second later, a copy of the first open, fd 4 included: it is not an
+    // open, and fd 4 is still /home (taken, it placed the key at /etc/passwd/bob/.ssh).
+    let mut s = Sim::new();
+    let p = s.sudo(&["tar", "czf", "/var/tmp/h.tgz", "-C", "/", "home"]);
+    open_at(&mut s, p, -100, "/", 3);
+    let mut passwd = s.ev(
+        p,
+        crate::event::Payload::Open {
+            dfd: -100,
+            path: crate::event::RawStr::from("/etc/passwd"),
+            flags: 0o2000000,
+            mode: 0,
+        },
+    );
+    passwd.ret = 4;
+    s.deliver(passwd.clone());
+    open_at(&mut s, p, 3, "home", 4);
+    s.t += 2_000_000_000;
+    let mut report = passwd;
+    report.id = 999;
+    report.time_ns = s.t;
+    report.repeats = 7;
+    s.deliver(report);
+    open_at(&mut s, p, 4, "bob/.ssh", 5);
+    open_at(&mut s, p, 5, "id_rsa", 6);
+    s.expect(
+        "credential_access",
+        &["/home/bob/.ssh/id_rsa"],
+        Level::Medium,
+    );
+}
+
+#[test]
+fn an_open_not_analysed_again_still_places_its_descriptor() {
+    // find opens /home twice within a second (the second a repeat the engine does not
+    // analyse again) and gets another descriptor the second time: files relative to that
+    // one are under /home, not under whatever the descriptor named before.
+    let mut s = Sim::new();
+    let p = s.sudo(&["find", "/home", "-name", "id_*"]);
+    open_at(&mut s, p, -100, "/home", 3);
+    open_at(&mut s, p, -100, "/usr/share/doc", 4);
+    open_at(&mut s, p, -100, "/home", 4);
+    open_at(&mut s, p, 4, "bob/.ssh/id_rsa", 5);
+    s.expect(
+        "credential_access",
+        &["/home/bob/.ssh/id_rsa"],
+        Level::Medium,
+    );
+}
+
+#[test]
+fn a_copied_descriptor_places_files_like_its_original() {
+    // find's fts opens /home, then walks relative to an F_DUPFD copy of that descriptor.
+    let mut s = Sim::new();
+    let p = s.sudo(&["find", "/home", "-name", "id_*", "-exec", "cat", "{}", "+"]);
+    open_at(&mut s, p, -100, "/home", 4);
+    let mut dup = s.ev(p, crate::event::Payload::Dup { fd: 4 });
+    dup.ret = 5;
+    s.deliver(dup);
+    open_at(&mut s, p, 5, "bob/.ssh/id_rsa", 6);
+    s.expect(
+        "credential_access",
+        &["/home/bob/.ssh/id_rsa"],
+        Level::Medium,
+    );
+}
+
+#[test]
 fn descriptors_of_the_image_before_exec_do_not_place_files() {
     // A shell reads a PAM file on fd 3 (close-on-exec), then runs rm -r, whose walk deletes
     // names relative to its own fd 3: they are not in /etc/pam.d.

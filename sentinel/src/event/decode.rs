@@ -162,6 +162,7 @@ pub fn decode(bytes: &[u8], id: u64, clock: &Clock) -> Result<Event, DecodeError
                 length: a[1] as i64,
             },
         },
+        Kind::Dup => Payload::Dup { fd: a[0] as i32 },
         Kind::ProcessVm => Payload::ProcessVm {
             target_pid: a[0] as i32,
             write: syscalls::name(b.nr) == "process_vm_writev",

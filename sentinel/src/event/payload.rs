@@ -184,6 +184,10 @@ pub enum Payload {
         fd: Option<i32>,
         length: i64,
     },
+    /// dup, dup2, dup3, fcntl(F_DUPFD*): descriptor `fd` copied; the copy is `ret`.
+    Dup {
+        fd: i32,
+    },
     /// setuid, setreuid, setresuid (ids not changed are absent).
     SetUid {
         ruid: Option<u32>,
@@ -284,6 +288,7 @@ impl Payload {
             Payload::Xattr { .. } => Kind::Xattr,
             Payload::Link { .. } => Kind::Link,
             Payload::Truncate { .. } => Kind::Truncate,
+            Payload::Dup { .. } => Kind::Dup,
             Payload::SetUid { .. } => Kind::SetUid,
             Payload::SetGid { .. } => Kind::SetGid,
             Payload::Capset { .. } => Kind::Capset,

@@ -217,6 +217,7 @@ fn detail(p: &Payload) -> String {
         Payload::Truncate { path, fd, length } => {
             format!("{} length={length}", path_or_fd(path, *fd))
         }
+        Payload::Dup { fd } => format!("fd={fd}"),
         Payload::ProcessVm { target_pid, write } => format!(
             "{} target={target_pid}",
             if *write { "write" } else { "read" }

@@ -46,10 +46,12 @@ pub struct Process {
     pub inet_connected: bool,
     /// memfd names created by this process since its last exec.
     pub memfds: Vec<String>,
-    /// The last files this process opened, by descriptor (at most `DIR_FDS`, newest last):
-    /// `openat(fd, "name")` relative to one of them (tar -C, find, fts walks) names
-    /// `<its path>/name`. A descriptor's entry is replaced when an open returns it again;
-    /// all are forgotten at exec.
+    /// The last files this process opened read-only, by descriptor (at most `DIR_FDS`,
+    /// newest last): `openat(fd, "name")` relative to one of them (tar -C, find, fts walks)
+    /// names `<its path>/name`. Kept from the ordered event stream alone (never from
+    /// /proc/PID/fd after the fact, which may already name the descriptor's next file). A
+    /// descriptor's entry is replaced when an open returns it again; all are forgotten at
+    /// exec.
     pub dir_fds: Vec<(i32, String)>,
 }
 
@@ -82,6 +84,16 @@ impl Process {
     pub fn principal(&self) -> u32 {
         self.auid.unwrap_or(self.uid)
     }
+}
+
+/// Whether an open with these flags may have returned a directory: a directory can only be
+/// opened read-only and without O_CREAT (else EISDIR; O_TMPFILE, which includes O_DIRECTORY's
+/// bit, asks for write access too), except with O_PATH, which ignores the access mode.
+/// Walkers (tar, find's fts) open directories without O_DIRECTORY, so its absence says nothing.
+fn could_be_directory(flags: u64) -> bool {
+    let flags = flags as libc::c_int;
+    flags & libc::O_PATH != 0
+        || (flags & libc::O_ACCMODE == libc::O_RDONLY && flags & libc::O_CREAT == 0)
 }
 
 pub fn basename(path: &str) -> &str {
@@ -397,16 +409,26 @@ impl ProcessTable {
                     p.euid = euid.unwrap_or(ev.euid);
                 }
             }
-            Payload::Open { path, .. } if ev.ret >= 0 => {
+            Payload::Open { .. } => self.note_descriptor(ev),
+            Payload::Dup { fd } if ev.ret >= 0 => {
+                // The copy names what the original names (fts walkers open a directory, then
+                // work relative to an F_DUPFD copy of it); an unknown original unknowns the copy.
                 if let Some(p) = self.live.get_mut(&ev.pid)
-                    && let Ok(fd) = i32::try_from(ev.ret)
+                    && let Ok(new) = i32::try_from(ev.ret)
+                    && new != *fd
                 {
-                    let abs = absolute(&path.lossy(), p.cwd.as_deref());
-                    p.dir_fds.retain(|(f, _)| *f != fd);
-                    if p.dir_fds.len() >= DIR_FDS {
-                        p.dir_fds.remove(0);
+                    let dir = p
+                        .dir_fds
+                        .iter()
+                        .find(|(f, _)| f == fd)
+                        .map(|(_, d)| d.clone());
+                    p.dir_fds.retain(|(f, _)| *f != new);
+                    if let Some(d) = dir {
+                        if p.dir_fds.len() >= DIR_FDS {
+                            p.dir_fds.remove(0);
+                        }
+                        p.dir_fds.push((new, d));
                     }
-                    p.dir_fds.push((fd, abs));
                 }
             }
             Payload::MemfdCreate { name, .. } if ev.ok() => {
@@ -427,6 +449,37 @@ impl ProcessTable {
             }
             _ => {}
         }
+    }
+
+    /// Remembers which file a successful open's descriptor names, for the opens relative to
+    /// it that may follow (`resolve_at`). Every open the process made must come through here,
+    /// in order, including the repeats the engine does not analyse again; a repeat *report*
+    /// (`repeats > 0`) is not an open: its `ret` is the descriptor of the first open it copies,
+    /// long since closed or reused, and taking it would misplace the next relative opens.
+    /// An open for writing (or creating) cannot be a directory: it only forgets what its
+    /// descriptor named before, without keeping a path.
+    pub fn note_descriptor(&mut self, ev: &Event) {
+        let Payload::Open { path, flags, .. } = &ev.payload else {
+            return;
+        };
+        if ev.ret < 0 || ev.repeats > 0 {
+            return;
+        }
+        let Some(p) = self.live.get_mut(&ev.pid) else {
+            return;
+        };
+        let Ok(fd) = i32::try_from(ev.ret) else {
+            return;
+        };
+        p.dir_fds.retain(|(f, _)| *f != fd);
+        if !could_be_directory(*flags) {
+            return;
+        }
+        if p.dir_fds.len() >= DIR_FDS {
+            p.dir_fds.remove(0);
+        }
+        p.dir_fds
+            .push((fd, absolute(&path.lossy(), p.cwd.as_deref())));
     }
 
     /// Moves a live process to the bounded exited set.

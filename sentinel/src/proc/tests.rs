@@ -239,3 +239,52 @@ fn paths_are_made_absolute_and_folded() {
     assert_eq!(absolute("relative", None), "relative");
     assert_eq!(absolute("/usr/bin/..hidden", None), "/usr/bin/..hidden");
 }
+
+fn open(t: i64, pid: u32, path: &str, flags: i32, fd: i64) -> Event {
+    let mut e = ev(
+        t as u64,
+        t,
+        pid,
+        1,
+        1000,
+        Payload::Open {
+            dfd: libc::AT_FDCWD,
+            path: RawStr::from(path),
+            flags: flags as u64,
+            mode: 0,
+        },
+    );
+    e.ret = fd;
+    e
+}
+
+#[test]
+fn only_opens_that_may_be_directories_keep_a_path() {
+    let mut t = ProcessTable::new(16, false);
+    t.apply(&fork(1, 1, 50));
+    t.apply(&open(2, 50, "/home", libc::O_RDONLY | libc::O_CLOEXEC, 3));
+    t.apply(&open(3, 50, "/srv", libc::O_PATH | libc::O_WRONLY, 4));
+    assert_eq!(
+        t.get(50).unwrap().dir_fds,
+        vec![(3, "/home".to_string()), (4, "/srv".to_string())],
+        "read-only and O_PATH opens are kept (O_PATH ignores the access mode)"
+    );
+    // fd 3 closed (unseen) and taken by a log opened for appending, fd 4 by a new file: no
+    // path kept for them, and the old ones forgotten.
+    t.apply(&open(
+        4,
+        50,
+        "/var/log/x.log",
+        libc::O_WRONLY | libc::O_APPEND,
+        3,
+    ));
+    t.apply(&open(5, 50, "/tmp/new", libc::O_RDONLY | libc::O_CREAT, 4));
+    assert!(t.get(50).unwrap().dir_fds.is_empty());
+    // A failed open and a repeat report (a copy of a first open, its fd long gone) change
+    // nothing.
+    t.apply(&open(6, 50, "/home", libc::O_RDONLY, -2));
+    let mut report = open(7, 50, "/etc/passwd", libc::O_RDONLY, 5);
+    report.repeats = 3;
+    t.apply(&report);
+    assert!(t.get(50).unwrap().dir_fds.is_empty());
+}

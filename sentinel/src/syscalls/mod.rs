@@ -137,6 +137,7 @@ const ARCH_ONLY: &[Captured] = captured![
     SYS_futimesat => with_blob(spec(Kind::Utime, [2, 0, 0]), 0, 3, 0, TIMES_2),
     SYS_link => spec(Kind::Link, [1, 2, 0]),
     SYS_symlink => spec(Kind::Link, [1, 2, 0]),
+    SYS_dup2 => spec(Kind::Dup, [0, 0, 0]),
 ];
 #[cfg(not(target_arch = "x86_64"))]
 const ARCH_ONLY: &[Captured] = &[];
@@ -200,6 +201,15 @@ const COMMON: &[Captured] = captured![
         1,
         ALL_BITS,
         libc::AF_NETLINK as u32,
+    ),
+    SYS_dup => spec(Kind::Dup, [0, 0, 0]),
+    SYS_dup3 => spec(Kind::Dup, [0, 0, 0]),
+    // Only the commands that copy a descriptor; every other fcntl is dropped in the kernel.
+    SYS_fcntl => keep_if(
+        keep_if(spec(Kind::Dup, [0, 0, 0]), 2, ALL_BITS, libc::F_DUPFD as u32),
+        2,
+        ALL_BITS,
+        libc::F_DUPFD_CLOEXEC as u32,
     ),
     SYS_bind => with_blob(spec(Kind::Bind, [0, 0, 0]), 0, 2, 3, MAX_BLOB as u16),
     SYS_listen => spec(Kind::Listen, [0, 0, 0]),
