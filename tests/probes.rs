@@ -147,6 +147,14 @@ const LIVE_TESTS: &[(&str, &str)] = &[
         "kinds::truncate_by_path_and_by_fd_resolved_while_held",
     ),
     (
+        "chdir",
+        "files::chdir_by_path_fchdir_by_descriptor_and_enoent",
+    ),
+    (
+        "fchdir",
+        "files::chdir_by_path_fchdir_by_descriptor_and_enoent",
+    ),
+    (
         "dup",
         "files::dup_dup2_dup3_and_fcntl_dupfd_copy_descriptors",
     ),

@@ -29,7 +29,8 @@ fn call_on(pid: u32, syscall: &'static str, path: &str) -> Event {
                 | Payload::Chown { path: p, .. }
                 | Payload::Unlink { path: p, .. }
                 | Payload::Utime { path: p, .. }
-                | Payload::Xattr { path: p, .. } => p.as_bytes() == path.as_bytes(),
+                | Payload::Xattr { path: p, .. }
+                | Payload::Chdir { path: p, .. } => p.as_bytes() == path.as_bytes(),
                 Payload::Rename { old_path: p, .. } => p.as_bytes() == path.as_bytes(),
                 Payload::Link { link: p, .. } => p.as_bytes() == path.as_bytes(),
                 _ => false,
@@ -472,4 +473,37 @@ fn dup_dup2_dup3_and_fcntl_dupfd_copy_descriptors() {
             "{call}"
         );
     }
+}
+
+#[test]
+fn chdir_by_path_fchdir_by_descriptor_and_enoent() {
+    start_live();
+    let dir = tempfile::tempdir().unwrap();
+    let d = c(dir.path().to_str().unwrap());
+    let missing = format!("{}/missing", dir.path().display());
+    let m = c(&missing);
+    // SAFETY: plain syscalls on paths prepared before the fork.
+    let (pid, [ok, bad, dfd, f]) = in_child(|| unsafe {
+        let ok = libc::chdir(d.as_ptr()) as i64;
+        let bad = ret_or_errno(libc::chdir(m.as_ptr()) as i64);
+        let dfd = libc::open(c"/".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+        let f = libc::fchdir(dfd) as i64;
+        [ok, bad, dfd as i64, f]
+    });
+    assert_eq!((ok, bad, f), (0, -(libc::ENOENT as i64), 0), "dfd {dfd}");
+    let by_path = call_on(pid, "chdir", dir.path().to_str().unwrap());
+    assert_eq!(by_path.ret, 0);
+    assert!(matches!(by_path.payload, Payload::Chdir { fd: None, .. }));
+    super::check_identity(&by_path, pid);
+    let failed = call_on(pid, "chdir", &missing);
+    assert_eq!(failed.errno.as_deref(), Some("ENOENT"));
+    let by_fd = one_call(pid, "fchdir");
+    assert_eq!(by_fd.ret, 0);
+    assert_eq!(
+        by_fd.payload,
+        Payload::Chdir {
+            path: Default::default(),
+            fd: Some(dfd as i32)
+        }
+    );
 }

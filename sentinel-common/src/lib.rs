@@ -46,6 +46,10 @@ pub enum Kind {
     /// dup, dup2, dup3, fcntl(F_DUPFD, F_DUPFD_CLOEXEC): a descriptor copied to another
     /// number (tree walkers work relative to the copies of their directory descriptors).
     Dup = 50,
+    /// chdir, fchdir: the working directory changed (relative paths of the process's later
+    /// calls resolve against it; the agent keeps it from these records, not from late reads of
+    /// /proc/PID/cwd).
+    Chdir = 51,
     SetUid = 60,
     SetGid = 61,
     Capset = 62,
@@ -61,7 +65,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 31] = [
+    pub const ALL: [Kind; 32] = [
         Kind::Exec,
         Kind::Fork,
         Kind::Exit,
@@ -81,6 +85,7 @@ impl Kind {
         Kind::Link,
         Kind::Truncate,
         Kind::Dup,
+        Kind::Chdir,
         Kind::SetUid,
         Kind::SetGid,
         Kind::Capset,
@@ -121,6 +126,7 @@ impl Kind {
             Kind::Link => "link",
             Kind::Truncate => "truncate",
             Kind::Dup => "dup",
+            Kind::Chdir => "chdir",
             Kind::SetUid => "setuid",
             Kind::SetGid => "setgid",
             Kind::Capset => "capset",

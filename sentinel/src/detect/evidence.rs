@@ -97,6 +97,7 @@ pub fn summary(ev: &Event) -> String {
             crate::event::path_or_fd(path, *fd)
         ),
         Payload::Dup { fd } => format!("dup fd {fd} to {}", ev.ret),
+        Payload::Chdir { path, fd } => format!("chdir {}", crate::event::path_or_fd(path, *fd)),
         Payload::ProcessVm { target_pid, write } => format!(
             "process_vm_{} pid {target_pid}",
             if *write { "writev" } else { "readv" }

@@ -163,6 +163,16 @@ pub fn decode(bytes: &[u8], id: u64, clock: &Clock) -> Result<Event, DecodeError
             },
         },
         Kind::Dup => Payload::Dup { fd: a[0] as i32 },
+        Kind::Chdir => match syscalls::name(b.nr) {
+            "fchdir" => Payload::Chdir {
+                path: RawStr::default(),
+                fd: Some(a[0] as i32),
+            },
+            _ => Payload::Chdir {
+                path: s(s0),
+                fd: None,
+            },
+        },
         Kind::ProcessVm => Payload::ProcessVm {
             target_pid: a[0] as i32,
             write: syscalls::name(b.nr) == "process_vm_writev",

@@ -188,6 +188,12 @@ pub enum Payload {
     Dup {
         fd: i32,
     },
+    /// chdir (`path` as given), fchdir (`fd`; `path` empty).
+    Chdir {
+        path: RawStr,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        fd: Option<i32>,
+    },
     /// setuid, setreuid, setresuid (ids not changed are absent).
     SetUid {
         ruid: Option<u32>,
@@ -289,6 +295,7 @@ impl Payload {
             Payload::Link { .. } => Kind::Link,
             Payload::Truncate { .. } => Kind::Truncate,
             Payload::Dup { .. } => Kind::Dup,
+            Payload::Chdir { .. } => Kind::Chdir,
             Payload::SetUid { .. } => Kind::SetUid,
             Payload::SetGid { .. } => Kind::SetGid,
             Payload::Capset { .. } => Kind::Capset,

@@ -218,6 +218,7 @@ fn detail(p: &Payload) -> String {
             format!("{} length={length}", path_or_fd(path, *fd))
         }
         Payload::Dup { fd } => format!("fd={fd}"),
+        Payload::Chdir { path, fd } => path_or_fd(path, *fd),
         Payload::ProcessVm { target_pid, write } => format!(
             "{} target={target_pid}",
             if *write { "write" } else { "read" }

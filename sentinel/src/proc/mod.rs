@@ -376,14 +376,13 @@ impl ProcessTable {
                 } else {
                     None
                 };
-                let live_cwd = if self.live_proc {
-                    live::cwd(ev.pid)
-                } else {
-                    None
-                };
+                let live_proc = self.live_proc;
                 if let Some(p) = self.live.get_mut(&ev.pid) {
-                    if live_cwd.is_some() {
-                        p.cwd = live_cwd;
+                    // Exec keeps the working directory, which the table follows from fork and
+                    // chdir records; /proc is asked only when it is unknown (read late, it can
+                    // be the directory of whoever holds the pid by then, or fail).
+                    if p.cwd.is_none() && live_proc {
+                        p.cwd = live::cwd(ev.pid);
                     }
                     p.exe = exec_path(&filename.lossy(), p.cwd.as_deref(), live_exe);
                     p.argv = argv.iter().map(|a| a.lossy().into_owned()).collect();
@@ -410,6 +409,23 @@ impl ProcessTable {
                 }
             }
             Payload::Open { .. } => self.note_descriptor(ev),
+            Payload::Chdir { path, fd } if ev.ok() => {
+                let live_proc = self.live_proc;
+                if let Some(p) = self.live.get_mut(&ev.pid) {
+                    let dir = match fd {
+                        Some(fd) => p
+                            .dir_fds
+                            .iter()
+                            .find(|(f, _)| f == fd)
+                            .map(|(_, d)| d.clone()),
+                        None => Some(absolute(&path.lossy(), p.cwd.as_deref()))
+                            .filter(|d| d.starts_with('/')),
+                    };
+                    // Unknown (fchdir to a descriptor the table never placed, a relative
+                    // chdir from an unknown directory): asked from /proc, else unknown.
+                    p.cwd = dir.or_else(|| live_proc.then(|| live::cwd(ev.pid)).flatten());
+                }
+            }
             Payload::Dup { fd } if ev.ret >= 0 => {
                 // The copy names what the original names (fts walkers open a directory, then
                 // work relative to an F_DUPFD copy of it); an unknown original unknowns the copy.

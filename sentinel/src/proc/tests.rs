@@ -288,3 +288,45 @@ fn only_opens_that_may_be_directories_keep_a_path() {
     t.apply(&report);
     assert!(t.get(50).unwrap().dir_fds.is_empty());
 }
+
+fn chdir(t: i64, pid: u32, path: &str, fd: Option<i32>) -> Event {
+    ev(
+        t as u64,
+        t,
+        pid,
+        1,
+        1000,
+        Payload::Chdir {
+            path: RawStr::from(path),
+            fd,
+        },
+    )
+}
+
+#[test]
+fn the_working_directory_follows_chdir_and_fchdir_and_is_kept_across_exec() {
+    // live_proc on: /proc would say this test's own directory, which must not be taken
+    // while the records say where the process is.
+    let mut t = ProcessTable::new(16, true);
+    t.apply(&exec(1, 100, "/bin/bash"));
+    t.live.get_mut(&100).unwrap().cwd = Some("/".into());
+    t.apply(&chdir(2, 100, "/home/alice/src", None));
+    t.apply(&chdir(3, 100, "../docs", None));
+    assert_eq!(t.get(100).unwrap().cwd.as_deref(), Some("/home/alice/docs"));
+    // The shell forks vim, which inherits the directory and keeps it across exec, whatever
+    // /proc/PID/cwd says when the exec is analysed (the child has this test's pid: /proc
+    // would answer this test's own directory).
+    let me = std::process::id();
+    t.apply(&fork(4, 100, me));
+    t.apply(&exec(5, me, "/usr/bin/vim"));
+    assert_eq!(t.get(me).unwrap().cwd.as_deref(), Some("/home/alice/docs"));
+    // fchdir to a descriptor the table placed.
+    t.apply(&open(6, me, "/etc", libc::O_RDONLY | libc::O_DIRECTORY, 7));
+    t.apply(&chdir(7, me, "", Some(7)));
+    assert_eq!(t.get(me).unwrap().cwd.as_deref(), Some("/etc"));
+    // A failed chdir changes nothing.
+    let mut failed = chdir(8, me, "/nonexistent", None);
+    failed.ret = -2;
+    t.apply(&failed);
+    assert_eq!(t.get(me).unwrap().cwd.as_deref(), Some("/etc"));
+}

@@ -203,6 +203,8 @@ const COMMON: &[Captured] = captured![
         libc::AF_NETLINK as u32,
     ),
     SYS_dup => spec(Kind::Dup, [0, 0, 0]),
+    SYS_chdir => spec(Kind::Chdir, [1, 0, 0]),
+    SYS_fchdir => spec(Kind::Chdir, [0, 0, 0]),
     SYS_dup3 => spec(Kind::Dup, [0, 0, 0]),
     // Only the commands that copy a descriptor; every other fcntl is dropped in the kernel.
     SYS_fcntl => keep_if(
