@@ -22,21 +22,26 @@ pub async fn start(dir: &Path) -> ServerHandle {
     Server::start(config(dir)).await.expect("server starts")
 }
 
-pub fn add_user(h: &ServerHandle, name: &str, role: Role, password: &str) -> i64 {
+pub async fn add_user(h: &ServerHandle, name: &str, role: Role, password: &str) -> i64 {
     let hash = auth::hash_password(password).unwrap();
     h.store()
         .create_user(name, &hash, role, sentinel::store::now_ns())
+        .await
         .unwrap()
 }
 
 /// A signed-in session made directly in the store: (cookie header value, CSRF token).
-pub fn session(h: &ServerHandle, user_id: i64) -> (String, String) {
-    let (cookie, csrf, _) = session_started_at(h, user_id, sentinel::store::now_ns());
+pub async fn session(h: &ServerHandle, user_id: i64) -> (String, String) {
+    let (cookie, csrf, _) = session_started_at(h, user_id, sentinel::store::now_ns()).await;
     (cookie, csrf)
 }
 
 /// A session as if signed in at `at_ns`: (cookie header value, CSRF token, session id).
-pub fn session_started_at(h: &ServerHandle, user_id: i64, at_ns: i64) -> (String, String, i64) {
+pub async fn session_started_at(
+    h: &ServerHandle,
+    user_id: i64,
+    at_ns: i64,
+) -> (String, String, i64) {
     let token = auth::new_token().unwrap();
     let csrf = auth::new_token().unwrap();
     let id = h
@@ -50,12 +55,13 @@ pub fn session_started_at(h: &ServerHandle, user_id: i64, at_ns: i64) -> (String
             ip: "127.0.0.1".into(),
             user_agent: "test".into(),
         })
+        .await
         .unwrap();
     (format!("sentinel_session={token}"), csrf, id)
 }
 
 /// A key of `scope` (bound to `host` for ingest keys) made directly in the store.
-pub fn key(
+pub async fn key(
     h: &ServerHandle,
     user_id: i64,
     name: &str,
@@ -74,12 +80,13 @@ pub fn key(
             scope,
             host,
         })
+        .await
         .unwrap();
     key
 }
 
 /// An agent's key: push only, for `host`.
-pub fn ingest_key(h: &ServerHandle, user_id: i64, host: &str) -> String {
+pub async fn ingest_key(h: &ServerHandle, user_id: i64, host: &str) -> String {
     key(
         h,
         user_id,
@@ -87,11 +94,12 @@ pub fn ingest_key(h: &ServerHandle, user_id: i64, host: &str) -> String {
         KeyScope::Ingest,
         Some(host),
     )
+    .await
 }
 
 /// A read-only personal key.
-pub fn read_key(h: &ServerHandle, user_id: i64) -> String {
-    key(h, user_id, "reader", KeyScope::Read, None)
+pub async fn read_key(h: &ServerHandle, user_id: i64) -> String {
+    key(h, user_id, "reader", KeyScope::Read, None).await
 }
 
 pub fn anomaly(host: &str, user: &str, id: &str, level: Level) -> Anomaly {
@@ -209,7 +217,7 @@ pub async fn ingest_load(
             .copied()
             .unwrap_or(0.0)
     };
-    let stored = h.store().count_anomalies().unwrap_or(0) as usize;
+    let stored = h.store().count_anomalies().await.unwrap_or(0) as usize;
     LoadReport {
         batches,
         accepted,

@@ -24,8 +24,8 @@ fn client() -> reqwest::Client {
 async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
-    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456");
-    let key = dash::ingest_key(&h, op, "web-1");
+    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
+    let key = dash::ingest_key(&h, op, "web-1").await;
     let c = client();
     let url = format!("{}/api/ingest", h.url());
     let batch = serde_json::json!({ "batch_id": "b-1", "anomalies": [dash::anomaly("web-1", "bob", "a-1", Level::High)] });
@@ -51,10 +51,10 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
         .await
         .unwrap();
     assert_eq!(r["duplicate"], true);
-    assert_eq!(h.store().count_anomalies().unwrap(), 1);
+    assert_eq!(h.store().count_anomalies().await.unwrap(), 1);
     // The key records its last use; a query-string key is never accepted.
     assert!(
-        h.store().list_api_keys(op).unwrap()[0]
+        h.store().list_api_keys(op).await.unwrap()[0]
             .last_used_ns
             .is_some()
     );
@@ -82,8 +82,8 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
         Err(e) => assert!(e.is_request(), "{e:?}"),
     }
     // Disabled key, then disabled owner: refused.
-    let kid = h.store().list_api_keys(op).unwrap()[0].id;
-    h.store().set_api_key_enabled(op, kid, false).unwrap();
+    let kid = h.store().list_api_keys(op).await.unwrap()[0].id;
+    h.store().set_api_key_enabled(op, kid, false).await.unwrap();
     assert_eq!(
         c.post(&url)
             .bearer_auth(&key)
@@ -94,8 +94,8 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
             .status(),
         StatusCode::UNAUTHORIZED
     );
-    h.store().set_api_key_enabled(op, kid, true).unwrap();
-    h.store().set_active(op, false).unwrap();
+    h.store().set_api_key_enabled(op, kid, true).await.unwrap();
+    h.store().set_active(op, false).await.unwrap();
     assert_eq!(
         c.post(&url)
             .bearer_auth(&key)
@@ -106,7 +106,7 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
             .status(),
         StatusCode::UNAUTHORIZED
     );
-    h.store().set_active(op, true).unwrap();
+    h.store().set_active(op, true).await.unwrap();
     // An expired key is refused.
     let (k2, prefix, hash) = auth::new_api_key().unwrap();
     h.store()
@@ -120,6 +120,7 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
             scope: KeyScope::Ingest,
             host: Some("web-1"),
         })
+        .await
         .unwrap();
     assert_eq!(
         c.post(&url)
@@ -253,6 +254,7 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
                 Role::Operator,
                 0,
             )
+            .await
             .unwrap();
         let (key, prefix, hash) = auth::new_api_key().unwrap();
         store
@@ -266,6 +268,7 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
                 scope: KeyScope::Ingest,
                 host: Some("web-1"),
             })
+            .await
             .unwrap();
         key
     };
@@ -313,10 +316,14 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
             "batches of at most batch_max"
         );
     }
-    assert_eq!(h.store().count_anomalies().unwrap(), 80);
+    assert_eq!(h.store().count_anomalies().await.unwrap(), 80);
     for i in 0..80 {
         assert!(
-            h.store().get_anomaly(&format!("p-{i}")).unwrap().is_some(),
+            h.store()
+                .get_anomaly(&format!("p-{i}"))
+                .await
+                .unwrap()
+                .is_some(),
             "p-{i} delivered"
         );
     }
@@ -328,8 +335,8 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
 async fn ingest_load_accepts_every_batch_and_reports_latency() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
-    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456");
-    let key = dash::ingest_key(&h, op, dash::LOAD_HOST);
+    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
+    let key = dash::ingest_key(&h, op, dash::LOAD_HOST).await;
     let r = dash::ingest_load(&h, &key, 200, 10, 16).await;
     println!(
         "ingest load: {} batches x 10, accepted {}, stored {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",

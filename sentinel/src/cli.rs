@@ -137,7 +137,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             crate::snapshot_cmd::run(config()?, cli.legacy, crate::snapshot_cmd::Mode::Flags).await
         }
         Some(Command::Serve(args)) => crate::server::cli::serve(config()?.server, args).await,
-        Some(Command::User(args)) => crate::server::cli::user(config()?.server, args),
+        Some(Command::User(args)) => crate::server::cli::user(config()?.server, args).await,
         Some(Command::Analyze(args)) => crate::analyze::run(config()?, args).await,
         Some(Command::Config(args)) => crate::config_cmd::run(args, cli.config),
         None => {

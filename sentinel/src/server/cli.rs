@@ -72,11 +72,11 @@ impl ServeArgs {
 pub async fn serve(config: ServerConfig, args: ServeArgs) -> anyhow::Result<i32> {
     let cfg = args.apply(config);
     if let Some(ServeCmd::RotateKey) = args.cmd {
-        return rotate_key(&cfg);
+        return rotate_key(&cfg).await;
     }
     let store =
         SqliteStore::open(&cfg.db).with_context(|| format!("opening {}", cfg.db.display()))?;
-    if store.count_admins()? == 0 {
+    if store.count_admins().await? == 0 {
         eprintln!(
             "sentinel: no admin yet; create one with: sentinel user add <name> --role admin --db {}",
             cfg.db.display()
@@ -94,7 +94,7 @@ pub async fn serve(config: ServerConfig, args: ServeArgs) -> anyhow::Result<i32>
 /// `<file>.new`, reseal the database under it in one transaction, then rename it over the
 /// key file. Interrupted anywhere, the server still starts: it opens secrets under either
 /// key and reseals them under the key file's (docs/server.md, "Secrets at rest").
-fn rotate_key(cfg: &ServerConfig) -> anyhow::Result<i32> {
+async fn rotate_key(cfg: &ServerConfig) -> anyhow::Result<i32> {
     let path = cfg.secret_key_path();
     let mut rot = secrets::Rotation::begin(&path)
         .with_context(|| format!("rotating the key in {}", path.display()))?;
@@ -124,20 +124,19 @@ fn rotate_key(cfg: &ServerConfig) -> anyhow::Result<i32> {
         "rotated: {n} two-factor secrets resealed under key {id}; {} holds the new key",
         path.display()
     );
-    let audit = |action: &str, detail: &str| {
-        if let Ok(s) = SqliteStore::open(&cfg.db) {
-            let _ = s.audit(&super::store::NewAudit {
+    if let Ok(s) = SqliteStore::open(&cfg.db) {
+        let _ = s
+            .audit(&super::store::NewAudit {
                 user_id: None,
                 username: "cli",
-                action,
+                action: "secret_key_rotated",
                 target: "secret_key",
                 ip: "local",
-                detail,
+                detail: &format!("{n} secrets, key {id}"),
                 time_ns: crate::store::now_ns(),
-            });
-        }
-    };
-    audit("secret_key_rotated", &format!("{n} secrets, key {id}"));
+            })
+            .await;
+    }
     Ok(crate::exit::OK)
 }
 
@@ -250,27 +249,33 @@ fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-fn user_id(store: &SqliteStore, name: &str) -> anyhow::Result<i64> {
+async fn user_id(store: &SqliteStore, name: &str) -> anyhow::Result<i64> {
     Ok(store
-        .user_by_name(name)?
+        .user_by_name(name)
+        .await?
         .with_context(|| format!("no user {name:?}"))?
         .id)
 }
 
-pub fn user(config: ServerConfig, args: UserArgs) -> anyhow::Result<i32> {
+pub async fn user(config: ServerConfig, args: UserArgs) -> anyhow::Result<i32> {
     let db = args.db.unwrap_or(config.db);
     let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
     let now = crate::store::now_ns();
-    let audit = |action: &str, target: &str, detail: &str| {
-        let _ = store.audit(&super::store::NewAudit {
-            user_id: None,
-            username: "cli",
-            action,
-            target,
-            ip: "local",
-            detail,
-            time_ns: now,
-        });
+    let audit = |action: &'static str, target: String, detail: String| {
+        let store = &store;
+        async move {
+            let _ = store
+                .audit(&super::store::NewAudit {
+                    user_id: None,
+                    username: "cli",
+                    action,
+                    target: &target,
+                    ip: "local",
+                    detail: &detail,
+                    time_ns: now,
+                })
+                .await;
+        }
     };
     match args.cmd {
         UserCmd::Add {
@@ -288,11 +293,11 @@ pub fn user(config: ServerConfig, args: UserArgs) -> anyhow::Result<i32> {
             let role = Role::parse(&role).context("unknown role")?;
             let pw = read_password(password_stdin)?;
             let hash = auth::hash_password(&pw)?;
-            let id = store.create_user(&username, &hash, role, now)?;
+            let id = store.create_user(&username, &hash, role, now).await?;
             if let Some(e) = &email {
-                store.set_email(id, Some(e))?;
+                store.set_email(id, Some(e)).await?;
             }
-            audit("user_created", &username, role.as_str());
+            audit("user_created", username.clone(), role.as_str().to_string()).await;
             println!("created {role} {username}");
         }
         UserCmd::SetEmail { username, email } => {
@@ -300,15 +305,18 @@ pub fn user(config: ServerConfig, args: UserArgs) -> anyhow::Result<i32> {
             if let Some(p) = email.as_deref().and_then(mail::address_problem) {
                 bail!("{p}");
             }
-            store.set_email(user_id(&store, &username)?, email.as_deref())?;
+            store
+                .set_email(user_id(&store, &username).await?, email.as_deref())
+                .await?;
             audit(
                 "user_email_changed",
-                &username,
-                email.as_deref().unwrap_or(""),
-            );
+                username.clone(),
+                email.clone().unwrap_or_default(),
+            )
+            .await;
         }
         UserCmd::List => {
-            for u in store.list_users()? {
+            for u in store.list_users().await? {
                 println!(
                     "{}\t{}\t{}\t2fa:{}\t{}",
                     u.username,
@@ -321,36 +329,47 @@ pub fn user(config: ServerConfig, args: UserArgs) -> anyhow::Result<i32> {
         }
         UserCmd::SetRole { username, role } => {
             let role = Role::parse(&role).context("unknown role")?;
-            store.set_role(user_id(&store, &username)?, role)?;
-            audit("user_role_changed", &username, role.as_str());
+            store
+                .set_role(user_id(&store, &username).await?, role)
+                .await?;
+            audit(
+                "user_role_changed",
+                username.clone(),
+                role.as_str().to_string(),
+            )
+            .await;
         }
         UserCmd::Disable { username } => {
-            let id = user_id(&store, &username)?;
-            store.set_active(id, false)?;
-            store.delete_user_sessions(id, None)?;
-            audit("user_disabled", &username, "");
+            let id = user_id(&store, &username).await?;
+            store.set_active(id, false).await?;
+            store.delete_user_sessions(id, None).await?;
+            audit("user_disabled", username.clone(), String::new()).await;
         }
         UserCmd::Enable { username } => {
-            store.set_active(user_id(&store, &username)?, true)?;
-            audit("user_enabled", &username, "");
+            store
+                .set_active(user_id(&store, &username).await?, true)
+                .await?;
+            audit("user_enabled", username.clone(), String::new()).await;
         }
         UserCmd::Passwd {
             username,
             password_stdin,
         } => {
-            let id = user_id(&store, &username)?;
+            let id = user_id(&store, &username).await?;
             let hash = auth::hash_password(&read_password(password_stdin)?)?;
-            store.set_password(id, &hash)?;
-            store.delete_user_sessions(id, None)?;
-            audit("user_password_reset", &username, "");
+            store.set_password(id, &hash).await?;
+            store.delete_user_sessions(id, None).await?;
+            audit("user_password_reset", username.clone(), String::new()).await;
         }
         UserCmd::ResetTotp { username } => {
-            store.set_totp(user_id(&store, &username)?, None)?;
-            audit("user_2fa_reset", &username, "");
+            store
+                .set_totp(user_id(&store, &username).await?, None)
+                .await?;
+            audit("user_2fa_reset", username.clone(), String::new()).await;
         }
         UserCmd::Delete { username } => {
-            store.delete_user(user_id(&store, &username)?)?;
-            audit("user_deleted", &username, "");
+            store.delete_user(user_id(&store, &username).await?).await?;
+            audit("user_deleted", username.clone(), String::new()).await;
         }
     }
     Ok(crate::exit::OK)

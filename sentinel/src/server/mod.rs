@@ -27,6 +27,8 @@ pub mod routes;
 pub mod secrets;
 pub mod sqlite;
 pub mod store;
+#[cfg(test)]
+mod store_tests;
 pub mod throttle;
 pub mod web;
 
@@ -263,14 +265,14 @@ impl AppState {
     /// Screens a batch (refusing bad items one by one), stores the rest with the server's
     /// receipt time, audits id conflicts and fans new anomalies out to live browsers and
     /// alert rules. The outcome says what was stored, duplicated or refused.
-    pub fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome, IngestError> {
+    pub async fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome, IngestError> {
         if let Some(p) = ingest::batch_problem(batch) {
             return Err(IngestError::Invalid(p));
         }
         let now = crate::store::now_ns();
         let mut clean = batch.clone();
         let refused = ingest::screen(&mut clean, now, self.cfg.max_clock_skew_secs);
-        let mut out = self.store.ingest(&clean, now)?;
+        let mut out = self.store.ingest(&clean, now).await?;
         if !out.duplicate {
             out.refused = refused;
         }
@@ -295,7 +297,8 @@ impl AppState {
                     "host {host}: id {:?} already stored with other content",
                     c.id
                 ),
-            );
+            )
+            .await;
         }
         for a in &out.new {
             self.alerts.anomaly(&a.anomaly);
@@ -306,10 +309,11 @@ impl AppState {
     }
 
     /// Acknowledges one anomaly; true when it was still open (then it is audited).
-    pub fn acknowledge(&self, actor: &access::Actor, ip: &str, id: &str) -> DbResult<bool> {
+    pub async fn acknowledge(&self, actor: &access::Actor, ip: &str, id: &str) -> DbResult<bool> {
         let changed = self
             .store
-            .ack_anomaly(id, &actor.username, crate::store::now_ns())?;
+            .ack_anomaly(id, &actor.username, crate::store::now_ns())
+            .await?;
         if changed {
             self.audit(
                 Some((actor.user_id, &actor.username)),
@@ -317,16 +321,23 @@ impl AppState {
                 id,
                 ip,
                 "",
-            );
+            )
+            .await;
         }
         Ok(changed)
     }
 
     /// Acknowledges every open anomaly of a host; returns how many.
-    pub fn acknowledge_host(&self, actor: &access::Actor, ip: &str, host: &str) -> DbResult<usize> {
+    pub async fn acknowledge_host(
+        &self,
+        actor: &access::Actor,
+        ip: &str,
+        host: &str,
+    ) -> DbResult<usize> {
         let n = self
             .store
-            .ack_host(host, &actor.username, crate::store::now_ns())?;
+            .ack_host(host, &actor.username, crate::store::now_ns())
+            .await?;
         let detail = format!("{n} anomalies");
         self.audit(
             Some((actor.user_id, &actor.username)),
@@ -334,12 +345,13 @@ impl AppState {
             host,
             ip,
             &detail,
-        );
+        )
+        .await;
         Ok(n)
     }
 
     /// Records an admin-audit event; a failure to record is logged, never fatal.
-    pub fn audit(
+    pub async fn audit(
         &self,
         actor: Option<(i64, &str)>,
         action: &str,
@@ -357,7 +369,7 @@ impl AppState {
             detail,
             time_ns: crate::store::now_ns(),
         };
-        if let Err(e) = self.store.audit(&rec) {
+        if let Err(e) = self.store.audit(&rec).await {
             tracing::error!("audit log write failed ({action}): {e}");
         }
     }
@@ -375,18 +387,20 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// In-process ingest (`sentinel run --serve`): same path as `POST /api/ingest`.
-    pub fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome, IngestError> {
-        self.state.ingest(batch)
+    pub async fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome, IngestError> {
+        self.state.ingest(batch).await
     }
 
     /// Convenience for the agent's anomaly bus.
-    pub fn ingest_anomaly(&self, a: &Anomaly) -> Result<IngestOutcome, IngestError> {
-        self.state.ingest(&IngestBatch {
-            batch_id: format!("local-{}", a.id),
-            host: Some(a.host.clone()),
-            anomalies: vec![a.clone()],
-            ..Default::default()
-        })
+    pub async fn ingest_anomaly(&self, a: &Anomaly) -> Result<IngestOutcome, IngestError> {
+        self.state
+            .ingest(&IngestBatch {
+                batch_id: format!("local-{}", a.id),
+                host: Some(a.host.clone()),
+                anomalies: vec![a.clone()],
+                ..Default::default()
+            })
+            .await
     }
 
     pub fn store(&self) -> &Arc<dyn ServerStore> {
@@ -526,12 +540,15 @@ fn spawn_retention(st: AppState) {
             tick.tick().await;
             let now = crate::store::now_ns();
             let day = 86_400_000_000_000i64;
-            let r = st.store.purge(
-                now - st.cfg.retention_days as i64 * day,
-                now - st.cfg.audit_retention_days as i64 * day,
-                now - st.cfg.session_idle_mins as i64 * 60_000_000_000,
-                now - st.cfg.session_max_hours as i64 * 3_600_000_000_000,
-            );
+            let r = st
+                .store
+                .purge(
+                    now - st.cfg.retention_days as i64 * day,
+                    now - st.cfg.audit_retention_days as i64 * day,
+                    now - st.cfg.session_idle_mins as i64 * 60_000_000_000,
+                    now - st.cfg.session_max_hours as i64 * 3_600_000_000_000,
+                )
+                .await;
             match r {
                 Ok(p) => tracing::debug!(?p, "retention applied"),
                 Err(e) => tracing::warn!("retention failed: {e}"),

@@ -178,166 +178,186 @@ fn insert_anomaly(c: &Connection, a: &Anomaly, now_ns: i64) -> DbResult<Inserted
     }
 }
 
+#[async_trait::async_trait]
 impl DataStore for SqliteStore {
-    fn ingest(&self, batch: &IngestBatch, now_ns: i64) -> DbResult<IngestOutcome> {
-        let mut c = self.db()?;
-        let tx = c.transaction()?;
-        let fresh = tx.execute(
-            "INSERT OR IGNORE INTO ingest_batches (batch_id, received_ns) VALUES (?1, ?2)",
-            params![batch.batch_id, now_ns],
-        )? == 1;
-        let mut out = IngestOutcome {
-            duplicate: !fresh,
-            ..Default::default()
-        };
-        if !fresh {
-            return Ok(out);
-        }
-        if let Some(h) = &batch.host {
-            touch_host(&tx, h, now_ns)?;
-        }
-        for a in &batch.anomalies {
-            touch_host(&tx, &a.host, now_ns)?;
-            match insert_anomaly(&tx, a, now_ns)? {
-                Inserted::New(s) => {
-                    out.stored.push(s.anomaly.id.clone());
-                    out.new.push(s);
-                }
-                Inserted::Duplicate => out.duplicates.push(a.id.clone()),
-                Inserted::Conflict(s) => {
-                    out.conflicts.push(IdConflict {
-                        id: a.id.clone(),
-                        stored_as: s.anomaly.id.clone(),
-                    });
-                    out.stored.push(s.anomaly.id.clone());
-                    out.new.push(s);
+    async fn ingest(&self, batch: &IngestBatch, now_ns: i64) -> DbResult<IngestOutcome> {
+        self.blocking(|| {
+            let mut c = self.db()?;
+            let tx = c.transaction()?;
+            let fresh = tx.execute(
+                "INSERT OR IGNORE INTO ingest_batches (batch_id, received_ns) VALUES (?1, ?2)",
+                params![batch.batch_id, now_ns],
+            )? == 1;
+            let mut out = IngestOutcome {
+                duplicate: !fresh,
+                ..Default::default()
+            };
+            if !fresh {
+                return Ok(out);
+            }
+            if let Some(h) = &batch.host {
+                touch_host(&tx, h, now_ns)?;
+            }
+            for a in &batch.anomalies {
+                touch_host(&tx, &a.host, now_ns)?;
+                match insert_anomaly(&tx, a, now_ns)? {
+                    Inserted::New(s) => {
+                        out.stored.push(s.anomaly.id.clone());
+                        out.new.push(s);
+                    }
+                    Inserted::Duplicate => out.duplicates.push(a.id.clone()),
+                    Inserted::Conflict(s) => {
+                        out.conflicts.push(IdConflict {
+                            id: a.id.clone(),
+                            stored_as: s.anomaly.id.clone(),
+                        });
+                        out.stored.push(s.anomaly.id.clone());
+                        out.new.push(s);
+                    }
                 }
             }
-        }
-        out.anomalies = out.stored.len();
-        super::incidents::ingest(&tx, &batch.incidents, now_ns, &mut out.incidents)?;
-        for s in &batch.snapshots {
-            let Some(host) = snapshot_host(s).or_else(|| batch.host.clone()) else {
-                continue;
-            };
-            touch_host(&tx, &host, now_ns)?;
-            // The server's receipt time: the latest snapshot received is the current one,
-            // whatever time the agent wrote into it.
-            let text = s.to_string();
-            tx.execute(
-                "INSERT INTO snapshots (host, time_ns, data) VALUES (?1, ?2, ?3)",
-                params![host, now_ns, text],
-            )?;
-            tx.execute(
-                "UPDATE hosts SET snapshot = ?2, snapshot_ns = ?3 WHERE name = ?1",
-                params![host, text, now_ns],
-            )?;
-            out.snapshots += 1;
-        }
-        for f in &batch.fingerprints {
-            let host = batch
-                .host
-                .clone()
-                .or_else(|| snapshot_host(f))
-                .unwrap_or_default();
-            tx.execute(
-                "INSERT INTO fingerprints (host, time_ns, data) VALUES (?1, ?2, ?3)",
-                params![host, now_ns, f.to_string()],
-            )?;
-            out.fingerprints += 1;
-        }
-        tx.commit()?;
-        Ok(out)
+            out.anomalies = out.stored.len();
+            super::incidents::ingest(&tx, &batch.incidents, now_ns, &mut out.incidents)?;
+            for s in &batch.snapshots {
+                let Some(host) = snapshot_host(s).or_else(|| batch.host.clone()) else {
+                    continue;
+                };
+                touch_host(&tx, &host, now_ns)?;
+                // The server's receipt time: the latest snapshot received is the current one,
+                // whatever time the agent wrote into it.
+                let text = s.to_string();
+                tx.execute(
+                    "INSERT INTO snapshots (host, time_ns, data) VALUES (?1, ?2, ?3)",
+                    params![host, now_ns, text],
+                )?;
+                tx.execute(
+                    "UPDATE hosts SET snapshot = ?2, snapshot_ns = ?3 WHERE name = ?1",
+                    params![host, text, now_ns],
+                )?;
+                out.snapshots += 1;
+            }
+            for f in &batch.fingerprints {
+                let host = batch
+                    .host
+                    .clone()
+                    .or_else(|| snapshot_host(f))
+                    .unwrap_or_default();
+                tx.execute(
+                    "INSERT INTO fingerprints (host, time_ns, data) VALUES (?1, ?2, ?3)",
+                    params![host, now_ns, f.to_string()],
+                )?;
+                out.fingerprints += 1;
+            }
+            tx.commit()?;
+            Ok(out)
+        })
     }
 
-    fn list_anomalies(&self, f: &AnomalyFilter) -> DbResult<Vec<StoredAnomaly>> {
-        let c = self.db()?;
-        let mut st = c.prepare(&format!(
-            "SELECT {ANOMALY_COLS} FROM anomalies
+    async fn list_anomalies(&self, f: &AnomalyFilter) -> DbResult<Vec<StoredAnomaly>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            let mut st = c.prepare(&format!(
+                "SELECT {ANOMALY_COLS} FROM anomalies
              WHERE (?1 IS NULL OR host = ?1) AND (?2 IS NULL OR user = ?2) AND level_rank >= ?3
                AND (?4 IS NULL OR instr(detections, ',' || ?4 || ',') > 0)
                AND (?5 = 0 OR acked_ns IS NULL)
              ORDER BY received_ns DESC, time_ns DESC, rowid DESC LIMIT ?6"
-        ))?;
-        let rows = st
-            .query_map(
-                params![
-                    f.host.as_deref().filter(|s| !s.is_empty()),
-                    f.user.as_deref().filter(|s| !s.is_empty()),
-                    f.level.map(level_rank).unwrap_or(0),
-                    f.detection.as_deref().filter(|s| !s.is_empty()),
-                    f.unacked.unwrap_or(false),
-                    f.limit.unwrap_or(100).min(1000) as i64
-                ],
-                anomaly_row,
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(stored).collect()
+            ))?;
+            let rows = st
+                .query_map(
+                    params![
+                        f.host.as_deref().filter(|s| !s.is_empty()),
+                        f.user.as_deref().filter(|s| !s.is_empty()),
+                        f.level.map(level_rank).unwrap_or(0),
+                        f.detection.as_deref().filter(|s| !s.is_empty()),
+                        f.unacked.unwrap_or(false),
+                        f.limit.unwrap_or(100).min(1000) as i64
+                    ],
+                    anomaly_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(stored).collect()
+        })
     }
 
-    fn count_anomalies(&self) -> DbResult<i64> {
-        let c = self.db()?;
-        Ok(c.query_row("SELECT COUNT(*) FROM anomalies", [], |r| r.get(0))?)
+    async fn count_anomalies(&self) -> DbResult<i64> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            Ok(c.query_row("SELECT COUNT(*) FROM anomalies", [], |r| r.get(0))?)
+        })
     }
 
-    fn get_anomaly(&self, id: &str) -> DbResult<Option<StoredAnomaly>> {
-        let c = self.db()?;
-        let raw = c
-            .query_row(
-                &format!("SELECT {ANOMALY_COLS} FROM anomalies WHERE id = ?1"),
-                params![id],
-                anomaly_row,
-            )
-            .optional()?;
-        raw.map(stored).transpose()
+    async fn get_anomaly(&self, id: &str) -> DbResult<Option<StoredAnomaly>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            let raw = c
+                .query_row(
+                    &format!("SELECT {ANOMALY_COLS} FROM anomalies WHERE id = ?1"),
+                    params![id],
+                    anomaly_row,
+                )
+                .optional()?;
+            raw.map(stored).transpose()
+        })
     }
 
-    fn ack_anomaly(&self, id: &str, by: &str, now_ns: i64) -> DbResult<bool> {
-        let c = self.db()?;
-        Ok(c.execute(
+    async fn ack_anomaly(&self, id: &str, by: &str, now_ns: i64) -> DbResult<bool> {
+        self.blocking(|| {
+            let c = self.db()?;
+            Ok(c.execute(
             "UPDATE anomalies SET acked_by = ?2, acked_ns = ?3 WHERE id = ?1 AND acked_ns IS NULL",
             params![id, by, now_ns],
         )? == 1)
+        })
     }
 
-    fn ack_host(&self, host: &str, by: &str, now_ns: i64) -> DbResult<usize> {
+    async fn ack_host(&self, host: &str, by: &str, now_ns: i64) -> DbResult<usize> {
+        self.blocking(|| {
         let c = self.db()?;
         Ok(c.execute(
             "UPDATE anomalies SET acked_by = ?2, acked_ns = ?3 WHERE host = ?1 AND acked_ns IS NULL",
             params![host, by, now_ns],
         )?)
+        })
     }
 
-    fn list_hosts(&self, now_ns: i64) -> DbResult<Vec<Host>> {
-        let c = self.db()?;
-        let names: Vec<String> = c
-            .prepare("SELECT name FROM hosts ORDER BY name")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut out = Vec::with_capacity(names.len());
-        for n in names {
-            if let Some(h) = host_of(&c, &n, now_ns)? {
-                out.push(h);
+    async fn list_hosts(&self, now_ns: i64) -> DbResult<Vec<Host>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            let names: Vec<String> = c
+                .prepare("SELECT name FROM hosts ORDER BY name")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut out = Vec::with_capacity(names.len());
+            for n in names {
+                if let Some(h) = host_of(&c, &n, now_ns)? {
+                    out.push(h);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
-    fn get_host(&self, name: &str, now_ns: i64) -> DbResult<Option<Host>> {
-        let c = self.db()?;
-        host_of(&c, name, now_ns)
+    async fn get_host(&self, name: &str, now_ns: i64) -> DbResult<Option<Host>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            host_of(&c, name, now_ns)
+        })
     }
 
-    fn risk_series(&self, host: &str, since_ns: i64) -> DbResult<Vec<(i64, u8)>> {
-        let c = self.db()?;
+    async fn risk_series(&self, host: &str, since_ns: i64) -> DbResult<Vec<(i64, u8)>> {
+        self.blocking(|| {
+        let c = self.reader()?;
         let mut st = c.prepare("SELECT received_ns, score FROM anomalies WHERE host = ?1 AND received_ns >= ?2 ORDER BY received_ns")?;
         Ok(st
             .query_map(params![host, since_ns], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<Vec<_>, _>>()?)
+        })
     }
 
-    fn previous_snapshot(&self, host: &str) -> DbResult<Option<serde_json::Value>> {
-        let c = self.db()?;
+    async fn previous_snapshot(&self, host: &str) -> DbResult<Option<serde_json::Value>> {
+        self.blocking(|| {
+        let c = self.reader()?;
         let t: Option<String> = c
             .query_row(
                 "SELECT data FROM snapshots WHERE host = ?1 ORDER BY time_ns DESC, id DESC LIMIT 1 OFFSET 1",
@@ -346,64 +366,69 @@ impl DataStore for SqliteStore {
             )
             .optional()?;
         Ok(t.map(|t| serde_json::from_str(&t)).transpose()?)
+        })
     }
 
-    fn detections(&self) -> DbResult<Vec<String>> {
-        let c = self.db()?;
-        let mut st = c.prepare(
-            "SELECT DISTINCT detections FROM anomalies ORDER BY received_ns DESC LIMIT 2000",
-        )?;
-        let mut set = std::collections::BTreeSet::new();
-        for d in st.query_map([], |r| r.get::<_, String>(0))? {
-            for p in d?.split(',').filter(|p| !p.is_empty()) {
-                set.insert(p.to_string());
+    async fn detections(&self) -> DbResult<Vec<String>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            let mut st = c.prepare(
+                "SELECT DISTINCT detections FROM anomalies ORDER BY received_ns DESC LIMIT 2000",
+            )?;
+            let mut set = std::collections::BTreeSet::new();
+            for d in st.query_map([], |r| r.get::<_, String>(0))? {
+                for p in d?.split(',').filter(|p| !p.is_empty()) {
+                    set.insert(p.to_string());
+                }
             }
-        }
-        Ok(set.into_iter().collect())
+            Ok(set.into_iter().collect())
+        })
     }
 
-    fn purge(
+    async fn purge(
         &self,
         data_before_ns: i64,
         audit_before_ns: i64,
         idle_before_ns: i64,
         created_before_ns: i64,
     ) -> DbResult<Purged> {
-        let mut c = self.db()?;
-        let tx = c.transaction()?;
-        let p = Purged {
-            anomalies: tx.execute(
-                "DELETE FROM anomalies WHERE received_ns < ?1",
+        self.blocking(|| {
+            let mut c = self.db()?;
+            let tx = c.transaction()?;
+            let p = Purged {
+                anomalies: tx.execute(
+                    "DELETE FROM anomalies WHERE received_ns < ?1",
+                    params![data_before_ns],
+                )?,
+                snapshots: tx.execute(
+                    "DELETE FROM snapshots WHERE time_ns < ?1",
+                    params![data_before_ns],
+                )?,
+                fingerprints: tx.execute(
+                    "DELETE FROM fingerprints WHERE time_ns < ?1",
+                    params![data_before_ns],
+                )?,
+                incidents: super::incidents::purge(&tx, data_before_ns)?,
+                sessions: tx.execute(
+                    "DELETE FROM sessions WHERE last_seen_ns < ?1 OR created_ns < ?2",
+                    params![idle_before_ns, created_before_ns],
+                )?,
+                audit: tx.execute(
+                    "DELETE FROM audit_log WHERE time_ns < ?1",
+                    params![audit_before_ns],
+                )?,
+            };
+            // Hosts silent for longer than the horizon have nothing left to show.
+            tx.execute(
+                "DELETE FROM hosts WHERE last_seen_ns < ?1",
                 params![data_before_ns],
-            )?,
-            snapshots: tx.execute(
-                "DELETE FROM snapshots WHERE time_ns < ?1",
+            )?;
+            tx.execute(
+                "DELETE FROM ingest_batches WHERE received_ns < ?1",
                 params![data_before_ns],
-            )?,
-            fingerprints: tx.execute(
-                "DELETE FROM fingerprints WHERE time_ns < ?1",
-                params![data_before_ns],
-            )?,
-            incidents: super::incidents::purge(&tx, data_before_ns)?,
-            sessions: tx.execute(
-                "DELETE FROM sessions WHERE last_seen_ns < ?1 OR created_ns < ?2",
-                params![idle_before_ns, created_before_ns],
-            )?,
-            audit: tx.execute(
-                "DELETE FROM audit_log WHERE time_ns < ?1",
-                params![audit_before_ns],
-            )?,
-        };
-        // Hosts silent for longer than the horizon have nothing left to show.
-        tx.execute(
-            "DELETE FROM hosts WHERE last_seen_ns < ?1",
-            params![data_before_ns],
-        )?;
-        tx.execute(
-            "DELETE FROM ingest_batches WHERE received_ns < ?1",
-            params![data_before_ns],
-        )?;
-        tx.commit()?;
-        Ok(p)
+            )?;
+            tx.commit()?;
+            Ok(p)
+        })
     }
 }
