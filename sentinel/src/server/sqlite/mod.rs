@@ -347,6 +347,8 @@ mod tests {
     use super::*;
     use crate::server::store::{AccountStore, DataStore, KeyScope, Role};
 
+    // Holding the writer across awaits is the point: reads must not need it.
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_do_not_wait_for_the_writer() {
         let dir = tempfile::tempdir().unwrap();
