@@ -22,6 +22,7 @@ pub mod live;
 pub mod login;
 pub mod mail;
 pub mod notify;
+pub mod postgres;
 pub mod reauth;
 pub mod routes;
 pub mod secrets;

@@ -20,8 +20,11 @@ pub enum DbError {
     Poisoned,
     #[error("database connection pool: {0}")]
     Pool(String),
+    /// A PostgreSQL error, with the server's own message (postgres/mod.rs).
     #[error("database: {0}")]
-    Pg(#[from] tokio_postgres::Error),
+    Pg(String),
+    #[error("database: corrupt record: {0}")]
+    Corrupt(String),
     #[error("two-factor secret: {0}")]
     Secret(#[from] super::secrets::SecretError),
     #[error("no secret key loaded: two-factor secrets cannot be sealed")]

@@ -30,12 +30,30 @@ pub(crate) fn sqlite() -> TestStore {
     }
 }
 
+/// A store on a database of its own in the shared throw-away cluster.
+pub(crate) async fn postgres() -> TestStore {
+    let url = super::postgres::testing::database().await;
+    let (s, _) = super::postgres::PgStore::open_sealed(&url, Keyring::ephemeral().unwrap())
+        .await
+        .expect("opening the PostgreSQL store");
+    TestStore {
+        store: Arc::new(s),
+        _guard: Box::new(()),
+    }
+}
+
 macro_rules! on_every_backend {
     ($($m:ident :: $t:ident),* $(,)?) => {$(
         mod $t {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 let db = super::sqlite();
+                super::$m::$t(&*db.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let db = super::postgres().await;
                 super::$m::$t(&*db.store).await;
             }
         }
