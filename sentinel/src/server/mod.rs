@@ -10,6 +10,7 @@ pub mod admin;
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod backend;
 pub mod cli;
 pub mod feedback;
 pub mod feedback_web;
@@ -21,6 +22,7 @@ pub mod keys;
 pub mod live;
 pub mod login;
 pub mod mail;
+pub mod migrate;
 pub mod notify;
 pub mod postgres;
 pub mod reauth;
@@ -29,7 +31,7 @@ pub mod secrets;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]
-mod store_tests;
+pub(crate) mod store_tests;
 pub mod throttle;
 pub mod web;
 
@@ -50,8 +52,12 @@ pub const DEFAULT_DB: &str = "/var/lib/sentinel/server.db";
 pub struct ServerConfig {
     /// Address to listen on. Keep it on localhost when a reverse proxy terminates TLS.
     pub listen: String,
-    /// The dashboard's SQLite database (users, hosts, anomalies).
+    /// The dashboard's SQLite database (users, hosts, anomalies), used unless `database`
+    /// names a PostgreSQL server.
     pub db: PathBuf,
+    /// A PostgreSQL server instead of the SQLite file, for sites with many hosts:
+    /// `postgres://user:password@host:5432/sentinel` (docs/server.md, "PostgreSQL").
+    pub database: Option<String>,
     /// The key that seals TOTP secrets in the database (32 bytes, mode 0600, created at
     /// first start). Default: the database path with `.key` appended. Back it up with the
     /// database, but keep it out of the database's backups if you can.
@@ -105,6 +111,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             db: PathBuf::from(DEFAULT_DB),
+            database: None,
             secret_key_file: None,
             tls_cert: None,
             tls_key: None,
@@ -131,6 +138,16 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.database {
+            if !postgres::is_postgres_url(url) {
+                return Err(format!(
+                    "server database {:?} is not a postgres:// URL (leave it unset for the SQLite file `db`)",
+                    postgres::redact(url)
+                ));
+            }
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|e| format!("server database {}: {e}", postgres::redact(url)))?;
+        }
         self.listen
             .parse::<SocketAddr>()
             .map_err(|e| format!("server.listen {:?}: {e}", self.listen))?;
@@ -423,14 +440,14 @@ impl ServerHandle {
 pub struct Server;
 
 impl Server {
-    /// Opens the SQLite store at `cfg.db` with the secret key file (created when missing;
+    /// Opens the configured store (SQLite at `cfg.db`, or PostgreSQL) with the secret key file (created when missing;
     /// refused when others may read it) and starts serving. Clear TOTP secrets from before
     /// encryption are sealed first.
     pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         cfg.validate().map_err(ServerError::Config)?;
         let key_path = cfg.secret_key_path();
         let (keys, lock) = secrets::load_for_server(&key_path)?;
-        let (store, r) = sqlite::SqliteStore::open_sealed(&cfg.db, keys)?;
+        let (store, r) = backend::open(&cfg, Some(keys)).await?;
         if r.clear > 0 {
             // Worth more than info: copies of the database made before hold them in clear.
             tracing::warn!(
@@ -454,7 +471,7 @@ impl Server {
                 key_path.display()
             );
         }
-        let mut h = Self::start_with(cfg, Arc::new(store)).await?;
+        let mut h = Self::start_with(cfg, store).await?;
         h._key_lock = Some(lock);
         Ok(h)
     }

@@ -4,7 +4,7 @@ use crate::model::{Anomaly, Factor, Level, Principal};
 use crate::server::store::{AnomalyFilter, IngestBatch, NewSession};
 use crate::server::store::{DbError, Role, ServerStore};
 
-fn anomaly(id: &str, host: &str, level: Level, det: &str, time_ns: i64) -> Anomaly {
+pub(crate) fn anomaly(id: &str, host: &str, level: Level, det: &str, time_ns: i64) -> Anomaly {
     Anomaly {
         id: id.into(),
         host: host.into(),

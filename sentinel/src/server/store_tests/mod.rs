@@ -3,7 +3,7 @@
 //! file in a private directory (so the reader pool is used); PostgreSQL on a database of its
 //! own in the test process's throw-away cluster (`postgres::testing`).
 
-mod data;
+pub(crate) mod data;
 mod feedback;
 mod incidents;
 
