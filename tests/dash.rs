@@ -10,16 +10,47 @@ use sentinel::model::{Anomaly, ChainLink, Evidence, Factor, Level, Principal};
 use sentinel::server::store::{KeyScope, NewApiKey, NewSession, Role};
 use sentinel::server::{Server, ServerConfig, ServerHandle, auth};
 
+/// The store a test server runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    /// The SQLite file in the test's directory.
+    Sqlite,
+    /// A database of its own in the test process's throw-away PostgreSQL cluster.
+    Postgres,
+}
+
+impl Db {
+    /// `SENTINEL_TEST_DB=postgres` runs every server suite on PostgreSQL; SQLite otherwise.
+    pub fn from_env() -> Db {
+        match std::env::var("SENTINEL_TEST_DB").as_deref() {
+            Ok("postgres") => Db::Postgres,
+            Ok("sqlite") | Err(_) => Db::Sqlite,
+            Ok(other) => panic!("SENTINEL_TEST_DB={other:?}: expected sqlite or postgres"),
+        }
+    }
+}
+
 pub fn config(dir: &Path) -> ServerConfig {
+    config_on(dir, Db::from_env())
+}
+
+pub fn config_on(dir: &Path, db: Db) -> ServerConfig {
     ServerConfig {
         listen: "127.0.0.1:0".into(),
         db: dir.join("server.db"),
+        database: (db == Db::Postgres).then(sentinel::server::postgres::testing::database_blocking),
         ..ServerConfig::default()
     }
 }
 
 pub async fn start(dir: &Path) -> ServerHandle {
     Server::start(config(dir)).await.expect("server starts")
+}
+
+pub async fn start_on(dir: &Path, db: Db) -> ServerHandle {
+    Server::start(config_on(dir, db))
+        .await
+        .expect("server starts")
 }
 
 pub async fn add_user(h: &ServerHandle, name: &str, role: Role, password: &str) -> i64 {

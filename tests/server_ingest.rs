@@ -1,7 +1,7 @@
 //! End-to-end tests of agent data reaching the dashboard server: ingest idempotency, API key
 //! states, body limits, the push client across a server outage and an agent restart (nothing
 //! lost, nothing twice, counted at a recording proxy in front of the server), and an ingest
-//! load run that prints latency quantiles.
+//! load run that prints latency quantiles. Every case runs on SQLite and on PostgreSQL.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +11,7 @@ use sentinel::feed::push::{PushConfig, Pusher};
 use sentinel::model::Level;
 use sentinel::server::auth;
 use sentinel::server::store::{KeyScope, NewApiKey, Role};
-use sentinel_e2e::dash;
+use sentinel_e2e::dash::{self, Db};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -20,10 +20,9 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
+async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let h = dash::start(dir.path()).await;
+    let h = dash::start_on(dir.path(), db).await;
     let op = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
     let key = dash::ingest_key(&h, op, "web-1").await;
     let c = client();
@@ -226,8 +225,7 @@ fn recording_proxy(listener: tokio::net::TcpListener, upstream: String) -> Deliv
     got
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_duplicates() {
+async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_duplicates(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
     // Reserve a port, then free it: the server is "down" there until the recording proxy in
@@ -243,10 +241,9 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
     pc.max_backoff = Duration::from_millis(400);
     // The key must exist before the server runs; create it in the database file up front.
     // The server listens on a port of its own (127.0.0.1:0), behind the proxy.
-    let cfg = dash::config(dir.path());
+    let cfg = dash::config_on(dir.path(), db);
     let key = {
-        let store = sentinel::server::sqlite::SqliteStore::open(&cfg.db).unwrap();
-        use sentinel::server::store::AccountStore;
+        let (store, _) = sentinel::server::backend::open(&cfg, None).await.unwrap();
         let id = store
             .create_user(
                 "agent",
@@ -331,10 +328,9 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
     h.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_load_accepts_every_batch_and_reports_latency() {
+async fn ingest_load_accepts_every_batch_and_reports_latency(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let h = dash::start(dir.path()).await;
+    let h = dash::start_on(dir.path(), db).await;
     let op = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
     let key = dash::ingest_key(&h, op, dash::LOAD_HOST).await;
     let r = dash::ingest_load(&h, &key, 200, 10, 16).await;
@@ -346,3 +342,28 @@ async fn ingest_load_accepts_every_batch_and_reports_latency() {
     assert_eq!(r.stored, 2000);
     h.shutdown().await;
 }
+
+/// Every case on both stores: the SQLite file and a PostgreSQL database.
+macro_rules! on_both_stores {
+    ($($t:ident),* $(,)?) => {$(
+        mod $t {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$t(Db::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$t(Db::Postgres).await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    ingest_is_idempotent_and_keys_can_be_disabled_or_expire,
+    push_client_survives_server_outage_and_agent_restart_without_loss_or_duplicates,
+    ingest_load_accepts_every_batch_and_reports_latency,
+);

@@ -225,6 +225,36 @@ impl Cluster {
         Ok(self.url(&name))
     }
 
+    /// As `create_database`, without a runtime (through `createdb`): for synchronous setup.
+    pub fn create_database_blocking(&self) -> Result<String, String> {
+        let name = format!(
+            "t_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            crate::store::now_ns() % 1_000_000_000
+        );
+        let exe = self.bin.join("createdb");
+        let out = Command::new(&exe)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                &name,
+            ])
+            .output()
+            .map_err(|e| format!("running {}: {e}", exe.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "createdb {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(self.url(&name))
+    }
+
     /// Stops the server at once and removes its directory.
     pub fn stop(&self) {
         if self.dir.join("data").exists() {
@@ -278,6 +308,14 @@ pub fn shared() -> &'static Cluster {
     match c {
         Ok(c) => c,
         Err(e) => panic!("cannot start a PostgreSQL test cluster: {e}"),
+    }
+}
+
+/// As `database`, for synchronous callers.
+pub fn database_blocking() -> String {
+    match shared().create_database_blocking() {
+        Ok(u) => u,
+        Err(e) => panic!("{e}"),
     }
 }
 
