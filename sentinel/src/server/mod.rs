@@ -75,7 +75,8 @@ pub struct ServerConfig {
     pub session_idle_mins: u64,
     /// A dashboard session ends this long after sign-in, however active.
     pub session_max_hours: u64,
-    /// Anomalies, snapshots and fingerprints older than this are deleted.
+    /// Anomalies, incidents, snapshots and fingerprints older than this are deleted (each
+    /// table may keep its own horizon under `[server.retention]`).
     pub retention_days: u64,
     /// The dashboard's own audit trail (sign-ins, changes) is kept this long.
     pub audit_retention_days: u64,
@@ -104,6 +105,22 @@ pub struct ServerConfig {
     pub insecure_http: bool,
     /// When and where the dashboard sends alerts.
     pub alerts: alerts::AlertsConfig,
+    /// Per-table retention, in days; a table left unset keeps `retention_days`.
+    pub retention: RetentionConfig,
+}
+
+/// `[server.retention]`: how long each table keeps its rows (unset: `retention_days`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Anomalies, by the server's receipt time.
+    pub anomalies_days: Option<u64>,
+    /// Incidents, by the receipt of their latest state.
+    pub incidents_days: Option<u64>,
+    /// Host snapshots (configuration drift compares the latest two).
+    pub snapshots_days: Option<u64>,
+    /// Baseline fingerprints.
+    pub fingerprints_days: Option<u64>,
 }
 
 impl Default for ServerConfig {
@@ -132,11 +149,29 @@ impl Default for ServerConfig {
             max_clock_skew_secs: 300,
             insecure_http: false,
             alerts: alerts::AlertsConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
 
 impl ServerConfig {
+    /// The retention horizons at `now_ns`.
+    pub fn horizons(&self, now_ns: i64) -> store::Horizons {
+        let day = 86_400_000_000_000i64;
+        let before = |days: u64| now_ns.saturating_sub((days as i64).saturating_mul(day));
+        let r = &self.retention;
+        let data = |d: Option<u64>| before(d.unwrap_or(self.retention_days));
+        store::Horizons {
+            anomalies: data(r.anomalies_days),
+            incidents: data(r.incidents_days),
+            snapshots: data(r.snapshots_days),
+            fingerprints: data(r.fingerprints_days),
+            audit: before(self.audit_retention_days),
+            session_idle: now_ns - self.session_idle_mins as i64 * 60_000_000_000,
+            session_created: now_ns - self.session_max_hours as i64 * 3_600_000_000_000,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if let Some(url) = &self.database {
             if !postgres::is_postgres_url(url) {
@@ -154,6 +189,17 @@ impl ServerConfig {
 
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("server.tls_cert and server.tls_key must be given together".into());
+        }
+        let r = &self.retention;
+        if [
+            r.anomalies_days,
+            r.incidents_days,
+            r.snapshots_days,
+            r.fingerprints_days,
+        ]
+        .contains(&Some(0))
+        {
+            return Err("[server.retention] durations must be positive".into());
         }
         if self.session_idle_mins == 0 || self.session_max_hours == 0 || self.retention_days == 0 {
             return Err("server session and retention durations must be positive".into());
@@ -557,16 +603,7 @@ fn spawn_retention(st: AppState) {
         loop {
             tick.tick().await;
             let now = crate::store::now_ns();
-            let day = 86_400_000_000_000i64;
-            let r = st
-                .store
-                .purge(
-                    now - st.cfg.retention_days as i64 * day,
-                    now - st.cfg.audit_retention_days as i64 * day,
-                    now - st.cfg.session_idle_mins as i64 * 60_000_000_000,
-                    now - st.cfg.session_max_hours as i64 * 3_600_000_000_000,
-                )
-                .await;
+            let r = st.store.purge(&st.cfg.horizons(now)).await;
             match r {
                 Ok(p) => tracing::debug!(?p, "retention applied"),
                 Err(e) => tracing::warn!("retention failed: {e}"),
@@ -616,5 +653,30 @@ mod tests {
         assert!(parse("[server]\nbogus = 1\n").is_err());
         assert!(parse("[server]\ntls_cert = \"/c.pem\"\n").is_err());
         assert!(parse("[server.alerts]\nslack_webhook = \"file:///etc/passwd\"\n").is_err());
+    }
+
+    #[test]
+    fn the_database_and_per_table_retention_parse_and_validate() {
+        let cfg = parse(
+            r#"
+            [server]
+            database = "postgres://sentinel:pw@db.example.org/sentinel"
+            retention_days = 30
+            [server.retention]
+            snapshots_days = 7
+            "#,
+        )
+        .unwrap();
+        let day = 86_400_000_000_000i64;
+        let h = cfg.horizons(100 * day);
+        assert_eq!((h.anomalies, h.snapshots), (70 * day, 93 * day));
+        assert_eq!(h.hosts(), 70 * day, "hosts stay for the longest horizon");
+        assert!(parse("[server]\ndatabase = \"mysql://x\"\n").is_err());
+        assert!(parse("[server.retention]\nincidents_days = 0\n").is_err());
+        assert!(parse("[server.retention]\nheartbeat_days = 1\n").is_err());
+        assert_eq!(
+            super::postgres::redact("postgres://sentinel:secret@db/sentinel"),
+            "postgres://sentinel:***@db/sentinel"
+        );
     }
 }

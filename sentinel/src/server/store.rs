@@ -351,6 +351,44 @@ pub struct Refused {
     pub reason: String,
 }
 
+/// What retention deletes: each table's rows received before its own horizon (ns).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Horizons {
+    pub anomalies: i64,
+    pub incidents: i64,
+    pub snapshots: i64,
+    pub fingerprints: i64,
+    pub audit: i64,
+    /// Sessions idle since before this end ...
+    pub session_idle: i64,
+    /// ... and so do sessions created before this.
+    pub session_created: i64,
+}
+
+impl Horizons {
+    /// The same horizon for every data table (tests, and sites without per-table settings).
+    pub fn all(data: i64, audit: i64, session_idle: i64, session_created: i64) -> Horizons {
+        Horizons {
+            anomalies: data,
+            incidents: data,
+            snapshots: data,
+            fingerprints: data,
+            audit,
+            session_idle,
+            session_created,
+        }
+    }
+
+    /// Hosts and ingest batch ids are kept while any of a host's data may remain: until the
+    /// oldest data horizon.
+    pub fn hosts(&self) -> i64 {
+        self.anomalies
+            .min(self.incidents)
+            .min(self.snapshots)
+            .min(self.fingerprints)
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Purged {
     pub anomalies: usize,
@@ -454,12 +492,6 @@ pub trait DataStore: Send + Sync {
     async fn previous_snapshot(&self, host: &str) -> DbResult<Option<serde_json::Value>>;
     async fn detections(&self) -> DbResult<Vec<String>>;
 
-    /// Drops data older than the retention horizon and dead sessions.
-    async fn purge(
-        &self,
-        data_before_ns: i64,
-        audit_before_ns: i64,
-        session_idle_before_ns: i64,
-        session_created_before_ns: i64,
-    ) -> DbResult<Purged>;
+    /// Drops each table's rows older than its horizon, and dead sessions, in one transaction.
+    async fn purge(&self, h: &Horizons) -> DbResult<Purged>;
 }

@@ -381,47 +381,33 @@ impl DataStore for PgStore {
         Ok(set.into_iter().collect())
     }
 
-    async fn purge(
-        &self,
-        data_before_ns: i64,
-        audit_before_ns: i64,
-        idle_before_ns: i64,
-        created_before_ns: i64,
-    ) -> DbResult<Purged> {
+    async fn purge(&self, h: &Horizons) -> DbResult<Purged> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
         let del = async |sql: &str, p: i64| -> DbResult<usize> {
             Ok(tx.execute(sql, &[&p]).await? as usize)
         };
         let p = Purged {
-            anomalies: del(
-                "DELETE FROM anomalies WHERE received_ns < $1",
-                data_before_ns,
-            )
-            .await?,
-            snapshots: del("DELETE FROM snapshots WHERE time_ns < $1", data_before_ns).await?,
+            anomalies: del("DELETE FROM anomalies WHERE received_ns < $1", h.anomalies).await?,
+            snapshots: del("DELETE FROM snapshots WHERE time_ns < $1", h.snapshots).await?,
             fingerprints: del(
                 "DELETE FROM fingerprints WHERE time_ns < $1",
-                data_before_ns,
+                h.fingerprints,
             )
             .await?,
-            incidents: del(
-                "DELETE FROM incidents WHERE received_ns < $1",
-                data_before_ns,
-            )
-            .await?,
+            incidents: del("DELETE FROM incidents WHERE received_ns < $1", h.incidents).await?,
             sessions: tx
                 .execute(
                     "DELETE FROM sessions WHERE last_seen_ns < $1 OR created_ns < $2",
-                    &[&idle_before_ns, &created_before_ns],
+                    &[&h.session_idle, &h.session_created],
                 )
                 .await? as usize,
-            audit: del("DELETE FROM audit_log WHERE time_ns < $1", audit_before_ns).await?,
+            audit: del("DELETE FROM audit_log WHERE time_ns < $1", h.audit).await?,
         };
-        del("DELETE FROM hosts WHERE last_seen_ns < $1", data_before_ns).await?;
+        del("DELETE FROM hosts WHERE last_seen_ns < $1", h.hosts()).await?;
         del(
             "DELETE FROM ingest_batches WHERE received_ns < $1",
-            data_before_ns,
+            h.hosts(),
         )
         .await?;
         tx.commit().await?;

@@ -385,47 +385,38 @@ impl DataStore for SqliteStore {
         })
     }
 
-    async fn purge(
-        &self,
-        data_before_ns: i64,
-        audit_before_ns: i64,
-        idle_before_ns: i64,
-        created_before_ns: i64,
-    ) -> DbResult<Purged> {
+    async fn purge(&self, h: &Horizons) -> DbResult<Purged> {
         self.blocking(|| {
             let mut c = self.db()?;
             let tx = c.transaction()?;
             let p = Purged {
                 anomalies: tx.execute(
                     "DELETE FROM anomalies WHERE received_ns < ?1",
-                    params![data_before_ns],
+                    params![h.anomalies],
                 )?,
                 snapshots: tx.execute(
                     "DELETE FROM snapshots WHERE time_ns < ?1",
-                    params![data_before_ns],
+                    params![h.snapshots],
                 )?,
                 fingerprints: tx.execute(
                     "DELETE FROM fingerprints WHERE time_ns < ?1",
-                    params![data_before_ns],
+                    params![h.fingerprints],
                 )?,
-                incidents: super::incidents::purge(&tx, data_before_ns)?,
+                incidents: super::incidents::purge(&tx, h.incidents)?,
                 sessions: tx.execute(
                     "DELETE FROM sessions WHERE last_seen_ns < ?1 OR created_ns < ?2",
-                    params![idle_before_ns, created_before_ns],
+                    params![h.session_idle, h.session_created],
                 )?,
-                audit: tx.execute(
-                    "DELETE FROM audit_log WHERE time_ns < ?1",
-                    params![audit_before_ns],
-                )?,
+                audit: tx.execute("DELETE FROM audit_log WHERE time_ns < ?1", params![h.audit])?,
             };
-            // Hosts silent for longer than the horizon have nothing left to show.
+            // Hosts silent for longer than every horizon have nothing left to show.
             tx.execute(
                 "DELETE FROM hosts WHERE last_seen_ns < ?1",
-                params![data_before_ns],
+                params![h.hosts()],
             )?;
             tx.execute(
                 "DELETE FROM ingest_batches WHERE received_ns < ?1",
-                params![data_before_ns],
+                params![h.hosts()],
             )?;
             tx.commit()?;
             Ok(p)

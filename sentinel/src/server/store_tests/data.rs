@@ -1,6 +1,7 @@
 //! Ingest, anomalies, hosts, accounts and retention, on every backend.
 
 use crate::model::{Anomaly, Factor, Level, Principal};
+use crate::server::store::Horizons;
 use crate::server::store::{AnomalyFilter, IngestBatch, NewSession};
 use crate::server::store::{DbError, Role, ServerStore};
 
@@ -122,7 +123,7 @@ pub(super) async fn the_feed_follows_receipt_order_not_agent_time(s: &dyn Server
         .map(|a| a.anomaly.id)
         .collect();
     assert_eq!(ids, ["r", "f"]);
-    let p = s.purge(150, 0, 0, 0).await.unwrap();
+    let p = s.purge(&Horizons::all(150, 0, 0, 0)).await.unwrap();
     assert_eq!(p.anomalies, 1, "retention counts from receipt");
     assert!(s.get_anomaly("f").await.unwrap().is_none());
 }
@@ -234,7 +235,7 @@ pub(super) async fn retention_drops_old_data_and_dead_sessions(s: &dyn ServerSto
     };
     s.create_session(&sess("t1", 1)).await.unwrap();
     s.create_session(&sess("t2", 1000)).await.unwrap();
-    let p = s.purge(500, 500, 500, 0).await.unwrap();
+    let p = s.purge(&Horizons::all(500, 500, 500, 0)).await.unwrap();
     assert_eq!((p.anomalies, p.sessions), (1, 1));
     assert_eq!(s.count_anomalies().await.unwrap(), 1);
     assert!(s.get_host("gone", 1000).await.unwrap().is_none());
@@ -277,4 +278,42 @@ pub(super) async fn lockout_totp_steps_and_recovery_codes(s: &dyn ServerStore) {
         0,
         "disabling 2FA drops the codes"
     );
+}
+
+pub(super) async fn retention_is_per_table(s: &dyn ServerStore) {
+    let b = IngestBatch {
+        batch_id: "b".into(),
+        anomalies: vec![anomaly("a", "web", Level::Low, "x", 1)],
+        incidents: vec![crate::server::incidents::tests::incident("i", "web", 2, 1)],
+        snapshots: vec![serde_json::json!({"hostname": "web"})],
+        fingerprints: vec![serde_json::json!({"host": "web"})],
+        ..Default::default()
+    };
+    s.ingest(&b, 100).await.unwrap();
+    // Snapshots and fingerprints expire; anomalies and incidents are kept longer.
+    let h = Horizons {
+        anomalies: 50,
+        incidents: 50,
+        snapshots: 200,
+        fingerprints: 200,
+        ..Horizons::all(0, 0, 0, 0)
+    };
+    let p = s.purge(&h).await.unwrap();
+    assert_eq!(
+        (p.anomalies, p.incidents, p.snapshots, p.fingerprints),
+        (0, 0, 1, 1)
+    );
+    assert!(s.get_anomaly("a").await.unwrap().is_some());
+    assert!(s.get_incident("web", "i").await.unwrap().is_some());
+    // The host stays while any of its data may: its anomaly is still there.
+    assert!(s.get_host("web", 100).await.unwrap().is_some());
+    let p = s
+        .purge(&Horizons {
+            anomalies: 200,
+            ..h
+        })
+        .await
+        .unwrap();
+    assert_eq!((p.anomalies, p.incidents), (1, 0));
+    assert_eq!(s.count_incidents().await.unwrap(), 1);
 }

@@ -4,6 +4,7 @@ use crate::incident::Incident;
 use crate::model::{Explanation, Level};
 use crate::server::incidents::tests::incident;
 use crate::server::incidents::*;
+use crate::server::store::Horizons;
 use crate::server::store::IngestBatch;
 use crate::server::store::ServerStore;
 
@@ -78,7 +79,7 @@ pub(super) async fn later_states_replace_earlier_ones_and_never_go_backwards(s: 
     let got = s.get_incident("h", "i").await.unwrap().unwrap();
     assert_eq!(got.incident.explanation.unwrap().summary, "four");
 
-    let p = s.purge(250, 0, 0, 0).await.unwrap();
+    let p = s.purge(&Horizons::all(250, 0, 0, 0)).await.unwrap();
     assert_eq!(p.incidents, 1, "retention counts from the latest receipt");
     assert_eq!(s.count_incidents().await.unwrap(), 0);
 }

@@ -67,6 +67,7 @@ on_every_backend!(
     data::filters_acks_and_hosts,
     data::retention_drops_old_data_and_dead_sessions,
     data::lockout_totp_steps_and_recovery_codes,
+    data::retention_is_per_table,
     feedback::verdicts_are_delivered_to_their_host_only_in_order_and_once,
     incidents::later_states_replace_earlier_ones_and_never_go_backwards,
     incidents::pages_follow_a_cursor_in_either_order_with_filters,
