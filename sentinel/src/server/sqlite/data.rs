@@ -34,33 +34,53 @@ fn snapshot_host(v: &serde_json::Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Hosts with their last 24 h figures in one statement (`?1` is the start of the 24 h), for
+/// the host list and one host alike.
+const HOST_SELECT: &str =
+    "SELECT h.name, h.first_seen_ns, h.last_seen_ns, h.snapshot, h.snapshot_ns,
+        (SELECT MAX(level_rank) FROM anomalies a WHERE a.host = h.name AND a.received_ns >= ?1),
+        (SELECT COUNT(*) FROM anomalies a WHERE a.host = h.name AND a.received_ns >= ?1),
+        (SELECT COUNT(*) FROM anomalies a WHERE a.host = h.name AND a.acked_ns IS NULL)
+     FROM hosts h";
+
+type HostRow = (
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    i64,
+);
+
+fn host_row(r: &Row) -> rusqlite::Result<HostRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
 pub(super) fn host_of(c: &Connection, name: &str, now_ns: i64) -> DbResult<Option<Host>> {
     let day = now_ns - 86_400_000_000_000;
-    let row = c
-        .query_row(
-            "SELECT h.name, h.first_seen_ns, h.last_seen_ns, h.snapshot, h.snapshot_ns,
-                (SELECT MAX(level_rank) FROM anomalies a WHERE a.host = h.name AND a.received_ns >= ?2),
-                (SELECT COUNT(*) FROM anomalies a WHERE a.host = h.name AND a.received_ns >= ?2),
-                (SELECT COUNT(*) FROM anomalies a WHERE a.host = h.name AND a.acked_ns IS NULL)
-             FROM hosts h WHERE h.name = ?1",
-            params![name, day],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, i64>(7)?,
-                ))
-            },
-        )
-        .optional()?;
-    let Some((name, first, last, snap, snap_ns, rank, n24, unacked)) = row else {
-        return Ok(None);
-    };
+    c.query_row(
+        &format!("{HOST_SELECT} WHERE h.name = ?2"),
+        params![day, name],
+        host_row,
+    )
+    .optional()?
+    .map(host)
+    .transpose()
+}
+
+fn host(row: HostRow) -> DbResult<Host> {
+    let (name, first, last, snap, snap_ns, rank, n24, unacked) = row;
     let snapshot: Option<serde_json::Value> = match snap {
         Some(s) => Some(serde_json::from_str(&s)?),
         None => None,
@@ -73,7 +93,7 @@ pub(super) fn host_of(c: &Connection, name: &str, now_ns: i64) -> DbResult<Optio
         })
         .and_then(|v| v.as_str())
         .map(str::to_string);
-    Ok(Some(Host {
+    Ok(Host {
         name,
         first_seen_ns: first,
         last_seen_ns: last,
@@ -83,7 +103,7 @@ pub(super) fn host_of(c: &Connection, name: &str, now_ns: i64) -> DbResult<Optio
         snapshot,
         snapshot_ns: snap_ns,
         learning,
-    }))
+    })
 }
 
 pub(super) fn touch_host(c: &Connection, name: &str, now_ns: i64) -> rusqlite::Result<()> {
@@ -324,17 +344,12 @@ impl DataStore for SqliteStore {
     async fn list_hosts(&self, now_ns: i64) -> DbResult<Vec<Host>> {
         self.blocking(|| {
             let c = self.reader()?;
-            let names: Vec<String> = c
-                .prepare("SELECT name FROM hosts ORDER BY name")?
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let mut out = Vec::with_capacity(names.len());
-            for n in names {
-                if let Some(h) = host_of(&c, &n, now_ns)? {
-                    out.push(h);
-                }
-            }
-            Ok(out)
+            let day = now_ns - 86_400_000_000_000;
+            let rows = c
+                .prepare(&format!("{HOST_SELECT} ORDER BY h.name"))?
+                .query_map(params![day], host_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(host).collect()
         })
     }
 
