@@ -38,6 +38,8 @@ fn policy(method: &reqwest::Method, path: &str) -> Access {
         "/static/app.js",
         "/healthz",
         "/api/openapi.json",
+        // Agents enrol with a token, not a key.
+        "/api/enroll",
     ];
     if PUBLIC.contains(&path) {
         Access::Public

@@ -339,7 +339,10 @@ async fn the_server_owns_time_and_never_drops_a_reused_id() {
         .json()
         .await
         .unwrap();
-    assert_eq!(feed[0]["id"], "real-1", "the feed follows receipt order");
+    assert_eq!(
+        feed["anomalies"][0]["id"], "real-1",
+        "the feed follows receipt order"
+    );
     // An id pushed in advance: a later anomaly with the same id and other content is stored
     // under a derived id, marked, audited, and the answer says so.
     let planted = dash::anomaly("web-1", "bob", "web-1-77", Level::Low);

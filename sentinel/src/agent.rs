@@ -16,6 +16,7 @@ use crate::detect::Engine;
 use crate::edge::{Edge, EdgeOptions};
 use crate::exit;
 use crate::feed::{Record, RunSummary, Status, terminal};
+use crate::health::{HealthSource, Identity};
 use crate::model::Anomaly;
 use crate::pipeline::{self, FeedItem, Passthrough, PipelineSnapshot, PipelineStats};
 use crate::store::Store;
@@ -140,6 +141,17 @@ pub async fn run(
     }
 
     let stats = Arc::new(PipelineStats::default());
+    // The agent's health: every room's live counters, for status, metrics and heartbeats.
+    let health = HealthSource::new(Identity {
+        host: config.host_name(),
+        config_hash: config.hash(),
+    });
+    health.add(Arc::new(
+        collector
+            .health()
+            .context("reading the kernel's loss counters")?,
+    ));
+    health.add(stats.clone());
     // A safe point: the probes are attached, nothing else has started. A stop asked during
     // start-up ends here, with the summary.
     if control.signals.stop_requested() {
@@ -168,6 +180,7 @@ pub async fn run(
         let store = Store::open(&config.store).context("opening the agent store")?;
         let engine =
             Engine::new(&config.detect, config.host_name(), store).context("starting detection")?;
+        health.add(engine.health());
         let losses = collector
             .loss_gauge()
             .context("reading the kernel's loss counters")?;
@@ -196,10 +209,26 @@ pub async fn run(
             store: (!args.no_detect).then(|| config.store.clone()),
             llm: args.llm.then(|| config.llm.clone()),
             host: config.host_name(),
+            fleet: crate::feed::fleet::options(&config, health.clone()),
         },
         &edge,
     )
     .await?;
+    for part in consumers.health_parts() {
+        health.add(part);
+    }
+    // Rates and recent losses are measured between samples: one every few seconds keeps
+    // them fresh whoever asks.
+    let sampler = {
+        let health = health.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                health.snapshot();
+            }
+        })
+    };
     let sink = tokio::spawn(write_feed(
         feed_rx,
         consumers.explained.take(),
@@ -227,6 +256,7 @@ pub async fn run(
         }
     }
     drop(engine_control);
+    sampler.abort();
     let summary = collector.stop().await;
     // The collector's channel is closed now: the analysis stage drains what is queued and
     // ends, which closes the feed, which ends the sink.

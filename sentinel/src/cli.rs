@@ -56,6 +56,10 @@ pub enum Command {
     Serve(crate::server::cli::ServeArgs),
     /// Manage dashboard users (the first admin is created here).
     User(crate::server::cli::UserArgs),
+    /// The server's fleet: enrolment tokens, agents' states, retiring a host.
+    Host(crate::server::fleet_cli::HostArgs),
+    /// Enrol this host with a server: get its ingest key and point the configuration there.
+    Enroll(crate::enroll_cmd::EnrollArgs),
     /// Explain the host snapshot, a stored anomaly or a snapshot diff in plain language.
     Analyze(crate::analyze::AnalyzeArgs),
     /// Tell Sentinel an anomaly or incident was benign (learn it) or malicious (pin it).
@@ -93,6 +97,8 @@ impl Command {
             Command::Snapshot(_) => "snapshot",
             Command::Serve(_) => "serve",
             Command::User(_) => "user",
+            Command::Host(_) => "host",
+            Command::Enroll(_) => "enroll",
             Command::Analyze(_) => "analyze",
             Command::Feedback(_) => "feedback",
             Command::Config(_) => "config",
@@ -138,6 +144,15 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Some(Command::Serve(args)) => crate::server::cli::serve(config()?.server, args).await,
         Some(Command::User(args)) => crate::server::cli::user(config()?.server, args).await,
+        Some(Command::Host(args)) => crate::server::fleet_cli::host(config()?.server, args).await,
+        Some(Command::Enroll(args)) => {
+            // A new host may have no configuration yet: enrolment writes it.
+            let cfg = match cli.config.as_deref() {
+                Some(p) if !p.exists() => Config::default(),
+                _ => config()?,
+            };
+            crate::enroll_cmd::run(cfg, cli.config.clone(), args).await
+        }
         Some(Command::Analyze(args)) => crate::analyze::run(config()?, args).await,
         Some(Command::Config(args)) => crate::config_cmd::run(args, cli.config),
         None => {

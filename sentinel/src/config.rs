@@ -117,6 +117,14 @@ impl Config {
         .collect()
     }
 
+    /// SHA-256 (hex) of the configuration as TOML: two agents with equal hashes run with
+    /// equal settings (the agent's health carries it).
+    pub fn hash(&self) -> String {
+        use sha2::Digest as _;
+        let text = toml::to_string(self).unwrap_or_default();
+        data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(text.as_bytes()))
+    }
+
     pub fn host_name(&self) -> String {
         self.host.clone().unwrap_or_else(system_host_name)
     }

@@ -3,6 +3,7 @@
 //! lagging consumer loses the oldest anomalies and counts them, it never slows detection.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,6 +11,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::feed::push::{PushConfig, Pusher};
+use crate::health::{AgentHealth, HealthPart};
 use crate::model::Anomaly;
 use crate::server::{Server, ServerConfig, ServerHandle};
 use crate::store::Store;
@@ -29,6 +31,22 @@ pub struct EdgeOptions {
     /// Keep every anomaly in the agent store (for `sentinel analyze --anomaly ID`).
     pub store: Option<std::path::PathBuf>,
     pub host: String,
+    /// Heartbeats, snapshots and the spool cap of the push client (feed/fleet.rs).
+    pub fleet: FleetOptions,
+}
+
+/// The fleet side of pushing: how often to send heartbeats and snapshots, and the spool cap.
+#[derive(Default)]
+pub struct FleetOptions {
+    /// Heartbeat interval and the agent's health snapshot (None: no heartbeats).
+    pub heartbeat: Option<(Duration, crate::feed::fleet::HealthFn)>,
+    /// Snapshot interval and what to probe (None: no snapshots).
+    pub snapshots: Option<(
+        Duration,
+        crate::snapshot::SnapshotConfig,
+        crate::audit::AuditConfig,
+    )>,
+    pub spool_max_bytes: Option<u64>,
 }
 
 pub struct Edge {
@@ -40,9 +58,12 @@ pub struct Edge {
     incident_fanout: Option<JoinHandle<()>>,
     explainer: Option<crate::explain::ExplainerHandle>,
     consumers: Vec<(&'static str, JoinHandle<u64>)>,
+    /// Anomalies each consumer skipped so far (live, for the agent's health).
+    lagged: Vec<(&'static str, Arc<AtomicU64>)>,
     pusher: Option<Arc<Pusher>>,
     server: Option<Arc<ServerHandle>>,
     local_verdicts: Option<JoinHandle<()>>,
+    snapshots: Option<JoinHandle<()>>,
 }
 
 /// Lagged (lost) anomalies per consumer.
@@ -59,9 +80,11 @@ impl Edge {
             incident_fanout: None,
             explainer: None,
             consumers: Vec::new(),
+            lagged: Vec::new(),
             pusher: None,
             server: None,
             local_verdicts: None,
+            snapshots: None,
         };
         if let Some(cfg) = opts.llm {
             let mut handle =
@@ -75,27 +98,24 @@ impl Edge {
                     cfg.min_level.max(crate::model::Level::High),
                 ),
             ));
-            edge.consumers.push((
-                "llm",
-                consume(tx.subscribe(), move |a| {
-                    // Already explained: this is the explanation coming back round.
-                    if a.explanation.is_none()
-                        && let Err(e) = submitter.try_submit((*a).clone())
-                    {
-                        tracing::debug!(target: "sentinel::feed", "not explained: {e}");
-                    }
-                    let story = stories.lock().ok().and_then(|mut g| {
-                        let (tracker, gate) = &mut *g;
-                        tracker.observe(&a).filter(|i| gate.should_tell(i))
-                    });
-                    if let Some(i) = story
-                        && let Err(e) = submitter.try_submit_incident(i)
-                    {
-                        tracing::debug!(target: "sentinel::feed", "incident not explained: {e}");
-                    }
-                    std::future::ready(())
-                }),
-            ));
+            edge.push_consumer("llm", tx.subscribe(), move |a| {
+                // Already explained: this is the explanation coming back round.
+                if a.explanation.is_none()
+                    && let Err(e) = submitter.try_submit((*a).clone())
+                {
+                    tracing::debug!(target: "sentinel::feed", "not explained: {e}");
+                }
+                let story = stories.lock().ok().and_then(|mut g| {
+                    let (tracker, gate) = &mut *g;
+                    tracker.observe(&a).filter(|i| gate.should_tell(i))
+                });
+                if let Some(i) = story
+                    && let Err(e) = submitter.try_submit_incident(i)
+                {
+                    tracing::debug!(target: "sentinel::feed", "incident not explained: {e}");
+                }
+                std::future::ready(())
+            });
             // The sinks take the explained anomalies; the handle stays here for its counters.
             let (_, closed) = tokio::sync::mpsc::channel(1);
             edge.explained = Some(std::mem::replace(&mut handle.explained, closed));
@@ -110,35 +130,28 @@ impl Edge {
             ));
             // The store keeps incidents too, built from the same anomalies as the feed's.
             let incidents = Arc::new(std::sync::Mutex::new(crate::incident::Tracker::default()));
-            edge.consumers.push((
-                "store",
-                consume(tx.subscribe(), move |a| {
-                    let store = store.clone();
-                    let incidents = incidents.clone();
-                    async move {
-                        let r = tokio::task::spawn_blocking(move || {
-                            let incident = incidents.lock().ok().and_then(|mut t| t.observe(&a));
-                            match store.lock() {
-                                Ok(s) => {
-                                    s.put_anomaly(&a).map_err(|e| e.to_string()).and_then(|()| {
-                                        match incident {
-                                            Some(i) => {
-                                                s.put_incident(&i).map_err(|e| e.to_string())
-                                            }
-                                            None => Ok(()),
-                                        }
-                                    })
+            edge.push_consumer("store", tx.subscribe(), move |a| {
+                let store = store.clone();
+                let incidents = incidents.clone();
+                async move {
+                    let r = tokio::task::spawn_blocking(move || {
+                        let incident = incidents.lock().ok().and_then(|mut t| t.observe(&a));
+                        match store.lock() {
+                            Ok(s) => s.put_anomaly(&a).map_err(|e| e.to_string()).and_then(|()| {
+                                match incident {
+                                    Some(i) => s.put_incident(&i).map_err(|e| e.to_string()),
+                                    None => Ok(()),
                                 }
-                                Err(_) => Err("store lock poisoned".to_string()),
-                            }
-                        })
-                        .await;
-                        if let Ok(Err(e)) = r {
-                            tracing::warn!(target: "sentinel::feed", "storing an anomaly: {e}");
+                            }),
+                            Err(_) => Err("store lock poisoned".to_string()),
                         }
+                    })
+                    .await;
+                    if let Ok(Err(e)) = r {
+                        tracing::warn!(target: "sentinel::feed", "storing an anomaly: {e}");
                     }
-                }),
-            ));
+                }
+            });
         }
         if let Some((url, key)) = opts.push {
             let spool = opts
@@ -151,31 +164,43 @@ impl Edge {
             if let Some(s) = opts.verdict_poll_secs {
                 cfg.verdict_poll = Duration::from_secs(s.max(1));
             }
+            if let Some(m) = opts.fleet.spool_max_bytes {
+                cfg.spool_max_bytes = m;
+            }
+            cfg.heartbeat = opts.fleet.heartbeat.clone();
             let pusher = Arc::new(Pusher::start(cfg).context("starting the push client")?);
+            if let Some((every, snapshot, audit)) = opts.fleet.snapshots.clone() {
+                edge.snapshots = Some(tokio::spawn(crate::feed::fleet::snapshot_loop(
+                    crate::feed::fleet::Snapshots {
+                        every,
+                        host: opts.host.clone(),
+                        snapshot,
+                        audit,
+                    },
+                    pusher.clone(),
+                )));
+            }
             let p = pusher.clone();
             // Incidents are pushed as they grow, built from the same anomalies as the feed's.
             let incidents = Arc::new(std::sync::Mutex::new(crate::incident::Tracker::default()));
-            edge.consumers.push((
-                "push",
-                consume(tx.subscribe(), move |a| {
-                    let p = p.clone();
-                    let incident = incidents.lock().ok().and_then(|mut t| t.observe(&a));
-                    async move {
-                        if let Err(e) = p.send_anomaly((*a).clone()).await {
-                            tracing::warn!(target: "sentinel::feed", "push: {e}");
-                        }
-                        if let Some(mut i) = incident
-                            && let Err(e) = {
-                                // Redacted before it leaves the host (the server does it again).
-                                crate::server::incidents::redact_incident(&mut i);
-                                p.send_incident(i).await
-                            }
-                        {
-                            tracing::warn!(target: "sentinel::feed", "push: {e}");
-                        }
+            edge.push_consumer("push", tx.subscribe(), move |a| {
+                let p = p.clone();
+                let incident = incidents.lock().ok().and_then(|mut t| t.observe(&a));
+                async move {
+                    if let Err(e) = p.send_anomaly((*a).clone()).await {
+                        tracing::warn!(target: "sentinel::feed", "push: {e}");
                     }
-                }),
-            ));
+                    if let Some(mut i) = incident
+                        && let Err(e) = {
+                            // Redacted before it leaves the host (the server does it again).
+                            crate::server::incidents::redact_incident(&mut i);
+                            p.send_incident(i).await
+                        }
+                    {
+                        tracing::warn!(target: "sentinel::feed", "push: {e}");
+                    }
+                }
+            });
             edge.pusher = Some(pusher);
         }
         if let Some(cfg) = opts.serve {
@@ -184,23 +209,20 @@ impl Edge {
             eprintln!("sentinel: dashboard on {scheme}://{}", handle.addr);
             let h = handle.clone();
             let incidents = Arc::new(std::sync::Mutex::new(crate::incident::Tracker::default()));
-            edge.consumers.push((
-                "serve",
-                consume(tx.subscribe(), move |a| {
-                    let h = h.clone();
-                    let incident = incidents.lock().ok().and_then(|mut t| t.observe(&a));
-                    async move {
-                        if let Err(e) = h.ingest_anomaly(&a).await {
-                            tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
-                        }
-                        if let Some(i) = incident
-                            && let Err(e) = ingest_incident(&h, i).await
-                        {
-                            tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
-                        }
+            edge.push_consumer("serve", tx.subscribe(), move |a| {
+                let h = h.clone();
+                let incident = incidents.lock().ok().and_then(|mut t| t.observe(&a));
+                async move {
+                    if let Err(e) = h.ingest_anomaly(&a).await {
+                        tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
                     }
-                }),
-            ));
+                    if let Some(i) = incident
+                        && let Err(e) = ingest_incident(&h, i).await
+                    {
+                        tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
+                    }
+                }
+            });
             // Verdicts given on this dashboard apply to this agent's store.
             if let Some(store) = opts.store.clone() {
                 edge.local_verdicts = Some(crate::server::feedback::spawn_local_delivery(
@@ -266,7 +288,22 @@ impl Edge {
             t.abort();
             let _ = t.await;
         }
+        if let Some(t) = self.snapshots {
+            t.abort();
+            let _ = t.await;
+        }
         if let Some(p) = self.pusher.and_then(|p| Arc::try_unwrap(p).ok()) {
+            let st = p.stats();
+            let dropped = st
+                .spool_dropped_batches
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if dropped > 0 {
+                eprintln!(
+                    "sentinel: push spool full ([push] spool_max_bytes): {dropped} oldest batches ({} items) dropped",
+                    st.spool_dropped_items
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                );
+            }
             p.shutdown(Duration::from_secs(5)).await;
         }
         if let Some(t) = self.local_verdicts {
@@ -303,8 +340,56 @@ async fn ingest_incident(
     h.ingest(&batch).await.map(|_| ())
 }
 
-/// Runs `f` for every anomaly until the broadcast closes; returns how many were lost to lag.
-fn consume<F, Fut>(mut rx: broadcast::Receiver<Arc<Anomaly>>, f: F) -> JoinHandle<u64>
+impl Edge {
+    /// Starts a consumer under `name`, its lag counted live.
+    fn push_consumer<F, Fut>(
+        &mut self,
+        name: &'static str,
+        rx: broadcast::Receiver<Arc<Anomaly>>,
+        f: F,
+    ) where
+        F: Fn(Arc<Anomaly>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let lagged = Arc::new(AtomicU64::new(0));
+        self.lagged.push((name, lagged.clone()));
+        self.consumers.push((name, consume(rx, f, lagged)));
+    }
+
+    /// The edge's parts of the agent's health: consumers' lag, the push client, the
+    /// explainer. None of them keeps a consumer from stopping.
+    pub fn health_parts(&self) -> Vec<Arc<dyn HealthPart>> {
+        let mut out: Vec<Arc<dyn HealthPart>> = vec![Arc::new(EdgeHealth(self.lagged.clone()))];
+        if let Some(p) = &self.pusher {
+            out.push(Arc::new(p.health()));
+        }
+        if let Some(e) = &self.explainer {
+            out.push(Arc::new(e.submitter.health()));
+        }
+        out
+    }
+}
+
+/// Anomalies each edge consumer skipped.
+struct EdgeHealth(Vec<(&'static str, Arc<AtomicU64>)>);
+
+impl HealthPart for EdgeHealth {
+    fn fill(&self, h: &mut AgentHealth) {
+        h.edge_lagged = self
+            .0
+            .iter()
+            .map(|(name, n)| (name.to_string(), n.load(Relaxed)))
+            .collect();
+    }
+}
+
+/// Runs `f` for every anomaly until the broadcast closes; returns how many were lost to lag
+/// (also counted live in `counted`).
+fn consume<F, Fut>(
+    mut rx: broadcast::Receiver<Arc<Anomaly>>,
+    f: F,
+    counted: Arc<AtomicU64>,
+) -> JoinHandle<u64>
 where
     F: Fn(Arc<Anomaly>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -316,6 +401,7 @@ where
                 Ok(a) => f(a).await,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     lagged += n;
+                    counted.fetch_add(n, Relaxed);
                     tracing::warn!(target: "sentinel::feed", "an edge consumer fell behind: {n} anomalies skipped");
                 }
                 Err(broadcast::error::RecvError::Closed) => break,

@@ -3,8 +3,10 @@
 //! counters, and a broadcast of anomalies at the edge for consumers that may lag (store, LLM,
 //! push, dashboard).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
@@ -86,6 +88,15 @@ pub struct PipelineStats {
     pub anomalies: AtomicU64,
     /// Events not shown because the sinks were behind (anomalies are never dropped here).
     pub feed_dropped_events: AtomicU64,
+    /// Anomalies per level (`Level as usize`) and per detection id of their factors (a fixed
+    /// set: the detections' ids), for the agent's health.
+    by_level: [AtomicU64; 4],
+    by_detection: Mutex<BTreeMap<String, u64>>,
+    /// Wall-clock time of the last event analysed and of the last anomaly (ns, 0: none).
+    last_event_ns: AtomicI64,
+    last_anomaly_ns: AtomicI64,
+    /// How far behind its first event the stage was at its last batch (ns, 0 when idle).
+    lag_ns: AtomicI64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -96,6 +107,21 @@ pub struct PipelineSnapshot {
 }
 
 impl PipelineStats {
+    /// Counts one anomaly sent on (all of them pass here).
+    fn count_anomaly(&self, a: &Anomaly) {
+        self.anomalies.fetch_add(1, Relaxed);
+        self.by_level[a.level as usize].fetch_add(1, Relaxed);
+        self.last_anomaly_ns.store(now_ns(), Relaxed);
+        if let Ok(mut m) = self.by_detection.lock() {
+            let mut seen: Vec<&str> = a.factors.iter().map(|f| f.detection.as_str()).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            for d in seen {
+                *m.entry(d.to_string()).or_default() += 1;
+            }
+        }
+    }
+
     pub fn snapshot(&self) -> PipelineSnapshot {
         PipelineSnapshot {
             analyzed: self.analyzed.load(Relaxed),
@@ -107,6 +133,33 @@ impl PipelineStats {
 
 fn now_ns() -> i64 {
     crate::store::now_ns()
+}
+
+impl crate::health::HealthPart for PipelineStats {
+    fn fill(&self, h: &mut crate::health::AgentHealth) {
+        use crate::model::Level;
+        h.pipeline.analyzed = self.analyzed.load(Relaxed);
+        h.pipeline.feed_dropped_events = self.feed_dropped_events.load(Relaxed);
+        h.pipeline.lag_secs = self.lag_ns.load(Relaxed).max(0) as f64 / 1e9;
+        let when = |a: &AtomicI64| Some(a.load(Relaxed)).filter(|t| *t != 0);
+        h.events.last_event_ns = when(&self.last_event_ns);
+        h.anomalies.total = self.anomalies.load(Relaxed);
+        h.anomalies.last_ns = when(&self.last_anomaly_ns);
+        h.anomalies.per_level = [Level::Low, Level::Medium, Level::High, Level::Critical]
+            .into_iter()
+            .map(|l| {
+                (
+                    l.as_str().to_string(),
+                    self.by_level[l as usize].load(Relaxed),
+                )
+            })
+            .collect();
+        h.anomalies.per_detection = self
+            .by_detection
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+    }
 }
 
 /// Holds side records until the kernel events of the same moment have been analysed.
@@ -211,7 +264,7 @@ pub fn spawn_analysis<A: Analyzer>(
         .spawn(move || {
             let send_anomalies = |list: Vec<Anomaly>, stats: &PipelineStats| {
                 for a in list {
-                    stats.anomalies.fetch_add(1, Relaxed);
+                    stats.count_anomaly(&a);
                     // Err only when the sinks are gone (shutdown): nothing left to tell.
                     let _ = feed.blocking_send(FeedItem::Anomaly(Arc::new(a)));
                 }
@@ -229,6 +282,17 @@ pub fn spawn_analysis<A: Analyzer>(
                     Some(n) => (n, false),
                     None => (0, false),
                 };
+                // How far behind the stage runs: its first event's age, once per batch.
+                match (batch.first(), batch.last()) {
+                    (Some(first), Some(last)) => {
+                        let now = now_ns();
+                        stats
+                            .lag_ns
+                            .store(now.saturating_sub(first.time_ns), Relaxed);
+                        stats.last_event_ns.store(last.time_ns, Relaxed);
+                    }
+                    _ => stats.lag_ns.store(0, Relaxed),
+                }
                 for ev in batch.drain(..) {
                     held.saw_event(ev.time_ns);
                     let found = analyzer.observe(&ev);
@@ -384,6 +448,47 @@ mod tests {
             s.feed_dropped_events > 0,
             "a lagging feed drops events, counted"
         );
+    }
+
+    #[test]
+    fn health_counts_anomalies_per_level_and_detection_and_reads_lag() {
+        use crate::health::{AgentHealth, HealthPart as _};
+        use crate::model::Factor;
+        let stats = PipelineStats::default();
+        let factor = |d: &str| Factor {
+            detection: d.into(),
+            reason: "r".into(),
+            weight: 10,
+            evidence: vec![],
+        };
+        let mut a = anomaly(1);
+        // Two factors of one detection count the anomaly once for it.
+        a.factors = vec![
+            factor("exec_from_tmp"),
+            factor("exec_from_tmp"),
+            factor("new_binary"),
+        ];
+        stats.count_anomaly(&a);
+        let mut b = anomaly(2);
+        b.level = Level::Low;
+        b.factors = vec![factor("new_binary")];
+        stats.count_anomaly(&b);
+        stats.analyzed.store(5, Relaxed);
+        stats.lag_ns.store(1_500_000_000, Relaxed);
+        let mut h = AgentHealth::default();
+        stats.fill(&mut h);
+        assert_eq!(h.anomalies.total, 2);
+        assert_eq!(h.anomalies.per_level["high"], 1);
+        assert_eq!(h.anomalies.per_level["low"], 1);
+        assert_eq!(
+            h.anomalies.per_level["critical"], 0,
+            "every level is listed"
+        );
+        assert_eq!(h.anomalies.per_detection["exec_from_tmp"], 1);
+        assert_eq!(h.anomalies.per_detection["new_binary"], 2);
+        assert!(h.anomalies.last_ns.is_some());
+        assert_eq!(h.pipeline.analyzed, 5);
+        assert_eq!(h.pipeline.lag_secs, 1.5);
     }
 
     /// A side record that is only a time.

@@ -23,6 +23,9 @@ pub struct Stats {
     open_repeats: AtomicU64,
     repeat_entries_evicted: AtomicU64,
     repeat_entries_finished: AtomicU64,
+    /// Bytes waiting in the ring buffer at the last drain, and the most seen at one drain.
+    pub(super) ring_last_bytes: AtomicU64,
+    pub(super) ring_peak_bytes: AtomicU64,
 }
 
 impl Default for Stats {
@@ -34,6 +37,8 @@ impl Default for Stats {
             open_repeats: AtomicU64::new(0),
             repeat_entries_evicted: AtomicU64::new(0),
             repeat_entries_finished: AtomicU64::new(0),
+            ring_last_bytes: AtomicU64::new(0),
+            ring_peak_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -192,7 +197,11 @@ fn drain_all(
     next_id: &mut u64,
     mut repeats: Option<&mut Reporter>,
 ) {
+    // What was waiting: each record plus its 8-byte header, rounded up to 8 bytes as the
+    // kernel lays them out. A drain finding the buffer nearly full is a loss about to happen.
+    let mut waiting = 0u64;
     while let Some(item) = ring.next() {
+        waiting += (item.len() as u64 + 8).next_multiple_of(8);
         match decode(&item, *next_id, clock) {
             Ok(mut ev) => {
                 super::fdpath::resolve(&mut ev);
@@ -216,4 +225,6 @@ fn drain_all(
             }
         }
     }
+    stats.ring_last_bytes.store(waiting, Relaxed);
+    stats.ring_peak_bytes.fetch_max(waiting, Relaxed);
 }

@@ -4,6 +4,7 @@
 mod btf;
 mod drain;
 mod fdpath;
+mod health;
 mod loader;
 mod repeats;
 mod tracefs;
@@ -15,6 +16,7 @@ use sentinel_common::Kind;
 use serde::{Deserialize, Serialize};
 
 pub use drain::{KindCounts, Stats, StatsSnapshot};
+pub use health::CollectHealth;
 pub use loader::{ArgsSource, AttachReport, LoadOptions};
 
 use crate::event::Event;
@@ -55,6 +57,7 @@ pub struct Collector {
     lost: aya::maps::PerCpuArray<aya::maps::MapData, u64>,
     stats: Arc<Stats>,
     report: AttachReport,
+    ring_bytes: u64,
     stop: tokio::sync::watch::Sender<bool>,
     drain: Option<tokio::task::JoinHandle<()>>,
 }
@@ -122,6 +125,7 @@ impl Collector {
                 lost,
                 stats,
                 report,
+                ring_bytes: u64::from(opts.ring_buffer_bytes),
                 stop,
                 drain: Some(drain),
             },
@@ -153,19 +157,7 @@ impl Collector {
     /// A reader of the running loss total (kernel ring buffer full plus channel full) that
     /// another thread can own: the analysis stage turns growth into blind-spot findings.
     pub fn loss_gauge(&self) -> Result<impl Fn() -> u64 + Send + 'static, CollectError> {
-        use aya::maps::IterableMap as _;
-        use std::os::fd::AsFd as _;
-        let fd = self
-            .lost
-            .map()
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(CollectError::Ring)?;
-        let data = aya::maps::MapData::from_fd(fd)
-            .map_err(|e| CollectError::Ring(std::io::Error::other(e.to_string())))?;
-        let lost = aya::maps::PerCpuArray::<_, u64>::try_from(aya::maps::Map::PerCpuArray(data))
-            .map_err(|e| CollectError::Ring(std::io::Error::other(e.to_string())))?;
+        let lost = self.lost_map()?;
         let stats = self.stats.clone();
         Ok(move || {
             // The last slot counts unpaired syscall exits, not losses (see `Summary`).
@@ -179,6 +171,34 @@ impl Collector {
                 .sum();
             kernel + stats.snapshot().channel_dropped.values().sum::<u64>()
         })
+    }
+
+    /// The collector's part of the agent's health (`crate::health`), readable from any
+    /// thread while the collector runs.
+    pub fn health(&self) -> Result<CollectHealth, CollectError> {
+        Ok(CollectHealth {
+            stats: self.stats.clone(),
+            lost: self.lost_map()?,
+            report: self.report.clone(),
+            ring_bytes: self.ring_bytes,
+        })
+    }
+
+    /// A second handle on the kernel's loss map, for another thread to own.
+    fn lost_map(&self) -> Result<aya::maps::PerCpuArray<aya::maps::MapData, u64>, CollectError> {
+        use aya::maps::IterableMap as _;
+        use std::os::fd::AsFd as _;
+        let fd = self
+            .lost
+            .map()
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(CollectError::Ring)?;
+        let data = aya::maps::MapData::from_fd(fd)
+            .map_err(|e| CollectError::Ring(std::io::Error::other(e.to_string())))?;
+        aya::maps::PerCpuArray::<_, u64>::try_from(aya::maps::Map::PerCpuArray(data))
+            .map_err(|e| CollectError::Ring(std::io::Error::other(e.to_string())))
     }
 
     /// Detaches the probes, drains what is left in the ring buffer, and stops.

@@ -101,6 +101,8 @@ pub struct Engine {
     pub(super) provenance: super::provenance::Provenance,
     pub(super) exceptions: super::exceptions::Exceptions,
     pub(super) behaviour: super::behaviour::BehaviourState,
+    /// Gauges for the agent's health, published at each tick.
+    pub(super) health: std::sync::Arc<super::health::EngineHealth>,
 }
 
 /// Recent discovery commands of one principal: (time, matched entry, event).
@@ -186,9 +188,11 @@ impl Engine {
             provenance: super::provenance::Provenance::new(dcfg.provenance_cap),
             exceptions,
             behaviour: Default::default(),
+            health: Default::default(),
             cfg: dcfg,
         };
         engine.reload_feedback();
+        engine.publish_health(true);
         Ok(engine)
     }
 
@@ -273,14 +277,16 @@ impl Engine {
     /// the window when its time is up.
     pub fn tick(&mut self, now_ns: i64) -> Vec<Anomaly> {
         self.reload_feedback_if_changed();
-        match &self.window {
+        let out = match &self.window {
             Some(w) if now_ns >= w.end_ns() => {
                 let out = self.roll(now_ns);
                 self.window = None;
                 out
             }
             _ => Vec::new(),
-        }
+        };
+        self.publish_health(false);
+        out
     }
 
     /// Closes the current window now (end of a replay or of `learn`), learning it.

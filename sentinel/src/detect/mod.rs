@@ -15,6 +15,7 @@ pub mod exceptions;
 pub mod feedback;
 mod files;
 mod habits;
+mod health;
 mod kinds;
 mod persist;
 mod privs;
@@ -33,6 +34,7 @@ pub use crate::model;
 pub use config::{DetectConfig, Weights};
 pub use engine::{DetectError, Engine, EngineOptions, ExceptionCount, Stats};
 pub use evidence::summary;
+pub use health::EngineHealth;
 
 #[cfg(test)]
 mod baseline_tests;

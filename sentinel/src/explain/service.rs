@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use governor::clock::{Clock, DefaultClock};
-use governor::middleware::NoOpMiddleware;
+use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use lru::LruCache;
@@ -46,6 +46,11 @@ struct Counters {
     repairs: AtomicU64,
     failures: AtomicU64,
     failures_by_kind: Mutex<BTreeMap<String, u64>>,
+    /// The hourly budget, what it allowed at its last use, and when (wall-clock ns; 0: not
+    /// used yet, so all of it is left).
+    calls_per_hour: AtomicU64,
+    budget_left: AtomicU64,
+    budget_at_ns: std::sync::atomic::AtomicI64,
 }
 
 /// A point-in-time copy of the counters (for the feed, JSON output and the dashboard).
@@ -146,6 +151,44 @@ impl ExplainerSubmitter {
     pub fn stats(&self) -> ExplainerStats {
         self.counters.snapshot()
     }
+
+    /// The explainer's part of the agent's health; holds no sender, so it never keeps the
+    /// worker alive.
+    pub fn health(&self) -> ExplainHealth {
+        ExplainHealth(self.counters.clone())
+    }
+}
+
+/// From `ExplainerSubmitter::health`.
+pub struct ExplainHealth(Arc<Counters>);
+
+impl crate::health::HealthPart for ExplainHealth {
+    fn fill(&self, h: &mut crate::health::AgentHealth) {
+        let c = &self.0;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let limit = g(&c.calls_per_hour);
+        let at = c.budget_at_ns.load(Ordering::Relaxed);
+        // The budget refills evenly, one call every hour/limit, up to the limit.
+        let budget_left = if at == 0 || limit == 0 {
+            limit
+        } else {
+            let elapsed = crate::store::now_ns().saturating_sub(at).max(0) as f64 / 1e9;
+            let refilled = (elapsed * limit as f64 / 3600.0).floor() as u64;
+            (g(&c.budget_left) + refilled).min(limit)
+        };
+        h.llm = Some(crate::health::Llm {
+            submitted: g(&c.submitted),
+            explained: g(&c.explained),
+            from_llm: g(&c.from_llm),
+            local_fallbacks: g(&c.local_fallbacks),
+            requests: g(&c.requests),
+            failures: g(&c.failures),
+            dropped_full: g(&c.dropped_full),
+            budget_exhausted: g(&c.budget_exhausted),
+            calls_per_hour: limit,
+            budget_left,
+        });
+    }
 }
 
 pub struct ExplainerHandle {
@@ -184,6 +227,9 @@ impl Explainer {
         let (out_tx, out_rx) = mpsc::channel(cfg.queue);
         let (inc_tx, inc_rx) = mpsc::channel(cfg.queue);
         let counters = Arc::new(Counters::default());
+        counters
+            .calls_per_hour
+            .store(u64::from(cfg.calls_per_hour), Ordering::Relaxed);
         let worker = Worker {
             engine,
             counters: counters.clone(),
@@ -263,7 +309,12 @@ impl Worker {
     /// budget is used up or the model fails. True when the model's answer is used.
     async fn call(&mut self, subject: &Subject<'_>) -> (Explanation, bool) {
         let c = &self.counters;
-        if !self.budget.try_take() {
+        let left = self.budget.try_take_left();
+        c.budget_left
+            .store(left.map_or(0, u64::from), Ordering::Relaxed);
+        c.budget_at_ns
+            .store(crate::store::now_ns(), Ordering::Relaxed);
+        if left.is_none() {
             inc(&c.budget_exhausted);
             inc(&c.local_fallbacks);
             let mut e = local::explain(subject);
@@ -340,7 +391,7 @@ impl Cache {
 /// At most `limit` calls an hour: a burst of `limit`, refilled evenly over the hour (GCRA, by
 /// the `governor` crate). A limit of 0 allows none.
 struct Budget<C: Clock = DefaultClock>(
-    Option<RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>>,
+    Option<RateLimiter<NotKeyed, InMemoryState, C, StateInformationMiddleware>>,
 );
 
 impl Budget {
@@ -351,14 +402,23 @@ impl Budget {
 
 impl<C: Clock> Budget<C> {
     fn with_clock(limit: u32, clock: C) -> Budget<C> {
-        Budget(
-            NonZeroU32::new(limit)
-                .map(|n| RateLimiter::direct_with_clock(Quota::per_hour(n), clock)),
-        )
+        Budget(NonZeroU32::new(limit).map(|n| {
+            RateLimiter::direct_with_clock(Quota::per_hour(n), clock)
+                .with_middleware::<StateInformationMiddleware>()
+        }))
     }
 
+    #[cfg(test)]
     fn try_take(&self) -> bool {
-        self.0.as_ref().is_some_and(|l| l.check().is_ok())
+        self.try_take_left().is_some()
+    }
+
+    /// Takes one call; the calls left after it, or None when the budget is used up.
+    fn try_take_left(&self) -> Option<u32> {
+        self.0
+            .as_ref()
+            .and_then(|l| l.check().ok())
+            .map(|s| s.remaining_burst_capacity())
     }
 }
 

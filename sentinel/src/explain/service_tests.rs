@@ -343,6 +343,17 @@ fn budget_window_rolls_and_cache_evicts_least_recent() {
         !Budget::per_hour(0).try_take(),
         "a zero budget allows nothing"
     );
+    let left = Budget::with_clock(3, clock.clone());
+    assert_eq!(
+        [
+            left.try_take_left(),
+            left.try_take_left(),
+            left.try_take_left(),
+            left.try_take_left()
+        ],
+        [Some(2), Some(1), Some(0), None],
+        "what is left after each call"
+    );
     let mut c = Cache::new(2);
     let e = local::anomaly_explanation(&anomaly());
     c.put("a".into(), (e.clone(), "1".into()));
@@ -422,4 +433,25 @@ async fn incidents_get_one_story_within_the_same_queue_and_budget() {
     assert!(e.warnings.iter().any(|w| w.contains("budget")), "{e:?}");
     assert!(e.summary.contains(&i.story), "{}", e.summary);
     assert_eq!(h.stats().budget_exhausted, 1);
+}
+
+#[test]
+fn health_reports_the_budget_left_refilling_evenly() {
+    use crate::health::{AgentHealth, HealthPart as _};
+    let c = Arc::new(Counters::default());
+    c.calls_per_hour.store(60, Ordering::Relaxed);
+    let part = ExplainHealth(c.clone());
+    let mut h = AgentHealth::default();
+    part.fill(&mut h);
+    assert_eq!(h.llm.as_ref().unwrap().budget_left, 60, "unused: all of it");
+    // 10 left at a call 5 minutes ago: 5 more refilled since (one a minute).
+    c.budget_left.store(10, Ordering::Relaxed);
+    c.budget_at_ns.store(
+        crate::store::now_ns() - 300 * 1_000_000_000,
+        Ordering::Relaxed,
+    );
+    part.fill(&mut h);
+    let llm = h.llm.unwrap();
+    assert_eq!(llm.budget_left, 15);
+    assert_eq!(llm.calls_per_hour, 60);
 }

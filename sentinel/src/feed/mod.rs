@@ -2,7 +2,9 @@
 //! anomalies and run summaries (schemas in docs/events.md and docs/anomalies.md), and the push
 //! client to a Sentinel server (push.rs, docs/server.md).
 
+pub mod fleet;
 pub mod push;
+pub mod push_health;
 pub mod terminal;
 pub mod verdicts;
 

@@ -67,7 +67,20 @@ pub struct PushSettings {
     /// How often an idle agent asks the server for analysts' verdicts on its host (it also
     /// asks after every batch the server accepted; feed/verdicts.rs). Default 30.
     pub verdict_poll_secs: Option<u64>,
+    /// Seconds between two heartbeats (the agent's health) to the server, which calls the
+    /// host stale after three missed. Default 30.
+    pub heartbeat_interval_secs: Option<u64>,
+    /// Seconds between two host snapshots pushed (listeners, configuration files, audit
+    /// summary, memory and load for the host page). Default 300.
+    pub snapshot_interval_secs: Option<u64>,
+    /// Most bytes the spool may hold while the server is unreachable: beyond it the oldest
+    /// batches are dropped, counted, and reported in the heartbeat and the run summary.
+    /// Default 256 MiB.
+    pub spool_max_bytes: Option<u64>,
 }
+
+/// The spool cap when `[push] spool_max_bytes` is not set.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 256 << 20;
 
 /// How often an idle agent asks for verdicts by default.
 pub const DEFAULT_VERDICT_POLL_SECS: u64 = 30;
@@ -176,6 +189,10 @@ pub struct PushConfig {
     /// (feed/verdicts.rs). None: not fetched.
     pub store: Option<PathBuf>,
     pub verdict_poll: Duration,
+    /// Oldest batches are dropped beyond this many bytes in the spool (0: no cap).
+    pub spool_max_bytes: u64,
+    /// Send a heartbeat this often with the health snapshot this gives (feed/fleet.rs).
+    pub heartbeat: Option<(Duration, super::fleet::HealthFn)>,
 }
 
 impl PushConfig {
@@ -191,11 +208,13 @@ impl PushConfig {
             timeout: Duration::from_secs(30),
             store: None,
             verdict_poll: Duration::from_secs(DEFAULT_VERDICT_POLL_SECS),
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            heartbeat: None,
         }
     }
 }
 
-enum Item {
+pub(super) enum Item {
     Anomaly(Box<Anomaly>),
     Snapshot(serde_json::Value),
     Fingerprint(serde_json::Value),
@@ -210,6 +229,7 @@ pub struct Pusher {
     batcher: tokio::task::JoinHandle<()>,
     sender: tokio::task::JoinHandle<()>,
     verdicts: Option<tokio::task::JoinHandle<()>>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
     stats: Arc<Stats>,
 }
 
@@ -221,6 +241,18 @@ pub struct Stats {
     pub rejected: AtomicU64,
     /// Server verdicts applied (or refused) and acknowledged.
     pub verdicts: AtomicU64,
+    /// Batches (and items) dropped, oldest first, to keep the spool under its cap.
+    pub spool_dropped_batches: AtomicU64,
+    pub spool_dropped_items: AtomicU64,
+    /// The cap (`PushConfig::spool_max_bytes`), for the agent's health.
+    pub spool_max_bytes: AtomicU64,
+    /// Heartbeats the server accepted, and those that failed.
+    pub heartbeats: AtomicU64,
+    pub heartbeat_failures: AtomicU64,
+    /// Failed attempts since the last accepted batch (0: pushing works, or nothing to send).
+    pub consecutive_failures: AtomicU64,
+    /// Wall-clock time of the last accepted batch (ns, 0: none yet).
+    pub last_success_ns: std::sync::atomic::AtomicI64,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PushError + '_ {
@@ -240,7 +272,7 @@ fn random_id() -> String {
 }
 
 /// Spool files sort by name in creation order.
-fn spool_files(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn spool_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -300,7 +332,31 @@ impl Pusher {
         let (tx, rx) = mpsc::channel(10_000);
         let wake = Arc::new(Notify::new());
         let stats = Arc::new(Stats::default());
-        let batcher = tokio::spawn(batch_loop(cfg.clone(), rx, wake.clone()));
+        stats
+            .spool_max_bytes
+            .store(cfg.spool_max_bytes, Ordering::Relaxed);
+        let inflight = Arc::new(std::sync::Mutex::new(None));
+        let batcher = tokio::spawn(batch_loop(
+            cfg.clone(),
+            rx,
+            wake.clone(),
+            stats.clone(),
+            inflight.clone(),
+        ));
+        let heartbeat = cfg.heartbeat.clone().and_then(|(every, health)| {
+            let host = cfg.host.clone()?;
+            Some(tokio::spawn(super::fleet::heartbeat_loop(
+                super::fleet::Beat {
+                    client: client.clone(),
+                    url: cfg.url.clone(),
+                    api_key: cfg.api_key.clone(),
+                    host,
+                    every,
+                    health,
+                },
+                stats.clone(),
+            )))
+        });
         let accepted = Arc::new(Notify::new());
         let verdicts = cfg.store.clone().map(|store| {
             let counted = stats.clone();
@@ -324,6 +380,7 @@ impl Pusher {
             wake,
             accepted,
             stats.clone(),
+            inflight,
         ));
         Ok(Pusher {
             tx,
@@ -331,6 +388,7 @@ impl Pusher {
             batcher,
             sender,
             verdicts,
+            heartbeat,
             stats,
         })
     }
@@ -383,6 +441,16 @@ impl Pusher {
         &self.stats
     }
 
+    /// The push client's part of the agent's health (feed/push_health.rs); holds no sender,
+    /// so it never keeps the client from stopping.
+    pub fn health(&self) -> super::push_health::PushHealth {
+        super::push_health::PushHealth {
+            stats: self.stats.clone(),
+            queue: self.tx.downgrade(),
+            spool: self.spool.clone(),
+        }
+    }
+
     /// Flushes to disk, gives the sender up to `grace` to deliver, then stops. Whatever is
     /// still unsent stays in the spool for the next start.
     pub async fn shutdown(self, grace: Duration) {
@@ -399,10 +467,23 @@ impl Pusher {
             v.abort();
             let _ = v.await;
         }
+        if let Some(h) = self.heartbeat {
+            h.abort();
+            let _ = h.await;
+        }
     }
 }
 
-async fn batch_loop(cfg: PushConfig, mut rx: mpsc::Receiver<Item>, wake: Arc<Notify>) {
+/// The batch the sender is posting (never dropped by the spool cap while in flight).
+type Inflight = Arc<std::sync::Mutex<Option<PathBuf>>>;
+
+async fn batch_loop(
+    cfg: PushConfig,
+    mut rx: mpsc::Receiver<Item>,
+    wake: Arc<Notify>,
+    stats: Arc<Stats>,
+    inflight: Inflight,
+) {
     let seq = AtomicU64::new(0);
     let mut batch = IngestBatch {
         host: cfg.host.clone(),
@@ -420,6 +501,19 @@ async fn batch_loop(cfg: PushConfig, mut rx: mpsc::Receiver<Item>, wake: Arc<Not
                     host: cfg.host.clone(),
                     ..Default::default()
                 };
+                let busy = inflight.lock().ok().and_then(|g| g.clone());
+                let (n, items) =
+                    super::fleet::enforce_cap(&cfg.spool_dir, cfg.spool_max_bytes, busy.as_deref());
+                if n > 0 {
+                    stats.spool_dropped_batches.fetch_add(n, Ordering::Relaxed);
+                    stats
+                        .spool_dropped_items
+                        .fetch_add(items, Ordering::Relaxed);
+                    tracing::warn!(
+                        "push spool over {} bytes: dropped the {n} oldest batches ({items} items)",
+                        cfg.spool_max_bytes
+                    );
+                }
                 wake.notify_one();
             }
             // Keep the items in memory and try again on the next tick.
@@ -490,6 +584,7 @@ async fn send_loop(
     wake: Arc<Notify>,
     accepted: Arc<Notify>,
     stats: Arc<Stats>,
+    inflight: Inflight,
 ) {
     let mut backoff = Duration::from_millis(250);
     loop {
@@ -512,11 +607,22 @@ async fn send_loop(
         let items = serde_json::from_slice::<IngestBatch>(&body)
             .map(|b| b.len())
             .unwrap_or(0);
-        match post(&cfg, &client, body).await {
+        if let Ok(mut g) = inflight.lock() {
+            *g = Some(path.clone());
+        }
+        let outcome = post(&cfg, &client, body).await;
+        if let Ok(mut g) = inflight.lock() {
+            *g = None;
+        }
+        match outcome {
             Outcome::Accepted => {
                 let _ = std::fs::remove_file(&path);
                 stats.batches_sent.fetch_add(1, Ordering::Relaxed);
                 stats.items_sent.fetch_add(items as u64, Ordering::Relaxed);
+                stats.consecutive_failures.store(0, Ordering::Relaxed);
+                stats
+                    .last_success_ns
+                    .store(crate::store::now_ns(), Ordering::Relaxed);
                 backoff = Duration::from_millis(250);
                 // Verdicts given since are fetched on the heels of each push.
                 accepted.notify_one();
@@ -533,6 +639,7 @@ async fn send_loop(
             }
             Outcome::Retry(why) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
+                stats.consecutive_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("push failed ({why}); retrying in {backoff:?}");
                 // Jitter spreads a fleet's retries after a server restart.
                 let jitter = Duration::from_millis(u64::from(random_id().as_bytes()[0]) % 100);

@@ -257,6 +257,24 @@ impl Baselines {
         self.profiles.len()
     }
 
+    /// Profiles per family (the kind without its "profile:" prefix) and calibration state
+    /// (`[learning, calibrating, calibrated]`), for the agent's health.
+    pub fn state_counts(&self) -> std::collections::BTreeMap<&'static str, [u64; 3]> {
+        let mut out: std::collections::BTreeMap<&'static str, [u64; 3]> = KINDS
+            .iter()
+            .map(|k| (k.trim_start_matches("profile:"), [0; 3]))
+            .collect();
+        for ((kind, _), p) in &self.profiles {
+            let slot = match p.state {
+                Calibration::Learning => 0,
+                Calibration::Calibrating => 1,
+                Calibration::Calibrated => 2,
+            };
+            out.entry(kind.trim_start_matches("profile:")).or_default()[slot] += 1;
+        }
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.profiles.is_empty()
     }

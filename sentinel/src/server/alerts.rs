@@ -43,6 +43,9 @@ pub struct AlertsConfig {
     pub exec_from_tmp: bool,
     /// Alert when an admin signs in from an address they never used before.
     pub new_admin_ip: bool,
+    /// Alert when an agent goes stale (three heartbeats missed) or blind (hooks failed,
+    /// events lost), and when it recovers: once per change, no cooldown.
+    pub agent_health: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -90,6 +93,7 @@ impl Default for AlertsConfig {
             brute_force_failures: 10,
             exec_from_tmp: true,
             new_admin_ip: true,
+            agent_health: true,
         }
     }
 }
@@ -272,6 +276,38 @@ impl Alerts {
                     time_ns: now,
                 },
             );
+        }
+    }
+
+    /// An agent's state changed (fleet.rs): alerts on entering stale or blind, and on
+    /// recovering from them. Each change alerts once: no cooldown applies.
+    pub fn agent_state(&self, c: &super::fleet::StateChange) {
+        use super::fleet::AgentState;
+        let recovered = c.from.alarming() && c.to == AgentState::Healthy;
+        if !self.0.cfg.agent_health || !(c.to.alarming() || recovered) {
+            return;
+        }
+        let alert = Alert {
+            rule: format!("agent_{}", c.to),
+            title: if recovered {
+                format!("Sentinel: agent on {} is healthy again", c.host)
+            } else {
+                format!("Sentinel: agent on {} is {}", c.host, c.to)
+            },
+            text: if c.reason.is_empty() {
+                format!("was {}", c.from)
+            } else {
+                format!("{} (was {})", c.reason, c.from)
+            },
+            host: Some(c.host.clone()),
+            level: (!recovered).then_some(Level::High),
+            score: None,
+            url: self.link(&format!("/hosts/{}", super::web::seg(&c.host))),
+            time_ns: crate::store::now_ns(),
+        };
+        let Some(tx) = &self.0.tx else { return };
+        if tx.try_send(alert).is_err() {
+            tracing::warn!("alert queue full; alert dropped");
         }
     }
 

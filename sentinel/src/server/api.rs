@@ -12,7 +12,6 @@ use serde_json::json;
 use super::access::{Actor, Client, Via};
 use super::admin::AuditQuery;
 use super::store::IngestBatch;
-use super::web::FeedQuery;
 use super::{AppState, IngestError};
 
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -52,7 +51,7 @@ pub use super::ingest::MAX_BATCH_ITEMS;
 
 /// The host an ingest key writes for: its bound host, or (a key migrated from before scopes)
 /// the batch's single host, which then binds it for good.
-async fn bound_host(
+pub(super) async fn bound_host(
     st: &AppState,
     actor: &Actor,
     named: &std::collections::BTreeSet<String>,
@@ -152,13 +151,6 @@ pub async fn me(State(st): State<AppState>, Extension(actor): Extension<Actor>) 
     }
 }
 
-pub async fn anomalies(State(st): State<AppState>, Query(q): Query<FeedQuery>) -> Response {
-    match st.store.list_anomalies(&q.filter(500)).await {
-        Ok(r) => ok(r),
-        Err(e) => internal(e),
-    }
-}
-
 pub async fn anomaly(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     match st.store.get_anomaly(&id).await {
         Ok(Some(a)) => ok(a),
@@ -184,13 +176,6 @@ pub async fn ack_anomaly(
     }
 }
 
-pub async fn hosts(State(st): State<AppState>) -> Response {
-    match st.store.list_hosts(now()).await {
-        Ok(h) => ok(h),
-        Err(e) => internal(e),
-    }
-}
-
 pub async fn host(State(st): State<AppState>, Path(name): Path<String>) -> Response {
     let t = now();
     let h = match st.store.get_host(&name, t).await {
@@ -204,6 +189,7 @@ pub async fn host(State(st): State<AppState>, Path(name): Path<String>) -> Respo
         "posture": super::hosts::posture(&h),
         "risk_24h": series.iter().map(|(t, s)| json!({ "time_ns": t, "score": s })).collect::<Vec<_>>(),
         "history": history,
+        "fleet": super::fleet_api::host_extra(&st, &name, t).await,
     }))
 }
 

@@ -18,11 +18,19 @@ pub async fn hosts(State(st): State<AppState>, Extension(actor): Extension<Actor
         Ok(h) => h,
         Err(e) => return internal(e),
     };
+    let agents: std::collections::HashMap<String, super::fleet::AgentState> = st
+        .store
+        .list_agents()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| (a.host, a.state))
+        .collect();
     let body = html! {
         h1 { "Hosts" }
         @if hosts.is_empty() { p.empty { "No agent has reported yet. See docs/server.md to connect one." } }
         div.cards { @for h in &hosts { a.card href={ "/hosts/" (seg(&h.name)) } {
-            div.cardhead { span.hostname { (h.name) } (level_badge(h.level_24h)) }
+            div.cardhead { span.hostname { (h.name) } (level_badge(h.level_24h)) " " (super::fleet_pages::state_badge(agents.get(&h.name).copied())) }
             div.muted { "last seen " (ago(h.last_seen_ns)) }
             div { (h.anomalies_24h) " anomalies in 24 h · " (h.unacked) " open" }
             div.muted { "learning: " (h.learning.as_deref().unwrap_or("unknown")) }
@@ -162,6 +170,8 @@ pub async fn host(
             div { div.muted { "Last seen" } (ago(h.last_seen_ns)) }
             div { div.muted { "Learning" } (h.learning.as_deref().unwrap_or("unknown")) }
         }
+        (super::fleet_pages::agent_section(st.store.agent(&name).await.ok().flatten().as_ref()))
+        (super::fleet_pages::charts(&st.store.snapshot_series(&name, now - 7 * 86_400_000_000_000).await.unwrap_or_default()))
         h2 { "Posture" }
         ul.posture { @for s in posture(&h) { li { (s) } } }
         h2 { "Listeners" }

@@ -30,6 +30,9 @@ pub const TABLES: &[&str] = &[
     "ingest_batches",
     "feedback",
     "incidents",
+    "enrol_tokens",
+    "agents",
+    "heartbeats",
 ];
 
 /// Where a PostgreSQL column's values come from in the SQLite table (names that differ).
@@ -53,6 +56,8 @@ const IDENTITIES: &[(&str, &str)] = &[
     ("snapshots", "id"),
     ("fingerprints", "id"),
     ("feedback", "id"),
+    ("enrol_tokens", "id"),
+    ("heartbeats", "id"),
 ];
 
 /// Rows copied per table.
@@ -204,6 +209,7 @@ pub async fn run(from: &Path, to: &str) -> anyhow::Result<i32> {
 mod tests {
     use super::*;
     use crate::model::Level;
+    use crate::server::fleet::{Enrolment, FleetStore, NewEnrolToken};
     use crate::server::incidents::tests::incident;
     use crate::server::secrets::Keyring;
     use crate::server::store::*;
@@ -246,13 +252,40 @@ mod tests {
         };
         s.ingest(&batch, 100).await.unwrap();
         s.ack_anomaly("a1", "olga", 101).await.unwrap();
+        // The fleet: an enrolled agent (its key, token and agent row).
+        s.create_enrol_token(&NewEnrolToken {
+            token_hash: "tok",
+            prefix: "snt_enr_x",
+            note: "",
+            created_by: "cli",
+            now_ns: 0,
+            expires_ns: None,
+            max_uses: 2,
+        })
+        .await
+        .unwrap();
+        let enrolled = s
+            .enroll(&Enrolment {
+                token_hash: "tok",
+                host: "db",
+                key_prefix: "snt_y",
+                key_hash: "hash-y",
+                now_ns: 102,
+            })
+            .await
+            .unwrap()
+            .unwrap();
         let before = s.list_anomalies(&AnomalyFilter::default()).await.unwrap();
         drop(s);
 
         let url = crate::server::postgres::testing::database().await;
         let copied = copy(&file, &url).await.unwrap();
         let n = |t: &str| copied.iter().find(|(n, _)| *n == t).unwrap().1;
-        assert_eq!((n("users"), n("anomalies"), n("incidents")), (1, 2, 1));
+        // Users: olga and the fleet's service account that owns enrolled keys.
+        assert_eq!(
+            (n("users"), n("anomalies"), n("incidents"), n("agents")),
+            (2, 2, 1, 1)
+        );
 
         let (p, r) = PgStore::open_sealed(&url, keys).await.unwrap();
         assert!(r.unreadable.is_empty() && r.rekeyed == 0, "{r:?}");
@@ -285,6 +318,22 @@ mod tests {
                 .snapshot
                 .is_some()
         );
+        let agent = p.agent("db").await.unwrap().unwrap();
+        assert_eq!(agent.key_id, Some(enrolled.key_id));
+        assert_eq!(p.list_enrol_tokens().await.unwrap()[0].uses, 1);
+        // The token's next use after the move spends it, and rotates the agent's key.
+        let again = p
+            .enroll(&Enrolment {
+                token_hash: "tok",
+                host: "db",
+                key_prefix: "snt_z",
+                key_hash: "hash-z",
+                now_ns: 300,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.revoked_key, Some(enrolled.key_id));
         // The batch id came along: a retry after the move is still a duplicate.
         assert!(p.ingest(&batch, 200).await.unwrap().duplicate);
         // Sequences continue after the copied ids.

@@ -14,6 +14,10 @@ pub mod backend;
 pub mod cli;
 pub mod feedback;
 pub mod feedback_web;
+pub mod fleet;
+pub mod fleet_api;
+pub mod fleet_cli;
+pub mod fleet_pages;
 pub mod hosts;
 pub mod incident_pages;
 pub mod incidents;
@@ -281,6 +285,8 @@ pub struct AppState {
     pub login_account: Arc<throttle::Delays>,
     /// Password (and code) checks of signed-in users: per user and per address.
     pub reauth_limiter: Arc<auth::RateLimiter>,
+    /// Enrolment attempts per client address (fleet_api.rs).
+    pub enrol_limiter: Arc<auth::RateLimiter>,
     pub alerts: alerts::Alerts,
     /// Security notices to users' own addresses.
     pub notify: notify::Notifier,
@@ -305,6 +311,7 @@ impl AppState {
             login_pair: delays(),
             login_account: delays(),
             reauth_limiter: Arc::new(auth::RateLimiter::new(10, 900)),
+            enrol_limiter: Arc::new(auth::RateLimiter::new(fleet_api::ENROL_RATE, 300)),
             alerts: alerts::Alerts::start(
                 cfg.alerts.clone(),
                 cfg.public_url.clone(),
@@ -585,6 +592,7 @@ impl Server {
             }
         };
         spawn_retention(state.clone());
+        fleet_api::spawn_watch(state.clone());
         tracing::info!("dashboard listening on {addr}");
         Ok(ServerHandle {
             addr,

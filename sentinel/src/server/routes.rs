@@ -11,8 +11,8 @@ use axum::routing::{MethodRouter, delete, get, post};
 use super::access::{self, Access};
 use super::store::Role;
 use super::{
-    AppState, account, admin, api, feedback, feedback_web, hosts, incident_pages, incidents, keys,
-    live, login, web,
+    AppState, account, admin, api, feedback, feedback_web, fleet_api, fleet_pages, hosts,
+    incident_pages, incidents, keys, live, login, web,
 };
 
 pub struct RouteSpec {
@@ -37,6 +37,8 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         (g.clone(), "/static/app.js", P, get(web::js)),
         (g.clone(), "/healthz", P, get(api::health)),
         (g.clone(), "/api/openapi.json", P, get(api::openapi)),
+        // Agents enrol with a token (not a key): fleet_api.rs.
+        (p.clone(), "/api/enroll", P, post(fleet_api::enroll)),
         // Second factor.
         (
             g.clone(),
@@ -176,6 +178,25 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         (g.clone(), "/admin/audit", A, get(admin::audit_page)),
         (g.clone(), "/admin/sessions", A, get(admin::sessions_page)),
         (g.clone(), "/admin/keys", A, get(keys::admin_page)),
+        (g.clone(), "/admin/fleet", A, get(fleet_pages::fleet_page)),
+        (
+            p.clone(),
+            "/admin/fleet/tokens",
+            A,
+            post(fleet_pages::token_create),
+        ),
+        (
+            p.clone(),
+            "/admin/fleet/tokens/{id}/revoke",
+            A,
+            post(fleet_pages::token_revoke),
+        ),
+        (
+            p.clone(),
+            "/admin/fleet/hosts/{name}/retire",
+            A,
+            post(fleet_pages::host_retire),
+        ),
         (
             p.clone(),
             "/admin/keys/{id}/delete",
@@ -184,6 +205,12 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         ),
         // JSON API (session cookie + CSRF header, or API key).
         (p.clone(), "/api/ingest", Access::Ingest, post(api::ingest)),
+        (
+            p.clone(),
+            "/api/ingest/heartbeat",
+            Access::Ingest,
+            post(fleet_api::heartbeat),
+        ),
         (
             g.clone(),
             "/api/ingest/verdicts",
@@ -206,7 +233,7 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         ),
         (g.clone(), "/api/live", V, get(live::stream)),
         (g.clone(), "/api/me", V, get(api::me)),
-        (g.clone(), "/api/anomalies", V, get(api::anomalies)),
+        (g.clone(), "/api/anomalies", V, get(fleet_api::anomalies)),
         (g.clone(), "/api/anomalies/{id}", V, get(api::anomaly)),
         (g.clone(), "/api/incidents", V, get(incidents::api_list)),
         (
@@ -221,7 +248,7 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
             O,
             post(api::ack_anomaly),
         ),
-        (g.clone(), "/api/hosts", V, get(api::hosts)),
+        (g.clone(), "/api/hosts", V, get(fleet_api::hosts)),
         (g.clone(), "/api/hosts/{name}", V, get(api::host)),
         (p.clone(), "/api/hosts/{name}/ack", O, post(api::ack_host)),
         (g.clone(), "/api/sessions", V, get(api::sessions)),
@@ -241,6 +268,30 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
             "/api/admin/keys/{id}",
             A,
             delete(api::revoke_key),
+        ),
+        (
+            g.clone(),
+            "/api/admin/enrolment-tokens",
+            A,
+            get(fleet_api::api_tokens),
+        ),
+        (
+            p.clone(),
+            "/api/admin/enrolment-tokens",
+            A,
+            post(fleet_api::api_token_create),
+        ),
+        (
+            Method::DELETE,
+            "/api/admin/enrolment-tokens/{id}",
+            A,
+            delete(fleet_api::api_token_revoke),
+        ),
+        (
+            p.clone(),
+            "/api/admin/hosts/{name}/retire",
+            A,
+            post(fleet_api::api_retire),
         ),
     ]
 }

@@ -401,11 +401,15 @@ pub struct Purged {
 
 /// Everything the server persists. Implementations must be safe to call from many request
 /// handlers at once and must make each method atomic.
-pub trait ServerStore: AccountStore + DataStore + FeedbackStore + IncidentStore {}
+pub trait ServerStore:
+    AccountStore + DataStore + FeedbackStore + IncidentStore + FleetStore
+{
+}
 
-impl<T: AccountStore + DataStore + FeedbackStore + IncidentStore> ServerStore for T {}
+impl<T: AccountStore + DataStore + FeedbackStore + IncidentStore + FleetStore> ServerStore for T {}
 
 pub use super::feedback::FeedbackStore;
+pub use super::fleet::FleetStore;
 pub use super::incidents::IncidentStore;
 
 /// People: users, second factors, sessions, API keys, the admin audit log.

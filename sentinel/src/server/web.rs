@@ -106,6 +106,7 @@ pub fn page(st: &AppState, actor: Option<&Actor>, title: &str, body: Markup) -> 
                                 a href="/admin/audit" { "Audit" }
                                 a href="/admin/sessions" { "Sessions" }
                                 a href="/admin/keys" { "Keys" }
+                                a href="/admin/fleet" { "Fleet" }
                             }
                             @if a.via == Via::Session {
                                 a href="/profile" { (a.username) " (" (a.role) ")" }

@@ -9,6 +9,7 @@
 mod accounts;
 mod data;
 mod feedback;
+mod fleet;
 mod incidents;
 mod sealed;
 pub mod testing;
@@ -178,6 +179,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      CREATE INDEX incidents_received ON incidents(received_ns);
      -- Concurrent ingests each take the next incident seq without a table scan.
      CREATE SEQUENCE incident_seq;",
+    // 2: enrolment tokens, agents and their heartbeats (postgres/fleet.rs).
+    fleet::MIGRATION,
 ];
 
 /// Connections per server: the dashboard, the live feed and many agents' ingests at once,

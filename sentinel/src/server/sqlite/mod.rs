@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 mod accounts;
 mod data;
 mod feedback;
+mod fleet;
 mod incidents;
 mod sealed;
 
@@ -142,6 +143,8 @@ const MIGRATIONS: &[&str] = &[
     feedback::MIGRATION,
     // 5: session incidents (sqlite/incidents.rs).
     incidents::MIGRATION,
+    // 6: enrolment tokens, agents and their heartbeats (sqlite/fleet.rs).
+    fleet::MIGRATION,
 ];
 
 /// Reader connections per file database: enough for the dashboard's concurrent pages on a

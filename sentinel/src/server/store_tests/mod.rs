@@ -5,6 +5,7 @@
 
 pub(crate) mod data;
 mod feedback;
+mod fleet;
 mod incidents;
 
 use std::sync::Arc;
@@ -69,6 +70,9 @@ on_every_backend!(
     data::lockout_totp_steps_and_recovery_codes,
     data::retention_is_per_table,
     feedback::verdicts_are_delivered_to_their_host_only_in_order_and_once,
+    fleet::enrolment_spends_tokens_rotates_keys_and_refuses_retired_hosts,
+    fleet::heartbeats_move_states_once_per_change,
+    fleet::pages_follow_cursors_and_time_ranges,
     incidents::later_states_replace_earlier_ones_and_never_go_backwards,
     incidents::pages_follow_a_cursor_in_either_order_with_filters,
 );
