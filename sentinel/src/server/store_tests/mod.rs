@@ -69,6 +69,7 @@ on_every_backend!(
     data::retention_drops_old_data_and_dead_sessions,
     data::lockout_totp_steps_and_recovery_codes,
     data::retention_is_per_table,
+    data::concurrent_retries_store_once_and_counters_count,
     feedback::verdicts_are_delivered_to_their_host_only_in_order_and_once,
     fleet::enrolment_spends_tokens_rotates_keys_and_refuses_retired_hosts,
     fleet::heartbeats_move_states_once_per_change,
