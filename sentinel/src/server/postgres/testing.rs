@@ -67,6 +67,7 @@ impl Cluster {
     pub fn start() -> Result<Cluster, String> {
         let bin = bindir()?;
         let run_as = (unsafe { libc::geteuid() } == 0).then(|| "postgres".to_string());
+        sweep_orphans(&bin, run_as.as_deref());
         let base = std::env::temp_dir().join(format!(
             "sentinel-pg-{}-{}",
             std::process::id(),
@@ -277,6 +278,35 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Stops and removes clusters left by test processes that were killed before their exit
+/// hook ran (their directory names carry their process id), so a shared machine does not
+/// accumulate running servers.
+fn sweep_orphans(bin: &Path, run_as: Option<&str>) {
+    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("sentinel-pg-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let orphan = Cluster {
+            dir: e.path(),
+            bin: bin.to_path_buf(),
+            port: 0,
+            run_as: run_as.map(str::to_string),
+        };
+        drop(orphan); // Drop stops it and removes the directory.
     }
 }
 
