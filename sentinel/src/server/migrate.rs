@@ -1,7 +1,7 @@
 //! `sentinel serve migrate --from FILE.db --to postgres://...`: moves a SQLite site into an
 //! empty PostgreSQL database. Every table is copied with its ids (sealed TOTP secrets are
 //! bound to user and session ids, so they open after the move with the same key file), in
-//! one transaction with binary COPY; identity sequences then continue after the copied ids.
+//! one transaction with binary COPY (a chunk of rows at a time); identity sequences then continue after the copied ids.
 //! A target holding any row is refused.
 
 use std::path::Path;
@@ -59,6 +59,10 @@ const IDENTITIES: &[(&str, &str)] = &[
     ("enrol_tokens", "id"),
     ("heartbeats", "id"),
 ];
+
+/// Rows read from SQLite at a time (one in tests, so every table of two rows or more spans
+/// chunks).
+const CHUNK: usize = if cfg!(test) { 1 } else { 5000 };
 
 /// Rows copied per table.
 pub type Copied = Vec<(&'static str, u64)>;
@@ -128,18 +132,6 @@ pub async fn copy(from: &Path, to: &str) -> anyhow::Result<Copied> {
             .map(|(n, _)| format!("\"{}\"", sqlite_column(table, n)))
             .collect::<Vec<_>>()
             .join(", ");
-        let rows: Vec<Vec<Value>> = src.blocking(|| -> anyhow::Result<_> {
-            let db = src.db()?;
-            let mut st = db
-                .prepare(&format!("SELECT {select} FROM {table}"))
-                .with_context(|| format!("reading {table} from {}", from.display()))?;
-            let rows = st
-                .query_map([], |r| {
-                    (0..cols.len()).map(|i| r.get::<_, Value>(i)).collect()
-                })?
-                .collect::<Result<Vec<Vec<Value>>, _>>()?;
-            Ok(rows)
-        })?;
         let names = cols
             .iter()
             .map(|(n, _)| n.as_str())
@@ -152,19 +144,46 @@ pub async fn copy(from: &Path, to: &str) -> anyhow::Result<Copied> {
             .map_err(|e| anyhow::anyhow!("copying {table}: {}", db_msg(&e)))?;
         let writer = BinaryCopyInWriter::new(sink, &types);
         pin_mut!(writer);
-        for row in rows {
-            let vals = row
-                .into_iter()
-                .zip(&cols)
-                .map(|(v, (n, t))| param(v, t, table, n))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                vals.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect();
-            writer
-                .as_mut()
-                .write(&refs)
-                .await
-                .map_err(|e| anyhow::anyhow!("copying {table}: {}", db_msg(&e)))?;
+        // A chunk of rows at a time, in rowid order: a large site never sits in memory whole.
+        let mut after = i64::MIN;
+        loop {
+            let rows: Vec<(i64, Vec<Value>)> = src.blocking(|| -> anyhow::Result<_> {
+                let db = src.db()?;
+                let mut st = db
+                    .prepare(&format!(
+                        "SELECT rowid, {select} FROM {table} WHERE rowid > ?1 ORDER BY rowid LIMIT {CHUNK}"
+                    ))
+                    .with_context(|| format!("reading {table} from {}", from.display()))?;
+                let rows = st
+                    .query_map([after], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            (1..=cols.len())
+                                .map(|i| r.get::<_, Value>(i))
+                                .collect::<Result<Vec<_>, _>>()?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })?;
+            let Some(last) = rows.last().map(|(id, _)| *id) else {
+                break;
+            };
+            after = last;
+            for (_, row) in rows {
+                let vals = row
+                    .into_iter()
+                    .zip(&cols)
+                    .map(|(v, (n, t))| param(v, t, table, n))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let refs: Vec<&(dyn ToSql + Sync)> =
+                    vals.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect();
+                writer
+                    .as_mut()
+                    .write(&refs)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("copying {table}: {}", db_msg(&e)))?;
+            }
         }
         let n = writer
             .finish()
