@@ -3,6 +3,7 @@
 //! dashboard helpers live in `dash` (and a local SMTP receiver in `smtp`), the detection evaluation (tests/corpus) in `eval`.
 
 pub mod dash;
+pub mod fleet;
 pub mod smtp;
 
 pub mod auditd;

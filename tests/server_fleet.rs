@@ -1,56 +1,19 @@
-//! End-to-end tests of the fleet (issue 13): `sentinel host token` and `sentinel enroll`
-//! against a real server (uses exhausted, expired, retired: refused; re-enrolment rotates, the
-//! old key gets 401), real agents (`sentinel run`) whose heartbeats make the host healthy,
-//! then stale when they stop, and blind when a flood loses events (each change alerted once
-//! through a webhook), whose snapshots reach the host page and API, and whose spool, capped
-//! while the server is down, drops the oldest batches and reports it in the next heartbeat;
-//! and the cursor pages of anomalies and hosts.
+//! End-to-end tests of the fleet over HTTP (issue 13): `sentinel host token` and `sentinel
+//! enroll` against a real server (uses exhausted, expired, retired: refused; re-enrolment
+//! rotates, the old key gets 401), malformed heartbeats and the blind classifier, and the
+//! cursor pages of anomalies and hosts. Real agents: server_fleet_agents.rs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use reqwest::StatusCode;
 use sentinel::model::Level;
-use sentinel::server::alerts::AlertsConfig;
 use sentinel::server::fleet::NewEnrolToken;
 use sentinel::server::store::Role;
-use sentinel::server::{Server, ServerConfig, ServerHandle, auth};
-use sentinel_e2e::{dash, require_root, run_workload, sentinel, sentinel_bin};
+use sentinel::server::{ServerHandle, auth};
+use sentinel_e2e::dash;
+use sentinel_e2e::fleet::{cli_token, client, enroll, get};
+use sentinel_e2e::sentinel;
 use serde_json::{Value, json};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// A token made with the real `sentinel host token` command on the server's database.
-fn cli_token(db: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["host", "--db", db.to_str().unwrap(), "token"];
-    args.extend_from_slice(extra);
-    let r = sentinel(&args);
-    assert_eq!(r.code, 0, "sentinel host token: {}", r.stderr);
-    let t = r.stdout.trim().to_string();
-    assert!(t.starts_with("snt_enr_"), "{t}");
-    t
-}
-
-/// `sentinel enroll URL --token T --host H --config CFG`.
-fn enroll(url: &str, token: &str, host: &str, cfg: &Path) -> sentinel_e2e::Run {
-    sentinel(&[
-        "enroll",
-        url,
-        "--token",
-        token,
-        "--host",
-        host,
-        "--config",
-        cfg.to_str().unwrap(),
-    ])
-}
 
 async fn heartbeat(
     c: &reqwest::Client,
@@ -71,12 +34,6 @@ async fn heartbeat(
 
 fn beat(host: &str, health: Value) -> Value {
     json!({ "host": host, "time_ns": sentinel::store::now_ns(), "interval_secs": 30, "health": health })
-}
-
-async fn get(c: &reqwest::Client, url: &str, key: &str) -> (StatusCode, Value) {
-    let r = c.get(url).bearer_auth(key).send().await.unwrap();
-    let s = r.status();
-    (s, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn audit_actions(h: &ServerHandle) -> Vec<String> {
@@ -437,326 +394,94 @@ async fn anomaly_and_host_lists_page_with_cursors_and_time_ranges() {
     h.shutdown().await;
 }
 
-/// What the local alert receiver got: the JSON bodies.
-type Got = Arc<Mutex<Vec<Value>>>;
-
-async fn receiver() -> (String, Got) {
-    let got: Got = Default::default();
-    let sink = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: String| {
-            let sink = sink.clone();
-            async move {
-                if let Ok(v) = serde_json::from_str(&body) {
-                    sink.lock().unwrap().push(v);
-                }
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (url, got)
-}
-
-/// Waits (bounded) until `f` gives a value.
-async fn until<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// An agent configuration for `host` enrolled at `base`: a heartbeat a second, a snapshot
-/// every `snapshot_secs`, extra `[push]` settings appended.
-fn agent_config(
-    dir: &Path,
-    base: &str,
-    token: &str,
-    host: &str,
-    snapshot_secs: u64,
-    extra: &str,
-) -> PathBuf {
-    let cfg = dir.join(format!("{host}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "store = {:?}\n[push]\nspool_dir = {:?}\nheartbeat_interval_secs = 1\nsnapshot_interval_secs = {snapshot_secs}\n{extra}",
-            dir.join(format!("{host}.db")),
-            dir.join(format!("{host}-spool")),
-        ),
-    )
-    .unwrap();
-    let r = enroll(base, token, host, &cfg);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    cfg
-}
-
-fn spawn_agent(cfg: &Path, stderr: Stdio) -> Child {
-    Command::new(sentinel_bin())
-        .args(["run", "--duration", "300s", "--config"])
-        .arg(cfg)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn sentinel run")
-}
-
-async fn agent_state(c: &reqwest::Client, base: &str, key: &str, host: &str) -> (Value, Value) {
-    let (_, v) = get(c, &format!("{base}/api/hosts/{host}"), key).await;
-    (v["fleet"]["agent"].clone(), v)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agents_heartbeat_healthy_then_stale_blind_under_a_flood_and_push_snapshots() {
-    require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let (hook, alerts) = receiver().await;
-    let cfg = ServerConfig {
-        alerts: AlertsConfig {
-            webhook: Some(hook),
-            ..Default::default()
-        },
-        ..dash::config(dir.path())
-    };
-    let h = Server::start(cfg).await.unwrap();
-    let base = h.url();
-    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
-    let reader = dash::read_key(&h, viewer).await;
-    let (cookie, _) = dash::session(&h, viewer).await;
-    let c = client();
-    let token = cli_token(&dir.path().join("server.db"), &["--uses", "2"]);
-    let host = format!("fleet-e2e-live-{}", std::process::id());
-
-    // A real agent: healthy once its heartbeats arrive, its snapshots on the host page.
-    let agent_cfg = agent_config(dir.path(), &base, &token, &host, 2, "");
-    let mut agent = spawn_agent(&agent_cfg, Stdio::null());
-    let (a, v) = until("a healthy agent with a snapshot", 90, async || {
-        let (a, v) = agent_state(&c, &base, &reader, &host).await;
-        (a["state"] == "healthy" && !v["host"]["snapshot"].is_null()).then_some((a, v))
-    })
-    .await;
-    let health = &a["heartbeat"]["health"];
-    assert_eq!(health["host"], host.as_str(), "{a}");
-    assert!(
-        health["hooks"]["attached"].as_array().unwrap().len() > 5,
-        "{health}"
-    );
-    assert_eq!(a["interval_secs"], 1);
-    let snap = &v["host"]["snapshot"];
-    assert_eq!(
-        snap["system"]["hostname"],
-        host.as_str(),
-        "named by its identity"
-    );
-    assert!(snap["network"]["listeners"].is_array(), "{snap}");
-    let points = until("two snapshots charted", 60, async || {
-        let (_, v) = get(&c, &format!("{base}/api/hosts/{host}"), &reader).await;
-        let p = v["fleet"]["snapshots_7d"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        (p.len() >= 2).then_some(p)
-    })
-    .await;
-    assert!(
-        points[0]["memory_used_percent"]
-            .as_f64()
-            .is_some_and(|m| m > 0.0 && m <= 100.0),
-        "{points:?}"
-    );
-    let page = c
-        .get(format!("{base}/hosts/{host}"))
-        .header(reqwest::header::COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for want in [
-        "Agent",
-        "healthy",
-        "Memory used",
-        "Load (1 min)",
-        "Listeners",
-        "Configuration drift",
-        "Audit summary",
-        "Posture",
-        "<svg class=\"chart\"",
-    ] {
-        assert!(page.contains(want), "host page lacks {want:?}");
-    }
-    let list = c
-        .get(format!("{base}/hosts"))
-        .header(reqwest::header::COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        list.contains(&host) && list.contains("badge agent"),
-        "hosts list shows agent health"
-    );
-
-    // Stopped: stale after three missed heartbeats, alerted once.
-    sentinel_e2e::stop_sentinel(&mut agent);
-    let a = until("the stale state", 30, async || {
-        let (a, _) = agent_state(&c, &base, &reader, &host).await;
-        (a["state"] == "stale").then_some(a)
-    })
-    .await;
-    assert!(
-        a["reason"].as_str().unwrap().contains("no heartbeat"),
-        "{a}"
-    );
-    until("the stale alert", 30, async || {
-        let g = alerts.lock().unwrap();
-        g.iter()
-            .any(|x| x["rule"] == "agent_stale" && x["host"] == host.as_str())
-            .then_some(())
-    })
-    .await;
-
-    // Started again with a one-page ring drained once a second: a flood loses events and the
-    // host turns blind, naming the loss; the recovery from stale and the blindness alert.
-    let flood_cfg = dir.path().join("flood.toml");
-    let text = std::fs::read_to_string(&agent_cfg).unwrap();
-    std::fs::write(
-        &flood_cfg,
-        format!("{text}\n[collect]\nring_buffer_bytes = 4096\ndrain_interval_ms = 1000\n"),
-    )
-    .unwrap();
-    let mut agent = spawn_agent(&flood_cfg, Stdio::null());
-    until("a heartbeat after the restart", 90, async || {
-        let (a, _) = agent_state(&c, &base, &reader, &host).await;
-        (a["state"] != "stale").then_some(())
-    })
-    .await;
-    let target = dir.path().join("f".repeat(150));
-    std::fs::write(&target, "x").unwrap();
-    let a = until("the blind state", 90, async || {
-        let r = run_workload(&[
-            std::ffi::OsStr::new("open-storm"),
-            target.as_os_str(),
-            std::ffi::OsStr::new("100000"),
-        ]);
-        assert!(r.status.success());
-        let (a, _) = agent_state(&c, &base, &reader, &host).await;
-        (a["state"] == "blind").then_some(a)
-    })
-    .await;
-    assert!(a["reason"].as_str().unwrap().contains("events lost"), "{a}");
-    until("the blind alert", 30, async || {
-        let g = alerts.lock().unwrap();
-        g.iter()
-            .any(|x| x["rule"] == "agent_blind" && x["host"] == host.as_str())
-            .then_some(())
-    })
-    .await;
-    sentinel_e2e::stop_sentinel(&mut agent);
-    let g = alerts.lock().unwrap().clone();
-    let stale = g
-        .iter()
-        .filter(|x| x["rule"] == "agent_stale" && x["host"] == host.as_str())
-        .count();
-    assert_eq!(stale, 1, "one alert per change: {g:?}");
-    h.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_capped_spool_drops_the_oldest_batches_while_the_server_is_down_and_says_so() {
-    require_root();
+async fn admins_make_and_revoke_tokens_and_retire_hosts_on_the_fleet_page() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
     let base = h.url();
-    let addr = h.addr;
-    let token = cli_token(&dir.path().join("server.db"), &[]);
-    let host = format!("fleet-e2e-spool-{}", std::process::id());
-    let cap = 40_000u64;
-    let cfg = agent_config(
-        dir.path(),
-        &base,
-        &token,
-        &host,
-        1,
-        &format!("spool_max_bytes = {cap}\n"),
-    );
-    // The server goes down; the agent keeps snapshotting into its spool.
-    h.shutdown().await;
-    let spool = dir.path().join(format!("{host}-spool"));
-    let err_path = dir.path().join("agent.err");
-    let mut agent = spawn_agent(&cfg, Stdio::from(std::fs::File::create(&err_path).unwrap()));
-    let mut seen = std::collections::BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let now: Vec<String> = std::fs::read_dir(&spool)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".json"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        seen.extend(now.iter().cloned());
-        let bytes: u64 = now
-            .iter()
-            .filter_map(|n| std::fs::metadata(spool.join(n)).ok())
-            .map(|m| m.len())
-            .sum();
-        // Dropped: batches seen on disk are gone while nothing could be delivered.
-        if seen.len() >= now.len() + 3 {
-            let newest = now
-                .iter()
-                .max()
-                .and_then(|n| std::fs::metadata(spool.join(n)).ok())
-                .map_or(0, |m| m.len());
-            assert!(
-                bytes <= cap + newest,
-                "{bytes} bytes in the spool, cap {cap}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "no batch was dropped: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // The server is back on the same address: the next heartbeat reports the drops and the
-    // batches kept arrive.
-    let cfg2 = ServerConfig {
-        listen: addr.to_string(),
-        ..dash::config(dir.path())
-    };
-    let h = Server::start(cfg2).await.unwrap();
-    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
-    let reader = dash::read_key(&h, viewer).await;
+    let admin = dash::add_user(&h, "root-admin", Role::Admin, "password-123456").await;
+    let (cookie, csrf) = dash::session(&h, admin).await;
     let c = client();
-    let push = until("a heartbeat reporting dropped batches", 60, async || {
-        let (_, v) = get(&c, &format!("{base}/api/hosts/{host}"), &reader).await;
-        let p = v["fleet"]["agent"]["heartbeat"]["health"]["push"].clone();
-        (p["spool_dropped_batches"].as_u64().unwrap_or(0) > 0 && !v["host"]["snapshot"].is_null())
-            .then_some(p)
-    })
-    .await;
-    assert_eq!(push["spool_max_bytes"], cap, "{push}");
+    let post = |path: &str, form: String| {
+        c.post(format!("{base}{path}"))
+            .header(reqwest::header::COOKIE, &cookie)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form)
+            .send()
+    };
+    let page = post(
+        "/admin/fleet/tokens",
+        format!("csrf={csrf}&expires_hours=2&uses=3&note=rack+4"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    let secret = page
+        .split("code class=\"secret\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("the new token is shown")
+        .to_string();
+    assert!(secret.starts_with("snt_enr_"), "{secret}");
+    assert!(page.contains("rack 4") && page.contains("0 / 3"), "listed");
+    // Shown once: the list shows its prefix only.
+    let list = c
+        .get(format!("{base}/admin/fleet"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!list.contains(&secret) && list.contains(&secret[..14]));
+    // It enrols; then the admin revokes it and retires the host from the page.
+    let cfg = dir.path().join("a.toml");
+    let r = enroll(&base, &secret, "fleet-e2e-page", &cfg);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let id = h.store().list_enrol_tokens().await.unwrap()[0].id;
+    let r = post(
+        &format!("/admin/fleet/tokens/{id}/revoke"),
+        format!("csrf={csrf}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = enroll(&base, &secret, "fleet-e2e-page2", &cfg);
+    assert!(r.stderr.contains("revoked"), "{}", r.stderr);
+    let r = post(
+        "/admin/fleet/hosts/fleet-e2e-page/retire",
+        format!("csrf={csrf}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(
-        push["spool_dropped_items"].as_u64().unwrap()
-            >= push["spool_dropped_batches"].as_u64().unwrap(),
-        "{push}"
+        h.store()
+            .agent("fleet-e2e-page")
+            .await
+            .unwrap()
+            .unwrap()
+            .retired_ns
+            .is_some()
     );
-    sentinel_e2e::stop_sentinel(&mut agent);
-    let err = std::fs::read_to_string(&err_path).unwrap();
+    let r = post("/admin/fleet/tokens", "expires_hours=1&uses=1".into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no CSRF token, no token");
+    let actions = audit_actions(&h).await;
     assert!(
-        err.contains("push spool full ([push] spool_max_bytes)") && err.contains("oldest batches"),
-        "{err}"
+        actions
+            .iter()
+            .filter(|a| *a == "enrol_token_created")
+            .count()
+            == 1
+            && actions.iter().any(|a| a == "enrol_token_revoked"),
+        "{actions:?}"
     );
     h.shutdown().await;
 }

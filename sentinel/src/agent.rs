@@ -70,6 +70,8 @@ pub async fn run(
     args: RunArgs,
     mut control: crate::reload::Reload,
 ) -> anyhow::Result<i32> {
+    // The file's settings, before the flags: what a reload of the same file hashes to.
+    let config_hash = config.hash();
     if !args.kinds.is_empty() {
         config.collect.kinds = args.kinds.clone();
     }
@@ -144,7 +146,7 @@ pub async fn run(
     // The agent's health: every room's live counters, for status, metrics and heartbeats.
     let health = HealthSource::new(Identity {
         host: config.host_name(),
-        config_hash: config.hash(),
+        config_hash,
     });
     health.add(Arc::new(
         collector
@@ -209,7 +211,12 @@ pub async fn run(
             store: (!args.no_detect).then(|| config.store.clone()),
             llm: args.llm.then(|| config.llm.clone()),
             host: config.host_name(),
-            fleet: crate::feed::fleet::options(&config, health.clone()),
+            fleet: crate::feed::fleet::options(
+                &config.push,
+                &config.snapshot,
+                &config.audit,
+                health.clone(),
+            ),
         },
         &edge,
     )
@@ -229,6 +236,7 @@ pub async fn run(
             }
         })
     };
+    let watch = Watch::start(&config, health.clone(), consumers.server_metrics()).await?;
     let sink = tokio::spawn(write_feed(
         feed_rx,
         consumers.explained.take(),
@@ -250,7 +258,11 @@ pub async fn run(
             r = control.signals.next() => match r {
                 crate::signals::Request::Stop => break,
                 crate::signals::Request::Reload => {
-                    crate::reload::reload(control.path.as_deref(), engine_control.as_ref()).await;
+                    if crate::reload::reload(control.path.as_deref(), engine_control.as_ref()).await
+                        && let Ok(fresh) = Config::load(control.path.as_deref())
+                    {
+                        health.set_config_hash(fresh.hash());
+                    }
                 }
             },
         }
@@ -266,6 +278,7 @@ pub async fn run(
         .flatten();
     let _ = sink.await;
     drop(edge);
+    watch.stop().await;
     for (consumer, lost) in consumers.stop().await {
         if lost > 0 {
             eprintln!("sentinel: {consumer} fell behind and skipped {lost} anomalies");
@@ -278,6 +291,57 @@ pub async fn run(
         args.json,
     );
     Ok(exit_code(&summary))
+}
+
+/// What lets others watch the running agent: the metrics endpoint and the status socket.
+struct Watch {
+    endpoint: Option<crate::metrics::http::Endpoint>,
+    socket: Option<crate::metrics::socket::StatusSocket>,
+}
+
+impl Watch {
+    async fn start(
+        config: &Config,
+        health: Arc<HealthSource>,
+        server: Option<crate::server::metrics::ServerMetrics>,
+    ) -> anyhow::Result<Watch> {
+        let endpoint = match config.metrics.agent_addr().map_err(anyhow::Error::msg)? {
+            Some(addr) => {
+                let mut registry = crate::metrics::registry(Some(health.clone()));
+                if let Some(s) = &server {
+                    s.register(&mut registry);
+                }
+                let e = crate::metrics::http::Endpoint::start(addr, registry)
+                    .await
+                    .with_context(|| format!("metrics endpoint on {addr}"))?;
+                eprintln!("sentinel: metrics on http://{}/metrics", e.addr);
+                Some(e)
+            }
+            None => None,
+        };
+        // Without the socket the agent still watches: `sentinel status` just cannot ask.
+        let socket = if config.status.enabled {
+            match crate::metrics::socket::StatusSocket::start(&config.status.socket, health).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(target: "sentinel::agent", "status socket not served: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Watch { endpoint, socket })
+    }
+
+    async fn stop(self) {
+        if let Some(s) = self.socket {
+            s.stop().await;
+        }
+        if let Some(e) = self.endpoint {
+            e.stop().await;
+        }
+    }
 }
 
 /// 1 when events were lost, else 0.

@@ -66,6 +66,9 @@ pub enum Command {
     Feedback(crate::feedback_cmd::FeedbackArgs),
     /// Print the default configuration, or check a configuration file.
     Config(crate::config_cmd::ConfigArgs),
+    /// Ask the running agent how it is: hooks, rates, losses, baselines, push and LLM health
+    /// (exit 0 healthy, 1 degraded, 2 no agent running, 3 could not ask).
+    Status(crate::status_cmd::StatusArgs),
 }
 
 impl Cli {
@@ -102,6 +105,7 @@ impl Command {
             Command::Analyze(_) => "analyze",
             Command::Feedback(_) => "feedback",
             Command::Config(_) => "config",
+            Command::Status(_) => "status",
         }
     }
 }
@@ -142,7 +146,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         None if cli.legacy.any() => {
             crate::snapshot_cmd::run(config()?, cli.legacy, crate::snapshot_cmd::Mode::Flags).await
         }
-        Some(Command::Serve(args)) => crate::server::cli::serve(config()?.server, args).await,
+        Some(Command::Serve(args)) => {
+            let c = config()?;
+            crate::server::cli::serve(c.server, c.metrics, args).await
+        }
         Some(Command::User(args)) => crate::server::cli::user(config()?.server, args).await,
         Some(Command::Host(args)) => crate::server::fleet_cli::host(config()?.server, args).await,
         Some(Command::Enroll(args)) => {
@@ -155,6 +162,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Some(Command::Analyze(args)) => crate::analyze::run(config()?, args).await,
         Some(Command::Config(args)) => crate::config_cmd::run(args, cli.config),
+        Some(Command::Status(args)) => crate::status_cmd::run(config()?, args).await,
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

@@ -48,6 +48,10 @@ pub struct Config {
     pub push: crate::feed::push::PushSettings,
     /// The agent's own diagnostics (stderr, or the journal under systemd).
     pub log: crate::logging::LogConfig,
+    /// Prometheus endpoints of the agent and the server (docs/metrics.md); off by default.
+    pub metrics: crate::metrics::MetricsConfig,
+    /// The agent's status socket, asked by `sentinel status` (docs/metrics.md).
+    pub status: crate::metrics::StatusConfig,
 }
 
 impl Default for Config {
@@ -63,6 +67,8 @@ impl Default for Config {
             llm: Default::default(),
             push: Default::default(),
             log: Default::default(),
+            metrics: Default::default(),
+            status: Default::default(),
         }
     }
 }
@@ -111,6 +117,8 @@ impl Config {
             self.server.validate(),
             self.llm.validate(),
             self.log.validate(),
+            self.metrics.validate(),
+            self.status.validate(),
         ]
         .into_iter()
         .filter_map(Result::err)

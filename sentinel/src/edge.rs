@@ -35,19 +35,7 @@ pub struct EdgeOptions {
     pub fleet: FleetOptions,
 }
 
-/// The fleet side of pushing: how often to send heartbeats and snapshots, and the spool cap.
-#[derive(Default)]
-pub struct FleetOptions {
-    /// Heartbeat interval and the agent's health snapshot (None: no heartbeats).
-    pub heartbeat: Option<(Duration, crate::feed::fleet::HealthFn)>,
-    /// Snapshot interval and what to probe (None: no snapshots).
-    pub snapshots: Option<(
-        Duration,
-        crate::snapshot::SnapshotConfig,
-        crate::audit::AuditConfig,
-    )>,
-    pub spool_max_bytes: Option<u64>,
-}
+pub use crate::feed::fleet::FleetOptions;
 
 pub struct Edge {
     /// Anomalies coming back with their explanation, for the sinks to show and pass on.
@@ -354,6 +342,11 @@ impl Edge {
         let lagged = Arc::new(AtomicU64::new(0));
         self.lagged.push((name, lagged.clone()));
         self.consumers.push((name, consume(rx, f, lagged)));
+    }
+
+    /// The in-process dashboard's counters (`run --serve`), for the agent's metrics.
+    pub fn server_metrics(&self) -> Option<crate::server::metrics::ServerMetrics> {
+        self.server.as_ref().map(|s| s.state.metrics.clone())
     }
 
     /// The edge's parts of the agent's health: consumers' lag, the push client, the

@@ -38,7 +38,8 @@ pub struct AgentHealth {
     pub uptime_secs: f64,
     /// `uname -r`.
     pub kernel_release: String,
-    /// SHA-256 (hex) of the effective configuration as TOML: equal hashes, equal settings.
+    /// SHA-256 (hex) of the configuration file's settings as TOML (before command-line flags),
+    /// updated at each successful reload: equal hashes, equal files' settings.
     pub config_hash: String,
     pub hooks: Hooks,
     pub events: Events,
@@ -271,6 +272,8 @@ struct Sample {
 /// share (`Arc<HealthSource>`); `snapshot` may be called from any thread at any time.
 pub struct HealthSource {
     identity: Identity,
+    /// The configuration's hash: `identity.config_hash` until a reload changes it.
+    config_hash: Mutex<String>,
     started: Instant,
     started_ns: i64,
     kernel_release: String,
@@ -280,14 +283,27 @@ pub struct HealthSource {
 
 impl HealthSource {
     pub fn new(identity: Identity) -> Arc<HealthSource> {
+        // Up since the process started, not since the probes were loaded.
+        let age = process_age().unwrap_or_default();
+        let now = Instant::now();
+        let started = now.checked_sub(age).unwrap_or(now);
         Arc::new(HealthSource {
+            config_hash: Mutex::new(identity.config_hash.clone()),
             identity,
-            started: Instant::now(),
-            started_ns: now_ns(),
+            started,
+            started_ns: now_ns()
+                .saturating_sub(i64::try_from(now.duration_since(started).as_nanos()).unwrap_or(0)),
             kernel_release: kernel_release(),
             parts: Mutex::new(Vec::new()),
             samples: Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// A reloaded configuration's hash (SIGHUP).
+    pub fn set_config_hash(&self, hash: String) {
+        if let Ok(mut h) = self.config_hash.lock() {
+            *h = hash;
+        }
     }
 
     /// Adds a room's counters (parts are read in the order added).
@@ -310,7 +326,11 @@ impl HealthSource {
             time_ns: now_ns(),
             uptime_secs: now.duration_since(self.started).as_secs_f64(),
             kernel_release: self.kernel_release.clone(),
-            config_hash: self.identity.config_hash.clone(),
+            config_hash: self
+                .config_hash
+                .lock()
+                .map(|h| h.clone())
+                .unwrap_or_default(),
             ..Default::default()
         };
         let parts: Vec<Arc<dyn HealthPart>> = match self.parts.lock() {
@@ -387,6 +407,18 @@ impl HealthSource {
     }
 }
 
+/// How long this process has run (from its start time in /proc, in clock ticks since boot).
+fn process_age() -> Option<Duration> {
+    let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
+    let ticks = procfs::ticks_per_second().max(1);
+    let since_boot = {
+        use procfs::Current as _;
+        procfs::Uptime::current().ok()?.uptime
+    };
+    let started = stat.starttime as f64 / ticks as f64;
+    Some(Duration::from_secs_f64((since_boot - started).max(0.0)))
+}
+
 /// The running kernel's release (`uname -r`), or "unknown".
 pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -449,12 +481,23 @@ mod tests {
         assert_eq!(h.config_hash, "abc");
         assert_eq!(h.pid, std::process::id());
         assert!(!h.kernel_release.is_empty());
+        // Up since the process started (this test process), and the start is in the past.
+        assert!(h.started_ns <= h.time_ns);
+        assert!(h.uptime_secs >= 0.0);
+        let age = process_age().expect("our own /proc entry");
+        assert!(
+            (h.uptime_secs - age.as_secs_f64()).abs() < 1.0,
+            "{} vs {age:?}",
+            h.uptime_secs
+        );
         assert_eq!(h.events.total, 15);
         assert_eq!(h.pipeline.queued, 3, "received 15, analysed 12");
         f.execs.store(9, Relaxed);
         assert_eq!(s.snapshot().events.per_kind["exec"], 9, "nothing cached");
         assert_eq!(h.verdict(), Verdict::Healthy);
         assert!(h.problems().is_empty());
+        s.set_config_hash("def".into());
+        assert_eq!(s.snapshot().config_hash, "def", "a reload shows");
     }
 
     #[test]

@@ -42,10 +42,35 @@ fn windows_roll_over_on_event_time_and_on_tick() {
         e.observe(ev);
     }
     assert_eq!(e.stats().windows_learned, 0);
+    let gauges = e.health();
+    let health = || {
+        let mut h = crate::health::AgentHealth::default();
+        crate::health::HealthPart::fill(&*gauges, &mut h);
+        h.detect.expect("the engine fills its part")
+    };
+    assert_eq!(
+        health().baselines["principal"].learning,
+        0,
+        "nothing learned yet"
+    );
     // Nothing for a while: the tick closes the window.
     e.tick(t0 + 10 * 60_000_000_000);
     let learned = e.stats().windows_learned;
     assert!(learned >= 1, "{:?}", e.stats());
+    // The tick published the learned window and the new profile's state.
+    let d = health();
+    assert_eq!(d.windows_learned, learned);
+    assert!(d.baselines["principal"].learning >= 1, "{d:?}");
+    assert_eq!(d.baselines["principal"].calibrated, 0);
+    assert!(d.processes > 0, "the replayed processes are in the table");
+    assert_eq!(
+        d.baselines
+            .values()
+            .map(|s| s.learning + s.calibrating + s.calibrated)
+            .sum::<u64>(),
+        e.baselines().len() as u64,
+        "every profile counted once"
+    );
     let p = e.baselines().principal(1000).unwrap();
     assert_eq!(p.windows, 1);
     assert_eq!(p.state, Calibration::Learning);

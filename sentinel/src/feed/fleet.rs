@@ -130,6 +130,8 @@ pub async fn heartbeat_loop(b: Beat, stats: std::sync::Arc<super::push::Stats>) 
     use std::sync::atomic::Ordering::Relaxed;
     let mut tick = tokio::time::interval(b.every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A refusal is logged when it starts and when it changes, not every interval.
+    let mut refused: Option<reqwest::StatusCode> = None;
     loop {
         tick.tick().await;
         let hb = heartbeat_now(&b);
@@ -143,12 +145,19 @@ pub async fn heartbeat_loop(b: Beat, stats: std::sync::Arc<super::push::Stats>) 
         match r {
             Ok(r) if r.status().is_success() => {
                 stats.heartbeats.fetch_add(1, Relaxed);
+                if refused.take().is_some() {
+                    tracing::info!("heartbeats accepted again");
+                }
             }
             Ok(r) => {
                 stats.heartbeat_failures.fetch_add(1, Relaxed);
                 let status = r.status();
                 let text = r.text().await.unwrap_or_default();
-                tracing::warn!("heartbeat refused: HTTP {status} {text}");
+                if refused.replace(status) != Some(status) {
+                    tracing::warn!(
+                        "heartbeat refused: HTTP {status} {text} (an older server has no /api/ingest/heartbeat: 404)"
+                    );
+                }
             }
             Err(e) => {
                 stats.heartbeat_failures.fetch_add(1, Relaxed);
@@ -202,15 +211,30 @@ pub async fn snapshot_loop(s: Snapshots, pusher: std::sync::Arc<super::push::Pus
     }
 }
 
+/// The fleet side of pushing: how often to send heartbeats and snapshots, and the spool cap.
+#[derive(Default)]
+pub struct FleetOptions {
+    /// Heartbeat interval and the agent's health snapshot (None: no heartbeats).
+    pub heartbeat: Option<(std::time::Duration, HealthFn)>,
+    /// Snapshot interval and what to probe (None: no snapshots).
+    pub snapshots: Option<(
+        std::time::Duration,
+        crate::snapshot::SnapshotConfig,
+        crate::audit::AuditConfig,
+    )>,
+    pub spool_max_bytes: Option<u64>,
+}
+
 /// The push client's fleet settings from `[push]`.
 pub fn options(
-    config: &crate::config::Config,
+    p: &super::push::PushSettings,
+    snapshot: &crate::snapshot::SnapshotConfig,
+    audit: &crate::audit::AuditConfig,
     health: std::sync::Arc<crate::health::HealthSource>,
-) -> crate::edge::FleetOptions {
+) -> FleetOptions {
     let health = HealthFn(health);
-    let p = &config.push;
     let secs = |v: Option<u64>, d: u64| std::time::Duration::from_secs(v.unwrap_or(d).max(1));
-    crate::edge::FleetOptions {
+    FleetOptions {
         heartbeat: (p.heartbeat_interval_secs != Some(0)).then(|| {
             (
                 secs(p.heartbeat_interval_secs, DEFAULT_HEARTBEAT_SECS),
@@ -220,8 +244,8 @@ pub fn options(
         snapshots: (p.snapshot_interval_secs != Some(0)).then(|| {
             (
                 secs(p.snapshot_interval_secs, DEFAULT_SNAPSHOT_SECS),
-                config.snapshot.clone(),
-                config.audit.clone(),
+                snapshot.clone(),
+                audit.clone(),
             )
         }),
         spool_max_bytes: p.spool_max_bytes,

@@ -189,7 +189,7 @@ pub async fn host(State(st): State<AppState>, Path(name): Path<String>) -> Respo
         "posture": super::hosts::posture(&h),
         "risk_24h": series.iter().map(|(t, s)| json!({ "time_ns": t, "score": s })).collect::<Vec<_>>(),
         "history": history,
-        "fleet": super::fleet_api::host_extra(&st, &name, t).await,
+        "fleet": super::fleet_lists::host_extra(&st, &name, t).await,
     }))
 }
 

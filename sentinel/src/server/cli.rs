@@ -84,7 +84,11 @@ impl ServeArgs {
     }
 }
 
-pub async fn serve(config: ServerConfig, args: ServeArgs) -> anyhow::Result<i32> {
+pub async fn serve(
+    config: ServerConfig,
+    metrics: crate::metrics::MetricsConfig,
+    args: ServeArgs,
+) -> anyhow::Result<i32> {
     let cfg = args.apply(config);
     if let Some(ServeCmd::RotateKey) = args.cmd {
         return rotate_key(&cfg).await;
@@ -107,7 +111,22 @@ pub async fn serve(config: ServerConfig, args: ServeArgs) -> anyhow::Result<i32>
     drop(store);
     let handle = Server::start(cfg).await.context("starting the dashboard")?;
     eprintln!("sentinel: dashboard on {}", handle.url());
+    let endpoint = match metrics.server_addr().map_err(anyhow::Error::msg)? {
+        Some(addr) => {
+            let mut registry = crate::metrics::registry(None);
+            handle.state.metrics.register(&mut registry);
+            let e = crate::metrics::http::Endpoint::start(addr, registry)
+                .await
+                .with_context(|| format!("metrics endpoint on {addr}"))?;
+            eprintln!("sentinel: metrics on http://{}/metrics", e.addr);
+            Some(e)
+        }
+        None => None,
+    };
     wait_for_stop().await;
+    if let Some(e) = endpoint {
+        e.stop().await;
+    }
     handle.shutdown().await;
     Ok(crate::exit::OK)
 }

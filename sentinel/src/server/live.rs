@@ -74,11 +74,13 @@ pub async fn stream(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let filter = q.filter(0);
     let rx = st.live.subscribe();
+    // Counted open for as long as the stream lives (the guard goes with its state).
+    let open = st.metrics.stream_opened();
     let hello =
         futures_util::stream::once(async { Ok(Event::default().event("hello").data("{}")) });
     let events = futures_util::stream::unfold(
-        (rx, st, actor, filter),
-        |(mut rx, st, actor, filter)| async move {
+        (rx, st, actor, filter, open),
+        |(mut rx, st, actor, filter, open)| async move {
             let mut check = tokio::time::interval(RECHECK);
             check.tick().await;
             loop {
@@ -95,12 +97,12 @@ pub async fn stream(
                                 tracing::warn!("live feed: anomaly {:?} could not be framed; skipped", a.anomaly.id);
                                 continue;
                             };
-                            return Some((Ok(ev), (rx, st, actor, filter)));
+                            return Some((Ok(ev), (rx, st, actor, filter, open)));
                         }
                         // A slow browser missed some: tell it to reload rather than silently drop.
                         Err(RecvError::Lagged(n)) => {
                             let ev = Event::default().event("lagged").data(n.to_string());
-                            return Some((Ok(ev), (rx, st, actor, filter)));
+                            return Some((Ok(ev), (rx, st, actor, filter, open)));
                         }
                         Err(RecvError::Closed) => return None,
                     },

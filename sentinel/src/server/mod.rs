@@ -17,6 +17,7 @@ pub mod feedback_web;
 pub mod fleet;
 pub mod fleet_api;
 pub mod fleet_cli;
+pub mod fleet_lists;
 pub mod fleet_pages;
 pub mod hosts;
 pub mod incident_pages;
@@ -26,6 +27,7 @@ pub mod keys;
 pub mod live;
 pub mod login;
 pub mod mail;
+pub mod metrics;
 pub mod migrate;
 pub mod notify;
 pub mod postgres;
@@ -291,6 +293,8 @@ pub struct AppState {
     /// Security notices to users' own addresses.
     pub notify: notify::Notifier,
     pub tls: bool,
+    /// Counters for the Prometheus exposition (`[metrics] server_listen`).
+    pub metrics: metrics::ServerMetrics,
 }
 
 impl AppState {
@@ -323,6 +327,7 @@ impl AppState {
                 store.clone(),
             ),
             store,
+            metrics: metrics::ServerMetrics::new(cfg.db.clone()),
             cfg: Arc::new(cfg),
             live,
             tls,

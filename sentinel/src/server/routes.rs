@@ -11,8 +11,8 @@ use axum::routing::{MethodRouter, delete, get, post};
 use super::access::{self, Access};
 use super::store::Role;
 use super::{
-    AppState, account, admin, api, feedback, feedback_web, fleet_api, fleet_pages, hosts,
-    incident_pages, incidents, keys, live, login, web,
+    AppState, account, admin, api, feedback, feedback_web, fleet_api, fleet_lists, fleet_pages,
+    hosts, incident_pages, incidents, keys, live, login, web,
 };
 
 pub struct RouteSpec {
@@ -233,7 +233,7 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
         ),
         (g.clone(), "/api/live", V, get(live::stream)),
         (g.clone(), "/api/me", V, get(api::me)),
-        (g.clone(), "/api/anomalies", V, get(fleet_api::anomalies)),
+        (g.clone(), "/api/anomalies", V, get(fleet_lists::anomalies)),
         (g.clone(), "/api/anomalies/{id}", V, get(api::anomaly)),
         (g.clone(), "/api/incidents", V, get(incidents::api_list)),
         (
@@ -248,7 +248,7 @@ fn table() -> Vec<(Method, &'static str, Access, MethodRouter<AppState>)> {
             O,
             post(api::ack_anomaly),
         ),
-        (g.clone(), "/api/hosts", V, get(fleet_api::hosts)),
+        (g.clone(), "/api/hosts", V, get(fleet_lists::hosts)),
         (g.clone(), "/api/hosts/{name}", V, get(api::host)),
         (p.clone(), "/api/hosts/{name}/ack", O, post(api::ack_host)),
         (g.clone(), "/api/sessions", V, get(api::sessions)),
@@ -316,9 +316,15 @@ pub fn router(st: AppState) -> Router {
         } else {
             st.cfg.max_form_bytes
         };
-        let mr = mr
+        let mut mr = mr
             .route_layer(from_fn_with_state((st.clone(), access), access::guard))
             .layer(DefaultBodyLimit::max(limit));
+        if path == "/api/ingest" {
+            mr = mr.layer(from_fn_with_state(
+                st.metrics.clone(),
+                super::metrics::time_ingest,
+            ));
+        }
         r = r.route(path, mr);
     }
     r.fallback(web::not_found)

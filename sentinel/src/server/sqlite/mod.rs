@@ -11,6 +11,7 @@ mod accounts;
 mod data;
 mod feedback;
 mod fleet;
+mod fleet_pages;
 mod incidents;
 mod sealed;
 
