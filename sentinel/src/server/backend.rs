@@ -26,10 +26,13 @@ pub async fn open(
 ) -> DbResult<(Arc<dyn ServerStore>, Resealed)> {
     Ok(match (&cfg.database, keys) {
         (Some(url), Some(k)) => {
-            let (s, r) = PgStore::open_sealed(url, k).await?;
+            let (s, r) = PgStore::open_sealed(url, cfg.database_pool, k).await?;
             (Arc::new(s), r)
         }
-        (Some(url), None) => (Arc::new(PgStore::open(url).await?), Resealed::default()),
+        (Some(url), None) => (
+            Arc::new(PgStore::open_pool(url, cfg.database_pool).await?),
+            Resealed::default(),
+        ),
         (None, Some(k)) => {
             let (s, r) = SqliteStore::open_sealed(&cfg.db, k)?;
             (Arc::new(s), r)

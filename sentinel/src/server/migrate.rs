@@ -306,7 +306,9 @@ mod tests {
             (2, 2, 1, 1)
         );
 
-        let (p, r) = PgStore::open_sealed(&url, keys).await.unwrap();
+        let (p, r) = PgStore::open_sealed(&url, crate::server::postgres::POOL_SIZE, keys)
+            .await
+            .unwrap();
         assert!(r.unreadable.is_empty() && r.rekeyed == 0, "{r:?}");
         let u = p.user_by_name("olga").await.unwrap().unwrap();
         assert_eq!((u.id, u.password_hash.as_str()), (olga, "h1"));

@@ -64,6 +64,9 @@ pub struct ServerConfig {
     /// A PostgreSQL server instead of the SQLite file, for sites with many hosts:
     /// `postgres://user:password@host:5432/sentinel` (docs/server.md, "PostgreSQL").
     pub database: Option<String>,
+    /// Connections the server keeps to PostgreSQL (ingests, pages and live checks each take
+    /// one while they run); stay under the server's `max_connections`.
+    pub database_pool: usize,
     /// The key that seals TOTP secrets in the database (32 bytes, mode 0600, created at
     /// first start). Default: the database path with `.key` appended. Back it up with the
     /// database, but keep it out of the database's backups if you can.
@@ -135,6 +138,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             db: PathBuf::from(DEFAULT_DB),
             database: None,
+            database_pool: 16,
             secret_key_file: None,
             tls_cert: None,
             tls_key: None,
@@ -179,6 +183,9 @@ impl ServerConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        if !(1..=1000).contains(&self.database_pool) {
+            return Err("server database_pool must be 1-1000".into());
+        }
         if let Some(url) = &self.database {
             if !postgres::is_postgres_url(url) {
                 return Err(format!(

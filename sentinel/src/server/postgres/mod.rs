@@ -183,9 +183,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     fleet::MIGRATION,
 ];
 
-/// Connections per server: the dashboard, the live feed and many agents' ingests at once,
-/// well under PostgreSQL's default of 100 connections.
-const POOL_SIZE: usize = 16;
+/// Connections per server by default (`[server] database_pool`): the dashboard, the live feed
+/// and many agents' ingests at once, well under PostgreSQL's default of 100 connections.
+pub const POOL_SIZE: usize = 16;
 
 pub struct PgStore {
     pool: Pool,
@@ -202,6 +202,11 @@ impl PgStore {
     /// Connects (checking the server answers), applies pending migrations and returns the
     /// store. Without a key, TOTP secrets read as absent and cannot be set.
     pub async fn open(url: &str) -> DbResult<PgStore> {
+        Self::open_pool(url, POOL_SIZE).await
+    }
+
+    /// As `open`, with a pool of `size` connections.
+    pub async fn open_pool(url: &str, size: usize) -> DbResult<PgStore> {
         let open_err = |msg: String| DbError::Open {
             path: redact(url),
             msg,
@@ -215,7 +220,7 @@ impl PgStore {
             },
         );
         let pool = Pool::builder(mgr)
-            .max_size(POOL_SIZE)
+            .max_size(size.max(1))
             .build()
             .map_err(|e| open_err(e.to_string()))?;
         let s = PgStore { pool, keys: None };
@@ -226,8 +231,12 @@ impl PgStore {
 
     /// Opens with the key that seals TOTP secrets and reseals at once every secret not under
     /// it (as `SqliteStore::open_sealed`).
-    pub async fn open_sealed(url: &str, keys: Keyring) -> DbResult<(PgStore, Resealed)> {
-        let mut s = Self::open(url).await?;
+    pub async fn open_sealed(
+        url: &str,
+        size: usize,
+        keys: Keyring,
+    ) -> DbResult<(PgStore, Resealed)> {
+        let mut s = Self::open_pool(url, size).await?;
         s.keys = Some(keys);
         let r = s.reseal().await?;
         Ok((s, r))

@@ -34,9 +34,13 @@ pub(crate) fn sqlite() -> TestStore {
 /// A store on a database of its own in the shared throw-away cluster.
 pub(crate) async fn postgres() -> TestStore {
     let url = super::postgres::testing::database().await;
-    let (s, _) = super::postgres::PgStore::open_sealed(&url, Keyring::ephemeral().unwrap())
-        .await
-        .expect("opening the PostgreSQL store");
+    let (s, _) = super::postgres::PgStore::open_sealed(
+        &url,
+        super::postgres::POOL_SIZE,
+        Keyring::ephemeral().unwrap(),
+    )
+    .await
+    .expect("opening the PostgreSQL store");
     TestStore {
         store: Arc::new(s),
         _guard: Box::new(()),
