@@ -32,6 +32,7 @@ pub mod migrate;
 pub mod notify;
 pub mod postgres;
 pub mod reauth;
+pub mod retention;
 pub mod routes;
 pub mod secrets;
 pub mod sqlite;
@@ -115,21 +116,7 @@ pub struct ServerConfig {
     /// When and where the dashboard sends alerts.
     pub alerts: alerts::AlertsConfig,
     /// Per-table retention, in days; a table left unset keeps `retention_days`.
-    pub retention: RetentionConfig,
-}
-
-/// `[server.retention]`: how long each table keeps its rows (unset: `retention_days`).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct RetentionConfig {
-    /// Anomalies, by the server's receipt time.
-    pub anomalies_days: Option<u64>,
-    /// Incidents, by the receipt of their latest state.
-    pub incidents_days: Option<u64>,
-    /// Host snapshots (configuration drift compares the latest two).
-    pub snapshots_days: Option<u64>,
-    /// Baseline fingerprints.
-    pub fingerprints_days: Option<u64>,
+    pub retention: retention::RetentionConfig,
 }
 
 impl Default for ServerConfig {
@@ -159,29 +146,12 @@ impl Default for ServerConfig {
             max_clock_skew_secs: 300,
             insecure_http: false,
             alerts: alerts::AlertsConfig::default(),
-            retention: RetentionConfig::default(),
+            retention: retention::RetentionConfig::default(),
         }
     }
 }
 
 impl ServerConfig {
-    /// The retention horizons at `now_ns`.
-    pub fn horizons(&self, now_ns: i64) -> store::Horizons {
-        let day = 86_400_000_000_000i64;
-        let before = |days: u64| now_ns.saturating_sub((days as i64).saturating_mul(day));
-        let r = &self.retention;
-        let data = |d: Option<u64>| before(d.unwrap_or(self.retention_days));
-        store::Horizons {
-            anomalies: data(r.anomalies_days),
-            incidents: data(r.incidents_days),
-            snapshots: data(r.snapshots_days),
-            fingerprints: data(r.fingerprints_days),
-            audit: before(self.audit_retention_days),
-            session_idle: now_ns - self.session_idle_mins as i64 * 60_000_000_000,
-            session_created: now_ns - self.session_max_hours as i64 * 3_600_000_000_000,
-        }
-    }
-
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=1000).contains(&self.database_pool) {
             return Err("server database_pool must be 1-1000".into());
@@ -603,7 +573,7 @@ impl Server {
                 })
             }
         };
-        spawn_retention(state.clone());
+        retention::spawn(state.clone());
         fleet_api::spawn_watch(state.clone());
         tracing::info!("dashboard listening on {addr}");
         Ok(ServerHandle {
@@ -614,22 +584,6 @@ impl Server {
             _key_lock: None,
         })
     }
-}
-
-/// Applies the retention horizon hourly (and once at start).
-fn spawn_retention(st: AppState) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            let now = crate::store::now_ns();
-            let r = st.store.purge(&st.cfg.horizons(now)).await;
-            match r {
-                Ok(p) => tracing::debug!(?p, "retention applied"),
-                Err(e) => tracing::warn!("retention failed: {e}"),
-            }
-        }
-    });
 }
 
 #[cfg(test)]

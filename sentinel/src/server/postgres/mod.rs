@@ -10,6 +10,7 @@ mod accounts;
 mod data;
 mod feedback;
 mod fleet;
+mod fleet_pages;
 mod incidents;
 mod sealed;
 pub mod testing;
