@@ -11,7 +11,7 @@ use sentinel::server::fleet::NewEnrolToken;
 use sentinel::server::store::Role;
 use sentinel::server::{ServerHandle, auth};
 use sentinel_e2e::dash;
-use sentinel_e2e::fleet::{cli_token, client, enroll, get};
+use sentinel_e2e::fleet::{cli_token_on, client, db_args, enroll, get};
 use sentinel_e2e::sentinel;
 use serde_json::{Value, json};
 
@@ -51,7 +51,6 @@ async fn enrolment_gives_a_bound_key_rotates_it_and_refuses_spent_expired_and_re
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
     let base = h.url();
-    let db = dir.path().join("server.db");
     let admin = dash::add_user(&h, "root-admin", Role::Admin, "password-123456").await;
     let admin_key = dash::key(
         &h,
@@ -62,7 +61,7 @@ async fn enrolment_gives_a_bound_key_rotates_it_and_refuses_spent_expired_and_re
     )
     .await;
     let c = client();
-    let token = cli_token(&db, &["--uses", "2", "--expires", "1h"]);
+    let token = cli_token_on(&h, &["--uses", "2", "--expires", "1h"]);
     let cfg = dir.path().join("etc/sentinel.toml");
     std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     std::fs::write(&cfg, "# my agent\n[push]\nspool_dir = \"/tmp/x\"\n").unwrap();
@@ -186,7 +185,7 @@ async fn enrolment_gives_a_bound_key_rotates_it_and_refuses_spent_expired_and_re
     assert_eq!(r.status(), StatusCode::OK);
     let (s, _) = heartbeat(&c, &base, &key2, &beat("fleet-e2e-web", json!({}))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let fresh = cli_token(&db, &[]);
+    let fresh = cli_token_on(&h, &[]);
     let r = enroll(&base, &fresh, "fleet-e2e-web", &cfg);
     assert!(
         r.stderr.contains("HTTP 409") && r.stderr.contains("retired"),
@@ -237,7 +236,8 @@ async fn enrolment_gives_a_bound_key_rotates_it_and_refuses_spent_expired_and_re
         );
     }
     // The CLI lists the agent as retired.
-    let r = sentinel(&["host", "--db", db.to_str().unwrap(), "list"]);
+    let db_args = db_args(&h);
+    let r = sentinel(&["host", &db_args[0], &db_args[1], "list"]);
     assert!(r.stdout.contains("fleet-e2e-web\tretired"), "{}", r.stdout);
     h.shutdown().await;
 }
