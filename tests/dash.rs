@@ -10,10 +10,35 @@ use sentinel::model::{Anomaly, ChainLink, Evidence, Factor, Level, Principal};
 use sentinel::server::store::{KeyScope, NewApiKey, NewSession, Role};
 use sentinel::server::{Server, ServerConfig, ServerHandle, auth};
 
+/// The store a test server runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    /// The SQLite file in the test's directory.
+    Sqlite,
+    /// A database of its own in the test process's throw-away PostgreSQL cluster.
+    Postgres,
+}
+
+impl Db {
+    /// `SENTINEL_TEST_DB=postgres` runs every server suite on PostgreSQL; SQLite otherwise.
+    pub fn from_env() -> Db {
+        match std::env::var("SENTINEL_TEST_DB").as_deref() {
+            Ok("postgres") => Db::Postgres,
+            Ok("sqlite") | Err(_) => Db::Sqlite,
+            Ok(other) => panic!("SENTINEL_TEST_DB={other:?}: expected sqlite or postgres"),
+        }
+    }
+}
+
 pub fn config(dir: &Path) -> ServerConfig {
+    config_on(dir, Db::from_env())
+}
+
+pub fn config_on(dir: &Path, db: Db) -> ServerConfig {
     ServerConfig {
         listen: "127.0.0.1:0".into(),
         db: dir.join("server.db"),
+        database: (db == Db::Postgres).then(sentinel::server::postgres::testing::database_blocking),
         ..ServerConfig::default()
     }
 }
@@ -22,21 +47,32 @@ pub async fn start(dir: &Path) -> ServerHandle {
     Server::start(config(dir)).await.expect("server starts")
 }
 
-pub fn add_user(h: &ServerHandle, name: &str, role: Role, password: &str) -> i64 {
+pub async fn start_on(dir: &Path, db: Db) -> ServerHandle {
+    Server::start(config_on(dir, db))
+        .await
+        .expect("server starts")
+}
+
+pub async fn add_user(h: &ServerHandle, name: &str, role: Role, password: &str) -> i64 {
     let hash = auth::hash_password(password).unwrap();
     h.store()
         .create_user(name, &hash, role, sentinel::store::now_ns())
+        .await
         .unwrap()
 }
 
 /// A signed-in session made directly in the store: (cookie header value, CSRF token).
-pub fn session(h: &ServerHandle, user_id: i64) -> (String, String) {
-    let (cookie, csrf, _) = session_started_at(h, user_id, sentinel::store::now_ns());
+pub async fn session(h: &ServerHandle, user_id: i64) -> (String, String) {
+    let (cookie, csrf, _) = session_started_at(h, user_id, sentinel::store::now_ns()).await;
     (cookie, csrf)
 }
 
 /// A session as if signed in at `at_ns`: (cookie header value, CSRF token, session id).
-pub fn session_started_at(h: &ServerHandle, user_id: i64, at_ns: i64) -> (String, String, i64) {
+pub async fn session_started_at(
+    h: &ServerHandle,
+    user_id: i64,
+    at_ns: i64,
+) -> (String, String, i64) {
     let token = auth::new_token().unwrap();
     let csrf = auth::new_token().unwrap();
     let id = h
@@ -50,12 +86,13 @@ pub fn session_started_at(h: &ServerHandle, user_id: i64, at_ns: i64) -> (String
             ip: "127.0.0.1".into(),
             user_agent: "test".into(),
         })
+        .await
         .unwrap();
     (format!("sentinel_session={token}"), csrf, id)
 }
 
 /// A key of `scope` (bound to `host` for ingest keys) made directly in the store.
-pub fn key(
+pub async fn key(
     h: &ServerHandle,
     user_id: i64,
     name: &str,
@@ -74,12 +111,13 @@ pub fn key(
             scope,
             host,
         })
+        .await
         .unwrap();
     key
 }
 
 /// An agent's key: push only, for `host`.
-pub fn ingest_key(h: &ServerHandle, user_id: i64, host: &str) -> String {
+pub async fn ingest_key(h: &ServerHandle, user_id: i64, host: &str) -> String {
     key(
         h,
         user_id,
@@ -87,11 +125,12 @@ pub fn ingest_key(h: &ServerHandle, user_id: i64, host: &str) -> String {
         KeyScope::Ingest,
         Some(host),
     )
+    .await
 }
 
 /// A read-only personal key.
-pub fn read_key(h: &ServerHandle, user_id: i64) -> String {
-    key(h, user_id, "reader", KeyScope::Read, None)
+pub async fn read_key(h: &ServerHandle, user_id: i64) -> String {
+    key(h, user_id, "reader", KeyScope::Read, None).await
 }
 
 pub fn anomaly(host: &str, user: &str, id: &str, level: Level) -> Anomaly {
@@ -209,7 +248,7 @@ pub async fn ingest_load(
             .copied()
             .unwrap_or(0.0)
     };
-    let stored = h.store().count_anomalies().unwrap_or(0) as usize;
+    let stored = h.store().count_anomalies().await.unwrap_or(0) as usize;
     LoadReport {
         batches,
         accepted,

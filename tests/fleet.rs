@@ -26,6 +26,27 @@ pub fn cli_token(db: &Path, extra: &[&str]) -> String {
     t
 }
 
+/// The `sentinel host`/`user` arguments naming the database a test server runs on: its
+/// PostgreSQL database (`SENTINEL_TEST_DB=postgres`) or its SQLite file.
+pub fn db_args(h: &sentinel::server::ServerHandle) -> Vec<String> {
+    match &h.state.cfg.database {
+        Some(url) => vec!["--database".into(), url.clone()],
+        None => vec!["--db".into(), h.state.cfg.db.display().to_string()],
+    }
+}
+
+/// As `cli_token`, on the database of a running test server, whichever backend it is.
+pub fn cli_token_on(h: &sentinel::server::ServerHandle, extra: &[&str]) -> String {
+    let db = db_args(h);
+    let mut args = vec!["host", db[0].as_str(), db[1].as_str(), "token"];
+    args.extend_from_slice(extra);
+    let r = sentinel(&args);
+    assert_eq!(r.code, 0, "sentinel host token: {}", r.stderr);
+    let t = r.stdout.trim().to_string();
+    assert!(t.starts_with("snt_enr_"), "{t}");
+    t
+}
+
 /// `sentinel enroll URL --token T --host H --config CFG`.
 pub fn enroll(url: &str, token: &str, host: &str, cfg: &Path) -> Run {
     sentinel(&[

@@ -534,6 +534,7 @@ async fn server_metrics_count_ingest_requests_latency_and_live_streams() {
         let hash = sentinel::server::auth::hash_password("pw-metrics-test").unwrap();
         let uid = store
             .create_user("ops", &hash, Role::Admin, sentinel::store::now_ns())
+            .await
             .unwrap();
         let mut keys = Vec::new();
         for (scope, host) in [(KeyScope::Ingest, Some("m1")), (KeyScope::Read, None)] {
@@ -549,6 +550,7 @@ async fn server_metrics_count_ingest_requests_latency_and_live_streams() {
                     scope,
                     host,
                 })
+                .await
                 .unwrap();
             keys.push(key);
         }

@@ -334,15 +334,15 @@ fn anomalies_reach_a_dashboard_through_push() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(dash::start(dir.path()));
-    let uid = dash::add_user(
+    let uid = rt.block_on(dash::add_user(
         &server,
         "agent-owner",
         Role::Operator,
         "correct horse battery staple",
-    );
+    ));
     // The agent's key pushes for its own host only; reading back takes a read key.
-    let key = dash::ingest_key(&server, uid, "e2e-push-host");
-    let reader = dash::read_key(&server, uid);
+    let key = rt.block_on(dash::ingest_key(&server, uid, "e2e-push-host"));
+    let reader = rt.block_on(dash::read_key(&server, uid));
     let url = format!("http://{}", server.addr);
     let cfg = config_in(dir.path(), "host = \"e2e-push-host\"\n");
     let (_, recs, _) = run_and_exec_from_tmp(

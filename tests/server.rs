@@ -74,20 +74,18 @@ fn concrete(path: &str) -> String {
 async fn every_route_enforces_its_role_for_every_identity() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
-    let ids: Vec<(Role, i64)> = Role::ALL
-        .iter()
-        .map(|r| {
-            (
-                *r,
-                dash::add_user(&h, &format!("u-{r}"), *r, "password-123456"),
-            )
-        })
-        .collect();
+    let mut ids: Vec<(Role, i64)> = Vec::new();
+    for r in Role::ALL {
+        ids.push((
+            r,
+            dash::add_user(&h, &format!("u-{r}"), r, "password-123456").await,
+        ));
+    }
     let mut keys: Vec<((Role, KeyScope), String)> = Vec::new();
     for (r, id) in &ids {
         for scope in KeyScope::ALL {
             let host = (scope == KeyScope::Ingest).then_some("no-such-host");
-            keys.push(((*r, scope), dash::key(&h, *id, "k", scope, host)));
+            keys.push(((*r, scope), dash::key(&h, *id, "k", scope, host).await));
         }
     }
     let c = client();
@@ -127,7 +125,7 @@ async fn every_route_enforces_its_role_for_every_identity() {
                     Who::Session(r) => {
                         // A fresh session per request: some routes (logout, revoke) end it.
                         let id = ids.iter().find(|(x, _)| *x == r).unwrap().1;
-                        let (cookie, token) = dash::session(&h, id);
+                        let (cookie, token) = dash::session(&h, id).await;
                         rb = rb.header(COOKIE, cookie);
                         csrf = token;
                     }
@@ -247,7 +245,7 @@ async fn every_route_enforces_its_role_for_every_identity() {
     }
     assert!(checked > 1400, "{checked}");
     // A wrong CSRF token is as bad as none.
-    let (cookie, _) = dash::session(&h, ids[2].1);
+    let (cookie, _) = dash::session(&h, ids[2].1).await;
     let r = c
         .post(format!("{base}/sessions/revoke-others"))
         .header(COOKIE, cookie)
@@ -264,7 +262,7 @@ async fn every_route_enforces_its_role_for_every_identity() {
 async fn hostile_host_and_user_names_are_shown_escaped() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
-    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456");
+    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
     let host = "<script>alert('host')</script>";
     let user = "<img src=x onerror=alert(1)>";
     let mut a = dash::anomaly(host, user, "xss-1", Level::High);
@@ -279,8 +277,9 @@ async fn hostile_host_and_user_names_are_shown_escaped() {
         snapshots: vec![snap],
         ..Default::default()
     })
+    .await
     .unwrap();
-    let (cookie, _) = dash::session(&h, viewer);
+    let (cookie, _) = dash::session(&h, viewer).await;
     let c = client();
     let pages = [
         "/".to_string(),
@@ -343,7 +342,7 @@ async fn strangers_failing_on_purpose_cannot_keep_the_owner_out() {
     };
     let h = sentinel::server::Server::start(cfg).await.unwrap();
     let base = h.url();
-    dash::add_user(&h, "alice", Role::Admin, "password-123456");
+    dash::add_user(&h, "alice", Role::Admin, "password-123456").await;
     let c = client();
     let owner = Some("10.0.0.1");
     let r = dash::login_from(&c, &base, "alice", "password-123456", owner).await;
@@ -383,7 +382,7 @@ async fn login_lockout_totp_once_and_recovery_codes() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
     let base = h.url();
-    let id = dash::add_user(&h, "alice", Role::Admin, "password-123456");
+    let id = dash::add_user(&h, "alice", Role::Admin, "password-123456").await;
     let c = client();
     // Without the pre-login cookie the form is refused (login CSRF).
     let r = c
@@ -419,17 +418,18 @@ async fn login_lockout_totp_once_and_recovery_codes() {
             action: Some("login_delayed".into()),
             ..Default::default()
         })
+        .await
         .unwrap();
     assert!(!delayed.is_empty(), "the delay is audited");
     login_when_the_wait_ends(&c, &base, "alice", None).await;
     // TOTP: the password alone only reaches the second step.
     let secret = auth::new_totp_secret().unwrap();
-    h.store().set_totp(id, Some(&secret)).unwrap();
+    h.store().set_totp(id, Some(&secret)).await.unwrap();
     let (_, hashes) = auth::new_recovery_codes().unwrap();
     let code_plain = "abcde-fghij";
     let mut hashes = hashes;
     hashes.push(auth::recovery_hash(code_plain));
-    h.store().set_recovery_codes(id, &hashes).unwrap();
+    h.store().set_recovery_codes(id, &hashes).await.unwrap();
     let r = dash::login(&c, &base, "alice", "password-123456").await;
     assert_eq!(r.headers().get(LOCATION).unwrap(), "/login/totp");
     let pending = dash::session_cookie(&r).unwrap();
@@ -480,7 +480,7 @@ async fn login_lockout_totp_once_and_recovery_codes() {
         assert_eq!(r.status() == StatusCode::SEE_OTHER, expect_ok);
     }
     // Logout ends the session server-side.
-    let (cookie, token) = dash::session(&h, id);
+    let (cookie, token) = dash::session(&h, id).await;
     let r = c
         .post(format!("{base}/logout"))
         .header(COOKIE, &cookie)

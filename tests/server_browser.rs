@@ -19,14 +19,14 @@ async fn dashboard_in_a_real_browser() {
     );
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
-    dash::add_user(&h, "alice", Role::Admin, "alice-password-1");
-    dash::add_user(&h, "olga", Role::Operator, "olga-password-1");
-    dash::add_user(&h, "vera", Role::Viewer, "vera-password-1");
-    let agent = dash::add_user(&h, "agent", Role::Operator, "agent-password-1");
+    dash::add_user(&h, "alice", Role::Admin, "alice-password-1").await;
+    dash::add_user(&h, "olga", Role::Operator, "olga-password-1").await;
+    dash::add_user(&h, "vera", Role::Viewer, "vera-password-1").await;
+    let agent = dash::add_user(&h, "agent", Role::Operator, "agent-password-1").await;
     // One ingest key per host the page test pushes for (keys are bound to one host).
     let keys = serde_json::json!({
-        "<b>web-7</b>": dash::ingest_key(&h, agent, "<b>web-7</b>"),
-        "db-1": dash::ingest_key(&h, agent, "db-1"),
+        "<b>web-7</b>": dash::ingest_key(&h, agent, "<b>web-7</b>").await,
+        "db-1": dash::ingest_key(&h, agent, "db-1").await,
     });
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-shots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -50,7 +50,7 @@ async fn dashboard_in_a_real_browser() {
     println!("screenshots in {}", shots.display());
     assert!(out.status.success(), "browser test failed");
     // The server's own record agrees with what the browser saw.
-    let audit = h.store().list_audit(&Default::default()).unwrap();
+    let audit = h.store().list_audit(&Default::default()).await.unwrap();
     for action in ["2fa_enabled", "login", "acknowledge", "logout"] {
         assert!(
             audit.iter().any(|e| e.action == action),

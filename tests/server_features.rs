@@ -26,11 +26,11 @@ const MIN: i64 = 60_000_000_000;
 async fn sessions_expire_when_idle_or_too_old_and_revocation_ends_the_live_stream() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
-    let id = dash::add_user(&h, "vera", Role::Viewer, "password-123456");
+    let id = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
     let c = client();
     let now = sentinel::store::now_ns();
     // Unused for 31 minutes (idle limit 30).
-    let (idle, _, _) = dash::session_started_at(&h, id, now - 31 * MIN);
+    let (idle, _, _) = dash::session_started_at(&h, id, now - 31 * MIN).await;
     let r = c
         .get(format!("{}/", h.url()))
         .header(COOKIE, &idle)
@@ -39,8 +39,8 @@ async fn sessions_expire_when_idle_or_too_old_and_revocation_ends_the_live_strea
         .unwrap();
     assert_eq!(r.headers().get(LOCATION).unwrap(), "/login");
     // Active a second ago but signed in 13 hours ago (absolute limit 12 h).
-    let (old, _, sid) = dash::session_started_at(&h, id, now - 13 * 60 * MIN);
-    h.store().touch_session(sid, now).unwrap();
+    let (old, _, sid) = dash::session_started_at(&h, id, now - 13 * 60 * MIN).await;
+    h.store().touch_session(sid, now).await.unwrap();
     let r = c
         .get(format!("{}/", h.url()))
         .header(COOKIE, &old)
@@ -49,11 +49,11 @@ async fn sessions_expire_when_idle_or_too_old_and_revocation_ends_the_live_strea
         .unwrap();
     assert_eq!(r.headers().get(LOCATION).unwrap(), "/login");
     assert!(
-        h.store().session_by_id(sid).unwrap().is_none(),
+        h.store().session_by_id(sid).await.unwrap().is_none(),
         "expired sessions are deleted"
     );
     // A live stream delivers, then stops once its session is revoked.
-    let (cookie, _, sid) = dash::session_started_at(&h, id, now);
+    let (cookie, _, sid) = dash::session_started_at(&h, id, now).await;
     let mut stream = c
         .get(format!("{}/api/live", h.url()))
         .header(COOKIE, &cookie)
@@ -68,14 +68,16 @@ async fn sessions_expire_when_idle_or_too_old_and_revocation_ends_the_live_strea
         ));
     }
     h.ingest_anomaly(&dash::anomaly("web-1", "bob", "live-1", Level::High))
+        .await
         .unwrap();
     while !seen.contains("live-1") {
         seen.push_str(&String::from_utf8_lossy(
             &stream.chunk().await.unwrap().unwrap(),
         ));
     }
-    h.store().delete_session(sid).unwrap();
+    h.store().delete_session(sid).await.unwrap();
     h.ingest_anomaly(&dash::anomaly("web-1", "bob", "live-2", Level::High))
+        .await
         .unwrap();
     let rest = tokio::time::timeout(Duration::from_secs(60), async {
         let mut rest = String::new();
@@ -97,8 +99,8 @@ async fn sessions_expire_when_idle_or_too_old_and_revocation_ends_the_live_strea
 async fn api_key_from_the_profile_is_shown_once_and_can_be_disabled() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
-    let id = dash::add_user(&h, "olga", Role::Operator, "password-123456");
-    let (cookie, csrf) = dash::session(&h, id);
+    let id = dash::add_user(&h, "olga", Role::Operator, "password-123456").await;
+    let (cookie, csrf) = dash::session(&h, id).await;
     let c = client();
     let page = c
         .post(format!("{}/profile/keys", h.url()))
@@ -129,7 +131,7 @@ async fn api_key_from_the_profile_is_shown_once_and_can_be_disabled() {
         page.contains("&lt;i&gt;ci&lt;/i&gt;"),
         "key names are escaped"
     );
-    let k = &h.store().list_api_keys(id).unwrap()[0];
+    let k = &h.store().list_api_keys(id).await.unwrap()[0];
     assert!(k.expires_ns.is_some() && k.enabled);
     // It acts with its scope (ack: operator, the owner's role) on the API.
     let me: serde_json::Value = c
@@ -171,7 +173,7 @@ async fn api_key_from_the_profile_is_shown_once_and_can_be_disabled() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let audit = h.store().list_audit(&Default::default()).unwrap();
+    let audit = h.store().list_audit(&Default::default()).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "api_key_created"));
     assert!(audit.iter().any(|e| e.action == "api_key_disabled"));
     h.shutdown().await;
@@ -236,6 +238,7 @@ async fn demo_mode_is_off_by_default_and_read_only_when_on() {
     };
     let h = Server::start(cfg).await.unwrap();
     h.ingest_anomaly(&dash::anomaly("web-1", "bob", "d-1", Level::High))
+        .await
         .unwrap();
     let c = client();
     for p in ["/", "/hosts", "/anomalies/d-1", "/api/anomalies"] {
@@ -276,6 +279,7 @@ async fn demo_mode_is_off_by_default_and_read_only_when_on() {
     assert!(
         h.store()
             .get_anomaly("d-1")
+            .await
             .unwrap()
             .unwrap()
             .acked_by
@@ -324,7 +328,7 @@ async fn alerts_so_far(
         )],
         ..Default::default()
     };
-    h.ingest(&marker).unwrap();
+    h.ingest(&marker).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         {
@@ -357,7 +361,7 @@ async fn alerts_reach_a_webhook_once_per_cooldown() {
         anomalies: vec![a("a-1", Level::High), a("a-2", Level::High)],
         ..Default::default()
     };
-    h.ingest(&batch).unwrap();
+    h.ingest(&batch).await.unwrap();
     let got = alerts_so_far(&h, &got).await;
     let rules: Vec<&str> = got.iter().map(|v| v["rule"].as_str().unwrap()).collect();
     assert_eq!(rules.len(), 2, "{got:?}");
@@ -379,8 +383,8 @@ async fn alerts_reach_a_webhook_once_per_cooldown() {
 async fn admins_manage_users_but_never_remove_the_last_admin() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
-    let admin = dash::add_user(&h, "alice", Role::Admin, "password-123456");
-    let (cookie, csrf) = dash::session(&h, admin);
+    let admin = dash::add_user(&h, "alice", Role::Admin, "password-123456").await;
+    let (cookie, csrf) = dash::session(&h, admin).await;
     let c = client();
     let post = |path: String, form: Vec<(&'static str, String)>| {
         let mut body = vec![("csrf", csrf.clone())];
@@ -416,8 +420,8 @@ async fn admins_manage_users_but_never_remove_the_last_admin() {
         StatusCode::BAD_REQUEST,
         "bad user names are refused"
     );
-    let bob = h.store().user_by_name("bob").unwrap().unwrap();
-    let (bob_cookie, _) = dash::session(&h, bob.id);
+    let bob = h.store().user_by_name("bob").await.unwrap().unwrap();
+    let (bob_cookie, _) = dash::session(&h, bob.id).await;
     post(
         format!("/admin/users/{}/role", bob.id),
         vec![("role", "operator".into())],
@@ -425,7 +429,7 @@ async fn admins_manage_users_but_never_remove_the_last_admin() {
     .await
     .unwrap();
     assert_eq!(
-        h.store().user_by_id(bob.id).unwrap().unwrap().role,
+        h.store().user_by_id(bob.id).await.unwrap().unwrap().role,
         Role::Operator
     );
     // Disabling ends bob's sessions at once.
@@ -435,7 +439,7 @@ async fn admins_manage_users_but_never_remove_the_last_admin() {
     )
     .await
     .unwrap();
-    assert!(!h.store().user_by_id(bob.id).unwrap().unwrap().active);
+    assert!(!h.store().user_by_id(bob.id).await.unwrap().unwrap().active);
     let r = c
         .get(format!("{}/", h.url()))
         .header(COOKIE, &bob_cookie)
@@ -456,7 +460,13 @@ async fn admins_manage_users_but_never_remove_the_last_admin() {
     .await
     .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let hash = h.store().user_by_id(bob.id).unwrap().unwrap().password_hash;
+    let hash = h
+        .store()
+        .user_by_id(bob.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
     assert!(sentinel::server::auth::verify_password(
         "new-bob-password",
         &hash
@@ -476,15 +486,16 @@ async fn admins_manage_users_but_never_remove_the_last_admin() {
         let r = post(path.clone(), form).await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
     }
-    assert_eq!(h.store().count_admins().unwrap(), 1);
+    assert_eq!(h.store().count_admins().await.unwrap(), 1);
     let r = post(format!("/admin/users/{}/delete", bob.id), vec![])
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(h.store().user_by_name("bob").unwrap().is_none());
+    assert!(h.store().user_by_name("bob").await.unwrap().is_none());
     let actions: Vec<String> = h
         .store()
         .list_audit(&Default::default())
+        .await
         .unwrap()
         .into_iter()
         .map(|e| e.action)
@@ -510,7 +521,7 @@ async fn admin_sign_in_from_a_new_address_alerts() {
     cfg.alerts.webhook = Some(hook);
     cfg.trust_proxy = true;
     let h = Server::start(cfg).await.unwrap();
-    dash::add_user(&h, "alice", Role::Admin, "password-123456");
+    dash::add_user(&h, "alice", Role::Admin, "password-123456").await;
     let c = client();
     let base = h.url();
     // The first sign-in only records the address; the same address again is not news.
@@ -532,10 +543,13 @@ async fn admin_sign_in_from_a_new_address_alerts() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["rule"], "new_admin_ip");
     assert!(got[0]["text"].as_str().unwrap().contains("192.0.2.9"));
-    let logins = h.store().list_audit(&sentinel::server::store::AuditFilter {
-        action: Some("login".into()),
-        ..Default::default()
-    });
+    let logins = h
+        .store()
+        .list_audit(&sentinel::server::store::AuditFilter {
+            action: Some("login".into()),
+            ..Default::default()
+        })
+        .await;
     assert!(logins.unwrap().iter().any(|e| e.ip == "192.0.2.9"));
     h.shutdown().await;
 }

@@ -190,13 +190,13 @@ fn verdicts_given_on_the_server_teach_the_agent_and_undo_restores() {
     let server = rt.block_on(dash::start(dir.path()));
     let host = format!("e2e-verdicts-{}", std::process::id());
     let pw = "correct horse battery staple";
-    let operator = dash::add_user(&server, "operator", Role::Operator, pw);
-    let viewer = dash::add_user(&server, "viewer", Role::Viewer, pw);
-    let admin = dash::add_user(&server, "admin", Role::Admin, pw);
-    let agent_key = dash::ingest_key(&server, operator, &host);
-    let ack_key = dash::key(&server, operator, "analyst", KeyScope::Ack, None);
-    let read_key = dash::read_key(&server, operator);
-    let admin_key = dash::key(&server, admin, "audit", KeyScope::Admin, None);
+    let operator = rt.block_on(dash::add_user(&server, "operator", Role::Operator, pw));
+    let viewer = rt.block_on(dash::add_user(&server, "viewer", Role::Viewer, pw));
+    let admin = rt.block_on(dash::add_user(&server, "admin", Role::Admin, pw));
+    let agent_key = rt.block_on(dash::ingest_key(&server, operator, &host));
+    let ack_key = rt.block_on(dash::key(&server, operator, "analyst", KeyScope::Ack, None));
+    let read_key = rt.block_on(dash::read_key(&server, operator));
+    let admin_key = rt.block_on(dash::key(&server, admin, "audit", KeyScope::Admin, None));
     let api = Api {
         c: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -255,7 +255,7 @@ fn verdicts_given_on_the_server_teach_the_agent_and_undo_restores() {
     }
 
     // 2. Who may not give verdicts: viewers (form and key), read keys, the agent's key.
-    let (viewer_cookie, viewer_csrf) = dash::session(&server, viewer);
+    let (viewer_cookie, viewer_csrf) = api.rt.block_on(dash::session(&server, viewer));
     let page = api.page(&format!("/anomalies/{id}"), &viewer_cookie);
     assert!(
         page.contains("No analyst") && !page.contains("verdict-benign"),
@@ -268,7 +268,9 @@ fn verdicts_given_on_the_server_teach_the_agent_and_undo_restores() {
     );
     assert_eq!(s, StatusCode::FORBIDDEN);
     let body = json!({ "anomaly": id, "verdict": "benign" });
-    let viewer_key = dash::key(&server, viewer, "v", KeyScope::Ack, None);
+    let viewer_key = api
+        .rt
+        .block_on(dash::key(&server, viewer, "v", KeyScope::Ack, None));
     for (who, key) in [
         ("a viewer's key", &viewer_key),
         ("a read key", &read_key),
@@ -277,7 +279,7 @@ fn verdicts_given_on_the_server_teach_the_agent_and_undo_restores() {
         let (s, b) = api.post("/api/feedback", key, body.clone());
         assert_eq!(s, StatusCode::FORBIDDEN, "{who}: {b}");
     }
-    let (operator_cookie, operator_csrf) = dash::session(&server, operator);
+    let (operator_cookie, operator_csrf) = api.rt.block_on(dash::session(&server, operator));
     // The form without its CSRF token is refused.
     let (s, _) = api.form(
         &format!("/anomalies/{id}/feedback"),

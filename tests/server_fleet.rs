@@ -11,7 +11,7 @@ use sentinel::server::fleet::NewEnrolToken;
 use sentinel::server::store::Role;
 use sentinel::server::{ServerHandle, auth};
 use sentinel_e2e::dash;
-use sentinel_e2e::fleet::{cli_token, client, enroll, get};
+use sentinel_e2e::fleet::{cli_token_on, client, db_args, enroll, get};
 use sentinel_e2e::sentinel;
 use serde_json::{Value, json};
 
@@ -36,9 +36,10 @@ fn beat(host: &str, health: Value) -> Value {
     json!({ "host": host, "time_ns": sentinel::store::now_ns(), "interval_secs": 30, "health": health })
 }
 
-fn audit_actions(h: &ServerHandle) -> Vec<String> {
+async fn audit_actions(h: &ServerHandle) -> Vec<String> {
     h.store()
         .list_audit(&Default::default())
+        .await
         .unwrap()
         .into_iter()
         .map(|e| e.action)
@@ -50,17 +51,17 @@ async fn enrolment_gives_a_bound_key_rotates_it_and_refuses_spent_expired_and_re
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
     let base = h.url();
-    let db = dir.path().join("server.db");
-    let admin = dash::add_user(&h, "root-admin", Role::Admin, "password-123456");
+    let admin = dash::add_user(&h, "root-admin", Role::Admin, "password-123456").await;
     let admin_key = dash::key(
         &h,
         admin,
         "adm",
         sentinel::server::store::KeyScope::Admin,
         None,
-    );
+    )
+    .await;
     let c = client();
-    let token = cli_token(&db, &["--uses", "2", "--expires", "1h"]);
+    let token = cli_token_on(&h, &["--uses", "2", "--expires", "1h"]);
     let cfg = dir.path().join("etc/sentinel.toml");
     std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     std::fs::write(&cfg, "# my agent\n[push]\nspool_dir = \"/tmp/x\"\n").unwrap();
@@ -134,6 +135,7 @@ async fn enrolment_gives_a_bound_key_rotates_it_and_refuses_spent_expired_and_re
             expires_ns: Some(sentinel::store::now_ns() - 1),
             max_uses: 5,
         })
+        .await
         .unwrap();
     let r = enroll(
         &base,
@@ -183,7 +185,7 @@ async fn enrolment_gives_a_bound_key_rotates_it_and_refuses_spent_expired_and_re
     assert_eq!(r.status(), StatusCode::OK);
     let (s, _) = heartbeat(&c, &base, &key2, &beat("fleet-e2e-web", json!({}))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let fresh = cli_token(&db, &[]);
+    let fresh = cli_token_on(&h, &[]);
     let r = enroll(&base, &fresh, "fleet-e2e-web", &cfg);
     assert!(
         r.stderr.contains("HTTP 409") && r.stderr.contains("retired"),
@@ -219,7 +221,7 @@ async fn enrolment_gives_a_bound_key_rotates_it_and_refuses_spent_expired_and_re
         .await
         .unwrap();
     assert!(r["token"].as_str().unwrap().starts_with("snt_enr_"), "{r}");
-    let actions = audit_actions(&h);
+    let actions = audit_actions(&h).await;
     for a in [
         "enrol_token_created",
         "host_enrolled",
@@ -234,7 +236,8 @@ async fn enrolment_gives_a_bound_key_rotates_it_and_refuses_spent_expired_and_re
         );
     }
     // The CLI lists the agent as retired.
-    let r = sentinel(&["host", "--db", db.to_str().unwrap(), "list"]);
+    let db_args = db_args(&h);
+    let r = sentinel(&["host", &db_args[0], &db_args[1], "list"]);
     assert!(r.stdout.contains("fleet-e2e-web\tretired"), "{}", r.stdout);
     h.shutdown().await;
 }
@@ -244,10 +247,10 @@ async fn malformed_heartbeats_get_clear_answers_and_the_blind_classifier_runs_on
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
     let base = h.url();
-    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456");
-    let key = dash::ingest_key(&h, op, "fleet-e2e-hb");
-    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456");
-    let reader = dash::read_key(&h, viewer);
+    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
+    let key = dash::ingest_key(&h, op, "fleet-e2e-hb").await;
+    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
+    let reader = dash::read_key(&h, viewer).await;
     let c = client();
     for (body, want) in [
         (json!({ "host": "fleet-e2e-hb" }), StatusCode::BAD_REQUEST),
@@ -297,8 +300,8 @@ async fn anomaly_and_host_lists_page_with_cursors_and_time_ranges() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
     let base = h.url();
-    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456");
-    let reader = dash::read_key(&h, viewer);
+    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
+    let reader = dash::read_key(&h, viewer).await;
     let c = client();
     let t0 = sentinel::store::now_ns() - 1_000_000_000;
     for host in ["page-a", "page-b", "page-c"] {
@@ -314,6 +317,7 @@ async fn anomaly_and_host_lists_page_with_cursors_and_time_ranges() {
             anomalies: list,
             ..Default::default()
         })
+        .await
         .unwrap();
     }
     let mut ids = Vec::new();
@@ -395,8 +399,8 @@ async fn admins_make_and_revoke_tokens_and_retire_hosts_on_the_fleet_page() {
     let dir = tempfile::tempdir().unwrap();
     let h = dash::start(dir.path()).await;
     let base = h.url();
-    let admin = dash::add_user(&h, "root-admin", Role::Admin, "password-123456");
-    let (cookie, csrf) = dash::session(&h, admin);
+    let admin = dash::add_user(&h, "root-admin", Role::Admin, "password-123456").await;
+    let (cookie, csrf) = dash::session(&h, admin).await;
     let c = client();
     let post = |path: &str, form: String| {
         c.post(format!("{base}{path}"))
@@ -439,7 +443,7 @@ async fn admins_make_and_revoke_tokens_and_retire_hosts_on_the_fleet_page() {
     let cfg = dir.path().join("a.toml");
     let r = enroll(&base, &secret, "fleet-e2e-page", &cfg);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let id = h.store().list_enrol_tokens().unwrap()[0].id;
+    let id = h.store().list_enrol_tokens().await.unwrap()[0].id;
     let r = post(
         &format!("/admin/fleet/tokens/{id}/revoke"),
         format!("csrf={csrf}"),
@@ -459,6 +463,7 @@ async fn admins_make_and_revoke_tokens_and_retire_hosts_on_the_fleet_page() {
     assert!(
         h.store()
             .agent("fleet-e2e-page")
+            .await
             .unwrap()
             .unwrap()
             .retired_ns
@@ -468,7 +473,7 @@ async fn admins_make_and_revoke_tokens_and_retire_hosts_on_the_fleet_page() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "no CSRF token, no token");
-    let actions = audit_actions(&h);
+    let actions = audit_actions(&h).await;
     assert!(
         actions
             .iter()

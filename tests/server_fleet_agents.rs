@@ -106,9 +106,9 @@ async fn agents_heartbeat_healthy_then_stale_blind_under_a_flood_and_push_snapsh
     };
     let h = Server::start(cfg).await.unwrap();
     let base = h.url();
-    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456");
-    let reader = dash::read_key(&h, viewer);
-    let (cookie, _) = dash::session(&h, viewer);
+    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
+    let reader = dash::read_key(&h, viewer).await;
+    let (cookie, _) = dash::session(&h, viewer).await;
     let c = client();
     let token = cli_token(&dir.path().join("server.db"), &["--uses", "2"]);
     let host = format!("fleet-e2e-live-{}", std::process::id());
@@ -314,8 +314,8 @@ async fn a_capped_spool_drops_the_oldest_batches_while_the_server_is_down_and_sa
         ..dash::config(dir.path())
     };
     let h = Server::start(cfg2).await.unwrap();
-    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456");
-    let reader = dash::read_key(&h, viewer);
+    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
+    let reader = dash::read_key(&h, viewer).await;
     let c = client();
     let push = until("a heartbeat reporting dropped batches", 60, async || {
         let (_, v) = get(&c, &format!("{base}/api/hosts/{host}"), &reader).await;

@@ -32,12 +32,13 @@ async fn push(c: &reqwest::Client, base: &str, key: &str, body: &Value) -> reqwe
         .unwrap()
 }
 
-fn audited(h: &sentinel::server::ServerHandle, action: &str) -> Vec<String> {
+async fn audited(h: &sentinel::server::ServerHandle, action: &str) -> Vec<String> {
     h.store()
         .list_audit(&AuditFilter {
             action: Some(action.into()),
             ..Default::default()
         })
+        .await
         .unwrap()
         .into_iter()
         .map(|e| format!("{} {}", e.target, e.detail))
@@ -50,10 +51,10 @@ async fn a_stolen_agent_key_writes_only_its_own_host_and_reads_or_acks_nothing()
     let h = dash::start(dir.path()).await;
     let base = h.url();
     let c = client();
-    let owner = dash::add_user(&h, "agent", Role::Operator, "password-123456");
-    let admin = dash::add_user(&h, "alice", Role::Admin, "password-123456");
-    let web1 = dash::ingest_key(&h, owner, "web-1");
-    let web2 = dash::ingest_key(&h, owner, "web-2");
+    let owner = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
+    let admin = dash::add_user(&h, "alice", Role::Admin, "password-123456").await;
+    let web1 = dash::ingest_key(&h, owner, "web-1").await;
+    let web2 = dash::ingest_key(&h, owner, "web-2").await;
     // web-2's real anomaly, pushed with its own key.
     let real = dash::anomaly("web-2", "bob", "web-2-1", Level::Critical);
     let r = push(
@@ -78,9 +79,9 @@ async fn a_stolen_agent_key_writes_only_its_own_host_and_reads_or_acks_nothing()
         let r = push(&c, &base, &web1, body).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{body}");
     }
-    assert!(h.store().get_anomaly("forged-1").unwrap().is_none());
-    assert!(h.store().get_anomaly("mixed-1").unwrap().is_none());
-    assert_eq!(audited(&h, "ingest_host_refused").len(), forged.len());
+    assert!(h.store().get_anomaly("forged-1").await.unwrap().is_none());
+    assert!(h.store().get_anomaly("mixed-1").await.unwrap().is_none());
+    assert_eq!(audited(&h, "ingest_host_refused").await.len(), forged.len());
     // Reading the fleet, acknowledging (one anomaly, a whole host) and the live feed: refused.
     let reads = [
         "/api/hosts",
@@ -109,7 +110,7 @@ async fn a_stolen_agent_key_writes_only_its_own_host_and_reads_or_acks_nothing()
             .unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "POST {p}");
     }
-    let stored = h.store().get_anomaly("web-2-1").unwrap().unwrap();
+    let stored = h.store().get_anomaly("web-2-1").await.unwrap().unwrap();
     assert!(stored.acked_by.is_none(), "web-2's anomaly is still open");
     // Its own host it may write.
     let own = json!({ "batch_id": "own", "anomalies": [dash::anomaly("web-1", "bob", "web-1-1", Level::High)],
@@ -118,8 +119,8 @@ async fn a_stolen_agent_key_writes_only_its_own_host_and_reads_or_acks_nothing()
     assert_eq!(r["stored"], json!(["web-1-1"]), "{r}");
     assert_eq!(r["snapshots"], 1, "{r}");
     // Read and ack keys do what their scope says and no more; none of them may push.
-    let reader = dash::read_key(&h, owner);
-    let acker = dash::key(&h, owner, "acker", KeyScope::Ack, None);
+    let reader = dash::read_key(&h, owner).await;
+    let acker = dash::key(&h, owner, "acker", KeyScope::Ack, None).await;
     let r = c
         .get(format!("{base}/api/hosts"))
         .bearer_auth(&reader)
@@ -152,7 +153,7 @@ async fn a_stolen_agent_key_writes_only_its_own_host_and_reads_or_acks_nothing()
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
     // Admins list every key (owner, scope, bound host) and revoke any of them.
-    let admin_key = dash::key(&h, admin, "admin", KeyScope::Admin, None);
+    let admin_key = dash::key(&h, admin, "admin", KeyScope::Admin, None).await;
     let all: Value = c
         .get(format!("{base}/api/admin/keys"))
         .bearer_auth(&admin_key)
@@ -187,7 +188,7 @@ async fn a_stolen_agent_key_writes_only_its_own_host_and_reads_or_acks_nothing()
     )
     .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a revoked key stops");
-    assert_eq!(audited(&h, "api_key_revoked").len(), 1);
+    assert_eq!(audited(&h, "api_key_revoked").await.len(), 1);
     h.shutdown().await;
 }
 
@@ -197,8 +198,8 @@ async fn personal_keys_default_to_read_and_never_exceed_their_owner() {
     let h = dash::start(dir.path()).await;
     let base = h.url();
     let c = client();
-    let vera = dash::add_user(&h, "vera", Role::Viewer, "password-123456");
-    let (cookie, csrf) = dash::session(&h, vera);
+    let vera = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
+    let (cookie, csrf) = dash::session(&h, vera).await;
     let create = |fields: Vec<(&'static str, &'static str)>| {
         let mut form = vec![("csrf", csrf.clone())];
         form.extend(fields.into_iter().map(|(k, v)| (k, v.to_string())));
@@ -224,13 +225,13 @@ async fn personal_keys_default_to_read_and_never_exceed_their_owner() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let keys = h.store().list_api_keys(vera).unwrap();
+    let keys = h.store().list_api_keys(vera).await.unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].scope, KeyScope::Read);
     // An admin key whose owner was demoted acts with the owner's role now.
-    let olga = dash::add_user(&h, "olga", Role::Admin, "password-123456");
-    let k = dash::key(&h, olga, "k", KeyScope::Admin, None);
-    h.store().set_role(olga, Role::Viewer).unwrap();
+    let olga = dash::add_user(&h, "olga", Role::Admin, "password-123456").await;
+    let k = dash::key(&h, olga, "k", KeyScope::Admin, None).await;
+    h.store().set_role(olga, Role::Viewer).await.unwrap();
     let r = c
         .get(format!("{base}/api/users"))
         .bearer_auth(&k)
@@ -247,9 +248,9 @@ async fn the_server_owns_time_and_never_drops_a_reused_id() {
     let h = dash::start(dir.path()).await;
     let base = h.url();
     let c = client();
-    let owner = dash::add_user(&h, "agent", Role::Operator, "password-123456");
-    let key = dash::ingest_key(&h, owner, "web-1");
-    let reader = dash::read_key(&h, owner);
+    let owner = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
+    let key = dash::ingest_key(&h, owner, "web-1").await;
+    let reader = dash::read_key(&h, owner).await;
     let now = sentinel::store::now_ns();
     // A far-future time is refused with a clear reason; the rest of the batch is stored.
     let mut future = dash::anomaly("web-1", "bob", "future-1", Level::Low);
@@ -276,7 +277,7 @@ async fn the_server_owns_time_and_never_drops_a_reused_id() {
             .contains("ahead of the server's clock"),
         "{r}"
     );
-    assert!(h.store().get_anomaly("future-1").unwrap().is_none());
+    assert!(h.store().get_anomaly("future-1").await.unwrap().is_none());
     // Within the allowed skew, a snapshot stamped 4 minutes ahead is stored; a later one
     // with an earlier agent time is still the current one (receipt order).
     let ahead =
@@ -368,10 +369,10 @@ async fn the_server_owns_time_and_never_drops_a_reused_id() {
     assert_eq!(conflicts.len(), 1, "{r}");
     let kept = conflicts[0]["stored_as"].as_str().unwrap().to_string();
     assert_eq!(r["stored"], json!([kept.clone()]), "{r}");
-    let got = h.store().get_anomaly(&kept).unwrap().expect("kept");
+    let got = h.store().get_anomaly(&kept).await.unwrap().expect("kept");
     assert_eq!(got.anomaly.level, Level::Critical);
     assert_eq!(got.conflict_of.as_deref(), Some("web-1-77"));
-    assert_eq!(audited(&h, "ingest_id_conflict").len(), 1);
+    assert_eq!(audited(&h, "ingest_id_conflict").await.len(), 1);
     // A plain retry is reported as a duplicate, not as stored.
     let r: Value = push(
         &c,
@@ -436,12 +437,12 @@ async fn a_newline_id_is_refused_and_other_streams_keep_flowing() {
     let h = dash::start(dir.path()).await;
     let base = h.url();
     let c = client();
-    let owner = dash::add_user(&h, "agent", Role::Operator, "password-123456");
-    let vera = dash::add_user(&h, "vera", Role::Viewer, "password-123456");
-    let key = dash::ingest_key(&h, owner, "web-1");
-    let (cookie, _) = dash::session(&h, vera);
+    let owner = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
+    let vera = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
+    let key = dash::ingest_key(&h, owner, "web-1").await;
+    let (cookie, _) = dash::session(&h, vera).await;
     let mut a = open_live(&c, &base, ("cookie", &cookie)).await;
-    let mut b = open_live(&c, &base, ("key", &dash::read_key(&h, vera))).await;
+    let mut b = open_live(&c, &base, ("key", &dash::read_key(&h, vera).await)).await;
     for (i, bad) in ["evil\nid", "evil\rid", "evil\u{0}id"]
         .into_iter()
         .enumerate()
@@ -504,31 +505,34 @@ async fn live_streams_end_within_seconds_of_revocation_disabling_or_expiry() {
     let h = dash::start(dir.path()).await;
     let base = h.url();
     let c = client();
-    let vera = dash::add_user(&h, "vera", Role::Viewer, "password-123456");
+    let vera = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
     // No new events are needed: the stream re-checks its credential by itself.
     let within = Duration::from_secs(10);
     // A deleted key.
-    let k1 = dash::read_key(&h, vera);
+    let k1 = dash::read_key(&h, vera).await;
     let s = open_live(&c, &base, ("key", &k1)).await;
-    let id = h.store().list_api_keys(vera).unwrap()[0].id;
-    assert!(h.store().delete_api_key(vera, id).unwrap());
+    let id = h.store().list_api_keys(vera).await.unwrap()[0].id;
+    assert!(h.store().delete_api_key(vera, id).await.unwrap());
     ends(s, within).await;
     // A disabled key.
-    let k2 = dash::read_key(&h, vera);
+    let k2 = dash::read_key(&h, vera).await;
     let s = open_live(&c, &base, ("key", &k2)).await;
-    let id = h.store().list_api_keys(vera).unwrap()[0].id;
-    h.store().set_api_key_enabled(vera, id, false).unwrap();
+    let id = h.store().list_api_keys(vera).await.unwrap()[0].id;
+    h.store()
+        .set_api_key_enabled(vera, id, false)
+        .await
+        .unwrap();
     ends(s, within).await;
     // A session that goes idle past its limit (its last use moved back 31 minutes).
     let now = sentinel::store::now_ns();
-    let (cookie, _, sid) = dash::session_started_at(&h, vera, now);
+    let (cookie, _, sid) = dash::session_started_at(&h, vera, now).await;
     let s = open_live(&c, &base, ("cookie", &cookie)).await;
-    h.store().touch_session(sid, now - 31 * MIN).unwrap();
+    h.store().touch_session(sid, now - 31 * MIN).await.unwrap();
     ends(s, within).await;
     // A disabled user's session.
-    let (cookie, _, _) = dash::session_started_at(&h, vera, sentinel::store::now_ns());
+    let (cookie, _, _) = dash::session_started_at(&h, vera, sentinel::store::now_ns()).await;
     let s = open_live(&c, &base, ("cookie", &cookie)).await;
-    h.store().set_active(vera, false).unwrap();
+    h.store().set_active(vera, false).await.unwrap();
     ends(s, within).await;
     h.shutdown().await;
 }
@@ -547,8 +551,8 @@ async fn two_factor_and_key_changes_need_the_password_and_a_current_code() {
     let h = dash::start(dir.path()).await;
     let base = h.url();
     let c = client();
-    let id = dash::add_user(&h, "olga", Role::Operator, "password-123456");
-    let (cookie, csrf) = dash::session(&h, id);
+    let id = dash::add_user(&h, "olga", Role::Operator, "password-123456").await;
+    let (cookie, csrf) = dash::session(&h, id).await;
     let post = |path: &'static str, fields: Vec<(&'static str, String)>| {
         let mut form = vec![("csrf", csrf.clone())];
         form.extend(fields);
@@ -557,9 +561,10 @@ async fn two_factor_and_key_changes_need_the_password_and_a_current_code() {
             .form(&form)
             .send()
     };
-    let pending = |h: &sentinel::server::ServerHandle| {
+    let pending = async |h: &sentinel::server::ServerHandle| {
         h.store()
             .list_sessions(Some(id))
+            .await
             .unwrap()
             .into_iter()
             .any(|s| s.pending_totp.is_some())
@@ -567,7 +572,7 @@ async fn two_factor_and_key_changes_need_the_password_and_a_current_code() {
     // The session cookie alone cannot start enrolment.
     let r = post("/profile/totp/setup", vec![]).await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(!pending(&h), "no secret was generated");
+    assert!(!pending(&h).await, "no secret was generated");
     // With the password it can.
     let r = post(
         "/profile/totp/setup",
@@ -576,11 +581,11 @@ async fn two_factor_and_key_changes_need_the_password_and_a_current_code() {
     .await
     .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(pending(&h));
+    assert!(pending(&h).await);
     // Now two-factor is on (set directly): re-enrolling, disabling and creating keys need a
     // current code as well as the password.
     let secret = auth::new_totp_secret().unwrap();
-    h.store().set_totp(id, Some(&secret)).unwrap();
+    h.store().set_totp(id, Some(&secret)).await.unwrap();
     for path in [
         "/profile/totp/setup",
         "/profile/totp/disable",
@@ -594,8 +599,15 @@ async fn two_factor_and_key_changes_need_the_password_and_a_current_code() {
         .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path} without a code");
     }
-    assert!(h.store().user_by_id(id).unwrap().unwrap().totp_enabled);
-    assert!(h.store().list_api_keys(id).unwrap().is_empty());
+    assert!(
+        h.store()
+            .user_by_id(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .totp_enabled
+    );
+    assert!(h.store().list_api_keys(id).await.unwrap().is_empty());
     let r = post(
         "/profile/keys",
         vec![
@@ -607,9 +619,9 @@ async fn two_factor_and_key_changes_need_the_password_and_a_current_code() {
     .await
     .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(h.store().list_api_keys(id).unwrap().len(), 1);
+    assert_eq!(h.store().list_api_keys(id).await.unwrap().len(), 1);
     assert!(
-        !audited(&h, "reauth_failed").is_empty(),
+        !audited(&h, "reauth_failed").await.is_empty(),
         "failures are audited"
     );
     // Current-password guessing is limited (10 checks per user per 15 minutes; 6 so far).
@@ -631,6 +643,6 @@ async fn two_factor_and_key_changes_need_the_password_and_a_current_code() {
         statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
     );
-    assert!(!audited(&h, "reauth_rate_limited").is_empty());
+    assert!(!audited(&h, "reauth_rate_limited").await.is_empty());
     h.shutdown().await;
 }

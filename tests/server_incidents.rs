@@ -80,10 +80,20 @@ fn an_agents_incident_reaches_the_api_and_the_dashboard_with_its_steps() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(dash::start(dir.path()));
-    let owner = dash::add_user(&server, "agent", Role::Operator, "password-123456");
-    let viewer = dash::add_user(&server, "vera", Role::Viewer, "password-123456");
-    let key = dash::ingest_key(&server, owner, HOST);
-    let reader = dash::read_key(&server, viewer);
+    let owner = rt.block_on(dash::add_user(
+        &server,
+        "agent",
+        Role::Operator,
+        "password-123456",
+    ));
+    let viewer = rt.block_on(dash::add_user(
+        &server,
+        "vera",
+        Role::Viewer,
+        "password-123456",
+    ));
+    let key = rt.block_on(dash::ingest_key(&server, owner, HOST));
+    let reader = rt.block_on(dash::read_key(&server, viewer));
     let key_file = dir.path().join("agent.key");
     std::fs::write(&key_file, &key).unwrap();
     std::fs::set_permissions(
@@ -236,7 +246,7 @@ fn an_agents_incident_reaches_the_api_and_the_dashboard_with_its_steps() {
             let (s, _) = get(&c, &format!("{base}/api/anomalies/{}", seg(a)), &reader).await;
             assert_eq!(s, StatusCode::OK, "step anomaly {a} on the server");
         }
-        let (cookie, _) = dash::session(&server, viewer);
+        let (cookie, _) = dash::session(&server, viewer).await;
         let (s, home) = page(&c, &format!("{base}/"), &cookie).await;
         assert_eq!(s, StatusCode::OK);
         let href = format!("/incidents/{}/{}", seg(HOST), seg(id));
@@ -324,10 +334,10 @@ async fn incident_ingest_keeps_the_latest_state_of_its_own_host_only() {
     let h = dash::start(dir.path()).await;
     let base = h.url();
     let c = client();
-    let owner = dash::add_user(&h, "agent", Role::Operator, "password-123456");
-    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456");
-    let web1 = dash::ingest_key(&h, owner, "web-1");
-    let reader = dash::read_key(&h, viewer);
+    let owner = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
+    let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
+    let web1 = dash::ingest_key(&h, owner, "web-1").await;
+    let reader = dash::read_key(&h, viewer).await;
     let t0 = sentinel::store::now_ns() - 60_000_000_000;
 
     // The real push client carries incidents: two states of one incident.
@@ -402,6 +412,7 @@ async fn incident_ingest_keeps_the_latest_state_of_its_own_host_only() {
             action: Some("ingest_host_refused".into()),
             ..Default::default()
         })
+        .await
         .unwrap();
     assert!(
         audit.iter().any(|e| e.detail.contains("web-2")),
@@ -451,7 +462,7 @@ async fn incident_ingest_keeps_the_latest_state_of_its_own_host_only() {
             .unwrap()
             .contains("ahead of the server's clock")
     );
-    assert_eq!(h.store().count_incidents().unwrap(), 3);
+    assert_eq!(h.store().count_incidents().await.unwrap(), 3);
 
     // The list: cursor pages, host and time filters, and the read scope's role rules.
     let mut seen = Vec::new();
@@ -491,7 +502,7 @@ async fn incident_ingest_keeps_the_latest_state_of_its_own_host_only() {
     assert_eq!(s, StatusCode::FORBIDDEN, "an agent key reads nothing");
 
     // The dashboard: escaped, and a missing step anomaly is shown as such.
-    let (cookie, _) = dash::session(&h, viewer);
+    let (cookie, _) = dash::session(&h, viewer).await;
     let (s, html) = page(&c, &format!("{base}/incidents/web-1/web-1-inc-1"), &cookie).await;
     assert_eq!(s, StatusCode::OK);
     assert!(!html.contains("<script>alert(1)"), "escaped");

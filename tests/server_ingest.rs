@@ -1,7 +1,7 @@
 //! End-to-end tests of agent data reaching the dashboard server: ingest idempotency, API key
 //! states, body limits, the push client across a server outage and an agent restart (nothing
 //! lost, nothing twice, counted at a recording proxy in front of the server), and an ingest
-//! load run that prints latency quantiles.
+//! load run that prints latency quantiles. Every case runs on SQLite and on PostgreSQL.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +11,7 @@ use sentinel::feed::push::{PushConfig, Pusher};
 use sentinel::model::Level;
 use sentinel::server::auth;
 use sentinel::server::store::{KeyScope, NewApiKey, Role};
-use sentinel_e2e::dash;
+use sentinel_e2e::dash::{self, Db};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -20,12 +20,11 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
+async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let h = dash::start(dir.path()).await;
-    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456");
-    let key = dash::ingest_key(&h, op, "web-1");
+    let h = dash::start_on(dir.path(), db).await;
+    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
+    let key = dash::ingest_key(&h, op, "web-1").await;
     let c = client();
     let url = format!("{}/api/ingest", h.url());
     let batch = serde_json::json!({ "batch_id": "b-1", "anomalies": [dash::anomaly("web-1", "bob", "a-1", Level::High)] });
@@ -51,10 +50,10 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
         .await
         .unwrap();
     assert_eq!(r["duplicate"], true);
-    assert_eq!(h.store().count_anomalies().unwrap(), 1);
+    assert_eq!(h.store().count_anomalies().await.unwrap(), 1);
     // The key records its last use; a query-string key is never accepted.
     assert!(
-        h.store().list_api_keys(op).unwrap()[0]
+        h.store().list_api_keys(op).await.unwrap()[0]
             .last_used_ns
             .is_some()
     );
@@ -82,8 +81,8 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
         Err(e) => assert!(e.is_request(), "{e:?}"),
     }
     // Disabled key, then disabled owner: refused.
-    let kid = h.store().list_api_keys(op).unwrap()[0].id;
-    h.store().set_api_key_enabled(op, kid, false).unwrap();
+    let kid = h.store().list_api_keys(op).await.unwrap()[0].id;
+    h.store().set_api_key_enabled(op, kid, false).await.unwrap();
     assert_eq!(
         c.post(&url)
             .bearer_auth(&key)
@@ -94,8 +93,8 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
             .status(),
         StatusCode::UNAUTHORIZED
     );
-    h.store().set_api_key_enabled(op, kid, true).unwrap();
-    h.store().set_active(op, false).unwrap();
+    h.store().set_api_key_enabled(op, kid, true).await.unwrap();
+    h.store().set_active(op, false).await.unwrap();
     assert_eq!(
         c.post(&url)
             .bearer_auth(&key)
@@ -106,7 +105,7 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
             .status(),
         StatusCode::UNAUTHORIZED
     );
-    h.store().set_active(op, true).unwrap();
+    h.store().set_active(op, true).await.unwrap();
     // An expired key is refused.
     let (k2, prefix, hash) = auth::new_api_key().unwrap();
     h.store()
@@ -120,6 +119,7 @@ async fn ingest_is_idempotent_and_keys_can_be_disabled_or_expire() {
             scope: KeyScope::Ingest,
             host: Some("web-1"),
         })
+        .await
         .unwrap();
     assert_eq!(
         c.post(&url)
@@ -225,8 +225,7 @@ fn recording_proxy(listener: tokio::net::TcpListener, upstream: String) -> Deliv
     got
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_duplicates() {
+async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_duplicates(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
     // Reserve a port, then free it: the server is "down" there until the recording proxy in
@@ -242,10 +241,9 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
     pc.max_backoff = Duration::from_millis(400);
     // The key must exist before the server runs; create it in the database file up front.
     // The server listens on a port of its own (127.0.0.1:0), behind the proxy.
-    let cfg = dash::config(dir.path());
+    let cfg = dash::config_on(dir.path(), db);
     let key = {
-        let store = sentinel::server::sqlite::SqliteStore::open(&cfg.db).unwrap();
-        use sentinel::server::store::AccountStore;
+        let (store, _) = sentinel::server::backend::open(&cfg, None).await.unwrap();
         let id = store
             .create_user(
                 "agent",
@@ -253,6 +251,7 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
                 Role::Operator,
                 0,
             )
+            .await
             .unwrap();
         let (key, prefix, hash) = auth::new_api_key().unwrap();
         store
@@ -266,6 +265,7 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
                 scope: KeyScope::Ingest,
                 host: Some("web-1"),
             })
+            .await
             .unwrap();
         key
     };
@@ -313,10 +313,14 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
             "batches of at most batch_max"
         );
     }
-    assert_eq!(h.store().count_anomalies().unwrap(), 80);
+    assert_eq!(h.store().count_anomalies().await.unwrap(), 80);
     for i in 0..80 {
         assert!(
-            h.store().get_anomaly(&format!("p-{i}")).unwrap().is_some(),
+            h.store()
+                .get_anomaly(&format!("p-{i}"))
+                .await
+                .unwrap()
+                .is_some(),
             "p-{i} delivered"
         );
     }
@@ -324,12 +328,11 @@ async fn push_client_survives_server_outage_and_agent_restart_without_loss_or_du
     h.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_load_accepts_every_batch_and_reports_latency() {
+async fn ingest_load_accepts_every_batch_and_reports_latency(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let h = dash::start(dir.path()).await;
-    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456");
-    let key = dash::ingest_key(&h, op, dash::LOAD_HOST);
+    let h = dash::start_on(dir.path(), db).await;
+    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
+    let key = dash::ingest_key(&h, op, dash::LOAD_HOST).await;
     let r = dash::ingest_load(&h, &key, 200, 10, 16).await;
     println!(
         "ingest load: {} batches x 10, accepted {}, stored {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -339,3 +342,28 @@ async fn ingest_load_accepts_every_batch_and_reports_latency() {
     assert_eq!(r.stored, 2000);
     h.shutdown().await;
 }
+
+/// Every case on both stores: the SQLite file and a PostgreSQL database.
+macro_rules! on_both_stores {
+    ($($t:ident),* $(,)?) => {$(
+        mod $t {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$t(Db::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$t(Db::Postgres).await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    ingest_is_idempotent_and_keys_can_be_disabled_or_expire,
+    push_client_survives_server_outage_and_agent_restart_without_loss_or_duplicates,
+    ingest_load_accepts_every_batch_and_reports_latency,
+);

@@ -75,7 +75,7 @@ async fn with_tls_cookies_are_secure_host_prefixed_and_hsts_is_sent() {
     })
     .await
     .expect("TLS on any address is fine");
-    dash::add_user(&h, "alice", Role::Admin, "password-123456");
+    dash::add_user(&h, "alice", Role::Admin, "password-123456").await;
     let c = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -205,9 +205,9 @@ async fn alerts_escape_slack_markup_and_sign_and_retry_webhooks() {
     cfg.alerts.webhook = Some(hook);
     cfg.alerts.webhook_secret = Some("shared-secret-for-tests".into());
     let h = Server::start(cfg).await.unwrap();
-    let owner = dash::add_user(&h, "agent", Role::Operator, "password-123456");
+    let owner = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
     let host = "<!channel>";
-    let key = dash::ingest_key(&h, owner, host);
+    let key = dash::ingest_key(&h, owner, host).await;
     let mut a = dash::anomaly(host, "bob", "slack-1", Level::Critical);
     a.factors[0].reason = "<https://evil.example|open the payroll> & <@U123>".into();
     let r = push(
@@ -277,9 +277,12 @@ async fn each_security_change_mails_the_user_once_at_their_address() {
     let h = Server::start(cfg).await.unwrap();
     let base = h.url();
     let c = client();
-    let olga = dash::add_user(&h, "olga", Role::Operator, PW);
-    let bob = dash::add_user(&h, "bob", Role::Operator, PW);
-    h.store().set_email(bob, Some("bob@example.org")).unwrap();
+    let olga = dash::add_user(&h, "olga", Role::Operator, PW).await;
+    let bob = dash::add_user(&h, "bob", Role::Operator, PW).await;
+    h.store()
+        .set_email(bob, Some("bob@example.org"))
+        .await
+        .unwrap();
     let cookie = dash::session_cookie(&dash::login(&c, &base, "olga", PW).await).unwrap();
     // Her own address, set with her password; there was none before, so nobody is told.
     let (st, page) = profile_post(
@@ -313,7 +316,7 @@ async fn each_security_change_mails_the_user_once_at_their_address() {
     )
     .await;
     assert_eq!(st, StatusCode::OK);
-    let user = h.store().user_by_id(olga).unwrap().unwrap();
+    let user = h.store().user_by_id(olga).await.unwrap().unwrap();
     assert_eq!(user.email.as_deref(), Some("olga@example.org"));
     assert_eq!(h.state.notify.counts().queued, 0);
 
@@ -412,8 +415,8 @@ async fn each_security_change_mails_the_user_once_at_their_address() {
     assert_eq!(h.state.notify.counts().failed, 0);
 
     // An admin's change reaches the user too, and changing the address tells the old one.
-    let admin = dash::add_user(&h, "alice", Role::Admin, PW);
-    let (admin_cookie, admin_csrf) = dash::session(&h, admin);
+    let admin = dash::add_user(&h, "alice", Role::Admin, PW).await;
+    let (admin_cookie, admin_csrf) = dash::session(&h, admin).await;
     let r = c
         .post(format!("{base}/admin/users/{olga}/email"))
         .header(COOKIE, &admin_cookie)
@@ -481,8 +484,8 @@ async fn no_notice_without_smtp_or_an_address_and_a_failing_relay_fails_nothing(
     let mut cfg = dash::config(dir.path());
     cfg.alerts.email = Some(relay.config());
     let h = Server::start(cfg).await.unwrap();
-    let id = dash::add_user(&h, "nomail", Role::Viewer, PW);
-    let (cookie, _) = dash::session(&h, id);
+    let id = dash::add_user(&h, "nomail", Role::Viewer, PW).await;
+    let (cookie, _) = dash::session(&h, id).await;
     assert_eq!(change_password(h.url(), cookie).await, StatusCode::OK);
     let n = h.state.notify.counts();
     assert_eq!((n.queued, n.skipped), (0, 1));
@@ -491,9 +494,12 @@ async fn no_notice_without_smtp_or_an_address_and_a_failing_relay_fails_nothing(
     // An address, but no SMTP settings: skipped.
     let dir = tempfile::tempdir().unwrap();
     let h = Server::start(dash::config(dir.path())).await.unwrap();
-    let id = dash::add_user(&h, "olga", Role::Viewer, PW);
-    h.store().set_email(id, Some("olga@example.org")).unwrap();
-    let (cookie, _) = dash::session(&h, id);
+    let id = dash::add_user(&h, "olga", Role::Viewer, PW).await;
+    h.store()
+        .set_email(id, Some("olga@example.org"))
+        .await
+        .unwrap();
+    let (cookie, _) = dash::session(&h, id).await;
     assert_eq!(change_password(h.url(), cookie).await, StatusCode::OK);
     let n = h.state.notify.counts();
     assert_eq!((n.queued, n.skipped), (0, 1));
@@ -513,9 +519,12 @@ async fn no_notice_without_smtp_or_an_address_and_a_failing_relay_fails_nothing(
     email.password = Some("relay-password-SECRET".into());
     cfg.alerts.email = Some(email);
     let h = Server::start(cfg).await.unwrap();
-    let id = dash::add_user(&h, "olga", Role::Viewer, PW);
-    h.store().set_email(id, Some("olga@example.org")).unwrap();
-    let (cookie, _) = dash::session(&h, id);
+    let id = dash::add_user(&h, "olga", Role::Viewer, PW).await;
+    h.store()
+        .set_email(id, Some("olga@example.org"))
+        .await
+        .unwrap();
+    let (cookie, _) = dash::session(&h, id).await;
     assert_eq!(change_password(h.url(), cookie).await, StatusCode::OK);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while h.state.notify.counts().failed == 0 {
@@ -531,6 +540,7 @@ async fn no_notice_without_smtp_or_an_address_and_a_failing_relay_fails_nothing(
             action: Some("notice_failed".into()),
             ..Default::default()
         })
+        .await
         .unwrap();
     assert_eq!(audited.len(), 1);
     assert!(

@@ -23,7 +23,7 @@ fn client() -> reqwest::Client {
 }
 
 /// A user made in the database file before any server runs (as `sentinel user add` does).
-fn add_user(db: &Path, name: &str) -> i64 {
+async fn add_user(db: &Path, name: &str) -> i64 {
     let s = SqliteStore::open(db).unwrap();
     s.create_user(
         name,
@@ -31,6 +31,7 @@ fn add_user(db: &Path, name: &str) -> i64 {
         Role::Operator,
         sentinel::store::now_ns(),
     )
+    .await
     .unwrap()
 }
 
@@ -94,7 +95,7 @@ async fn secrets_are_sealed_and_two_factor_survives_restart_and_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("server.db");
     let key = dir.path().join("server.db.key");
-    add_user(&db, "olga");
+    add_user(&db, "olga").await;
     let c = client();
 
     // First start: the key file is created, owner-only, 32 bytes.
@@ -189,7 +190,7 @@ async fn secrets_are_sealed_and_two_factor_survives_restart_and_rotation() {
 async fn a_database_with_clear_secrets_from_before_is_sealed_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("server.db");
-    let id = add_user(&db, "vera");
+    let id = add_user(&db, "vera").await;
     // As the server before encryption stored it: base32 in the column, no key file.
     let secret = auth::new_totp_secret().unwrap();
     rusqlite::Connection::open(&db)

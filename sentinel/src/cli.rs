@@ -154,8 +154,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let c = config()?;
             crate::server::cli::serve(c.server, c.metrics, args).await
         }
-        Some(Command::User(args)) => crate::server::cli::user(config()?.server, args),
-        Some(Command::Host(args)) => crate::server::fleet_cli::host(config()?.server, args),
+        Some(Command::User(args)) => crate::server::cli::user(config()?.server, args).await,
+        Some(Command::Host(args)) => crate::server::fleet_cli::host(config()?.server, args).await,
         Some(Command::Enroll(args)) => {
             // A new host may have no configuration yet: enrolment writes it.
             let cfg = match cli.config.as_deref() {

@@ -201,11 +201,11 @@ impl Edge {
                 let h = h.clone();
                 let incident = incidents.lock().ok().and_then(|mut t| t.observe(&a));
                 async move {
-                    if let Err(e) = h.ingest_anomaly(&a) {
+                    if let Err(e) = h.ingest_anomaly(&a).await {
                         tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
                     }
                     if let Some(i) = incident
-                        && let Err(e) = ingest_incident(&h, i)
+                        && let Err(e) = ingest_incident(&h, i).await
                     {
                         tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
                     }
@@ -231,7 +231,7 @@ impl Edge {
             edge.incident_fanout = Some(tokio::spawn(async move {
                 while let Some(i) = from.recv().await {
                     if let Some(h) = &server
-                        && let Err(e) = ingest_incident(h, i.clone())
+                        && let Err(e) = ingest_incident(h, i.clone()).await
                     {
                         tracing::warn!(target: "sentinel::feed", "dashboard ingest: {e}");
                     }
@@ -305,7 +305,7 @@ impl Edge {
 }
 
 /// One incident state into the in-process dashboard (`--serve`), the same path as a push.
-fn ingest_incident(
+async fn ingest_incident(
     h: &ServerHandle,
     i: crate::incident::Incident,
 ) -> Result<(), crate::server::IngestError> {
@@ -325,7 +325,7 @@ fn ingest_incident(
         incidents: vec![i],
         ..Default::default()
     };
-    h.ingest(&batch).map(|_| ())
+    h.ingest(&batch).await.map(|_| ())
 }
 
 impl Edge {

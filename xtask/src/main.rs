@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Install the prerequisites: rust-src for nightly, LLVM 22 (apt), bpf-linker 0.13,
-    /// cargo-fuzz.
+    /// cargo-fuzz, and the PostgreSQL server the store tests start clusters of (apt).
     Setup,
     /// Build the kernel programs (through the agent's build script) and print the object path.
     BuildEbpf {
@@ -72,7 +72,10 @@ fn main() -> anyhow::Result<()> {
     let root = workspace_root()?;
     std::env::set_current_dir(&root).context("cd to the workspace root")?;
     match cli.task {
-        Task::Setup => setup::toolchain(),
+        Task::Setup => {
+            setup::toolchain()?;
+            setup::postgres()
+        }
         Task::BuildEbpf { release } => {
             setup::toolchain()?;
             let profile = if release { "release" } else { "debug" };

@@ -21,6 +21,20 @@ pub fn toolchain() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Debian's PostgreSQL server: the server store's tests start throw-away clusters with its
+/// binaries (tests/setup/postgres.sh does the same on the test path).
+pub fn postgres() -> anyhow::Result<()> {
+    let installed = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.path().join("bin/initdb").exists());
+    if !installed {
+        apt_install(&["postgresql"])?;
+    }
+    Ok(())
+}
+
 /// cargo-fuzz (the fuzz targets under fuzz/ run with it on nightly).
 pub fn cargo_fuzz() -> anyhow::Result<()> {
     let installed = Command::new("cargo")

@@ -233,12 +233,17 @@ enum Resolved {
     BadKey(&'static str),
 }
 
-fn resolve(st: &AppState, req: &Request, now: i64) -> Result<Resolved, super::store::DbError> {
-    let path = req.uri().path();
+/// Takes the path and headers, not the request: its body is not `Sync`, and the lookups await.
+async fn resolve(
+    st: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<Resolved, super::store::DbError> {
     if is_api(path)
-        && let Some(key) = api_key_of(req.headers())
+        && let Some(key) = api_key_of(headers)
     {
-        let Some((k, user)) = st.store.api_key_by_hash(&auth::token_hash(&key))? else {
+        let Some((k, user)) = st.store.api_key_by_hash(&auth::token_hash(&key)).await? else {
             return Ok(Resolved::BadKey("invalid API key"));
         };
         if let Some(why) = key_problem(&k, &user, now) {
@@ -246,7 +251,7 @@ fn resolve(st: &AppState, req: &Request, now: i64) -> Result<Resolved, super::st
         }
         // Last-used to the minute is plenty and saves a write per ingest batch.
         if k.last_used_ns.is_none_or(|t| now - t > 60_000_000_000) {
-            st.store.touch_api_key(k.id, now)?;
+            st.store.touch_api_key(k.id, now).await?;
         }
         // A key never acts above its owner's current role, nor above its own scope. Ingest
         // keys keep the owner's role only for the ingest check; they pass no other route.
@@ -263,21 +268,25 @@ fn resolve(st: &AppState, req: &Request, now: i64) -> Result<Resolved, super::st
             session: None,
         }));
     }
-    let Some(token) = read_cookie(req.headers(), &session_cookie_name(st)) else {
+    let Some(token) = read_cookie(headers, &session_cookie_name(st)) else {
         return Ok(Resolved::Anonymous);
     };
-    let Some(s) = st.store.session_by_token_hash(&auth::token_hash(&token))? else {
+    let Some(s) = st
+        .store
+        .session_by_token_hash(&auth::token_hash(&token))
+        .await?
+    else {
         return Ok(Resolved::Anonymous);
     };
     if session_problem(st, &s, now).is_some() {
-        st.store.delete_session(s.id)?;
+        st.store.delete_session(s.id).await?;
         return Ok(Resolved::Anonymous);
     }
     if s.mfa_pending {
         return Ok(Resolved::Pending(s));
     }
     if now - s.last_seen_ns > 30_000_000_000 {
-        st.store.touch_session(s.id, now)?;
+        st.store.touch_session(s.id, now).await?;
     }
     Ok(Resolved::Actor(Actor {
         user_id: s.user_id,
@@ -338,7 +347,7 @@ pub async fn guard(
         return next.run(req).await;
     }
     let now = crate::store::now_ns();
-    let resolved = match resolve(&st, &req, now) {
+    let resolved = match resolve(&st, req.uri().path(), req.headers(), now).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("auth lookup failed: {e}");

@@ -67,20 +67,24 @@ pub fn sessions_block(actor: &Actor, sessions: &[Session], back: &str, show_user
     }
 }
 
-pub fn profile_view(
+pub async fn profile_view(
     st: &AppState,
     actor: &Actor,
     notice: Option<Notice>,
     extra: Option<Markup>,
 ) -> Response {
-    let user = match st.store.user_by_id(actor.user_id) {
+    let user = match st.store.user_by_id(actor.user_id).await {
         Ok(Some(u)) => u,
         Ok(None) => return Redirect::to("/login").into_response(),
         Err(e) => return web::internal(e),
     };
-    let keys = st.store.list_api_keys(user.id).unwrap_or_default();
-    let sessions = st.store.list_sessions(Some(user.id)).unwrap_or_default();
-    let codes_left = st.store.recovery_codes_left(user.id).unwrap_or(0);
+    let keys = st.store.list_api_keys(user.id).await.unwrap_or_default();
+    let sessions = st
+        .store
+        .list_sessions(Some(user.id))
+        .await
+        .unwrap_or_default();
+    let codes_left = st.store.recovery_codes_left(user.id).await.unwrap_or(0);
     let body = html! {
         h1 { "Profile" }
         @match &notice { Some(Notice::Ok(m)) => p.ok role="status" { (m) }, Some(Notice::Err(m)) => p.error role="alert" { (m) }, None => {} }
@@ -153,7 +157,7 @@ pub async fn profile(State(st): State<AppState>, Extension(actor): Extension<Act
     if actor.via != Via::Session {
         return Redirect::to("/login").into_response();
     }
-    profile_view(&st, &actor, None, None)
+    profile_view(&st, &actor, None, None).await
 }
 
 #[derive(Deserialize)]
@@ -166,8 +170,8 @@ pub struct PasswordForm {
     confirm: String,
 }
 
-pub(crate) fn err(st: &AppState, actor: &Actor, status: StatusCode, msg: &str) -> Response {
-    let mut r = profile_view(st, actor, Some(Notice::Err(msg.into())), None);
+pub(crate) async fn err(st: &AppState, actor: &Actor, status: StatusCode, msg: &str) -> Response {
+    let mut r = profile_view(st, actor, Some(Notice::Err(msg.into())), None).await;
     *r.status_mut() = status;
     r
 }
@@ -183,9 +187,10 @@ async fn reauthenticate(
     action: &str,
 ) -> Result<User, Response> {
     let proof = Proof { password, code };
-    reauth::check(st, actor, client, &proof, factor, action)
-        .await
-        .map_err(|(status, msg)| err(st, actor, status, &msg))
+    match reauth::check(st, actor, client, &proof, factor, action).await {
+        Ok(u) => Ok(u),
+        Err((status, msg)) => Err(err(st, actor, status, &msg).await),
+    }
 }
 
 pub async fn change_password(
@@ -208,7 +213,7 @@ pub async fn change_password(
         Err(r) => return r,
     };
     if let Some(p) = auth::password_problem(&f.new) {
-        return err(&st, &actor, StatusCode::BAD_REQUEST, p);
+        return err(&st, &actor, StatusCode::BAD_REQUEST, p).await;
     }
     if f.new != f.confirm {
         return err(
@@ -216,20 +221,22 @@ pub async fn change_password(
             &actor,
             StatusCode::BAD_REQUEST,
             "The new passwords differ.",
-        );
+        )
+        .await;
     }
     let new = f.new.clone();
     let hash = match tokio::task::spawn_blocking(move || auth::hash_password(&new)).await {
         Ok(Ok(h)) => h,
         _ => return web::internal("password hashing failed"),
     };
-    if let Err(e) = st.store.set_password(actor.user_id, &hash) {
+    if let Err(e) = st.store.set_password(actor.user_id, &hash).await {
         return web::internal(e);
     }
     // A changed password ends every other session (someone may have had the old one).
     let n = st
         .store
         .delete_user_sessions(actor.user_id, actor.session_id())
+        .await
         .unwrap_or(0);
     st.audit(
         Some((actor.user_id, &actor.username)),
@@ -237,7 +244,8 @@ pub async fn change_password(
         &actor.username,
         &client.ip,
         &format!("{n} other sessions ended"),
-    );
+    )
+    .await;
     st.notify
         .security_change(&user, Change::PasswordChanged, &origin(&actor, &client));
     profile_view(
@@ -248,6 +256,7 @@ pub async fn change_password(
         )),
         None,
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -281,14 +290,17 @@ pub async fn change_email(
         Ok(u) => u,
         Err(r) => return r,
     };
-    match super::admin::set_email(&st, &actor, &client, &user, &f.email) {
-        Ok(()) => profile_view(
-            &st,
-            &actor,
-            Some(Notice::Ok("Email address saved.".into())),
-            None,
-        ),
-        Err((s, m)) => err(&st, &actor, s, &m),
+    match super::admin::set_email(&st, &actor, &client, &user, &f.email).await {
+        Ok(()) => {
+            profile_view(
+                &st,
+                &actor,
+                Some(Notice::Ok("Email address saved.".into())),
+                None,
+            )
+            .await
+        }
+        Err((s, m)) => err(&st, &actor, s, &m).await,
     }
 }
 
@@ -324,7 +336,7 @@ pub async fn totp_setup(
     let (Some(sid), Ok(secret)) = (actor.session_id(), auth::new_totp_secret()) else {
         return web::internal("no session or random source");
     };
-    if let Err(e) = st.store.set_pending_totp(sid, Some(&secret)) {
+    if let Err(e) = st.store.set_pending_totp(sid, Some(&secret)).await {
         return web::internal(e);
     }
     let uri = auth::otpauth_uri(&actor.username, &secret).unwrap_or_default();
@@ -343,7 +355,7 @@ pub async fn totp_setup(
             }
         }
     };
-    profile_view(&st, &actor, None, Some(extra))
+    profile_view(&st, &actor, None, Some(extra)).await
 }
 
 pub async fn totp_enable(
@@ -358,6 +370,7 @@ pub async fn totp_enable(
     let Some(secret) = st
         .store
         .session_by_id(session.id)
+        .await
         .ok()
         .flatten()
         .and_then(|s| s.pending_totp)
@@ -367,7 +380,8 @@ pub async fn totp_enable(
             &actor,
             StatusCode::BAD_REQUEST,
             "Start the setup first.",
-        );
+        )
+        .await;
     };
     let Some(step) = auth::totp_match(&secret, &f.code, unix_secs()) else {
         return err(
@@ -375,22 +389,24 @@ pub async fn totp_enable(
             &actor,
             StatusCode::BAD_REQUEST,
             "That code does not match; try the next one.",
-        );
+        )
+        .await;
     };
     let Ok((codes, hashes)) = auth::new_recovery_codes() else {
         return web::internal("random source failed");
     };
-    let user = match st.store.user_by_id(actor.user_id) {
+    let user = match st.store.user_by_id(actor.user_id).await {
         Ok(Some(u)) => u,
         Ok(None) => return Redirect::to("/login").into_response(),
         Err(e) => return web::internal(e),
     };
-    let res = st
-        .store
-        .set_totp(actor.user_id, Some(&secret))
-        .and_then(|_| st.store.consume_totp_step(actor.user_id, step))
-        .and_then(|_| st.store.set_recovery_codes(actor.user_id, &hashes))
-        .and_then(|_| st.store.set_pending_totp(session.id, None));
+    let res = async {
+        st.store.set_totp(actor.user_id, Some(&secret)).await?;
+        st.store.consume_totp_step(actor.user_id, step).await?;
+        st.store.set_recovery_codes(actor.user_id, &hashes).await?;
+        st.store.set_pending_totp(session.id, None).await
+    }
+    .await;
     if let Err(e) = res {
         return web::internal(e);
     }
@@ -400,7 +416,8 @@ pub async fn totp_enable(
         &actor.username,
         &client.ip,
         if user.totp_enabled { "moved" } else { "" },
-    );
+    )
+    .await;
     let change = if user.totp_enabled {
         Change::TwoFactorMoved
     } else {
@@ -421,6 +438,7 @@ pub async fn totp_enable(
         Some(Notice::Ok("Two-factor authentication is on.".into())),
         Some(extra),
     )
+    .await
 }
 
 pub async fn totp_disable(
@@ -442,7 +460,7 @@ pub async fn totp_disable(
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(e) = st.store.set_totp(actor.user_id, None) {
+    if let Err(e) = st.store.set_totp(actor.user_id, None).await {
         return web::internal(e);
     }
     st.audit(
@@ -451,7 +469,8 @@ pub async fn totp_disable(
         &actor.username,
         &client.ip,
         "",
-    );
+    )
+    .await;
     if user.totp_enabled {
         st.notify
             .security_change(&user, Change::TwoFactorOff, &origin(&actor, &client));
@@ -462,6 +481,7 @@ pub async fn totp_disable(
         Some(Notice::Ok("Two-factor authentication is off.".into())),
         None,
     )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -479,10 +499,16 @@ fn back_to(b: &str) -> &'static str {
 }
 
 /// Revokes one session: your own, or anyone's for an admin.
-pub fn revoke(st: &AppState, actor: &Actor, client: &Client, id: i64) -> Result<(), StatusCode> {
+pub async fn revoke(
+    st: &AppState,
+    actor: &Actor,
+    client: &Client,
+    id: i64,
+) -> Result<(), StatusCode> {
     let s = st
         .store
         .session_by_id(id)
+        .await
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
         .ok_or(StatusCode::NOT_FOUND)?;
     if s.user_id != actor.user_id && !actor.can(Role::Admin) {
@@ -490,6 +516,7 @@ pub fn revoke(st: &AppState, actor: &Actor, client: &Client, id: i64) -> Result<
     }
     st.store
         .delete_session(id)
+        .await
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     st.audit(
         Some((actor.user_id, &actor.username)),
@@ -497,7 +524,8 @@ pub fn revoke(st: &AppState, actor: &Actor, client: &Client, id: i64) -> Result<
         &s.username,
         &client.ip,
         &format!("session {id} from {}", s.ip),
-    );
+    )
+    .await;
     Ok(())
 }
 
@@ -508,7 +536,7 @@ pub async fn session_revoke(
     Path(id): Path<i64>,
     Form(f): Form<BackForm>,
 ) -> Response {
-    match revoke(&st, &actor, &client, id) {
+    match revoke(&st, &actor, &client, id).await {
         Ok(()) => Redirect::to(back_to(&f.back)).into_response(),
         Err(s) => (s, web::error_page(s, "No such session.")).into_response(),
     }
@@ -525,10 +553,11 @@ pub async fn sessions_revoke_others(
     let sessions = st
         .store
         .list_sessions(if all { None } else { Some(actor.user_id) })
+        .await
         .unwrap_or_default();
     let mut n = 0;
     for s in sessions.iter().filter(|s| Some(s.id) != actor.session_id()) {
-        if st.store.delete_session(s.id).unwrap_or(false) {
+        if st.store.delete_session(s.id).await.unwrap_or(false) {
             n += 1;
         }
     }
@@ -543,6 +572,7 @@ pub async fn sessions_revoke_others(
         &actor.username,
         &client.ip,
         &format!("{n} sessions"),
-    );
+    )
+    .await;
     Redirect::to(back_to(&f.back)).into_response()
 }

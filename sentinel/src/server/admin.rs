@@ -21,8 +21,13 @@ fn now() -> i64 {
     crate::store::now_ns()
 }
 
-fn users_view(st: &AppState, actor: &Actor, status: StatusCode, msg: Option<&str>) -> Response {
-    let users = match st.store.list_users() {
+async fn users_view(
+    st: &AppState,
+    actor: &Actor,
+    status: StatusCode,
+    msg: Option<&str>,
+) -> Response {
+    let users = match st.store.list_users().await {
         Ok(u) => u,
         Err(e) => return web::internal(e),
     };
@@ -73,7 +78,7 @@ fn users_view(st: &AppState, actor: &Actor, status: StatusCode, msg: Option<&str
 }
 
 /// The common ending of a user change: audit it and go back to the list, or say why not.
-fn outcome(
+async fn outcome(
     st: &AppState,
     actor: &Actor,
     client: &Client,
@@ -90,10 +95,11 @@ fn outcome(
                 target,
                 &client.ip,
                 detail,
-            );
+            )
+            .await;
             Redirect::to("/admin/users").into_response()
         }
-        Ok(false) => users_view(st, actor, StatusCode::NOT_FOUND, Some("No such user.")),
+        Ok(false) => users_view(st, actor, StatusCode::NOT_FOUND, Some("No such user.")).await,
         Err(e) => web::internal(e),
     }
 }
@@ -102,7 +108,7 @@ pub async fn users_page(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
 ) -> Response {
-    users_view(&st, &actor, StatusCode::OK, None)
+    users_view(&st, &actor, StatusCode::OK, None).await
 }
 
 #[derive(Deserialize)]
@@ -135,6 +141,7 @@ pub async fn create_user(
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     st.store
         .create_user(username, &hash, role, now())
+        .await
         .map_err(|e| match e {
             super::store::DbError::Conflict(_) => {
                 (StatusCode::CONFLICT, "that username is taken".to_string())
@@ -154,12 +161,12 @@ pub async fn user_create(
         .then(|| mail::address_problem(email))
         .flatten()
     {
-        return users_view(&st, &actor, StatusCode::BAD_REQUEST, Some(&p));
+        return users_view(&st, &actor, StatusCode::BAD_REQUEST, Some(&p)).await;
     }
     match create_user(&st, f.username.trim(), &f.password, &f.role).await {
         Ok(id) => {
             if !email.is_empty()
-                && let Err(e) = st.store.set_email(id, Some(email))
+                && let Err(e) = st.store.set_email(id, Some(email)).await
             {
                 return web::internal(e);
             }
@@ -169,18 +176,19 @@ pub async fn user_create(
                 f.username.trim(),
                 &client.ip,
                 &f.role,
-            );
+            )
+            .await;
             Redirect::to("/admin/users").into_response()
         }
-        Err((s, m)) => users_view(&st, &actor, s, Some(&m)),
+        Err((s, m)) => users_view(&st, &actor, s, Some(&m)).await,
     }
 }
 
 /// Refuses changes that would leave no active admin.
-fn keeps_an_admin(st: &AppState, id: i64) -> bool {
-    match st.store.user_by_id(id) {
+async fn keeps_an_admin(st: &AppState, id: i64) -> bool {
+    match st.store.user_by_id(id).await {
         Ok(Some(u)) if u.role == Role::Admin && u.active => {
-            st.store.count_admins().unwrap_or(0) > 1
+            st.store.count_admins().await.unwrap_or(0) > 1
         }
         _ => true,
     }
@@ -200,17 +208,18 @@ pub async fn user_role(
     Form(f): Form<RoleForm>,
 ) -> Response {
     let Some(role) = Role::parse(&f.role) else {
-        return users_view(&st, &actor, StatusCode::BAD_REQUEST, Some("Unknown role."));
+        return users_view(&st, &actor, StatusCode::BAD_REQUEST, Some("Unknown role.")).await;
     };
-    if role != Role::Admin && !keeps_an_admin(&st, id) {
+    if role != Role::Admin && !keeps_an_admin(&st, id).await {
         return users_view(
             &st,
             &actor,
             StatusCode::BAD_REQUEST,
             Some("That would leave no admin."),
-        );
+        )
+        .await;
     }
-    let res = st.store.set_role(id, role);
+    let res = st.store.set_role(id, role).await;
     outcome(
         &st,
         &actor,
@@ -220,6 +229,7 @@ pub async fn user_role(
         &id.to_string(),
         role.as_str(),
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -236,15 +246,16 @@ pub async fn user_active(
     Form(f): Form<ActiveForm>,
 ) -> Response {
     let active = f.active == "1";
-    if !active && (id == actor.user_id || !keeps_an_admin(&st, id)) {
+    if !active && (id == actor.user_id || !keeps_an_admin(&st, id).await) {
         return users_view(
             &st,
             &actor,
             StatusCode::BAD_REQUEST,
             Some("You cannot disable yourself or the last admin."),
-        );
+        )
+        .await;
     }
-    let res = st.store.set_active(id, active);
+    let res = st.store.set_active(id, active).await;
     outcome(
         &st,
         &actor,
@@ -258,6 +269,7 @@ pub async fn user_active(
         &id.to_string(),
         "",
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -274,21 +286,21 @@ pub async fn user_password(
     Form(f): Form<PwForm>,
 ) -> Response {
     if let Some(p) = auth::password_problem(&f.password) {
-        return users_view(&st, &actor, StatusCode::BAD_REQUEST, Some(p));
+        return users_view(&st, &actor, StatusCode::BAD_REQUEST, Some(p)).await;
     }
     let pw = f.password.clone();
     let Ok(Ok(hash)) = tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await else {
         return web::internal("password hashing failed");
     };
-    let res = st.store.set_password(id, &hash);
+    let res = st.store.set_password(id, &hash).await;
     if matches!(res, Ok(true)) {
         let keep = if id == actor.user_id {
             actor.session_id()
         } else {
             None
         };
-        let _ = st.store.delete_user_sessions(id, keep);
-        if let Ok(Some(u)) = st.store.user_by_id(id) {
+        let _ = st.store.delete_user_sessions(id, keep).await;
+        if let Ok(Some(u)) = st.store.user_by_id(id).await {
             st.notify
                 .security_change(&u, Change::PasswordChanged, &origin(&actor, &client));
         }
@@ -302,6 +314,7 @@ pub async fn user_password(
         &id.to_string(),
         "",
     )
+    .await
 }
 
 pub async fn user_totp_reset(
@@ -310,12 +323,14 @@ pub async fn user_totp_reset(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    let user = match st.store.user_by_id(id) {
+    let user = match st.store.user_by_id(id).await {
         Ok(Some(u)) => u,
-        Ok(None) => return users_view(&st, &actor, StatusCode::NOT_FOUND, Some("No such user.")),
+        Ok(None) => {
+            return users_view(&st, &actor, StatusCode::NOT_FOUND, Some("No such user.")).await;
+        }
         Err(e) => return web::internal(e),
     };
-    if let Err(e) = st.store.set_totp(id, None) {
+    if let Err(e) = st.store.set_totp(id, None).await {
         return web::internal(e);
     }
     if user.totp_enabled {
@@ -328,7 +343,8 @@ pub async fn user_totp_reset(
         &id.to_string(),
         &client.ip,
         "",
-    );
+    )
+    .await;
     Redirect::to("/admin/users").into_response()
 }
 
@@ -346,20 +362,22 @@ pub async fn user_email(
     Path(id): Path<i64>,
     Form(f): Form<EmailForm>,
 ) -> Response {
-    let user = match st.store.user_by_id(id) {
+    let user = match st.store.user_by_id(id).await {
         Ok(Some(u)) => u,
-        Ok(None) => return users_view(&st, &actor, StatusCode::NOT_FOUND, Some("No such user.")),
+        Ok(None) => {
+            return users_view(&st, &actor, StatusCode::NOT_FOUND, Some("No such user.")).await;
+        }
         Err(e) => return web::internal(e),
     };
-    match set_email(&st, &actor, &client, &user, &f.email) {
+    match set_email(&st, &actor, &client, &user, &f.email).await {
         Ok(()) => Redirect::to("/admin/users").into_response(),
-        Err((s, m)) => users_view(&st, &actor, s, Some(&m)),
+        Err((s, m)) => users_view(&st, &actor, s, Some(&m)).await,
     }
 }
 
 /// Validates and stores `user`'s new notice address (empty: none), audits it and tells the
 /// old address. Shared by the admin page and the profile.
-pub fn set_email(
+pub async fn set_email(
     st: &AppState,
     actor: &Actor,
     client: &Client,
@@ -376,6 +394,7 @@ pub fn set_email(
     }
     st.store
         .set_email(user.id, new)
+        .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     st.audit(
         Some((actor.user_id, &actor.username)),
@@ -383,7 +402,8 @@ pub fn set_email(
         &user.username,
         &client.ip,
         new.unwrap_or("removed"),
-    );
+    )
+    .await;
     st.notify.security_change_to(
         user,
         user.email.as_deref(),
@@ -399,16 +419,23 @@ pub async fn user_delete(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    if id == actor.user_id || !keeps_an_admin(&st, id) {
+    if id == actor.user_id || !keeps_an_admin(&st, id).await {
         return users_view(
             &st,
             &actor,
             StatusCode::BAD_REQUEST,
             Some("You cannot delete yourself or the last admin."),
-        );
+        )
+        .await;
     }
-    let name = st.store.user_by_id(id).ok().flatten().map(|u| u.username);
-    let res = st.store.delete_user(id);
+    let name = st
+        .store
+        .user_by_id(id)
+        .await
+        .ok()
+        .flatten()
+        .map(|u| u.username);
+    let res = st.store.delete_user(id).await;
     outcome(
         &st,
         &actor,
@@ -418,6 +445,7 @@ pub async fn user_delete(
         name.as_deref().unwrap_or(""),
         "",
     )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -489,7 +517,7 @@ pub async fn audit_page(
     Extension(actor): Extension<Actor>,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    let rows = match st.store.list_audit(&q.filter()) {
+    let rows = match st.store.list_audit(&q.filter()).await {
         Ok(r) => r,
         Err(e) => return web::internal(e),
     };
@@ -518,7 +546,7 @@ pub async fn sessions_page(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
 ) -> Response {
-    let sessions = match st.store.list_sessions(None) {
+    let sessions = match st.store.list_sessions(None).await {
         Ok(s) => s,
         Err(e) => return web::internal(e),
     };

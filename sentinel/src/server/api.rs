@@ -34,7 +34,7 @@ fn ok<T: serde::Serialize>(v: T) -> Response {
 }
 
 pub async fn health(State(st): State<AppState>) -> Response {
-    match st.store.count_admins() {
+    match st.store.count_admins().await {
         Ok(_) => ok(json!({ "status": "ok" })),
         Err(e) => {
             tracing::error!("health check: {e}");
@@ -51,7 +51,7 @@ pub use super::ingest::MAX_BATCH_ITEMS;
 
 /// The host an ingest key writes for: its bound host, or (a key migrated from before scopes)
 /// the batch's single host, which then binds it for good.
-pub(super) fn bound_host(
+pub(super) async fn bound_host(
     st: &AppState,
     actor: &Actor,
     named: &std::collections::BTreeSet<String>,
@@ -69,7 +69,7 @@ pub(super) fn bound_host(
                 .into(),
         ));
     };
-    match st.store.bind_api_key_host(*id, first) {
+    match st.store.bind_api_key_host(*id, first).await {
         Ok(Some(h)) => {
             st.audit(
                 Some((actor.user_id, &actor.username)),
@@ -77,7 +77,8 @@ pub(super) fn bound_host(
                 &h,
                 "",
                 &format!("key {id}"),
-            );
+            )
+            .await;
             Ok(h)
         }
         Ok(None) => Err((StatusCode::FORBIDDEN, "this key cannot be bound".into())),
@@ -100,7 +101,7 @@ pub async fn ingest(
     // An ingest key writes its own host and nothing else: another name anywhere in the
     // batch refuses the whole batch, and the attempt is audited.
     let named = super::ingest::hosts_named(&batch);
-    let host = match bound_host(&st, &actor, &named) {
+    let host = match bound_host(&st, &actor, &named).await {
         Ok(h) => h,
         Err((status, msg)) => return error(status, msg),
     };
@@ -126,23 +127,22 @@ pub async fn ingest(
             &host,
             &client.ip,
             &detail,
-        );
+        )
+        .await;
         return error(
             StatusCode::FORBIDDEN,
             format!("this key may only write host {host:?}"),
         );
     }
-    let st2 = st.clone();
-    match tokio::task::spawn_blocking(move || st2.ingest(&batch)).await {
-        Ok(Ok(out)) => ok(out),
-        Ok(Err(IngestError::Invalid(m))) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
-        Ok(Err(e)) => internal(e),
+    match st.ingest(&batch).await {
+        Ok(out) => ok(out),
+        Err(IngestError::Invalid(m)) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
         Err(e) => internal(e),
     }
 }
 
 pub async fn me(State(st): State<AppState>, Extension(actor): Extension<Actor>) -> Response {
-    match st.store.user_by_id(actor.user_id) {
+    match st.store.user_by_id(actor.user_id).await {
         Ok(Some(u)) => ok(json!({ "user": u, "csrf_token": actor.csrf() })),
         Ok(None) => {
             ok(json!({ "user": { "username": actor.username, "role": actor.role }, "demo": true }))
@@ -152,7 +152,7 @@ pub async fn me(State(st): State<AppState>, Extension(actor): Extension<Actor>) 
 }
 
 pub async fn anomaly(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    match st.store.get_anomaly(&id) {
+    match st.store.get_anomaly(&id).await {
         Ok(Some(a)) => ok(a),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such anomaly"),
         Err(e) => internal(e),
@@ -165,12 +165,12 @@ pub async fn ack_anomaly(
     Extension(client): Extension<Client>,
     Path(id): Path<String>,
 ) -> Response {
-    match st.store.get_anomaly(&id) {
+    match st.store.get_anomaly(&id).await {
         Ok(Some(_)) => {}
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such anomaly"),
         Err(e) => return internal(e),
     }
-    match st.acknowledge(&actor, &client.ip, &id) {
+    match st.acknowledge(&actor, &client.ip, &id).await {
         Ok(changed) => ok(json!({ "acknowledged": true, "changed": changed })),
         Err(e) => internal(e),
     }
@@ -178,18 +178,18 @@ pub async fn ack_anomaly(
 
 pub async fn host(State(st): State<AppState>, Path(name): Path<String>) -> Response {
     let t = now();
-    let h = match st.store.get_host(&name, t) {
+    let h = match st.store.get_host(&name, t).await {
         Ok(Some(h)) => h,
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such host"),
         Err(e) => return internal(e),
     };
-    let (series, history) = super::hosts::recent(&st, &name, t);
+    let (series, history) = super::hosts::recent(&st, &name, t).await;
     ok(json!({
         "host": h,
         "posture": super::hosts::posture(&h),
         "risk_24h": series.iter().map(|(t, s)| json!({ "time_ns": t, "score": s })).collect::<Vec<_>>(),
         "history": history,
-        "fleet": super::fleet_lists::host_extra(&st, &name, t),
+        "fleet": super::fleet_lists::host_extra(&st, &name, t).await,
     }))
 }
 
@@ -199,14 +199,14 @@ pub async fn ack_host(
     Extension(client): Extension<Client>,
     Path(name): Path<String>,
 ) -> Response {
-    match st.acknowledge_host(&actor, &client.ip, &name) {
+    match st.acknowledge_host(&actor, &client.ip, &name).await {
         Ok(n) => ok(json!({ "acknowledged": n })),
         Err(e) => internal(e),
     }
 }
 
 pub async fn sessions(State(st): State<AppState>, Extension(actor): Extension<Actor>) -> Response {
-    match st.store.list_sessions(Some(actor.user_id)) {
+    match st.store.list_sessions(Some(actor.user_id)).await {
         Ok(s) => ok(s),
         Err(e) => internal(e),
     }
@@ -218,21 +218,21 @@ pub async fn session_delete(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    match super::account::revoke(&st, &actor, &client, id) {
+    match super::account::revoke(&st, &actor, &client, id).await {
         Ok(()) => ok(json!({ "revoked": id })),
         Err(s) => error(s, "no such session"),
     }
 }
 
 pub async fn keys(State(st): State<AppState>, Extension(actor): Extension<Actor>) -> Response {
-    match st.store.list_api_keys(actor.user_id) {
+    match st.store.list_api_keys(actor.user_id).await {
         Ok(k) => ok(k),
         Err(e) => internal(e),
     }
 }
 
 pub async fn all_keys(State(st): State<AppState>) -> Response {
-    match st.store.list_all_api_keys() {
+    match st.store.list_all_api_keys().await {
         Ok(k) => ok(k),
         Err(e) => internal(e),
     }
@@ -244,7 +244,7 @@ pub async fn revoke_key(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    match super::keys::revoke_any(&st, &actor, &client, id) {
+    match super::keys::revoke_any(&st, &actor, &client, id).await {
         Ok(Some(_)) => ok(json!({ "revoked": id })),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such key"),
         Err(e) => internal(e),
@@ -252,21 +252,21 @@ pub async fn revoke_key(
 }
 
 pub async fn users(State(st): State<AppState>) -> Response {
-    match st.store.list_users() {
+    match st.store.list_users().await {
         Ok(u) => ok(u),
         Err(e) => internal(e),
     }
 }
 
 pub async fn audit(State(st): State<AppState>, Query(q): Query<AuditQuery>) -> Response {
-    match st.store.list_audit(&q.filter()) {
+    match st.store.list_audit(&q.filter()).await {
         Ok(a) => ok(a),
         Err(e) => internal(e),
     }
 }
 
 pub async fn all_sessions(State(st): State<AppState>) -> Response {
-    match st.store.list_sessions(None) {
+    match st.store.list_sessions(None).await {
         Ok(s) => ok(s),
         Err(e) => internal(e),
     }

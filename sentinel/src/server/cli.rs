@@ -6,8 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
-use super::sqlite::SqliteStore;
-use super::store::{AccountStore, Role};
+use super::store::{Role, ServerStore};
 use super::{Server, ServerConfig};
 use super::{auth, mail, secrets};
 
@@ -16,9 +15,12 @@ pub struct ServeArgs {
     /// Listen address (default 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Database file (default /var/lib/sentinel/server.db).
+    /// SQLite database file (default /var/lib/sentinel/server.db).
     #[arg(long, global = true, value_name = "FILE")]
     pub db: Option<PathBuf>,
+    /// PostgreSQL database instead of the SQLite file: postgres://user:password@host/dbname
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
     /// The key that seals two-factor secrets (default: the database path + ".key";
     /// created 0600 at first start).
     #[arg(long, global = true, value_name = "FILE")]
@@ -46,6 +48,16 @@ pub enum ServeCmd {
     /// database is resealed in one transaction; the new key replaces the key file only
     /// after it commits.
     RotateKey,
+    /// Copy a SQLite site (every table, ids kept) into an empty PostgreSQL database, then
+    /// set `[server] database` to it. The server must be stopped; the target must be empty.
+    Migrate {
+        /// The SQLite database file to copy.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The PostgreSQL database to fill: postgres://user:password@host/dbname
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 impl ServeArgs {
@@ -55,6 +67,9 @@ impl ServeArgs {
         }
         if let Some(d) = &self.db {
             c.db = d.clone();
+        }
+        if let Some(u) = &self.database {
+            c.database = Some(u.clone());
         }
         if let Some(k) = &self.secret_key_file {
             c.secret_key_file = Some(k.clone());
@@ -76,14 +91,21 @@ pub async fn serve(
 ) -> anyhow::Result<i32> {
     let cfg = args.apply(config);
     if let Some(ServeCmd::RotateKey) = args.cmd {
-        return rotate_key(&cfg);
+        return rotate_key(&cfg).await;
     }
-    let store =
-        SqliteStore::open(&cfg.db).with_context(|| format!("opening {}", cfg.db.display()))?;
-    if store.count_admins()? == 0 {
+    if let Some(ServeCmd::Migrate { from, to }) = &args.cmd {
+        return super::migrate::run(from, to).await;
+    }
+    let (store, _) = super::backend::open(&cfg, None)
+        .await
+        .with_context(|| format!("opening {}", super::backend::describe(&cfg)))?;
+    if store.count_admins().await? == 0 {
+        let db = match &cfg.database {
+            Some(_) => String::new(),
+            None => format!(" --db {}", cfg.db.display()),
+        };
         eprintln!(
-            "sentinel: no admin yet; create one with: sentinel user add <name> --role admin --db {}",
-            cfg.db.display()
+            "sentinel: no admin yet; create one with: sentinel user add <name> --role admin{db}"
         );
     }
     drop(store);
@@ -119,12 +141,13 @@ pub async fn serve(
 /// `<file>.new`, reseal the database under it in one transaction, then rename it over the
 /// key file. Interrupted anywhere, the server still starts: it opens secrets under either
 /// key and reseals them under the key file's (docs/server.md, "Secrets at rest").
-fn rotate_key(cfg: &ServerConfig) -> anyhow::Result<i32> {
+async fn rotate_key(cfg: &ServerConfig) -> anyhow::Result<i32> {
     let path = cfg.secret_key_path();
     let mut rot = secrets::Rotation::begin(&path)
         .with_context(|| format!("rotating the key in {}", path.display()))?;
-    let (store, settled) = SqliteStore::open_sealed(&cfg.db, rot.settle.clone())
-        .with_context(|| format!("opening {}", cfg.db.display()))?;
+    let (store, settled) = super::backend::open(cfg, Some(rot.settle.clone()))
+        .await
+        .with_context(|| format!("opening {}", super::backend::describe(cfg)))?;
     drop(store);
     if !settled.unreadable.is_empty() {
         bail!(
@@ -135,7 +158,7 @@ fn rotate_key(cfg: &ServerConfig) -> anyhow::Result<i32> {
         );
     }
     let next = rot.prepare()?;
-    let resealed = match SqliteStore::open_sealed(&cfg.db, next) {
+    let resealed = match super::backend::open(cfg, Some(next)).await {
         Ok((_, r)) => r,
         Err(e) => {
             // The transaction rolled back: the database is still under the old key.
@@ -149,20 +172,19 @@ fn rotate_key(cfg: &ServerConfig) -> anyhow::Result<i32> {
         "rotated: {n} two-factor secrets resealed under key {id}; {} holds the new key",
         path.display()
     );
-    let audit = |action: &str, detail: &str| {
-        if let Ok(s) = SqliteStore::open(&cfg.db) {
-            let _ = s.audit(&super::store::NewAudit {
+    if let Ok((s, _)) = super::backend::open(cfg, None).await {
+        let _ = s
+            .audit(&super::store::NewAudit {
                 user_id: None,
                 username: "cli",
-                action,
+                action: "secret_key_rotated",
                 target: "secret_key",
                 ip: "local",
-                detail,
+                detail: &format!("{n} secrets, key {id}"),
                 time_ns: crate::store::now_ns(),
-            });
-        }
-    };
-    audit("secret_key_rotated", &format!("{n} secrets, key {id}"));
+            })
+            .await;
+    }
     Ok(crate::exit::OK)
 }
 
@@ -183,9 +205,12 @@ async fn wait_for_stop() {
 
 #[derive(Debug, clap::Args)]
 pub struct UserArgs {
-    /// Database file (default: server.db from the configuration).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// SQLite database file (default: the configured database).
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "database")]
     pub db: Option<PathBuf>,
+    /// PostgreSQL database (default: the configured database).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
     #[command(subcommand)]
     pub cmd: UserCmd,
 }
@@ -275,27 +300,41 @@ fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-fn user_id(store: &SqliteStore, name: &str) -> anyhow::Result<i64> {
+async fn user_id(store: &dyn ServerStore, name: &str) -> anyhow::Result<i64> {
     Ok(store
-        .user_by_name(name)?
+        .user_by_name(name)
+        .await?
         .with_context(|| format!("no user {name:?}"))?
         .id)
 }
 
-pub fn user(config: ServerConfig, args: UserArgs) -> anyhow::Result<i32> {
-    let db = args.db.unwrap_or(config.db);
-    let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+pub async fn user(config: ServerConfig, args: UserArgs) -> anyhow::Result<i32> {
+    let mut cfg = config;
+    if let Some(db) = args.db {
+        cfg.db = db;
+        cfg.database = None;
+    }
+    if let Some(url) = args.database {
+        cfg.database = Some(url);
+    }
+    cfg.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let (store, _) = super::backend::open(&cfg, None)
+        .await
+        .with_context(|| format!("opening {}", super::backend::describe(&cfg)))?;
+    let store = &*store;
     let now = crate::store::now_ns();
-    let audit = |action: &str, target: &str, detail: &str| {
-        let _ = store.audit(&super::store::NewAudit {
-            user_id: None,
-            username: "cli",
-            action,
-            target,
-            ip: "local",
-            detail,
-            time_ns: now,
-        });
+    let audit = |action: &'static str, target: String, detail: String| async move {
+        let _ = store
+            .audit(&super::store::NewAudit {
+                user_id: None,
+                username: "cli",
+                action,
+                target: &target,
+                ip: "local",
+                detail: &detail,
+                time_ns: now,
+            })
+            .await;
     };
     match args.cmd {
         UserCmd::Add {
@@ -313,11 +352,11 @@ pub fn user(config: ServerConfig, args: UserArgs) -> anyhow::Result<i32> {
             let role = Role::parse(&role).context("unknown role")?;
             let pw = read_password(password_stdin)?;
             let hash = auth::hash_password(&pw)?;
-            let id = store.create_user(&username, &hash, role, now)?;
+            let id = store.create_user(&username, &hash, role, now).await?;
             if let Some(e) = &email {
-                store.set_email(id, Some(e))?;
+                store.set_email(id, Some(e)).await?;
             }
-            audit("user_created", &username, role.as_str());
+            audit("user_created", username.clone(), role.as_str().to_string()).await;
             println!("created {role} {username}");
         }
         UserCmd::SetEmail { username, email } => {
@@ -325,15 +364,18 @@ pub fn user(config: ServerConfig, args: UserArgs) -> anyhow::Result<i32> {
             if let Some(p) = email.as_deref().and_then(mail::address_problem) {
                 bail!("{p}");
             }
-            store.set_email(user_id(&store, &username)?, email.as_deref())?;
+            store
+                .set_email(user_id(store, &username).await?, email.as_deref())
+                .await?;
             audit(
                 "user_email_changed",
-                &username,
-                email.as_deref().unwrap_or(""),
-            );
+                username.clone(),
+                email.clone().unwrap_or_default(),
+            )
+            .await;
         }
         UserCmd::List => {
-            for u in store.list_users()? {
+            for u in store.list_users().await? {
                 println!(
                     "{}\t{}\t{}\t2fa:{}\t{}",
                     u.username,
@@ -346,36 +388,47 @@ pub fn user(config: ServerConfig, args: UserArgs) -> anyhow::Result<i32> {
         }
         UserCmd::SetRole { username, role } => {
             let role = Role::parse(&role).context("unknown role")?;
-            store.set_role(user_id(&store, &username)?, role)?;
-            audit("user_role_changed", &username, role.as_str());
+            store
+                .set_role(user_id(store, &username).await?, role)
+                .await?;
+            audit(
+                "user_role_changed",
+                username.clone(),
+                role.as_str().to_string(),
+            )
+            .await;
         }
         UserCmd::Disable { username } => {
-            let id = user_id(&store, &username)?;
-            store.set_active(id, false)?;
-            store.delete_user_sessions(id, None)?;
-            audit("user_disabled", &username, "");
+            let id = user_id(store, &username).await?;
+            store.set_active(id, false).await?;
+            store.delete_user_sessions(id, None).await?;
+            audit("user_disabled", username.clone(), String::new()).await;
         }
         UserCmd::Enable { username } => {
-            store.set_active(user_id(&store, &username)?, true)?;
-            audit("user_enabled", &username, "");
+            store
+                .set_active(user_id(store, &username).await?, true)
+                .await?;
+            audit("user_enabled", username.clone(), String::new()).await;
         }
         UserCmd::Passwd {
             username,
             password_stdin,
         } => {
-            let id = user_id(&store, &username)?;
+            let id = user_id(store, &username).await?;
             let hash = auth::hash_password(&read_password(password_stdin)?)?;
-            store.set_password(id, &hash)?;
-            store.delete_user_sessions(id, None)?;
-            audit("user_password_reset", &username, "");
+            store.set_password(id, &hash).await?;
+            store.delete_user_sessions(id, None).await?;
+            audit("user_password_reset", username.clone(), String::new()).await;
         }
         UserCmd::ResetTotp { username } => {
-            store.set_totp(user_id(&store, &username)?, None)?;
-            audit("user_2fa_reset", &username, "");
+            store
+                .set_totp(user_id(store, &username).await?, None)
+                .await?;
+            audit("user_2fa_reset", username.clone(), String::new()).await;
         }
         UserCmd::Delete { username } => {
-            store.delete_user(user_id(&store, &username)?)?;
-            audit("user_deleted", &username, "");
+            store.delete_user(user_id(store, &username).await?).await?;
+            audit("user_deleted", username.clone(), String::new()).await;
         }
     }
     Ok(crate::exit::OK)

@@ -134,19 +134,20 @@ pub struct VerdictFilter {
 }
 
 /// Where verdicts live. Part of `ServerStore`.
+#[async_trait::async_trait]
 pub trait FeedbackStore: Send + Sync {
     /// Stores a verdict; `DbError::Conflict` when the target has one in force already.
-    fn add_verdict(&self, v: &NewVerdict<'_>) -> DbResult<i64>;
-    fn get_verdict(&self, id: i64) -> DbResult<Option<StoredVerdict>>;
+    async fn add_verdict(&self, v: &NewVerdict<'_>) -> DbResult<i64>;
+    async fn get_verdict(&self, id: i64) -> DbResult<Option<StoredVerdict>>;
     /// Newest first.
-    fn list_verdicts(&self, f: &VerdictFilter) -> DbResult<Vec<StoredVerdict>>;
+    async fn list_verdicts(&self, f: &VerdictFilter) -> DbResult<Vec<StoredVerdict>>;
     /// Marks a verdict undone; false when it was undone already.
-    fn undo_verdict(&self, id: i64, by: &str, now_ns: i64) -> DbResult<bool>;
+    async fn undo_verdict(&self, id: i64, by: &str, now_ns: i64) -> DbResult<bool>;
     /// What the host's agent has not acknowledged yet, in the order to apply it.
-    fn pending_verdicts(&self, host: &str) -> DbResult<Vec<Delivery>>;
+    async fn pending_verdicts(&self, host: &str) -> DbResult<Vec<Delivery>>;
     /// Records the agent's acknowledgements (only for verdicts of `host`); returns how many
     /// changed something.
-    fn ack_verdicts(&self, host: &str, acks: &[Ack], now_ns: i64) -> DbResult<usize>;
+    async fn ack_verdicts(&self, host: &str, acks: &[Ack], now_ns: i64) -> DbResult<usize>;
 }
 
 /// Why a verdict could not be given or undone, with the HTTP status that says so.
@@ -175,7 +176,7 @@ pub struct Ask<'a> {
 }
 
 /// Checks and stores a verdict, and audits it. The shared path of the JSON API and the form.
-pub fn give(
+pub async fn give(
     st: &AppState,
     actor: &Actor,
     ip: &str,
@@ -196,7 +197,7 @@ pub fn give(
     }
     let host = match kind {
         TargetKind::Anomaly => {
-            let Some(a) = st.store.get_anomaly(id)? else {
+            let Some(a) = st.store.get_anomaly(id).await? else {
                 return Err(Refusal(StatusCode::NOT_FOUND, "no such anomaly".into()));
             };
             if host.is_some_and(|h| h != a.anomaly.host) {
@@ -216,7 +217,12 @@ pub fn give(
             if let Some(p) = super::ingest::name_problem("host", h) {
                 return Err(bad(p));
             }
-            if st.store.get_host(h, crate::store::now_ns())?.is_none() {
+            if st
+                .store
+                .get_host(h, crate::store::now_ns())
+                .await?
+                .is_none()
+            {
                 return Err(Refusal(StatusCode::NOT_FOUND, "no such host".into()));
             }
             // An incident the server has not received (yet) is still accepted: the agent
@@ -234,7 +240,7 @@ pub fn give(
         by: &actor.username,
         now_ns: crate::store::now_ns(),
     };
-    let vid = match st.store.add_verdict(&new) {
+    let vid = match st.store.add_verdict(&new).await {
         Ok(v) => v,
         Err(DbError::Conflict(what)) => {
             return Err(Refusal(
@@ -256,20 +262,28 @@ pub fn give(
             scope_str(scope),
             note.map(|n| format!(": {n}")).unwrap_or_default()
         ),
-    );
+    )
+    .await;
     st.store
-        .get_verdict(vid)?
+        .get_verdict(vid)
+        .await?
         .ok_or_else(|| Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()))
 }
 
 /// Undoes a verdict (delivered to the agent like the verdict itself) and audits it.
-pub fn undo(st: &AppState, actor: &Actor, ip: &str, id: i64) -> Result<StoredVerdict, Refusal> {
-    let Some(v) = st.store.get_verdict(id)? else {
+pub async fn undo(
+    st: &AppState,
+    actor: &Actor,
+    ip: &str,
+    id: i64,
+) -> Result<StoredVerdict, Refusal> {
+    let Some(v) = st.store.get_verdict(id).await? else {
         return Err(Refusal(StatusCode::NOT_FOUND, "no such verdict".into()));
     };
     if !st
         .store
-        .undo_verdict(id, &actor.username, crate::store::now_ns())?
+        .undo_verdict(id, &actor.username, crate::store::now_ns())
+        .await?
     {
         return Err(Refusal(
             StatusCode::CONFLICT,
@@ -287,9 +301,11 @@ pub fn undo(st: &AppState, actor: &Actor, ip: &str, id: i64) -> Result<StoredVer
             verdict_str(v.verdict),
             v.host
         ),
-    );
+    )
+    .await;
     st.store
-        .get_verdict(id)?
+        .get_verdict(id)
+        .await?
         .ok_or_else(|| Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()))
 }
 
@@ -343,7 +359,7 @@ pub async fn api_give(
         scope: b.scope,
         note: b.note.as_deref(),
     };
-    match give(&st, &actor, &client.ip, &ask) {
+    match give(&st, &actor, &client.ip, &ask).await {
         Ok(v) => ok(StatusCode::CREATED, v),
         Err(r) => refused(r),
     }
@@ -355,7 +371,7 @@ pub async fn api_undo(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    match undo(&st, &actor, &client.ip, id) {
+    match undo(&st, &actor, &client.ip, id).await {
         Ok(v) => ok(StatusCode::OK, v),
         Err(r) => refused(r),
     }
@@ -366,7 +382,7 @@ pub async fn api_list(State(st): State<AppState>, Query(q): Query<VerdictFilter>
         limit: Some(q.limit.unwrap_or(500).min(500)),
         ..q
     };
-    match st.store.list_verdicts(&f) {
+    match st.store.list_verdicts(&f).await {
         Ok(v) => ok(StatusCode::OK, v),
         Err(e) => refused(e.into()),
     }
@@ -384,29 +400,38 @@ pub fn spawn_local_delivery(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            let (st, host, store) = (st.clone(), host.clone(), store.clone());
-            let r = tokio::task::spawn_blocking(move || -> Result<usize, String> {
-                let pending = st
-                    .store
-                    .pending_verdicts(&host)
-                    .map_err(|e| e.to_string())?;
-                if pending.is_empty() {
-                    return Ok(0);
-                }
-                let agent = crate::store::Store::open(&store).map_err(|e| e.to_string())?;
-                let acks = crate::feed::verdicts::apply(&agent, "local", &pending);
-                st.store
-                    .ack_verdicts(&host, &acks, crate::store::now_ns())
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-            match r {
-                Ok(Err(e)) => tracing::warn!("delivering verdicts to this agent: {e}"),
-                Err(e) => tracing::warn!("delivering verdicts to this agent: {e}"),
-                Ok(Ok(_)) => {}
+            if let Err(e) = deliver_local(&st, &host, &store).await {
+                tracing::warn!("delivering verdicts to this agent: {e}");
             }
         }
     })
+}
+
+/// One round of `spawn_local_delivery`: the agent store is opened and written off the runtime.
+async fn deliver_local(
+    st: &AppState,
+    host: &str,
+    store: &std::path::Path,
+) -> Result<usize, String> {
+    let pending = st
+        .store
+        .pending_verdicts(host)
+        .await
+        .map_err(|e| e.to_string())?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let store = store.to_path_buf();
+    let acks = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let agent = crate::store::Store::open(&store).map_err(|e| e.to_string())?;
+        Ok(crate::feed::verdicts::apply(&agent, "local", &pending))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    st.store
+        .ack_verdicts(host, &acks, crate::store::now_ns())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The host an agent's ingest key is bound to (a key migrated from before scopes is bound
@@ -429,7 +454,7 @@ pub async fn agent_pending(
         Ok(h) => h,
         Err(r) => return refused(r),
     };
-    match st.store.pending_verdicts(&host) {
+    match st.store.pending_verdicts(&host).await {
         Ok(verdicts) => ok(StatusCode::OK, Pending { verdicts }),
         Err(e) => refused(e.into()),
     }
@@ -461,6 +486,7 @@ pub async fn agent_ack(
     match st
         .store
         .ack_verdicts(&host, &b.acks, crate::store::now_ns())
+        .await
     {
         Ok(n) => ok(StatusCode::OK, json!({ "acknowledged": n })),
         Err(e) => refused(e.into()),
@@ -515,6 +541,7 @@ mod tests {
             anomalies: vec![a],
             ..Default::default()
         })
+        .await
         .unwrap();
         let id = st
             .store
@@ -528,6 +555,7 @@ mod tests {
                 by: "olga",
                 now_ns: 5,
             })
+            .await
             .unwrap();
         let task = spawn_local_delivery(
             st.clone(),
@@ -539,6 +567,7 @@ mod tests {
         while st
             .store
             .get_verdict(id)
+            .await
             .unwrap()
             .unwrap()
             .delivered_ns

@@ -20,19 +20,19 @@ use super::store::{Role, StoredAnomaly};
 use super::web::{csrf_field, error_page, fmt_time, seg};
 
 /// The verdicts on an anomaly and, for operators, the form to give one.
-pub fn section(st: &AppState, actor: &Actor, a: &StoredAnomaly) -> Markup {
+pub async fn section(st: &AppState, actor: &Actor, a: &StoredAnomaly) -> Markup {
     let an = &a.anomaly;
     let action = format!("/anomalies/{}/feedback", seg(&an.id));
-    verdicts(st, actor, &an.host, &an.id, &action)
+    verdicts(st, actor, &an.host, &an.id, &action).await
 }
 
 /// The verdicts on an incident (all its steps' findings at once) and the form.
-pub fn incident_section(st: &AppState, actor: &Actor, host: &str, id: &str) -> Markup {
+pub async fn incident_section(st: &AppState, actor: &Actor, host: &str, id: &str) -> Markup {
     let action = format!("/incidents/{}/{}/feedback", seg(host), seg(id));
-    verdicts(st, actor, host, id, &action)
+    verdicts(st, actor, host, id, &action).await
 }
 
-fn verdicts(st: &AppState, actor: &Actor, host: &str, target: &str, action: &str) -> Markup {
+async fn verdicts(st: &AppState, actor: &Actor, host: &str, target: &str, action: &str) -> Markup {
     let verdicts = st
         .store
         .list_verdicts(&VerdictFilter {
@@ -40,6 +40,7 @@ fn verdicts(st: &AppState, actor: &Actor, host: &str, target: &str, action: &str
             target: Some(target.to_string()),
             limit: Some(50),
         })
+        .await
         .unwrap_or_else(|e| {
             tracing::error!("listing verdicts: {e}");
             Vec::new()
@@ -122,7 +123,7 @@ pub async fn give_form(
     Path(id): Path<String>,
     Form(f): Form<GiveForm>,
 ) -> Response {
-    give_target(&st, &actor, &client, &id, None, f)
+    give_target(&st, &actor, &client, &id, None, f).await
 }
 
 /// `POST /incidents/{host}/{id}/feedback`.
@@ -133,11 +134,11 @@ pub async fn give_incident_form(
     Path((host, id)): Path<(String, String)>,
     Form(f): Form<GiveForm>,
 ) -> Response {
-    give_target(&st, &actor, &client, &id, Some(&host), f)
+    give_target(&st, &actor, &client, &id, Some(&host), f).await
 }
 
 /// An anomaly's verdict (no host) or an incident's (its host).
-fn give_target(
+async fn give_target(
     st: &AppState,
     actor: &Actor,
     client: &Client,
@@ -163,7 +164,7 @@ fn give_target(
         scope,
         note: f.note.as_deref(),
     };
-    match feedback::give(st, actor, &client.ip, &ask) {
+    match feedback::give(st, actor, &client.ip, &ask).await {
         Ok(v) => back(&v).into_response(),
         Err(r) => refused(r),
     }
@@ -175,7 +176,7 @@ pub async fn undo_form(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    match feedback::undo(&st, &actor, &client.ip, id) {
+    match feedback::undo(&st, &actor, &client.ip, id).await {
         Ok(v) => back(&v).into_response(),
         Err(r) => refused(r),
     }

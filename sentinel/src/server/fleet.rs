@@ -341,29 +341,30 @@ pub struct HostPage {
 }
 
 /// Enrolment, agent health and the paginated lists.
+#[async_trait::async_trait]
 pub trait FleetStore: Send + Sync {
-    fn create_enrol_token(&self, t: &NewEnrolToken<'_>) -> DbResult<i64>;
-    fn list_enrol_tokens(&self) -> DbResult<Vec<EnrolToken>>;
-    fn revoke_enrol_token(&self, id: i64, now_ns: i64) -> DbResult<bool>;
+    async fn create_enrol_token(&self, t: &NewEnrolToken<'_>) -> DbResult<i64>;
+    async fn list_enrol_tokens(&self) -> DbResult<Vec<EnrolToken>>;
+    async fn revoke_enrol_token(&self, id: i64, now_ns: i64) -> DbResult<bool>;
     /// Checks and spends the token, refuses retired hosts, revokes the host's previous key
     /// and creates the new one (owned by `SERVICE_USER`, created when missing), in one
     /// transaction.
-    fn enroll(&self, e: &Enrolment<'_>) -> DbResult<Result<Enrolled, EnrolRefusal>>;
+    async fn enroll(&self, e: &Enrolment<'_>) -> DbResult<Result<Enrolled, EnrolRefusal>>;
     /// Retires a host and revokes its key; None when the server never heard of it.
-    fn retire_host(&self, host: &str, now_ns: i64) -> DbResult<Option<Retired>>;
+    async fn retire_host(&self, host: &str, now_ns: i64) -> DbResult<Option<Retired>>;
     /// Stores a heartbeat (latest, and history of `HISTORY_NS`), moves the host's last-seen
     /// time, and returns the state change it caused, if any.
-    fn record_heartbeat(&self, b: &BeatRecord<'_>) -> DbResult<Option<StateChange>>;
+    async fn record_heartbeat(&self, b: &BeatRecord<'_>) -> DbResult<Option<StateChange>>;
     /// Marks stale every agent whose heartbeats stopped; returns the changes.
-    fn mark_stale(&self, now_ns: i64) -> DbResult<Vec<StateChange>>;
-    fn agent(&self, host: &str) -> DbResult<Option<AgentStatus>>;
-    fn list_agents(&self) -> DbResult<Vec<AgentStatus>>;
+    async fn mark_stale(&self, now_ns: i64) -> DbResult<Vec<StateChange>>;
+    async fn agent(&self, host: &str) -> DbResult<Option<AgentStatus>>;
+    async fn list_agents(&self) -> DbResult<Vec<AgentStatus>>;
     /// Memory and load of a host's snapshots since `since_ns`, oldest first.
-    fn snapshot_series(&self, host: &str, since_ns: i64) -> DbResult<Vec<SnapshotPoint>>;
-    fn list_anomalies_page(&self, f: &AnomalyPageFilter) -> DbResult<AnomalyPage>;
-    fn list_hosts_page(&self, f: &HostPageFilter, now_ns: i64) -> DbResult<HostPage>;
+    async fn snapshot_series(&self, host: &str, since_ns: i64) -> DbResult<Vec<SnapshotPoint>>;
+    async fn list_anomalies_page(&self, f: &AnomalyPageFilter) -> DbResult<AnomalyPage>;
+    async fn list_hosts_page(&self, f: &HostPageFilter, now_ns: i64) -> DbResult<HostPage>;
     /// Retention: heartbeat history older than the horizon, and agents of purged hosts.
-    fn purge_fleet(&self, before_ns: i64) -> DbResult<usize>;
+    async fn purge_fleet(&self, before_ns: i64) -> DbResult<usize>;
 }
 
 #[cfg(test)]

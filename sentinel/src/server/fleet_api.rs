@@ -44,7 +44,7 @@ pub struct TokenSpec<'a> {
 
 /// Makes an enrolment token; returns (secret shown once, id) or why the spec is refused.
 /// Shared by the dashboard, the admin API and `sentinel host token`.
-pub fn create_token(
+pub async fn create_token(
     store: &dyn FleetStore,
     spec: &TokenSpec<'_>,
     now_ns: i64,
@@ -78,6 +78,7 @@ pub fn create_token(
             expires_ns,
             max_uses: spec.uses,
         })
+        .await
         .map_err(|e| e.to_string())?;
     let token = EnrolToken {
         id,
@@ -127,13 +128,16 @@ pub async fn enroll(
         Err(e) => return internal(e),
     };
     let token_hash = auth::token_hash(req.token.trim());
-    let r = st.store.enroll(&Enrolment {
-        token_hash: &token_hash,
-        host: &req.host,
-        key_prefix: &prefix,
-        key_hash: &hash,
-        now_ns: t,
-    });
+    let r = st
+        .store
+        .enroll(&Enrolment {
+            token_hash: &token_hash,
+            host: &req.host,
+            key_prefix: &prefix,
+            key_hash: &hash,
+            now_ns: t,
+        })
+        .await;
     let token_shown: String = req
         .token
         .trim()
@@ -150,7 +154,8 @@ pub async fn enroll(
                 &req.host,
                 &client.ip,
                 &format!("token {token_shown}…: {refusal}"),
-            );
+            )
+            .await;
             let status = match refusal {
                 EnrolRefusal::UnknownToken => StatusCode::UNAUTHORIZED,
                 EnrolRefusal::TokenRevoked
@@ -180,7 +185,8 @@ pub async fn enroll(
                         .map(|k| format!(", previous key {k} revoked"))
                         .unwrap_or_default()
                 ),
-            );
+            )
+            .await;
             Json(EnrolAnswer {
                 host: req.host,
                 api_key: key,
@@ -259,7 +265,7 @@ pub async fn heartbeat(
         return error(StatusCode::UNPROCESSABLE_ENTITY, p);
     }
     let named = std::collections::BTreeSet::from([hb.host.clone()]);
-    let host = match super::api::bound_host(&st, &actor, &named) {
+    let host = match super::api::bound_host(&st, &actor, &named).await {
         Ok(h) => h,
         Err((status, msg)) => return error(status, msg),
     };
@@ -276,7 +282,8 @@ pub async fn heartbeat(
             &host,
             &client.ip,
             &detail,
-        );
+        )
+        .await;
         return error(
             StatusCode::FORBIDDEN,
             format!("this key may only write host {host:?}"),
@@ -287,13 +294,16 @@ pub async fn heartbeat(
         Ok(d) => d,
         Err(e) => return internal(e),
     };
-    let change = st.store.record_heartbeat(&BeatRecord {
-        host: &host,
-        now_ns: t,
-        interval_secs: hb.interval_secs,
-        vitals: &vitals,
-        data: &data,
-    });
+    let change = st
+        .store
+        .record_heartbeat(&BeatRecord {
+            host: &host,
+            now_ns: t,
+            interval_secs: hb.interval_secs,
+            vitals: &vitals,
+            data: &data,
+        })
+        .await;
     match change {
         Ok(c) => {
             let state = c.as_ref().map(|c| c.to);
@@ -315,7 +325,7 @@ pub fn spawn_watch(st: AppState) {
         loop {
             tick.tick().await;
             let t = now();
-            match st.store.mark_stale(t) {
+            match st.store.mark_stale(t).await {
                 Ok(changes) => {
                     for c in changes {
                         tracing::warn!("agent on {} is stale: {}", c.host, c.reason);
@@ -327,7 +337,7 @@ pub fn spawn_watch(st: AppState) {
             if t - last_purge > 3_600_000_000_000 {
                 last_purge = t;
                 let horizon = t - st.cfg.retention_days as i64 * 86_400_000_000_000;
-                if let Err(e) = st.store.purge_fleet(horizon.max(t - HISTORY_NS)) {
+                if let Err(e) = st.store.purge_fleet(horizon.max(t - HISTORY_NS)).await {
                     tracing::warn!("fleet retention failed: {e}");
                 }
             }
@@ -351,7 +361,7 @@ pub struct TokenRequest {
 pub const DEFAULT_TOKEN_SECS: u64 = 86_400;
 
 /// Makes a token for `actor`, audited; (secret, token) or a 400 message.
-pub fn admin_create_token(
+pub async fn admin_create_token(
     st: &AppState,
     actor: &Actor,
     client: &Client,
@@ -366,7 +376,8 @@ pub fn admin_create_token(
             created_by: &actor.username,
         },
         now(),
-    )?;
+    )
+    .await?;
     st.audit(
         Some((actor.user_id, &actor.username)),
         "enrol_token_created",
@@ -382,12 +393,13 @@ pub fn admin_create_token(
                 format!(", note {:?}", token.note)
             }
         ),
-    );
+    )
+    .await;
     Ok((secret, token))
 }
 
 pub async fn api_tokens(State(st): State<AppState>) -> Response {
-    match st.store.list_enrol_tokens() {
+    match st.store.list_enrol_tokens().await {
         Ok(t) => Json(t).into_response(),
         Err(e) => internal(e),
     }
@@ -407,20 +419,20 @@ pub async fn api_token_create(
             Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
         }
     };
-    match admin_create_token(&st, &actor, &client, &req) {
+    match admin_create_token(&st, &actor, &client, &req).await {
         Ok((secret, token)) => Json(json!({ "token": secret, "info": token })).into_response(),
         Err(m) => error(StatusCode::BAD_REQUEST, m),
     }
 }
 
 /// Revokes a token, audited; false when there was none to revoke.
-pub fn revoke_token(
+pub async fn revoke_token(
     st: &AppState,
     actor: &Actor,
     client: &Client,
     id: i64,
 ) -> super::store::DbResult<bool> {
-    let done = st.store.revoke_enrol_token(id, now())?;
+    let done = st.store.revoke_enrol_token(id, now()).await?;
     if done {
         st.audit(
             Some((actor.user_id, &actor.username)),
@@ -428,7 +440,8 @@ pub fn revoke_token(
             &id.to_string(),
             &client.ip,
             "",
-        );
+        )
+        .await;
     }
     Ok(done)
 }
@@ -439,7 +452,7 @@ pub async fn api_token_revoke(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    match revoke_token(&st, &actor, &client, id) {
+    match revoke_token(&st, &actor, &client, id).await {
         Ok(true) => Json(json!({ "revoked": id })).into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, "no such usable token"),
         Err(e) => internal(e),
@@ -447,13 +460,13 @@ pub async fn api_token_revoke(
 }
 
 /// Retires a host (its keys revoked), audited and alerted; None when unknown.
-pub fn retire(
+pub async fn retire(
     st: &AppState,
     actor: &Actor,
     client: &Client,
     host: &str,
 ) -> super::store::DbResult<Option<Retired>> {
-    let r = st.store.retire_host(host, now())?;
+    let r = st.store.retire_host(host, now()).await?;
     if let Some(r) = &r {
         st.audit(
             Some((actor.user_id, &actor.username)),
@@ -461,7 +474,8 @@ pub fn retire(
             host,
             &client.ip,
             &format!("{} ingest keys revoked", r.revoked_keys),
-        );
+        )
+        .await;
     }
     Ok(r)
 }
@@ -472,7 +486,7 @@ pub async fn api_retire(
     Extension(client): Extension<Client>,
     Path(host): Path<String>,
 ) -> Response {
-    match retire(&st, &actor, &client, &host) {
+    match retire(&st, &actor, &client, &host).await {
         Ok(Some(r)) => {
             Json(json!({ "retired": host, "revoked_keys": r.revoked_keys })).into_response()
         }
@@ -532,8 +546,8 @@ mod tests {
         assert!(bad(&|h| h.time_ns = 301_000_000_000).contains("ahead"));
     }
 
-    #[test]
-    fn token_specs_are_bounded() {
+    #[tokio::test]
+    async fn token_specs_are_bounded() {
         let s = crate::server::sqlite::SqliteStore::memory().unwrap();
         let spec = |expires_secs, uses| TokenSpec {
             expires_secs,
@@ -541,16 +555,20 @@ mod tests {
             note: "rack 4",
             created_by: "cli",
         };
-        let (secret, id, t) = create_token(&s, &spec(Some(60), 3), 0).unwrap();
+        let (secret, id, t) = create_token(&s, &spec(Some(60), 3), 0).await.unwrap();
         assert!(
             secret.starts_with(TOKEN_PREFIX) && secret.len() > 40,
             "{secret}"
         );
         assert!(secret.starts_with(&t.prefix));
         assert_eq!((t.max_uses, t.expires_ns), (3, Some(60_000_000_000)));
-        assert_eq!(s.list_enrol_tokens().unwrap()[0].id, id);
-        assert!(create_token(&s, &spec(Some(0), 1), 0).is_err());
-        assert!(create_token(&s, &spec(None, 0), 0).is_err());
-        assert!(create_token(&s, &spec(Some(MAX_TOKEN_SECS + 1), 1), 0).is_err());
+        assert_eq!(s.list_enrol_tokens().await.unwrap()[0].id, id);
+        assert!(create_token(&s, &spec(Some(0), 1), 0).await.is_err());
+        assert!(create_token(&s, &spec(None, 0), 0).await.is_err());
+        assert!(
+            create_token(&s, &spec(Some(MAX_TOKEN_SECS + 1), 1), 0)
+                .await
+                .is_err()
+        );
     }
 }

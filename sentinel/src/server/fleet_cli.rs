@@ -7,16 +7,17 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 
 use super::ServerConfig;
-use super::fleet::FleetStore;
 use super::fleet_api::{TokenSpec, create_token};
-use super::sqlite::SqliteStore;
-use super::store::{AccountStore, NewAudit};
+use super::store::NewAudit;
 
 #[derive(Debug, clap::Args)]
 pub struct HostArgs {
-    /// Database file (default: server.db from the configuration).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// SQLite database file (default: the configured database).
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "database")]
     pub db: Option<PathBuf>,
+    /// PostgreSQL database (default: the configured database).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
     #[command(subcommand)]
     pub cmd: HostCmd,
 }
@@ -45,20 +46,32 @@ pub enum HostCmd {
     Retire { host: String },
 }
 
-pub fn host(config: ServerConfig, args: HostArgs) -> anyhow::Result<i32> {
-    let db = args.db.unwrap_or(config.db);
-    let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+pub async fn host(config: ServerConfig, args: HostArgs) -> anyhow::Result<i32> {
+    let mut cfg = config;
+    if let Some(db) = args.db {
+        cfg.db = db;
+        cfg.database = None;
+    }
+    if let Some(url) = args.database {
+        cfg.database = Some(url);
+    }
+    let (store, _) = super::backend::open(&cfg, None)
+        .await
+        .with_context(|| format!("opening {}", super::backend::describe(&cfg)))?;
+    let store = &*store;
     let now = crate::store::now_ns();
-    let audit = |action: &str, target: &str, detail: &str| {
-        let _ = store.audit(&NewAudit {
-            user_id: None,
-            username: "cli",
-            action,
-            target,
-            ip: "local",
-            detail,
-            time_ns: now,
-        });
+    let audit = async |action: &str, target: &str, detail: &str| {
+        let _ = store
+            .audit(&NewAudit {
+                user_id: None,
+                username: "cli",
+                action,
+                target,
+                ip: "local",
+                detail,
+                time_ns: now,
+            })
+            .await;
     };
     let time = |ns: Option<i64>| ns.map(super::web::fmt_time).unwrap_or_else(|| "-".into());
     match args.cmd {
@@ -68,7 +81,7 @@ pub fn host(config: ServerConfig, args: HostArgs) -> anyhow::Result<i32> {
             note,
         } => {
             let (secret, id, t) = create_token(
-                &store,
+                store,
                 &TokenSpec {
                     expires_secs: Some(expires.as_secs()),
                     uses,
@@ -77,12 +90,14 @@ pub fn host(config: ServerConfig, args: HostArgs) -> anyhow::Result<i32> {
                 },
                 now,
             )
+            .await
             .map_err(anyhow::Error::msg)?;
             audit(
                 "enrol_token_created",
                 &t.prefix,
                 &format!("id {id}, {uses} uses, expires in {} s", expires.as_secs()),
-            );
+            )
+            .await;
             println!("{secret}");
             eprintln!(
                 "enrolment token {id}: {uses} uses, expires {} (shown once; on each host: sentinel enroll URL --token {secret})",
@@ -90,7 +105,7 @@ pub fn host(config: ServerConfig, args: HostArgs) -> anyhow::Result<i32> {
             );
         }
         HostCmd::Tokens => {
-            for t in store.list_enrol_tokens()? {
+            for t in store.list_enrol_tokens().await? {
                 println!(
                     "{}\t{}…\t{}/{} uses\texpires {}\t{}\t{}",
                     t.id,
@@ -104,13 +119,13 @@ pub fn host(config: ServerConfig, args: HostArgs) -> anyhow::Result<i32> {
             }
         }
         HostCmd::RevokeToken { id } => {
-            if !store.revoke_enrol_token(id, now)? {
+            if !store.revoke_enrol_token(id, now).await? {
                 bail!("no usable enrolment token {id}");
             }
-            audit("enrol_token_revoked", &id.to_string(), "");
+            audit("enrol_token_revoked", &id.to_string(), "").await;
         }
         HostCmd::List => {
-            for a in store.list_agents()? {
+            for a in store.list_agents().await? {
                 println!(
                     "{}\t{}\tlast heartbeat {}\tenrolled {}\t{}",
                     a.host,
@@ -122,14 +137,15 @@ pub fn host(config: ServerConfig, args: HostArgs) -> anyhow::Result<i32> {
             }
         }
         HostCmd::Retire { host } => {
-            let Some(r) = store.retire_host(&host, now)? else {
+            let Some(r) = store.retire_host(&host, now).await? else {
                 bail!("no host {host:?} on this server");
             };
             audit(
                 "host_retired",
                 &host,
                 &format!("{} ingest keys revoked", r.revoked_keys),
-            );
+            )
+            .await;
             println!("retired {host}: {} keys revoked", r.revoked_keys);
         }
     }

@@ -69,7 +69,7 @@ pub async fn anomalies(State(st): State<AppState>, Query(q): Query<AnomalyQuery>
         Ok(f) => f,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    match st.store.list_anomalies_page(&f) {
+    match st.store.list_anomalies_page(&f).await {
         Ok(p) => Json(p).into_response(),
         Err(e) => internal(e),
     }
@@ -106,18 +106,19 @@ pub async fn hosts(State(st): State<AppState>, Query(q): Query<HostQuery>) -> Re
         cursor: q.cursor.clone(),
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
     };
-    match st.store.list_hosts_page(&f, crate::store::now_ns()) {
+    match st.store.list_hosts_page(&f, crate::store::now_ns()).await {
         Ok(p) => Json(p).into_response(),
         Err(e) => internal(e),
     }
 }
 
 /// The agent status and snapshot charts of one host, for `GET /api/hosts/{name}`.
-pub fn host_extra(st: &AppState, name: &str, now_ns: i64) -> serde_json::Value {
-    let agent = st.store.agent(name).ok().flatten();
+pub async fn host_extra(st: &AppState, name: &str, now_ns: i64) -> serde_json::Value {
+    let agent = st.store.agent(name).await.ok().flatten();
     let series = st
         .store
         .snapshot_series(name, now_ns - 7 * 86_400_000_000_000)
+        .await
         .unwrap_or_default();
     json!({ "agent": agent, "snapshots_7d": series })
 }

@@ -145,18 +145,18 @@ pub fn charts(series: &[SnapshotPoint]) -> Markup {
     }
 }
 
-fn fleet_view(
+async fn fleet_view(
     st: &AppState,
     actor: &Actor,
     status: StatusCode,
     notice: Option<Markup>,
 ) -> Response {
     let t = now();
-    let tokens = match st.store.list_enrol_tokens() {
+    let tokens = match st.store.list_enrol_tokens().await {
         Ok(t) => t,
         Err(e) => return internal(e),
     };
-    let agents = match st.store.list_agents() {
+    let agents = match st.store.list_agents().await {
         Ok(a) => a,
         Err(e) => return internal(e),
     };
@@ -213,7 +213,7 @@ pub async fn fleet_page(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
 ) -> Response {
-    fleet_view(&st, &actor, StatusCode::OK, None)
+    fleet_view(&st, &actor, StatusCode::OK, None).await
 }
 
 #[derive(Deserialize)]
@@ -232,26 +232,27 @@ pub async fn token_create(
     Extension(client): Extension<Client>,
     Form(f): Form<TokenForm>,
 ) -> Response {
-    let bad = |m: &str| {
+    let bad = async |m: &str| {
         fleet_view(
             &st,
             &actor,
             StatusCode::BAD_REQUEST,
             Some(html! { p.error { (m) } }),
         )
+        .await
     };
     let Ok(hours) = f.expires_hours.trim().parse::<u64>() else {
-        return bad("Give the expiry in hours.");
+        return bad("Give the expiry in hours.").await;
     };
     let Ok(uses) = f.uses.trim().parse::<i64>() else {
-        return bad("Give the number of uses.");
+        return bad("Give the number of uses.").await;
     };
     let req = TokenRequest {
         expires_secs: Some(hours.saturating_mul(3600)),
         uses: Some(uses),
         note: f.note,
     };
-    match fleet_api::admin_create_token(&st, &actor, &client, &req) {
+    match fleet_api::admin_create_token(&st, &actor, &client, &req).await {
         Ok((secret, token)) => fleet_view(
             &st,
             &actor,
@@ -263,8 +264,8 @@ pub async fn token_create(
                     p { code.secret { (secret) } }
                 }
             }),
-        ),
-        Err(m) => bad(&m),
+        ).await,
+        Err(m) => bad(&m).await,
     }
 }
 
@@ -274,7 +275,7 @@ pub async fn token_revoke(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    match fleet_api::revoke_token(&st, &actor, &client, id) {
+    match fleet_api::revoke_token(&st, &actor, &client, id).await {
         Ok(_) => Redirect::to("/admin/fleet").into_response(),
         Err(e) => internal(e),
     }
@@ -286,7 +287,7 @@ pub async fn host_retire(
     Extension(client): Extension<Client>,
     Path(name): Path<String>,
 ) -> Response {
-    match fleet_api::retire(&st, &actor, &client, &name) {
+    match fleet_api::retire(&st, &actor, &client, &name).await {
         Ok(Some(_)) => Redirect::to("/admin/fleet").into_response(),
         Ok(None) => super::web::not_found().await,
         Err(e) => internal(e),

@@ -14,13 +14,14 @@ use super::web::{ago, anomaly_table, csrf_field, internal, level_badge, not_foun
 use crate::model::Level;
 
 pub async fn hosts(State(st): State<AppState>, Extension(actor): Extension<Actor>) -> Response {
-    let hosts = match st.store.list_hosts(crate::store::now_ns()) {
+    let hosts = match st.store.list_hosts(crate::store::now_ns()).await {
         Ok(h) => h,
         Err(e) => return internal(e),
     };
     let agents: std::collections::HashMap<String, super::fleet::AgentState> = st
         .store
         .list_agents()
+        .await
         .unwrap_or_default()
         .into_iter()
         .map(|a| (a.host, a.state))
@@ -39,10 +40,11 @@ pub async fn hosts(State(st): State<AppState>, Extension(actor): Extension<Actor
 }
 
 /// A host's (time, score) points of the last 24 h and its latest 100 anomalies.
-pub fn recent(st: &AppState, name: &str, now: i64) -> (Vec<(i64, u8)>, Vec<StoredAnomaly>) {
+pub async fn recent(st: &AppState, name: &str, now: i64) -> (Vec<(i64, u8)>, Vec<StoredAnomaly>) {
     let series = st
         .store
         .risk_series(name, now - 86_400_000_000_000)
+        .await
         .unwrap_or_default();
     let history = st
         .store
@@ -51,6 +53,7 @@ pub fn recent(st: &AppState, name: &str, now: i64) -> (Vec<(i64, u8)>, Vec<Store
             limit: Some(100),
             ..Default::default()
         })
+        .await
         .unwrap_or_default();
     (series, history)
 }
@@ -147,13 +150,13 @@ pub async fn host(
     Path(name): Path<String>,
 ) -> Response {
     let now = crate::store::now_ns();
-    let h = match st.store.get_host(&name, now) {
+    let h = match st.store.get_host(&name, now).await {
         Ok(Some(h)) => h,
         Ok(None) => return not_found().await,
         Err(e) => return internal(e),
     };
-    let (series, history) = recent(&st, &name, now);
-    let prev = st.store.previous_snapshot(&name).ok().flatten();
+    let (series, history) = recent(&st, &name, now).await;
+    let prev = st.store.previous_snapshot(&name).await.ok().flatten();
     let snap = h.snapshot.as_ref();
     let prev_sums: std::collections::HashMap<String, String> = arr(prev.as_ref(), "/config_files")
         .into_iter()
@@ -167,8 +170,8 @@ pub async fn host(
             div { div.muted { "Last seen" } (ago(h.last_seen_ns)) }
             div { div.muted { "Learning" } (h.learning.as_deref().unwrap_or("unknown")) }
         }
-        (super::fleet_pages::agent_section(st.store.agent(&name).ok().flatten().as_ref()))
-        (super::fleet_pages::charts(&st.store.snapshot_series(&name, now - 7 * 86_400_000_000_000).unwrap_or_default()))
+        (super::fleet_pages::agent_section(st.store.agent(&name).await.ok().flatten().as_ref()))
+        (super::fleet_pages::charts(&st.store.snapshot_series(&name, now - 7 * 86_400_000_000_000).await.unwrap_or_default()))
         h2 { "Posture" }
         ul.posture { @for s in posture(&h) { li { (s) } } }
         h2 { "Listeners" }
@@ -216,7 +219,7 @@ pub async fn ack_host(
     Extension(client): Extension<Client>,
     Path(name): Path<String>,
 ) -> Response {
-    match st.acknowledge_host(&actor, &client.ip, &name) {
+    match st.acknowledge_host(&actor, &client.ip, &name).await {
         Ok(_) => Redirect::to(&format!("/hosts/{}", seg(&name))).into_response(),
         Err(e) => internal(e),
     }

@@ -30,11 +30,11 @@ fn principal(i: &Incident) -> String {
 }
 
 /// (acknowledged, known) among the step anomalies the server holds.
-fn acked_steps(st: &AppState, i: &Incident) -> (usize, usize) {
+async fn acked_steps(st: &AppState, i: &Incident) -> (usize, usize) {
     let mut acked = 0;
     let mut known = 0;
     for s in &i.steps {
-        if let Ok(Some(a)) = st.store.get_anomaly(&s.anomaly_id)
+        if let Ok(Some(a)) = st.store.get_anomaly(&s.anomaly_id).await
             && a.anomaly.host == i.host
         {
             known += 1;
@@ -44,8 +44,8 @@ fn acked_steps(st: &AppState, i: &Incident) -> (usize, usize) {
     (acked, known)
 }
 
-fn ack_cell(st: &AppState, i: &Incident) -> Markup {
-    let (acked, known) = acked_steps(st, i);
+async fn ack_cell(st: &AppState, i: &Incident) -> Markup {
+    let (acked, known) = acked_steps(st, i).await;
     html! {
         @if known > 0 && acked == known { span.acked title="every step's anomaly is acknowledged" { "ack" } }
         @else if acked > 0 { span.muted { (acked) "/" (known) " ack" } }
@@ -53,7 +53,7 @@ fn ack_cell(st: &AppState, i: &Incident) -> Markup {
     }
 }
 
-fn row(st: &AppState, s: &StoredIncident) -> Markup {
+async fn row(st: &AppState, s: &StoredIncident) -> Markup {
     let i = &s.incident;
     html! {
         tr data-incident=(i.id) {
@@ -64,22 +64,22 @@ fn row(st: &AppState, s: &StoredIncident) -> Markup {
             td.reason { a href=(incident_href(i)) { (i.story) } }
             td.time { (fmt_time(i.first_ns)) br; (fmt_time(i.last_ns)) }
             td.num { (i.step_count) }
-            td { (ack_cell(st, i)) }
+            td { (ack_cell(st, i).await) }
         }
     }
 }
 
 /// The incident list of the home page; its own query parameters are `order` and `cursor`
 /// (host and level are shared with the anomaly filters below it).
-pub fn section(st: &AppState, q: &IncidentQuery) -> Markup {
+pub async fn section(st: &AppState, q: &IncidentQuery) -> Markup {
     let f = q.filter(PAGE).map(|mut f| {
         f.limit = PAGE;
         f
     });
-    let page = f
-        .as_ref()
-        .map_err(|e| e.clone())
-        .and_then(|f| st.store.list_incidents(f).map_err(|e| e.to_string()));
+    let page = match &f {
+        Ok(f) => st.store.list_incidents(f).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.clone()),
+    };
     let order = f.as_ref().map(|f| f.order).unwrap_or_default();
     let link = |order: &str, cursor: Option<&str>| {
         let mut u = format!("/?order={order}");
@@ -113,7 +113,7 @@ pub fn section(st: &AppState, q: &IncidentQuery) -> Markup {
                 Ok(p) => {
                     div.tablewrap { table.incidents {
                         thead { tr { th { "Level" } th { "Score" } th { "Host" } th { "Who / session" } th { "Story" } th { "First / last (UTC)" } th { "Steps" } th {} } }
-                        tbody { @for s in &p.incidents { (row(st, s)) } }
+                        tbody { @for s in &p.incidents { (row(st, s).await) } }
                     } }
                     @if p.incidents.is_empty() { p.empty { "No incidents match." } }
                     @if let Some(c) = &p.next_cursor {
@@ -150,10 +150,11 @@ fn explanation(x: &Explanation, of_steps: Option<u32>, now_steps: u32) -> Markup
     }
 }
 
-fn step_rows(st: &AppState, host: &str, n: usize, s: &Step) -> Markup {
+async fn step_rows(st: &AppState, host: &str, n: usize, s: &Step) -> Markup {
     let anomaly = st
         .store
         .get_anomaly(&s.anomaly_id)
+        .await
         .ok()
         .flatten()
         .filter(|a| a.anomaly.host == host);
@@ -202,13 +203,13 @@ pub async fn incident(
     Extension(actor): Extension<Actor>,
     Path((host, id)): Path<(String, String)>,
 ) -> Response {
-    let s = match st.store.get_incident(&host, &id) {
+    let s = match st.store.get_incident(&host, &id).await {
         Ok(Some(s)) => s,
         Ok(None) => return not_found().await,
         Err(e) => return internal(e),
     };
     let i = &s.incident;
-    let (acked, known) = acked_steps(&st, i);
+    let (acked, known) = acked_steps(&st, i).await;
     let body = html! {
         h1 { (level_badge(Some(i.level))) " Incident: " (i.story) }
         dl.facts {
@@ -229,10 +230,10 @@ pub async fn incident(
         h2 { "Steps" }
         div.tablewrap { table.steps {
             thead { tr { th { "#" } th { "Time (UTC)" } th { "Tactic" } th { "Detection" } th { "Reason" } th { "Weight" } th { "Evidence" } th { "Anomaly" } } }
-            tbody { @for (n, step) in i.steps.iter().enumerate() { (step_rows(&st, &i.host, n + 1, step)) } }
+            tbody { @for (n, step) in i.steps.iter().enumerate() { (step_rows(&st, &i.host, n + 1, step).await) } }
         } }
         @if i.steps.is_empty() { p.empty { "No steps recorded." } }
-        (super::feedback_web::incident_section(&st, &actor, &i.host, &i.id))
+        (super::feedback_web::incident_section(&st, &actor, &i.host, &i.id).await)
     };
     page(&st, Some(&actor), "Incident", body).into_response()
 }

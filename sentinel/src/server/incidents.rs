@@ -104,10 +104,11 @@ pub struct IncidentPage {
 }
 
 /// Incident storage (in the same transaction as the rest of a batch: see `DataStore::ingest`).
+#[async_trait::async_trait]
 pub trait IncidentStore: Send + Sync {
-    fn list_incidents(&self, f: &IncidentFilter) -> DbResult<IncidentPage>;
-    fn get_incident(&self, host: &str, id: &str) -> DbResult<Option<StoredIncident>>;
-    fn count_incidents(&self) -> DbResult<i64>;
+    async fn list_incidents(&self, f: &IncidentFilter) -> DbResult<IncidentPage>;
+    async fn get_incident(&self, host: &str, id: &str) -> DbResult<Option<StoredIncident>>;
+    async fn count_incidents(&self) -> DbResult<i64>;
 }
 
 /// Like `ingest::field_problem`: only control characters and length are checked.
@@ -255,7 +256,7 @@ pub async fn api_list(State(st): State<AppState>, Query(q): Query<IncidentQuery>
         Ok(f) => f,
         Err(m) => return api_error(StatusCode::BAD_REQUEST, m),
     };
-    match st.store.list_incidents(&f) {
+    match st.store.list_incidents(&f).await {
         Ok(p) => Json(p).into_response(),
         Err(e) => internal(e),
     }
@@ -266,7 +267,7 @@ pub async fn api_get(
     State(st): State<AppState>,
     Path((host, id)): Path<(String, String)>,
 ) -> Response {
-    match st.store.get_incident(&host, &id) {
+    match st.store.get_incident(&host, &id).await {
         Ok(Some(i)) => Json(i).into_response(),
         Ok(None) => api_error(StatusCode::NOT_FOUND, "no such incident"),
         Err(e) => internal(e),

@@ -103,7 +103,7 @@ pub struct KeySpec<'a> {
 
 /// Creates a key for `owner`; returns (key, id) or a message for the user. The key's scope
 /// may not exceed the owner's role, and an ingest key names its host.
-pub fn create_key(
+pub async fn create_key(
     st: &AppState,
     actor: &Actor,
     client: &Client,
@@ -146,6 +146,7 @@ pub fn create_key(
     let existing = st
         .store
         .list_api_keys(owner.id)
+        .await
         .map_err(|e| internal(e.to_string()))?;
     if existing.len() >= MAX_KEYS {
         return bad(format!("At most {MAX_KEYS} keys; delete one first."));
@@ -166,6 +167,7 @@ pub fn create_key(
             scope: spec.scope,
             host,
         })
+        .await
         .map_err(|e| internal(e.to_string()))?;
     let what = format!(
         "{prefix} scope {}{}",
@@ -178,7 +180,8 @@ pub fn create_key(
         name,
         &client.ip,
         &what,
-    );
+    )
+    .await;
     let detail = format!("Key: {name} ({what})");
     st.notify.security_change(
         owner,
@@ -213,7 +216,7 @@ pub async fn key_create(
     .await
     {
         Ok(u) => u,
-        Err((status, msg)) => return err(&st, &actor, status, &msg),
+        Err((status, msg)) => return err(&st, &actor, status, &msg).await,
     };
     let days = match f.expires_days.trim() {
         "" => None,
@@ -225,7 +228,8 @@ pub async fn key_create(
                     &actor,
                     StatusCode::BAD_REQUEST,
                     "Expiry must be a number of days.",
-                );
+                )
+                .await;
             }
         },
     };
@@ -239,7 +243,8 @@ pub async fn key_create(
                     &actor,
                     StatusCode::BAD_REQUEST,
                     "Scope must be ingest, read, ack or admin.",
-                );
+                )
+                .await;
             }
         },
     };
@@ -249,7 +254,7 @@ pub async fn key_create(
         host: Some(f.host.as_str()),
         expires_days: days,
     };
-    match create_key(&st, &actor, &client, &owner, &spec) {
+    match create_key(&st, &actor, &client, &owner, &spec).await {
         Ok((key, _)) => {
             let extra = html! {
                 section.setup id="new-key" {
@@ -258,9 +263,9 @@ pub async fn key_create(
                     p { code id="api-key" { (key) } }
                 }
             };
-            profile_view(&st, &actor, None, Some(extra))
+            profile_view(&st, &actor, None, Some(extra)).await
         }
-        Err((s, m)) => err(&st, &actor, s, &m),
+        Err((s, m)) => err(&st, &actor, s, &m).await,
     }
 }
 
@@ -270,11 +275,19 @@ pub async fn key_toggle(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    let keys = st.store.list_api_keys(actor.user_id).unwrap_or_default();
+    let keys = st
+        .store
+        .list_api_keys(actor.user_id)
+        .await
+        .unwrap_or_default();
     let Some(k) = keys.iter().find(|k| k.id == id) else {
-        return err(&st, &actor, StatusCode::NOT_FOUND, "No such key.");
+        return err(&st, &actor, StatusCode::NOT_FOUND, "No such key.").await;
     };
-    if let Err(e) = st.store.set_api_key_enabled(actor.user_id, id, !k.enabled) {
+    if let Err(e) = st
+        .store
+        .set_api_key_enabled(actor.user_id, id, !k.enabled)
+        .await
+    {
         return web::internal(e);
     }
     let action = if k.enabled {
@@ -288,7 +301,8 @@ pub async fn key_toggle(
         &k.name,
         &client.ip,
         &k.prefix,
-    );
+    )
+    .await;
     Redirect::to("/profile#keys").into_response()
 }
 
@@ -298,7 +312,7 @@ pub async fn key_delete(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    match st.store.delete_api_key(actor.user_id, id) {
+    match st.store.delete_api_key(actor.user_id, id).await {
         Ok(true) => {
             st.audit(
                 Some((actor.user_id, &actor.username)),
@@ -306,10 +320,11 @@ pub async fn key_delete(
                 &id.to_string(),
                 &client.ip,
                 "",
-            );
+            )
+            .await;
             Redirect::to("/profile#keys").into_response()
         }
-        Ok(false) => err(&st, &actor, StatusCode::NOT_FOUND, "No such key."),
+        Ok(false) => err(&st, &actor, StatusCode::NOT_FOUND, "No such key.").await,
         Err(e) => web::internal(e),
     }
 }
@@ -319,7 +334,7 @@ pub async fn admin_page(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
 ) -> Response {
-    let keys = match st.store.list_all_api_keys() {
+    let keys = match st.store.list_all_api_keys().await {
         Ok(k) => k,
         Err(e) => return web::internal(e),
     };
@@ -344,13 +359,13 @@ pub async fn admin_page(
 }
 
 /// An admin revokes any key (page and JSON API alike), audit-logged with its owner and scope.
-pub(super) fn revoke_any(
+pub(super) async fn revoke_any(
     st: &AppState,
     actor: &Actor,
     client: &Client,
     id: i64,
 ) -> super::store::DbResult<Option<ApiKey>> {
-    let k = st.store.delete_any_api_key(id)?;
+    let k = st.store.delete_any_api_key(id).await?;
     if let Some(k) = &k {
         st.audit(
             Some((actor.user_id, &actor.username)),
@@ -358,7 +373,8 @@ pub(super) fn revoke_any(
             &k.owner,
             &client.ip,
             &format!("{} ({}, scope {})", k.name, k.prefix, k.scope),
-        );
+        )
+        .await;
     }
     Ok(k)
 }
@@ -369,7 +385,7 @@ pub async fn admin_revoke(
     Extension(client): Extension<Client>,
     Path(id): Path<i64>,
 ) -> Response {
-    match revoke_any(&st, &actor, &client, id) {
+    match revoke_any(&st, &actor, &client, id).await {
         Ok(Some(_)) => Redirect::to("/admin/keys").into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,

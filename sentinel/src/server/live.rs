@@ -22,12 +22,13 @@ use super::web::FeedQuery;
 /// How often an idle stream re-checks its credential.
 pub const RECHECK: Duration = Duration::from_secs(2);
 
-fn still_valid(st: &AppState, actor: &Actor) -> bool {
+async fn still_valid(st: &AppState, actor: &Actor) -> bool {
     let now = crate::store::now_ns();
     if let Some(id) = actor.session_id() {
         return st
             .store
             .session_by_id(id)
+            .await
             .ok()
             .flatten()
             .is_some_and(|s| access::session_problem(st, &s, now).is_none());
@@ -36,6 +37,7 @@ fn still_valid(st: &AppState, actor: &Actor) -> bool {
         return st
             .store
             .api_key_by_id(id)
+            .await
             .ok()
             .flatten()
             .is_some_and(|(k, owner)| {
@@ -85,7 +87,7 @@ pub async fn stream(
                 tokio::select! {
                     msg = rx.recv() => match msg {
                         Ok(a) => {
-                            if !still_valid(&st, &actor) {
+                            if !still_valid(&st, &actor).await {
                                 return None;
                             }
                             if !filter.matches(&a.anomaly) {
@@ -105,7 +107,7 @@ pub async fn stream(
                         Err(RecvError::Closed) => return None,
                     },
                     _ = check.tick() => {
-                        if !still_valid(&st, &actor) {
+                        if !still_valid(&st, &actor).await {
                             return None;
                         }
                     }

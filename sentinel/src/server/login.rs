@@ -89,7 +89,7 @@ pub struct LoginForm {
 }
 
 /// Starts a session (fresh token, so no fixation) and sets its cookie.
-fn start_session(
+async fn start_session(
     st: &AppState,
     user: &User,
     client: &Client,
@@ -99,15 +99,18 @@ fn start_session(
     let (Ok(token), Ok(csrf)) = (auth::new_token(), auth::new_token()) else {
         return web::internal("random source failed");
     };
-    let res = st.store.create_session(&NewSession {
-        token_hash: auth::token_hash(&token),
-        user_id: user.id,
-        csrf,
-        mfa_pending,
-        now_ns: now(),
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-    });
+    let res = st
+        .store
+        .create_session(&NewSession {
+            token_hash: auth::token_hash(&token),
+            user_id: user.id,
+            csrf,
+            mfa_pending,
+            now_ns: now(),
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+        })
+        .await;
     if let Err(e) = res {
         return web::internal(e);
     }
@@ -132,15 +135,15 @@ fn start_session(
 }
 
 /// Completes a login: bookkeeping, audit, alert on a new admin address, then the session.
-fn finish_login(st: &AppState, user: &User, client: &Client, with_2fa: bool) -> Response {
-    if let Err(e) = st.store.login_succeeded(user.id, now()) {
+async fn finish_login(st: &AppState, user: &User, client: &Client, with_2fa: bool) -> Response {
+    if let Err(e) = st.store.login_succeeded(user.id, now()).await {
         return web::internal(e);
     }
     let (pair, account) = throttle_keys(&user.username, &client.ip);
     st.login_pair.clear(&pair);
     st.login_account.clear(&account);
     if user.role == Role::Admin {
-        let known = st.store.login_ips(user.id).unwrap_or_default();
+        let known = st.store.login_ips(user.id).await.unwrap_or_default();
         if !known.is_empty() && !known.contains(&client.ip) {
             st.alerts.new_admin_ip(&user.username, &client.ip);
         }
@@ -151,8 +154,9 @@ fn finish_login(st: &AppState, user: &User, client: &Client, with_2fa: bool) -> 
         &user.username,
         &client.ip,
         if with_2fa { "2fa" } else { "" },
-    );
-    start_session(st, user, client, false, "/")
+    )
+    .await;
+    start_session(st, user, client, false, "/").await
 }
 
 /// Throttle keys: the account from this address, and the account from anywhere.
@@ -160,7 +164,13 @@ fn throttle_keys(username: &str, ip: &str) -> (String, String) {
     (format!("{username}\u{0}{ip}"), username.to_string())
 }
 
-fn fail_login(st: &AppState, user: Option<&User>, tried: &str, client: &Client, reason: &str) {
+async fn fail_login(
+    st: &AppState,
+    user: Option<&User>,
+    tried: &str,
+    client: &Client,
+    reason: &str,
+) {
     let (pair, account) = throttle_keys(tried, &client.ip);
     st.login_pair.fail(&pair, now());
     st.login_account.fail(&account, now());
@@ -170,7 +180,8 @@ fn fail_login(st: &AppState, user: Option<&User>, tried: &str, client: &Client, 
         tried,
         &client.ip,
         reason,
-    );
+    )
+    .await;
     st.alerts.login_failure(tried, &client.ip);
 }
 
@@ -190,7 +201,8 @@ pub async fn login_submit(
         );
     }
     if !st.login_limiter.allow(&client.ip, now()) {
-        st.audit(None, "login_rate_limited", &f.username, &client.ip, "");
+        st.audit(None, "login_rate_limited", &f.username, &client.ip, "")
+            .await;
         return login_response(
             &st,
             StatusCode::TOO_MANY_REQUESTS,
@@ -198,7 +210,7 @@ pub async fn login_submit(
         );
     }
     let username: String = f.username.trim().chars().take(64).collect();
-    let user = match st.store.user_by_name(&username) {
+    let user = match st.store.user_by_name(&username).await {
         Ok(u) => u,
         Err(e) => return web::internal(e),
     };
@@ -207,15 +219,15 @@ pub async fn login_submit(
     // strangers failing on purpose cannot keep the owner out; waits end by themselves and
     // attempts during a wait are not counted (they cannot extend it).
     let (pair, account) = throttle_keys(&username, &client.ip);
-    let known = user
-        .as_ref()
-        .map(|u| {
-            st.store
-                .login_ips(u.id)
-                .unwrap_or_default()
-                .contains(&client.ip)
-        })
-        .unwrap_or(false);
+    let known = match &user {
+        Some(u) => st
+            .store
+            .login_ips(u.id)
+            .await
+            .unwrap_or_default()
+            .contains(&client.ip),
+        None => false,
+    };
     let wait = st.login_pair.wait(&pair, now()).or_else(|| {
         (!known)
             .then(|| st.login_account.wait(&account, now()))
@@ -229,7 +241,8 @@ pub async fn login_submit(
             &username,
             &client.ip,
             &format!("{secs} s to wait"),
-        );
+        )
+        .await;
         return login_response(
             &st,
             StatusCode::TOO_MANY_REQUESTS,
@@ -245,7 +258,7 @@ pub async fn login_submit(
     let pw: String = f.password.chars().take(auth::MAX_PASSWORD).collect();
     let ok = verify_blocking(pw, hash).await;
     let Some(user) = user else {
-        fail_login(&st, None, &username, &client, "unknown user");
+        fail_login(&st, None, &username, &client, "unknown user").await;
         return login_response(&st, StatusCode::UNAUTHORIZED, Some(LOGIN_FAILED));
     };
     let reason = if !user.active {
@@ -256,13 +269,13 @@ pub async fn login_submit(
         None
     };
     if let Some(r) = reason {
-        fail_login(&st, Some(&user), &username, &client, r);
+        fail_login(&st, Some(&user), &username, &client, r).await;
         return login_response(&st, StatusCode::UNAUTHORIZED, Some(LOGIN_FAILED));
     }
     if user.totp_enabled {
-        return start_session(&st, &user, &client, true, "/login/totp");
+        return start_session(&st, &user, &client, true, "/login/totp").await;
     }
-    finish_login(&st, &user, &client, false)
+    finish_login(&st, &user, &client, false).await
 }
 
 fn totp_view(st: &AppState, s: &Session, error: Option<&str>) -> Markup {
@@ -308,7 +321,7 @@ pub async fn totp_submit(
         )
             .into_response();
     }
-    let user = match st.store.user_by_id(s.user_id) {
+    let user = match st.store.user_by_id(s.user_id).await {
         Ok(Some(u)) => u,
         Ok(None) => return Redirect::to("/login").into_response(),
         Err(e) => return web::internal(e),
@@ -319,7 +332,11 @@ pub async fn totp_submit(
         .as_deref()
         .and_then(|sec| auth::totp_match(sec, code, unix_secs()))
     {
-        Some(step) => st.store.consume_totp_step(user.id, step).unwrap_or(false),
+        Some(step) => st
+            .store
+            .consume_totp_step(user.id, step)
+            .await
+            .unwrap_or(false),
         None => false,
     };
     let by_recovery = !by_totp
@@ -327,8 +344,9 @@ pub async fn totp_submit(
         && st
             .store
             .use_recovery_code(user.id, &auth::recovery_hash(code))
+            .await
             .unwrap_or(false);
-    let _ = st.store.delete_session(s.id);
+    let _ = st.store.delete_session(s.id).await;
     if !user.active || !(by_totp || by_recovery) {
         fail_login(
             &st,
@@ -336,7 +354,8 @@ pub async fn totp_submit(
             &user.username,
             &client,
             "bad second factor",
-        );
+        )
+        .await;
         let resp = login_response(&st, StatusCode::UNAUTHORIZED, Some(LOGIN_FAILED));
         return with_cookie(
             resp,
@@ -350,9 +369,10 @@ pub async fn totp_submit(
             &user.username,
             &client.ip,
             "",
-        );
+        )
+        .await;
     }
-    finish_login(&st, &user, &client, true)
+    finish_login(&st, &user, &client, true).await
 }
 
 pub async fn logout(
@@ -361,7 +381,7 @@ pub async fn logout(
     Extension(client): Extension<Client>,
 ) -> Response {
     if let Some(id) = actor.session_id() {
-        let _ = st.store.delete_session(id);
+        let _ = st.store.delete_session(id).await;
     }
     st.audit(
         Some((actor.user_id, &actor.username)),
@@ -369,7 +389,8 @@ pub async fn logout(
         &actor.username,
         &client.ip,
         "",
-    );
+    )
+    .await;
     with_cookie(
         Redirect::to("/login").into_response(),
         access::clear_cookie(&access::session_cookie_name(&st), st.secure_cookies()),

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod backend;
 pub mod cli;
 pub mod feedback;
 pub mod feedback_web;
@@ -27,12 +28,17 @@ pub mod live;
 pub mod login;
 pub mod mail;
 pub mod metrics;
+pub mod migrate;
 pub mod notify;
+pub mod postgres;
 pub mod reauth;
+pub mod retention;
 pub mod routes;
 pub mod secrets;
 pub mod sqlite;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod store_tests;
 pub mod throttle;
 pub mod web;
 
@@ -53,8 +59,15 @@ pub const DEFAULT_DB: &str = "/var/lib/sentinel/server.db";
 pub struct ServerConfig {
     /// Address to listen on. Keep it on localhost when a reverse proxy terminates TLS.
     pub listen: String,
-    /// The dashboard's SQLite database (users, hosts, anomalies).
+    /// The dashboard's SQLite database (users, hosts, anomalies), used unless `database`
+    /// names a PostgreSQL server.
     pub db: PathBuf,
+    /// A PostgreSQL server instead of the SQLite file, for sites with many hosts:
+    /// `postgres://user:password@host:5432/sentinel` (docs/server.md, "PostgreSQL").
+    pub database: Option<String>,
+    /// Connections the server keeps to PostgreSQL (ingests, pages and live checks each take
+    /// one while they run); stay under the server's `max_connections`.
+    pub database_pool: usize,
     /// The key that seals TOTP secrets in the database (32 bytes, mode 0600, created at
     /// first start). Default: the database path with `.key` appended. Back it up with the
     /// database, but keep it out of the database's backups if you can.
@@ -72,7 +85,8 @@ pub struct ServerConfig {
     pub session_idle_mins: u64,
     /// A dashboard session ends this long after sign-in, however active.
     pub session_max_hours: u64,
-    /// Anomalies, snapshots and fingerprints older than this are deleted.
+    /// Anomalies, incidents, snapshots and fingerprints older than this are deleted (each
+    /// table may keep its own horizon under `[server.retention]`).
     pub retention_days: u64,
     /// The dashboard's own audit trail (sign-ins, changes) is kept this long.
     pub audit_retention_days: u64,
@@ -101,6 +115,8 @@ pub struct ServerConfig {
     pub insecure_http: bool,
     /// When and where the dashboard sends alerts.
     pub alerts: alerts::AlertsConfig,
+    /// Per-table retention, in days; a table left unset keeps `retention_days`.
+    pub retention: retention::RetentionConfig,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +124,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             db: PathBuf::from(DEFAULT_DB),
+            database: None,
+            database_pool: 16,
             secret_key_file: None,
             tls_cert: None,
             tls_key: None,
@@ -128,18 +146,43 @@ impl Default for ServerConfig {
             max_clock_skew_secs: 300,
             insecure_http: false,
             alerts: alerts::AlertsConfig::default(),
+            retention: retention::RetentionConfig::default(),
         }
     }
 }
 
 impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
+        if !(1..=1000).contains(&self.database_pool) {
+            return Err("server database_pool must be 1-1000".into());
+        }
+        if let Some(url) = &self.database {
+            if !postgres::is_postgres_url(url) {
+                return Err(format!(
+                    "server database {:?} is not a postgres:// URL (leave it unset for the SQLite file `db`)",
+                    postgres::redact(url)
+                ));
+            }
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|e| format!("server database {}: {e}", postgres::redact(url)))?;
+        }
         self.listen
             .parse::<SocketAddr>()
             .map_err(|e| format!("server.listen {:?}: {e}", self.listen))?;
 
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("server.tls_cert and server.tls_key must be given together".into());
+        }
+        let r = &self.retention;
+        if [
+            r.anomalies_days,
+            r.incidents_days,
+            r.snapshots_days,
+            r.fingerprints_days,
+        ]
+        .contains(&Some(0))
+        {
+            return Err("[server.retention] durations must be positive".into());
         }
         if self.session_idle_mins == 0 || self.session_max_hours == 0 || self.retention_days == 0 {
             return Err("server session and retention durations must be positive".into());
@@ -275,14 +318,14 @@ impl AppState {
     /// Screens a batch (refusing bad items one by one), stores the rest with the server's
     /// receipt time, audits id conflicts and fans new anomalies out to live browsers and
     /// alert rules. The outcome says what was stored, duplicated or refused.
-    pub fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome, IngestError> {
+    pub async fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome, IngestError> {
         if let Some(p) = ingest::batch_problem(batch) {
             return Err(IngestError::Invalid(p));
         }
         let now = crate::store::now_ns();
         let mut clean = batch.clone();
         let refused = ingest::screen(&mut clean, now, self.cfg.max_clock_skew_secs);
-        let mut out = self.store.ingest(&clean, now)?;
+        let mut out = self.store.ingest(&clean, now).await?;
         if !out.duplicate {
             out.refused = refused;
         }
@@ -307,7 +350,8 @@ impl AppState {
                     "host {host}: id {:?} already stored with other content",
                     c.id
                 ),
-            );
+            )
+            .await;
         }
         for a in &out.new {
             self.alerts.anomaly(&a.anomaly);
@@ -318,10 +362,11 @@ impl AppState {
     }
 
     /// Acknowledges one anomaly; true when it was still open (then it is audited).
-    pub fn acknowledge(&self, actor: &access::Actor, ip: &str, id: &str) -> DbResult<bool> {
+    pub async fn acknowledge(&self, actor: &access::Actor, ip: &str, id: &str) -> DbResult<bool> {
         let changed = self
             .store
-            .ack_anomaly(id, &actor.username, crate::store::now_ns())?;
+            .ack_anomaly(id, &actor.username, crate::store::now_ns())
+            .await?;
         if changed {
             self.audit(
                 Some((actor.user_id, &actor.username)),
@@ -329,16 +374,23 @@ impl AppState {
                 id,
                 ip,
                 "",
-            );
+            )
+            .await;
         }
         Ok(changed)
     }
 
     /// Acknowledges every open anomaly of a host; returns how many.
-    pub fn acknowledge_host(&self, actor: &access::Actor, ip: &str, host: &str) -> DbResult<usize> {
+    pub async fn acknowledge_host(
+        &self,
+        actor: &access::Actor,
+        ip: &str,
+        host: &str,
+    ) -> DbResult<usize> {
         let n = self
             .store
-            .ack_host(host, &actor.username, crate::store::now_ns())?;
+            .ack_host(host, &actor.username, crate::store::now_ns())
+            .await?;
         let detail = format!("{n} anomalies");
         self.audit(
             Some((actor.user_id, &actor.username)),
@@ -346,12 +398,13 @@ impl AppState {
             host,
             ip,
             &detail,
-        );
+        )
+        .await;
         Ok(n)
     }
 
     /// Records an admin-audit event; a failure to record is logged, never fatal.
-    pub fn audit(
+    pub async fn audit(
         &self,
         actor: Option<(i64, &str)>,
         action: &str,
@@ -369,7 +422,7 @@ impl AppState {
             detail,
             time_ns: crate::store::now_ns(),
         };
-        if let Err(e) = self.store.audit(&rec) {
+        if let Err(e) = self.store.audit(&rec).await {
             tracing::error!("audit log write failed ({action}): {e}");
         }
     }
@@ -387,18 +440,20 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// In-process ingest (`sentinel run --serve`): same path as `POST /api/ingest`.
-    pub fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome, IngestError> {
-        self.state.ingest(batch)
+    pub async fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome, IngestError> {
+        self.state.ingest(batch).await
     }
 
     /// Convenience for the agent's anomaly bus.
-    pub fn ingest_anomaly(&self, a: &Anomaly) -> Result<IngestOutcome, IngestError> {
-        self.state.ingest(&IngestBatch {
-            batch_id: format!("local-{}", a.id),
-            host: Some(a.host.clone()),
-            anomalies: vec![a.clone()],
-            ..Default::default()
-        })
+    pub async fn ingest_anomaly(&self, a: &Anomaly) -> Result<IngestOutcome, IngestError> {
+        self.state
+            .ingest(&IngestBatch {
+                batch_id: format!("local-{}", a.id),
+                host: Some(a.host.clone()),
+                anomalies: vec![a.clone()],
+                ..Default::default()
+            })
+            .await
     }
 
     pub fn store(&self) -> &Arc<dyn ServerStore> {
@@ -420,14 +475,14 @@ impl ServerHandle {
 pub struct Server;
 
 impl Server {
-    /// Opens the SQLite store at `cfg.db` with the secret key file (created when missing;
+    /// Opens the configured store (SQLite at `cfg.db`, or PostgreSQL) with the secret key file (created when missing;
     /// refused when others may read it) and starts serving. Clear TOTP secrets from before
     /// encryption are sealed first.
     pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         cfg.validate().map_err(ServerError::Config)?;
         let key_path = cfg.secret_key_path();
         let (keys, lock) = secrets::load_for_server(&key_path)?;
-        let (store, r) = sqlite::SqliteStore::open_sealed(&cfg.db, keys)?;
+        let (store, r) = backend::open(&cfg, Some(keys)).await?;
         if r.clear > 0 {
             // Worth more than info: copies of the database made before hold them in clear.
             tracing::warn!(
@@ -451,7 +506,7 @@ impl Server {
                 key_path.display()
             );
         }
-        let mut h = Self::start_with(cfg, Arc::new(store)).await?;
+        let mut h = Self::start_with(cfg, store).await?;
         h._key_lock = Some(lock);
         Ok(h)
     }
@@ -518,7 +573,7 @@ impl Server {
                 })
             }
         };
-        spawn_retention(state.clone());
+        retention::spawn(state.clone());
         fleet_api::spawn_watch(state.clone());
         tracing::info!("dashboard listening on {addr}");
         Ok(ServerHandle {
@@ -529,28 +584,6 @@ impl Server {
             _key_lock: None,
         })
     }
-}
-
-/// Applies the retention horizon hourly (and once at start).
-fn spawn_retention(st: AppState) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            let now = crate::store::now_ns();
-            let day = 86_400_000_000_000i64;
-            let r = st.store.purge(
-                now - st.cfg.retention_days as i64 * day,
-                now - st.cfg.audit_retention_days as i64 * day,
-                now - st.cfg.session_idle_mins as i64 * 60_000_000_000,
-                now - st.cfg.session_max_hours as i64 * 3_600_000_000_000,
-            );
-            match r {
-                Ok(p) => tracing::debug!(?p, "retention applied"),
-                Err(e) => tracing::warn!("retention failed: {e}"),
-            }
-        }
-    });
 }
 
 #[cfg(test)]
@@ -594,5 +627,30 @@ mod tests {
         assert!(parse("[server]\nbogus = 1\n").is_err());
         assert!(parse("[server]\ntls_cert = \"/c.pem\"\n").is_err());
         assert!(parse("[server.alerts]\nslack_webhook = \"file:///etc/passwd\"\n").is_err());
+    }
+
+    #[test]
+    fn the_database_and_per_table_retention_parse_and_validate() {
+        let cfg = parse(
+            r#"
+            [server]
+            database = "postgres://sentinel:pw@db.example.org/sentinel"
+            retention_days = 30
+            [server.retention]
+            snapshots_days = 7
+            "#,
+        )
+        .unwrap();
+        let day = 86_400_000_000_000i64;
+        let h = cfg.horizons(100 * day);
+        assert_eq!((h.anomalies, h.snapshots), (70 * day, 93 * day));
+        assert_eq!(h.hosts(), 70 * day, "hosts stay for the longest horizon");
+        assert!(parse("[server]\ndatabase = \"mysql://x\"\n").is_err());
+        assert!(parse("[server.retention]\nincidents_days = 0\n").is_err());
+        assert!(parse("[server.retention]\nheartbeat_days = 1\n").is_err());
+        assert_eq!(
+            super::postgres::redact("postgres://sentinel:secret@db/sentinel"),
+            "postgres://sentinel:***@db/sentinel"
+        );
     }
 }

@@ -189,15 +189,17 @@ impl Notifier {
                         "security notice to {username} ({}) failed: {why}",
                         change.name()
                     );
-                    let _ = store.audit(&NewAudit {
-                        user_id: Some(user_id),
-                        username: &username,
-                        action: "notice_failed",
-                        target: &username,
-                        ip: "",
-                        detail: &format!("{}: {why}", change.name()),
-                        time_ns: crate::store::now_ns(),
-                    });
+                    let _ = store
+                        .audit(&NewAudit {
+                            user_id: Some(user_id),
+                            username: &username,
+                            action: "notice_failed",
+                            target: &username,
+                            ip: "",
+                            detail: &format!("{}: {why}", change.name()),
+                            time_ns: crate::store::now_ns(),
+                        })
+                        .await;
                 }
             }
         });

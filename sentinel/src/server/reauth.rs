@@ -52,13 +52,14 @@ pub async fn check(
             &actor.username,
             &client.ip,
             action,
-        );
+        )
+        .await;
         return Err((
             StatusCode::TOO_MANY_REQUESTS,
             "Too many password checks; wait a few minutes.".into(),
         ));
     }
-    let user = match st.store.user_by_id(actor.user_id) {
+    let user = match st.store.user_by_id(actor.user_id).await {
         Ok(Some(u)) => u,
         Ok(None) => return Err((StatusCode::UNAUTHORIZED, "No such user.".into())),
         Err(e) => return Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
@@ -79,7 +80,11 @@ pub async fn check(
             .as_deref()
             .and_then(|sec| auth::totp_match(sec, code, unix_secs()))
         {
-            Some(step) => st.store.consume_totp_step(user.id, step).unwrap_or(false),
+            Some(step) => st
+                .store
+                .consume_totp_step(user.id, step)
+                .await
+                .unwrap_or(false),
             None => false,
         };
         by_totp
@@ -87,6 +92,7 @@ pub async fn check(
                 && st
                     .store
                     .use_recovery_code(user.id, &auth::recovery_hash(code))
+                    .await
                     .unwrap_or(false))
     };
     if pw_ok && code_ok {
@@ -99,7 +105,8 @@ pub async fn check(
         &actor.username,
         &client.ip,
         &format!("{action}: {what}"),
-    );
+    )
+    .await;
     let msg = if factor == Factor::PasswordAndCode && user.totp_enabled {
         "The password or the two-factor code is wrong."
     } else {

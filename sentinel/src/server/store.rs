@@ -18,6 +18,13 @@ pub enum DbError {
     Conflict(String),
     #[error("database lock poisoned")]
     Poisoned,
+    #[error("database connection pool: {0}")]
+    Pool(String),
+    /// A PostgreSQL error, with the server's own message (postgres/mod.rs).
+    #[error("database: {0}")]
+    Pg(String),
+    #[error("database: corrupt record: {0}")]
+    Corrupt(String),
     #[error("two-factor secret: {0}")]
     Secret(#[from] super::secrets::SecretError),
     #[error("no secret key loaded: two-factor secrets cannot be sealed")]
@@ -344,6 +351,44 @@ pub struct Refused {
     pub reason: String,
 }
 
+/// What retention deletes: each table's rows received before its own horizon (ns).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Horizons {
+    pub anomalies: i64,
+    pub incidents: i64,
+    pub snapshots: i64,
+    pub fingerprints: i64,
+    pub audit: i64,
+    /// Sessions idle since before this end ...
+    pub session_idle: i64,
+    /// ... and so do sessions created before this.
+    pub session_created: i64,
+}
+
+impl Horizons {
+    /// The same horizon for every data table (tests, and sites without per-table settings).
+    pub fn all(data: i64, audit: i64, session_idle: i64, session_created: i64) -> Horizons {
+        Horizons {
+            anomalies: data,
+            incidents: data,
+            snapshots: data,
+            fingerprints: data,
+            audit,
+            session_idle,
+            session_created,
+        }
+    }
+
+    /// Hosts and ingest batch ids are kept while any of a host's data may remain: until the
+    /// oldest data horizon.
+    pub fn hosts(&self) -> i64 {
+        self.anomalies
+            .min(self.incidents)
+            .min(self.snapshots)
+            .min(self.fingerprints)
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Purged {
     pub anomalies: usize,
@@ -368,93 +413,89 @@ pub use super::fleet::FleetStore;
 pub use super::incidents::IncidentStore;
 
 /// People: users, second factors, sessions, API keys, the admin audit log.
+#[async_trait::async_trait]
 pub trait AccountStore: Send + Sync {
     // Users.
-    fn create_user(
+    async fn create_user(
         &self,
         username: &str,
         password_hash: &str,
         role: Role,
         now_ns: i64,
     ) -> DbResult<i64>;
-    fn user_by_name(&self, username: &str) -> DbResult<Option<User>>;
-    fn user_by_id(&self, id: i64) -> DbResult<Option<User>>;
-    fn list_users(&self) -> DbResult<Vec<User>>;
-    fn count_admins(&self) -> DbResult<i64>;
-    fn set_role(&self, id: i64, role: Role) -> DbResult<bool>;
-    fn set_active(&self, id: i64, active: bool) -> DbResult<bool>;
-    fn set_password(&self, id: i64, password_hash: &str) -> DbResult<bool>;
-    fn delete_user(&self, id: i64) -> DbResult<bool>;
+    async fn user_by_name(&self, username: &str) -> DbResult<Option<User>>;
+    async fn user_by_id(&self, id: i64) -> DbResult<Option<User>>;
+    async fn list_users(&self) -> DbResult<Vec<User>>;
+    async fn count_admins(&self) -> DbResult<i64>;
+    async fn set_role(&self, id: i64, role: Role) -> DbResult<bool>;
+    async fn set_active(&self, id: i64, active: bool) -> DbResult<bool>;
+    async fn set_password(&self, id: i64, password_hash: &str) -> DbResult<bool>;
+    async fn delete_user(&self, id: i64) -> DbResult<bool>;
     /// Counts a failed login; locks the account until `lock_until_ns` once `max` is reached.
-    fn login_failed(&self, id: i64, max: i64, lock_until_ns: i64) -> DbResult<()>;
-    fn login_succeeded(&self, id: i64, now_ns: i64) -> DbResult<()>;
-    fn set_email(&self, id: i64, email: Option<&str>) -> DbResult<bool>;
+    async fn login_failed(&self, id: i64, max: i64, lock_until_ns: i64) -> DbResult<()>;
+    async fn login_succeeded(&self, id: i64, now_ns: i64) -> DbResult<()>;
+    async fn set_email(&self, id: i64, email: Option<&str>) -> DbResult<bool>;
     /// Sets (base32, clear) or removes a user's TOTP secret. Backends keep it sealed at rest
     /// and return it opened.
-    fn set_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()>;
+    async fn set_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()>;
     /// Consumes TOTP time step `step` for the user: true only the first time a step at or
     /// after the last accepted one is used, so each code works once.
-    fn consume_totp_step(&self, id: i64, step: i64) -> DbResult<bool>;
-    fn set_recovery_codes(&self, id: i64, hashes: &[String]) -> DbResult<()>;
+    async fn consume_totp_step(&self, id: i64, step: i64) -> DbResult<bool>;
+    async fn set_recovery_codes(&self, id: i64, hashes: &[String]) -> DbResult<()>;
     /// Removes a matching unused recovery code; true when one was found.
-    fn use_recovery_code(&self, id: i64, hash: &str) -> DbResult<bool>;
-    fn recovery_codes_left(&self, id: i64) -> DbResult<i64>;
-    fn login_ips(&self, id: i64) -> DbResult<Vec<String>>;
+    async fn use_recovery_code(&self, id: i64, hash: &str) -> DbResult<bool>;
+    async fn recovery_codes_left(&self, id: i64) -> DbResult<i64>;
+    async fn login_ips(&self, id: i64) -> DbResult<Vec<String>>;
 
     // Sessions.
-    fn create_session(&self, s: &NewSession) -> DbResult<i64>;
-    fn session_by_token_hash(&self, token_hash: &str) -> DbResult<Option<Session>>;
-    fn touch_session(&self, id: i64, now_ns: i64) -> DbResult<()>;
-    fn complete_mfa(&self, id: i64) -> DbResult<()>;
-    fn set_pending_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()>;
-    fn delete_session(&self, id: i64) -> DbResult<bool>;
+    async fn create_session(&self, s: &NewSession) -> DbResult<i64>;
+    async fn session_by_token_hash(&self, token_hash: &str) -> DbResult<Option<Session>>;
+    async fn touch_session(&self, id: i64, now_ns: i64) -> DbResult<()>;
+    async fn complete_mfa(&self, id: i64) -> DbResult<()>;
+    async fn set_pending_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()>;
+    async fn delete_session(&self, id: i64) -> DbResult<bool>;
     /// Deletes every session of `user_id` except `keep`.
-    fn delete_user_sessions(&self, user_id: i64, keep: Option<i64>) -> DbResult<usize>;
-    fn list_sessions(&self, user_id: Option<i64>) -> DbResult<Vec<Session>>;
-    fn session_by_id(&self, id: i64) -> DbResult<Option<Session>>;
+    async fn delete_user_sessions(&self, user_id: i64, keep: Option<i64>) -> DbResult<usize>;
+    async fn list_sessions(&self, user_id: Option<i64>) -> DbResult<Vec<Session>>;
+    async fn session_by_id(&self, id: i64) -> DbResult<Option<Session>>;
 
     // API keys.
-    fn create_api_key(&self, k: &NewApiKey<'_>) -> DbResult<i64>;
-    fn list_api_keys(&self, user_id: i64) -> DbResult<Vec<ApiKey>>;
+    async fn create_api_key(&self, k: &NewApiKey<'_>) -> DbResult<i64>;
+    async fn list_api_keys(&self, user_id: i64) -> DbResult<Vec<ApiKey>>;
     /// Every key of every user (admins).
-    fn list_all_api_keys(&self) -> DbResult<Vec<ApiKey>>;
+    async fn list_all_api_keys(&self) -> DbResult<Vec<ApiKey>>;
     /// Deletes any user's key (admins).
-    fn delete_any_api_key(&self, id: i64) -> DbResult<Option<ApiKey>>;
+    async fn delete_any_api_key(&self, id: i64) -> DbResult<Option<ApiKey>>;
     /// Binds an unbound (migrated) ingest key to `host`; returns the key's host afterwards.
-    fn bind_api_key_host(&self, id: i64, host: &str) -> DbResult<Option<String>>;
-    fn api_key_by_id(&self, id: i64) -> DbResult<Option<(ApiKey, User)>>;
-    fn api_key_by_hash(&self, key_hash: &str) -> DbResult<Option<(ApiKey, User)>>;
-    fn set_api_key_enabled(&self, user_id: i64, id: i64, enabled: bool) -> DbResult<bool>;
-    fn delete_api_key(&self, user_id: i64, id: i64) -> DbResult<bool>;
-    fn touch_api_key(&self, id: i64, now_ns: i64) -> DbResult<()>;
+    async fn bind_api_key_host(&self, id: i64, host: &str) -> DbResult<Option<String>>;
+    async fn api_key_by_id(&self, id: i64) -> DbResult<Option<(ApiKey, User)>>;
+    async fn api_key_by_hash(&self, key_hash: &str) -> DbResult<Option<(ApiKey, User)>>;
+    async fn set_api_key_enabled(&self, user_id: i64, id: i64, enabled: bool) -> DbResult<bool>;
+    async fn delete_api_key(&self, user_id: i64, id: i64) -> DbResult<bool>;
+    async fn touch_api_key(&self, id: i64, now_ns: i64) -> DbResult<()>;
 
     // Admin audit log.
-    fn audit(&self, e: &NewAudit<'_>) -> DbResult<()>;
-    fn list_audit(&self, f: &AuditFilter) -> DbResult<Vec<AuditEntry>>;
+    async fn audit(&self, e: &NewAudit<'_>) -> DbResult<()>;
+    async fn list_audit(&self, f: &AuditFilter) -> DbResult<Vec<AuditEntry>>;
 }
 
 /// What agents push, and what the dashboard derives from it.
+#[async_trait::async_trait]
 pub trait DataStore: Send + Sync {
-    fn ingest(&self, batch: &IngestBatch, now_ns: i64) -> DbResult<IngestOutcome>;
-    fn list_anomalies(&self, f: &AnomalyFilter) -> DbResult<Vec<StoredAnomaly>>;
-    fn count_anomalies(&self) -> DbResult<i64>;
-    fn get_anomaly(&self, id: &str) -> DbResult<Option<StoredAnomaly>>;
-    fn ack_anomaly(&self, id: &str, by: &str, now_ns: i64) -> DbResult<bool>;
-    fn ack_host(&self, host: &str, by: &str, now_ns: i64) -> DbResult<usize>;
-    fn list_hosts(&self, now_ns: i64) -> DbResult<Vec<Host>>;
-    fn get_host(&self, name: &str, now_ns: i64) -> DbResult<Option<Host>>;
+    async fn ingest(&self, batch: &IngestBatch, now_ns: i64) -> DbResult<IngestOutcome>;
+    async fn list_anomalies(&self, f: &AnomalyFilter) -> DbResult<Vec<StoredAnomaly>>;
+    async fn count_anomalies(&self) -> DbResult<i64>;
+    async fn get_anomaly(&self, id: &str) -> DbResult<Option<StoredAnomaly>>;
+    async fn ack_anomaly(&self, id: &str, by: &str, now_ns: i64) -> DbResult<bool>;
+    async fn ack_host(&self, host: &str, by: &str, now_ns: i64) -> DbResult<usize>;
+    async fn list_hosts(&self, now_ns: i64) -> DbResult<Vec<Host>>;
+    async fn get_host(&self, name: &str, now_ns: i64) -> DbResult<Option<Host>>;
     /// (time_ns, score) of a host's anomalies since `since_ns`, oldest first.
-    fn risk_series(&self, host: &str, since_ns: i64) -> DbResult<Vec<(i64, u8)>>;
+    async fn risk_series(&self, host: &str, since_ns: i64) -> DbResult<Vec<(i64, u8)>>;
     /// The snapshot before the latest one, for configuration drift.
-    fn previous_snapshot(&self, host: &str) -> DbResult<Option<serde_json::Value>>;
-    fn detections(&self) -> DbResult<Vec<String>>;
+    async fn previous_snapshot(&self, host: &str) -> DbResult<Option<serde_json::Value>>;
+    async fn detections(&self) -> DbResult<Vec<String>>;
 
-    /// Drops data older than the retention horizon and dead sessions.
-    fn purge(
-        &self,
-        data_before_ns: i64,
-        audit_before_ns: i64,
-        session_idle_before_ns: i64,
-        session_created_before_ns: i64,
-    ) -> DbResult<Purged>;
+    /// Drops each table's rows older than its horizon, and dead sessions, in one transaction.
+    async fn purge(&self, h: &Horizons) -> DbResult<Purged>;
 }

@@ -234,18 +234,19 @@ pub async fn feed(
     Query(q): Query<FeedQuery>,
     Query(iq): Query<super::incidents::IncidentQuery>,
 ) -> Response {
-    let rows = match st.store.list_anomalies(&q.filter(200)) {
+    let rows = match st.store.list_anomalies(&q.filter(200)).await {
         Ok(r) => r,
         Err(e) => return internal(e),
     };
     let hosts = st
         .store
         .list_hosts(crate::store::now_ns())
+        .await
         .unwrap_or_default();
-    let dets = st.store.detections().unwrap_or_default();
+    let dets = st.store.detections().await.unwrap_or_default();
     let sel = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
     let body = html! {
-        (super::incident_pages::section(&st, &iq))
+        (super::incident_pages::section(&st, &iq).await)
         h1 { "Live anomalies " span.status id="live-status" { "connecting…" } }
         form.filters method="get" action="/" {
             label { "Host " select name="host" {
@@ -274,7 +275,7 @@ pub async fn anomaly(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Response {
-    let a = match st.store.get_anomaly(&id) {
+    let a = match st.store.get_anomaly(&id).await {
         Ok(Some(a)) => a,
         Ok(None) => return not_found().await,
         Err(e) => return internal(e),
@@ -307,7 +308,7 @@ pub async fn anomaly(
                 }
             }
         }
-        (super::feedback_web::section(&st, &actor, &a))
+        (super::feedback_web::section(&st, &actor, &a).await)
         h2 { "Factors" }
         div.tablewrap { table {
             thead { tr { th { "Detection" } th { "Reason" } th { "Weight" } th { "Evidence" } } }
@@ -357,7 +358,7 @@ pub async fn ack_anomaly(
     Extension(client): Extension<Client>,
     Path(id): Path<String>,
 ) -> Response {
-    match st.acknowledge(&actor, &client.ip, &id) {
+    match st.acknowledge(&actor, &client.ip, &id).await {
         Ok(_) => Redirect::to(&format!("/anomalies/{}", seg(&id))).into_response(),
         Err(e) => internal(e),
     }

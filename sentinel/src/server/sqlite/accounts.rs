@@ -89,7 +89,7 @@ impl SqliteStore {
         cond: &str,
         p: impl rusqlite::Params,
     ) -> DbResult<Option<(ApiKey, User)>> {
-        let c = self.db()?;
+        let c = self.reader()?;
         let key = c
             .query_row(&format!("{KEY_SELECT} WHERE {cond}"), p, key_row)
             .optional()?;
@@ -106,14 +106,16 @@ impl SqliteStore {
     }
 }
 
+#[async_trait::async_trait]
 impl AccountStore for SqliteStore {
-    fn create_user(
+    async fn create_user(
         &self,
         username: &str,
         password_hash: &str,
         role: Role,
         now_ns: i64,
     ) -> DbResult<i64> {
+        self.blocking(|| {
         let c = self.db()?;
         let n = c.execute(
             "INSERT OR IGNORE INTO users (username, password_hash, role, created_ns) VALUES (?1, ?2, ?3, ?4)",
@@ -123,88 +125,109 @@ impl AccountStore for SqliteStore {
             return Err(DbError::Conflict(format!("user {username}")));
         }
         Ok(c.last_insert_rowid())
+        })
     }
 
-    fn user_by_name(&self, username: &str) -> DbResult<Option<User>> {
-        let u = self
-            .db()?
-            .query_row(
-                &format!("SELECT {USER_COLS} FROM users WHERE username = ?1"),
-                params![username],
-                user_row,
-            )
-            .optional()?;
-        Ok(u.map(|u| self.opened_user(u)))
+    async fn user_by_name(&self, username: &str) -> DbResult<Option<User>> {
+        self.blocking(|| {
+            let u = self
+                .reader()?
+                .query_row(
+                    &format!("SELECT {USER_COLS} FROM users WHERE username = ?1"),
+                    params![username],
+                    user_row,
+                )
+                .optional()?;
+            Ok(u.map(|u| self.opened_user(u)))
+        })
     }
 
-    fn user_by_id(&self, id: i64) -> DbResult<Option<User>> {
-        let u = self
-            .db()?
-            .query_row(
-                &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
-                params![id],
-                user_row,
-            )
-            .optional()?;
-        Ok(u.map(|u| self.opened_user(u)))
+    async fn user_by_id(&self, id: i64) -> DbResult<Option<User>> {
+        self.blocking(|| {
+            let u = self
+                .reader()?
+                .query_row(
+                    &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
+                    params![id],
+                    user_row,
+                )
+                .optional()?;
+            Ok(u.map(|u| self.opened_user(u)))
+        })
     }
 
-    fn list_users(&self) -> DbResult<Vec<User>> {
-        let rows = {
+    async fn list_users(&self) -> DbResult<Vec<User>> {
+        self.blocking(|| {
+            let rows = {
+                let c = self.reader()?;
+                let mut st =
+                    c.prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
+                st.query_map([], user_row)?.collect::<Result<Vec<_>, _>>()?
+            };
+            Ok(rows.into_iter().map(|u| self.opened_user(u)).collect())
+        })
+    }
+
+    async fn set_email(&self, id: i64, email: Option<&str>) -> DbResult<bool> {
+        self.blocking(|| {
             let c = self.db()?;
-            let mut st = c.prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
-            st.query_map([], user_row)?.collect::<Result<Vec<_>, _>>()?
-        };
-        Ok(rows.into_iter().map(|u| self.opened_user(u)).collect())
+            Ok(c.execute(
+                "UPDATE users SET email = ?2 WHERE id = ?1",
+                params![id, email],
+            )? == 1)
+        })
     }
 
-    fn set_email(&self, id: i64, email: Option<&str>) -> DbResult<bool> {
-        let c = self.db()?;
-        Ok(c.execute(
-            "UPDATE users SET email = ?2 WHERE id = ?1",
-            params![id, email],
-        )? == 1)
+    async fn count_admins(&self) -> DbResult<i64> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM users WHERE role = 'admin' AND active = 1",
+                [],
+                |r| r.get(0),
+            )?)
+        })
     }
 
-    fn count_admins(&self) -> DbResult<i64> {
-        let c = self.db()?;
-        Ok(c.query_row(
-            "SELECT COUNT(*) FROM users WHERE role = 'admin' AND active = 1",
-            [],
-            |r| r.get(0),
-        )?)
+    async fn set_role(&self, id: i64, role: Role) -> DbResult<bool> {
+        self.blocking(|| {
+            let c = self.db()?;
+            Ok(c.execute(
+                "UPDATE users SET role = ?2 WHERE id = ?1",
+                params![id, role.as_str()],
+            )? == 1)
+        })
     }
 
-    fn set_role(&self, id: i64, role: Role) -> DbResult<bool> {
-        let c = self.db()?;
-        Ok(c.execute(
-            "UPDATE users SET role = ?2 WHERE id = ?1",
-            params![id, role.as_str()],
-        )? == 1)
-    }
-
-    fn set_active(&self, id: i64, active: bool) -> DbResult<bool> {
-        let c = self.db()?;
-        Ok(c.execute(
+    async fn set_active(&self, id: i64, active: bool) -> DbResult<bool> {
+        self.blocking(|| {
+            let c = self.db()?;
+            Ok(c.execute(
             "UPDATE users SET active = ?2, failed_logins = 0, locked_until_ns = 0 WHERE id = ?1",
             params![id, active],
         )? == 1)
+        })
     }
 
-    fn set_password(&self, id: i64, password_hash: &str) -> DbResult<bool> {
+    async fn set_password(&self, id: i64, password_hash: &str) -> DbResult<bool> {
+        self.blocking(|| {
         let c = self.db()?;
         Ok(c.execute(
             "UPDATE users SET password_hash = ?2, failed_logins = 0, locked_until_ns = 0 WHERE id = ?1",
             params![id, password_hash],
         )? == 1)
+        })
     }
 
-    fn delete_user(&self, id: i64) -> DbResult<bool> {
-        let c = self.db()?;
-        Ok(c.execute("DELETE FROM users WHERE id = ?1", params![id])? == 1)
+    async fn delete_user(&self, id: i64) -> DbResult<bool> {
+        self.blocking(|| {
+            let c = self.db()?;
+            Ok(c.execute("DELETE FROM users WHERE id = ?1", params![id])? == 1)
+        })
     }
 
-    fn login_failed(&self, id: i64, max: i64, lock_until_ns: i64) -> DbResult<()> {
+    async fn login_failed(&self, id: i64, max: i64, lock_until_ns: i64) -> DbResult<()> {
+        self.blocking(|| {
         let c = self.db()?;
         c.execute(
             "UPDATE users SET locked_until_ns = CASE WHEN failed_logins + 1 >= ?2 THEN ?3 ELSE locked_until_ns END,
@@ -213,18 +236,22 @@ impl AccountStore for SqliteStore {
             params![id, max, lock_until_ns],
         )?;
         Ok(())
+        })
     }
 
-    fn login_succeeded(&self, id: i64, now_ns: i64) -> DbResult<()> {
+    async fn login_succeeded(&self, id: i64, now_ns: i64) -> DbResult<()> {
+        self.blocking(|| {
         let c = self.db()?;
         c.execute(
             "UPDATE users SET failed_logins = 0, locked_until_ns = 0, last_login_ns = ?2 WHERE id = ?1",
             params![id, now_ns],
         )?;
         Ok(())
+        })
     }
 
-    fn set_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()> {
+    async fn set_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()> {
+        self.blocking(|| {
         let sealed = secret
             .map(|s| self.seal(s, &user_context(id)))
             .transpose()?;
@@ -237,56 +264,68 @@ impl AccountStore for SqliteStore {
             c.execute("DELETE FROM recovery_codes WHERE user_id = ?1", params![id])?;
         }
         Ok(())
+        })
     }
 
-    fn consume_totp_step(&self, id: i64, step: i64) -> DbResult<bool> {
-        let c = self.db()?;
-        Ok(c.execute(
-            "UPDATE users SET totp_last_step = ?2 WHERE id = ?1 AND totp_last_step < ?2",
-            params![id, step],
-        )? == 1)
+    async fn consume_totp_step(&self, id: i64, step: i64) -> DbResult<bool> {
+        self.blocking(|| {
+            let c = self.db()?;
+            Ok(c.execute(
+                "UPDATE users SET totp_last_step = ?2 WHERE id = ?1 AND totp_last_step < ?2",
+                params![id, step],
+            )? == 1)
+        })
     }
 
-    fn set_recovery_codes(&self, id: i64, hashes: &[String]) -> DbResult<()> {
-        let mut c = self.db()?;
-        let tx = c.transaction()?;
-        tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", params![id])?;
-        for h in hashes {
-            tx.execute(
-                "INSERT OR IGNORE INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)",
-                params![id, h],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+    async fn set_recovery_codes(&self, id: i64, hashes: &[String]) -> DbResult<()> {
+        self.blocking(|| {
+            let mut c = self.db()?;
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", params![id])?;
+            for h in hashes {
+                tx.execute(
+                    "INSERT OR IGNORE INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)",
+                    params![id, h],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
-    fn use_recovery_code(&self, id: i64, hash: &str) -> DbResult<bool> {
-        let c = self.db()?;
-        Ok(c.execute(
-            "DELETE FROM recovery_codes WHERE user_id = ?1 AND code_hash = ?2",
-            params![id, hash],
-        )? == 1)
+    async fn use_recovery_code(&self, id: i64, hash: &str) -> DbResult<bool> {
+        self.blocking(|| {
+            let c = self.db()?;
+            Ok(c.execute(
+                "DELETE FROM recovery_codes WHERE user_id = ?1 AND code_hash = ?2",
+                params![id, hash],
+            )? == 1)
+        })
     }
 
-    fn recovery_codes_left(&self, id: i64) -> DbResult<i64> {
-        let c = self.db()?;
-        Ok(c.query_row(
-            "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1",
-            params![id],
-            |r| r.get(0),
-        )?)
+    async fn recovery_codes_left(&self, id: i64) -> DbResult<i64> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )?)
+        })
     }
 
-    fn login_ips(&self, id: i64) -> DbResult<Vec<String>> {
-        let c = self.db()?;
-        let mut st = c.prepare("SELECT ip FROM login_ips WHERE user_id = ?1")?;
-        Ok(st
-            .query_map(params![id], |r| r.get(0))?
-            .collect::<Result<Vec<_>, _>>()?)
+    async fn login_ips(&self, id: i64) -> DbResult<Vec<String>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            let mut st = c.prepare("SELECT ip FROM login_ips WHERE user_id = ?1")?;
+            Ok(st
+                .query_map(params![id], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
     }
 
-    fn create_session(&self, s: &NewSession) -> DbResult<i64> {
+    async fn create_session(&self, s: &NewSession) -> DbResult<i64> {
+        self.blocking(|| {
         let c = self.db()?;
         c.execute(
             "INSERT INTO sessions (token_hash, user_id, csrf, mfa_pending, created_ns, last_seen_ns, ip, user_agent)
@@ -301,71 +340,85 @@ impl AccountStore for SqliteStore {
             )?;
         }
         Ok(id)
+        })
     }
 
-    fn session_by_token_hash(&self, token_hash: &str) -> DbResult<Option<Session>> {
-        let s = self
-            .db()?
-            .query_row(
-                &format!("{SESSION_SELECT} WHERE s.token_hash = ?1"),
-                params![token_hash],
-                session_row,
-            )
-            .optional()?;
-        Ok(s.map(|s| self.opened_session(s)))
+    async fn session_by_token_hash(&self, token_hash: &str) -> DbResult<Option<Session>> {
+        self.blocking(|| {
+            let s = self
+                .reader()?
+                .query_row(
+                    &format!("{SESSION_SELECT} WHERE s.token_hash = ?1"),
+                    params![token_hash],
+                    session_row,
+                )
+                .optional()?;
+            Ok(s.map(|s| self.opened_session(s)))
+        })
     }
 
-    fn touch_session(&self, id: i64, now_ns: i64) -> DbResult<()> {
-        let c = self.db()?;
-        c.execute(
-            "UPDATE sessions SET last_seen_ns = ?2 WHERE id = ?1",
-            params![id, now_ns],
-        )?;
-        Ok(())
-    }
-
-    fn complete_mfa(&self, id: i64) -> DbResult<()> {
-        let c = self.db()?;
-        c.execute(
-            "UPDATE sessions SET mfa_pending = 0 WHERE id = ?1",
-            params![id],
-        )?;
-        c.execute(
-            "INSERT OR IGNORE INTO login_ips (user_id, ip, first_ns)
-             SELECT user_id, ip, last_seen_ns FROM sessions WHERE id = ?1",
-            params![id],
-        )?;
-        Ok(())
-    }
-
-    fn set_pending_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()> {
-        let sealed = secret
-            .map(|s| self.seal(s, &session_context(id)))
-            .transpose()?;
-        let c = self.db()?;
-        c.execute(
-            "UPDATE sessions SET pending_totp = ?2 WHERE id = ?1",
-            params![id, sealed],
-        )?;
-        Ok(())
-    }
-
-    fn delete_session(&self, id: i64) -> DbResult<bool> {
-        let c = self.db()?;
-        Ok(c.execute("DELETE FROM sessions WHERE id = ?1", params![id])? == 1)
-    }
-
-    fn delete_user_sessions(&self, user_id: i64, keep: Option<i64>) -> DbResult<usize> {
-        let c = self.db()?;
-        Ok(c.execute(
-            "DELETE FROM sessions WHERE user_id = ?1 AND id != ?2",
-            params![user_id, keep.unwrap_or(-1)],
-        )?)
-    }
-
-    fn list_sessions(&self, user_id: Option<i64>) -> DbResult<Vec<Session>> {
-        let rows = {
+    async fn touch_session(&self, id: i64, now_ns: i64) -> DbResult<()> {
+        self.blocking(|| {
             let c = self.db()?;
+            c.execute(
+                "UPDATE sessions SET last_seen_ns = ?2 WHERE id = ?1",
+                params![id, now_ns],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn complete_mfa(&self, id: i64) -> DbResult<()> {
+        self.blocking(|| {
+            let c = self.db()?;
+            c.execute(
+                "UPDATE sessions SET mfa_pending = 0 WHERE id = ?1",
+                params![id],
+            )?;
+            c.execute(
+                "INSERT OR IGNORE INTO login_ips (user_id, ip, first_ns)
+             SELECT user_id, ip, last_seen_ns FROM sessions WHERE id = ?1",
+                params![id],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn set_pending_totp(&self, id: i64, secret: Option<&str>) -> DbResult<()> {
+        self.blocking(|| {
+            let sealed = secret
+                .map(|s| self.seal(s, &session_context(id)))
+                .transpose()?;
+            let c = self.db()?;
+            c.execute(
+                "UPDATE sessions SET pending_totp = ?2 WHERE id = ?1",
+                params![id, sealed],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn delete_session(&self, id: i64) -> DbResult<bool> {
+        self.blocking(|| {
+            let c = self.db()?;
+            Ok(c.execute("DELETE FROM sessions WHERE id = ?1", params![id])? == 1)
+        })
+    }
+
+    async fn delete_user_sessions(&self, user_id: i64, keep: Option<i64>) -> DbResult<usize> {
+        self.blocking(|| {
+            let c = self.db()?;
+            Ok(c.execute(
+                "DELETE FROM sessions WHERE user_id = ?1 AND id != ?2",
+                params![user_id, keep.unwrap_or(-1)],
+            )?)
+        })
+    }
+
+    async fn list_sessions(&self, user_id: Option<i64>) -> DbResult<Vec<Session>> {
+        self.blocking(|| {
+        let rows = {
+            let c = self.reader()?;
             let mut st = c.prepare(&format!(
                 "{SESSION_SELECT} WHERE s.mfa_pending = 0 AND (?1 IS NULL OR s.user_id = ?1) ORDER BY s.last_seen_ns DESC"
             ))?;
@@ -373,21 +426,25 @@ impl AccountStore for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?
         };
         Ok(rows.into_iter().map(|s| self.opened_session(s)).collect())
+        })
     }
 
-    fn session_by_id(&self, id: i64) -> DbResult<Option<Session>> {
-        let s = self
-            .db()?
-            .query_row(
-                &format!("{SESSION_SELECT} WHERE s.id = ?1"),
-                params![id],
-                session_row,
-            )
-            .optional()?;
-        Ok(s.map(|s| self.opened_session(s)))
+    async fn session_by_id(&self, id: i64) -> DbResult<Option<Session>> {
+        self.blocking(|| {
+            let s = self
+                .reader()?
+                .query_row(
+                    &format!("{SESSION_SELECT} WHERE s.id = ?1"),
+                    params![id],
+                    session_row,
+                )
+                .optional()?;
+            Ok(s.map(|s| self.opened_session(s)))
+        })
     }
 
-    fn create_api_key(&self, k: &NewApiKey<'_>) -> DbResult<i64> {
+    async fn create_api_key(&self, k: &NewApiKey<'_>) -> DbResult<i64> {
+        self.blocking(|| {
         let c = self.db()?;
         c.execute(
             "INSERT INTO api_keys (user_id, name, prefix, key_hash, created_ns, expires_ns, scope, host)
@@ -404,100 +461,118 @@ impl AccountStore for SqliteStore {
             ],
         )?;
         Ok(c.last_insert_rowid())
+        })
     }
 
-    fn list_api_keys(&self, user_id: i64) -> DbResult<Vec<ApiKey>> {
-        let c = self.db()?;
-        let mut st = c.prepare(&format!(
-            "{KEY_SELECT} WHERE k.user_id = ?1 ORDER BY k.created_ns, k.id"
-        ))?;
-        Ok(st
-            .query_map(params![user_id], key_row)?
-            .collect::<Result<Vec<_>, _>>()?)
+    async fn list_api_keys(&self, user_id: i64) -> DbResult<Vec<ApiKey>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            let mut st = c.prepare(&format!(
+                "{KEY_SELECT} WHERE k.user_id = ?1 ORDER BY k.created_ns, k.id"
+            ))?;
+            Ok(st
+                .query_map(params![user_id], key_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
     }
 
-    fn list_all_api_keys(&self) -> DbResult<Vec<ApiKey>> {
-        let c = self.db()?;
-        let mut st = c.prepare(&format!(
-            "{KEY_SELECT} ORDER BY u.username, k.created_ns, k.id"
-        ))?;
-        Ok(st.query_map([], key_row)?.collect::<Result<Vec<_>, _>>()?)
+    async fn list_all_api_keys(&self) -> DbResult<Vec<ApiKey>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            let mut st = c.prepare(&format!(
+                "{KEY_SELECT} ORDER BY u.username, k.created_ns, k.id"
+            ))?;
+            Ok(st.query_map([], key_row)?.collect::<Result<Vec<_>, _>>()?)
+        })
     }
 
-    fn delete_any_api_key(&self, id: i64) -> DbResult<Option<ApiKey>> {
-        let c = self.db()?;
-        let k = c
-            .query_row(
-                &format!("{KEY_SELECT} WHERE k.id = ?1"),
+    async fn delete_any_api_key(&self, id: i64) -> DbResult<Option<ApiKey>> {
+        self.blocking(|| {
+            let c = self.db()?;
+            let k = c
+                .query_row(
+                    &format!("{KEY_SELECT} WHERE k.id = ?1"),
+                    params![id],
+                    key_row,
+                )
+                .optional()?;
+            if k.is_some() {
+                c.execute("DELETE FROM api_keys WHERE id = ?1", params![id])?;
+            }
+            Ok(k)
+        })
+    }
+
+    async fn bind_api_key_host(&self, id: i64, host: &str) -> DbResult<Option<String>> {
+        self.blocking(|| {
+            let c = self.db()?;
+            c.execute(
+                "UPDATE api_keys SET host = ?2 WHERE id = ?1 AND host IS NULL AND scope = 'ingest'",
+                params![id, host],
+            )?;
+            Ok(c.query_row(
+                "SELECT host FROM api_keys WHERE id = ?1",
                 params![id],
-                key_row,
+                |r| r.get(0),
             )
-            .optional()?;
-        if k.is_some() {
-            c.execute("DELETE FROM api_keys WHERE id = ?1", params![id])?;
-        }
-        Ok(k)
+            .optional()?
+            .flatten())
+        })
     }
 
-    fn bind_api_key_host(&self, id: i64, host: &str) -> DbResult<Option<String>> {
-        let c = self.db()?;
-        c.execute(
-            "UPDATE api_keys SET host = ?2 WHERE id = ?1 AND host IS NULL AND scope = 'ingest'",
-            params![id, host],
-        )?;
-        Ok(c.query_row(
-            "SELECT host FROM api_keys WHERE id = ?1",
-            params![id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten())
+    async fn api_key_by_id(&self, id: i64) -> DbResult<Option<(ApiKey, User)>> {
+        self.blocking(|| self.key_with_user("k.id = ?1", params![id]))
     }
 
-    fn api_key_by_id(&self, id: i64) -> DbResult<Option<(ApiKey, User)>> {
-        self.key_with_user("k.id = ?1", params![id])
+    async fn api_key_by_hash(&self, key_hash: &str) -> DbResult<Option<(ApiKey, User)>> {
+        self.blocking(|| self.key_with_user("k.key_hash = ?1", params![key_hash]))
     }
 
-    fn api_key_by_hash(&self, key_hash: &str) -> DbResult<Option<(ApiKey, User)>> {
-        self.key_with_user("k.key_hash = ?1", params![key_hash])
+    async fn set_api_key_enabled(&self, user_id: i64, id: i64, enabled: bool) -> DbResult<bool> {
+        self.blocking(|| {
+            let c = self.db()?;
+            Ok(c.execute(
+                "UPDATE api_keys SET enabled = ?3 WHERE id = ?2 AND user_id = ?1",
+                params![user_id, id, enabled],
+            )? == 1)
+        })
     }
 
-    fn set_api_key_enabled(&self, user_id: i64, id: i64, enabled: bool) -> DbResult<bool> {
-        let c = self.db()?;
-        Ok(c.execute(
-            "UPDATE api_keys SET enabled = ?3 WHERE id = ?2 AND user_id = ?1",
-            params![user_id, id, enabled],
-        )? == 1)
+    async fn delete_api_key(&self, user_id: i64, id: i64) -> DbResult<bool> {
+        self.blocking(|| {
+            let c = self.db()?;
+            Ok(c.execute(
+                "DELETE FROM api_keys WHERE id = ?2 AND user_id = ?1",
+                params![user_id, id],
+            )? == 1)
+        })
     }
 
-    fn delete_api_key(&self, user_id: i64, id: i64) -> DbResult<bool> {
-        let c = self.db()?;
-        Ok(c.execute(
-            "DELETE FROM api_keys WHERE id = ?2 AND user_id = ?1",
-            params![user_id, id],
-        )? == 1)
+    async fn touch_api_key(&self, id: i64, now_ns: i64) -> DbResult<()> {
+        self.blocking(|| {
+            let c = self.db()?;
+            c.execute(
+                "UPDATE api_keys SET last_used_ns = ?2 WHERE id = ?1",
+                params![id, now_ns],
+            )?;
+            Ok(())
+        })
     }
 
-    fn touch_api_key(&self, id: i64, now_ns: i64) -> DbResult<()> {
-        let c = self.db()?;
-        c.execute(
-            "UPDATE api_keys SET last_used_ns = ?2 WHERE id = ?1",
-            params![id, now_ns],
-        )?;
-        Ok(())
-    }
-
-    fn audit(&self, e: &NewAudit<'_>) -> DbResult<()> {
+    async fn audit(&self, e: &NewAudit<'_>) -> DbResult<()> {
+        self.blocking(|| {
         let c = self.db()?;
         c.execute(
             "INSERT INTO audit_log (time_ns, user_id, username, action, target, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![e.time_ns, e.user_id, e.username, e.action, e.target, e.ip, e.detail],
         )?;
         Ok(())
+        })
     }
 
-    fn list_audit(&self, f: &AuditFilter) -> DbResult<Vec<AuditEntry>> {
-        let c = self.db()?;
+    async fn list_audit(&self, f: &AuditFilter) -> DbResult<Vec<AuditEntry>> {
+        self.blocking(|| {
+        let c = self.reader()?;
         let mut st = c.prepare(
             "SELECT id, time_ns, user_id, username, action, target, ip, detail FROM audit_log
              WHERE (?1 IS NULL OR username = ?1) AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR time_ns >= ?3)
@@ -525,5 +600,6 @@ impl AccountStore for SqliteStore {
             },
         )?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
     }
 }

@@ -79,21 +79,23 @@ fn delivery(v: &StoredVerdict, action: Action) -> Delivery {
     }
 }
 
+#[async_trait::async_trait]
 impl FeedbackStore for SqliteStore {
-    fn add_verdict(&self, v: &NewVerdict<'_>) -> DbResult<i64> {
-        let mut c = self.db()?;
-        let tx = c.transaction()?;
-        let active: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM feedback WHERE host = ?1 AND target = ?2 AND undone_ns IS NULL",
-                params![v.host, v.target],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(id) = active {
-            return Err(DbError::Conflict(format!("verdict {id} on {}", v.target)));
-        }
-        tx.execute(
+    async fn add_verdict(&self, v: &NewVerdict<'_>) -> DbResult<i64> {
+        self.blocking(|| {
+            let mut c = self.db()?;
+            let tx = c.transaction()?;
+            let active: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM feedback WHERE host = ?1 AND target = ?2 AND undone_ns IS NULL",
+                    params![v.host, v.target],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = active {
+                return Err(DbError::Conflict(format!("verdict {id} on {}", v.target)));
+            }
+            tx.execute(
             "INSERT INTO feedback (host, target, kind, verdict, scope, note, by_user, created_ns)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
@@ -107,180 +109,94 @@ impl FeedbackStore for SqliteStore {
                 v.now_ns
             ],
         )?;
-        let id = tx.last_insert_rowid();
-        tx.commit()?;
-        Ok(id)
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(id)
+        })
     }
 
-    fn get_verdict(&self, id: i64) -> DbResult<Option<StoredVerdict>> {
-        Ok(self
-            .db()?
-            .query_row(
-                &format!("SELECT {COLS} FROM feedback WHERE id = ?1"),
-                params![id],
-                row,
-            )
-            .optional()?)
+    async fn get_verdict(&self, id: i64) -> DbResult<Option<StoredVerdict>> {
+        self.blocking(|| {
+            Ok(self
+                .reader()?
+                .query_row(
+                    &format!("SELECT {COLS} FROM feedback WHERE id = ?1"),
+                    params![id],
+                    row,
+                )
+                .optional()?)
+        })
     }
 
-    fn list_verdicts(&self, f: &VerdictFilter) -> DbResult<Vec<StoredVerdict>> {
-        let c = self.db()?;
-        let mut st = c.prepare(&format!(
-            "SELECT {COLS} FROM feedback
+    async fn list_verdicts(&self, f: &VerdictFilter) -> DbResult<Vec<StoredVerdict>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            let mut st = c.prepare(&format!(
+                "SELECT {COLS} FROM feedback
              WHERE (?1 IS NULL OR host = ?1) AND (?2 IS NULL OR target = ?2)
              ORDER BY id DESC LIMIT ?3"
-        ))?;
-        let limit = f.limit.unwrap_or(500) as i64;
-        let rows = st.query_map(params![f.host, f.target, limit], row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            ))?;
+            let limit = f.limit.unwrap_or(500) as i64;
+            let rows = st.query_map(params![f.host, f.target, limit], row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
     }
 
-    fn undo_verdict(&self, id: i64, by: &str, now_ns: i64) -> DbResult<bool> {
+    async fn undo_verdict(&self, id: i64, by: &str, now_ns: i64) -> DbResult<bool> {
+        self.blocking(|| {
         Ok(self.db()?.execute(
             "UPDATE feedback SET undone_by = ?2, undone_ns = ?3 WHERE id = ?1 AND undone_ns IS NULL",
             params![id, by, now_ns],
         )? > 0)
+        })
     }
 
-    fn pending_verdicts(&self, host: &str) -> DbResult<Vec<Delivery>> {
-        let c = self.db()?;
-        let mut st = c.prepare(&format!(
+    async fn pending_verdicts(&self, host: &str) -> DbResult<Vec<Delivery>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            let mut st = c.prepare(&format!(
             "SELECT {COLS} FROM feedback WHERE host = ?1
                 AND (delivered_ns IS NULL OR (undone_ns IS NOT NULL AND undo_delivered_ns IS NULL))"
         ))?;
-        let rows = st.query_map(params![host], row)?;
-        // In the order they happened: a verdict, its undo, a new verdict on the same target.
-        let mut events: Vec<(i64, Delivery)> = Vec::new();
-        for v in rows {
-            let v = v?;
-            if v.delivered_ns.is_none() {
-                events.push((v.created_ns, delivery(&v, Action::Give)));
+            let rows = st.query_map(params![host], row)?;
+            // In the order they happened: a verdict, its undo, a new verdict on the same target.
+            let mut events: Vec<(i64, Delivery)> = Vec::new();
+            for v in rows {
+                let v = v?;
+                if v.delivered_ns.is_none() {
+                    events.push((v.created_ns, delivery(&v, Action::Give)));
+                }
+                if let Some(t) = v.undone_ns {
+                    events.push((t, delivery(&v, Action::Undo)));
+                }
             }
-            if let Some(t) = v.undone_ns {
-                events.push((t, delivery(&v, Action::Undo)));
-            }
-        }
-        events.sort_by_key(|(t, d)| (*t, d.id, d.action == Action::Undo));
-        Ok(events.into_iter().map(|(_, d)| d).collect())
+            events.sort_by_key(|(t, d)| (*t, d.id, d.action == Action::Undo));
+            Ok(events.into_iter().map(|(_, d)| d).collect())
+        })
     }
 
-    fn ack_verdicts(&self, host: &str, acks: &[Ack], now_ns: i64) -> DbResult<usize> {
-        let mut c = self.db()?;
-        let tx = c.transaction()?;
-        let mut n = 0;
-        for a in acks {
-            n += match a.action {
-                Action::Give => tx.execute(
-                    "UPDATE feedback SET delivered_ns = ?3, delivery_error = ?4
+    async fn ack_verdicts(&self, host: &str, acks: &[Ack], now_ns: i64) -> DbResult<usize> {
+        self.blocking(|| {
+            let mut c = self.db()?;
+            let tx = c.transaction()?;
+            let mut n = 0;
+            for a in acks {
+                n += match a.action {
+                    Action::Give => tx.execute(
+                        "UPDATE feedback SET delivered_ns = ?3, delivery_error = ?4
                      WHERE id = ?1 AND host = ?2 AND delivered_ns IS NULL",
-                    params![a.id, host, now_ns, a.error],
-                )?,
-                Action::Undo => tx.execute(
-                    "UPDATE feedback SET undo_delivered_ns = ?3, undo_error = ?4
+                        params![a.id, host, now_ns, a.error],
+                    )?,
+                    Action::Undo => tx.execute(
+                        "UPDATE feedback SET undo_delivered_ns = ?3, undo_error = ?4
                      WHERE id = ?1 AND host = ?2 AND undone_ns IS NOT NULL
                        AND undo_delivered_ns IS NULL",
-                    params![a.id, host, now_ns, a.error],
-                )?,
-            };
-        }
-        tx.commit()?;
-        Ok(n)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::detect::feedback::{Scope, Verdict};
-
-    fn new<'a>(host: &'a str, target: &'a str) -> NewVerdict<'a> {
-        NewVerdict {
-            host,
-            target,
-            kind: TargetKind::Anomaly,
-            verdict: Verdict::Benign,
-            scope: Scope::Principal,
-            note: Some("ok"),
-            by: "olga",
-            now_ns: 10,
-        }
-    }
-
-    fn ack(id: i64, action: Action) -> Ack {
-        Ack {
-            id,
-            action,
-            error: None,
-        }
-    }
-
-    #[test]
-    fn verdicts_are_delivered_to_their_host_only_in_order_and_once() {
-        let s = SqliteStore::memory().unwrap();
-        let a = s.add_verdict(&new("web", "web-1")).unwrap();
-        assert!(
-            matches!(
-                s.add_verdict(&new("web", "web-1")),
-                Err(DbError::Conflict(_))
-            ),
-            "one verdict in force per target"
-        );
-        let b = s.add_verdict(&new("db", "db-1")).unwrap();
-        let web = s.pending_verdicts("web").unwrap();
-        assert_eq!(web.len(), 1);
-        assert_eq!((web[0].id, web[0].action), (a, Action::Give));
-        // Another host's acknowledgement changes nothing here.
-        assert_eq!(
-            s.ack_verdicts("web", &[ack(b, Action::Give)], 20).unwrap(),
-            0
-        );
-        assert_eq!(
-            s.ack_verdicts("web", &[ack(a, Action::Give)], 20).unwrap(),
-            1
-        );
-        assert_eq!(
-            s.ack_verdicts("web", &[ack(a, Action::Give)], 21).unwrap(),
-            0
-        );
-        assert!(s.pending_verdicts("web").unwrap().is_empty());
-        assert_eq!(s.get_verdict(a).unwrap().unwrap().delivered_ns, Some(20));
-        // Undo, then a new verdict on the same target: delivered in that order.
-        assert!(s.undo_verdict(a, "olga", 30).unwrap());
-        assert!(!s.undo_verdict(a, "olga", 31).unwrap(), "undone once");
-        let mut again = new("web", "web-1");
-        again.verdict = Verdict::Malicious;
-        again.now_ns = 40;
-        let c = s.add_verdict(&again).unwrap();
-        let order: Vec<(i64, Action)> = s
-            .pending_verdicts("web")
-            .unwrap()
-            .iter()
-            .map(|d| (d.id, d.action))
-            .collect();
-        assert_eq!(order, [(a, Action::Undo), (c, Action::Give)]);
-        let refused = Ack {
-            id: c,
-            action: Action::Give,
-            error: Some("no anomaly or incident web-1 in the store".into()),
-        };
-        s.ack_verdicts("web", &[ack(a, Action::Undo), refused], 50)
-            .unwrap();
-        let v = s.get_verdict(c).unwrap().unwrap();
-        assert!(
-            v.delivery_words().starts_with("refused by the agent"),
-            "{v:?}"
-        );
-        let list = s
-            .list_verdicts(&VerdictFilter {
-                host: Some("web".into()),
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(
-            list.iter().map(|v| v.id).collect::<Vec<_>>(),
-            [c, a],
-            "newest first"
-        );
-        assert_eq!(list[1].undo_delivered_ns, Some(50));
+                        params![a.id, host, now_ns, a.error],
+                    )?,
+                };
+            }
+            tx.commit()?;
+            Ok(n)
+        })
     }
 }

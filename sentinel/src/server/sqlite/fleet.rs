@@ -151,8 +151,10 @@ fn service_user(c: &Connection, now_ns: i64) -> DbResult<Option<i64>> {
     }
 }
 
+#[async_trait::async_trait]
 impl FleetStore for SqliteStore {
-    fn create_enrol_token(&self, t: &NewEnrolToken<'_>) -> DbResult<i64> {
+    async fn create_enrol_token(&self, t: &NewEnrolToken<'_>) -> DbResult<i64> {
+        self.blocking(|| {
         let c = self.db()?;
         c.execute(
             "INSERT INTO enrol_tokens (token_hash, prefix, note, created_ns, created_by, expires_ns, max_uses)
@@ -168,137 +170,146 @@ impl FleetStore for SqliteStore {
             ],
         )?;
         Ok(c.last_insert_rowid())
+        })
     }
 
-    fn list_enrol_tokens(&self) -> DbResult<Vec<EnrolToken>> {
-        let c = self.db()?;
-        let mut st = c.prepare(&format!(
-            "SELECT {TOKEN_COLS} FROM enrol_tokens ORDER BY id DESC LIMIT 500"
-        ))?;
-        Ok(st
-            .query_map([], token_row)?
-            .collect::<Result<Vec<_>, _>>()?)
+    async fn list_enrol_tokens(&self) -> DbResult<Vec<EnrolToken>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            let mut st = c.prepare(&format!(
+                "SELECT {TOKEN_COLS} FROM enrol_tokens ORDER BY id DESC LIMIT 500"
+            ))?;
+            Ok(st
+                .query_map([], token_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
     }
 
-    fn revoke_enrol_token(&self, id: i64, now_ns: i64) -> DbResult<bool> {
-        let c = self.db()?;
-        Ok(c.execute(
-            "UPDATE enrol_tokens SET revoked_ns = ?2 WHERE id = ?1 AND revoked_ns IS NULL",
-            params![id, now_ns],
-        )? == 1)
+    async fn revoke_enrol_token(&self, id: i64, now_ns: i64) -> DbResult<bool> {
+        self.blocking(|| {
+            let c = self.db()?;
+            Ok(c.execute(
+                "UPDATE enrol_tokens SET revoked_ns = ?2 WHERE id = ?1 AND revoked_ns IS NULL",
+                params![id, now_ns],
+            )? == 1)
+        })
     }
 
-    fn enroll(&self, e: &Enrolment<'_>) -> DbResult<Result<Enrolled, EnrolRefusal>> {
-        let mut c = self.db()?;
-        let tx = c.transaction()?;
-        let token = tx
-            .query_row(
-                &format!("SELECT {TOKEN_COLS} FROM enrol_tokens WHERE token_hash = ?1"),
-                params![e.token_hash],
-                token_row,
-            )
-            .optional()?;
-        let Some(token) = token else {
-            return Ok(Err(EnrolRefusal::UnknownToken));
-        };
-        if let Some(p) = token.problem(e.now_ns) {
-            return Ok(Err(p));
-        }
-        let previous: Option<(Option<i64>, Option<i64>)> = tx
-            .query_row(
-                "SELECT retired_ns, key_id FROM agents WHERE host = ?1",
-                params![e.host],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if previous.is_some_and(|(retired, _)| retired.is_some()) {
-            return Ok(Err(EnrolRefusal::Retired(e.host.to_string())));
-        }
-        let Some(owner) = service_user(&tx, e.now_ns)? else {
-            return Ok(Err(EnrolRefusal::ServiceAccount));
-        };
-        tx.execute(
-            "UPDATE enrol_tokens SET uses = uses + 1 WHERE id = ?1",
-            params![token.id],
-        )?;
-        let old_key = previous.and_then(|(_, k)| k);
-        let revoked_key = match old_key {
-            Some(k) => {
-                (tx.execute("DELETE FROM api_keys WHERE id = ?1", params![k])? == 1).then_some(k)
+    async fn enroll(&self, e: &Enrolment<'_>) -> DbResult<Result<Enrolled, EnrolRefusal>> {
+        self.blocking(|| {
+            let mut c = self.db()?;
+            let tx = c.transaction()?;
+            let token = tx
+                .query_row(
+                    &format!("SELECT {TOKEN_COLS} FROM enrol_tokens WHERE token_hash = ?1"),
+                    params![e.token_hash],
+                    token_row,
+                )
+                .optional()?;
+            let Some(token) = token else {
+                return Ok(Err(EnrolRefusal::UnknownToken));
+            };
+            if let Some(p) = token.problem(e.now_ns) {
+                return Ok(Err(p));
             }
-            None => None,
-        };
-        tx.execute(
-            "INSERT INTO api_keys (user_id, name, prefix, key_hash, created_ns, scope, host)
+            let previous: Option<(Option<i64>, Option<i64>)> = tx
+                .query_row(
+                    "SELECT retired_ns, key_id FROM agents WHERE host = ?1",
+                    params![e.host],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if previous.is_some_and(|(retired, _)| retired.is_some()) {
+                return Ok(Err(EnrolRefusal::Retired(e.host.to_string())));
+            }
+            let Some(owner) = service_user(&tx, e.now_ns)? else {
+                return Ok(Err(EnrolRefusal::ServiceAccount));
+            };
+            tx.execute(
+                "UPDATE enrol_tokens SET uses = uses + 1 WHERE id = ?1",
+                params![token.id],
+            )?;
+            let old_key = previous.and_then(|(_, k)| k);
+            let revoked_key = match old_key {
+                Some(k) => (tx.execute("DELETE FROM api_keys WHERE id = ?1", params![k])? == 1)
+                    .then_some(k),
+                None => None,
+            };
+            tx.execute(
+                "INSERT INTO api_keys (user_id, name, prefix, key_hash, created_ns, scope, host)
              VALUES (?1, ?2, ?3, ?4, ?5, 'ingest', ?6)",
-            params![
-                owner,
-                format!("enrolled {}", e.host),
-                e.key_prefix,
-                e.key_hash,
-                e.now_ns,
-                e.host
-            ],
-        )?;
-        let key_id = tx.last_insert_rowid();
-        tx.execute(
+                params![
+                    owner,
+                    format!("enrolled {}", e.host),
+                    e.key_prefix,
+                    e.key_hash,
+                    e.now_ns,
+                    e.host
+                ],
+            )?;
+            let key_id = tx.last_insert_rowid();
+            tx.execute(
             "INSERT INTO agents (host, enrolled_ns, enrolments, key_id, token_id, state_since_ns)
              VALUES (?1, ?2, 1, ?3, ?4, ?2)
              ON CONFLICT(host) DO UPDATE SET enrolled_ns = ?2, enrolments = enrolments + 1,
                 key_id = ?3, token_id = ?4",
             params![e.host, e.now_ns, key_id, token.id],
         )?;
-        super::data::touch_host(&tx, e.host, e.now_ns)?;
-        tx.commit()?;
-        Ok(Ok(Enrolled {
-            key_id,
-            token_id: token.id,
-            revoked_key,
-        }))
+            super::data::touch_host(&tx, e.host, e.now_ns)?;
+            tx.commit()?;
+            Ok(Ok(Enrolled {
+                key_id,
+                token_id: token.id,
+                revoked_key,
+            }))
+        })
     }
 
-    fn retire_host(&self, host: &str, now_ns: i64) -> DbResult<Option<Retired>> {
-        let mut c = self.db()?;
-        let tx = c.transaction()?;
-        let known: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM hosts WHERE name = ?1)
+    async fn retire_host(&self, host: &str, now_ns: i64) -> DbResult<Option<Retired>> {
+        self.blocking(|| {
+            let mut c = self.db()?;
+            let tx = c.transaction()?;
+            let known: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM hosts WHERE name = ?1)
                 OR EXISTS (SELECT 1 FROM agents WHERE host = ?1)",
-            params![host],
-            |r| r.get(0),
-        )?;
-        if !known {
-            return Ok(None);
-        }
-        // Every key that may write this host stops: the enrolled one and any made by hand.
-        let key: Option<i64> = tx
-            .query_row(
-                "SELECT key_id FROM agents WHERE host = ?1",
                 params![host],
                 |r| r.get(0),
-            )
-            .optional()?
-            .flatten();
-        let mut revoked = tx.execute(
-            "DELETE FROM api_keys WHERE scope = 'ingest' AND host = ?1",
-            params![host],
-        )?;
-        if let Some(k) = key {
-            revoked += tx.execute("DELETE FROM api_keys WHERE id = ?1", params![k])?;
-        }
-        tx.execute(
-            "INSERT INTO agents (host, retired_ns, state, state_since_ns, reason)
+            )?;
+            if !known {
+                return Ok(None);
+            }
+            // Every key that may write this host stops: the enrolled one and any made by hand.
+            let key: Option<i64> = tx
+                .query_row(
+                    "SELECT key_id FROM agents WHERE host = ?1",
+                    params![host],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            let mut revoked = tx.execute(
+                "DELETE FROM api_keys WHERE scope = 'ingest' AND host = ?1",
+                params![host],
+            )?;
+            if let Some(k) = key {
+                revoked += tx.execute("DELETE FROM api_keys WHERE id = ?1", params![k])?;
+            }
+            tx.execute(
+                "INSERT INTO agents (host, retired_ns, state, state_since_ns, reason)
              VALUES (?1, ?2, 'retired', ?2, 'retired by an admin')
              ON CONFLICT(host) DO UPDATE SET retired_ns = ?2, state = 'retired',
                 state_since_ns = ?2, reason = 'retired by an admin', key_id = NULL",
-            params![host, now_ns],
-        )?;
-        tx.commit()?;
-        Ok(Some(Retired {
-            revoked_keys: revoked,
-        }))
+                params![host, now_ns],
+            )?;
+            tx.commit()?;
+            Ok(Some(Retired {
+                revoked_keys: revoked,
+            }))
+        })
     }
 
-    fn record_heartbeat(&self, b: &BeatRecord<'_>) -> DbResult<Option<StateChange>> {
+    async fn record_heartbeat(&self, b: &BeatRecord<'_>) -> DbResult<Option<StateChange>> {
+        self.blocking(|| {
         let mut c = self.db()?;
         let tx = c.transaction()?;
         let prev: Option<(String, i64, Option<i64>, Option<i64>)> = tx
@@ -360,9 +371,11 @@ impl FleetStore for SqliteStore {
             to,
             reason,
         }))
+        })
     }
 
-    fn mark_stale(&self, now_ns: i64) -> DbResult<Vec<StateChange>> {
+    async fn mark_stale(&self, now_ns: i64) -> DbResult<Vec<StateChange>> {
+        self.blocking(|| {
         let mut c = self.db()?;
         let tx = c.transaction()?;
         let due: Vec<(String, String, i64, i64)> = {
@@ -398,217 +411,75 @@ impl FleetStore for SqliteStore {
         }
         tx.commit()?;
         Ok(out)
+        })
     }
 
-    fn agent(&self, host: &str) -> DbResult<Option<AgentStatus>> {
-        let c = self.db()?;
-        agent_in(&c, host)
+    async fn agent(&self, host: &str) -> DbResult<Option<AgentStatus>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            agent_in(&c, host)
+        })
     }
 
-    fn list_agents(&self) -> DbResult<Vec<AgentStatus>> {
-        let c = self.db()?;
-        let mut st = c.prepare(&format!(
-            "SELECT {AGENT_COLS} FROM agents g ORDER BY g.host"
-        ))?;
-        let raws = st
-            .query_map([], |r| agent_raw(r, 0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().flatten().map(agent_of).collect()
+    async fn list_agents(&self) -> DbResult<Vec<AgentStatus>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            let mut st = c.prepare(&format!(
+                "SELECT {AGENT_COLS} FROM agents g ORDER BY g.host"
+            ))?;
+            let raws = st
+                .query_map([], |r| agent_raw(r, 0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            raws.into_iter().flatten().map(agent_of).collect()
+        })
     }
 
-    fn snapshot_series(&self, host: &str, since_ns: i64) -> DbResult<Vec<SnapshotPoint>> {
-        let c = self.db()?;
-        let mut st = c.prepare(
-            "SELECT time_ns, json_extract(data, '$.system.memory_used_percent'),
+    async fn snapshot_series(&self, host: &str, since_ns: i64) -> DbResult<Vec<SnapshotPoint>> {
+        self.blocking(|| {
+            let c = self.reader()?;
+            let mut st = c.prepare(
+                "SELECT time_ns, json_extract(data, '$.system.memory_used_percent'),
                 json_extract(data, '$.system.load_average[0]')
              FROM snapshots WHERE host = ?1 AND time_ns >= ?2 ORDER BY time_ns, id LIMIT 5000",
-        )?;
-        let rows = st
-            .query_map(params![host, since_ns], |r| {
-                Ok(SnapshotPoint {
-                    time_ns: r.get(0)?,
-                    memory_used_percent: r.get::<_, Option<f64>>(1).unwrap_or(None),
-                    load1: r.get::<_, Option<f64>>(2).unwrap_or(None),
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            )?;
+            let rows = st
+                .query_map(params![host, since_ns], |r| {
+                    Ok(SnapshotPoint {
+                        time_ns: r.get(0)?,
+                        memory_used_percent: r.get::<_, Option<f64>>(1).unwrap_or(None),
+                        load1: r.get::<_, Option<f64>>(2).unwrap_or(None),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
     }
 
-    fn list_anomalies_page(&self, f: &AnomalyPageFilter) -> DbResult<AnomalyPage> {
-        super::fleet_pages::anomalies(&*self.db()?, f)
+    async fn list_anomalies_page(&self, f: &AnomalyPageFilter) -> DbResult<AnomalyPage> {
+        self.blocking(|| super::fleet_pages::anomalies(&*self.reader()?, f))
     }
 
-    fn list_hosts_page(&self, f: &HostPageFilter, now_ns: i64) -> DbResult<HostPage> {
-        super::fleet_pages::hosts(&*self.db()?, f, now_ns)
+    async fn list_hosts_page(&self, f: &HostPageFilter, now_ns: i64) -> DbResult<HostPage> {
+        self.blocking(|| super::fleet_pages::hosts(&*self.reader()?, f, now_ns))
     }
 
-    fn purge_fleet(&self, before_ns: i64) -> DbResult<usize> {
-        let mut c = self.db()?;
-        let tx = c.transaction()?;
-        let mut n = tx.execute(
-            "DELETE FROM heartbeats WHERE received_ns < ?1",
-            params![before_ns],
-        )?;
-        // Agents whose host is gone (silent past the horizon) and who hold no key; retired
-        // ones stay, so a retired identity cannot enrol again after a while.
-        n += tx.execute(
-            "DELETE FROM agents WHERE retired_ns IS NULL AND key_id IS NULL
+    async fn purge_fleet(&self, before_ns: i64) -> DbResult<usize> {
+        self.blocking(|| {
+            let mut c = self.db()?;
+            let tx = c.transaction()?;
+            let mut n = tx.execute(
+                "DELETE FROM heartbeats WHERE received_ns < ?1",
+                params![before_ns],
+            )?;
+            // Agents whose host is gone (silent past the horizon) and who hold no key; retired
+            // ones stay, so a retired identity cannot enrol again after a while.
+            n += tx.execute(
+                "DELETE FROM agents WHERE retired_ns IS NULL AND key_id IS NULL
                 AND host NOT IN (SELECT name FROM hosts)",
-            [],
-        )?;
-        tx.commit()?;
-        Ok(n)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::server::store::{AccountStore, DataStore};
-
-    const S: i64 = 1_000_000_000;
-
-    fn token(s: &SqliteStore, secret: &str, uses: i64, expires: Option<i64>) -> i64 {
-        s.create_enrol_token(&NewEnrolToken {
-            token_hash: &crate::server::auth::token_hash(secret),
-            prefix: "snt_enr_x",
-            note: "",
-            created_by: "cli",
-            now_ns: 0,
-            expires_ns: expires,
-            max_uses: uses,
+                [],
+            )?;
+            tx.commit()?;
+            Ok(n)
         })
-        .unwrap()
-    }
-
-    fn enrol(
-        s: &SqliteStore,
-        secret: &str,
-        host: &str,
-        key: &str,
-        now: i64,
-    ) -> Result<Enrolled, EnrolRefusal> {
-        s.enroll(&Enrolment {
-            token_hash: &crate::server::auth::token_hash(secret),
-            host,
-            key_prefix: "snt_x",
-            key_hash: key,
-            now_ns: now,
-        })
-        .unwrap()
-    }
-
-    #[test]
-    fn enrolment_spends_tokens_rotates_keys_and_refuses_retired_hosts() {
-        let s = SqliteStore::memory().unwrap();
-        token(&s, "t1", 2, Some(100 * S));
-        assert_eq!(
-            enrol(&s, "nope", "web-1", "k0", S),
-            Err(EnrolRefusal::UnknownToken)
-        );
-        let first = enrol(&s, "t1", "web-1", "k1", S).unwrap();
-        assert_eq!(first.revoked_key, None);
-        let (k, owner) = s.api_key_by_hash("k1").unwrap().unwrap();
-        assert_eq!(
-            (k.host.as_deref(), owner.username.as_str()),
-            (Some("web-1"), SERVICE_USER)
-        );
-        // Re-enrolment rotates: the old key is gone.
-        let second = enrol(&s, "t1", "web-1", "k2", 2 * S).unwrap();
-        assert_eq!(second.revoked_key, Some(first.key_id));
-        assert!(s.api_key_by_hash("k1").unwrap().is_none());
-        assert_eq!(s.agent("web-1").unwrap().unwrap().enrolments, 2);
-        assert_eq!(
-            enrol(&s, "t1", "web-2", "k3", 3 * S),
-            Err(EnrolRefusal::TokenUsedUp(2))
-        );
-        assert!(
-            s.api_key_by_hash("k3").unwrap().is_none(),
-            "nothing written"
-        );
-        token(&s, "t2", 5, Some(10 * S));
-        assert_eq!(
-            enrol(&s, "t2", "web-2", "k4", 10 * S),
-            Err(EnrolRefusal::TokenExpired)
-        );
-        let id = token(&s, "t3", 5, None);
-        assert!(s.revoke_enrol_token(id, 4 * S).unwrap());
-        assert_eq!(
-            enrol(&s, "t3", "web-2", "k5", 4 * S),
-            Err(EnrolRefusal::TokenRevoked)
-        );
-        // Retiring revokes the key and bars the name.
-        token(&s, "t4", 5, None);
-        let r = s.retire_host("web-1", 5 * S).unwrap().unwrap();
-        assert_eq!(r.revoked_keys, 1);
-        assert!(s.api_key_by_hash("k2").unwrap().is_none());
-        assert_eq!(
-            enrol(&s, "t4", "web-1", "k6", 6 * S),
-            Err(EnrolRefusal::Retired("web-1".into()))
-        );
-        assert!(s.retire_host("never-seen", 6 * S).unwrap().is_none());
-        // A disabled service account stops enrolment with a reason.
-        let svc = s.user_by_name(SERVICE_USER).unwrap().unwrap();
-        s.set_active(svc.id, false).unwrap();
-        assert_eq!(
-            enrol(&s, "t4", "db-1", "k7", 6 * S),
-            Err(EnrolRefusal::ServiceAccount)
-        );
-        assert_eq!(s.list_enrol_tokens().unwrap()[3].uses, 2);
-    }
-
-    fn beat(
-        s: &SqliteStore,
-        host: &str,
-        now: i64,
-        lost: u64,
-        failed: usize,
-    ) -> Option<StateChange> {
-        let v = Vitals {
-            lost_total: lost,
-            hooks_failed: vec!["x".into(); failed],
-            ..Default::default()
-        };
-        s.record_heartbeat(&BeatRecord {
-            host,
-            now_ns: now,
-            interval_secs: 10,
-            vitals: &v,
-            data: "{\"host\":\"h\"}",
-        })
-        .unwrap()
-    }
-
-    #[test]
-    fn heartbeats_move_states_once_per_change() {
-        let s = SqliteStore::memory().unwrap();
-        let c = beat(&s, "h", 100 * S, 0, 0).unwrap();
-        assert_eq!((c.from, c.to), (AgentState::Unknown, AgentState::Healthy));
-        assert_eq!(beat(&s, "h", 110 * S, 0, 0), None, "no change, no event");
-        assert_eq!(
-            s.get_host("h", 110 * S).unwrap().unwrap().last_seen_ns,
-            110 * S,
-            "heartbeats move last seen"
-        );
-        assert!(s.mark_stale(139 * S).unwrap().is_empty(), "not yet");
-        let stale = s.mark_stale(141 * S).unwrap();
-        assert_eq!(stale.len(), 1);
-        assert_eq!(stale[0].to, AgentState::Stale);
-        assert!(s.mark_stale(200 * S).unwrap().is_empty(), "once");
-        let back = beat(&s, "h", 201 * S, 0, 0).unwrap();
-        assert_eq!(
-            (back.from, back.to),
-            (AgentState::Stale, AgentState::Healthy)
-        );
-        let blind = beat(&s, "h", 211 * S, 3, 0).unwrap();
-        assert_eq!(blind.to, AgentState::Blind);
-        assert!(blind.reason.contains("3 events lost"), "{}", blind.reason);
-        let ok = beat(&s, "h", 221 * S, 3, 0).unwrap();
-        assert_eq!(ok.to, AgentState::Healthy, "no new losses");
-        assert_eq!(beat(&s, "h", 231 * S, 3, 1).unwrap().to, AgentState::Blind);
-        let a = s.agent("h").unwrap().unwrap();
-        assert_eq!(a.heartbeat.unwrap()["host"], "h");
-        assert_eq!(a.state_since_ns, 231 * S);
     }
 }

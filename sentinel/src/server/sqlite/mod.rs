@@ -1,8 +1,10 @@
 //! The SQLite backend of `ServerStore`: one file, WAL journal, append-only migrations. One
-//! connection behind a mutex is enough for the dashboard's write rate (SQLite serialises
-//! writers anyway) and keeps every trait method a single atomic transaction.
+//! writer connection behind a mutex (SQLite serialises writers anyway, and one connection keeps
+//! every writing method a single atomic transaction) and a small pool of reader connections,
+//! so page reads and session checks never wait behind ingest (WAL readers see the last commit).
+//! Every method runs its SQL under `block_in_place`, so no runtime worker blocks on the file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 mod accounts;
@@ -146,8 +148,58 @@ const MIGRATIONS: &[&str] = &[
     fleet::MIGRATION,
 ];
 
+/// Reader connections per file database: enough for the dashboard's concurrent pages on a
+/// small site; more would only contend for the same cores.
+const READERS: u32 = 4;
+
+/// Opens read-only-by-pragma connections to the same file for the reader pool.
+#[derive(Debug)]
+pub(crate) struct ReaderManager {
+    path: PathBuf,
+}
+
+impl r2d2::ManageConnection for ReaderManager {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> Result<Connection, rusqlite::Error> {
+        let c = Connection::open(&self.path)?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        c.pragma_update(None, "foreign_keys", "ON")?;
+        // A reader never writes: a mistake in a read method fails instead of bypassing the writer.
+        c.pragma_update(None, "query_only", "ON")?;
+        Ok(c)
+    }
+
+    fn is_valid(&self, c: &mut Connection) -> Result<(), rusqlite::Error> {
+        c.execute_batch("")
+    }
+
+    fn has_broken(&self, _: &mut Connection) -> bool {
+        false
+    }
+}
+
+/// A connection to read from: one of the pool's, or the writer for in-memory databases (which
+/// other connections cannot see).
+pub(crate) enum Reader<'a> {
+    Pool(r2d2::PooledConnection<ReaderManager>),
+    Writer(MutexGuard<'a, Connection>),
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Reader::Pool(c) => c,
+            Reader::Writer(c) => c,
+        }
+    }
+}
+
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    readers: Option<r2d2::Pool<ReaderManager>>,
     /// Seals and opens TOTP secrets. None for `open` (the `sentinel user` commands, which
     /// never read a secret): secrets then read as absent and cannot be set.
     keys: Option<Keyring>,
@@ -191,7 +243,19 @@ impl SqliteStore {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
-        Self::init(conn, None)
+        let mut s = Self::init(conn, None)?;
+        let pool = r2d2::Pool::builder()
+            .max_size(READERS)
+            .min_idle(Some(1))
+            .build(ReaderManager {
+                path: path.to_path_buf(),
+            })
+            .map_err(|e| DbError::Open {
+                path: path.display().to_string(),
+                msg: e.to_string(),
+            })?;
+        s.readers = Some(pool);
+        Ok(s)
     }
 
     /// Opens the database with the key that seals TOTP secrets, and reseals at once every
@@ -226,6 +290,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            readers: None,
             keys,
         })
     }
@@ -253,136 +318,71 @@ impl SqliteStore {
         }
     }
 
+    /// The writer connection.
     pub(crate) fn db(&self) -> DbResult<MutexGuard<'_, Connection>> {
         self.conn.lock().map_err(|_| DbError::Poisoned)
+    }
+
+    /// A connection for reads that never waits for the writer (file databases).
+    pub(crate) fn reader(&self) -> DbResult<Reader<'_>> {
+        match &self.readers {
+            Some(p) => p
+                .get()
+                .map(Reader::Pool)
+                .map_err(|e| DbError::Pool(e.to_string())),
+            None => Ok(Reader::Writer(self.db()?)),
+        }
+    }
+
+    /// Runs blocking SQLite work without stalling a runtime worker: the worker hands its other
+    /// tasks over while `f` runs. Outside a multi-threaded runtime (tests, CLI) `f` just runs.
+    pub(crate) fn blocking<T>(&self, f: impl FnOnce() -> T) -> T {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(f)
+            }
+            _ => f(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Anomaly, Factor, Principal};
-    use crate::server::store::{
-        AccountStore, AnomalyFilter, DataStore, IngestBatch, KeyScope, NewSession,
-    };
+    use crate::server::store::{AccountStore, DataStore, KeyScope, Role};
 
-    fn anomaly(id: &str, host: &str, level: Level, det: &str, time_ns: i64) -> Anomaly {
-        Anomaly {
-            id: id.into(),
-            host: host.into(),
-            time_ns,
-            principal: Principal {
-                uid: 1000,
-                user: Some("bob".into()),
-                session: None,
-            },
-            chain: vec![],
-            score: 50,
-            level,
-            factors: vec![Factor {
-                detection: det.into(),
-                reason: "r".into(),
-                weight: 50,
-                evidence: vec![],
-            }],
-            evidence: vec![],
-            fingerprint: "f".into(),
-            explanation: None,
-        }
-    }
-
-    fn batch(id: &str, anomalies: Vec<Anomaly>) -> IngestBatch {
-        IngestBatch {
-            batch_id: id.into(),
-            anomalies,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn ingest_is_idempotent_by_batch_and_by_anomaly_id() {
-        let s = SqliteStore::memory().unwrap();
-        let out = s
-            .ingest(
-                &batch("b1", vec![anomaly("a", "h", Level::High, "x", 5)]),
-                10,
-            )
-            .unwrap();
-        assert_eq!((out.duplicate, out.new.len()), (false, 1));
-        assert!(
-            s.ingest(
-                &batch("b1", vec![anomaly("a", "h", Level::High, "x", 5)]),
-                11
-            )
-            .unwrap()
-            .duplicate
-        );
-        let again = s
-            .ingest(
-                &batch("b2", vec![anomaly("a", "h", Level::High, "x", 5)]),
-                12,
-            )
-            .unwrap();
-        assert!(
-            !again.duplicate && again.new.is_empty(),
-            "same anomaly id in a new batch"
-        );
-        assert_eq!(s.count_anomalies().unwrap(), 1);
-    }
-
-    #[test]
-    fn a_reused_id_with_other_content_is_kept_as_a_conflict_never_dropped() {
-        let s = SqliteStore::memory().unwrap();
-        // An attacker pushes the id in advance, with harmless content.
-        let planted = anomaly("web-1-1", "web-1", Level::Low, "x", 5);
-        s.ingest(&batch("b1", vec![planted]), 10).unwrap();
-        let real = anomaly("web-1-1", "web-1", Level::Critical, "credential_access", 6);
-        let out = s.ingest(&batch("b2", vec![real.clone()]), 11).unwrap();
-        assert_eq!(out.conflicts.len(), 1, "{out:?}");
-        let kept = &out.conflicts[0].stored_as;
-        assert!(kept.starts_with("web-1-1~"), "{kept}");
-        assert_eq!(out.stored, vec![kept.clone()]);
-        let got = s.get_anomaly(kept).unwrap().unwrap();
-        assert_eq!(got.anomaly.level, Level::Critical);
-        assert_eq!(got.conflict_of.as_deref(), Some("web-1-1"));
-        // The same conflicting record again is a duplicate, not a second conflict.
-        let again = s.ingest(&batch("b3", vec![real.clone()]), 12).unwrap();
-        assert!(again.new.is_empty() && again.conflicts.is_empty());
-        // A retry of the original (an explanation added later) is a duplicate.
-        let out = s
-            .ingest(
-                &batch("b4", vec![anomaly("web-1-1", "web-1", Level::Low, "x", 5)]),
-                13,
-            )
-            .unwrap();
-        assert_eq!(out.duplicates, vec!["web-1-1".to_string()]);
-        assert_eq!(s.count_anomalies().unwrap(), 2);
-    }
-
-    #[test]
-    fn the_feed_follows_receipt_order_not_agent_time() {
-        let s = SqliteStore::memory().unwrap();
-        let future = anomaly("f", "h", Level::Low, "x", i64::MAX / 2);
-        s.ingest(&batch("b1", vec![future]), 100).unwrap();
-        s.ingest(
-            &batch("b2", vec![anomaly("r", "h", Level::High, "x", 50)]),
-            200,
+    // Holding the writer across awaits is the point: reads must not need it.
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_do_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(SqliteStore::open(&dir.path().join("server.db")).unwrap());
+        s.create_user("olga", "h", Role::Viewer, 0).await.unwrap();
+        // The writer is busy: its lock held, a write transaction open (a long ingest).
+        let w = s.db().unwrap();
+        w.execute_batch(
+            "BEGIN IMMEDIATE; INSERT INTO hosts (name, first_seen_ns, last_seen_ns) VALUES ('h', 1, 1);",
         )
         .unwrap();
-        let ids: Vec<String> = s
-            .list_anomalies(&AnomalyFilter::default())
-            .unwrap()
-            .into_iter()
-            .map(|a| a.anomaly.id)
-            .collect();
-        assert_eq!(ids, ["r", "f"]);
-        let p = s.purge(150, 0, 0, 0).unwrap();
-        assert_eq!(p.anomalies, 1, "retention counts from receipt");
-        assert!(s.get_anomaly("f").unwrap().is_none());
+        let r = s.clone();
+        let read = tokio::spawn(async move {
+            let u = r.user_by_name("olga").await.unwrap();
+            (u.map(|u| u.username), r.list_hosts(2).await.unwrap().len())
+        });
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), read)
+            .await
+            .expect("a read waited for the writer")
+            .unwrap();
+        assert_eq!(
+            got,
+            (Some("olga".to_string()), 0),
+            "readers see the last commit"
+        );
+        w.execute_batch("ROLLBACK").unwrap();
     }
 
-    #[test]
-    fn keys_from_before_scopes_are_migrated_by_their_owners_role() {
+    #[tokio::test]
+    async fn keys_from_before_scopes_are_migrated_by_their_owners_role() {
         let mut conn = Connection::open_in_memory().unwrap();
         let tx = conn.transaction().unwrap();
         tx.execute_batch(MIGRATIONS[0]).unwrap();
@@ -396,164 +396,19 @@ mod tests {
         .unwrap();
         tx.commit().unwrap();
         let s = SqliteStore::init(conn, None).unwrap();
-        let (a, _) = s.api_key_by_hash("hash-a").unwrap().unwrap();
-        let (b, _) = s.api_key_by_hash("hash-b").unwrap().unwrap();
+        let (a, _) = s.api_key_by_hash("hash-a").await.unwrap().unwrap();
+        let (b, _) = s.api_key_by_hash("hash-b").await.unwrap().unwrap();
         assert_eq!((a.scope, a.host.as_deref()), (KeyScope::Ingest, None));
         assert_eq!(b.scope, KeyScope::Read);
         // The first push binds the migrated ingest key, and it stays bound.
         assert_eq!(
-            s.bind_api_key_host(a.id, "web-1").unwrap().as_deref(),
+            s.bind_api_key_host(a.id, "web-1").await.unwrap().as_deref(),
             Some("web-1")
         );
         assert_eq!(
-            s.bind_api_key_host(a.id, "db-1").unwrap().as_deref(),
+            s.bind_api_key_host(a.id, "db-1").await.unwrap().as_deref(),
             Some("web-1")
         );
-        assert_eq!(s.bind_api_key_host(b.id, "x").unwrap(), None);
-    }
-
-    #[test]
-    fn filters_acks_and_hosts() {
-        let s = SqliteStore::memory().unwrap();
-        let now = 100 * 86_400_000_000_000i64;
-        s.ingest(
-            &batch(
-                "b",
-                vec![
-                    anomaly("a1", "web", Level::Low, "exec_from_tmp", now - 10),
-                    anomaly("a2", "web", Level::Critical, "credential_access", now - 5),
-                    anomaly("a3", "db", Level::High, "exec_from_tmp", now - 1),
-                ],
-            ),
-            now,
-        )
-        .unwrap();
-        let ids = |f: AnomalyFilter| -> Vec<String> {
-            s.list_anomalies(&f)
-                .unwrap()
-                .into_iter()
-                .map(|a| a.anomaly.id)
-                .collect()
-        };
-        assert_eq!(ids(AnomalyFilter::default()), ["a3", "a2", "a1"]);
-        assert_eq!(
-            ids(AnomalyFilter {
-                host: Some("web".into()),
-                ..Default::default()
-            }),
-            ["a2", "a1"]
-        );
-        assert_eq!(
-            ids(AnomalyFilter {
-                level: Some(Level::High),
-                ..Default::default()
-            }),
-            ["a3", "a2"]
-        );
-        assert_eq!(
-            ids(AnomalyFilter {
-                detection: Some("exec_from_tmp".into()),
-                ..Default::default()
-            }),
-            ["a3", "a1"]
-        );
-        assert_eq!(
-            ids(AnomalyFilter {
-                detection: Some("exec".into()),
-                ..Default::default()
-            }),
-            Vec::<String>::new()
-        );
-        assert!(s.ack_anomaly("a2", "olga", now).unwrap());
-        assert!(
-            !s.ack_anomaly("a2", "olga", now).unwrap(),
-            "acknowledged once"
-        );
-        assert_eq!(
-            ids(AnomalyFilter {
-                unacked: Some(true),
-                ..Default::default()
-            }),
-            ["a3", "a1"]
-        );
-        let web = s.get_host("web", now).unwrap().unwrap();
-        assert_eq!(
-            (web.level_24h, web.anomalies_24h, web.unacked),
-            (Some(Level::Critical), 2, 1)
-        );
-        assert_eq!(s.ack_host("web", "olga", now).unwrap(), 1);
-        assert_eq!(s.list_hosts(now).unwrap().len(), 2);
-        assert_eq!(
-            s.detections().unwrap(),
-            ["credential_access", "exec_from_tmp"]
-        );
-    }
-
-    #[test]
-    fn retention_drops_old_data_and_dead_sessions() {
-        let s = SqliteStore::memory().unwrap();
-        s.ingest(
-            &batch("old", vec![anomaly("a", "gone", Level::Low, "x", 1)]),
-            1,
-        )
-        .unwrap();
-        s.ingest(
-            &batch("new", vec![anomaly("b", "here", Level::Low, "x", 1000)]),
-            1000,
-        )
-        .unwrap();
-        let u = s.create_user("u", "h", Role::Viewer, 0).unwrap();
-        let sess = |hash: &str, t| NewSession {
-            token_hash: hash.into(),
-            user_id: u,
-            csrf: "c".into(),
-            mfa_pending: false,
-            now_ns: t,
-            ip: "i".into(),
-            user_agent: "a".into(),
-        };
-        s.create_session(&sess("t1", 1)).unwrap();
-        s.create_session(&sess("t2", 1000)).unwrap();
-        let p = s.purge(500, 500, 500, 0).unwrap();
-        assert_eq!((p.anomalies, p.sessions), (1, 1));
-        assert_eq!(s.count_anomalies().unwrap(), 1);
-        assert!(s.get_host("gone", 1000).unwrap().is_none());
-        assert!(s.session_by_token_hash("t2").unwrap().is_some());
-    }
-
-    #[test]
-    fn lockout_totp_steps_and_recovery_codes() {
-        let s = SqliteStore::memory().unwrap();
-        let u = s.create_user("u", "h", Role::Viewer, 0).unwrap();
-        assert!(matches!(
-            s.create_user("u", "h", Role::Viewer, 0),
-            Err(DbError::Conflict(_))
-        ));
-        for _ in 0..2 {
-            s.login_failed(u, 3, 99).unwrap();
-        }
-        assert_eq!(s.user_by_id(u).unwrap().unwrap().locked_until_ns, 0);
-        s.login_failed(u, 3, 99).unwrap();
-        let user = s.user_by_id(u).unwrap().unwrap();
-        assert_eq!((user.locked_until_ns, user.failed_logins), (99, 0));
-        s.set_totp(u, Some("SECRET")).unwrap();
-        assert!(s.consume_totp_step(u, 10).unwrap());
-        assert!(!s.consume_totp_step(u, 10).unwrap(), "a step is used once");
-        assert!(
-            !s.consume_totp_step(u, 9).unwrap(),
-            "older steps are spent too"
-        );
-        assert!(s.consume_totp_step(u, 11).unwrap());
-        s.set_recovery_codes(u, &["h1".into(), "h2".into()])
-            .unwrap();
-        assert!(s.use_recovery_code(u, "h1").unwrap());
-        assert!(!s.use_recovery_code(u, "h1").unwrap());
-        assert_eq!(s.recovery_codes_left(u).unwrap(), 1);
-        s.set_totp(u, None).unwrap();
-        assert_eq!(
-            s.recovery_codes_left(u).unwrap(),
-            0,
-            "disabling 2FA drops the codes"
-        );
+        assert_eq!(s.bind_api_key_host(b.id, "x").await.unwrap(), None);
     }
 }

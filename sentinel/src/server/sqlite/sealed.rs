@@ -107,14 +107,14 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn clear_secrets_are_sealed_and_interrupted_rotations_settle() {
+    #[tokio::test]
+    async fn clear_secrets_are_sealed_and_interrupted_rotations_settle() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("server.db");
         // A database from before encryption: the secret in clear.
         let id = {
             let s = SqliteStore::open(&p).unwrap();
-            let id = s.create_user("olga", "h", Role::Viewer, 0).unwrap();
+            let id = s.create_user("olga", "h", Role::Viewer, 0).await.unwrap();
             s.db()
                 .unwrap()
                 .execute(
@@ -123,8 +123,8 @@ mod tests {
                 )
                 .unwrap();
             // Without a key nothing is read as a secret and none can be set.
-            assert_eq!(s.user_by_id(id).unwrap().unwrap().totp_secret, None);
-            assert!(s.set_totp(id, Some(CLEAR)).is_err());
+            assert_eq!(s.user_by_id(id).await.unwrap().unwrap().totp_secret, None);
+            assert!(s.set_totp(id, Some(CLEAR)).await.is_err());
             id
         };
         let old = [1u8; 32];
@@ -137,7 +137,12 @@ mod tests {
             "{stored}"
         );
         assert_eq!(
-            s.user_by_id(id).unwrap().unwrap().totp_secret.as_deref(),
+            s.user_by_id(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .totp_secret
+                .as_deref(),
             Some(CLEAR)
         );
         drop(s);
@@ -149,11 +154,19 @@ mod tests {
         let (s, r) = SqliteStore::open_sealed(&p, Keyring::new(&old, &[new])).unwrap();
         assert_eq!(r.rekeyed, 1);
         assert_eq!(
-            s.user_by_id(id).unwrap().unwrap().totp_secret.as_deref(),
+            s.user_by_id(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .totp_secret
+                .as_deref(),
             Some(CLEAR)
         );
         // A sealed value copied onto another user's row does not open there.
-        let other = s.create_user("mallory", "h", Role::Viewer, 0).unwrap();
+        let other = s
+            .create_user("mallory", "h", Role::Viewer, 0)
+            .await
+            .unwrap();
         s.db()
             .unwrap()
             .execute(
@@ -161,13 +174,16 @@ mod tests {
                 rusqlite::params![other, stored],
             )
             .unwrap();
-        assert_eq!(s.user_by_id(other).unwrap().unwrap().totp_secret, None);
+        assert_eq!(
+            s.user_by_id(other).await.unwrap().unwrap().totp_secret,
+            None
+        );
         let before = raw_secret(&s, id);
         drop(s);
         // The wrong key opens nothing, changes nothing and names whom it affects.
         let (s, r) = SqliteStore::open_sealed(&p, Keyring::new(&[3; 32], &[])).unwrap();
         assert_eq!(r.unreadable, ["olga", "mallory"]);
-        assert_eq!(s.user_by_id(id).unwrap().unwrap().totp_secret, None);
+        assert_eq!(s.user_by_id(id).await.unwrap().unwrap().totp_secret, None);
         assert_eq!(raw_secret(&s, id), before);
     }
 }
