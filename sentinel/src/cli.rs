@@ -187,6 +187,51 @@ mod tests {
         Cli::try_parse_from(std::iter::once("sentinel").chain(args.iter().copied())).unwrap()
     }
 
+    /// The real command line, as `sentinel generate` gets it.
+    fn cli() -> clap::Command {
+        use clap::CommandFactory as _;
+        Cli::command()
+    }
+
+    #[test]
+    fn man_pages_cover_every_visible_subcommand_and_not_the_hidden_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let pages = crate::generate::man(cli(), dir.path()).unwrap();
+        let names: Vec<String> = pages
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for want in [
+            "sentinel.1",
+            "sentinel-run.1",
+            "sentinel-serve.1",
+            "sentinel-config.1",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+        }
+        assert!(
+            !names.iter().any(|n| n.starts_with("sentinel-generate")),
+            "{names:?}"
+        );
+        let run = std::fs::read_to_string(dir.path().join("sentinel-run.1")).unwrap();
+        assert!(run.starts_with(".ie") || run.contains(".TH"), "{run}");
+        assert!(run.contains("\\-\\-duration"), "{run}");
+    }
+
+    #[test]
+    fn completions_for_three_shells_name_the_subcommands() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = crate::generate::completions(cli(), dir.path()).unwrap();
+        assert_eq!(files.len(), 3, "{files:?}");
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            // (zsh's and fish's scripts also list the hidden `generate`: clap_complete's choice.)
+            for sub in ["baseline", "serve", "config"] {
+                assert!(text.contains(sub), "{}: no {sub}: {text}", f.display());
+            }
+        }
+    }
+
     #[test]
     fn snapshot_flags_before_a_subcommand_are_refused() {
         let e = parse(&["--json", "run"]).check().unwrap_err();

@@ -93,12 +93,16 @@ impl SnapshotArgs {
             || !self.files.is_empty()
     }
 
+    /// Colour for a terminal unless NO_COLOR is set (the feed's rule); --color and
+    /// --no-color override both.
     fn palette(&self) -> Palette {
-        Palette::detect(match (self.color, self.no_color) {
-            (true, _) => Some(true),
-            (_, true) => Some(false),
-            _ => None,
-        })
+        use std::io::IsTerminal as _;
+        let on = match (self.color, self.no_color) {
+            (true, _) => true,
+            (_, true) => false,
+            _ => crate::feed::terminal::use_color(std::io::stdout().is_terminal()),
+        };
+        Palette { on }
     }
 }
 

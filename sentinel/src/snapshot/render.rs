@@ -16,14 +16,6 @@ pub struct Palette {
 }
 
 impl Palette {
-    /// `flag`: Some(true) for --color, Some(false) for --no-color.
-    pub fn detect(flag: Option<bool>) -> Palette {
-        use std::io::IsTerminal;
-        let on = flag
-            .unwrap_or_else(|| crate::feed::terminal::use_color(std::io::stdout().is_terminal()));
-        Palette { on }
-    }
-
     fn paint(&self, code: &str, s: &str) -> String {
         if self.on {
             format!("\x1b[{code}m{s}\x1b[0m")
