@@ -478,7 +478,8 @@ pub struct LoadConfig {
     pub regs: RegsLayout,
 }
 
-/// Longest path whose repeated opens are counted in the kernel (longer ones are always sent).
+/// Size of a repeat key's path: paths of up to `REPEAT_PATH - 2` bytes have their repeated opens
+/// counted in the kernel (longer ones are always sent).
 pub const REPEAT_PATH: usize = 128;
 
 /// One counted open: the process image (tgid, exec id), the syscall, its flags and outcome

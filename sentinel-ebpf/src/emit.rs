@@ -3,10 +3,15 @@
 use core::ffi::c_void;
 
 use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
-    generated::{bpf_get_current_cgroup_id, bpf_probe_read_user, bpf_probe_read_user_str},
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+    generated::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_probe_read_kernel,
+        bpf_probe_read_user, bpf_probe_read_user_str,
+    },
 };
-use sentinel_common::{EventBody, EventHeader, FIXED_SIZE, HEADER_SIZE, MAX_RECORD, flags};
+use sentinel_common::{
+    BODY_SIZE, EventBody, EventHeader, FIXED_SIZE, HEADER_SIZE, MAX_RECORD, REPEAT_PATH, flags,
+};
 
 use crate::{
     maps::{EVENTS, OFF_MASK, SCRATCH, SETTINGS, count_lost, load_config},
@@ -43,7 +48,10 @@ pub fn fill_header(buf: *mut u8, kind: u32) {
     h.euid = id.euid;
     h.auid = id.auid;
     h.session = id.session;
-    h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    // Straight into the header (the safe wrapper returns an array, copied by a byte-by-byte
+    // memcpy call); on failure the helper zeroes it.
+    // SAFETY: the destination is the header's 16-byte comm.
+    unsafe { bpf_get_current_comm(h.comm.as_mut_ptr() as *mut c_void, 16) };
 }
 
 #[inline(always)]
@@ -72,9 +80,10 @@ pub fn start(buf: *mut u8, nr: u32) -> usize {
     let h = header(buf);
     h.flags = 0;
     h._pad = 0;
-    let b = body(buf);
-    *b = EventBody::default();
-    b.nr = nr;
+    // SAFETY: the body is 8-byte aligned (the header's size is a multiple of 8) and
+    // BODY_SIZE / 8 words long, inside the buffer.
+    unsafe { zero(buf.add(HEADER_SIZE) as *mut u64, BODY_SIZE / 8) };
+    body(buf).nr = nr;
     FIXED_SIZE
 }
 
@@ -103,6 +112,21 @@ pub fn user_str(buf: *mut u8, off: usize, src: u64, max: u32) -> usize {
         header(buf).flags |= flags::TRUNCATED;
     }
     n - 1
+}
+
+/// Copies a string of `len` bytes (and its NUL) from kernel memory at `src` (a repeat key's
+/// path, shorter than `REPEAT_PATH`) to `buf + off`.
+#[inline(always)]
+pub fn copy_kernel(buf: *mut u8, off: usize, src: *const u8, len: usize) {
+    // SAFETY: off is masked below MAX_RECORD and the length below REPEAT_PATH, inside a
+    // scratch of 2 * MAX_RECORD bytes; the source is a map value of at least that length.
+    unsafe {
+        bpf_probe_read_kernel(
+            buf.add(off & OFF_MASK) as *mut c_void,
+            ((len + 1) & (REPEAT_PATH - 1)) as u32,
+            src as *const c_void,
+        )
+    };
 }
 
 /// Copies `len` bytes of user memory to `buf + off`. Returns the bytes copied.
@@ -147,5 +171,21 @@ pub fn send(buf: *mut u8, size: usize, kind: u32) {
     let r = EVENTS.output::<[u8]>(data, flags);
     if r.is_err() {
         count_lost(kind);
+    }
+}
+
+/// Zeroes `words` 8-byte words at `p`. Plain zeroing (`*x = T::default()`, `[0; N]`)
+/// compiles to calls of the BPF target's byte-by-byte memset, which cost more than the rest
+/// of a counted open; volatile word stores cannot be merged back into such a call.
+///
+/// # Safety
+/// `p` is 8-byte aligned and `words * 8` bytes from it are writable.
+#[inline(always)]
+pub unsafe fn zero(p: *mut u64, words: usize) {
+    let mut i = 0;
+    while i < words {
+        // SAFETY: i < words, inside the range the caller vouches for.
+        unsafe { core::ptr::write_volatile(p.add(i), 0) };
+        i += 1;
     }
 }

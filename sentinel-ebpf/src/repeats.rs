@@ -8,18 +8,17 @@
 use core::ffi::c_void;
 
 use aya_ebpf::helpers::{
-    bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_probe_read_kernel,
+    bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_probe_read_user_str,
 };
-use sentinel_common::{REPEAT_PATH, RepeatVal};
+use sentinel_common::{REPEAT_PATH, RepeatKey, RepeatVal};
 
 use crate::{
-    maps::{OFF_MASK, REPEAT_KEY, REPEATS, load_config},
+    emit,
+    maps::{REPEAT_KEY, REPEATS, load_config},
     task,
 };
 
 pub enum Seen {
-    /// Not eligible (relative or long path, a directory open, exec id unknown): send as usual.
-    NotCounted,
     /// First of its kind: send it; its repeats will be counted.
     Head,
     /// Counted: do not send.
@@ -28,49 +27,63 @@ pub enum Seen {
 
 const BPF_NOEXIST: u64 = 1;
 
-/// Looks up the open whose path (`n` bytes, no NUL) is at `buf + off`.
+/// A path read straight from user memory into this CPU's repeat key, before anything else of
+/// the record is built: a counted repeat then costs one string read and one lookup.
+pub struct Keyed {
+    pub key: &'static mut RepeatKey,
+    /// Length without the NUL (the key holds the NUL and zeros after it).
+    pub len: usize,
+    /// Absolute and eligible: look it up (`seen`). Otherwise it only saved a second read.
+    pub countable: bool,
+}
+
+/// Reads the path at user address `src` into the key when it may be counted. `None` when the
+/// call is not eligible (a directory open, exec id unknown) or the path does not fit in the
+/// key (or could not be read): the caller reads it into the record as usual.
 #[inline(always)]
-pub fn check(buf: *mut u8, off: usize, n: usize, nr: u32, flags: u32, ret: i64) -> Seen {
+pub fn read(src: u64, nr: u32, flags: u32, ret: i64) -> Option<Keyed> {
     let cfg = load_config();
-    if cfg.offsets.task_self_exec_id == 0
-        || n == 0
-        || n >= REPEAT_PATH
-        || flags & cfg.uncounted_open_flags != 0
-    {
-        return Seen::NotCounted;
+    if cfg.offsets.task_self_exec_id == 0 || src == 0 || flags & cfg.uncounted_open_flags != 0 {
+        return None;
     }
-    let src = off & OFF_MASK;
-    // SAFETY: src < MAX_RECORD, inside the 2 * MAX_RECORD scratch.
-    if unsafe { *buf.add(src) } != b'/' {
-        // A relative path names another file after a chdir.
-        return Seen::NotCounted;
-    }
-    let Some(k) = REPEAT_KEY.get_ptr_mut(0) else {
-        return Seen::NotCounted;
-    };
+    let k = REPEAT_KEY.get_ptr_mut(0)?;
     // SAFETY: this CPU's slot; programs do not nest on one CPU for these tracepoints.
     let k = unsafe { &mut *k };
+    // Not `k.path = [0; N]`: see `emit::zero`.
+    // SAFETY: the path follows 24 bytes of u32/u64 fields in a #[repr(C)] key: 8-byte aligned,
+    // REPEAT_PATH / 8 words long.
+    unsafe { emit::zero(k.path.as_mut_ptr() as *mut u64, REPEAT_PATH / 8) };
+    // SAFETY: at most REPEAT_PATH bytes into the key's path; the helper tolerates bad
+    // addresses.
+    let n = unsafe {
+        bpf_probe_read_user_str(
+            k.path.as_mut_ptr() as *mut c_void,
+            REPEAT_PATH as u32,
+            src as *const c_void,
+        )
+    };
+    // A full key may be a longer path cut short: not counted, read again whole.
+    if n <= 1 || n >= REPEAT_PATH as i64 {
+        return None;
+    }
     k.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     k.nr = nr;
     k.flags = flags;
     k.ret = if ret >= 0 { 0 } else { ret as i32 };
     k.exec_id = task::field::<u64>(task::current(), cfg.offsets.task_self_exec_id).unwrap_or(0);
-    k.path = [0; REPEAT_PATH];
-    // The length through a volatile read, so the compiler keeps the mask: it knows n <
-    // REPEAT_PATH from the test above and drops it otherwise, and older verifiers (6.1) do not
-    // carry that test's bound over to the copy of n the helper gets ("invalid access to map
-    // value, size=4094").
-    // SAFETY: a read of a local.
-    let len = unsafe { core::ptr::read_volatile(&n) } & (REPEAT_PATH - 1);
-    // SAFETY: len < REPEAT_PATH bytes from the scratch into the key; probe_read cannot fault.
-    unsafe {
-        bpf_probe_read_kernel(
-            k.path.as_mut_ptr() as *mut c_void,
-            len as u32,
-            buf.add(src) as *const c_void,
-        );
-    }
-    if let Some(v) = REPEATS.get_ptr_mut(&*k) {
+    // A relative path names another file after a chdir.
+    let countable = k.path[0] == b'/';
+    Some(Keyed {
+        key: k,
+        len: n as usize - 1,
+        countable,
+    })
+}
+
+/// Counts a repeat of the key's open, or records it as the first of its kind.
+#[inline(always)]
+pub fn seen(k: &RepeatKey) -> Seen {
+    if let Some(v) = REPEATS.get_ptr_mut(k) {
         // SAFETY: this CPU's copy of the value (a per-CPU map: no atomics needed, and the
         // BPF target has none in core); user space adds the CPUs up.
         unsafe { (*v).count += 1 };
@@ -82,6 +95,6 @@ pub fn check(buf: *mut u8, off: usize, n: usize, nr: u32, flags: u32, ret: i64) 
         first_ns: unsafe { bpf_ktime_get_ns() },
     };
     // Another thread may have inserted the same key meanwhile: then both opens are sent.
-    let _ = REPEATS.insert(&*k, &first, BPF_NOEXIST);
+    let _ = REPEATS.insert(k, &first, BPF_NOEXIST);
     Seen::Head
 }

@@ -136,7 +136,7 @@ impl Workload {
     }
 }
 
-/// A file in `dir` whose path is longer than the kernel counts repeats for (127 bytes).
+/// A file in `dir` whose path is longer than the kernel counts repeats for (126 bytes).
 fn long_path(dir: &Path, i: usize) -> PathBuf {
     let name = format!("{i}-{}", "p".repeat(150));
     dir.join(name)

@@ -104,16 +104,19 @@ pub fn syscall_exit_regs(ctx: TracePointContext) -> u32 {
     // One read of x86_64's r10 r9 r8 ax cx dx si di (user space enables this program only for
     // that layout, checked against BTF), with the raw helper and no test of its result: a
     // branch here multiplies the paths the verifier walks through the record building below.
-    // A failed read leaves zeros.
-    let mut w = [0u64; 8];
-    // SAFETY: probe_read tolerates bad addresses; the destination is this stack array.
-    unsafe {
+    // A failed read leaves zeros. Not zeroed first: the helper accepts uninitialised memory,
+    // and the zeroing was a byte-by-byte memset call per captured syscall.
+    let mut w = core::mem::MaybeUninit::<[u64; 8]>::uninit();
+    // SAFETY: probe_read tolerates bad addresses and writes all 64 bytes of this stack array
+    // (the read data, or zeros on failure), so it is initialised afterwards.
+    let w = unsafe {
         bpf_probe_read_kernel(
             w.as_mut_ptr() as *mut c_void,
             64,
             regs.add(cfg.regs.arg_off[3] as usize) as *const c_void,
         );
-    }
+        w.assume_init()
+    };
     // di, si, dx, r10, r8, r9.
     let args = [w[7], w[6], w[5], w[0], w[2], w[1]];
     if !spec.keeps(&args) {
@@ -139,17 +142,29 @@ fn emit_syscall(args: &[u64; 6], nr: u32, spec: &SyscallSpec, ret: i64) {
     while i < 3 {
         let a = spec.str_args[i] as usize;
         if a != 0 && a <= 6 {
+            if i == 0 && spec.options & spec_opts::COUNT_REPEATS != 0 {
+                let flags_arg = (spec.options >> spec_opts::FLAGS_ARG_SHIFT) as usize;
+                if let Some(k) = repeats::read(arg(args, a), nr, arg(args, flags_arg) as u32, ret) {
+                    let path = k.key.path.as_ptr();
+                    if spec.options & spec_opts::PREFIX_FILTER != 0 && ignored(path, 0, k.len) {
+                        return;
+                    }
+                    if k.countable {
+                        match repeats::seen(k.key) {
+                            repeats::Seen::Repeat => return,
+                            repeats::Seen::Head => emit::header(buf).flags |= flags::REPEAT_HEAD,
+                        }
+                    }
+                    emit::copy_kernel(buf, off, path, k.len);
+                    emit::body(buf).str_lens[0] = k.len as u16;
+                    off += k.len;
+                    i += 1;
+                    continue;
+                }
+            }
             let n = emit::user_str(buf, off, arg(args, a), MAX_PATH as u32);
             if i == 0 && spec.options & spec_opts::PREFIX_FILTER != 0 && ignored(buf, off, n) {
                 return;
-            }
-            if i == 0 && spec.options & spec_opts::COUNT_REPEATS != 0 {
-                let flags_arg = (spec.options >> spec_opts::FLAGS_ARG_SHIFT) as usize;
-                match repeats::check(buf, off, n, nr, arg(args, flags_arg) as u32, ret) {
-                    repeats::Seen::Repeat => return,
-                    repeats::Seen::Head => emit::header(buf).flags |= flags::REPEAT_HEAD,
-                    repeats::Seen::NotCounted => {}
-                }
             }
             emit::body(buf).str_lens[i] = n as u16;
             off += n;
@@ -180,7 +195,7 @@ fn emit_syscall(args: &[u64; 6], nr: u32, spec: &SyscallSpec, ret: i64) {
 
 /// True when the path at `buf + off` (length `n`) starts with a configured ignore prefix.
 #[inline(always)]
-fn ignored(buf: *mut u8, off: usize, n: usize) -> bool {
+fn ignored(buf: *const u8, off: usize, n: usize) -> bool {
     let Some(settings) = SETTINGS.get(0) else {
         return false;
     };
@@ -202,14 +217,15 @@ fn ignored(buf: *mut u8, off: usize, n: usize) -> bool {
 }
 
 #[inline(always)]
-fn starts_with(buf: *mut u8, off: usize, prefix: &[u8; PREFIX_LEN], len: usize) -> bool {
+fn starts_with(buf: *const u8, off: usize, prefix: &[u8; PREFIX_LEN], len: usize) -> bool {
     let base = off & crate::maps::OFF_MASK;
     let mut k = 0;
     while k < PREFIX_LEN {
         if k >= len {
             return true;
         }
-        // SAFETY: base < MAX_RECORD and k < PREFIX_LEN, inside the 2 * MAX_RECORD scratch.
+        // SAFETY: base < MAX_RECORD and k < PREFIX_LEN, inside the 2 * MAX_RECORD scratch;
+        // or base == 0 in a repeat key's path, which is longer than PREFIX_LEN.
         let c = unsafe { *buf.add(base + k) };
         if c != prefix[k] {
             return false;
