@@ -460,6 +460,9 @@ fn exec_keeps_only_listed_environment_variables() {
         .env("LD_LIBRARY_PATH", "/opt/sentinel-test/lib")
         .env("LD_PRELOADX", "not-a-listed-name")
         .env("PROMPT_COMMAND", &long)
+        // Sorted before the listed names (Command passes them in name order): the listed ones
+        // sit past the kernel's first blocks of envp entries.
+        .envs((0..21).map(|i| (format!("FILLER_{i:02}"), "x")))
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn workload");
@@ -498,20 +501,38 @@ fn exec_keeps_only_listed_environment_variables() {
     assert!(env_truncated, "a cut value sets env_truncated");
 
     // An environment without listed variables: nothing kept, nothing cut.
-    let mut child = Command::new(workload_bin())
-        .args(["exit", "0", "plain-env-marker"])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HISTFILEX", "/dev/null")
-        .spawn()
-        .expect("spawn workload");
-    let pid = child.id();
-    let _ = child.wait();
-    let ev = wait_for("exec without listed variables", |e| {
-        e.pid == pid && e.kind() == Kind::Exec
-    });
+    let plain = [("PATH", "/usr/bin:/bin"), ("HISTFILEX", "/dev/null")].map(|(n, v)| (n.into(), v));
+    let ev = exec_with_env("plain-env-marker", plain.into_iter());
     assert!(
         matches!(&ev.payload, Payload::Exec { env, env_truncated: false, .. } if env.is_empty()),
         "{ev:?}"
     );
+
+    // More entries than the kernel looks at (MAX_ENV_SCAN = 128): a listed name past them is
+    // not seen, and the record says the environment was cut.
+    let fillers = (0..140).map(|i| (format!("FILLER_{i:03}"), "x"));
+    let ev = exec_with_env(
+        "long-env-marker",
+        fillers.chain([("HISTFILE".into(), "/dev/null")]),
+    );
+    assert!(
+        matches!(&ev.payload, Payload::Exec { env, env_truncated: true, .. } if env.is_empty()),
+        "{ev:?}"
+    );
+}
+
+/// Runs the workload with only `env` as its environment and returns its exec record.
+fn exec_with_env(
+    marker: &str,
+    env: impl Iterator<Item = (String, &'static str)>,
+) -> sentinel::event::Event {
+    let mut child = Command::new(workload_bin())
+        .args(["exit", "0", marker])
+        .env_clear()
+        .envs(env)
+        .spawn()
+        .expect("spawn workload");
+    let pid = child.id();
+    let _ = child.wait();
+    wait_for(marker, |e| e.pid == pid && e.kind() == Kind::Exec)
 }

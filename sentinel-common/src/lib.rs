@@ -352,6 +352,10 @@ pub struct Settings {
     /// Number of names in `ENV_NAMES`; 0: exec does not look at the environment at all.
     pub exec_env_names: u32,
     pub _pad: u32,
+    /// Bit `env_prefilter_bit(..)` of every configured name (see `EnvName::prefilter_bit`):
+    /// an envp entry whose bit is clear is passed over after a two-byte read, without reading
+    /// its name or looking it up.
+    pub env_prefilter: [u64; 4],
 }
 
 /// Longest configurable variable name: the kernel reads `ENV_NAME_LEN - 1` bytes of an entry,
@@ -381,6 +385,22 @@ impl EnvName {
             *w = u64::from_le_bytes(b);
         }
         Some(EnvName { words })
+    }
+
+    /// The prefilter bit (0..256) of an envp entry from its first two bytes as a
+    /// little-endian u16: for a configured name, the first two bytes of `NAME=`. A
+    /// multiplicative hash, so that names sharing a first letter (LD_*, LC_*, LOGNAME) fall
+    /// on different bits.
+    #[inline(always)]
+    pub fn prefilter_bit(first_two: u16) -> u32 {
+        (((first_two as u32).wrapping_mul(0x9E37_79B1)) >> 24) & 0xff
+    }
+
+    /// `prefilter_bit` of `name` (the first two bytes of `NAME=`); `None` for an empty name.
+    pub fn prefilter_bit_of(name: &[u8]) -> Option<u32> {
+        let first = *name.first()?;
+        let second = name.get(1).copied().unwrap_or(b'=');
+        Some(Self::prefilter_bit(u16::from_le_bytes([first, second])))
     }
 
     /// The key for the first `ENV_NAME_LEN` bytes of an envp entry as the kernel reads them
@@ -517,7 +537,7 @@ const _: () = {
     assert!(BODY_SIZE == 80);
     assert!(core::mem::size_of::<ArgMatch>() == 12);
     assert!(core::mem::size_of::<SyscallSpec>() == 16 + 12 * MAX_ARG_MATCHES);
-    assert!(core::mem::size_of::<Settings>() == 16);
+    assert!(core::mem::size_of::<Settings>() == 48);
     assert!(core::mem::size_of::<EnvName>() == ENV_NAME_LEN);
     assert!(core::mem::size_of::<Prefix>() == 68);
     assert!(core::mem::size_of::<Offsets>() == 40);
@@ -566,6 +586,81 @@ mod tests {
         }
         assert_eq!(Kind::from_u32(0), None);
         assert_eq!(Kind::from_name("nope"), None);
+    }
+
+    #[test]
+    fn an_entry_has_the_prefilter_bit_of_its_name() {
+        for name in ["LD_PRELOAD", "ENV", "X", "HISTFILE", "AB"] {
+            let entry = format!("{name}=value");
+            let two = u16::from_le_bytes([entry.as_bytes()[0], entry.as_bytes()[1]]);
+            assert_eq!(
+                EnvName::prefilter_bit_of(name.as_bytes()),
+                Some(EnvName::prefilter_bit(two)),
+                "{name}"
+            );
+        }
+        assert_eq!(EnvName::prefilter_bit_of(b""), None);
+    }
+
+    #[test]
+    fn the_prefilter_passes_over_a_usual_environment() {
+        let wanted = [
+            "LD_PRELOAD",
+            "LD_AUDIT",
+            "HISTFILE",
+            "PROMPT_COMMAND",
+            "BASH_ENV",
+            "ENV",
+        ];
+        let bits: Vec<u32> = wanted
+            .iter()
+            .filter_map(|n| EnvName::prefilter_bit_of(n.as_bytes()))
+            .collect();
+        let usual = [
+            "PATH",
+            "HOME",
+            "USER",
+            "SHELL",
+            "LANG",
+            "TERM",
+            "PWD",
+            "OLDPWD",
+            "LOGNAME",
+            "MAIL",
+            "SHLVL",
+            "_",
+            "LS_COLORS",
+            "LC_ALL",
+            "LESSOPEN",
+            "EDITOR",
+            "DISPLAY",
+            "HOSTNAME",
+            "SSH_CLIENT",
+            "SSH_CONNECTION",
+            "SSH_TTY",
+            "XDG_RUNTIME_DIR",
+            "XDG_SESSION_ID",
+            "DBUS_SESSION_BUS_ADDRESS",
+            "COLORTERM",
+            "TZ",
+            "PAGER",
+            "GOPATH",
+            "CARGO_HOME",
+            "RUSTUP_HOME",
+            "VIRTUAL_ENV",
+            "PYTHONPATH",
+            "JAVA_HOME",
+            "MAKEFLAGS",
+            "CC",
+            "CFLAGS",
+        ];
+        let passed: Vec<&str> = usual
+            .iter()
+            .copied()
+            .filter(|n| bits.contains(&EnvName::prefilter_bit_of(n.as_bytes()).unwrap()))
+            .collect();
+        // 5 of 256 bits are set: a handful of collisions at most, never most of them.
+        assert!(passed.len() <= 3, "{passed:?}");
     }
 
     /// What bpf_probe_read_user_str leaves in a zeroed 32-byte buffer.

@@ -226,16 +226,21 @@ fn configure_maps(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), CollectErro
                 .map_err(|e| CollectError::Map(names::IGNORE_PREFIXES, e))?;
         }
     }
+    let mut env_prefilter = [0u64; 4];
     let env_names = {
         let mut map: HashMap<_, EnvName, u8> = map_mut(ebpf, names::ENV_NAMES)?;
         let mut n = 0u32;
         for name in &opts.exec_env {
             // Names were validated with the configuration; one that does not fit is skipped.
-            let Some(key) = EnvName::new(name.as_bytes()) else {
+            let (Some(key), Some(bit)) = (
+                EnvName::new(name.as_bytes()),
+                EnvName::prefilter_bit_of(name.as_bytes()),
+            ) else {
                 continue;
             };
             map.insert(key, 1, 0)
                 .map_err(|e| CollectError::Map(names::ENV_NAMES, e))?;
+            env_prefilter[(bit / 64) as usize] |= 1 << (bit % 64);
             n += 1;
         }
         n
@@ -249,6 +254,7 @@ fn configure_maps(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), CollectErro
                 wakeup_bytes: opts.wakeup_bytes,
                 exec_env_names: env_names,
                 _pad: 0,
+                env_prefilter,
             },
             0,
         )
