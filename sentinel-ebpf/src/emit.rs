@@ -34,7 +34,7 @@ pub fn fill_header(buf: *mut u8, kind: u32) {
     let cfg = load_config();
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
-    let id = task::identity(task::current(), &cfg.offsets);
+    let id = task::identity(&cfg.offsets);
     // SAFETY: buf points at a scratch or in-flight buffer of at least MAX_RECORD bytes.
     let h = unsafe { &mut *(buf as *mut EventHeader) };
     h.ts_ns = unsafe { bpf_ktime_get_ns() };

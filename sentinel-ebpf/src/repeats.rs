@@ -70,7 +70,8 @@ pub fn read(src: u64, nr: u32, flags: u32, ret: i64) -> Option<Keyed> {
     k.nr = nr;
     k.flags = flags;
     k.ret = if ret >= 0 { 0 } else { ret as i32 };
-    k.exec_id = task::field::<u64>(task::current(), cfg.offsets.task_self_exec_id).unwrap_or(0);
+    k.exec_id =
+        task::btf_field::<u64>(task::current_btf(), cfg.offsets.task_self_exec_id).unwrap_or(0);
     // A relative path names another file after a chdir.
     let countable = k.path[0] == b'/';
     Some(Keyed {

@@ -6,10 +6,7 @@
 //! the syscall has finished with them.
 
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_pid_tgid,
-        generated::{bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs},
-    },
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_task_pt_regs},
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -18,8 +15,6 @@ use sentinel_common::{
     spec_opts,
 };
 
-use core::ffi::c_void;
-
 use super::{NR_OFF, RET_OFF, enter_args, field};
 use crate::{
     emit,
@@ -27,7 +22,7 @@ use crate::{
         IGNORE_PREFIXES, SETTINGS, STASH, SYSCALL_SPECS, UNPAIRED, count_lost, kind_enabled,
         load_config,
     },
-    repeats,
+    repeats, task,
 };
 
 /// The capture spec of syscall `nr`; `None` for syscalls without one (an all-zero slot: kind
@@ -99,26 +94,16 @@ pub fn syscall_exit_regs(ctx: TracePointContext) -> u32 {
     if !kind_enabled(spec.kind) {
         return 0;
     }
-    // SAFETY: the current task is always valid; the helper returns its saved user registers.
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
-    // One read of x86_64's r10 r9 r8 ax cx dx si di (user space enables this program only for
-    // that layout, checked against BTF), with the raw helper and no test of its result: a
-    // branch here multiplies the paths the verifier walks through the record building below.
-    // A failed read leaves zeros. Not zeroed first: the helper accepts uninitialised memory,
-    // and the zeroing was a byte-by-byte memset call per captured syscall.
-    let mut w = core::mem::MaybeUninit::<[u64; 8]>::uninit();
-    // SAFETY: probe_read tolerates bad addresses and writes all 64 bytes of this stack array
-    // (the read data, or zeros on failure), so it is initialised afterwards.
-    let w = unsafe {
-        bpf_probe_read_kernel(
-            w.as_mut_ptr() as *mut c_void,
-            64,
-            regs.add(cfg.regs.arg_off[3] as usize) as *const c_void,
-        );
-        w.assume_init()
-    };
-    // di, si, dx, r10, r8, r9.
-    let args = [w[7], w[6], w[5], w[0], w[2], w[1]];
+    // SAFETY: the current task is always valid; the helper returns its saved user registers
+    // as a typed pointer.
+    let regs = unsafe { bpf_task_pt_regs(task::current_btf() as *mut _) } as *const u8;
+    // Plain loads of the typed pointer's fields (see `task::btf_field`) at the offsets user
+    // space found in BTF (it enables this program only for x86_64's layout), without a test
+    // of each: a branch here multiplies the paths the verifier walks through the record
+    // building below. A fault reads zero.
+    let o = &cfg.regs.arg_off;
+    let reg = |i: usize| task::btf_field::<u64>(regs, o[i] as u32).unwrap_or(0);
+    let args = [reg(0), reg(1), reg(2), reg(3), reg(4), reg(5)];
     if !spec.keeps(&args) {
         return 0;
     }
