@@ -14,6 +14,7 @@ mod fleet_pages;
 mod incidents;
 mod sealed;
 pub mod testing;
+pub mod tls;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
@@ -212,14 +213,14 @@ impl PgStore {
             path: redact(url),
             msg,
         };
-        let cfg: tokio_postgres::Config = url.parse().map_err(|e| open_err(format!("{e}")))?;
-        let mgr = Manager::from_config(
-            cfg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let target = tls::target(url).map_err(open_err)?;
+        let mc = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let mgr = match target.tls {
+            Some(tls) => Manager::from_config(target.config, tls, mc()),
+            None => Manager::from_config(target.config, NoTls, mc()),
+        };
         let pool = Pool::builder(mgr)
             .max_size(size.max(1))
             .build()
@@ -309,7 +310,7 @@ pub(crate) fn db_msg(e: &tokio_postgres::Error) -> String {
 
 /// A connection string with its password hidden, for messages.
 pub fn redact(url: &str) -> String {
-    match url.parse::<tokio_postgres::Config>() {
+    match tls::split(url).rest.parse::<tokio_postgres::Config>() {
         Ok(c) if c.get_password().is_some() => regex::Regex::new(r"(://[^:/@]*:)[^@]*@")
             .map(|re| re.replace(url, "${1}***@").into_owned())
             .unwrap_or_else(|_| "postgres://***".into()),

@@ -55,6 +55,21 @@ fn bindir() -> Result<PathBuf, String> {
     )
 }
 
+/// The uid and gid of `user` (the server's user when we are root).
+fn user_ids(user: &str) -> Result<(u32, u32), String> {
+    let name = std::ffi::CString::new(user).map_err(|e| e.to_string())?;
+    // SAFETY: getpwnam returns a pointer into static storage or null; read at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!(
+            "running as root, and there is no `{user}` user to run PostgreSQL as (PostgreSQL \
+             refuses root): install Debian's `postgresql` package, which creates it"
+        ));
+    }
+    // SAFETY: pw is not null (checked above).
+    Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+}
+
 fn free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
     l.local_addr()
@@ -123,16 +138,7 @@ impl Cluster {
     }
 
     fn chown_to(&self, user: &str) -> Result<(), String> {
-        let name = std::ffi::CString::new(user).map_err(|e| e.to_string())?;
-        // SAFETY: getpwnam returns a pointer into static storage or null; read at once.
-        let pw = unsafe { libc::getpwnam(name.as_ptr()) };
-        if pw.is_null() {
-            return Err(format!(
-                "running as root, and there is no `{user}` user to run PostgreSQL as (PostgreSQL \
-                 refuses root): install Debian's `postgresql` package, which creates it"
-            ));
-        }
-        let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+        let (uid, gid) = user_ids(user)?;
         for p in [self.dir.clone(), self.dir.join("sock")] {
             std::os::unix::fs::chown(&p, Some(uid), Some(gid))
                 .map_err(|e| format!("chown {}: {e}", p.display()))?;
@@ -213,16 +219,7 @@ impl Cluster {
             NEXT.fetch_add(1, Ordering::Relaxed),
             crate::store::now_ns() % 1_000_000_000
         );
-        let (client, conn) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
-            .await
-            .map_err(|e| format!("connecting to the test cluster: {}", super::db_msg(&e)))?;
-        let task = tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .map_err(|e| format!("creating database {name}: {}", super::db_msg(&e)))?;
-        drop(client);
-        let _ = task.await;
+        self.sql(&format!("CREATE DATABASE {name}")).await?;
         Ok(self.url(&name))
     }
 
@@ -254,6 +251,76 @@ impl Cluster {
             ));
         }
         Ok(self.url(&name))
+    }
+
+    /// Turns TLS on with this certificate chain and key (PEM), and returns once a new
+    /// connection sees it on.
+    pub async fn enable_tls(&self, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+        let (cert, key) = (self.dir.join("server.crt"), self.dir.join("server.key"));
+        for (p, body) in [(&cert, cert_pem), (&key, key_pem)] {
+            std::fs::write(p, body).map_err(|e| format!("writing {}: {e}", p.display()))?;
+            // The server reads them as its own user and refuses a key others can read.
+            std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(|e| format!("chmod {}: {e}", p.display()))?;
+        }
+        if let Some(user) = &self.run_as {
+            let (uid, gid) = user_ids(user)?;
+            for p in [&cert, &key] {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid))
+                    .map_err(|e| format!("chown {}: {e}", p.display()))?;
+            }
+        }
+        // One statement each: ALTER SYSTEM refuses to run in the implicit transaction of a
+        // multi-statement batch.
+        for sql in [
+            format!("ALTER SYSTEM SET ssl_cert_file = '{}'", path_str(&cert)?),
+            format!("ALTER SYSTEM SET ssl_key_file = '{}'", path_str(&key)?),
+            "ALTER SYSTEM SET ssl = on".into(),
+            "SELECT pg_reload_conf()".into(),
+        ] {
+            self.sql(&sql).await?;
+        }
+        // The postmaster applies the reload when it gets to the signal; a new backend then
+        // reads the new settings.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (client, conn) =
+                tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| {
+                        format!("connecting to the test cluster: {}", super::db_msg(&e))
+                    })?;
+            let task = tokio::spawn(conn);
+            let on = client
+                .query_one("SHOW ssl", &[])
+                .await
+                .map(|r| r.get::<_, String>(0) == "on")
+                .map_err(|e| super::db_msg(&e))?;
+            drop(client);
+            let _ = task.await;
+            if on {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err("the test cluster did not turn TLS on within 30 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `sql` as the superuser on database `postgres`.
+    async fn sql(&self, sql: &str) -> Result<(), String> {
+        let (client, conn) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("connecting to the test cluster: {}", super::db_msg(&e)))?;
+        let task = tokio::spawn(conn);
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| format!("{sql}: {}", super::db_msg(&e)))?;
+        drop(client);
+        let _ = task.await;
+        Ok(())
     }
 
     /// Stops the server at once and removes its directory.
