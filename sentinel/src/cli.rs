@@ -225,10 +225,11 @@ mod tests {
         assert_eq!(files.len(), 3, "{files:?}");
         for f in &files {
             let text = std::fs::read_to_string(f).unwrap();
-            // (zsh's and fish's scripts also list the hidden `generate`: clap_complete's choice.)
-            for sub in ["baseline", "serve", "config"] {
+            for sub in ["baseline", "serve", "config", "duration"] {
                 assert!(text.contains(sub), "{}: no {sub}: {text}", f.display());
             }
+            // Hidden commands (`generate`, used by the package build) are not offered.
+            assert!(!text.contains("generate"), "{}: {text}", f.display());
         }
     }
 

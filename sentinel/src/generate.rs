@@ -49,8 +49,9 @@ pub fn man(cmd: clap::Command, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Completion scripts for bash, zsh and fish.
-pub fn completions(mut cmd: clap::Command, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub fn completions(cmd: clap::Command, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut cmd = without_hidden(cmd);
     [Shell::Bash, Shell::Zsh, Shell::Fish]
         .into_iter()
         .map(|shell| {
@@ -58,6 +59,28 @@ pub fn completions(mut cmd: clap::Command, dir: &Path) -> anyhow::Result<Vec<Pat
                 .with_context(|| format!("writing {shell} completions into {}", dir.display()))
         })
         .collect()
+}
+
+/// `cmd` without its hidden subcommands (at every level): clap_complete leaves them out of
+/// bash's script but lists them in zsh's and fish's, and clap has no way to remove a
+/// subcommand, so the command is rebuilt from its visible parts.
+fn without_hidden(cmd: clap::Command) -> clap::Command {
+    let visible: Vec<clap::Command> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .map(without_hidden)
+        .collect();
+    let mut out = clap::Command::new(cmd.get_name().to_string())
+        .args(cmd.get_arguments().cloned())
+        .subcommands(visible);
+    if let Some(about) = cmd.get_about() {
+        out = out.about(about.clone());
+    }
+    if let Some(version) = cmd.get_version() {
+        out = out.version(version.to_string());
+    }
+    out
 }
 
 /// The files in `dir` with extension `ext`, sorted.
