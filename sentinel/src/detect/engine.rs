@@ -281,13 +281,10 @@ impl Engine {
     /// descriptor number stays. Call before `observe` (which does the same internally for
     /// its own analysis).
     pub fn place(&self, ev: &mut Event) {
-        if let Some(r) = self.procs.resolve_at(ev)
-            && let (
-                Payload::Open { path, .. } | Payload::Unlink { path, .. },
-                Payload::Open { path: abs, .. } | Payload::Unlink { path: abs, .. },
-            ) = (&mut ev.payload, r.payload)
+        if let Some(abs) = self.procs.placed_path(ev)
+            && let Payload::Open { path, .. } | Payload::Unlink { path, .. } = &mut ev.payload
         {
-            *path = abs;
+            *path = crate::event::RawStr(abs.into_bytes());
         }
     }
 

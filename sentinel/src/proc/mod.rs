@@ -84,6 +84,26 @@ impl Process {
     pub fn principal(&self) -> u32 {
         self.auid.unwrap_or(self.uid)
     }
+
+    /// The path descriptor `fd` names, when the table placed it (`dir_fds`).
+    pub fn dir_of(&self, fd: i32) -> Option<&str> {
+        self.dir_fds
+            .iter()
+            .find(|(f, _)| *f == fd)
+            .map(|(_, d)| d.as_str())
+    }
+
+    /// Descriptor `fd` now names `path` (`None`: something that is not a directory, or
+    /// unknown): what it named before is forgotten, and the oldest entry makes room.
+    pub fn place_fd(&mut self, fd: i32, path: Option<String>) {
+        self.dir_fds.retain(|(f, _)| *f != fd);
+        if let Some(path) = path {
+            if self.dir_fds.len() >= DIR_FDS {
+                self.dir_fds.remove(0);
+            }
+            self.dir_fds.push((fd, path));
+        }
+    }
 }
 
 /// Whether an open with these flags may have returned a directory: a directory can only be
@@ -205,27 +225,26 @@ impl ProcessTable {
         }
     }
 
-    /// The event with its path made absolute when it names a file relative to a directory
-    /// descriptor (`openat(fd, "name")`, `unlinkat(fd, "name")`) this process opened: tar
-    /// -C, find and other tree walkers open every file that way, and the process's cwd says
-    /// nothing about where they are. `None` when the event needs no change or the
-    /// descriptor is unknown.
-    pub fn resolve_at(&self, ev: &Event) -> Option<Event> {
+    /// The absolute path of a file an event names relative to a directory descriptor
+    /// (`openat(fd, "name")`, `unlinkat(fd, "name")`) this process opened: tar -C, find and
+    /// other tree walkers open every file that way, and the process's cwd says nothing about
+    /// where they are. `None` when the event needs no change or the descriptor is unknown.
+    pub fn placed_path(&self, ev: &Event) -> Option<String> {
         let (dfd, path) = match &ev.payload {
             Payload::Open { dfd, path, .. } | Payload::Unlink { dfd, path, .. } => (*dfd, path),
             _ => return None,
         };
-        let rel = path.lossy();
-        if dfd < 0 || rel.starts_with('/') {
+        if dfd < 0 || path.as_bytes().first() == Some(&b'/') {
             return None;
         }
-        let (_, dir) = self
-            .live
-            .get(&ev.pid)?
-            .dir_fds
-            .iter()
-            .find(|(f, _)| *f == dfd)?;
-        let abs = absolute(&rel, Some(dir));
+        let dir = self.live.get(&ev.pid)?.dir_of(dfd)?;
+        Some(absolute(&path.lossy(), Some(dir)))
+    }
+
+    /// The event with its path placed (`placed_path`) and its descriptor set to the cwd's,
+    /// for callers that did not place it in the event itself; `None` when it needs no change.
+    pub fn resolve_at(&self, ev: &Event) -> Option<Event> {
+        let abs = self.placed_path(ev)?;
         let mut out = ev.clone();
         match &mut out.payload {
             Payload::Open { dfd, path, .. } | Payload::Unlink { dfd, path, .. } => {
@@ -413,11 +432,7 @@ impl ProcessTable {
                 let live_proc = self.live_proc;
                 if let Some(p) = self.live.get_mut(&ev.pid) {
                     let dir = match fd {
-                        Some(fd) => p
-                            .dir_fds
-                            .iter()
-                            .find(|(f, _)| f == fd)
-                            .map(|(_, d)| d.clone()),
+                        Some(fd) => p.dir_of(*fd).map(str::to_string),
                         None => Some(absolute(&path.lossy(), p.cwd.as_deref()))
                             .filter(|d| d.starts_with('/')),
                     };
@@ -433,18 +448,8 @@ impl ProcessTable {
                     && let Ok(new) = i32::try_from(ev.ret)
                     && new != *fd
                 {
-                    let dir = p
-                        .dir_fds
-                        .iter()
-                        .find(|(f, _)| f == fd)
-                        .map(|(_, d)| d.clone());
-                    p.dir_fds.retain(|(f, _)| *f != new);
-                    if let Some(d) = dir {
-                        if p.dir_fds.len() >= DIR_FDS {
-                            p.dir_fds.remove(0);
-                        }
-                        p.dir_fds.push((new, d));
-                    }
+                    let dir = p.dir_of(*fd).map(str::to_string);
+                    p.place_fd(new, dir);
                 }
             }
             Payload::MemfdCreate { name, .. } if ev.ok() => {
@@ -468,7 +473,7 @@ impl ProcessTable {
     }
 
     /// Remembers which file a successful open's descriptor names, for the opens relative to
-    /// it that may follow (`resolve_at`). Every open the process made must come through here,
+    /// it that may follow (`placed_path`). Every open the process made must come through here,
     /// in order, including the repeats the engine does not analyse again; a repeat *report*
     /// (`repeats > 0`) is not an open: its `ret` is the descriptor of the first open it copies,
     /// long since closed or reused, and taking it would misplace the next relative opens.
@@ -487,15 +492,8 @@ impl ProcessTable {
         let Ok(fd) = i32::try_from(ev.ret) else {
             return;
         };
-        p.dir_fds.retain(|(f, _)| *f != fd);
-        if !could_be_directory(*flags) {
-            return;
-        }
-        if p.dir_fds.len() >= DIR_FDS {
-            p.dir_fds.remove(0);
-        }
-        p.dir_fds
-            .push((fd, absolute(&path.lossy(), p.cwd.as_deref())));
+        let dir = could_be_directory(*flags).then(|| absolute(&path.lossy(), p.cwd.as_deref()));
+        p.place_fd(fd, dir);
     }
 
     /// Moves a live process to the bounded exited set.
