@@ -410,14 +410,24 @@ impl Engine {
     /// The lineage of a process: base names of up to four generations, oldest first,
     /// without pid 1 (whose name says nothing).
     pub(super) fn lineage(&self, pid: u32) -> String {
-        let chain = self.procs.chain(pid);
-        let names: Vec<&str> = chain
-            .iter()
-            .filter(|p| p.pid != 1)
-            .map(|p| p.name())
-            .collect();
-        let start = names.len().saturating_sub(4);
-        names[start..].join(">")
+        // Walked upwards, the four nearest; written oldest first.
+        let mut names = [""; 4];
+        let mut n = 0;
+        for p in self.procs.ancestry(pid).filter(|p| p.pid != 1) {
+            names[n] = p.name();
+            n += 1;
+            if n == names.len() {
+                break;
+            }
+        }
+        let mut out = String::with_capacity(names.iter().map(|s| s.len() + 1).sum());
+        for (i, name) in names[..n].iter().rev().enumerate() {
+            if i > 0 {
+                out.push('>');
+            }
+            out.push_str(name);
+        }
+        out
     }
 
     fn fingerprint(&mut self, ev: &Event, principal: u32, before: Option<&Process>) {

@@ -82,13 +82,10 @@ fn memfd_exec(filename: &str, exe: &str, before: Option<&Process>) -> Option<Str
 
 impl Engine {
     fn ancestors_in(&self, pid: u32, list: &[String]) -> Option<&Process> {
-        let chain = self.procs.chain(pid);
-        chain
-            .iter()
-            .rev()
+        self.procs
+            .ancestry(pid)
             .skip(1)
             .find(|p| lists_program(list, &p.exe, &p.comm))
-            .copied()
     }
 
     /// The process or an ancestor is a package manager (installs legitimately touch
@@ -96,8 +93,7 @@ impl Engine {
     pub(super) fn under_package_manager(&self, pid: u32) -> bool {
         let l = &self.cats.lists.package_managers;
         self.procs
-            .chain(pid)
-            .iter()
+            .ancestry(pid)
             .any(|p| self.cats.exempt(l, &p.exe, &p.comm))
     }
 

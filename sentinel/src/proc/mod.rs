@@ -306,17 +306,28 @@ impl ProcessTable {
     }
 
     fn chain_from<'a>(&'a self, start: Option<&'a Process>) -> Vec<&'a Process> {
-        let mut out = Vec::new();
-        let mut cur = start;
-        while let Some(p) = cur {
-            if out.len() >= MAX_DEPTH {
-                break;
-            }
-            out.push(p);
-            cur = p.parent.and_then(|k| self.by_key(k));
-        }
+        let mut out: Vec<&Process> = self.ancestry_from(start).collect();
         out.reverse();
         out
+    }
+
+    /// The process and its ancestors, newest first (the chain backwards, without collecting
+    /// it: most questions stop at the first answer).
+    pub fn ancestry(&self, pid: u32) -> impl Iterator<Item = &Process> {
+        self.ancestry_from(self.live.get(&pid))
+    }
+
+    fn ancestry_from<'a>(
+        &'a self,
+        start: Option<&'a Process>,
+    ) -> impl Iterator<Item = &'a Process> {
+        let mut cur = start;
+        std::iter::from_fn(move || {
+            let p = cur?;
+            cur = p.parent.and_then(|k| self.by_key(k));
+            Some(p)
+        })
+        .take(MAX_DEPTH)
     }
 
     /// Makes sure the event's process is in the table (from /proc when allowed, else from
