@@ -391,7 +391,7 @@ impl Engine {
                 if let Some(p) = self.procs.get(ev.pid)
                     && !p.exe.is_empty()
                 {
-                    v.push(p.exe.clone());
+                    v.push(p.exe.to_string());
                 }
                 v
             }
@@ -504,7 +504,7 @@ impl Engine {
         // Context: a program this user never ran makes any other finding more telling.
         if let Some(p) = self.usable_profile(principal)
             && !proc.exe.is_empty()
-            && !p.binaries.contains_key(&proc.exe)
+            && !p.binaries.contains_key(&*proc.exe)
         {
             hits.push(Hit {
                 factor: Factor {

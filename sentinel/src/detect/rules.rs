@@ -121,7 +121,7 @@ impl Engine {
         };
         match &ev.payload {
             Payload::Exec { filename, argv, .. } if ev.ok() => {
-                out.push(OwnedFact::Binary(p.exe.clone()));
+                out.push(OwnedFact::Binary(p.exe.to_string()));
                 let args: Vec<String> = argv
                     .iter()
                     .skip(1)
@@ -132,7 +132,7 @@ impl Engine {
                 }
                 let writable = in_dirs(&self.cats.lists.writable_exec_dirs, &p.exe);
                 if writable || memfd_exec(&filename.lossy(), &p.exe, before).is_some() {
-                    out.push(OwnedFact::WritableExec(p.exe.clone()));
+                    out.push(OwnedFact::WritableExec(p.exe.to_string()));
                 }
                 if let Some(b) = before
                     && b.euid != p.euid
@@ -388,7 +388,7 @@ impl Engine {
         if principal != 0
             && listed(&lists.switch_user)
             && let Some(prof) = self.usable_profile(principal)
-            && !prof.binaries.contains_key(&p.exe)
+            && !prof.binaries.contains_key(&*p.exe)
         {
             let weight = Engine::novelty_weight(w.unusual_switch_user, prof);
             let r = format!(

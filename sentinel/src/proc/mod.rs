@@ -5,7 +5,8 @@
 mod live;
 pub mod users;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use crate::event::{Event, Payload};
 
@@ -26,19 +27,21 @@ pub struct Process {
     /// The parent's key, so the chain survives the parent's exit and pid reuse.
     pub parent: Option<ProcKey>,
     /// Executable path; empty when unknown (process older than the table, not seeded).
-    pub exe: String,
-    pub argv: Vec<String>,
-    pub cwd: Option<String>,
-    pub comm: String,
+    /// The text fields are shared (`Arc`): a fork copies its parent, and the detections
+    /// take copies of processes, thousands of times a second in an exec storm.
+    pub exe: Arc<str>,
+    pub argv: Arc<[String]>,
+    pub cwd: Option<Arc<str>>,
+    pub comm: Arc<str>,
     pub uid: u32,
     pub euid: u32,
     pub auid: Option<u32>,
     pub session: Option<u32>,
     /// Controlling terminal, e.g. "pts/3".
-    pub tty: Option<String>,
+    pub tty: Option<Arc<str>>,
     pub cgroup_id: u64,
     /// Short container id when the process runs in a container.
-    pub container: Option<String>,
+    pub container: Option<Arc<str>>,
     pub exited_ns: Option<i64>,
     /// Effective uid before the last exec (privilege transitions through set-uid binaries).
     pub euid_before_exec: u32,
@@ -77,7 +80,7 @@ impl Process {
         if self.exe.is_empty() {
             format!("[{}]", self.comm)
         } else {
-            self.exe.clone()
+            self.exe.to_string()
         }
     }
 
@@ -181,8 +184,31 @@ fn exec_path(filename: &str, cwd: Option<&str>, link: Option<String>) -> String 
     }
 }
 
+/// One shared copy of each executable path and command name the table holds: thousands of
+/// processes run the same few programs. Bounded: past `NAMES` distinct names it starts over
+/// (names still held by processes stay alive through them).
+#[derive(Default)]
+struct Names(HashSet<Arc<str>>);
+
+const NAMES: usize = 4096;
+
+impl Names {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(n) = self.0.get(s) {
+            return n.clone();
+        }
+        if self.0.len() >= NAMES {
+            self.0.clear();
+        }
+        let n: Arc<str> = s.into();
+        self.0.insert(n.clone());
+        n
+    }
+}
+
 pub struct ProcessTable {
     live: HashMap<u32, Process>,
+    names: Names,
     exited: HashMap<ProcKey, Process>,
     exited_order: VecDeque<ProcKey>,
     /// Start times of the exited processes kept for each pid, for lookups by (pid, time).
@@ -197,6 +223,7 @@ impl ProcessTable {
     pub fn new(exited_cap: usize, live_proc: bool) -> ProcessTable {
         ProcessTable {
             live: HashMap::new(),
+            names: Names::default(),
             exited: HashMap::new(),
             exited_order: VecDeque::new(),
             exited_starts: HashMap::new(),
@@ -351,14 +378,14 @@ impl ProcessTable {
             auid: ev.auid,
             session: ev.session,
             cgroup_id: ev.cgroup_id,
-            comm: ev.comm.lossy().into_owned(),
+            comm: self.names.get(&ev.comm.lossy()),
             ..p
         });
         let mut p = from_proc.unwrap_or_else(|| Process {
             pid: ev.pid,
             start_ns: ev.time_ns,
             ppid: ev.ppid,
-            comm: ev.comm.lossy().into_owned(),
+            comm: self.names.get(&ev.comm.lossy()),
             uid: ev.uid,
             euid: ev.euid,
             euid_before_exec: ev.euid,
@@ -414,9 +441,11 @@ impl ProcessTable {
                     if p.cwd.is_none() && live_proc {
                         p.cwd = live::cwd(ev.pid);
                     }
-                    p.exe = exec_path(&filename.lossy(), p.cwd.as_deref(), live_exe);
+                    p.exe =
+                        self.names
+                            .get(&exec_path(&filename.lossy(), p.cwd.as_deref(), live_exe));
                     p.argv = argv.iter().map(|a| a.lossy().into_owned()).collect();
-                    p.comm = ev.comm.lossy().into_owned();
+                    p.comm = self.names.get(&ev.comm.lossy());
                     p.euid_before_exec = p.euid;
                     p.uid = ev.uid;
                     p.euid = ev.euid;
@@ -442,10 +471,11 @@ impl ProcessTable {
             Payload::Chdir { path, fd } if ev.ok() => {
                 let live_proc = self.live_proc;
                 if let Some(p) = self.live.get_mut(&ev.pid) {
-                    let dir = match fd {
-                        Some(fd) => p.dir_of(*fd).map(str::to_string),
+                    let dir: Option<Arc<str>> = match fd {
+                        Some(fd) => p.dir_of(*fd).map(Into::into),
                         None => Some(absolute(&path.lossy(), p.cwd.as_deref()))
-                            .filter(|d| d.starts_with('/')),
+                            .filter(|d| d.starts_with('/'))
+                            .map(Into::into),
                     };
                     // Unknown (fchdir to a descriptor the table never placed, a relative
                     // chdir from an unknown directory): asked from /proc, else unknown.
