@@ -272,6 +272,25 @@ pub fn spawn_analysis<A: Analyzer>(
                     let _ = feed.blocking_send(FeedItem::Anomaly(Arc::new(a)));
                 }
             };
+            // A batch's records for the sinks, in order, sent together at its end: sent one
+            // by one as they were made, each woke the writer (a thread switch and a write
+            // per event when the writer keeps up).
+            let send_batch = |items: &mut Vec<FeedItem>, stats: &PipelineStats| {
+                for item in items.drain(..) {
+                    match item {
+                        FeedItem::Event(_) => {
+                            if feed.try_send(item).is_err() {
+                                stats.feed_dropped_events.fetch_add(1, Relaxed);
+                            }
+                        }
+                        FeedItem::Anomaly(ref a) => {
+                            stats.count_anomaly(a);
+                            let _ = feed.blocking_send(item);
+                        }
+                    }
+                }
+            };
+            let mut out: Vec<FeedItem> = Vec::with_capacity(BATCH);
             let mut last_tick = Instant::now();
             let mut lost_seen = 0u64;
             let mut held = SideHold::new(Duration::from_millis(500));
@@ -300,11 +319,12 @@ pub fn spawn_analysis<A: Analyzer>(
                     held.saw_event(ev.time_ns);
                     analyzer.place(&mut ev);
                     let found = analyzer.observe(&ev);
-                    if forward_events && feed.try_send(FeedItem::Event(Arc::new(ev))).is_err() {
-                        stats.feed_dropped_events.fetch_add(1, Relaxed);
+                    if forward_events {
+                        out.push(FeedItem::Event(Arc::new(ev)));
                     }
-                    send_anomalies(found, &stats);
+                    out.extend(found.into_iter().map(|a| FeedItem::Anomaly(Arc::new(a))));
                 }
+                send_batch(&mut out, &stats);
                 stats.analyzed.fetch_add(n as u64, Relaxed);
                 if closed {
                     break;

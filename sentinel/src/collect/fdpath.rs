@@ -9,7 +9,7 @@
 //! drain read the link it often named the walk's next directory (a tar of /home placed most
 //! of its files, other users' keys among them, under the wrong home, differently from run to
 //! run). The process table places them from the ordered event stream instead
-//! (`ProcessTable::resolve_at`).
+//! (`ProcessTable::placed_path`).
 
 use std::os::unix::ffi::OsStringExt;
 

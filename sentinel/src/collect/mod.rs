@@ -1,6 +1,7 @@
 //! Loading and attaching the kernel programs, draining the ring buffer, decoding records and
 //! counting what was lost. The only room that touches aya.
 
+mod batch;
 mod btf;
 mod drain;
 mod fdpath;

@@ -4,9 +4,10 @@
 //! entries that went quiet, so the map does not fill with processes that are gone.
 
 use std::collections::{HashMap, HashSet};
+use std::os::fd::AsFd as _;
 use std::time::{Duration, Instant};
 
-use aya::maps::{MapData, PerCpuHashMap};
+use aya::maps::{IterableMap as _, MapData, PerCpuHashMap};
 use sentinel_common::{REPEAT_PATH, RepeatKey, RepeatVal};
 
 use crate::event::{Event, Payload, RawStr};
@@ -16,8 +17,10 @@ use crate::event::{Event, Payload, RawStr};
 const IDLE: Duration = Duration::from_secs(10);
 
 /// What identifies a first open in user space (the kernel key without the exec id, which the
-/// record does not carry: a later program's first open replaces an earlier one's).
-type HeadKey = (u32, u32, i32, Vec<u8>);
+/// record does not carry: a later program's first open replaces an earlier one's). The path
+/// is NUL padded as in the kernel key (a counted path is shorter than `REPEAT_PATH`), so a
+/// key is made without allocating.
+type HeadKey = (u32, u32, i32, [u8; REPEAT_PATH]);
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RepeatStats {
@@ -39,6 +42,14 @@ struct Reported {
     first_ns: u64,
     /// When its count last moved.
     moved: Instant,
+    /// The last read that found it in the map.
+    seen: u64,
+}
+
+/// A kept first open, and the last read that found its entry in the map.
+struct Head {
+    ev: Event,
+    seen: u64,
 }
 
 /// The opens to report for an entry read as `count` (first open at `first_ns`), given what was
@@ -53,7 +64,12 @@ fn advance(prev: Option<&Reported>, count: u64, first_ns: u64) -> (u64, bool) {
 
 pub struct Reporter {
     map: PerCpuHashMap<MapData, RepeatKey, RepeatVal>,
-    heads: HashMap<HeadKey, Event>,
+    /// Possible CPUs (values per entry), and whether the batch calls work here.
+    cpus: usize,
+    batch: bool,
+    /// Counts the reads of the map (`seen` marks).
+    reads: u64,
+    heads: HashMap<HeadKey, Head>,
     /// Per kernel entry: what was already reported of it.
     reported: HashMap<RepeatKey, Reported>,
     /// Processes that exited since the last read: their entries are read once more, then
@@ -68,7 +84,14 @@ fn head_key_of_event(ev: &Event) -> Option<HeadKey> {
         return None;
     };
     let ret = if ev.ret >= 0 { 0 } else { ev.ret as i32 };
-    Some((ev.pid, *flags as u32, ret, path.as_bytes().to_vec()))
+    Some((ev.pid, *flags as u32, ret, padded(path.as_bytes())?))
+}
+
+/// A path NUL padded to the kernel key's size; `None` when too long to be counted.
+fn padded(path: &[u8]) -> Option<[u8; REPEAT_PATH]> {
+    let mut out = [0; REPEAT_PATH];
+    out.get_mut(..path.len())?.copy_from_slice(path);
+    Some(out)
 }
 
 fn path_of(k: &RepeatKey) -> &[u8] {
@@ -77,7 +100,8 @@ fn path_of(k: &RepeatKey) -> &[u8] {
 }
 
 fn head_key(k: &RepeatKey) -> HeadKey {
-    (k.tgid, k.flags, k.ret, path_of(k).to_vec())
+    let path = padded(path_of(k)).unwrap_or([0; REPEAT_PATH]);
+    (k.tgid, k.flags, k.ret, path)
 }
 
 /// An open event rebuilt from the kernel key alone, when its first open was lost (ring buffer
@@ -115,6 +139,9 @@ impl Reporter {
     pub fn new(map: PerCpuHashMap<MapData, RepeatKey, RepeatVal>) -> Reporter {
         Reporter {
             map,
+            cpus: aya::util::nr_cpus().unwrap_or(1),
+            batch: true,
+            reads: 0,
             heads: HashMap::new(),
             reported: HashMap::new(),
             exited: HashSet::new(),
@@ -125,7 +152,13 @@ impl Reporter {
     /// Keeps a first open (flagged by the kernel) as the template for its repeats.
     pub fn remember(&mut self, ev: &Event) {
         if let Some(k) = head_key_of_event(ev) {
-            self.heads.insert(k, ev.clone());
+            self.heads.insert(
+                k,
+                Head {
+                    ev: ev.clone(),
+                    seen: 0,
+                },
+            );
         }
     }
 
@@ -134,39 +167,79 @@ impl Reporter {
         self.exited.insert(tgid);
     }
 
+    /// Every kernel entry with its per-CPU values: in a few batch calls where the kernel
+    /// has them, else (the first failure says why, once) one entry at a time.
+    fn read_map(&mut self) -> Vec<(RepeatKey, Vec<RepeatVal>)> {
+        if self.batch {
+            match super::batch::lookup_all(self.map.map().fd().as_fd(), self.cpus) {
+                Ok(all) => return all,
+                Err(e) => {
+                    tracing::info!(target: "sentinel::collect", "repeat map read one entry at a time (batch lookup: {e})");
+                    self.batch = false;
+                }
+            }
+        }
+        self.map
+            .iter()
+            // An entry that went away between two reads (removed or evicted): next time.
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k, v.iter().copied().collect()))
+            .collect()
+    }
+
+    /// Removes entries from the kernel map (entries already gone are skipped).
+    fn remove_from_map(&mut self, keys: &[RepeatKey]) {
+        if self.batch && super::batch::delete_all(self.map.map().fd().as_fd(), keys).is_ok() {
+            return;
+        }
+        for k in keys {
+            let _ = self.map.remove(k);
+        }
+    }
+
     /// Reads every kernel entry: the repeats counted since the last call become events
     /// (stamped `now_ns`); the entries of exited processes and quiet ones are removed, and so
     /// are the kept first opens of entries no longer in the map. `last` reports without
     /// removing.
     pub fn flush(&mut self, now_ns: i64, last: bool) -> Vec<Event> {
         let now = Instant::now();
+        self.reads += 1;
+        let read = self.reads;
         let mut out = Vec::new();
         let mut remove = Vec::new();
-        let mut present = HashSet::new();
-        for item in self.map.iter() {
-            let Ok((k, values)) = item else {
-                // The entry went away between two reads (removed or evicted): next time.
-                continue;
-            };
-            present.insert(k);
+        for (k, values) in self.read_map() {
             let count: u64 = values.iter().map(|v| v.count).sum();
             // Only the CPU that inserted the entry set its first open.
             let first_ns = values.iter().map(|v| v.first_ns).max().unwrap_or(0);
+            let hk = head_key(&k);
+            if let Some(h) = self.heads.get_mut(&hk) {
+                h.seen = read;
+            }
             let (new, replaced) = advance(self.reported.get(&k), count, first_ns);
             if replaced {
                 self.stats.evicted += 1;
-                self.reported.remove(&k);
             }
-            let r = self.reported.entry(k).or_insert(Reported {
+            let fresh = Reported {
                 done: 0,
                 first_ns,
                 moved: now,
-            });
+                seen: read,
+            };
+            let r = self
+                .reported
+                .entry(k)
+                .and_modify(|r| {
+                    if replaced {
+                        *r = Reported { ..fresh };
+                    }
+                })
+                .or_insert(Reported { ..fresh });
+            r.seen = read;
             if new > 0 {
                 let mut ev = self
                     .heads
-                    .get(&head_key(&k))
-                    .cloned()
+                    .get(&hk)
+                    .map(|h| h.ev.clone())
                     .unwrap_or_else(|| from_key(&k));
                 ev.time_ns = now_ns;
                 ev.repeats = new;
@@ -187,31 +260,32 @@ impl Reporter {
             }
         }
         self.exited.clear();
+        // An open that lands between the read above and this removal is not counted: the
+        // entry had been quiet for IDLE, or its process had exited, so that is a narrow
+        // window.
+        self.remove_from_map(&remove);
         for k in &remove {
-            // An open that lands between the read above and this removal is not counted: the
-            // entry had been quiet for IDLE, or its process had exited, so that is a narrow
-            // window.
-            let _ = self.map.remove(k);
             self.reported.remove(k);
             self.heads.remove(&head_key(k));
         }
-        let gone: Vec<RepeatKey> = self
-            .reported
-            .keys()
-            .filter(|k| !present.contains(*k))
-            .copied()
-            .collect();
-        for k in gone {
-            self.stats.evicted += 1;
-            self.reported.remove(&k);
-            self.heads.remove(&head_key(&k));
+        // Entries reported before and not found now were pushed out of the full map.
+        let mut gone = Vec::new();
+        self.reported.retain(|k, r| {
+            let keep = r.seen == read;
+            if !keep {
+                gone.push(head_key(k));
+            }
+            keep
+        });
+        self.stats.evicted += gone.len() as u64;
+        for hk in &gone {
+            self.heads.remove(hk);
         }
         // A first open whose entry was evicted before it was ever read would stay forever.
         // The kernel inserts the entry before it sends the open, so a kept open without an
         // entry has lost it.
         if !last {
-            let live: HashSet<HeadKey> = present.iter().map(head_key).collect();
-            self.heads.retain(|k, _| live.contains(k));
+            self.heads.retain(|_, h| h.seen == read);
         }
         out
     }
@@ -227,6 +301,7 @@ mod tests {
             done,
             first_ns: 100,
             moved: Instant::now(),
+            seen: 0,
         };
         assert_eq!(advance(None, 7, 100), (7, false));
         assert_eq!(advance(Some(&seen(7)), 7, 100), (0, false));

@@ -18,7 +18,7 @@ impl Engine {
             .map(|p| ChainLink {
                 pid: p.pid,
                 exe: p.exe_or_comm(),
-                argv: p.argv.clone(),
+                argv: p.argv.to_vec(),
                 uid: p.uid,
             })
             .collect()

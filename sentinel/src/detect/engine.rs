@@ -281,13 +281,10 @@ impl Engine {
     /// descriptor number stays. Call before `observe` (which does the same internally for
     /// its own analysis).
     pub fn place(&self, ev: &mut Event) {
-        if let Some(r) = self.procs.resolve_at(ev)
-            && let (
-                Payload::Open { path, .. } | Payload::Unlink { path, .. },
-                Payload::Open { path: abs, .. } | Payload::Unlink { path: abs, .. },
-            ) = (&mut ev.payload, r.payload)
+        if let Some(abs) = self.procs.placed_path(ev)
+            && let Payload::Open { path, .. } | Payload::Unlink { path, .. } = &mut ev.payload
         {
-            *path = abs;
+            *path = crate::event::RawStr(abs.into_bytes());
         }
     }
 
@@ -394,7 +391,7 @@ impl Engine {
                 if let Some(p) = self.procs.get(ev.pid)
                     && !p.exe.is_empty()
                 {
-                    v.push(p.exe.clone());
+                    v.push(p.exe.to_string());
                 }
                 v
             }
@@ -413,14 +410,24 @@ impl Engine {
     /// The lineage of a process: base names of up to four generations, oldest first,
     /// without pid 1 (whose name says nothing).
     pub(super) fn lineage(&self, pid: u32) -> String {
-        let chain = self.procs.chain(pid);
-        let names: Vec<&str> = chain
-            .iter()
-            .filter(|p| p.pid != 1)
-            .map(|p| p.name())
-            .collect();
-        let start = names.len().saturating_sub(4);
-        names[start..].join(">")
+        // Walked upwards, the four nearest; written oldest first.
+        let mut names = [""; 4];
+        let mut n = 0;
+        for p in self.procs.ancestry(pid).filter(|p| p.pid != 1) {
+            names[n] = p.name();
+            n += 1;
+            if n == names.len() {
+                break;
+            }
+        }
+        let mut out = String::with_capacity(names.iter().map(|s| s.len() + 1).sum());
+        for (i, name) in names[..n].iter().rev().enumerate() {
+            if i > 0 {
+                out.push('>');
+            }
+            out.push_str(name);
+        }
+        out
     }
 
     fn fingerprint(&mut self, ev: &Event, principal: u32, before: Option<&Process>) {
@@ -497,7 +504,7 @@ impl Engine {
         // Context: a program this user never ran makes any other finding more telling.
         if let Some(p) = self.usable_profile(principal)
             && !proc.exe.is_empty()
-            && !p.binaries.contains_key(&proc.exe)
+            && !p.binaries.contains_key(&*proc.exe)
         {
             hits.push(Hit {
                 factor: Factor {

@@ -250,7 +250,7 @@ impl Engine {
         // program while its exe names another. Such an image is no evidence of a starter.
         let comm = ev.comm.lossy();
         let trusted = |b: &&Process| {
-            !b.exe.is_empty() && (b.comm != comm.as_ref() || b.name().starts_with(b.comm.as_str()))
+            !b.exe.is_empty() && (*b.comm != *comm || b.name().starts_with(&*b.comm))
         };
         let parent = self.parent_of(p);
         let Some(starter) = before.filter(trusted).or(parent) else {
@@ -426,7 +426,7 @@ impl Engine {
             }
         }
         // 4. Running (or interpreting) a file a decoder wrote shortly before.
-        let mut candidates = vec![p.exe.clone()];
+        let mut candidates = vec![p.exe.to_string()];
         if (in_list(&self.cats.lists.shells, &cmd.name) || is_interpreter(&cmd.name))
             && let Some(s) = cmd.operands().next()
         {
@@ -500,7 +500,7 @@ impl Engine {
         cmd: &Cmd,
         hits: &mut Vec<Hit>,
     ) {
-        let exe = p.exe.as_str();
+        let exe: &str = &p.exe;
         if exe.is_empty() || exe.starts_with("/memfd:") {
             return;
         }

@@ -142,7 +142,7 @@ impl Engine {
         let known_debugger = self.exempt(&self.cats.lists.debuggers, p)
             && self
                 .usable_profile(principal)
-                .is_some_and(|prof| prof.binaries.contains_key(&p.exe));
+                .is_some_and(|prof| prof.binaries.contains_key(&*p.exe));
         if known_debugger || !self.first_time(principal, "ptrace", &format!("{}:{target}", ev.pid))
         {
             return;

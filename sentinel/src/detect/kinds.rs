@@ -210,7 +210,7 @@ impl Engine {
         ];
         let known = self
             .usable_profile(principal)
-            .is_some_and(|prof| prof.binaries.contains_key(&p.exe));
+            .is_some_and(|prof| prof.binaries.contains_key(&*p.exe));
         if ev.uid == 0
             || ev.auid.is_none()
             || known
@@ -429,7 +429,7 @@ impl Engine {
         }
         let known = self
             .usable_profile(principal)
-            .is_some_and(|prof| prof.binaries.contains_key(&p.exe));
+            .is_some_and(|prof| prof.binaries.contains_key(&*p.exe));
         if known || !self.first_time(principal, "packet_capture", &ev.pid.to_string()) {
             return;
         }

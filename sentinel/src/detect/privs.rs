@@ -96,7 +96,7 @@ impl Engine {
                 let offline = cmd.has("-r") && !cmd.has("-i");
                 let known = self
                     .usable_profile(principal)
-                    .is_some_and(|prof| prof.binaries.contains_key(&p.exe));
+                    .is_some_and(|prof| prof.binaries.contains_key(&*p.exe));
                 if !offline
                     && !known
                     && self.first_time(principal, "packet_capture", &ev.pid.to_string())
@@ -232,7 +232,7 @@ impl Engine {
         let known_debugger = self.exempt(&self.cats.lists.debuggers, p)
             && self
                 .usable_profile(principal)
-                .is_some_and(|prof| prof.binaries.contains_key(&p.exe));
+                .is_some_and(|prof| prof.binaries.contains_key(&*p.exe));
         if known_debugger || self.known_behaviour(principal, &p.exe, "process_memory_access") {
             return;
         }

@@ -7,7 +7,7 @@ use super::engine::{Engine, Hit};
 use super::rules::{hit, multi_hit};
 use crate::event::Event;
 use crate::proc::Process;
-use crate::profile::categories::{OTHER_HOME, entry_match, in_list};
+use crate::profile::categories::{OTHER_HOME, in_list};
 
 /// Archivers and compressors (collection into one file).
 const ARCHIVERS: [&str; 17] = [
@@ -165,12 +165,8 @@ impl Engine {
     /// The discovery areas one command explores ("accounts", "network", ...).
     fn recon_areas(&self, cmd: &Cmd) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for e in &self.cats.lists.recon {
-            let Some((area, entry)) = e.split_once(':') else {
-                continue;
-            };
-            let area = area.trim();
-            if !out.iter().any(|a| a == area) && entry_match(entry.trim(), &cmd.name, &cmd.args) {
+        for (area, _) in self.cats.recon_matches(&cmd.name, &cmd.args) {
+            if !out.iter().any(|a| a == area) {
                 out.push(area.to_string());
             }
         }

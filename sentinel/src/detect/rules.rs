@@ -82,13 +82,10 @@ fn memfd_exec(filename: &str, exe: &str, before: Option<&Process>) -> Option<Str
 
 impl Engine {
     fn ancestors_in(&self, pid: u32, list: &[String]) -> Option<&Process> {
-        let chain = self.procs.chain(pid);
-        chain
-            .iter()
-            .rev()
+        self.procs
+            .ancestry(pid)
             .skip(1)
             .find(|p| lists_program(list, &p.exe, &p.comm))
-            .copied()
     }
 
     /// The process or an ancestor is a package manager (installs legitimately touch
@@ -96,8 +93,7 @@ impl Engine {
     pub(super) fn under_package_manager(&self, pid: u32) -> bool {
         let l = &self.cats.lists.package_managers;
         self.procs
-            .chain(pid)
-            .iter()
+            .ancestry(pid)
             .any(|p| self.cats.exempt(l, &p.exe, &p.comm))
     }
 
@@ -125,7 +121,7 @@ impl Engine {
         };
         match &ev.payload {
             Payload::Exec { filename, argv, .. } if ev.ok() => {
-                out.push(OwnedFact::Binary(p.exe.clone()));
+                out.push(OwnedFact::Binary(p.exe.to_string()));
                 let args: Vec<String> = argv
                     .iter()
                     .skip(1)
@@ -136,7 +132,7 @@ impl Engine {
                 }
                 let writable = in_dirs(&self.cats.lists.writable_exec_dirs, &p.exe);
                 if writable || memfd_exec(&filename.lossy(), &p.exe, before).is_some() {
-                    out.push(OwnedFact::WritableExec(p.exe.clone()));
+                    out.push(OwnedFact::WritableExec(p.exe.to_string()));
                 }
                 if let Some(b) = before
                     && b.euid != p.euid
@@ -392,7 +388,7 @@ impl Engine {
         if principal != 0
             && listed(&lists.switch_user)
             && let Some(prof) = self.usable_profile(principal)
-            && !prof.binaries.contains_key(&p.exe)
+            && !prof.binaries.contains_key(&*p.exe)
         {
             let weight = Engine::novelty_weight(w.unusual_switch_user, prof);
             let r = format!(

@@ -63,18 +63,18 @@ fn read_proc(p: &procfs::process::Process, boot: i64) -> Option<Process> {
         parent: None,
         exe: p
             .exe()
-            .map(|e| e.to_string_lossy().into_owned())
+            .map(|e| e.to_string_lossy().into())
             .unwrap_or_default(),
-        argv: p.cmdline().unwrap_or_default(),
-        cwd: p.cwd().ok().map(|c| c.to_string_lossy().into_owned()),
-        comm: stat.comm.clone(),
+        argv: p.cmdline().unwrap_or_default().into(),
+        cwd: p.cwd().ok().map(|c| c.to_string_lossy().into()),
+        comm: stat.comm.as_str().into(),
         uid,
         euid,
         auid: p.loginuid().ok().and_then(unset),
         session,
-        tty: tty_name(stat.tty_nr),
+        tty: tty_name(stat.tty_nr).map(Into::into),
         cgroup_id: 0,
-        container,
+        container: container.map(Into::into),
         exited_ns: None,
         euid_before_exec: euid,
         inet_connected: false,
@@ -105,10 +105,10 @@ pub(super) fn exe(pid: u32) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-pub(super) fn cwd(pid: u32) -> Option<String> {
+pub(super) fn cwd(pid: u32) -> Option<std::sync::Arc<str>> {
     std::fs::read_link(format!("/proc/{pid}/cwd"))
         .ok()
-        .map(|p| p.to_string_lossy().into_owned())
+        .map(|p| p.to_string_lossy().into())
 }
 
 /// The inodes of the inet sockets (TCP/UDP, v4 and v6) in `p`'s network namespace (a shell
@@ -168,7 +168,7 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         let p = got.expect("the process is read");
-        assert_eq!(p.comm, ") S 1 (x");
+        assert_eq!(&*p.comm, ") S 1 (x");
         assert_eq!(p.ppid, std::process::id());
     }
 

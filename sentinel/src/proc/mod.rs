@@ -5,7 +5,8 @@
 mod live;
 pub mod users;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use crate::event::{Event, Payload};
 
@@ -26,19 +27,21 @@ pub struct Process {
     /// The parent's key, so the chain survives the parent's exit and pid reuse.
     pub parent: Option<ProcKey>,
     /// Executable path; empty when unknown (process older than the table, not seeded).
-    pub exe: String,
-    pub argv: Vec<String>,
-    pub cwd: Option<String>,
-    pub comm: String,
+    /// The text fields are shared (`Arc`): a fork copies its parent, and the detections
+    /// take copies of processes, thousands of times a second in an exec storm.
+    pub exe: Arc<str>,
+    pub argv: Arc<[String]>,
+    pub cwd: Option<Arc<str>>,
+    pub comm: Arc<str>,
     pub uid: u32,
     pub euid: u32,
     pub auid: Option<u32>,
     pub session: Option<u32>,
     /// Controlling terminal, e.g. "pts/3".
-    pub tty: Option<String>,
+    pub tty: Option<Arc<str>>,
     pub cgroup_id: u64,
     /// Short container id when the process runs in a container.
-    pub container: Option<String>,
+    pub container: Option<Arc<str>>,
     pub exited_ns: Option<i64>,
     /// Effective uid before the last exec (privilege transitions through set-uid binaries).
     pub euid_before_exec: u32,
@@ -77,12 +80,32 @@ impl Process {
         if self.exe.is_empty() {
             format!("[{}]", self.comm)
         } else {
-            self.exe.clone()
+            self.exe.to_string()
         }
     }
 
     pub fn principal(&self) -> u32 {
         self.auid.unwrap_or(self.uid)
+    }
+
+    /// The path descriptor `fd` names, when the table placed it (`dir_fds`).
+    pub fn dir_of(&self, fd: i32) -> Option<&str> {
+        self.dir_fds
+            .iter()
+            .find(|(f, _)| *f == fd)
+            .map(|(_, d)| d.as_str())
+    }
+
+    /// Descriptor `fd` now names `path` (`None`: something that is not a directory, or
+    /// unknown): what it named before is forgotten, and the oldest entry makes room.
+    pub fn place_fd(&mut self, fd: i32, path: Option<String>) {
+        self.dir_fds.retain(|(f, _)| *f != fd);
+        if let Some(path) = path {
+            if self.dir_fds.len() >= DIR_FDS {
+                self.dir_fds.remove(0);
+            }
+            self.dir_fds.push((fd, path));
+        }
     }
 }
 
@@ -161,8 +184,31 @@ fn exec_path(filename: &str, cwd: Option<&str>, link: Option<String>) -> String 
     }
 }
 
+/// One shared copy of each executable path and command name the table holds: thousands of
+/// processes run the same few programs. Bounded: past `NAMES` distinct names it starts over
+/// (names still held by processes stay alive through them).
+#[derive(Default)]
+struct Names(HashSet<Arc<str>>);
+
+const NAMES: usize = 4096;
+
+impl Names {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(n) = self.0.get(s) {
+            return n.clone();
+        }
+        if self.0.len() >= NAMES {
+            self.0.clear();
+        }
+        let n: Arc<str> = s.into();
+        self.0.insert(n.clone());
+        n
+    }
+}
+
 pub struct ProcessTable {
     live: HashMap<u32, Process>,
+    names: Names,
     exited: HashMap<ProcKey, Process>,
     exited_order: VecDeque<ProcKey>,
     /// Start times of the exited processes kept for each pid, for lookups by (pid, time).
@@ -177,6 +223,7 @@ impl ProcessTable {
     pub fn new(exited_cap: usize, live_proc: bool) -> ProcessTable {
         ProcessTable {
             live: HashMap::new(),
+            names: Names::default(),
             exited: HashMap::new(),
             exited_order: VecDeque::new(),
             exited_starts: HashMap::new(),
@@ -205,27 +252,26 @@ impl ProcessTable {
         }
     }
 
-    /// The event with its path made absolute when it names a file relative to a directory
-    /// descriptor (`openat(fd, "name")`, `unlinkat(fd, "name")`) this process opened: tar
-    /// -C, find and other tree walkers open every file that way, and the process's cwd says
-    /// nothing about where they are. `None` when the event needs no change or the
-    /// descriptor is unknown.
-    pub fn resolve_at(&self, ev: &Event) -> Option<Event> {
+    /// The absolute path of a file an event names relative to a directory descriptor
+    /// (`openat(fd, "name")`, `unlinkat(fd, "name")`) this process opened: tar -C, find and
+    /// other tree walkers open every file that way, and the process's cwd says nothing about
+    /// where they are. `None` when the event needs no change or the descriptor is unknown.
+    pub fn placed_path(&self, ev: &Event) -> Option<String> {
         let (dfd, path) = match &ev.payload {
             Payload::Open { dfd, path, .. } | Payload::Unlink { dfd, path, .. } => (*dfd, path),
             _ => return None,
         };
-        let rel = path.lossy();
-        if dfd < 0 || rel.starts_with('/') {
+        if dfd < 0 || path.as_bytes().first() == Some(&b'/') {
             return None;
         }
-        let (_, dir) = self
-            .live
-            .get(&ev.pid)?
-            .dir_fds
-            .iter()
-            .find(|(f, _)| *f == dfd)?;
-        let abs = absolute(&rel, Some(dir));
+        let dir = self.live.get(&ev.pid)?.dir_of(dfd)?;
+        Some(absolute(&path.lossy(), Some(dir)))
+    }
+
+    /// The event with its path placed (`placed_path`) and its descriptor set to the cwd's,
+    /// for callers that did not place it in the event itself; `None` when it needs no change.
+    pub fn resolve_at(&self, ev: &Event) -> Option<Event> {
+        let abs = self.placed_path(ev)?;
         let mut out = ev.clone();
         match &mut out.payload {
             Payload::Open { dfd, path, .. } | Payload::Unlink { dfd, path, .. } => {
@@ -287,17 +333,28 @@ impl ProcessTable {
     }
 
     fn chain_from<'a>(&'a self, start: Option<&'a Process>) -> Vec<&'a Process> {
-        let mut out = Vec::new();
-        let mut cur = start;
-        while let Some(p) = cur {
-            if out.len() >= MAX_DEPTH {
-                break;
-            }
-            out.push(p);
-            cur = p.parent.and_then(|k| self.by_key(k));
-        }
+        let mut out: Vec<&Process> = self.ancestry_from(start).collect();
         out.reverse();
         out
+    }
+
+    /// The process and its ancestors, newest first (the chain backwards, without collecting
+    /// it: most questions stop at the first answer).
+    pub fn ancestry(&self, pid: u32) -> impl Iterator<Item = &Process> {
+        self.ancestry_from(self.live.get(&pid))
+    }
+
+    fn ancestry_from<'a>(
+        &'a self,
+        start: Option<&'a Process>,
+    ) -> impl Iterator<Item = &'a Process> {
+        let mut cur = start;
+        std::iter::from_fn(move || {
+            let p = cur?;
+            cur = p.parent.and_then(|k| self.by_key(k));
+            Some(p)
+        })
+        .take(MAX_DEPTH)
     }
 
     /// Makes sure the event's process is in the table (from /proc when allowed, else from
@@ -321,14 +378,14 @@ impl ProcessTable {
             auid: ev.auid,
             session: ev.session,
             cgroup_id: ev.cgroup_id,
-            comm: ev.comm.lossy().into_owned(),
+            comm: self.names.get(&ev.comm.lossy()),
             ..p
         });
         let mut p = from_proc.unwrap_or_else(|| Process {
             pid: ev.pid,
             start_ns: ev.time_ns,
             ppid: ev.ppid,
-            comm: ev.comm.lossy().into_owned(),
+            comm: self.names.get(&ev.comm.lossy()),
             uid: ev.uid,
             euid: ev.euid,
             euid_before_exec: ev.euid,
@@ -384,9 +441,11 @@ impl ProcessTable {
                     if p.cwd.is_none() && live_proc {
                         p.cwd = live::cwd(ev.pid);
                     }
-                    p.exe = exec_path(&filename.lossy(), p.cwd.as_deref(), live_exe);
+                    p.exe =
+                        self.names
+                            .get(&exec_path(&filename.lossy(), p.cwd.as_deref(), live_exe));
                     p.argv = argv.iter().map(|a| a.lossy().into_owned()).collect();
-                    p.comm = ev.comm.lossy().into_owned();
+                    p.comm = self.names.get(&ev.comm.lossy());
                     p.euid_before_exec = p.euid;
                     p.uid = ev.uid;
                     p.euid = ev.euid;
@@ -412,14 +471,11 @@ impl ProcessTable {
             Payload::Chdir { path, fd } if ev.ok() => {
                 let live_proc = self.live_proc;
                 if let Some(p) = self.live.get_mut(&ev.pid) {
-                    let dir = match fd {
-                        Some(fd) => p
-                            .dir_fds
-                            .iter()
-                            .find(|(f, _)| f == fd)
-                            .map(|(_, d)| d.clone()),
+                    let dir: Option<Arc<str>> = match fd {
+                        Some(fd) => p.dir_of(*fd).map(Into::into),
                         None => Some(absolute(&path.lossy(), p.cwd.as_deref()))
-                            .filter(|d| d.starts_with('/')),
+                            .filter(|d| d.starts_with('/'))
+                            .map(Into::into),
                     };
                     // Unknown (fchdir to a descriptor the table never placed, a relative
                     // chdir from an unknown directory): asked from /proc, else unknown.
@@ -433,18 +489,8 @@ impl ProcessTable {
                     && let Ok(new) = i32::try_from(ev.ret)
                     && new != *fd
                 {
-                    let dir = p
-                        .dir_fds
-                        .iter()
-                        .find(|(f, _)| f == fd)
-                        .map(|(_, d)| d.clone());
-                    p.dir_fds.retain(|(f, _)| *f != new);
-                    if let Some(d) = dir {
-                        if p.dir_fds.len() >= DIR_FDS {
-                            p.dir_fds.remove(0);
-                        }
-                        p.dir_fds.push((new, d));
-                    }
+                    let dir = p.dir_of(*fd).map(str::to_string);
+                    p.place_fd(new, dir);
                 }
             }
             Payload::MemfdCreate { name, .. } if ev.ok() => {
@@ -468,7 +514,7 @@ impl ProcessTable {
     }
 
     /// Remembers which file a successful open's descriptor names, for the opens relative to
-    /// it that may follow (`resolve_at`). Every open the process made must come through here,
+    /// it that may follow (`placed_path`). Every open the process made must come through here,
     /// in order, including the repeats the engine does not analyse again; a repeat *report*
     /// (`repeats > 0`) is not an open: its `ret` is the descriptor of the first open it copies,
     /// long since closed or reused, and taking it would misplace the next relative opens.
@@ -487,15 +533,8 @@ impl ProcessTable {
         let Ok(fd) = i32::try_from(ev.ret) else {
             return;
         };
-        p.dir_fds.retain(|(f, _)| *f != fd);
-        if !could_be_directory(*flags) {
-            return;
-        }
-        if p.dir_fds.len() >= DIR_FDS {
-            p.dir_fds.remove(0);
-        }
-        p.dir_fds
-            .push((fd, absolute(&path.lossy(), p.cwd.as_deref())));
+        let dir = could_be_directory(*flags).then(|| absolute(&path.lossy(), p.cwd.as_deref()));
+        p.place_fd(fd, dir);
     }
 
     /// Moves a live process to the bounded exited set.

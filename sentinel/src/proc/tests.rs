@@ -80,9 +80,9 @@ fn fork_exec_exit_build_the_chain() {
     t.apply(&exec(3, 200, "/bin/bash"));
     t.apply(&fork(4, 200, 300));
     t.apply(&exec(5, 300, "/usr/bin/cat"));
-    let chain: Vec<&str> = t.chain(300).iter().map(|p| p.exe.as_str()).collect();
+    let chain: Vec<&str> = t.chain(300).iter().map(|p| &*p.exe).collect();
     assert_eq!(chain, ["/usr/sbin/sshd", "/bin/bash", "/usr/bin/cat"]);
-    assert_eq!(t.get(300).unwrap().argv, ["/usr/bin/cat", "-x"]);
+    assert_eq!(&*t.get(300).unwrap().argv, ["/usr/bin/cat", "-x"]);
     // The parent exits; the child's chain still shows it.
     t.apply(&exit(6, 200));
     assert_eq!(t.chain(300).len(), 3);
@@ -100,11 +100,11 @@ fn pid_reuse_never_mixes_two_processes() {
     // pid 200 is reused by a new child of 100 with another program.
     t.apply(&fork(6, 100, 200));
     t.apply(&exec(7, 200, "/usr/bin/new"));
-    assert_eq!(t.get(200).unwrap().exe, "/usr/bin/new");
+    assert_eq!(&*t.get(200).unwrap().exe, "/usr/bin/new");
     // 300's parent is the old 200, not the new one.
-    let chain: Vec<&str> = t.chain(300).iter().map(|p| p.exe.as_str()).collect();
+    let chain: Vec<&str> = t.chain(300).iter().map(|p| &*p.exe).collect();
     assert_eq!(chain, ["/bin/bash", "/usr/bin/old", "/usr/bin/old"]);
-    let new_chain: Vec<&str> = t.chain(200).iter().map(|p| p.exe.as_str()).collect();
+    let new_chain: Vec<&str> = t.chain(200).iter().map(|p| &*p.exe).collect();
     assert_eq!(new_chain, ["/bin/bash", "/usr/bin/new"]);
 }
 
@@ -115,9 +115,9 @@ fn a_lost_exit_is_healed_by_the_next_fork_of_that_pid() {
     t.apply(&fork(2, 100, 200));
     t.apply(&exec(3, 200, "/usr/bin/first"));
     t.apply(&fork(4, 100, 200));
-    assert_eq!(t.get(200).unwrap().exe, "/bin/bash");
+    assert_eq!(&*t.get(200).unwrap().exe, "/bin/bash");
     assert_eq!(t.get(200).unwrap().start_ns, 4);
-    assert_eq!(t.by_key((200, 2)).unwrap().exe, "/usr/bin/first");
+    assert_eq!(&*t.by_key((200, 2)).unwrap().exe, "/usr/bin/first");
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn relative_exec_paths_are_resolved_against_cwd() {
     t.apply(&exec(1, 100, "/bin/bash"));
     t.live.get_mut(&100).unwrap().cwd = Some("/tmp".into());
     t.apply(&exec(2, 100, "./x"));
-    assert_eq!(t.get(100).unwrap().exe, "/tmp/x");
+    assert_eq!(&*t.get(100).unwrap().exe, "/tmp/x");
     assert_eq!(t.get(100).unwrap().name(), "x");
 }
 
@@ -201,7 +201,7 @@ fn a_record_joined_after_the_exit_finds_the_process_of_its_time() {
     t.apply(&exit(3_000_000_000, 200));
     t.apply(&fork(4_000_000_000, 100, 200));
     t.apply(&exec(4_100_000_000, 200, "/usr/bin/new"));
-    let names = |c: Vec<&Process>| c.iter().map(|p| p.exe.clone()).collect::<Vec<_>>();
+    let names = |c: Vec<&Process>| c.iter().map(|p| p.exe.to_string()).collect::<Vec<_>>();
     // A record stamped during the first life (whole ms, so slightly before the exec event).
     assert_eq!(
         names(t.chain_at(200, 2_500_000_000)),

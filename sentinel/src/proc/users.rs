@@ -80,6 +80,11 @@ impl UserDb {
     /// The owner of the home directory `path` lies in, for real homes only (not "/" or
     /// system homes like /var/lib/x, /nonexistent).
     pub fn home_owner(&self, path: &str) -> Option<u32> {
+        // Every real home is /root or below /home: most paths are in neither, and need no
+        // walk over the users.
+        if !(path.starts_with("/root/") || path.starts_with("/home/")) {
+            return None;
+        }
         self.by_uid
             .values()
             .filter(|u| u.home == "/root" || u.home.starts_with("/home/"))

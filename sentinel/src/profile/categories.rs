@@ -224,6 +224,9 @@ pub struct Categories {
     /// constantly (an open storm, a daemon's config), and matching every pattern of every
     /// category was the analysis stage's largest cost.
     matched: std::sync::Mutex<std::collections::HashMap<String, Option<usize>>>,
+    /// `lists.discovery` and `lists.recon` by program name (matched at every exec).
+    discovery_ix: super::commands::CommandIndex,
+    recon_ix: super::commands::CommandIndex,
 }
 
 /// Paths remembered by `Categories::matched` before it starts over.
@@ -297,10 +300,22 @@ impl Categories {
 
     fn new(categories: Vec<Category>, lists: Lists) -> Categories {
         Categories {
+            discovery_ix: super::commands::CommandIndex::new(&lists.discovery, false),
+            recon_ix: super::commands::CommandIndex::new(&lists.recon, true),
             categories,
             lists,
             matched: Default::default(),
         }
+    }
+
+    /// The `recon` entries ("area: prog word...") a command matches, as (area, entry), in
+    /// list order.
+    pub fn recon_matches<'a>(
+        &'a self,
+        name: &'a str,
+        args: &'a [String],
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.recon_ix.matching(name, args)
     }
 
     /// The index of the first category whose patterns match `path` (and no exclusion does).
@@ -447,15 +462,9 @@ impl Categories {
         if !out.is_empty() {
             return out;
         }
-        if let Some(d) = discovery_match(&self.lists.discovery, name, args) {
+        if let Some((_, d)) = self.discovery_ix.matching(name, args).next() {
             out.push(d.to_string());
-        } else if let Some(e) = self
-            .lists
-            .recon
-            .iter()
-            .filter_map(|e| e.split_once(':').map(|(_, x)| x.trim()))
-            .find(|x| entry_match(x, name, args))
-        {
+        } else if let Some((_, e)) = self.recon_matches(name, args).next() {
             out.push(e.to_string());
         }
         out

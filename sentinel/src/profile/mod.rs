@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod categories;
+mod commands;
 pub mod fingerprint;
 
 pub use baseline::{Baselines, Calibration, CalibrationRule, Profile};
