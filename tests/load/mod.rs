@@ -110,6 +110,9 @@ pub struct Report {
     pub server_cpu_secs: f64,
     pub database_cpu_secs: f64,
     pub server_rss_peak_kib: u64,
+    /// CPU seconds of this load generator itself over load and drain (it shares the
+    /// machine with the server).
+    pub generator_cpu_secs: f64,
     pub faults: Vec<Fault>,
     /// /proc/loadavg when the load started (other work on the machine).
     pub loadavg: String,
@@ -247,7 +250,12 @@ async fn run_in(
 
     let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let db_bytes_start = db.bytes().await?;
-    let (cpu0, db_cpu0) = (server.cpu_secs(), db.cpu_secs());
+    let me = std::process::id();
+    let (cpu0, db_cpu0, gen0) = (
+        server.cpu_secs(),
+        db.cpu_secs(),
+        served::cpu_secs(me, false),
+    );
     let tally = Arc::new(Tally::default());
     let queued = Arc::new(agents::Queued::default());
     let frames = Arc::new(AtomicU64::new(0));
@@ -329,7 +337,11 @@ async fn run_in(
         p.shutdown(Duration::ZERO).await;
     }
     let total_secs = started.elapsed().as_secs_f64();
-    let (cpu1, db_cpu1) = (server.cpu_secs(), db.cpu_secs());
+    let (cpu1, db_cpu1, gen1) = (
+        server.cpu_secs(),
+        db.cpu_secs(),
+        served::cpu_secs(me, false),
+    );
     while watchers.join_next().await.is_some() {}
 
     // What the database holds, through the server's own store.
@@ -370,6 +382,7 @@ async fn run_in(
         server_cpu_secs: cpu1 - cpu0,
         database_cpu_secs: db_cpu1 - db_cpu0,
         server_rss_peak_kib: rss,
+        generator_cpu_secs: gen1 - gen0,
         faults,
         loadavg: loadavg.trim().to_string(),
     })

@@ -246,6 +246,10 @@ fn table(reports: &[Value]) -> String {
     for (name, key) in [
         ("server CPU s (share of one core)", "server_cpu_secs"),
         ("PostgreSQL CPU s (share of one core)", "database_cpu_secs"),
+        (
+            "load generator CPU s (share of one core)",
+            "generator_cpu_secs",
+        ),
     ] {
         row(&mut s, name, &|r| {
             let secs = f(r, "load_secs") + f(r, "drain_secs");
