@@ -1,9 +1,7 @@
 //! The live feed: Server-Sent Events carrying each newly ingested anomaly (as the same JSON
 //! the API returns) to every open browser whose filters match. A stream ends within seconds
 //! when its session is revoked, idles out or expires, or its API key is deleted, disabled or
-//! expires (checked at most every `RECHECK`, whether events flow or not: checked on every
-//! event, 20 open feeds under a 1,000-agent fleet cost more database reads than the ingest
-//! itself; docs/benchmarks.md, "Server load"). Frames are built so that no record
+//! expires (checked on every event and every `RECHECK`). Frames are built so that no record
 //! can break them: ids with control characters are never used as SSE ids (ingest refuses
 //! them anyway), and a frame that cannot be built is skipped instead of panicking.
 
@@ -80,21 +78,17 @@ pub async fn stream(
     let open = st.metrics.stream_opened();
     let hello =
         futures_util::stream::once(async { Ok(Event::default().event("hello").data("{}")) });
-    let checked = tokio::time::Instant::now();
     let events = futures_util::stream::unfold(
-        (rx, st, actor, filter, open, checked),
-        |(mut rx, st, actor, filter, open, mut checked)| async move {
+        (rx, st, actor, filter, open),
+        |(mut rx, st, actor, filter, open)| async move {
             let mut check = tokio::time::interval(RECHECK);
             check.tick().await;
             loop {
                 tokio::select! {
                     msg = rx.recv() => match msg {
                         Ok(a) => {
-                            if checked.elapsed() >= RECHECK {
-                                if !still_valid(&st, &actor).await {
-                                    return None;
-                                }
-                                checked = tokio::time::Instant::now();
+                            if !still_valid(&st, &actor).await {
+                                return None;
                             }
                             if !filter.matches(&a.anomaly) {
                                 continue;
@@ -103,12 +97,12 @@ pub async fn stream(
                                 tracing::warn!("live feed: anomaly {:?} could not be framed; skipped", a.anomaly.id);
                                 continue;
                             };
-                            return Some((Ok(ev), (rx, st, actor, filter, open, checked)));
+                            return Some((Ok(ev), (rx, st, actor, filter, open)));
                         }
                         // A slow browser missed some: tell it to reload rather than silently drop.
                         Err(RecvError::Lagged(n)) => {
                             let ev = Event::default().event("lagged").data(n.to_string());
-                            return Some((Ok(ev), (rx, st, actor, filter, open, checked)));
+                            return Some((Ok(ev), (rx, st, actor, filter, open)));
                         }
                         Err(RecvError::Closed) => return None,
                     },
@@ -116,7 +110,6 @@ pub async fn stream(
                         if !still_valid(&st, &actor).await {
                             return None;
                         }
-                        checked = tokio::time::Instant::now();
                     }
                 }
             }
