@@ -4,6 +4,7 @@
 
 pub mod dash;
 pub mod fleet;
+pub mod load;
 pub mod smtp;
 
 pub mod auditd;

@@ -485,3 +485,72 @@ async fn admins_make_and_revoke_tokens_and_retire_hosts_on_the_fleet_page() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_snapshots_get_clear_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dash::start(dir.path()).await;
+    let base = h.url();
+    let op = dash::add_user(&h, "agent", Role::Operator, "password-123456").await;
+    let key = dash::ingest_key(&h, op, "fleet-e2e-snap").await;
+    let c = client();
+    let push = async |body: &str| {
+        let r = c
+            .post(format!("{base}/api/ingest"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let s = r.status();
+        (s, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    for (body, want, says) in [
+        (
+            "{\"batch_id\": \"m1\", \"snapshots\": ",
+            StatusCode::BAD_REQUEST,
+            "malformed batch",
+        ),
+        (
+            "{\"batch_id\": \"m2\", \"snapshots\": {\"system\": {}}}",
+            StatusCode::BAD_REQUEST,
+            "snapshots",
+        ),
+        (
+            "{\"batch_id\": \"m3\", \"snapshots\": [3]}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "snapshot 0: must be a JSON object",
+        ),
+        (
+            "{\"batch_id\": \"m4\", \"snapshots\": [null]}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "snapshot 0: must be a JSON object",
+        ),
+        (
+            "{\"batch_id\": \"m5\", \"host\": \"fleet-e2e-snap\", \"snapshots\": [{\"time_ns\": 9000000000000000000}]}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ahead of the server's clock",
+        ),
+    ] {
+        let (s, answer) = push(body).await;
+        assert_eq!(s, want, "{body}: {answer}");
+        let e = answer["error"].as_str().unwrap_or("");
+        assert!(e.contains(says), "{body}: {answer}");
+    }
+    // One good snapshot next to a bad one: the good one is stored, the bad one named.
+    let (s, answer) = push(
+        "{\"batch_id\": \"m6\", \"snapshots\": [3, {\"system\": {\"hostname\": \"fleet-e2e-snap\"}}]}",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    assert_eq!(answer["snapshots"], 1, "{answer}");
+    assert_eq!(answer["refused"][0]["index"], 0, "{answer}");
+    let series = h
+        .store()
+        .snapshot_series("fleet-e2e-snap", 0)
+        .await
+        .unwrap();
+    assert_eq!(series.len(), 1, "only the good snapshot is stored");
+    h.shutdown().await;
+}

@@ -4,6 +4,7 @@
 mod audit;
 mod observe;
 mod report;
+mod server;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -49,6 +50,8 @@ pub struct BenchArgs {
     /// flatter every ratio) and restore them after, on every exit path.
     #[arg(long)]
     clear_audit_rules: bool,
+    #[command(flatten)]
+    server: server::ServerArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,6 +226,9 @@ impl Step {
 }
 
 pub fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
+    if args.server.server {
+        return server::run(root, &args.server);
+    }
     setup::toolchain()?;
     require_root()?;
     install_observers()?;

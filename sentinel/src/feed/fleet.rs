@@ -112,6 +112,7 @@ pub struct Beat {
     pub host: String,
     pub every: std::time::Duration,
     pub health: HealthFn,
+    pub observer: Option<super::push::Observer>,
 }
 
 /// The heartbeat as it would be sent now.
@@ -135,6 +136,7 @@ pub async fn heartbeat_loop(b: Beat, stats: std::sync::Arc<super::push::Stats>) 
     loop {
         tick.tick().await;
         let hb = heartbeat_now(&b);
+        let started = std::time::Instant::now();
         let r = b
             .client
             .post(format!("{}/api/ingest/heartbeat", b.url))
@@ -142,6 +144,14 @@ pub async fn heartbeat_loop(b: Beat, stats: std::sync::Arc<super::push::Stats>) 
             .json(&hb)
             .send()
             .await;
+        super::push::Observer::tell(
+            &b.observer,
+            super::push::Outcome {
+                sent: super::push::Sent::Heartbeat,
+                status: r.as_ref().ok().map(|r| r.status().as_u16()),
+                latency: started.elapsed(),
+            },
+        );
         match r {
             Ok(r) if r.status().is_success() => {
                 stats.heartbeats.fetch_add(1, Relaxed);

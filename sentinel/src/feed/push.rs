@@ -193,6 +193,47 @@ pub struct PushConfig {
     pub spool_max_bytes: u64,
     /// Send a heartbeat this often with the health snapshot this gives (feed/fleet.rs).
     pub heartbeat: Option<(Duration, super::fleet::HealthFn)>,
+    /// Told of every request's outcome and latency (the load bench's simulated agents
+    /// measure through the real client this way). None: nobody listens.
+    pub observer: Option<Observer>,
+}
+
+/// What a push request carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// A batch from the spool: its anomaly and snapshot counts.
+    Batch {
+        anomalies: usize,
+        snapshots: usize,
+    },
+    Heartbeat,
+}
+
+/// One request's outcome: the HTTP status, or None when no answer came (connection
+/// refused or reset, timeout).
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome {
+    pub sent: Sent,
+    pub status: Option<u16>,
+    pub latency: Duration,
+}
+
+/// A listener for `Outcome`s (`PushConfig::observer`).
+#[derive(Clone)]
+pub struct Observer(pub Arc<dyn Fn(Outcome) + Send + Sync>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
+impl Observer {
+    pub(super) fn tell(this: &Option<Observer>, outcome: Outcome) {
+        if let Some(o) = this {
+            (o.0)(outcome);
+        }
+    }
 }
 
 impl PushConfig {
@@ -210,6 +251,7 @@ impl PushConfig {
             verdict_poll: Duration::from_secs(DEFAULT_VERDICT_POLL_SECS),
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             heartbeat: None,
+            observer: None,
         }
     }
 }
@@ -353,6 +395,7 @@ impl Pusher {
                     host,
                     every,
                     health,
+                    observer: cfg.observer.clone(),
                 },
                 stats.clone(),
             )))
@@ -544,13 +587,14 @@ async fn batch_loop(
     }
 }
 
-enum Outcome {
+enum Verdict {
     Accepted,
     Rejected(String),
     Retry(String),
 }
 
-async fn post(cfg: &PushConfig, client: &reqwest::Client, body: Vec<u8>) -> Outcome {
+async fn post(cfg: &PushConfig, client: &reqwest::Client, body: Vec<u8>, sent: Sent) -> Verdict {
+    let started = std::time::Instant::now();
     let r = client
         .post(format!("{}/api/ingest", cfg.url))
         .bearer_auth(&cfg.api_key)
@@ -558,8 +602,16 @@ async fn post(cfg: &PushConfig, client: &reqwest::Client, body: Vec<u8>) -> Outc
         .body(body)
         .send()
         .await;
+    Observer::tell(
+        &cfg.observer,
+        Outcome {
+            sent,
+            status: r.as_ref().ok().map(|r| r.status().as_u16()),
+            latency: started.elapsed(),
+        },
+    );
     match r {
-        Ok(r) if r.status().is_success() => Outcome::Accepted,
+        Ok(r) if r.status().is_success() => Verdict::Accepted,
         Ok(r) => {
             let s = r.status();
             // Auth errors, overload and server errors may heal; a malformed batch never will.
@@ -569,12 +621,12 @@ async fn post(cfg: &PushConfig, client: &reqwest::Client, body: Vec<u8>) -> Outc
                 || s.as_u16() == 408
                 || s.as_u16() == 429
             {
-                Outcome::Retry(format!("HTTP {s}"))
+                Verdict::Retry(format!("HTTP {s}"))
             } else {
-                Outcome::Rejected(format!("HTTP {s}"))
+                Verdict::Rejected(format!("HTTP {s}"))
             }
         }
-        Err(e) => Outcome::Retry(e.to_string()),
+        Err(e) => Verdict::Retry(e.to_string()),
     }
 }
 
@@ -604,18 +656,30 @@ async fn send_loop(
                 continue;
             }
         };
-        let items = serde_json::from_slice::<IngestBatch>(&body)
-            .map(|b| b.len())
-            .unwrap_or(0);
+        let (items, sent) = serde_json::from_slice::<IngestBatch>(&body)
+            .map(|b| {
+                let sent = Sent::Batch {
+                    anomalies: b.anomalies.len(),
+                    snapshots: b.snapshots.len(),
+                };
+                (b.len(), sent)
+            })
+            .unwrap_or((
+                0,
+                Sent::Batch {
+                    anomalies: 0,
+                    snapshots: 0,
+                },
+            ));
         if let Ok(mut g) = inflight.lock() {
             *g = Some(path.clone());
         }
-        let outcome = post(&cfg, &client, body).await;
+        let outcome = post(&cfg, &client, body, sent).await;
         if let Ok(mut g) = inflight.lock() {
             *g = None;
         }
         match outcome {
-            Outcome::Accepted => {
+            Verdict::Accepted => {
                 let _ = std::fs::remove_file(&path);
                 stats.batches_sent.fetch_add(1, Ordering::Relaxed);
                 stats.items_sent.fetch_add(items as u64, Ordering::Relaxed);
@@ -627,7 +691,7 @@ async fn send_loop(
                 // Verdicts given since are fetched on the heels of each push.
                 accepted.notify_one();
             }
-            Outcome::Rejected(why) => {
+            Verdict::Rejected(why) => {
                 tracing::warn!(
                     "server rejected push batch {} ({why}); kept in spool/rejected",
                     path.display()
@@ -637,7 +701,7 @@ async fn send_loop(
                     let _ = std::fs::rename(&path, cfg.spool_dir.join("rejected").join(name));
                 }
             }
-            Outcome::Retry(why) => {
+            Verdict::Retry(why) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
                 stats.consecutive_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("push failed ({why}); retrying in {backoff:?}");

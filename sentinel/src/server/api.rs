@@ -93,8 +93,14 @@ pub async fn ingest(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
     Extension(client): Extension<Client>,
-    Json(batch): Json<IngestBatch>,
+    body: axum::body::Bytes,
 ) -> Response {
+    // Parsed here rather than by axum's extractor, so that a malformed batch gets the
+    // API's JSON error naming the field, like a malformed heartbeat.
+    let batch: IngestBatch = match parse_body("batch", &body) {
+        Ok(b) => b,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
     if let Some(m) = super::ingest::batch_problem(&batch) {
         return error(StatusCode::UNPROCESSABLE_ENTITY, m);
     }
@@ -135,10 +141,53 @@ pub async fn ingest(
         );
     }
     match st.ingest(&batch).await {
+        // Nothing kept and something refused (a malformed snapshot alone, say): a 4xx with
+        // the reasons, so that the agent keeps the batch aside instead of calling it sent.
+        Ok(out) if refused_all(&out) => {
+            let first = &out.refused[0];
+            let mut v = serde_json::to_value(&out).unwrap_or_else(|_| json!({}));
+            v["error"] = json!(format!(
+                "nothing in the batch was accepted: {} {}: {}",
+                first.kind, first.index, first.reason
+            ));
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(v)).into_response()
+        }
         Ok(out) => ok(out),
         Err(IngestError::Invalid(m)) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
         Err(e) => internal(e),
     }
+}
+
+/// An agent's JSON body, or the 400 message naming the field that is wrong ("malformed
+/// batch: snapshots: invalid type: map, expected a sequence at line 1 column 32").
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(
+    what: &str,
+    body: &[u8],
+) -> Result<T, String> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        format!("malformed {what}: {at}{}", e.into_inner())
+    })
+}
+
+/// True when a (new) batch had items and every one was refused.
+fn refused_all(out: &super::store::IngestOutcome) -> bool {
+    let i = &out.incidents;
+    !out.duplicate
+        && !out.refused.is_empty()
+        && out.anomalies == 0
+        && out.duplicates.is_empty()
+        && out.snapshots == 0
+        && out.fingerprints == 0
+        && [&i.stored, &i.updated, &i.duplicates, &i.stale]
+            .iter()
+            .all(|v| v.is_empty())
 }
 
 pub async fn me(State(st): State<AppState>, Extension(actor): Extension<Actor>) -> Response {

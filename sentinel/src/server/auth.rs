@@ -47,17 +47,33 @@ pub fn username_problem(u: &str) -> Option<&'static str> {
 /// argon2id with a fresh random salt, as a PHC string.
 pub fn hash_password(pw: &str) -> Result<String, AuthError> {
     let salt = random_bytes::<16>()?;
-    Argon2::default()
+    let h = Argon2::default()
         .hash_password_with_salt(pw.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| AuthError::Hash(e.to_string()))
+        .map_err(|e| AuthError::Hash(e.to_string()));
+    give_back_memory();
+    h
 }
 
 /// Constant-time check of `pw` against a PHC hash; a malformed hash is a mismatch.
 pub fn verify_password(pw: &str, phc: &str) -> bool {
-    Argon2::default()
+    let ok = Argon2::default()
         .verify_password(pw.as_bytes(), phc)
-        .is_ok()
+        .is_ok();
+    give_back_memory();
+    ok
+}
+
+/// Returns freed memory to the system. Each argon2id run allocates 19 MiB; once one such
+/// block is freed, glibc serves the next from the calling thread's arena and keeps it, so
+/// 40 sign-ins on as many blocking threads held 440 MiB for good (docs/benchmarks.md,
+/// "Server load"). A trim after each run (rare, rate-limited) is cheap next to the hash.
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; no pointer is involved.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// A hash to verify against when the user does not exist, so that unknown and known

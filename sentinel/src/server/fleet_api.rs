@@ -256,9 +256,9 @@ pub async fn heartbeat(
     Extension(client): Extension<Client>,
     body: axum::body::Bytes,
 ) -> Response {
-    let hb: Heartbeat = match serde_json::from_slice(&body) {
+    let hb: Heartbeat = match super::api::parse_body("heartbeat", &body) {
         Ok(h) => h,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed heartbeat: {e}")),
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let t = now();
     if let Some(p) = heartbeat_problem(&hb, t, st.cfg.max_clock_skew_secs) {

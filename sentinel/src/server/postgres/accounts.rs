@@ -91,9 +91,11 @@ impl PgStore {
 
     async fn one_session(&self, cond: &str, p: &(dyn ToSql + Sync)) -> DbResult<Option<Session>> {
         let c = self.conn().await?;
-        let r = c
-            .query_opt(&format!("{SESSION_SELECT} WHERE {cond}"), &[p])
+        // Every signed-in request looks its session up: prepared once per connection.
+        let st = c
+            .prepare_cached(&format!("{SESSION_SELECT} WHERE {cond}"))
             .await?;
+        let r = c.query_opt(&st, &[p]).await?;
         Ok(r.map(|r| session_row(&r))
             .transpose()?
             .map(|s| self.opened_session(s)))
@@ -105,19 +107,18 @@ impl PgStore {
         p: &(dyn ToSql + Sync),
     ) -> DbResult<Option<(ApiKey, User)>> {
         let c = self.conn().await?;
-        let Some(k) = c
-            .query_opt(&format!("{KEY_SELECT} WHERE {cond}"), &[p])
-            .await?
-        else {
+        // Every agent request looks its key up: prepared once per connection.
+        let st = c
+            .prepare_cached(&format!("{KEY_SELECT} WHERE {cond}"))
+            .await?;
+        let Some(k) = c.query_opt(&st, &[p]).await? else {
             return Ok(None);
         };
         let key = key_row(&k)?;
-        let u = c
-            .query_opt(
-                &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
-                &[&key.user_id],
-            )
+        let owner = c
+            .prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
             .await?;
+        let u = c.query_opt(&owner, &[&key.user_id]).await?;
         Ok(match u {
             Some(u) => Some((key, self.opened_user(user_row(&u)?))),
             None => None,
@@ -126,7 +127,9 @@ impl PgStore {
 
     /// Runs one statement; the number of rows it changed.
     async fn exec(&self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> DbResult<u64> {
-        Ok(self.conn().await?.execute(sql, p).await?)
+        let c = self.conn().await?;
+        let st = c.prepare_cached(sql).await?;
+        Ok(c.execute(&st, p).await?)
     }
 }
 

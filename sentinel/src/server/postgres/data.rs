@@ -2,7 +2,8 @@
 //! transaction, so a batch is stored whole or not at all, and its dedupe (batch id, anomaly
 //! id) holds against concurrent retries through the unique keys.
 
-use tokio_postgres::{Row, Transaction};
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
 
 use super::PgStore;
 use crate::model::Anomaly;
@@ -67,12 +68,13 @@ fn host_row(r: &Row) -> DbResult<Host> {
 }
 
 pub(super) async fn touch_host(c: &Transaction<'_>, name: &str, now_ns: i64) -> DbResult<()> {
-    c.execute(
-        "INSERT INTO hosts (name, first_seen_ns, last_seen_ns) VALUES ($1, $2, $2)
+    let st = c
+        .prepare_cached(
+            "INSERT INTO hosts (name, first_seen_ns, last_seen_ns) VALUES ($1, $2, $2)
          ON CONFLICT (name) DO UPDATE SET last_seen_ns = GREATEST(hosts.last_seen_ns, excluded.last_seen_ns)",
-        &[&name, &now_ns],
-    )
-    .await?;
+        )
+        .await?;
+    c.execute(&st, &[&name, &now_ns]).await?;
     Ok(())
 }
 
@@ -98,10 +100,15 @@ async fn insert_row(
         dets.push_str(&f.detection);
         dets.push(',');
     }
-    let n = c
-        .execute(
+    let st = c
+        .prepare_cached(
             "INSERT INTO anomalies (id, host, time_ns, received_ns, level_rank, score, user_name, detections, record, conflict_of)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+        )
+        .await?;
+    let n = c
+        .execute(
+            &st,
             &[
                 &a.id,
                 &a.host,
@@ -174,13 +181,12 @@ impl DataStore for PgStore {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
         // A concurrent retry of the same batch waits here on the key, then finds it taken.
-        let fresh = tx
-            .execute(
+        let st = tx
+            .prepare_cached(
                 "INSERT INTO ingest_batches (batch_id, received_ns) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&batch.batch_id, &now_ns],
             )
-            .await?
-            == 1;
+            .await?;
+        let fresh = tx.execute(&st, &[&batch.batch_id, &now_ns]).await? == 1;
         let mut out = IngestOutcome {
             duplicate: !fresh,
             ..Default::default()
@@ -223,16 +229,14 @@ impl DataStore for PgStore {
                 continue;
             };
             let text = s.to_string();
-            tx.execute(
-                "INSERT INTO snapshots (host, time_ns, data) VALUES ($1, $2, $3)",
-                &[&host, &now_ns, &text],
-            )
-            .await?;
-            tx.execute(
-                "UPDATE hosts SET snapshot = $2, snapshot_ns = $3 WHERE name = $1",
-                &[&host, &text, &now_ns],
-            )
-            .await?;
+            let insert = tx
+                .prepare_cached("INSERT INTO snapshots (host, time_ns, data) VALUES ($1, $2, $3)")
+                .await?;
+            tx.execute(&insert, &[&host, &now_ns, &text]).await?;
+            let update = tx
+                .prepare_cached("UPDATE hosts SET snapshot = $2, snapshot_ns = $3 WHERE name = $1")
+                .await?;
+            tx.execute(&update, &[&host, &text, &now_ns]).await?;
             out.snapshots += 1;
         }
         for f in &batch.fingerprints {

@@ -306,12 +306,15 @@ impl FleetStore for PgStore {
     async fn record_heartbeat(&self, b: &BeatRecord<'_>) -> DbResult<Option<StateChange>> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
-        let prev = tx
-            .query_opt(
+        // Every heartbeat runs these statements: prepared once per connection.
+        let select = tx
+            .prepare_cached(
                 "SELECT state, lost_total, last_heartbeat_ns, retired_ns FROM agents
                  WHERE host = $1 FOR UPDATE",
-                &[&b.host],
             )
+            .await?;
+        let prev = tx
+            .query_opt(&select, &[&b.host])
             .await?
             .map(|r| -> DbResult<(String, i64, Option<i64>, Option<i64>)> {
                 Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))
@@ -335,14 +338,19 @@ impl FleetStore for PgStore {
             b.now_ns,
         );
         let reason = blind.unwrap_or_default();
-        tx.execute(
-            "INSERT INTO agents (host, state, state_since_ns, reason, last_heartbeat_ns,
+        let upsert = tx
+            .prepare_cached(
+                "INSERT INTO agents (host, state, state_since_ns, reason, last_heartbeat_ns,
                 interval_secs, lost_total, heartbeat)
              VALUES ($1, $2, $3, $4, $3, $5, $6, $7)
              ON CONFLICT (host) DO UPDATE SET
                 state_since_ns = CASE WHEN agents.state = $2 THEN agents.state_since_ns ELSE $3 END,
                 state = $2, reason = $4, last_heartbeat_ns = $3, interval_secs = $5,
                 lost_total = $6, heartbeat = $7",
+            )
+            .await?;
+        tx.execute(
+            &upsert,
             &[
                 &b.host,
                 &to.as_str(),
@@ -354,16 +362,15 @@ impl FleetStore for PgStore {
             ],
         )
         .await?;
-        tx.execute(
-            "INSERT INTO heartbeats (host, received_ns, data) VALUES ($1, $2, $3)",
-            &[&b.host, &b.now_ns, &b.data],
-        )
-        .await?;
-        tx.execute(
-            "DELETE FROM heartbeats WHERE host = $1 AND received_ns < $2",
-            &[&b.host, &(b.now_ns - HISTORY_NS)],
-        )
-        .await?;
+        let insert = tx
+            .prepare_cached("INSERT INTO heartbeats (host, received_ns, data) VALUES ($1, $2, $3)")
+            .await?;
+        tx.execute(&insert, &[&b.host, &b.now_ns, &b.data]).await?;
+        let trim = tx
+            .prepare_cached("DELETE FROM heartbeats WHERE host = $1 AND received_ns < $2")
+            .await?;
+        tx.execute(&trim, &[&b.host, &(b.now_ns - HISTORY_NS)])
+            .await?;
         super::data::touch_host(&tx, b.host, b.now_ns).await?;
         tx.commit().await?;
         Ok((from != to).then(|| StateChange {

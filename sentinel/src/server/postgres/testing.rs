@@ -18,6 +18,8 @@ pub struct Cluster {
     port: u16,
     /// The user the server runs as when we are root.
     run_as: Option<String>,
+    /// Commits flushed to disk (the load bench) or not (tests: faster, nothing to keep).
+    durable: bool,
 }
 
 /// Where the server binaries are: `SENTINEL_PG_BINDIR`, else the newest of Debian's
@@ -79,7 +81,18 @@ fn free_port() -> Result<u16, String> {
 
 impl Cluster {
     /// Creates and starts a cluster, waiting (with a deadline) until it accepts connections.
+    /// Commits are not flushed to disk (fsync and synchronous_commit off): test data.
     pub fn start() -> Result<Cluster, String> {
+        Cluster::start_with(false)
+    }
+
+    /// As `start`, with PostgreSQL's default durability (every commit flushed): the load
+    /// bench measures what a real site pays.
+    pub fn start_durable() -> Result<Cluster, String> {
+        Cluster::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<Cluster, String> {
         let bin = bindir()?;
         let run_as = (unsafe { libc::geteuid() } == 0).then(|| "postgres".to_string());
         sweep_orphans(&bin, run_as.as_deref());
@@ -96,6 +109,7 @@ impl Cluster {
             bin,
             port: free_port()?,
             run_as,
+            durable,
         };
         if let Some(user) = &c.run_as {
             c.chown_to(user)?;
@@ -114,27 +128,62 @@ impl Cluster {
                 "--no-sync",
             ],
         )?;
-        let opts = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
-            c.port,
-            path_str(&c.dir.join("sock"))?
-        );
-        c.run(
-            "pg_ctl",
-            &[
-                "-D",
-                path_str(&data)?,
-                "-l",
-                path_str(&c.dir.join("server.log"))?,
-                "-o",
-                &opts,
-                "-W",
-                "start",
-            ],
-        )?;
+        c.pg_ctl("start")?;
         c.wait_ready(Duration::from_secs(60))?;
         Ok(c)
+    }
+
+    /// `pg_ctl start` or `restart` (fast: open sessions are ended, commits kept) with this
+    /// cluster's options, waiting for the server to answer.
+    fn pg_ctl(&self, action: &str) -> Result<(), String> {
+        let mut opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} -c max_connections=400",
+            self.port,
+            path_str(&self.dir.join("sock"))?
+        );
+        if !self.durable {
+            opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
+        let (data, log) = (self.dir.join("data"), self.dir.join("server.log"));
+        let mut args = vec!["-D", path_str(&data)?, "-l", path_str(&log)?, "-o", &opts];
+        if action == "restart" {
+            args.extend(["-m", "fast"]);
+        }
+        args.extend(["-W", action]);
+        self.run("pg_ctl", &args)?;
+        self.wait_ready(Duration::from_secs(60))
+    }
+
+    /// Stops the server (fast shutdown) and starts it again on the same port: the load
+    /// bench's database fault.
+    pub fn restart(&self) -> Result<(), String> {
+        self.pg_ctl("restart")
+    }
+
+    /// The server's processes (postmaster and backends), for their CPU time.
+    pub fn pids(&self) -> Vec<u32> {
+        let Some(master) = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse::<u32>().ok())
+        else {
+            return Vec::new();
+        };
+        let mut out = vec![master];
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            let ppid = std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s.get(s.rfind(')')? + 2..)?.to_string();
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                });
+            if ppid == Some(master) {
+                out.push(pid);
+            }
+        }
+        out
     }
 
     fn chown_to(&self, user: &str) -> Result<(), String> {
@@ -372,6 +421,7 @@ fn sweep_orphans(bin: &Path, run_as: Option<&str>) {
             bin: bin.to_path_buf(),
             port: 0,
             run_as: run_as.map(str::to_string),
+            durable: false,
         };
         drop(orphan); // Drop stops it and removes the directory.
     }
