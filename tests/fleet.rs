@@ -15,17 +15,6 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// A token made with the real `sentinel host token` command on the server's database.
-pub fn cli_token(db: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["host", "--db", db.to_str().unwrap(), "token"];
-    args.extend_from_slice(extra);
-    let r = sentinel(&args);
-    assert_eq!(r.code, 0, "sentinel host token: {}", r.stderr);
-    let t = r.stdout.trim().to_string();
-    assert!(t.starts_with("snt_enr_"), "{t}");
-    t
-}
-
 /// The `sentinel host`/`user` arguments naming the database a test server runs on: its
 /// PostgreSQL database (`SENTINEL_TEST_DB=postgres`) or its SQLite file.
 pub fn db_args(h: &sentinel::server::ServerHandle) -> Vec<String> {
@@ -35,7 +24,8 @@ pub fn db_args(h: &sentinel::server::ServerHandle) -> Vec<String> {
     }
 }
 
-/// As `cli_token`, on the database of a running test server, whichever backend it is.
+/// A token made with the real `sentinel host token` command on the database of a running
+/// test server, whichever backend it is.
 pub fn cli_token_on(h: &sentinel::server::ServerHandle, extra: &[&str]) -> String {
     let db = db_args(h);
     let mut args = vec!["host", db[0].as_str(), db[1].as_str(), "token"];

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sentinel::server::alerts::AlertsConfig;
 use sentinel::server::store::Role;
 use sentinel::server::{Server, ServerConfig};
-use sentinel_e2e::fleet::{cli_token, client, enroll, get};
+use sentinel_e2e::fleet::{cli_token_on, client, enroll, get};
 use sentinel_e2e::{dash, require_root, run_workload, sentinel_bin};
 use serde_json::Value;
 
@@ -110,7 +110,7 @@ async fn agents_heartbeat_healthy_then_stale_blind_under_a_flood_and_push_snapsh
     let reader = dash::read_key(&h, viewer).await;
     let (cookie, _) = dash::session(&h, viewer).await;
     let c = client();
-    let token = cli_token(&dir.path().join("server.db"), &["--uses", "2"]);
+    let token = cli_token_on(&h, &["--uses", "2"]);
     let host = format!("fleet-e2e-live-{}", std::process::id());
 
     // A real agent: healthy once its heartbeats arrive, its snapshots on the host page.
@@ -258,7 +258,7 @@ async fn a_capped_spool_drops_the_oldest_batches_while_the_server_is_down_and_sa
     let h = dash::start(dir.path()).await;
     let base = h.url();
     let addr = h.addr;
-    let token = cli_token(&dir.path().join("server.db"), &[]);
+    let token = cli_token_on(&h, &[]);
     let host = format!("fleet-e2e-spool-{}", std::process::id());
     let cap = 40_000u64;
     let cfg = agent_config(
@@ -270,6 +270,7 @@ async fn a_capped_spool_drops_the_oldest_batches_while_the_server_is_down_and_sa
         &format!("spool_max_bytes = {cap}\n"),
     );
     // The server goes down; the agent keeps snapshotting into its spool.
+    let server_cfg = h.state.cfg.clone();
     h.shutdown().await;
     let spool = dir.path().join(format!("{host}-spool"));
     let err_path = dir.path().join("agent.err");
@@ -307,11 +308,11 @@ async fn a_capped_spool_drops_the_oldest_batches_while_the_server_is_down_and_sa
         assert!(Instant::now() < deadline, "no batch was dropped: {seen:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The server is back on the same address: the next heartbeat reports the drops and the
-    // batches kept arrive.
+    // The server is back on the same address and database: the next heartbeat reports the
+    // drops and the batches kept arrive.
     let cfg2 = ServerConfig {
         listen: addr.to_string(),
-        ..dash::config(dir.path())
+        ..(*server_cfg).clone()
     };
     let h = Server::start(cfg2).await.unwrap();
     let viewer = dash::add_user(&h, "vera", Role::Viewer, "password-123456").await;
