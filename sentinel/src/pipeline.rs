@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt as _;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
@@ -224,6 +223,24 @@ impl<S: SideRecord> SideHold<S> {
 /// Events analysed between two looks at the clock, the side records and the tick.
 const BATCH: usize = 256;
 
+/// Longest wait for events before the stage looks at its clock, its changes and (the second)
+/// its side records again.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+const IDLE_WAIT_SIDE: Duration = Duration::from_millis(10);
+
+/// Wakes the analysis thread when its channel has events.
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
 /// A change to the analyzer made on its own thread between two batches (a configuration
 /// reload): the analyzer's state, such as the process table, stays.
 pub type Control<A> = Box<dyn FnOnce(&mut A) + Send>;
@@ -291,6 +308,11 @@ pub fn spawn_analysis<A: Analyzer>(
                 }
             };
             let mut out: Vec<FeedItem> = Vec::with_capacity(BATCH);
+            // Waiting for events parks this thread until the collector sends the next one
+            // (its channel wakes us through this waker) or `IDLE_WAIT` passes; a fixed sleep
+            // between polls woke the thread 200 times a second, busy or not.
+            let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+            let mut cx = std::task::Context::from_waker(&waker);
             let mut last_tick = Instant::now();
             let mut lost_seen = 0u64;
             let mut held = SideHold::new(Duration::from_millis(500));
@@ -299,10 +321,10 @@ pub fn spawn_analysis<A: Analyzer>(
                 // A batch of events between looks at the clock and the side channel, taken
                 // in one go: per event, those and the channel's bookkeeping cost more than the
                 // channel itself. Polled once, never awaited: this thread also has to tick.
-                let (n, closed) = match events.recv_many(&mut batch, BATCH).now_or_never() {
-                    Some(0) => (0, true),
-                    Some(n) => (n, false),
-                    None => (0, false),
+                let (n, closed) = match events.poll_recv_many(&mut cx, &mut batch, BATCH) {
+                    std::task::Poll::Ready(0) => (0, true),
+                    std::task::Poll::Ready(n) => (n, false),
+                    std::task::Poll::Pending => (0, false),
                 };
                 // How far behind the stage runs: its first event's age, once per batch.
                 match (batch.first(), batch.last()) {
@@ -335,8 +357,13 @@ pub fn spawn_analysis<A: Analyzer>(
                     }
                 }
                 if n == 0 {
-                    // Idle: wait a little, but keep ticking.
-                    std::thread::sleep(Duration::from_millis(5));
+                    // Idle: wait for the next event, but keep ticking and looking at the side
+                    // channel (held audit records are due within a fraction of a second).
+                    std::thread::park_timeout(if audit.is_some() {
+                        IDLE_WAIT_SIDE
+                    } else {
+                        IDLE_WAIT
+                    });
                 }
                 if let Some(rx) = audit.as_mut() {
                     while let Ok(fact) = rx.try_recv() {

@@ -50,7 +50,20 @@ pub fn utc_stamp(ns: i64) -> String {
 
 /// Local hour (0-23): habits are learned in the host's own time.
 pub fn local_hour(ns: i64) -> u8 {
-    TimeZone::system().to_datetime(at(ns)).hour() as u8
+    // Asked for every event, mostly of the same second: the time zone lookup once a second.
+    thread_local! {
+        static LAST: std::cell::Cell<(i64, u8)> = const { std::cell::Cell::new((i64::MIN, 0)) };
+    }
+    let sec = ns.div_euclid(1_000_000_000);
+    LAST.with(|last| {
+        let (s, h) = last.get();
+        if s == sec {
+            return h;
+        }
+        let h = TimeZone::system().to_datetime(at(ns)).hour() as u8;
+        last.set((sec, h));
+        h
+    })
 }
 
 /// Local wall clock `14:02:11`.
