@@ -2,6 +2,7 @@
 //! identity, tty, container, parent), seeded from /proc and kept current from fork, exec and
 //! exit events. Processes are keyed by (pid, start time) so pid reuse never mixes two lives.
 
+mod exe;
 mod live;
 pub mod users;
 
@@ -137,12 +138,7 @@ pub fn absolute(path: &str, cwd: Option<&str>) -> String {
 
 /// Folds `//`, `/./` and `/../` of an absolute path; other paths are returned as they are.
 fn normalize(path: &str) -> String {
-    if !path.starts_with('/')
-        || !(path.contains("//")
-            || path.contains("/./")
-            || path.contains("/..")
-            || path.ends_with("/."))
-    {
+    if !path.starts_with('/') || !foldable(path.as_bytes()) {
         return path.to_string();
     }
     let mut parts: Vec<&str> = Vec::new();
@@ -166,22 +162,17 @@ fn normalize(path: &str) -> String {
     out
 }
 
-/// The executable of an exec: the path as executed (made absolute), or the kernel's exe link
-/// when it names the same program (canonical directory) or the path was a descriptor (memfd).
-/// The link is read after the fact and may already show a later exec; then it is ignored.
-fn exec_path(filename: &str, cwd: Option<&str>, link: Option<String>) -> String {
-    let given = absolute(filename, cwd);
-    match link {
-        Some(l)
-            if basename(&l) == basename(&given)
-                || l.starts_with("/memfd:")
-                || filename.starts_with("/dev/fd/")
-                || filename.starts_with("/proc/") =>
-        {
-            l
-        }
-        _ => given,
-    }
+/// Has the path a `//`, `/./`, `/..` or a final `/.` (one pass: nearly every path has none,
+/// and this is asked of every path an event names)?
+fn foldable(p: &[u8]) -> bool {
+    p.iter().enumerate().any(|(i, b)| {
+        *b == b'/'
+            && match p.get(i + 1) {
+                Some(b'/') => true,
+                Some(b'.') => matches!(p.get(i + 2), None | Some(b'/' | b'.')),
+                _ => false,
+            }
+    })
 }
 
 /// One shared copy of each executable path and command name the table holds: thousands of
@@ -209,13 +200,18 @@ impl Names {
 pub struct ProcessTable {
     live: HashMap<u32, Process>,
     names: Names,
-    exited: HashMap<ProcKey, Process>,
+    exes: exe::ExeLinks,
+    /// Boxed: thousands churn a second in an exec storm, and a table of whole processes
+    /// moved them on every insert and missed the cache on every probe.
+    exited: HashMap<ProcKey, Box<Process>>,
     exited_order: VecDeque<ProcKey>,
     /// Start times of the exited processes kept for each pid, for lookups by (pid, time).
     exited_starts: HashMap<u32, Vec<i64>>,
     exited_cap: usize,
     /// Read /proc for processes the table has not seen (off for recorded streams).
     live_proc: bool,
+    /// Counts the calls that may change the table (`version`).
+    changes: u64,
 }
 
 impl ProcessTable {
@@ -224,16 +220,19 @@ impl ProcessTable {
         ProcessTable {
             live: HashMap::new(),
             names: Names::default(),
+            exes: exe::ExeLinks::default(),
             exited: HashMap::new(),
             exited_order: VecDeque::new(),
             exited_starts: HashMap::new(),
             exited_cap,
             live_proc,
+            changes: 0,
         }
     }
 
     /// Loads every running process from /proc. Returns how many were read.
     pub fn seed_from_proc(&mut self) -> usize {
+        self.changes += 1;
         let procs = live::read_all();
         let n = procs.len();
         for p in procs {
@@ -283,6 +282,12 @@ impl ProcessTable {
         Some(out)
     }
 
+    /// Changes whenever the table may have changed: what was worked out from it before
+    /// holds while this stays the same.
+    pub fn version(&self) -> u64 {
+        self.changes
+    }
+
     pub fn get(&self, pid: u32) -> Option<&Process> {
         self.live.get(&pid)
     }
@@ -290,7 +295,7 @@ impl ProcessTable {
     pub fn by_key(&self, key: ProcKey) -> Option<&Process> {
         match self.live.get(&key.0) {
             Some(p) if p.start_ns == key.1 => Some(p),
-            _ => self.exited.get(&key),
+            _ => self.exited.get(&key).map(|p| &**p),
         }
     }
 
@@ -319,6 +324,7 @@ impl ProcessTable {
             .filter(|s| **s <= time_ns + SLACK_NS)
             .max()
             .and_then(|s| self.exited.get(&(pid, *s)))
+            .map(|p| &**p)
             .filter(|p| p.exited_ns.is_none_or(|e| e + SLACK_NS >= time_ns))
     }
 
@@ -360,6 +366,7 @@ impl ProcessTable {
     /// Makes sure the event's process is in the table (from /proc when allowed, else from
     /// the event header), so every stage after this can rely on `get(ev.pid)`.
     pub fn ensure(&mut self, ev: &Event) {
+        self.changes += 1;
         if self.live.contains_key(&ev.pid) {
             return;
         }
@@ -402,6 +409,7 @@ impl ProcessTable {
 
     /// Applies fork, exec and exit (and the bits of other events the table tracks).
     pub fn apply(&mut self, ev: &Event) {
+        self.changes += 1;
         self.ensure(ev);
         match &ev.payload {
             Payload::Fork { child_pid, .. } => {
@@ -428,11 +436,6 @@ impl ProcessTable {
                 self.live.insert(*child_pid, child);
             }
             Payload::Exec { filename, argv, .. } if ev.ok() => {
-                let live_exe = if self.live_proc {
-                    live::exe(ev.pid)
-                } else {
-                    None
-                };
                 let live_proc = self.live_proc;
                 if let Some(p) = self.live.get_mut(&ev.pid) {
                     // Exec keeps the working directory, which the table follows from fork and
@@ -441,9 +444,14 @@ impl ProcessTable {
                     if p.cwd.is_none() && live_proc {
                         p.cwd = live::cwd(ev.pid);
                     }
-                    p.exe =
-                        self.names
-                            .get(&exec_path(&filename.lossy(), p.cwd.as_deref(), live_exe));
+                    p.exe = self.exes.resolve(
+                        &mut self.names,
+                        &filename.lossy(),
+                        p.cwd.as_deref(),
+                        ev.cgroup_id,
+                        ev.time_ns,
+                        || exe::link_of(ev.pid, live_proc),
+                    );
                     p.argv = argv.iter().map(|a| a.lossy().into_owned()).collect();
                     p.comm = self.names.get(&ev.comm.lossy());
                     p.euid_before_exec = p.euid;
@@ -521,6 +529,7 @@ impl ProcessTable {
     /// An open for writing (or creating) cannot be a directory: it only forgets what its
     /// descriptor named before, without keeping a path.
     pub fn note_descriptor(&mut self, ev: &Event) {
+        self.changes += 1;
         let Payload::Open { path, flags, .. } = &ev.payload else {
             return;
         };
@@ -545,7 +554,7 @@ impl ProcessTable {
         p.exited_ns = Some(now_ns);
         p.memfds = Vec::new();
         let key = p.key();
-        self.exited.insert(key, p);
+        self.exited.insert(key, Box::new(p));
         self.exited_starts.entry(key.0).or_default().push(key.1);
         self.exited_order.push_back(key);
         while self.exited_order.len() > self.exited_cap {
@@ -563,6 +572,7 @@ impl ProcessTable {
 
     /// Drops live entries whose process is gone (their exit event was lost). Live mode only.
     pub fn prune_dead(&mut self, now_ns: i64) -> usize {
+        self.changes += 1;
         if !self.live_proc {
             return 0;
         }
