@@ -103,7 +103,13 @@ pub struct Engine {
     pub(super) behaviour: super::behaviour::BehaviourState,
     /// Gauges for the agent's health, published at each tick.
     pub(super) health: std::sync::Arc<super::health::EngineHealth>,
+    /// The last answer of `under_package_manager`, with what it was asked: (process table
+    /// version, pid, lists in force).
+    pub(super) pkg_memo: std::cell::Cell<Option<(PkgAsked, bool)>>,
 }
+
+/// What `under_package_manager` was asked: (process table version, pid, lists in force).
+pub(super) type PkgAsked = (u64, u32, usize);
 
 /// Recent discovery commands of one principal: (time, matched entry, event).
 pub(super) type DiscoveryQueue = VecDeque<(i64, String, Event)>;
@@ -189,6 +195,7 @@ impl Engine {
             exceptions,
             behaviour: Default::default(),
             health: Default::default(),
+            pkg_memo: Default::default(),
             cfg: dcfg,
         };
         engine.reload_feedback();

@@ -115,7 +115,9 @@ pub fn summary(ev: &Event) -> String {
     } else {
         format!(
             " = {}",
-            ev.errno.clone().unwrap_or_else(|| ev.ret.to_string())
+            ev.errno
+                .as_deref()
+                .map_or_else(|| ev.ret.to_string(), str::to_string)
         )
     };
     format!("{who} {}{res}", what.trim_end())

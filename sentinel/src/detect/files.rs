@@ -39,7 +39,6 @@ impl Engine {
         let w = self.cfg.weights.clone();
         let cats = std::sync::Arc::clone(&self.cats);
         let lists = &cats.lists;
-        let pkg = self.under_package_manager(ev.pid);
         if self.cats.is_credential(&cat) && !write && !self.exempt(&lists.credential_readers, p) {
             let key = format!("read:{cat}");
             // The program, or this principal's lineage (a backup job), read it while learning.
@@ -89,7 +88,7 @@ impl Engine {
         if cat == OTHER_HOME && !write {
             self.on_other_home_read(ev, principal, p, path, hits);
         }
-        if !write || pkg {
+        if !write || self.under_package_manager(ev.pid) {
             return;
         }
         match cat.as_str() {

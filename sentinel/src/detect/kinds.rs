@@ -397,7 +397,9 @@ impl Engine {
         } else {
             format!(
                 " (refused: {})",
-                ev.errno.clone().unwrap_or_else(|| ev.ret.to_string())
+                ev.errno
+                    .as_deref()
+                    .map_or_else(|| ev.ret.to_string(), str::to_string)
             )
         };
         hits.push(hit(

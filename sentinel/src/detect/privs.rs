@@ -53,10 +53,9 @@ impl Engine {
         cmd: &Cmd,
         hits: &mut Vec<Hit>,
     ) {
-        let pkg = self.under_package_manager(ev.pid);
         let w = self.cfg.weights.clone();
         match cmd.name.as_str() {
-            "chmod" if !pkg => {
+            "chmod" if !self.under_package_manager(ev.pid) => {
                 let mut ops = cmd.args.iter().filter(|a| !a.starts_with("--"));
                 if let Some(m) = ops.next()
                     && mode_adds_setid(m)
@@ -74,7 +73,7 @@ impl Engine {
                     ));
                 }
             }
-            "setcap" if !pkg && !cmd.has("-r") && !cmd.has("-v") => {
+            "setcap" if !self.under_package_manager(ev.pid) && !cmd.has("-r") && !cmd.has("-v") => {
                 let caps = cmd.operands().next().unwrap_or("");
                 let file = cmd.operands().nth(1).unwrap_or("");
                 if !caps.is_empty()

@@ -90,11 +90,26 @@ impl Engine {
 
     /// The process or an ancestor is a package manager (installs legitimately touch
     /// accounts, units and logs). Base-name entries count only in system directories.
+    /// Remembered for the table's version and the lists in force: a dozen detections ask it
+    /// of the same event, and each answer walks the chain and matches every name.
     pub(super) fn under_package_manager(&self, pid: u32) -> bool {
+        let asked = (
+            self.procs.version(),
+            pid,
+            std::sync::Arc::as_ptr(&self.cats) as usize,
+        );
+        if let Some((key, answer)) = self.pkg_memo.get()
+            && key == asked
+        {
+            return answer;
+        }
         let l = &self.cats.lists.package_managers;
-        self.procs
+        let answer = self
+            .procs
             .ancestry(pid)
-            .any(|p| self.cats.exempt(l, &p.exe, &p.comm))
+            .any(|p| self.cats.exempt(l, &p.exe, &p.comm));
+        self.pkg_memo.set(Some((asked, answer)));
+        answer
     }
 
     /// Is the process named by an exemption list (full path, or base name in a system

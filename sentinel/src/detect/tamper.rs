@@ -462,7 +462,7 @@ impl Engine {
         cmd: &Cmd,
         hits: &mut Vec<Hit>,
     ) {
-        if self.under_package_manager(ev.pid) || ev.auid.is_none() {
+        if ev.auid.is_none() {
             return;
         }
         let watcher = |u: &str| {
@@ -533,7 +533,9 @@ impl Engine {
             }
             _ => None,
         };
+        // Asked last: it walks the whole chain.
         if let Some(w) = what
+            && !self.under_package_manager(ev.pid)
             && self.first_time(principal, "watcher_silenced", &ev.pid.to_string())
         {
             hits.push(hit(

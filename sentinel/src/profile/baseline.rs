@@ -213,18 +213,20 @@ fn merge(into: &mut BTreeMap<String, Seen>, from: &BTreeMap<String, u64>, now_ns
 /// All profiles, cached in memory, written through to the store at each window roll-over.
 pub struct Baselines {
     store: Store,
-    profiles: HashMap<(&'static str, String), Profile>,
+    /// By kind, then key: looked up by borrowed key (the detections ask several times per
+    /// event; a tuple key made each lookup allocate its key).
+    profiles: HashMap<&'static str, HashMap<String, Profile>>,
 }
 
 impl Baselines {
     /// Loads every stored profile. Corrupt records are skipped with a warning.
     pub fn load(store: Store) -> Result<Baselines, StoreError> {
-        let mut profiles = HashMap::new();
+        let mut profiles: HashMap<&'static str, HashMap<String, Profile>> = HashMap::new();
         for kind in KINDS {
             for (key, value) in store.list_baselines(kind)? {
                 match serde_json::from_value::<Profile>(value) {
                     Ok(p) => {
-                        profiles.insert((kind, key), p);
+                        profiles.entry(kind).or_default().insert(key, p);
                     }
                     Err(e) => tracing::warn!("baseline {kind} {key}: unreadable, ignored: {e}"),
                 }
@@ -234,19 +236,20 @@ impl Baselines {
     }
 
     pub fn get(&self, kind: &'static str, key: &str) -> Option<&Profile> {
-        self.profiles.get(&(kind, key.to_string()))
+        self.profiles.get(kind)?.get(key)
     }
 
     /// Every profile of one kind with its key.
     pub fn keyed(&self, kind: &'static str) -> impl Iterator<Item = (&str, &Profile)> {
         self.profiles
-            .iter()
-            .filter(move |((k, _), _)| *k == kind)
-            .map(|((_, key), p)| (key.as_str(), p))
+            .get(kind)
+            .into_iter()
+            .flatten()
+            .map(|(key, p)| (key.as_str(), p))
     }
 
     pub fn principal(&self, uid: u32) -> Option<&Profile> {
-        self.get(KIND_PRINCIPAL, &uid.to_string())
+        self.get(KIND_PRINCIPAL, itoa::Buffer::new().format(uid))
     }
 
     pub fn exe(&self, exe: &str) -> Option<&Profile> {
@@ -254,7 +257,13 @@ impl Baselines {
     }
 
     pub fn len(&self) -> usize {
-        self.profiles.len()
+        self.profiles.values().map(HashMap::len).sum()
+    }
+
+    fn all(&self) -> impl Iterator<Item = (&'static str, &String, &Profile)> {
+        self.profiles
+            .iter()
+            .flat_map(|(kind, of)| of.iter().map(move |(key, p)| (*kind, key, p)))
     }
 
     /// Profiles per family (the kind without its "profile:" prefix) and calibration state
@@ -264,7 +273,7 @@ impl Baselines {
             .iter()
             .map(|k| (k.trim_start_matches("profile:"), [0; 3]))
             .collect();
-        for ((kind, _), p) in &self.profiles {
+        for (kind, _, p) in self.all() {
             let slot = match p.state {
                 Calibration::Learning => 0,
                 Calibration::Calibrating => 1,
@@ -276,7 +285,7 @@ impl Baselines {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.profiles.is_empty()
+        self.len() == 0
     }
 
     pub fn store(&self) -> &Store {
@@ -299,7 +308,9 @@ impl Baselines {
         for (kind, key, fp) in items {
             let p = self
                 .profiles
-                .entry((kind, key.clone()))
+                .entry(kind)
+                .or_default()
+                .entry(key.clone())
                 .or_insert_with(|| Profile::new(start_ns));
             p.learn(fp, start_ns, end_ns, rule);
             changed.push((*kind, key.clone(), serde_json::to_value(&*p)?));
@@ -312,7 +323,9 @@ impl Baselines {
         let key = uid.to_string();
         let p = self
             .profiles
-            .entry((KIND_PRINCIPAL, key.clone()))
+            .entry(KIND_PRINCIPAL)
+            .or_default()
+            .entry(key.clone())
             .or_insert_with(|| Profile::new(now_ns));
         p.rejected_windows += 1;
         let v = serde_json::to_value(&*p)?;
@@ -322,11 +335,13 @@ impl Baselines {
     /// Marks every profile as vouched for by an explicit learning period and saves them.
     pub fn vouch_all(&mut self, rule: &CalibrationRule) -> Result<usize, StoreError> {
         let mut changed = Vec::new();
-        for ((kind, key), p) in self.profiles.iter_mut() {
-            if p.windows > 0 {
-                p.vouched = true;
-                p.recalibrate(rule);
-                changed.push((*kind, key.clone(), serde_json::to_value(&*p)?));
+        for (kind, of) in self.profiles.iter_mut() {
+            for (key, p) in of.iter_mut() {
+                if p.windows > 0 {
+                    p.vouched = true;
+                    p.recalibrate(rule);
+                    changed.push((*kind, key.clone(), serde_json::to_value(&*p)?));
+                }
             }
         }
         self.store.put_baselines(&changed)?;
