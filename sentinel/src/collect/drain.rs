@@ -155,6 +155,9 @@ pub fn spawn(
     }))
 }
 
+/// Events decoded before they are sent on together (the analysis stage's batch).
+const SEND_CHUNK: usize = 256;
+
 /// How often the kernel-to-wall-clock offset is read again.
 const CLOCK_RESYNC: Duration = Duration::from_secs(1);
 
@@ -200,6 +203,17 @@ fn drain_all(
     // What was waiting: each record plus its 8-byte header, rounded up to 8 bytes as the
     // kernel lays them out. A drain finding the buffer nearly full is a loss about to happen.
     let mut waiting = 0u64;
+    // Sent in chunks: sent as each was decoded, every send could wake the analysis thread
+    // for that one event (it keeps up, parks, and is woken again by the next).
+    let mut decoded = Vec::with_capacity(SEND_CHUNK);
+    let send = |decoded: &mut Vec<Event>| {
+        for ev in decoded.drain(..) {
+            let k = ev.kind() as usize;
+            if tx.try_send(ev).is_err() {
+                stats.dropped[k].fetch_add(1, Relaxed);
+            }
+        }
+    };
     while let Some(item) = ring.next() {
         waiting += (item.len() as u64 + 8).next_multiple_of(8);
         match decode(&item, *next_id, clock) {
@@ -213,10 +227,10 @@ fn drain_all(
                         r.exited(ev.pid);
                     }
                 }
-                let k = ev.kind() as usize;
-                stats.received[k].fetch_add(1, Relaxed);
-                if tx.try_send(ev).is_err() {
-                    stats.dropped[k].fetch_add(1, Relaxed);
+                stats.received[ev.kind() as usize].fetch_add(1, Relaxed);
+                decoded.push(ev);
+                if decoded.len() == SEND_CHUNK {
+                    send(&mut decoded);
                 }
             }
             Err(e) => {
@@ -225,6 +239,7 @@ fn drain_all(
             }
         }
     }
+    send(&mut decoded);
     stats.ring_last_bytes.store(waiting, Relaxed);
     stats.ring_peak_bytes.fetch_max(waiting, Relaxed);
 }

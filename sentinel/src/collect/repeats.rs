@@ -4,6 +4,7 @@
 //! entries that went quiet, so the map does not fill with processes that are gone.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher as _;
 use std::os::fd::AsFd as _;
 use std::time::{Duration, Instant};
 
@@ -17,10 +18,26 @@ use crate::event::{Event, Payload, RawStr};
 const IDLE: Duration = Duration::from_secs(10);
 
 /// What identifies a first open in user space (the kernel key without the exec id, which the
-/// record does not carry: a later program's first open replaces an earlier one's). The path
-/// is NUL padded as in the kernel key (a counted path is shorter than `REPEAT_PATH`), so a
-/// key is made without allocating.
-type HeadKey = (u32, u32, i32, [u8; REPEAT_PATH]);
+/// record does not carry: a later program's first open replaces an earlier one's): process,
+/// flags, result and the path's `PathHash`.
+type HeadKey = (u32, u32, i32, u64);
+
+/// What identifies a kernel entry in user space: the kernel key with its path as a
+/// `PathHash`.
+type EntryKey = (u32, u32, u32, i32, u64, u64);
+
+/// Keyed hashes of paths. The maps hold thousands of entries in an exec storm; keyed by the
+/// kernel's 128-byte padded path they cost a hash of all of it on every lookup, and cache
+/// misses on every probe. The hash is keyed with a random key per agent (SipHash), so nobody
+/// can make two paths collide on purpose; a kept first open is also checked against the
+/// path before it is used.
+struct PathHash(std::hash::RandomState);
+
+impl PathHash {
+    fn of(&self, path: &[u8]) -> u64 {
+        self.0.hash_one(path)
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RepeatStats {
@@ -34,6 +51,7 @@ pub struct RepeatStats {
 }
 
 /// What was reported of one kernel entry.
+#[derive(Clone, Copy)]
 struct Reported {
     /// Its count when last read.
     done: u64,
@@ -48,7 +66,8 @@ struct Reported {
 
 /// A kept first open, and the last read that found its entry in the map.
 struct Head {
-    ev: Event,
+    /// Boxed: the map moves its entries as it grows, and churns thousands a second.
+    ev: Box<Event>,
     seen: u64,
 }
 
@@ -71,7 +90,8 @@ pub struct Reporter {
     reads: u64,
     heads: HashMap<HeadKey, Head>,
     /// Per kernel entry: what was already reported of it.
-    reported: HashMap<RepeatKey, Reported>,
+    reported: HashMap<EntryKey, Reported>,
+    hash: PathHash,
     /// Processes that exited since the last read: their entries are read once more, then
     /// removed (left to go quiet, an exec storm's short-lived processes filled the map, and
     /// every read walked all of it).
@@ -79,19 +99,17 @@ pub struct Reporter {
     pub stats: RepeatStats,
 }
 
-fn head_key_of_event(ev: &Event) -> Option<HeadKey> {
+/// The head key of an open event; `None` for other events and paths too long to be counted.
+fn head_key_of_event(ev: &Event, hash: &PathHash) -> Option<HeadKey> {
     let Payload::Open { path, flags, .. } = &ev.payload else {
         return None;
     };
+    let path = path.as_bytes();
+    if path.len() > REPEAT_PATH {
+        return None;
+    }
     let ret = if ev.ret >= 0 { 0 } else { ev.ret as i32 };
-    Some((ev.pid, *flags as u32, ret, padded(path.as_bytes())?))
-}
-
-/// A path NUL padded to the kernel key's size; `None` when too long to be counted.
-fn padded(path: &[u8]) -> Option<[u8; REPEAT_PATH]> {
-    let mut out = [0; REPEAT_PATH];
-    out.get_mut(..path.len())?.copy_from_slice(path);
-    Some(out)
+    Some((ev.pid, *flags as u32, ret, hash.of(path)))
 }
 
 fn path_of(k: &RepeatKey) -> &[u8] {
@@ -99,9 +117,18 @@ fn path_of(k: &RepeatKey) -> &[u8] {
     &k.path[..end]
 }
 
-fn head_key(k: &RepeatKey) -> HeadKey {
-    let path = padded(path_of(k)).unwrap_or([0; REPEAT_PATH]);
-    (k.tgid, k.flags, k.ret, path)
+fn entry_key(k: &RepeatKey, hash: &PathHash) -> EntryKey {
+    (k.tgid, k.nr, k.flags, k.ret, k.exec_id, hash.of(path_of(k)))
+}
+
+fn head_key(e: &EntryKey) -> HeadKey {
+    (e.0, e.2, e.3, e.5)
+}
+
+/// Is `head` the first open of an entry whose path is `path` (not another path of the same
+/// hash)?
+fn same_path(head: &Head, path: &[u8]) -> bool {
+    matches!(&head.ev.payload, Payload::Open { path: p, .. } if p.as_bytes() == path)
 }
 
 /// An open event rebuilt from the kernel key alone, when its first open was lost (ring buffer
@@ -120,7 +147,7 @@ fn from_key(k: &RepeatKey) -> Event {
         session: None,
         cgroup_id: 0,
         comm: RawStr::default(),
-        syscall: Some(crate::syscalls::name(k.nr).to_string()),
+        syscall: Some(crate::syscalls::name(k.nr).into()),
         ret: k.ret.into(),
         errno: (k.ret < 0).then(|| crate::syscalls::errno_name(-i64::from(k.ret))),
         truncated: false,
@@ -144,6 +171,7 @@ impl Reporter {
             reads: 0,
             heads: HashMap::new(),
             reported: HashMap::new(),
+            hash: PathHash(std::hash::RandomState::new()),
             exited: HashSet::new(),
             stats: RepeatStats::default(),
         }
@@ -151,11 +179,11 @@ impl Reporter {
 
     /// Keeps a first open (flagged by the kernel) as the template for its repeats.
     pub fn remember(&mut self, ev: &Event) {
-        if let Some(k) = head_key_of_event(ev) {
+        if let Some(k) = head_key_of_event(ev, &self.hash) {
             self.heads.insert(
                 k,
                 Head {
-                    ev: ev.clone(),
+                    ev: Box::new(ev.clone()),
                     seen: 0,
                 },
             );
@@ -211,11 +239,17 @@ impl Reporter {
             let count: u64 = values.iter().map(|v| v.count).sum();
             // Only the CPU that inserted the entry set its first open.
             let first_ns = values.iter().map(|v| v.first_ns).max().unwrap_or(0);
-            let hk = head_key(&k);
-            if let Some(h) = self.heads.get_mut(&hk) {
+            let ek = entry_key(&k, &self.hash);
+            let hk = head_key(&ek);
+            let head = self
+                .heads
+                .get_mut(&hk)
+                .filter(|h| same_path(h, path_of(&k)));
+            let template = head.map(|h| {
                 h.seen = read;
-            }
-            let (new, replaced) = advance(self.reported.get(&k), count, first_ns);
+                &h.ev
+            });
+            let (new, replaced) = advance(self.reported.get(&ek), count, first_ns);
             if replaced {
                 self.stats.evicted += 1;
             }
@@ -227,20 +261,16 @@ impl Reporter {
             };
             let r = self
                 .reported
-                .entry(k)
+                .entry(ek)
                 .and_modify(|r| {
                     if replaced {
-                        *r = Reported { ..fresh };
+                        *r = fresh;
                     }
                 })
-                .or_insert(Reported { ..fresh });
+                .or_insert(fresh);
             r.seen = read;
             if new > 0 {
-                let mut ev = self
-                    .heads
-                    .get(&hk)
-                    .map(|h| h.ev.clone())
-                    .unwrap_or_else(|| from_key(&k));
+                let mut ev = template.map_or_else(|| from_key(&k), |t| (**t).clone());
                 ev.time_ns = now_ns;
                 ev.repeats = new;
                 ev.repeat_head = false;
@@ -249,24 +279,25 @@ impl Reporter {
                 r.done = count;
                 r.moved = now;
             } else if !last && now.duration_since(r.moved) >= IDLE {
-                remove.push(k);
+                remove.push((k, ek));
                 continue;
             }
             if !last && self.exited.contains(&k.tgid) {
                 // A new process that took the pid within the second loses only its entries'
                 // counting: its next identical open is sent in full again.
                 self.stats.finished += 1;
-                remove.push(k);
+                remove.push((k, ek));
             }
         }
         self.exited.clear();
         // An open that lands between the read above and this removal is not counted: the
         // entry had been quiet for IDLE, or its process had exited, so that is a narrow
         // window.
-        self.remove_from_map(&remove);
-        for k in &remove {
-            self.reported.remove(k);
-            self.heads.remove(&head_key(k));
+        let keys: Vec<RepeatKey> = remove.iter().map(|(k, _)| *k).collect();
+        self.remove_from_map(&keys);
+        for (_, ek) in &remove {
+            self.reported.remove(ek);
+            self.heads.remove(&head_key(ek));
         }
         // Entries reported before and not found now were pushed out of the full map.
         let mut gone = Vec::new();
@@ -322,7 +353,11 @@ mod tests {
         };
         k.path[..8].copy_from_slice(b"/etc/fo\xff");
         let ev = from_key(&k);
-        assert_eq!(head_key_of_event(&ev), Some(head_key(&k)));
+        let hash = PathHash(std::hash::RandomState::new());
+        assert_eq!(
+            head_key_of_event(&ev, &hash),
+            Some(head_key(&entry_key(&k, &hash)))
+        );
         assert_eq!(ev.syscall.as_deref(), Some("openat"));
         assert_eq!(ev.errno.as_deref(), Some("EACCES"));
         match &ev.payload {
@@ -333,6 +368,23 @@ mod tests {
         let mut ok = ev.clone();
         ok.ret = 5;
         k.ret = 0;
-        assert_eq!(head_key_of_event(&ok), Some(head_key(&k)));
+        assert_eq!(
+            head_key_of_event(&ok, &hash),
+            Some(head_key(&entry_key(&k, &hash)))
+        );
+        // A path too long to be counted has no key; another path has another.
+        let mut long = ev.clone();
+        long.payload = Payload::Open {
+            dfd: libc::AT_FDCWD,
+            path: RawStr(vec![b'a'; REPEAT_PATH + 1]),
+            flags: 0,
+            mode: 0,
+        };
+        assert_eq!(head_key_of_event(&long, &hash), None);
+        k.path[1] = b'x';
+        assert_ne!(
+            head_key_of_event(&ok, &hash),
+            Some(head_key(&entry_key(&k, &hash)))
+        );
     }
 }

@@ -79,7 +79,7 @@ pub fn decode(bytes: &[u8], id: u64, clock: &Clock) -> Result<Event, DecodeError
     let [s0, s1, s2, blob0, blob1] = parts;
     let s = |x: &[u8]| RawStr(nul_trimmed(x).to_vec());
     let a = b.args;
-    let syscall = (b.nr != UNSET).then(|| syscalls::name(b.nr).to_string());
+    let syscall = (b.nr != UNSET).then(|| syscalls::name(b.nr).into());
     let payload = match kind {
         Kind::Exec => {
             let mut argv: Vec<RawStr> = s1.split(|c| *c == 0).map(|x| RawStr(x.to_vec())).collect();

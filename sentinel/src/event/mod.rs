@@ -10,6 +10,8 @@ pub use decode::{DecodeError, decode};
 pub use payload::*;
 pub use raw::RawStr;
 
+use std::borrow::Cow;
+
 use sentinel_common::Kind;
 use serde::{Deserialize, Serialize};
 
@@ -33,11 +35,11 @@ pub struct Event {
     pub comm: RawStr,
     /// Syscall name (absent for fork/exit).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub syscall: Option<String>,
+    pub syscall: Option<Cow<'static, str>>,
     /// Syscall result: >= 0 success, < 0 is -errno.
     pub ret: i64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub errno: Option<String>,
+    pub errno: Option<Cow<'static, str>>,
     /// Some string was cut at its capture limit.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub truncated: bool,

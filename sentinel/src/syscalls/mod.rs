@@ -227,11 +227,20 @@ pub fn generic() -> impl Iterator<Item = &'static Captured> {
     all().filter(|c| c.spec.kind != Kind::Exec as u32)
 }
 
+/// The syscall's name ("unknown" for one without a capture spec). Indexed once: decoding
+/// asks it several times per record.
 pub fn name(nr: u32) -> &'static str {
-    all()
-        .find(|c| c.nr == nr)
-        .map(|c| c.name)
-        .unwrap_or("unknown")
+    static BY_NR: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let by_nr = BY_NR.get_or_init(|| {
+        let len = all().map(|c| c.nr as usize + 1).max().unwrap_or(0);
+        let mut v = vec!["unknown"; len];
+        // The first spec of a number wins, as the linear search this replaces did.
+        for c in all().collect::<Vec<_>>().into_iter().rev() {
+            v[c.nr as usize] = c.name;
+        }
+        v
+    });
+    by_nr.get(nr as usize).copied().unwrap_or("unknown")
 }
 
 #[cfg(test)]

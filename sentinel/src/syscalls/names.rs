@@ -1,7 +1,8 @@
 //! Small name tables that make events readable: errno, ptrace requests, bpf commands,
 //! namespace flags, capabilities, socket families, types and protocols.
 
-pub fn errno_name(errno: i64) -> String {
+/// The errno's symbolic name (`E<number>` for the rare ones).
+pub fn errno_name(errno: i64) -> std::borrow::Cow<'static, str> {
     let n = match errno as i32 {
         libc::EPERM => "EPERM",
         libc::ENOENT => "ENOENT",
@@ -47,9 +48,9 @@ pub fn errno_name(errno: i64) -> String {
         libc::ENODEV => "ENODEV",
         libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
         libc::ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
-        _ => return format!("E{errno}"),
+        _ => return format!("E{errno}").into(),
     };
-    n.to_string()
+    n.into()
 }
 
 pub fn ptrace_request_name(req: i64) -> &'static str {
