@@ -104,9 +104,8 @@ pub async fn run(
         }
         None => None,
     };
-    // The ring buffer is drained by the analysis thread itself (`pipeline::EventSource`).
     let (collector, events) =
-        Collector::start_drain(&config.collect).context("starting the kernel probes")?;
+        Collector::start_with(&config.collect).context("starting the kernel probes")?;
 
     // Following the audit log starts before the status line: a record written after the line
     // is one the run sees.
@@ -169,9 +168,12 @@ pub async fn run(
     // A safe point: the probes are attached, nothing else has started. A stop asked during
     // start-up ends here, with the summary.
     if control.signals.stop_requested() {
-        // Nothing was taken yet: what the ring buffer holds goes with the drain.
-        drop(events);
+        // Events are taken (and let go) until the collector has stopped: a closed or full
+        // channel would count the events still arriving as dropped.
+        let mut events = events;
+        let discard = tokio::spawn(async move { while events.recv().await.is_some() {} });
         let summary = collector.stop().await;
+        let _ = discard.await;
         print_summary(&summary, &stats.snapshot(), None, args.json, &outputs);
         close_outputs(&outputs).await;
         return Ok(exit_code(&summary));
@@ -310,8 +312,8 @@ pub async fn run(
         r.abort();
     }
     let summary = collector.stop().await;
-    // The analysis stage took the collector's last records and ends once they are analysed,
-    // which closes the feed, which ends the sink.
+    // The collector's channel is closed now: the analysis stage drains what is queued and
+    // ends, which closes the feed, which ends the sink.
     let detect_stats = tokio::task::spawn_blocking(move || analysis.join())
         .await
         .ok()

@@ -1,7 +1,7 @@
 //! The stages between the collector and the sinks: the analysis stage (process table,
-//! fingerprints, detections) on its own thread, which also drains the collector's ring buffer
-//! in the agent, a bounded channel to the sinks with drop counters, and a broadcast of
-//! anomalies at the edge for consumers that may lag (store, LLM, push, dashboard).
+//! fingerprints, detections) on its own thread, a bounded channel to the sinks with drop
+//! counters, and a broadcast of anomalies at the edge for consumers that may lag (store, LLM,
+//! push, dashboard).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,58 +53,6 @@ pub trait Analyzer: Send + 'static {
     /// once a second while losses grow.
     fn blind(&mut self, _lost: u64, _now_ns: i64) -> Vec<Anomaly> {
         Vec::new()
-    }
-}
-
-/// Where the analysis stage takes its events: the collector's drain, on the analysis thread
-/// itself (the agent: one thread woken per drain interval, where a drain task, a channel and
-/// the analysis thread were each woken), or a channel (`Channel`: tests, other producers).
-pub trait EventSource: Send + 'static {
-    /// Appends the events waiting to `out`; false once no more will come (after these).
-    fn take(&mut self, out: &mut Vec<Event>) -> bool;
-    /// Waits until events may be waiting, or `most` passed.
-    fn wait(&mut self, most: Duration);
-}
-
-impl EventSource for crate::collect::Drain {
-    fn take(&mut self, out: &mut Vec<Event>) -> bool {
-        crate::collect::Drain::take(self, out)
-    }
-
-    fn wait(&mut self, most: Duration) {
-        crate::collect::Drain::wait(self, most)
-    }
-}
-
-/// Events from a channel: taken a batch at a time, and the thread parked until the sender
-/// sends the next (the channel wakes it).
-pub struct Channel {
-    rx: mpsc::Receiver<Event>,
-    waker: Option<std::task::Waker>,
-}
-
-impl Channel {
-    pub fn new(rx: mpsc::Receiver<Event>) -> Channel {
-        Channel { rx, waker: None }
-    }
-}
-
-impl EventSource for Channel {
-    fn take(&mut self, out: &mut Vec<Event>) -> bool {
-        // Made on the thread that takes (the one to wake).
-        let waker = self.waker.get_or_insert_with(|| {
-            std::task::Waker::from(Arc::new(Unpark(std::thread::current())))
-        });
-        let mut cx = std::task::Context::from_waker(waker);
-        // Polled once, never awaited: the stage also has to tick.
-        !matches!(
-            self.rx.poll_recv_many(&mut cx, out, BATCH),
-            std::task::Poll::Ready(0)
-        )
-    }
-
-    fn wait(&mut self, most: Duration) {
-        std::thread::park_timeout(most);
     }
 }
 
@@ -315,12 +263,12 @@ impl<A: Analyzer> Default for Inputs<A> {
     }
 }
 
-/// Runs `analyzer` on its own thread over `events` until they end. Events go on to
+/// Runs `analyzer` on its own thread over `events` until the channel closes. Events go on to
 /// `feed` when `forward_events` (dropped and counted if the sinks are behind); anomalies always
 /// do (the stage waits for room, and the collector's bounded channel absorbs the pause).
 pub fn spawn_analysis<A: Analyzer>(
     mut analyzer: A,
-    mut events: impl EventSource,
+    mut events: mpsc::Receiver<Event>,
     inputs: Inputs<A>,
     feed: mpsc::Sender<FeedItem>,
     forward_events: bool,
@@ -360,15 +308,24 @@ pub fn spawn_analysis<A: Analyzer>(
                 }
             };
             let mut out: Vec<FeedItem> = Vec::with_capacity(BATCH);
+            // Waiting for events parks this thread until the collector sends the next one
+            // (its channel wakes us through this waker) or `IDLE_WAIT` passes; a fixed sleep
+            // between polls woke the thread 200 times a second, busy or not.
+            let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+            let mut cx = std::task::Context::from_waker(&waker);
             let mut last_tick = Instant::now();
             let mut lost_seen = 0u64;
             let mut held = SideHold::new(Duration::from_millis(500));
             let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
             loop {
                 // A batch of events between looks at the clock and the side channel, taken
-                // in one go: per event, those cost more than taking the event.
-                let closed = !events.take(&mut batch);
-                let n = batch.len();
+                // in one go: per event, those and the channel's bookkeeping cost more than the
+                // channel itself. Polled once, never awaited: this thread also has to tick.
+                let (n, closed) = match events.poll_recv_many(&mut cx, &mut batch, BATCH) {
+                    std::task::Poll::Ready(0) => (0, true),
+                    std::task::Poll::Ready(n) => (n, false),
+                    std::task::Poll::Pending => (0, false),
+                };
                 // How far behind the stage runs: its first event's age, once per batch.
                 match (batch.first(), batch.last()) {
                     (Some(first), Some(last)) => {
@@ -388,11 +345,6 @@ pub fn spawn_analysis<A: Analyzer>(
                         out.push(FeedItem::Event(Arc::new(ev)));
                     }
                     out.extend(found.into_iter().map(|a| FeedItem::Anomaly(Arc::new(a))));
-                    // A drain can bring tens of thousands at once: the sinks get them as
-                    // they come, not all at the end.
-                    if out.len() >= BATCH {
-                        send_batch(&mut out, &stats);
-                    }
                 }
                 send_batch(&mut out, &stats);
                 stats.analyzed.fetch_add(n as u64, Relaxed);
@@ -405,9 +357,9 @@ pub fn spawn_analysis<A: Analyzer>(
                     }
                 }
                 if n == 0 {
-                    // Idle: wait for the next events, but keep ticking and looking at the side
+                    // Idle: wait for the next event, but keep ticking and looking at the side
                     // channel (held audit records are due within a fraction of a second).
-                    events.wait(if audit.is_some() {
+                    std::thread::park_timeout(if audit.is_some() {
                         IDLE_WAIT_SIDE
                     } else {
                         IDLE_WAIT
@@ -517,7 +469,7 @@ mod tests {
         let stats = Arc::new(PipelineStats::default());
         let h = spawn_analysis(
             EveryThird(0),
-            Channel::new(rx),
+            rx,
             Inputs::default(),
             ftx,
             true,

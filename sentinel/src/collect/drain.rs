@@ -1,19 +1,16 @@
 //! The user-space side of the ring buffer: drain on a short timer (the kernel submits without
-//! waking us) or on a forced wake-up, decode, and hand events on without ever blocking. The
-//! agent drains on its analysis thread (`Drain`, one thread woken per interval instead of a
-//! drain task, a channel and the analysis thread each woken); other users get a channel fed by
-//! a thread of its own (`Drain::into_channel`).
+//! waking us) or on a forced wake-up, decode, and hand events on without ever blocking.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
 use sentinel_common::{Kind, MAX_KINDS};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, watch};
 
 use super::repeats::Reporter;
 use crate::event::{Clock, Event, Payload, decode};
@@ -90,163 +87,76 @@ impl Stats {
     }
 }
 
-/// The ring buffer's consumer: takes what the kernel wrote, at most once per interval unless
-/// the kernel forces a wake-up (the buffer is filling), decodes it, and once a second adds
-/// the kernel's repeat counts. Finished once the collector stopped and the last records are
-/// out; dropping it (finished or not) lets `Collector::stop` go on.
-pub struct Drain {
+pub fn spawn(
     ring: RingBuf<MapData>,
-    /// Edge-triggered readiness of the ring buffer: only the kernel's forced wake-ups.
-    poll: mio::Poll,
-    readiness: mio::Events,
+    tx: mpsc::Sender<Event>,
     stats: Arc<Stats>,
     interval: Duration,
-    last_drain: Instant,
-    /// A forced wake-up came: drain at once.
-    woken: bool,
-    clock: Clock,
-    clock_read: Instant,
-    next_id: u64,
-    repeats: Option<Reporter>,
-    last_flush: Instant,
-    stop: Arc<AtomicBool>,
-    done: Option<oneshot::Sender<()>>,
-}
-
-/// What `Collector::stop` holds of a drain: the flag it sets, and the signal it waits for.
-pub(super) struct DrainControl {
-    pub stop: Arc<AtomicBool>,
-    pub done: oneshot::Receiver<()>,
-}
-
-impl Drain {
-    pub(super) fn new(
-        ring: RingBuf<MapData>,
-        stats: Arc<Stats>,
-        interval: Duration,
-        repeats: Option<Reporter>,
-    ) -> std::io::Result<(Drain, DrainControl)> {
-        let poll = mio::Poll::new()?;
-        let fd = ring.as_fd().as_raw_fd();
-        poll.registry().register(
-            &mut mio::unix::SourceFd(&fd),
-            mio::Token(0),
-            mio::Interest::READABLE,
-        )?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (done_tx, done) = oneshot::channel();
-        let now = Instant::now();
-        Ok((
-            Drain {
-                ring,
-                poll,
-                readiness: mio::Events::with_capacity(4),
-                stats,
-                interval,
-                last_drain: now,
-                woken: false,
-                clock: Clock::new(),
-                clock_read: now,
-                next_id: 1,
-                repeats,
-                last_flush: now,
-                stop: stop.clone(),
-                done: Some(done_tx),
-            },
-            DrainControl { stop, done },
-        ))
-    }
-
-    /// Appends to `out` what the ring buffer holds, when a drain is due (the interval passed,
-    /// a forced wake-up, or the stop); false once finished (after the last records, which
-    /// are in `out`).
-    pub fn take(&mut self, out: &mut Vec<Event>) -> bool {
-        if self.done.is_none() {
-            return false;
-        }
-        let stopping = self.stop.load(Relaxed);
-        if !(stopping || self.woken || self.last_drain.elapsed() >= self.interval) {
-            return true;
-        }
-        self.woken = false;
-        self.last_drain = Instant::now();
-        // Kernel stamps are CLOCK_MONOTONIC, which stands still during suspend and ignores
-        // wall-clock steps (NTP at boot): without a fresh offset every later event would
-        // carry a wrong time, and hours and windows with it.
-        if self.clock_read.elapsed() >= CLOCK_RESYNC {
-            self.clock = Clock::new();
-            self.clock_read = Instant::now();
-        }
-        drain_all(
-            &mut self.ring,
-            out,
-            &self.stats,
-            &self.clock,
-            &mut self.next_id,
-            self.repeats.as_mut(),
-        );
-        if let Some(r) = self.repeats.as_mut()
-            && (stopping || self.last_flush.elapsed() >= REPEAT_REPORT)
-        {
-            self.last_flush = Instant::now();
-            report_repeats(r, stopping, out, &self.stats, &mut self.next_id);
-        }
-        if stopping {
-            // The collector detached the programs before it asked: nothing more will come.
-            if let Some(d) = self.done.take() {
-                let _ = d.send(());
-            }
-            return false;
-        }
-        true
-    }
-
-    /// Waits until the next drain is due, a forced wake-up, or `most` (whichever is first).
-    pub fn wait(&mut self, most: Duration) {
-        let due = self.interval.saturating_sub(self.last_drain.elapsed());
-        if due.is_zero() || self.woken {
-            return;
-        }
-        // An error (EINTR) is a wait cut short: the next call looks again.
-        if self
-            .poll
-            .poll(&mut self.readiness, Some(due.min(most)))
-            .is_ok()
-        {
-            self.woken = !self.readiness.is_empty();
-        }
-    }
-
-    /// A bounded channel fed by a thread of its own (for users other than the agent's
-    /// analysis stage: `sentinel learn`, the tests). Events the channel has no room for are
-    /// dropped and counted; the thread ends when the drain is finished or the receiver gone.
-    pub fn into_channel(mut self, capacity: usize) -> mpsc::Receiver<Event> {
-        let (tx, rx) = mpsc::channel(capacity);
-        let spawned = std::thread::Builder::new()
-            .name("sentinel-drain".into())
-            .spawn(move || {
-                let mut batch = Vec::new();
-                loop {
-                    self.wait(self.interval);
-                    let more = self.take(&mut batch);
-                    for ev in batch.drain(..) {
-                        let k = ev.kind() as usize;
-                        if tx.try_send(ev).is_err() {
-                            self.stats.dropped[k].fetch_add(1, Relaxed);
+    mut stop: watch::Receiver<bool>,
+    mut repeats: Option<Reporter>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    // SAFETY: the ring buffer owns its fd and AsyncFd owns the ring buffer, so the fd stays
+    // open for as long as it is registered.
+    let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(tokio::spawn(async move {
+        let mut clock = Clock::new();
+        let mut clock_read = std::time::Instant::now();
+        let mut next_id = 1u64;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_flush = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                r = fd.readable_mut() => {
+                    match r {
+                        Ok(mut guard) => guard.clear_ready(),
+                        Err(e) => {
+                            tracing::error!(target: "sentinel::collect", "ring buffer poll failed: {e}");
+                            break;
                         }
                     }
-                    if !more || tx.is_closed() {
-                        break;
+                }
+                _ = tick.tick() => {
+                    // Kernel stamps are CLOCK_MONOTONIC, which stands still during suspend and
+                    // ignores wall-clock steps (NTP at boot): without a fresh offset every later
+                    // event would carry a wrong time, and hours and windows with it.
+                    if clock_read.elapsed() >= CLOCK_RESYNC {
+                        clock = Clock::new();
+                        clock_read = std::time::Instant::now();
                     }
                 }
-            });
-        if let Err(e) = spawned {
-            // Out of threads: the receiver sees a closed channel, and the stop goes on.
-            tracing::error!(target: "sentinel::collect", "cannot start the drain thread: {e}");
+                _ = stop.changed() => {
+                    drain_all(fd.get_mut(), &tx, &stats, &clock, &mut next_id, repeats.as_mut());
+                    if let Some(r) = repeats.as_mut() {
+                        report_repeats(r, true, &tx, &stats, &mut next_id);
+                    }
+                    break;
+                }
+            }
+            drain_all(
+                fd.get_mut(),
+                &tx,
+                &stats,
+                &clock,
+                &mut next_id,
+                repeats.as_mut(),
+            );
+            if let Some(r) = repeats.as_mut()
+                && last_flush.elapsed() >= REPEAT_REPORT
+            {
+                last_flush = std::time::Instant::now();
+                report_repeats(r, false, &tx, &stats, &mut next_id);
+            }
+            if tx.is_closed() {
+                break;
+            }
         }
-        rx
-    }
+    }))
 }
+
+/// Events decoded before they are sent on together (the analysis stage's batch).
+const SEND_CHUNK: usize = 256;
 
 /// How often the kernel-to-wall-clock offset is read again.
 const CLOCK_RESYNC: Duration = Duration::from_secs(1);
@@ -257,7 +167,7 @@ const REPEAT_REPORT: Duration = Duration::from_secs(1);
 fn report_repeats(
     r: &mut Reporter,
     last: bool,
-    out: &mut Vec<Event>,
+    tx: &mpsc::Sender<Event>,
     stats: &Stats,
     next_id: &mut u64,
 ) {
@@ -265,8 +175,11 @@ fn report_repeats(
     for mut ev in r.flush(crate::store::now_ns(), last) {
         ev.id = *next_id;
         *next_id += 1;
-        stats.received[ev.kind() as usize].fetch_add(1, Relaxed);
-        out.push(ev);
+        let k = ev.kind() as usize;
+        stats.received[k].fetch_add(1, Relaxed);
+        if tx.try_send(ev).is_err() {
+            stats.dropped[k].fetch_add(1, Relaxed);
+        }
     }
     stats
         .open_repeats
@@ -281,7 +194,7 @@ fn report_repeats(
 
 fn drain_all(
     ring: &mut RingBuf<MapData>,
-    out: &mut Vec<Event>,
+    tx: &mpsc::Sender<Event>,
     stats: &Stats,
     clock: &Clock,
     next_id: &mut u64,
@@ -290,6 +203,17 @@ fn drain_all(
     // What was waiting: each record plus its 8-byte header, rounded up to 8 bytes as the
     // kernel lays them out. A drain finding the buffer nearly full is a loss about to happen.
     let mut waiting = 0u64;
+    // Sent in chunks: sent as each was decoded, every send could wake the analysis thread
+    // for that one event (it keeps up, parks, and is woken again by the next).
+    let mut decoded = Vec::with_capacity(SEND_CHUNK);
+    let send = |decoded: &mut Vec<Event>| {
+        for ev in decoded.drain(..) {
+            let k = ev.kind() as usize;
+            if tx.try_send(ev).is_err() {
+                stats.dropped[k].fetch_add(1, Relaxed);
+            }
+        }
+    };
     while let Some(item) = ring.next() {
         waiting += (item.len() as u64 + 8).next_multiple_of(8);
         match decode(&item, *next_id, clock) {
@@ -304,7 +228,10 @@ fn drain_all(
                     }
                 }
                 stats.received[ev.kind() as usize].fetch_add(1, Relaxed);
-                out.push(ev);
+                decoded.push(ev);
+                if decoded.len() == SEND_CHUNK {
+                    send(&mut decoded);
+                }
             }
             Err(e) => {
                 stats.decode_errors.fetch_add(1, Relaxed);
@@ -312,6 +239,7 @@ fn drain_all(
             }
         }
     }
+    send(&mut decoded);
     stats.ring_last_bytes.store(waiting, Relaxed);
     stats.ring_peak_bytes.fetch_max(waiting, Relaxed);
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use sentinel_common::Kind;
 use serde::{Deserialize, Serialize};
 
-pub use drain::{Drain, KindCounts, Stats, StatsSnapshot};
+pub use drain::{KindCounts, Stats, StatsSnapshot};
 pub use health::CollectHealth;
 pub use loader::{ArgsSource, AttachReport, Floor, LoadOptions};
 
@@ -59,44 +59,30 @@ pub struct Collector {
     stats: Arc<Stats>,
     report: AttachReport,
     ring_bytes: u64,
-    drain: Option<drain::DrainControl>,
+    stop: tokio::sync::watch::Sender<bool>,
+    drain: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Collector {
-    /// Starts a collector as configured, its events on a bounded channel of
-    /// `collect.channel_capacity` fed by a thread of its own.
+    /// Loads and attaches the probes and starts draining into a bounded channel of
+    /// `channel_capacity` events. Must be called inside a tokio runtime.
+    /// Starts a collector as configured.
     pub fn start_with(
         cfg: &CollectConfig,
     ) -> Result<(Collector, tokio::sync::mpsc::Receiver<Event>), CollectError> {
-        let (c, drain) = Collector::start_drain(cfg)?;
-        Ok((c, drain.into_channel(cfg.channel_capacity)))
-    }
-
-    /// Starts a collector as configured, its events taken by the caller's own thread
-    /// (`Drain::take` and `Drain::wait`).
-    pub fn start_drain(cfg: &CollectConfig) -> Result<(Collector, Drain), CollectError> {
         let opts = cfg.load_options().map_err(CollectError::Config)?;
-        Collector::start_drained(
+        Collector::start(
             &opts,
             std::time::Duration::from_millis(cfg.drain_interval_ms),
+            cfg.channel_capacity,
         )
     }
 
-    /// Loads and attaches the probes; events on a bounded channel of `channel_capacity`.
     pub fn start(
         opts: &LoadOptions,
         drain_interval: std::time::Duration,
         channel_capacity: usize,
     ) -> Result<(Collector, tokio::sync::mpsc::Receiver<Event>), CollectError> {
-        let (c, drain) = Collector::start_drained(opts, drain_interval)?;
-        Ok((c, drain.into_channel(channel_capacity)))
-    }
-
-    /// Loads and attaches the probes; the ring buffer is drained through the `Drain`.
-    pub fn start_drained(
-        opts: &LoadOptions,
-        drain_interval: std::time::Duration,
-    ) -> Result<(Collector, Drain), CollectError> {
         let loader::Loaded {
             ebpf,
             ring,
@@ -121,10 +107,19 @@ impl Collector {
                 report.missing_fields
             );
         }
+        let (tx, rx) = tokio::sync::mpsc::channel(channel_capacity);
         let stats = Arc::new(Stats::default());
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let reporter = repeats::Reporter::new(repeats);
-        let (drain, control) = Drain::new(ring, stats.clone(), drain_interval, Some(reporter))
-            .map_err(CollectError::Ring)?;
+        let drain = drain::spawn(
+            ring,
+            tx,
+            stats.clone(),
+            drain_interval,
+            stop_rx,
+            Some(reporter),
+        )
+        .map_err(CollectError::Ring)?;
         Ok((
             Collector {
                 loaded: Some(ebpf),
@@ -132,9 +127,10 @@ impl Collector {
                 stats,
                 report,
                 ring_bytes: u64::from(opts.ring_buffer_bytes),
-                drain: Some(control),
+                stop,
+                drain: Some(drain),
             },
-            drain,
+            rx,
         ))
     }
 
@@ -209,10 +205,9 @@ impl Collector {
     /// Detaches the probes, drains what is left in the ring buffer, and stops.
     pub async fn stop(mut self) -> Summary {
         self.loaded.take();
+        let _ = self.stop.send(true);
         if let Some(d) = self.drain.take() {
-            d.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            // Sent when the last records are out, or dropped with the drain.
-            let _ = d.done.await;
+            let _ = d.await;
         }
         let (lost, unpaired) = self.kernel_lost();
         Summary {
@@ -272,8 +267,7 @@ pub struct CollectConfig {
     pub ring_buffer_bytes: u32,
     /// How often user space drains the ring buffer, in milliseconds.
     pub drain_interval_ms: u64,
-    /// Capacity of the channel from the collector to the next stage where there is one
-    /// (`sentinel learn`); `sentinel run` drains the ring buffer on its analysis thread.
+    /// Capacity of the channel from the collector to the next stage.
     pub channel_capacity: usize,
     /// How syscall hooks get their arguments: "auto" (from the saved registers at exit where
     /// the kernel and architecture allow, one hook per syscall) or "stash" (an enter hook

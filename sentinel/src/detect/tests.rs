@@ -441,7 +441,7 @@ fn the_engine_runs_as_the_pipelines_analysis_stage() {
     let engine = engine_with(&config(), learned(), false);
     let h = spawn_analysis(
         engine,
-        crate::pipeline::Channel::new(rx),
+        rx,
         crate::pipeline::Inputs::default(),
         feed_tx,
         false,
