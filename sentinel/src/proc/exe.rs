@@ -118,8 +118,16 @@ mod tests {
     fn links_in_root_owned_directories_are_read_once_per_cgroup_and_minute() {
         let mut links = ExeLinks::default();
         let mut names = Names::default();
-        // (exec path, cgroup, time, the link if read, expected executable, link read?)
-        let execs: [(&str, u64, i64, Option<&str>, &str, bool); 11] = [
+        /// (exec path, cgroup, time, the link if read, expected executable, link read?)
+        type Exec = (
+            &'static str,
+            u64,
+            i64,
+            Option<&'static str>,
+            &'static str,
+            bool,
+        );
+        let execs: [Exec; 11] = [
             ("/bin/ls", 1, 0, Some("/usr/bin/ls"), "/usr/bin/ls", true),
             // The same path later: remembered, even if the process is gone by now.
             ("/bin/ls", 1, 5, None, "/usr/bin/ls", false),
