@@ -106,6 +106,7 @@ pub fn spawn(
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_flush = std::time::Instant::now();
+        let mut decoded = Vec::with_capacity(SEND_CHUNK);
         loop {
             tokio::select! {
                 r = fd.readable_mut() => {
@@ -127,7 +128,7 @@ pub fn spawn(
                     }
                 }
                 _ = stop.changed() => {
-                    drain_all(fd.get_mut(), &tx, &stats, &clock, &mut next_id, repeats.as_mut());
+                    drain_all(fd.get_mut(), &tx, &stats, &clock, &mut next_id, repeats.as_mut(), &mut decoded);
                     if let Some(r) = repeats.as_mut() {
                         report_repeats(r, true, &tx, &stats, &mut next_id);
                     }
@@ -141,6 +142,7 @@ pub fn spawn(
                 &clock,
                 &mut next_id,
                 repeats.as_mut(),
+                &mut decoded,
             );
             if let Some(r) = repeats.as_mut()
                 && last_flush.elapsed() >= REPEAT_REPORT
@@ -199,13 +201,15 @@ fn drain_all(
     clock: &Clock,
     next_id: &mut u64,
     mut repeats: Option<&mut Reporter>,
+    decoded: &mut Vec<Event>,
 ) {
     // What was waiting: each record plus its 8-byte header, rounded up to 8 bytes as the
     // kernel lays them out. A drain finding the buffer nearly full is a loss about to happen.
     let mut waiting = 0u64;
     // Sent in chunks: sent as each was decoded, every send could wake the analysis thread
-    // for that one event (it keeps up, parks, and is woken again by the next).
-    let mut decoded = Vec::with_capacity(SEND_CHUNK);
+    // for that one event (it keeps up, parks, and is woken again by the next). The chunk's
+    // buffer is the task's (`decoded`): made and freed at every drain, its 64 KiB made glibc
+    // consolidate its free lists each time.
     let send = |decoded: &mut Vec<Event>| {
         for ev in decoded.drain(..) {
             let k = ev.kind() as usize;
@@ -230,7 +234,7 @@ fn drain_all(
                 stats.received[ev.kind() as usize].fetch_add(1, Relaxed);
                 decoded.push(ev);
                 if decoded.len() == SEND_CHUNK {
-                    send(&mut decoded);
+                    send(decoded);
                 }
             }
             Err(e) => {
@@ -239,7 +243,7 @@ fn drain_all(
             }
         }
     }
-    send(&mut decoded);
+    send(decoded);
     stats.ring_last_bytes.store(waiting, Relaxed);
     stats.ring_peak_bytes.fetch_max(waiting, Relaxed);
 }
