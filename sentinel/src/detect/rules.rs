@@ -90,8 +90,9 @@ impl Engine {
 
     /// The process or an ancestor is a package manager (installs legitimately touch
     /// accounts, units and logs). Base-name entries count only in system directories.
-    /// Remembered for the table's version and the lists in force: a dozen detections ask it
-    /// of the same event, and each answer walks the chain and matches every name.
+    /// Remembered for the table's version and the lists in force: each answer walks the chain
+    /// and matches every name, and an exec may be asked it by more than one detection (most
+    /// events, since the detections ask it last, not at all).
     pub(super) fn under_package_manager(&self, pid: u32) -> bool {
         let asked = (
             self.procs.version(),
