@@ -506,7 +506,7 @@ async fn write_feed(
     sink: Sink,
     edge: broadcast::Sender<Arc<Anomaly>>,
 ) {
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    let mut out = FeedOut::default();
     // Items are taken a batch at a time: one wake-up and one lock per batch, not per event.
     let mut batch: Vec<FeedItem> = Vec::with_capacity(FEED_BATCH);
     let mut incidents = crate::incident::Tracker::default();
@@ -521,56 +521,88 @@ async fn write_feed(
             // An incident's story (`--llm`): shown as the incident again, with its explanation.
             Some(i) = async { match stories.as_mut() { Some(s) => s.recv().await, None => None } } => {
                 sink.outputs.send(&Record::Incident(&i));
-                let _ = if sink.json {
-                    Record::Incident(&i).write_json_line(&mut out)
-                } else {
-                    writeln!(out, "{}", terminal::incident_lines(&i, sink.color))
-                };
+                out.incident(&i, &sink);
             }
         }
+        // The outputs in force for this batch (a reload applies from the next one).
+        let outputs = sink.outputs.current();
         for item in batch.drain(..) {
             if let FeedItem::Anomaly(a) = &item {
                 // No receiver yet is fine: the edge is for optional consumers.
                 let _ = edge.send(a.clone());
             }
             match &item {
-                FeedItem::Event(ev) => sink.outputs.send(&Record::Event(ev)),
-                FeedItem::Anomaly(a) => sink.outputs.send(&Record::Anomaly(a)),
+                FeedItem::Event(ev) => outputs.send(&Record::Event(ev)),
+                FeedItem::Anomaly(a) => outputs.send(&Record::Anomaly(a)),
             }
             if let FeedItem::Event(_) = &item
                 && !sink.show_events
             {
                 continue;
             }
-            // A closed stdout (e.g. piped into head) must not stop the pipeline: keep consuming.
-            let _ = match (&item, sink.json) {
-                (FeedItem::Event(ev), true) => Record::Event(ev).write_json_line(&mut out),
-                (FeedItem::Anomaly(a), true) => Record::Anomaly(a).write_json_line(&mut out),
-                (FeedItem::Event(ev), false) => {
-                    writeln!(out, "{}", terminal::event_line(ev, sink.color))
-                }
-                (FeedItem::Anomaly(a), false) => {
-                    writeln!(out, "{}", terminal::anomaly_lines(a, sink.color))
-                }
-            };
+            match (&item, sink.json) {
+                (FeedItem::Event(ev), true) => out.json(&Record::Event(ev)),
+                (FeedItem::Anomaly(a), true) => out.json(&Record::Anomaly(a)),
+                (FeedItem::Event(ev), false) => out.line(terminal::event_line(ev, sink.color)),
+                (FeedItem::Anomaly(a), false) => out.line(terminal::anomaly_lines(a, sink.color)),
+            }
             if let FeedItem::Anomaly(a) = &item
                 && let Some(i) = incidents.observe(a)
             {
-                sink.outputs.send(&Record::Incident(&i));
-                let _ = if sink.json {
-                    Record::Incident(&i).write_json_line(&mut out)
-                } else {
-                    writeln!(out, "{}", terminal::incident_lines(&i, sink.color))
-                };
+                outputs.send(&Record::Incident(&i));
+                out.incident(&i, &sink);
             }
+            out.flush_if_full();
         }
         if rx.is_empty() {
-            let _ = out.flush();
+            out.flush();
         }
     }
-    let _ = out.flush();
+    out.flush();
     drop(explained);
     drop(stories);
+}
+
+/// What the feed writes to stdout, gathered and written in blocks of about 64 KiB. A closed
+/// stdout (e.g. piped into head) must not stop the pipeline: write errors are ignored and the
+/// block is dropped, so the buffer never grows without bound.
+#[derive(Default)]
+struct FeedOut(Vec<u8>);
+
+impl FeedOut {
+    const BLOCK: usize = 1 << 16;
+
+    fn json(&mut self, r: &Record) {
+        // A record that does not serialize is left out whole (nothing half-written).
+        let _ = r.write_json_line(&mut self.0);
+    }
+
+    fn line(&mut self, text: String) {
+        self.0.extend_from_slice(text.as_bytes());
+        self.0.push(b'\n');
+    }
+
+    fn incident(&mut self, i: &crate::incident::Incident, sink: &Sink) {
+        if sink.json {
+            self.json(&Record::Incident(i));
+        } else {
+            self.line(terminal::incident_lines(i, sink.color));
+        }
+    }
+
+    fn flush_if_full(&mut self) {
+        if self.0.len() >= Self::BLOCK {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.0.is_empty() {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(&self.0).and_then(|()| stdout.flush());
+            self.0.clear();
+        }
+    }
 }
 
 /// Resolves after `duration`, or at Ctrl-C or SIGTERM, whichever comes first. The signal
@@ -607,9 +639,9 @@ pub(crate) fn wait_for_stop(duration: Option<Duration>) -> impl std::future::Fut
 /// One JSON line to stdout. A reader that went away (`sentinel run --json | head`) is no reason to
 /// stop watching, nor to panic as `println!` would.
 fn print_record(r: &Record) {
-    let mut out = std::io::stdout().lock();
-    let _ = r.write_json_line(&mut out);
-    let _ = out.flush();
+    let mut out = FeedOut::default();
+    out.json(r);
+    out.flush();
 }
 
 fn print_summary(

@@ -89,12 +89,46 @@ struct Worker {
     done: Mutex<Option<Receiver<()>>>,
 }
 
+/// The outputs in force at one moment (a reload makes a new set). A writer holds one for a
+/// batch of records rather than taking the lock and a reference for each.
 #[derive(Default)]
-struct Set {
+pub struct Set {
     workers: Vec<Worker>,
     /// Set when this set is replaced or closed: a failing output stops retrying, counts what
     /// it holds as dropped and ends.
     closing: Arc<AtomicBool>,
+}
+
+impl Set {
+    /// Hands a record to every output that takes it; never waits.
+    pub fn send(&self, rec: &Record) {
+        let (ty, level) = (record_type(rec), record_level(rec));
+        let mut takers = self
+            .workers
+            .iter()
+            .filter(|w| w.config.wants(ty, level))
+            .peekable();
+        if takers.peek().is_none() {
+            return;
+        }
+        let structured = self.workers.iter().any(|w| {
+            w.config.kind == OutputKind::Syslog
+                && w.config.syslog_format() == config::SyslogFormat::Structured
+                && w.config.wants(ty, level)
+        });
+        let item = Arc::new(Prepared::new(rec, structured));
+        for w in takers {
+            // Counted before the thread can take it, so that its decrement never comes first.
+            w.stats.queued.fetch_add(1, Relaxed);
+            match w.tx.try_send(item.clone()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    w.stats.queued.fetch_sub(1, Relaxed);
+                    w.stats.dropped.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
 }
 
 /// The configured outputs of a running agent.
@@ -199,13 +233,14 @@ impl Outputs {
         s
     }
 
-    fn set(&self) -> Arc<Set> {
+    /// The outputs in force now.
+    pub fn current(&self) -> Arc<Set> {
         self.current.read().map(|g| g.clone()).unwrap_or_default()
     }
 
     /// Whether some output takes records of this type (at some level).
     pub fn wants(&self, ty: RecordType) -> bool {
-        self.set()
+        self.current()
             .workers
             .iter()
             .any(|w| w.config.records.contains(&ty))
@@ -213,38 +248,12 @@ impl Outputs {
 
     /// Hands a record to every output that takes it; never waits.
     pub fn send(&self, rec: &Record) {
-        let set = self.set();
-        let (ty, level) = (record_type(rec), record_level(rec));
-        let mut takers = set
-            .workers
-            .iter()
-            .filter(|w| w.config.wants(ty, level))
-            .peekable();
-        if takers.peek().is_none() {
-            return;
-        }
-        let structured = set.workers.iter().any(|w| {
-            w.config.kind == OutputKind::Syslog
-                && w.config.syslog_format() == config::SyslogFormat::Structured
-                && w.config.wants(ty, level)
-        });
-        let item = Arc::new(Prepared::new(rec, structured));
-        for w in takers {
-            // Counted before the thread can take it, so that its decrement never comes first.
-            w.stats.queued.fetch_add(1, Relaxed);
-            match w.tx.try_send(item.clone()) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    w.stats.queued.fetch_sub(1, Relaxed);
-                    w.stats.dropped.fetch_add(1, Relaxed);
-                }
-            }
-        }
+        self.current().send(rec)
     }
 
     /// The counters of the running outputs.
     pub fn counters(&self) -> Vec<OutputCounters> {
-        self.set()
+        self.current()
             .workers
             .iter()
             .map(|w| w.stats.snapshot())
@@ -253,7 +262,11 @@ impl Outputs {
 
     /// The live counters of the running outputs (for a health snapshot to read at will).
     pub fn stats(&self) -> Vec<Arc<OutputStats>> {
-        self.set().workers.iter().map(|w| w.stats.clone()).collect()
+        self.current()
+            .workers
+            .iter()
+            .map(|w| w.stats.clone())
+            .collect()
     }
 
     /// Ends every output: each writes what its queue holds (a failing one gives up at once)
