@@ -36,7 +36,7 @@ fn opt_id(v: u32) -> Option<u32> {
 }
 
 pub(super) fn nul_trimmed(b: &[u8]) -> &[u8] {
-    match b.iter().position(|c| *c == 0) {
+    match memchr::memchr(0, b) {
         Some(p) => &b[..p],
         None => b,
     }
