@@ -52,7 +52,10 @@ const TTL_NS: i64 = 60_000_000_000;
 /// Paths elsewhere (a user's own programs, memfds, /proc/self/fd) are read every time.
 #[derive(Default)]
 pub(super) struct ExeLinks {
-    map: HashMap<(u64, Box<str>), Arc<str>>,
+    /// By cgroup, then by path: looked up by `&str`, without building a key.
+    map: HashMap<u64, HashMap<Box<str>, Arc<str>>>,
+    /// Entries in all cgroups.
+    len: usize,
     /// When the entries were started (event time, ns).
     since_ns: i64,
 }
@@ -71,12 +74,15 @@ impl ExeLinks {
         read_link: impl FnOnce() -> Option<String>,
     ) -> Arc<str> {
         let given = absolute(filename, cwd);
-        if time_ns.saturating_sub(self.since_ns) >= TTL_NS || self.map.len() >= CAP {
+        if time_ns.saturating_sub(self.since_ns) >= TTL_NS || self.len >= CAP {
             self.map.clear();
+            self.len = 0;
             self.since_ns = time_ns;
         }
         let cacheable = root_owned(&given);
-        if cacheable && let Some(exe) = self.map.get(&(cgroup, given.as_str().into())) {
+        if cacheable
+            && let Some(exe) = self.map.get(&cgroup).and_then(|m| m.get(given.as_str()))
+        {
             return exe.clone();
         }
         let link = read_link();
@@ -85,7 +91,12 @@ impl ExeLinks {
         let remember = cacheable && link.as_deref().is_some_and(root_owned);
         let exe = names.get(&exec_path(given.clone(), filename, link));
         if remember {
-            self.map.insert((cgroup, given.into()), exe.clone());
+            let old = self
+                .map
+                .entry(cgroup)
+                .or_default()
+                .insert(given.into(), exe.clone());
+            self.len += usize::from(old.is_none());
         }
         exe
     }
