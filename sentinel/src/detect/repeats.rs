@@ -16,12 +16,16 @@ const WINDOW_NS: i64 = 1_000_000_000;
 const PER_PROCESS: usize = 256;
 const PROCESSES: usize = 16_384;
 
+/// The maps below are keyed by pids and by a keyed hash already: foldhash mixes those fast,
+/// where SipHash over the tuple again cost as much as hashing the path.
+type Fast = foldhash::fast::RandomState;
+
 /// (path hash, flags, succeeded) -> time it was last analysed.
-type Opens = HashMap<(u64, u64, bool), i64>;
+type Opens = HashMap<(u64, u64, bool), i64, Fast>;
 
 #[derive(Default)]
 pub(super) struct Repeats {
-    by_pid: HashMap<u32, Opens>,
+    by_pid: HashMap<u32, Opens, Fast>,
     /// Keyed per run, so that nobody can craft a path that collides with another.
     hasher: std::collections::hash_map::RandomState,
     pub skipped: u64,
