@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -79,96 +79,8 @@ impl Analyzer for Passthrough {
 /// One item for the sinks.
 #[derive(Clone, Debug)]
 pub enum FeedItem {
-    /// Events in the order analysed: a batch's, or the part of it before an anomaly. Sent one
-    /// by one, each event was an allocation and a channel send (a tenth of the agent's CPU
-    /// with every event shown).
-    Events(Vec<Event>),
+    Event(Arc<Event>),
     Anomaly(Arc<Anomaly>),
-}
-
-impl FeedItem {
-    /// How many events the item carries.
-    fn events(&self) -> usize {
-        match self {
-            FeedItem::Events(run) => run.len(),
-            FeedItem::Anomaly(_) => 0,
-        }
-    }
-}
-
-/// The channel from the analysis stage to the sinks. Events travel in runs, so the channel's
-/// own bound counts items, and the events it holds are bounded apart.
-pub fn feed(events: usize, items: usize) -> (FeedTx, FeedRx) {
-    let (tx, rx) = mpsc::channel(items);
-    let queued = Arc::new(AtomicUsize::new(0));
-    (
-        FeedTx {
-            tx,
-            queued: queued.clone(),
-            events,
-        },
-        FeedRx { rx, queued },
-    )
-}
-
-/// The analysis stage's end of [`feed`].
-pub struct FeedTx {
-    tx: mpsc::Sender<FeedItem>,
-    /// Events sent and not yet taken by the sinks.
-    queued: Arc<AtomicUsize>,
-    /// The most events it may hold.
-    events: usize,
-}
-
-impl FeedTx {
-    /// Sends a run of events unless the sinks hold too many already; false when dropped.
-    fn try_events(&self, run: Vec<Event>) -> bool {
-        let n = run.len();
-        if self.queued.fetch_add(n, Relaxed) + n > self.events {
-            self.queued.fetch_sub(n, Relaxed);
-            return false;
-        }
-        if self.tx.try_send(FeedItem::Events(run)).is_err() {
-            self.queued.fetch_sub(n, Relaxed);
-            return false;
-        }
-        true
-    }
-
-    /// Sends an anomaly, waiting for room. Err only when the sinks are gone (shutdown).
-    fn anomaly(&self, a: Anomaly) -> Result<(), ()> {
-        self.tx
-            .blocking_send(FeedItem::Anomaly(Arc::new(a)))
-            .map_err(|_| ())
-    }
-}
-
-/// The sinks' end of [`feed`].
-pub struct FeedRx {
-    rx: mpsc::Receiver<FeedItem>,
-    queued: Arc<AtomicUsize>,
-}
-
-impl FeedRx {
-    /// Takes up to `limit` items into `buf`; 0 once the stage has ended and all is taken.
-    pub async fn recv_many(&mut self, buf: &mut Vec<FeedItem>, limit: usize) -> usize {
-        let from = buf.len();
-        let n = self.rx.recv_many(buf, limit).await;
-        let events: usize = buf[from..].iter().map(FeedItem::events).sum();
-        self.queued.fetch_sub(events, Relaxed);
-        n
-    }
-
-    /// An item if one is there, without waiting.
-    pub fn try_recv(&mut self) -> Option<FeedItem> {
-        let item = self.rx.try_recv().ok()?;
-        self.queued.fetch_sub(item.events(), Relaxed);
-        Some(item)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
-    }
 }
 
 /// Counters of the stages after the collector.
@@ -358,7 +270,7 @@ pub fn spawn_analysis<A: Analyzer>(
     mut analyzer: A,
     mut events: mpsc::Receiver<Event>,
     inputs: Inputs<A>,
-    feed: FeedTx,
+    feed: mpsc::Sender<FeedItem>,
     forward_events: bool,
     stats: Arc<PipelineStats>,
 ) -> std::thread::JoinHandle<A> {
@@ -374,7 +286,7 @@ pub fn spawn_analysis<A: Analyzer>(
                 for a in list {
                     stats.count_anomaly(&a);
                     // Err only when the sinks are gone (shutdown): nothing left to tell.
-                    let _ = feed.anomaly(a);
+                    let _ = feed.blocking_send(FeedItem::Anomaly(Arc::new(a)));
                 }
             };
             // A batch's records for the sinks, in order, sent together at its end: sent one
@@ -383,22 +295,19 @@ pub fn spawn_analysis<A: Analyzer>(
             let send_batch = |items: &mut Vec<FeedItem>, stats: &PipelineStats| {
                 for item in items.drain(..) {
                     match item {
-                        FeedItem::Events(run) => {
-                            let n = run.len() as u64;
-                            if !feed.try_events(run) {
-                                stats.feed_dropped_events.fetch_add(n, Relaxed);
+                        FeedItem::Event(_) => {
+                            if feed.try_send(item).is_err() {
+                                stats.feed_dropped_events.fetch_add(1, Relaxed);
                             }
                         }
-                        FeedItem::Anomaly(a) => {
-                            stats.count_anomaly(&a);
-                            let _ = feed.tx.blocking_send(FeedItem::Anomaly(a));
+                        FeedItem::Anomaly(ref a) => {
+                            stats.count_anomaly(a);
+                            let _ = feed.blocking_send(item);
                         }
                     }
                 }
             };
-            let mut out: Vec<FeedItem> = Vec::new();
-            // The current run of events for `out` (an anomaly ends it, to keep the order).
-            let mut run: Vec<Event> = Vec::new();
+            let mut out: Vec<FeedItem> = Vec::with_capacity(BATCH);
             // Waiting for events parks this thread until the collector sends the next one
             // (its channel wakes us through this waker) or `IDLE_WAIT` passes; a fixed sleep
             // between polls woke the thread 200 times a second, busy or not.
@@ -433,17 +342,9 @@ pub fn spawn_analysis<A: Analyzer>(
                     analyzer.place(&mut ev);
                     let found = analyzer.observe(&ev);
                     if forward_events {
-                        run.push(ev);
+                        out.push(FeedItem::Event(Arc::new(ev)));
                     }
-                    if !found.is_empty() {
-                        if !run.is_empty() {
-                            out.push(FeedItem::Events(std::mem::take(&mut run)));
-                        }
-                        out.extend(found.into_iter().map(|a| FeedItem::Anomaly(Arc::new(a))));
-                    }
-                }
-                if !run.is_empty() {
-                    out.push(FeedItem::Events(std::mem::take(&mut run)));
+                    out.extend(found.into_iter().map(|a| FeedItem::Anomaly(Arc::new(a))));
                 }
                 send_batch(&mut out, &stats);
                 stats.analyzed.fetch_add(n as u64, Relaxed);
@@ -564,7 +465,7 @@ mod tests {
     fn anomalies_are_never_dropped_events_are_counted_when_sinks_lag() {
         let (tx, rx) = mpsc::channel(1000);
         // A feed that holds 2 items and is only read after the stage finished.
-        let (ftx, mut frx) = feed(2, 2);
+        let (ftx, mut frx) = mpsc::channel(2);
         let stats = Arc::new(PipelineStats::default());
         let h = spawn_analysis(
             EveryThird(0),
@@ -577,7 +478,7 @@ mod tests {
         let reader = std::thread::spawn(move || {
             let mut anomalies = 0;
             std::thread::sleep(Duration::from_millis(200));
-            while let Some(item) = frx.rx.blocking_recv() {
+            while let Some(item) = frx.blocking_recv() {
                 if let FeedItem::Anomaly(_) = item {
                     anomalies += 1;
                 }
