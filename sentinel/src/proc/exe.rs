@@ -80,9 +80,7 @@ impl ExeLinks {
             self.since_ns = time_ns;
         }
         let cacheable = root_owned(&given);
-        if cacheable
-            && let Some(exe) = self.map.get(&cgroup).and_then(|m| m.get(given.as_str()))
-        {
+        if cacheable && let Some(exe) = self.map.get(&cgroup).and_then(|m| m.get(given.as_str())) {
             return exe.clone();
         }
         let link = read_link();
