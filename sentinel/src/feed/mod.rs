@@ -156,8 +156,8 @@ mod tests {
     }
 
     /// sonic-rs writes the very bytes serde_json writes (docs/events.md's schema is serde's):
-    /// every event of the detection fixtures, text that needs escaping or is not UTF-8, scores
-    /// of every float shape, and the other record types.
+    /// every event of the detection fixtures, text that needs escaping or is not UTF-8, floats
+    /// of every shape (explanation confidences, evidence details), and the other record types.
     #[test]
     fn json_lines_are_serde_json_byte_for_byte() {
         fn same(r: &Record) {
