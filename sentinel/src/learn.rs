@@ -138,7 +138,11 @@ async fn learn_live(
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Some(ev) => anomalies.extend(engine.observe(&ev)),
+                Some(chunk) => {
+                    for ev in &chunk {
+                        anomalies.extend(engine.observe(ev));
+                    }
+                }
                 None => break,
             },
             _ = tick.tick() => anomalies.extend(engine.tick(store::now_ns())),
@@ -146,8 +150,10 @@ async fn learn_live(
         }
     }
     let summary = collector.stop().await;
-    while let Some(ev) = events.recv().await {
-        anomalies.extend(engine.observe(&ev));
+    while let Some(chunk) = events.recv().await {
+        for ev in &chunk {
+            anomalies.extend(engine.observe(ev));
+        }
     }
     anomalies.extend(engine.finish());
     if summary.total_lost() > 0 {

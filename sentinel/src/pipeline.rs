@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::event::Event;
+use crate::event::handoff;
 use crate::model::Anomaly;
 
 /// A record from a side source (live audit records, for the agent) that the analysis stage
@@ -220,7 +221,8 @@ impl<S: SideRecord> SideHold<S> {
     }
 }
 
-/// Events analysed between two looks at the clock, the side records and the tick.
+/// Records for the sinks one batch usually makes (a chunk from the drain holds up to 256
+/// events), reserved once.
 const BATCH: usize = 256;
 
 /// Longest wait for events before the stage looks at its clock, its changes and (the second)
@@ -268,7 +270,7 @@ impl<A: Analyzer> Default for Inputs<A> {
 /// do (the stage waits for room, and the collector's bounded channel absorbs the pause).
 pub fn spawn_analysis<A: Analyzer>(
     mut analyzer: A,
-    mut events: mpsc::Receiver<Event>,
+    mut events: handoff::Receiver,
     inputs: Inputs<A>,
     feed: mpsc::Sender<FeedItem>,
     forward_events: bool,
@@ -316,16 +318,15 @@ pub fn spawn_analysis<A: Analyzer>(
             let mut last_tick = Instant::now();
             let mut lost_seen = 0u64;
             let mut held = SideHold::new(Duration::from_millis(500));
-            let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
             loop {
-                // A batch of events between looks at the clock and the side channel, taken
-                // in one go: per event, those and the channel's bookkeeping cost more than the
-                // channel itself. Polled once, never awaited: this thread also has to tick.
-                let (n, closed) = match events.poll_recv_many(&mut cx, &mut batch, BATCH) {
-                    std::task::Poll::Ready(0) => (0, true),
-                    std::task::Poll::Ready(n) => (n, false),
-                    std::task::Poll::Pending => (0, false),
+                // A chunk of events (up to the drain's 256) between looks at the clock and the
+                // side channel. Polled once, never awaited: this thread also has to tick.
+                let (mut batch, closed) = match events.poll_recv(&mut cx) {
+                    std::task::Poll::Ready(Some(chunk)) => (chunk, false),
+                    std::task::Poll::Ready(None) => (Vec::new(), true),
+                    std::task::Poll::Pending => (Vec::new(), false),
                 };
+                let n = batch.len();
                 // How far behind the stage runs: its first event's age, once per batch.
                 match (batch.first(), batch.last()) {
                     (Some(first), Some(last)) => {
@@ -345,6 +346,9 @@ pub fn spawn_analysis<A: Analyzer>(
                         out.push(FeedItem::Event(Arc::new(ev)));
                     }
                     out.extend(found.into_iter().map(|a| FeedItem::Anomaly(Arc::new(a))));
+                }
+                if n > 0 {
+                    events.recycle(batch);
                 }
                 send_batch(&mut out, &stats);
                 stats.analyzed.fetch_add(n as u64, Relaxed);
@@ -463,7 +467,7 @@ mod tests {
 
     #[test]
     fn anomalies_are_never_dropped_events_are_counted_when_sinks_lag() {
-        let (tx, rx) = mpsc::channel(1000);
+        let (tx, rx) = handoff::channel(1000);
         // A feed that holds 2 items and is only read after the stage finished.
         let (ftx, mut frx) = mpsc::channel(2);
         let stats = Arc::new(PipelineStats::default());
@@ -485,8 +489,10 @@ mod tests {
             }
             anomalies
         });
-        for i in 1..=30 {
-            tx.blocking_send(event(i)).unwrap();
+        for i in (1..=30).step_by(4) {
+            let mut chunk: Vec<Event> = (i..(i + 4).min(31)).map(event).collect();
+            tx.send(&mut chunk);
+            assert!(chunk.is_empty());
         }
         drop(tx);
         let a = h.join().unwrap();

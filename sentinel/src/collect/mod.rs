@@ -20,7 +20,7 @@ pub use drain::{KindCounts, Stats, StatsSnapshot};
 pub use health::CollectHealth;
 pub use loader::{ArgsSource, AttachReport, Floor, LoadOptions};
 
-use crate::event::Event;
+use crate::event::handoff;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
@@ -67,9 +67,7 @@ impl Collector {
     /// Loads and attaches the probes and starts draining into a bounded channel of
     /// `channel_capacity` events. Must be called inside a tokio runtime.
     /// Starts a collector as configured.
-    pub fn start_with(
-        cfg: &CollectConfig,
-    ) -> Result<(Collector, tokio::sync::mpsc::Receiver<Event>), CollectError> {
+    pub fn start_with(cfg: &CollectConfig) -> Result<(Collector, handoff::Receiver), CollectError> {
         let opts = cfg.load_options().map_err(CollectError::Config)?;
         Collector::start(
             &opts,
@@ -82,7 +80,7 @@ impl Collector {
         opts: &LoadOptions,
         drain_interval: std::time::Duration,
         channel_capacity: usize,
-    ) -> Result<(Collector, tokio::sync::mpsc::Receiver<Event>), CollectError> {
+    ) -> Result<(Collector, handoff::Receiver), CollectError> {
         let loader::Loaded {
             ebpf,
             ring,
@@ -107,7 +105,7 @@ impl Collector {
                 report.missing_fields
             );
         }
-        let (tx, rx) = tokio::sync::mpsc::channel(channel_capacity);
+        let (tx, rx) = handoff::channel(channel_capacity);
         let stats = Arc::new(Stats::default());
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let reporter = repeats::Reporter::new(repeats);

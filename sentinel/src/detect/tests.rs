@@ -435,7 +435,7 @@ fn categories_file_from_configuration_replaces_the_defaults() {
 #[test]
 fn the_engine_runs_as_the_pipelines_analysis_stage() {
     use crate::pipeline::{FeedItem, PipelineStats, spawn_analysis};
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let (tx, rx) = crate::event::handoff::channel(1 << 16);
     let (feed_tx, mut feed_rx) = tokio::sync::mpsc::channel(1 << 16);
     let stats = std::sync::Arc::new(PipelineStats::default());
     let engine = engine_with(&config(), learned(), false);
@@ -447,8 +447,11 @@ fn the_engine_runs_as_the_pipelines_analysis_stage() {
         false,
         stats.clone(),
     );
-    for ev in events("exec_tmp") {
-        tx.blocking_send(ev).unwrap();
+    // In chunks of seven, as a drain would hand them over.
+    for chunk in events("exec_tmp").chunks(7) {
+        let mut chunk = chunk.to_vec();
+        tx.send(&mut chunk);
+        assert!(chunk.is_empty(), "the channel has room for every event");
     }
     drop(tx);
     let engine = h.join().unwrap();

@@ -2,6 +2,7 @@
 //! its JSON form (docs/events.md, through serde), and the decoder from raw ring-buffer records.
 
 mod decode;
+pub mod handoff;
 mod kinds;
 mod payload;
 mod raw;
