@@ -81,12 +81,12 @@ fn live() -> &'static Mutex<Vec<Event>> {
                 }
                 *COLLECTOR.lock().expect("lock") = Some(collector);
                 let _ = ready_tx.send(Ok(()));
-                while let Some(chunk) = rx.recv().await {
+                while let Some(mut chunk) = rx.recv().await {
                     let mut v = EVENTS.lock().expect("lock");
                     if v.len() > 2_000_000 {
                         v.drain(..1_000_000);
                     }
-                    v.extend(chunk);
+                    v.extend(chunk.drain(..));
                 }
             });
         });

@@ -178,7 +178,7 @@ pub async fn run(
         close_outputs(&outputs).await;
         return Ok(exit_code(&summary));
     }
-    let (feed_tx, feed_rx) = mpsc::channel(FEED_CAPACITY);
+    let (feed_tx, feed_rx) = pipeline::feed(FEED_EVENTS, FEED_ITEMS);
     let show_events = args.events || args.no_detect;
     // Events reach the sinks when shown or when an output takes them (at start: a reload
     // that adds an event output does not start the flow).
@@ -485,8 +485,10 @@ impl AnalysisThread {
     }
 }
 
-/// Room for this many items between the analysis stage and the sinks.
-const FEED_CAPACITY: usize = 8192;
+/// Room for this many events between the analysis stage and the sinks, and for this many
+/// items (runs of events, anomalies): a full feed drops events (counted), an anomaly waits.
+const FEED_EVENTS: usize = 8192;
+const FEED_ITEMS: usize = 1024;
 
 struct Sink {
     json: bool,
@@ -500,7 +502,7 @@ struct Sink {
 const FEED_BATCH: usize = 256;
 
 async fn write_feed(
-    mut rx: mpsc::Receiver<FeedItem>,
+    mut rx: pipeline::FeedRx,
     mut explained: Option<mpsc::Receiver<Anomaly>>,
     mut stories: Option<mpsc::Receiver<crate::incident::Incident>>,
     sink: Sink,
@@ -527,32 +529,37 @@ async fn write_feed(
         // The outputs in force for this batch (a reload applies from the next one).
         let outputs = sink.outputs.current();
         for item in batch.drain(..) {
-            if let FeedItem::Anomaly(a) = &item {
-                // No receiver yet is fine: the edge is for optional consumers.
-                let _ = edge.send(a.clone());
+            match item {
+                FeedItem::Events(run) => {
+                    for ev in &run {
+                        outputs.send(&Record::Event(ev));
+                        if !sink.show_events {
+                            continue;
+                        }
+                        if sink.json {
+                            out.json(&Record::Event(ev));
+                        } else {
+                            out.line(terminal::event_line(ev, sink.color));
+                        }
+                        out.flush_if_full();
+                    }
+                }
+                FeedItem::Anomaly(a) => {
+                    // No receiver yet is fine: the edge is for optional consumers.
+                    let _ = edge.send(a.clone());
+                    outputs.send(&Record::Anomaly(&a));
+                    if sink.json {
+                        out.json(&Record::Anomaly(&a));
+                    } else {
+                        out.line(terminal::anomaly_lines(&a, sink.color));
+                    }
+                    if let Some(i) = incidents.observe(&a) {
+                        outputs.send(&Record::Incident(&i));
+                        out.incident(&i, &sink);
+                    }
+                    out.flush_if_full();
+                }
             }
-            match &item {
-                FeedItem::Event(ev) => outputs.send(&Record::Event(ev)),
-                FeedItem::Anomaly(a) => outputs.send(&Record::Anomaly(a)),
-            }
-            if let FeedItem::Event(_) = &item
-                && !sink.show_events
-            {
-                continue;
-            }
-            match (&item, sink.json) {
-                (FeedItem::Event(ev), true) => out.json(&Record::Event(ev)),
-                (FeedItem::Anomaly(a), true) => out.json(&Record::Anomaly(a)),
-                (FeedItem::Event(ev), false) => out.line(terminal::event_line(ev, sink.color)),
-                (FeedItem::Anomaly(a), false) => out.line(terminal::anomaly_lines(a, sink.color)),
-            }
-            if let FeedItem::Anomaly(a) = &item
-                && let Some(i) = incidents.observe(a)
-            {
-                outputs.send(&Record::Incident(&i));
-                out.incident(&i, &sink);
-            }
-            out.flush_if_full();
         }
         if rx.is_empty() {
             out.flush();

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::event::Event;
-use crate::event::handoff;
+use crate::event::handoff::{self, Budget, Chunk};
 use crate::model::Anomaly;
 
 /// A record from a side source (live audit records, for the agent) that the analysis stage
@@ -78,10 +78,98 @@ impl Analyzer for Passthrough {
 }
 
 /// One item for the sinks.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum FeedItem {
-    Event(Arc<Event>),
+    /// Events in the order analysed: the collector's chunk as it came, or its parts between
+    /// anomalies. Sent one by one, each event was an allocation, a copy and a channel send (a
+    /// tenth of the agent's CPU with every event shown).
+    Events(Chunk),
     Anomaly(Arc<Anomaly>),
+}
+
+impl FeedItem {
+    /// How many events the item carries.
+    fn events(&self) -> usize {
+        match self {
+            FeedItem::Events(run) => run.len(),
+            FeedItem::Anomaly(_) => 0,
+        }
+    }
+}
+
+/// The channel from the analysis stage to the sinks. Events travel in runs, so the channel's
+/// own bound counts items, and the events it holds are bounded apart.
+pub fn feed(events: usize, items: usize) -> (FeedTx, FeedRx) {
+    let (tx, rx) = mpsc::channel(items);
+    let budget = Arc::new(Budget::new(events));
+    (
+        FeedTx {
+            tx,
+            budget: budget.clone(),
+        },
+        FeedRx { rx, budget },
+    )
+}
+
+/// The analysis stage's end of [`feed`].
+pub struct FeedTx {
+    tx: mpsc::Sender<FeedItem>,
+    budget: Arc<Budget>,
+}
+
+impl FeedTx {
+    /// Sends as many of the run's events as the sinks have room for, in order; returns how
+    /// many were dropped.
+    fn try_events(&self, mut run: Chunk) -> usize {
+        let n = run.len();
+        let room = self.budget.take(n);
+        if room == 0 {
+            return n;
+        }
+        if room < n {
+            run.truncate(room);
+        }
+        if self.tx.try_send(FeedItem::Events(run)).is_err() {
+            self.budget.give(room);
+            return n;
+        }
+        n - room
+    }
+
+    /// Sends an anomaly, waiting for room. Err only when the sinks are gone (shutdown).
+    fn anomaly(&self, a: Anomaly) -> Result<(), ()> {
+        self.tx
+            .blocking_send(FeedItem::Anomaly(Arc::new(a)))
+            .map_err(|_| ())
+    }
+}
+
+/// The sinks' end of [`feed`].
+pub struct FeedRx {
+    rx: mpsc::Receiver<FeedItem>,
+    budget: Arc<Budget>,
+}
+
+impl FeedRx {
+    /// Takes up to `limit` items into `buf`; 0 once the stage has ended and all is taken.
+    pub async fn recv_many(&mut self, buf: &mut Vec<FeedItem>, limit: usize) -> usize {
+        let from = buf.len();
+        let n = self.rx.recv_many(buf, limit).await;
+        self.budget
+            .give(buf[from..].iter().map(FeedItem::events).sum());
+        n
+    }
+
+    /// An item if one is there, without waiting.
+    pub fn try_recv(&mut self) -> Option<FeedItem> {
+        let item = self.rx.try_recv().ok()?;
+        self.budget.give(item.events());
+        Some(item)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
 }
 
 /// Counters of the stages after the collector.
@@ -221,10 +309,6 @@ impl<S: SideRecord> SideHold<S> {
     }
 }
 
-/// Records for the sinks one batch usually makes (a chunk from the drain holds up to 256
-/// events), reserved once.
-const BATCH: usize = 256;
-
 /// Longest wait for events before the stage looks at its clock, its changes and (the second)
 /// its side records again.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
@@ -272,7 +356,7 @@ pub fn spawn_analysis<A: Analyzer>(
     mut analyzer: A,
     mut events: handoff::Receiver,
     inputs: Inputs<A>,
-    feed: mpsc::Sender<FeedItem>,
+    feed: FeedTx,
     forward_events: bool,
     stats: Arc<PipelineStats>,
 ) -> std::thread::JoinHandle<A> {
@@ -288,7 +372,7 @@ pub fn spawn_analysis<A: Analyzer>(
                 for a in list {
                     stats.count_anomaly(&a);
                     // Err only when the sinks are gone (shutdown): nothing left to tell.
-                    let _ = feed.blocking_send(FeedItem::Anomaly(Arc::new(a)));
+                    let _ = feed.anomaly(a);
                 }
             };
             // A batch's records for the sinks, in order, sent together at its end: sent one
@@ -297,19 +381,22 @@ pub fn spawn_analysis<A: Analyzer>(
             let send_batch = |items: &mut Vec<FeedItem>, stats: &PipelineStats| {
                 for item in items.drain(..) {
                     match item {
-                        FeedItem::Event(_) => {
-                            if feed.try_send(item).is_err() {
-                                stats.feed_dropped_events.fetch_add(1, Relaxed);
+                        FeedItem::Events(run) => {
+                            let dropped = feed.try_events(run) as u64;
+                            if dropped > 0 {
+                                stats.feed_dropped_events.fetch_add(dropped, Relaxed);
                             }
                         }
-                        FeedItem::Anomaly(ref a) => {
-                            stats.count_anomaly(a);
-                            let _ = feed.blocking_send(item);
+                        FeedItem::Anomaly(a) => {
+                            stats.count_anomaly(&a);
+                            let _ = feed.tx.blocking_send(FeedItem::Anomaly(a));
                         }
                     }
                 }
             };
-            let mut out: Vec<FeedItem> = Vec::with_capacity(BATCH);
+            let mut out: Vec<FeedItem> = Vec::new();
+            // Anomalies found in the batch, each after the number of its events before it.
+            let mut found_at: Vec<(usize, Vec<Anomaly>)> = Vec::new();
             // Waiting for events parks this thread until the collector sends the next one
             // (its channel wakes us through this waker) or `IDLE_WAIT` passes; a fixed sleep
             // between polls woke the thread 200 times a second, busy or not.
@@ -321,34 +408,32 @@ pub fn spawn_analysis<A: Analyzer>(
             loop {
                 // A chunk of events (up to the drain's 256) between looks at the clock and the
                 // side channel. Polled once, never awaited: this thread also has to tick.
-                let (mut batch, closed) = match events.poll_recv(&mut cx) {
-                    std::task::Poll::Ready(Some(chunk)) => (chunk, false),
-                    std::task::Poll::Ready(None) => (Vec::new(), true),
-                    std::task::Poll::Pending => (Vec::new(), false),
+                let (batch, closed) = match events.poll_recv(&mut cx) {
+                    std::task::Poll::Ready(Some(chunk)) => (Some(chunk), false),
+                    std::task::Poll::Ready(None) => (None, true),
+                    std::task::Poll::Pending => (None, false),
                 };
-                let n = batch.len();
-                // How far behind the stage runs: its first event's age, once per batch.
-                match (batch.first(), batch.last()) {
-                    (Some(first), Some(last)) => {
-                        let now = now_ns();
+                let mut n = 0;
+                if let Some(mut batch) = batch {
+                    n = batch.len();
+                    // How far behind the stage runs: its first event's age, once per batch.
+                    if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
                         stats
                             .lag_ns
-                            .store(now.saturating_sub(first.time_ns), Relaxed);
+                            .store(now_ns().saturating_sub(first.time_ns), Relaxed);
                         stats.last_event_ns.store(last.time_ns, Relaxed);
                     }
-                    _ => stats.lag_ns.store(0, Relaxed),
-                }
-                for mut ev in batch.drain(..) {
-                    held.saw_event(ev.time_ns);
-                    analyzer.place(&mut ev);
-                    let found = analyzer.observe(&ev);
-                    if forward_events {
-                        out.push(FeedItem::Event(Arc::new(ev)));
+                    for (i, ev) in batch.iter_mut().enumerate() {
+                        held.saw_event(ev.time_ns);
+                        analyzer.place(ev);
+                        let found = analyzer.observe(ev);
+                        if !found.is_empty() {
+                            found_at.push((i + 1, found));
+                        }
                     }
-                    out.extend(found.into_iter().map(|a| FeedItem::Anomaly(Arc::new(a))));
-                }
-                if n > 0 {
-                    events.recycle(batch);
+                    runs(batch, &mut found_at, forward_events, &mut out);
+                } else {
+                    stats.lag_ns.store(0, Relaxed);
                 }
                 send_batch(&mut out, &stats);
                 stats.analyzed.fetch_add(n as u64, Relaxed);
@@ -402,6 +487,35 @@ pub fn spawn_analysis<A: Analyzer>(
             analyzer
         })
         .expect("spawning a thread only fails when the system is out of resources")
+}
+
+/// The batch's records for the sinks, in order: its events (when forwarded) as whole runs,
+/// split only where an anomaly follows an event, so a batch without one goes on as it came.
+fn runs(
+    mut batch: Chunk,
+    found_at: &mut Vec<(usize, Vec<Anomaly>)>,
+    forward_events: bool,
+    out: &mut Vec<FeedItem>,
+) {
+    let anomalies = |found: Vec<Anomaly>| found.into_iter().map(|a| FeedItem::Anomaly(Arc::new(a)));
+    if !forward_events {
+        for (_, found) in found_at.drain(..) {
+            out.extend(anomalies(found));
+        }
+        return;
+    }
+    // From the back, so that each split moves only the events after the cut; then reversed.
+    let from = out.len();
+    while let Some((cut, found)) = found_at.pop() {
+        if cut < batch.len() {
+            out.push(FeedItem::Events(batch.split_off(cut)));
+        }
+        out.extend(anomalies(found).rev());
+    }
+    if !batch.is_empty() {
+        out.push(FeedItem::Events(batch));
+    }
+    out[from..].reverse();
 }
 
 /// The edge: anomalies for consumers that may lag (they see `Lagged(n)` and count it).
@@ -465,11 +579,42 @@ mod tests {
         e
     }
 
+    /// What `runs` makes of a batch of six events with anomalies found after the second
+    /// (two) and the sixth, as ids: events positive, anomalies negative, runs in brackets.
+    fn runs_of(forward: bool) -> Vec<Vec<i64>> {
+        let (tx, mut rx) = handoff::channel(100, 8);
+        let mut buf: Vec<Event> = (1..=6).map(event).collect();
+        tx.send(&mut buf);
+        let cx = &mut std::task::Context::from_waker(std::task::Waker::noop());
+        let std::task::Poll::Ready(Some(batch)) = rx.poll_recv(cx) else {
+            panic!("a chunk waits")
+        };
+        let mut found_at = vec![(2, vec![anomaly(1), anomaly(2)]), (6, vec![anomaly(3)])];
+        let mut out = Vec::new();
+        runs(batch, &mut found_at, forward, &mut out);
+        assert!(found_at.is_empty());
+        out.iter()
+            .map(|item| match item {
+                FeedItem::Events(run) => run.iter().map(|e| e.id as i64).collect(),
+                FeedItem::Anomaly(a) => vec![-a.id.parse::<i64>().unwrap()],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_goes_on_in_runs_split_only_before_anomalies_and_in_order() {
+        assert_eq!(
+            runs_of(true),
+            [vec![1, 2], vec![-1], vec![-2], vec![3, 4, 5, 6], vec![-3]]
+        );
+        assert_eq!(runs_of(false), [vec![-1], vec![-2], vec![-3]]);
+    }
+
     #[test]
     fn anomalies_are_never_dropped_events_are_counted_when_sinks_lag() {
-        let (tx, rx) = handoff::channel(1000);
+        let (tx, rx) = handoff::channel(1000, 4);
         // A feed that holds 2 items and is only read after the stage finished.
-        let (ftx, mut frx) = mpsc::channel(2);
+        let (ftx, mut frx) = feed(2, 2);
         let stats = Arc::new(PipelineStats::default());
         let h = spawn_analysis(
             EveryThird(0),
@@ -482,7 +627,7 @@ mod tests {
         let reader = std::thread::spawn(move || {
             let mut anomalies = 0;
             std::thread::sleep(Duration::from_millis(200));
-            while let Some(item) = frx.blocking_recv() {
+            while let Some(item) = frx.rx.blocking_recv() {
                 if let FeedItem::Anomaly(_) = item {
                     anomalies += 1;
                 }

@@ -107,7 +107,7 @@ pub fn spawn(
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_flush = std::time::Instant::now();
-        let mut decoded = Vec::with_capacity(SEND_CHUNK);
+        let mut decoded = tx.buffer();
         loop {
             tokio::select! {
                 r = fd.readable_mut() => {
@@ -131,7 +131,7 @@ pub fn spawn(
                 _ = stop.changed() => {
                     drain_all(fd.get_mut(), &tx, &stats, &clock, &mut next_id, repeats.as_mut(), &mut decoded);
                     if let Some(r) = repeats.as_mut() {
-                        report_repeats(r, true, &tx, &stats, &mut next_id);
+                        report_repeats(r, true, &tx, &stats, &mut next_id, &mut decoded);
                     }
                     break;
                 }
@@ -149,7 +149,7 @@ pub fn spawn(
                 && last_flush.elapsed() >= REPEAT_REPORT
             {
                 last_flush = std::time::Instant::now();
-                report_repeats(r, false, &tx, &stats, &mut next_id);
+                report_repeats(r, false, &tx, &stats, &mut next_id, &mut decoded);
             }
             if tx.is_closed() {
                 break;
@@ -162,7 +162,7 @@ pub fn spawn(
 /// at up to 100k events/s (1,000 per 10 ms tick) is one chunk, so the analysis thread wakes
 /// once per pass: with chunks of 256 it finished each before the next was decoded, parked,
 /// and was woken again, twice as many run slices for the same work.
-const SEND_CHUNK: usize = 1024;
+pub(super) const SEND_CHUNK: usize = 1024;
 
 /// How often the kernel-to-wall-clock offset is read again.
 const CLOCK_RESYNC: Duration = Duration::from_secs(1);
@@ -170,16 +170,24 @@ const CLOCK_RESYNC: Duration = Duration::from_secs(1);
 /// How often the kernel's repeat counts are read and reported.
 const REPEAT_REPORT: Duration = Duration::from_secs(1);
 
-fn report_repeats(r: &mut Reporter, last: bool, tx: &Sender, stats: &Stats, next_id: &mut u64) {
+/// Reads and sends the kernel's repeat counts, through the drain's (empty) buffer `decoded`.
+fn report_repeats(
+    r: &mut Reporter,
+    last: bool,
+    tx: &Sender,
+    stats: &Stats,
+    next_id: &mut u64,
+    decoded: &mut Vec<Event>,
+) {
     let before = r.stats;
-    let mut chunk = r.flush(crate::store::now_ns(), last);
-    for ev in &mut chunk {
+    for mut ev in r.flush(crate::store::now_ns(), last) {
         ev.id = *next_id;
         *next_id += 1;
         stats.received[ev.kind() as usize].fetch_add(1, Relaxed);
+        decoded.push(ev);
     }
-    tx.send(&mut chunk);
-    count_dropped(stats, &mut chunk);
+    tx.send(decoded);
+    count_dropped(stats, decoded);
     stats
         .open_repeats
         .fetch_add(r.stats.counted - before.counted, Relaxed);

@@ -105,7 +105,7 @@ impl Collector {
                 report.missing_fields
             );
         }
-        let (tx, rx) = handoff::channel(channel_capacity);
+        let (tx, rx) = handoff::channel(channel_capacity, drain::SEND_CHUNK);
         let stats = Arc::new(Stats::default());
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let reporter = repeats::Reporter::new(repeats);

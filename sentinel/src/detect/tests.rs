@@ -435,8 +435,8 @@ fn categories_file_from_configuration_replaces_the_defaults() {
 #[test]
 fn the_engine_runs_as_the_pipelines_analysis_stage() {
     use crate::pipeline::{FeedItem, PipelineStats, spawn_analysis};
-    let (tx, rx) = crate::event::handoff::channel(1 << 16);
-    let (feed_tx, mut feed_rx) = tokio::sync::mpsc::channel(1 << 16);
+    let (tx, rx) = crate::event::handoff::channel(1 << 16, 7);
+    let (feed_tx, mut feed_rx) = crate::pipeline::feed(1 << 16, 1 << 16);
     let stats = std::sync::Arc::new(PipelineStats::default());
     let engine = engine_with(&config(), learned(), false);
     let h = spawn_analysis(
@@ -456,7 +456,7 @@ fn the_engine_runs_as_the_pipelines_analysis_stage() {
     drop(tx);
     let engine = h.join().unwrap();
     let mut found = Vec::new();
-    while let Ok(item) = feed_rx.try_recv() {
+    while let Some(item) = feed_rx.try_recv() {
         if let FeedItem::Anomaly(a) = item {
             found.push((*a).clone());
         }

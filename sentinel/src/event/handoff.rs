@@ -18,10 +18,107 @@ use super::Event;
 /// lists at every drain before.
 const SPARES: usize = 8;
 
-struct Shared {
+/// A bound on the events in flight between two stages, shared by both ends: the sender takes
+/// places before sending, the receiver gives them back as events leave.
+pub struct Budget {
     waiting: AtomicUsize,
     capacity: usize,
+}
+
+impl Budget {
+    pub fn new(capacity: usize) -> Budget {
+        Budget {
+            waiting: AtomicUsize::new(0),
+            capacity,
+        }
+    }
+
+    /// Takes places for up to `n` events; returns how many it got.
+    pub fn take(&self, n: usize) -> usize {
+        let mut got = 0;
+        // One sender in practice, but the bound holds with several.
+        let _ = self.waiting.fetch_update(Relaxed, Relaxed, |waiting| {
+            got = self.capacity.saturating_sub(waiting).min(n);
+            (got > 0).then_some(waiting + got)
+        });
+        got
+    }
+
+    /// Gives back the places of `n` events that left (or were not sent after all).
+    pub fn give(&self, n: usize) {
+        self.waiting.fetch_sub(n, Relaxed);
+    }
+}
+
+struct Shared {
+    budget: Budget,
+    /// The chunk size buffers are made for; smaller ones (split-off parts) are not kept.
+    chunk: usize,
     spare: Mutex<Vec<Vec<Event>>>,
+}
+
+impl Shared {
+    fn recycle(&self, mut buf: Vec<Event>) {
+        if buf.capacity() < self.chunk {
+            return;
+        }
+        buf.clear();
+        if let Ok(mut s) = self.spare.lock()
+            && s.len() < SPARES
+        {
+            s.push(buf);
+        }
+    }
+}
+
+/// Events received together. Wherever it is dropped (the analysis stage, or the writer it
+/// was forwarded to), its buffer goes back to the sender for reuse.
+pub struct Chunk {
+    events: Vec<Event>,
+    home: Arc<Shared>,
+}
+
+impl Chunk {
+    /// Splits off the events from `at` on, as `Vec::split_off` does.
+    pub fn split_off(&mut self, at: usize) -> Chunk {
+        Chunk {
+            events: self.events.split_off(at),
+            home: self.home.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for Chunk {
+    type Target = Vec<Event>;
+    fn deref(&self) -> &Vec<Event> {
+        &self.events
+    }
+}
+
+impl std::ops::DerefMut for Chunk {
+    fn deref_mut(&mut self) -> &mut Vec<Event> {
+        &mut self.events
+    }
+}
+
+impl<'a> IntoIterator for &'a Chunk {
+    type Item = &'a Event;
+    type IntoIter = std::slice::Iter<'a, Event>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.events.iter()
+    }
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.events.fmt(f)
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        self.home.recycle(std::mem::take(&mut self.events));
+    }
 }
 
 /// The sending half (the collector's drain).
@@ -36,11 +133,12 @@ pub struct Receiver {
     shared: Arc<Shared>,
 }
 
-/// A channel that holds at most `capacity` events, however they are chunked.
-pub fn channel(capacity: usize) -> (Sender, Receiver) {
+/// A channel that holds at most `capacity` events, however they are chunked; the sender's
+/// buffers are made for `chunk` events.
+pub fn channel(capacity: usize, chunk: usize) -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
-        waiting: AtomicUsize::new(0),
-        capacity,
+        budget: Budget::new(capacity),
+        chunk,
         spare: Mutex::new(Vec::new()),
     });
     let (tx, rx) = mpsc::unbounded_channel();
@@ -61,27 +159,18 @@ impl Sender {
         if chunk.is_empty() {
             return;
         }
-        let cap = self.shared.capacity;
-        let mut room = 0;
-        // The drain is the only sender in practice, but the bound holds with several.
-        let _ = self
-            .shared
-            .waiting
-            .fetch_update(Relaxed, Relaxed, |waiting| {
-                room = cap.saturating_sub(waiting).min(chunk.len());
-                (room > 0).then_some(waiting + room)
-            });
+        let room = self.shared.budget.take(chunk.len());
         if room == 0 {
             return;
         }
         let rest = if room < chunk.len() {
             chunk.split_off(room)
         } else {
-            self.buffer(chunk.capacity())
+            self.buffer()
         };
         let full = std::mem::replace(chunk, rest);
         if let Err(mpsc::error::SendError(mut back)) = self.tx.send(full) {
-            self.shared.waiting.fetch_sub(back.len(), Relaxed);
+            self.shared.budget.give(back.len());
             back.append(chunk);
             *chunk = back;
         }
@@ -92,36 +181,30 @@ impl Sender {
         self.tx.is_closed()
     }
 
-    fn buffer(&self, capacity: usize) -> Vec<Event> {
+    /// An empty buffer for the next chunk: a recycled one if any.
+    pub fn buffer(&self) -> Vec<Event> {
         let spare = self.shared.spare.lock().ok().and_then(|mut s| s.pop());
-        spare.unwrap_or_else(|| Vec::with_capacity(capacity))
+        spare.unwrap_or_else(|| Vec::with_capacity(self.shared.chunk))
     }
 }
 
 impl Receiver {
     /// The next chunk, or `None` once every sender is gone and the channel is empty.
-    pub async fn recv(&mut self) -> Option<Vec<Event>> {
+    pub async fn recv(&mut self) -> Option<Chunk> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     /// Polls for the next chunk; `cx`'s waker is woken when one is sent.
-    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<Event>>> {
-        let r = self.rx.poll_recv(cx);
-        if let Poll::Ready(Some(chunk)) = &r {
-            self.shared.waiting.fetch_sub(chunk.len(), Relaxed);
-        }
-        r
-    }
-
-    /// Gives an emptied chunk's buffer back to the sender for reuse.
-    pub fn recycle(&self, mut chunk: Vec<Event>) {
-        chunk.clear();
-        if chunk.capacity() > 0
-            && let Ok(mut s) = self.shared.spare.lock()
-            && s.len() < SPARES
-        {
-            s.push(chunk);
-        }
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Chunk>> {
+        self.rx.poll_recv(cx).map(|r| {
+            r.map(|events| {
+                self.shared.budget.give(events.len());
+                Chunk {
+                    events,
+                    home: self.shared.clone(),
+                }
+            })
+        })
     }
 }
 
@@ -146,9 +229,13 @@ mod tests {
         v.iter().map(|e| e.id).collect()
     }
 
+    fn next(rx: &mut Receiver) -> Poll<Option<Chunk>> {
+        rx.poll_recv(&mut Context::from_waker(std::task::Waker::noop()))
+    }
+
     #[test]
     fn the_bound_counts_events_not_chunks_and_what_does_not_fit_stays_with_the_sender() {
-        let (tx, mut rx) = channel(5);
+        let (tx, mut rx) = channel(5, 4);
         let mut chunk: Vec<Event> = (1..=3).map(ev).collect();
         tx.send(&mut chunk);
         assert!(chunk.is_empty(), "three of five fit");
@@ -156,51 +243,61 @@ mod tests {
         tx.send(&mut chunk);
         assert_eq!(ids(&chunk), [6, 7], "two fit, in order; the rest is left");
         chunk.clear();
-        let waker = std::task::Waker::noop();
-        let mut cx = Context::from_waker(waker);
-        let Poll::Ready(Some(a)) = rx.poll_recv(&mut cx) else {
+        let Poll::Ready(Some(a)) = next(&mut rx) else {
             panic!("a chunk waits")
         };
         assert_eq!(ids(&a), [1, 2, 3]);
-        rx.recycle(a);
+        drop(a);
         // Receiving freed three places.
         chunk.extend((8..=11).map(ev));
         tx.send(&mut chunk);
         assert_eq!(ids(&chunk), [11]);
         chunk.clear();
-        let Poll::Ready(Some(b)) = rx.poll_recv(&mut cx) else {
+        let Poll::Ready(Some(b)) = next(&mut rx) else {
             panic!("a chunk waits")
         };
-        let Poll::Ready(Some(c)) = rx.poll_recv(&mut cx) else {
+        let Poll::Ready(Some(c)) = next(&mut rx) else {
             panic!("a chunk waits")
         };
         assert_eq!((ids(&b), ids(&c)), (vec![4, 5], vec![8, 9, 10]));
-        assert!(rx.poll_recv(&mut cx).is_pending());
+        assert!(next(&mut rx).is_pending());
         drop(tx);
-        assert!(matches!(rx.poll_recv(&mut cx), Poll::Ready(None)));
+        assert!(matches!(next(&mut rx), Poll::Ready(None)));
     }
 
     #[test]
     fn a_closed_receiver_leaves_every_event_with_the_sender_and_frees_its_places() {
-        let (tx, rx) = channel(10);
+        let (tx, rx) = channel(10, 4);
         drop(rx);
         assert!(tx.is_closed());
         let mut chunk: Vec<Event> = (1..=4).map(ev).collect();
         tx.send(&mut chunk);
         assert_eq!(ids(&chunk), [1, 2, 3, 4]);
-        assert_eq!(tx.shared.waiting.load(Relaxed), 0);
+        assert_eq!(tx.shared.budget.waiting.load(Relaxed), 0);
     }
 
     #[test]
-    fn recycled_buffers_come_back_to_the_sender_empty() {
-        let (tx, mut rx) = channel(10);
-        let mut chunk = Vec::with_capacity(4);
-        chunk.push(ev(1));
+    fn a_dropped_chunk_gives_its_buffer_back_but_not_a_split_off_part() {
+        let (tx, mut rx) = channel(10, 4);
+        let mut chunk = tx.buffer();
+        chunk.extend((1..=4).map(ev));
         tx.send(&mut chunk);
-        let got = rx.rx.try_recv().expect("sent");
+        let Poll::Ready(Some(mut got)) = next(&mut rx) else {
+            panic!("sent")
+        };
         let ptr = got.as_ptr();
-        rx.recycle(got);
-        chunk.push(ev(2));
+        let tail = got.split_off(2);
+        assert_eq!((ids(&got), ids(&tail)), (vec![1, 2], vec![3, 4]));
+        // Dropped on another thread, as the writer does.
+        std::thread::spawn(move || drop((got, tail)))
+            .join()
+            .unwrap();
+        assert_eq!(
+            tx.shared.spare.lock().unwrap().len(),
+            1,
+            "only the full-size buffer"
+        );
+        chunk.push(ev(5));
         tx.send(&mut chunk);
         assert_eq!(
             chunk.as_ptr(),
