@@ -513,6 +513,7 @@ fn runs(
         out.extend(anomalies(found).rev());
     }
     if !batch.is_empty() {
+        batch.shrink();
         out.push(FeedItem::Events(batch));
     }
     out[from..].reverse();

@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 
 use super::Event;
 
-/// Emptied chunk buffers kept for reuse: the drain makes one per chunk, and a fresh 64 KiB
-/// buffer at every send (freed on another thread) is what made glibc consolidate its free
-/// lists at every drain before.
+/// Emptied chunk buffers kept for reuse: the drain needs one per chunk sent, and a fresh
+/// buffer (270 KiB at 1,024 events) at every send, freed on another thread, is the churn that
+/// made glibc consolidate its free lists at every drain when a 64 KiB one was made each time.
 const SPARES: usize = 8;
 
 /// A bound on the events in flight between two stages, shared by both ends: the sender takes
@@ -84,6 +84,16 @@ impl Chunk {
         Chunk {
             events: self.events.split_off(at),
             home: self.home.clone(),
+        }
+    }
+}
+
+impl Chunk {
+    /// Gives up most of an oversized buffer (the start of a chunk split before an anomaly),
+    /// so that a channel of chunks holds at most about twice its events' size.
+    pub fn shrink(&mut self) {
+        if self.events.len() * 2 < self.events.capacity() {
+            self.events.shrink_to_fit();
         }
     }
 }
@@ -163,12 +173,19 @@ impl Sender {
         if room == 0 {
             return;
         }
-        let rest = if room < chunk.len() {
-            chunk.split_off(room)
+        // A chunk less than half full goes as a copy of its own size and the buffer stays:
+        // the bound counts events, so buffers of the full size sent with a few events each
+        // (a quiet host drains a few per tick) would let a stalled stage hold far more memory
+        // than its events. This way a full channel holds at most twice their size.
+        let full = if room * 2 < chunk.capacity() {
+            chunk.drain(..room).collect()
+        } else if room < chunk.len() {
+            let rest = chunk.split_off(room);
+            std::mem::replace(chunk, rest)
         } else {
-            self.buffer()
+            let fresh = self.buffer();
+            std::mem::replace(chunk, fresh)
         };
-        let full = std::mem::replace(chunk, rest);
         if let Err(mpsc::error::SendError(mut back)) = self.tx.send(full) {
             self.shared.budget.give(back.len());
             back.append(chunk);
@@ -266,6 +283,28 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_under_half_full_goes_as_a_copy_of_its_size_and_the_buffer_stays() {
+        let (tx, mut rx) = channel(10, 8);
+        let mut chunk = tx.buffer();
+        let ptr = chunk.as_ptr();
+        chunk.extend((1..=3).map(ev));
+        tx.send(&mut chunk);
+        assert!(chunk.is_empty());
+        assert_eq!(chunk.as_ptr(), ptr, "the drain keeps its buffer");
+        let Poll::Ready(Some(got)) = next(&mut rx) else {
+            panic!("sent")
+        };
+        assert_eq!((ids(&got), got.capacity()), (vec![1, 2, 3], 3));
+        // Half full or more: the buffer itself goes.
+        chunk.extend((4..=7).map(ev));
+        tx.send(&mut chunk);
+        let Poll::Ready(Some(got)) = next(&mut rx) else {
+            panic!("sent")
+        };
+        assert_eq!((ids(&got), got.as_ptr()), (vec![4, 5, 6, 7], ptr));
+    }
+
+    #[test]
     fn a_closed_receiver_leaves_every_event_with_the_sender_and_frees_its_places() {
         let (tx, rx) = channel(10, 4);
         drop(rx);
@@ -297,7 +336,7 @@ mod tests {
             1,
             "only the full-size buffer"
         );
-        chunk.push(ev(5));
+        chunk.extend((5..=6).map(ev));
         tx.send(&mut chunk);
         assert_eq!(
             chunk.as_ptr(),
