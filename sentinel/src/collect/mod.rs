@@ -64,9 +64,7 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Loads and attaches the probes and starts draining into a bounded channel of
-    /// `channel_capacity` events. Must be called inside a tokio runtime.
-    /// Starts a collector as configured.
+    /// Starts a collector as configured (see [`Collector::start`]).
     pub fn start_with(cfg: &CollectConfig) -> Result<(Collector, handoff::Receiver), CollectError> {
         let opts = cfg.load_options().map_err(CollectError::Config)?;
         Collector::start(
@@ -76,6 +74,9 @@ impl Collector {
         )
     }
 
+    /// Loads and attaches the probes and starts draining into a channel that holds at most
+    /// `channel_capacity` events, handed over in chunks (`event::handoff`). Must be called
+    /// inside a tokio runtime.
     pub fn start(
         opts: &LoadOptions,
         drain_interval: std::time::Duration,
