@@ -406,7 +406,7 @@ pub fn spawn_analysis<A: Analyzer>(
             let mut lost_seen = 0u64;
             let mut held = SideHold::new(Duration::from_millis(500));
             loop {
-                // A chunk of events (up to the drain's 256) between looks at the clock and the
+                // A chunk of events (up to the drain's 1,024) between looks at the clock and the
                 // side channel. Polled once, never awaited: this thread also has to tick.
                 let (batch, closed) = match events.poll_recv(&mut cx) {
                     std::task::Poll::Ready(Some(chunk)) => (Some(chunk), false),
